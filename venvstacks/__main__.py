@@ -1,0 +1,3 @@
+from venvstacks.cli import main
+
+raise SystemExit(main())

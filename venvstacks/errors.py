@@ -1,0 +1,85 @@
+"""Errors a user can cause, and the one helper every subprocess goes through."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+class VenvStacksError(Exception):
+    """An error with a one-line message meant for the user (no traceback is shown)."""
+
+    exit_code = 1
+
+
+class SpecError(VenvStacksError):
+    """The stack file is invalid. Names the file, the layer and the field at fault."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path, layer: str | None, field: str | None, message: str) -> None:
+        where = [path.name]
+        if layer:
+            where.append(f"layer {layer!r}")
+        if field:
+            where.append(f"field {field!r}")
+        super().__init__(f"{': '.join(where)}: {message}")
+        self.path = path
+        self.layer = layer
+        self.field = field
+
+
+class CommandError(VenvStacksError):
+    """An external tool failed; carries the command, its exit code and its own message."""
+
+    def __init__(self, what: str, cmd: Sequence[str], returncode: int, output: str) -> None:
+        tail = _last_meaningful_lines(output)
+        super().__init__(f"{what} failed (exit {returncode}): {tail}")
+        self.cmd = list(cmd)
+        self.returncode = returncode
+        self.output = output
+
+
+def _last_meaningful_lines(output: str, limit: int = 6) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    # uv prints the real cause on its last lines; earlier ones are progress noise.
+    return " | ".join(lines[-limit:]) if lines else "(no output)"
+
+
+def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for external tools: uv must never fetch a Python by itself."""
+    env = dict(os.environ)
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONPATH", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    what: str,
+    cmd: Sequence[str | Path],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run a command, capture its output, raise CommandError on failure."""
+    args = [str(c) for c in cmd]
+    try:
+        proc = subprocess.run(
+            args,
+            cwd=cwd,
+            env=tool_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise CommandError(what, args, -1, str(exc)) from None
+    if proc.returncode != 0:
+        raise CommandError(what, args, proc.returncode, proc.stdout)
+    return proc.stdout

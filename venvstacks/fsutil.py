@@ -1,0 +1,68 @@
+"""Small filesystem helpers: atomic writes and content hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write text atomically, but only when it differs; returns whether it was written.
+
+    Leaving an unchanged file untouched keeps its mtime, so doit's checksum check stays
+    cheap and nothing above it wakes up.
+    """
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, text)
+    return True
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside the target and rename it into place last."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_tree(path: Path) -> str:
+    """Hash a file or a package folder by relative names and contents (no mtimes)."""
+    if path.is_file():
+        return "sha256:" + sha256_file(path)
+    h = hashlib.sha256()
+    for item in sorted(path.rglob("*")):
+        rel = item.relative_to(path)
+        if "__pycache__" in rel.parts or item.suffix == ".pyc" or not item.is_file():
+            continue
+        h.update(rel.as_posix().encode() + b"\0")
+        h.update(sha256_file(item).encode() + b"\0")
+    return "sha256:" + h.hexdigest()
