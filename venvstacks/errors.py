@@ -83,3 +83,10 @@ def run(
     if proc.returncode != 0:
         raise CommandError(what, args, proc.returncode, proc.stdout)
     return proc.stdout
+
+
+def uv_bin() -> str:
+    """The uv executable installed with this package (never a different one on PATH)."""
+    from uv import find_uv_bin
+
+    return str(find_uv_bin())
