@@ -1,0 +1,147 @@
+"""Creating layer environments and installing their locked packages.
+
+A layer folder is complete only when its `installed.json` manifest exists: the manifest is
+deleted before any change and written (atomically) last, so a killed install never looks
+done. The manifest holds only what follows from the inputs, so an identical reinstall does
+not wake the tasks above it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from venvstacks import pylock
+from venvstacks.errors import VenvStacksError, run, uv_bin
+from venvstacks.fsutil import dump_json, write_atomic
+from venvstacks.locking import read_lock
+from venvstacks.runtimes import Runtime, install_runtime
+
+STATE_DIR = Path("share/venv/metadata/build-state")
+INSTALLED = STATE_DIR / "installed.json"
+ENV_IDENTITY = STATE_DIR / "env.json"
+
+
+def site_packages(py_version: str) -> Path:
+    major_minor = ".".join(py_version.split(".")[:2])
+    return Path("lib") / f"python{major_minor}" / "site-packages"
+
+
+def install_runtime_layer(
+    runtime: Runtime, env_dir: Path, lock_path: Path, log: Callable[[str], None]
+) -> None:
+    """Unpack the runtime into its layer folder (if needed) and sync its own packages."""
+    identity = {"kind": "runtime", "runtime": runtime.identity()}
+    _start(env_dir)
+    if not _identity_matches(env_dir, identity):
+        _discard(env_dir)
+        log(f"unpacking {runtime.implementation} {runtime.version} into {env_dir.name}")
+        install_runtime(runtime, env_dir)
+        write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
+    python = env_dir / "bin" / "python3"
+    _sync(python, lock_path, env_dir.name, system=True)
+    _finish(env_dir, identity, lock_path)
+
+
+def install_venv_layer(
+    runtime: Runtime, runtime_dir: Path, env_dir: Path, lock_path: Path, log: Callable[[str], None]
+) -> None:
+    """Create (or reuse) the layer's venv on its runtime, then sync it to its lock."""
+    identity = {"kind": "venv", "runtime": runtime.identity(), "runtime_dir": runtime_dir.name}
+    _start(env_dir)
+    if not _identity_matches(env_dir, identity):
+        _discard(env_dir)
+        log(f"creating the virtual environment for {env_dir.name}")
+        _create_venv(runtime_dir / "bin" / "python3", env_dir, runtime.version)
+        write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
+    _sync(env_dir / "bin" / "python", lock_path, env_dir.name, system=False)
+    _remove_scripts(env_dir)
+    _finish(env_dir, identity, lock_path)
+
+
+def _start(env_dir: Path) -> None:
+    # From here until _finish the layer does not count as installed.
+    (env_dir / INSTALLED).unlink(missing_ok=True)
+
+
+def _finish(env_dir: Path, identity: Mapping[str, Any], lock_path: Path) -> None:
+    lock = read_lock(lock_path)
+    manifest = {
+        **identity,
+        "requirements_hash": pylock.requirements_hash(lock),
+        "packages": [
+            f"{name}=={version}" for name, (version, _) in sorted(pylock.package_pins(lock).items())
+        ],
+    }
+    write_atomic(env_dir / INSTALLED, dump_json(manifest))
+
+
+def _identity_matches(env_dir: Path, identity: Mapping[str, Any]) -> bool:
+    import json
+
+    try:
+        return bool(json.loads((env_dir / ENV_IDENTITY).read_text()) == json.loads(dump_json(identity)))
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def _discard(env_dir: Path) -> None:
+    """Move an old layer folder aside first, so a half-deleted tree is never mistaken for it."""
+    if not env_dir.exists() and not env_dir.is_symlink():
+        return
+    trash = env_dir.with_name(f".trash-{env_dir.name}-{uuid.uuid4().hex[:8]}")
+    os.replace(env_dir, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _create_venv(base_python: Path, env_dir: Path, py_version: str) -> None:
+    tmp = env_dir.with_name(f".tmp-{env_dir.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        run(
+            f"creating venv {env_dir.name}",
+            [base_python, "-Im", "venv", "--without-pip", "--symlinks", tmp],
+        )
+        _relative_python_links(tmp, base_python, py_version)
+        # pyvenv.cfg names no path of the temp folder, so renaming it is safe.
+        os.replace(tmp, env_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) -> None:
+    """Point bin/python at the runtime with a relative link, as the deployed layout does."""
+    bindir = env_dir / "bin"
+    major_minor = ".".join(py_version.split(".")[:2])
+    target = os.path.relpath(base_python, bindir)
+    for name in ("python", "python3", f"python{major_minor}"):
+        (bindir / name).unlink(missing_ok=True)
+    (bindir / "python").symlink_to(target)
+    (bindir / "python3").symlink_to("python")
+    (bindir / f"python{major_minor}").symlink_to("python")
+
+
+def _sync(python: Path, lock_path: Path, layer: str, *, system: bool) -> None:
+    cmd: list[str | Path] = [
+        uv_bin(), "pip", "sync", lock_path, "--python", python,
+        "--no-config", "--preview-features", "pylock", "--quiet",
+    ]  # fmt: skip
+    if system:
+        cmd.append("--break-system-packages")
+    try:
+        run(f"installing packages into {layer} (uv pip sync)", cmd)
+    except VenvStacksError as exc:
+        raise VenvStacksError(f"layer {layer!r}: {exc}") from None
+
+
+def _remove_scripts(env_dir: Path) -> None:
+    """Drop entry-point and activate scripts: their absolute shebangs cannot be relocated."""
+    for item in (env_dir / "bin").iterdir():
+        if not item.name.startswith("python"):
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
