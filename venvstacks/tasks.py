@@ -1,0 +1,262 @@
+"""The doit task graph of a stack: the whole build, readable in one sitting.
+
+Per layer (build names as in the stack file's layers):
+
+  runtime:<rt>      fetch the runtime into the shared runtime cache
+  lock:<layer>      lock with uv against the pins of every lower layer
+  install:<layer>   create the environment and sync it to the lock
+  build:<layer>     wire it to the layers below (sitecustomize, layer config, app modules)
+
+Task functions return plain dicts; every action is a module-level function taking a
+frozen `Settings`, so the graph also works with doit's process runner where it can.
+Each target is a small manifest written last, holding only what follows from the task's
+inputs: an identical rerun leaves its dependants asleep.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doit.tools import config_changed
+
+from venvstacks import envs, linking, locking
+from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.graph import lower_layers
+from venvstacks.locking import LockOptions
+from venvstacks.runtimes import Runtime, RuntimeOptions, ensure_runtime
+from venvstacks.spec import LayerKind, LayerSpec, StackSpec
+
+TaskDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: StackSpec
+    build_dir: Path
+    runtimes: RuntimeOptions
+    lock: LockOptions = field(default_factory=LockOptions)
+
+    def env_dir(self, layer: LayerSpec) -> Path:
+        return self.build_dir / layer.env_name
+
+    def runtime_state(self, layer: LayerSpec) -> Path:
+        """The manifest of the runtime a layer runs on (what `runtime:<rt>` produces)."""
+        name = layer.env_name if layer.kind is LayerKind.RUNTIME else str(layer.runtime)
+        return self.build_dir / ".runtimes" / f"{name}.json"
+
+    def runtime_layer(self, layer: LayerSpec) -> LayerSpec:
+        return layer if layer.runtime is None else self.stack.layer(layer.runtime)
+
+    @property
+    def doit_db(self) -> Path:
+        return self.build_dir / ".venvstacks-doit.sqlite3"
+
+
+def host_platform() -> str:
+    machine = platform.machine().lower()
+    arch = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}.get(
+        machine, machine
+    )
+    if sys.platform == "darwin":
+        return "macosx_arm64" if arch == "aarch64" else "macosx_x86_64"
+    if sys.platform == "win32":
+        return "win_arm64" if arch == "aarch64" else "win_amd64"
+    return f"linux_{arch}"
+
+
+def lockable(settings: Settings) -> list[LayerSpec]:
+    return [layer for layer in settings.stack.layers if layer.enabled]
+
+
+def buildable(settings: Settings) -> list[LayerSpec]:
+    """Layers that can be built on this machine (locks cover every platform; builds do not)."""
+    host = host_platform()
+    return [layer for layer in lockable(settings) if host in layer.platforms]
+
+
+# --- actions (module level, so they pickle) ---------------------------------------------
+
+
+def log(message: str) -> None:
+    # stderr: doit captures task stdout at the default verbosity, and these lines matter.
+    print(f"   {message}", file=sys.stderr, flush=True)
+
+
+def runtime_for(settings: Settings, layer: LayerSpec) -> Runtime:
+    return ensure_runtime(settings.runtime_layer(layer).python_implementation, settings.runtimes, log)
+
+
+def fetch_runtime(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    write_if_changed(settings.runtime_state(layer), dump_json(runtime_for(settings, layer).identity()))
+
+
+def lock(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    runtime = runtime_for(settings, layer)
+    changed = locking.lock_layer(
+        settings.stack, layer, runtime.python_dir / "bin" / "python3", settings.lock, log
+    )
+    log(f"{locking.lock_files(settings.stack, layer).pylock.name} {'updated' if changed else 'unchanged'}")
+
+
+def install(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    runtime = runtime_for(settings, layer)
+    pylock = locking.lock_files(settings.stack, layer).pylock
+    if layer.kind is LayerKind.RUNTIME:
+        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, log)
+    else:
+        runtime_dir = settings.env_dir(settings.runtime_layer(layer))
+        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, log)
+
+
+def link(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    linking.link_layer(link_plan(settings, layer))
+
+
+def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
+    import json
+
+    version = json.loads(settings.runtime_state(layer).read_text())["version"]
+
+    def peer(lower: LayerSpec) -> linking.Peer:
+        return linking.Peer(settings.env_dir(lower), locking.deployed_name(settings.stack, lower))
+
+    runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
+    frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
+    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks)
+
+
+# --- task creators ------------------------------------------------------------------------
+
+
+def runtime_tasks(settings: Settings) -> Iterator[TaskDict]:
+    for layer in lockable(settings):
+        if layer.kind is not LayerKind.RUNTIME:
+            continue
+        source = {
+            "request": layer.python_implementation,
+            **_runtime_options_digest(settings.runtimes),
+        }
+        yield {
+            "name": layer.env_name,
+            "doc": f"fetch {layer.python_implementation} for {layer.env_name} into the runtime cache",
+            "actions": [(fetch_runtime, [settings, layer.env_name])],
+            "targets": [settings.runtime_state(layer)],
+            "uptodate": [config_changed(source)],
+            "clean": True,
+        }
+
+
+def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
+    stack = settings.stack
+    for layer in lockable(settings):
+        files = locking.lock_files(stack, layer)
+        lowers = lower_layers(stack, layer)
+        yield {
+            "name": layer.env_name,
+            "doc": f"lock {layer.env_name} with uv ({', '.join(layer.platforms)})",
+            "actions": [(lock, [settings, layer.env_name])],
+            "file_dep": [locking.lock_files(stack, lower).pylock for lower in lowers],
+            "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
+            "targets": [files.pylock, files.meta],
+            "uptodate": [config_changed(_lock_inputs(settings, layer))],
+        }
+
+
+def install_tasks(settings: Settings) -> Iterator[TaskDict]:
+    for layer in buildable(settings):
+        runtime = settings.runtime_layer(layer)
+        yield {
+            "name": layer.env_name,
+            "doc": f"create {layer.env_name} and install its locked packages",
+            "actions": [(install, [settings, layer.env_name])],
+            "file_dep": [
+                locking.lock_files(settings.stack, layer).pylock,
+                settings.runtime_state(layer),
+            ],
+            "task_dep": [] if runtime is layer else [f"install:{runtime.env_name}"],
+            "targets": [settings.env_dir(layer) / envs.INSTALLED],
+        }
+
+
+def build_tasks(settings: Settings) -> Iterator[TaskDict]:
+    stack = settings.stack
+    for layer in buildable(settings):
+        lowers = lower_layers(stack, layer)
+        versioned_metas = [locking.lock_files(stack, lower).meta for lower in lowers if lower.versioned]
+        yield {
+            "name": layer.env_name,
+            "doc": f"build {layer.env_name}: wire it to its lower layers"
+            + (" and copy its launch modules" if layer.launch_module else ""),
+            "actions": [(link, [settings, layer.env_name])],
+            "file_dep": [
+                settings.env_dir(layer) / envs.INSTALLED,
+                *versioned_metas,
+                *_module_files(layer),
+            ],
+            "task_dep": [f"build:{lower.env_name}" for lower in lowers],
+            "targets": [settings.env_dir(layer) / linking.LINKED],
+            "uptodate": [config_changed(_link_inputs(settings, layer))],
+        }
+
+
+def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
+    return {
+        "requirements": layer.requirements,
+        "platforms": layer.platforms,
+        "python": layer.python_implementation,
+        "linux_target": layer.linux_target,
+        "macosx_target": layer.macosx_target,
+        "package_indexes": layer.package_indexes,
+        "priority_indexes": layer.priority_indexes,
+        "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
+        "versioned": layer.versioned,
+        "uv": dict(settings.stack.uv_config),
+        "options": {
+            k: [str(x) for x in v] if isinstance(v, tuple) else v for k, v in asdict(settings.lock).items()
+        },
+    }
+
+
+def _link_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
+    return {
+        "build_dir": str(settings.build_dir),
+        "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
+        "modules": [str(m) for m in (layer.launch_module, *layer.support_modules) if m],
+    }
+
+
+def _runtime_options_digest(options: RuntimeOptions) -> dict[str, Any]:
+    return {
+        "policy": options.policy,
+        "mirror": options.mirror or "",
+        "archives": dict(options.archives),
+    }
+
+
+def _module_files(layer: LayerSpec) -> list[Path]:
+    files: list[Path] = []
+    for module in (layer.launch_module, *layer.support_modules):
+        if module is None:
+            continue
+        if module.is_file():
+            files.append(module)
+        else:
+            files += sorted(p for p in module.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return files
+
+
+CREATORS: dict[str, Callable[[Settings], Iterator[TaskDict]]] = {
+    "runtime": runtime_tasks,
+    "lock": lock_tasks,
+    "install": install_tasks,
+    "build": build_tasks,
+}
