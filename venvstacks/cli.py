@@ -96,9 +96,12 @@ def build(inv: Invocation) -> int:
     host = buildable(inv.settings)
     tasks = [f"build:{layer.env_name}" for layer in inv.selected if layer in host]
     for layer in inv.selected:
-        if layer not in host:
-            why = "disabled (platforms = [])" if not layer.enabled else f"not built for {host_platform()}"
-            print(f"skipping {layer.env_name}: {why}", file=sys.stderr)
+        if not layer.enabled:
+            print(f"skipping {layer.env_name}: disabled (platforms = [])", file=sys.stderr)
+        elif layer not in host:
+            # Locks cover every platform; builds only this machine's.
+            print(f"locking only {layer.env_name}: not built for {host_platform()}", file=sys.stderr)
+            tasks.append(f"lock:{layer.env_name}")
     return run_tasks(inv, tasks)
 
 
@@ -106,10 +109,10 @@ def run_tasks(inv: Invocation, tasks: list[str]) -> int:
     if not tasks:
         print("nothing to do: no selected layer applies here", file=sys.stderr)
         return 0
-    argv = [*tasks, "-n", str(inv.args.jobs)] if inv.args.jobs > 1 else tasks
+    options = ["-n", str(inv.args.jobs)] if inv.args.jobs > 1 else []
     if inv.args.verbose:
-        argv = [*argv, "-v", "2"]
-    check_ok(run_doit(inv.settings, argv))
+        options += ["-v", "2"]
+    check_ok(run_doit(inv.settings, [*options, *tasks]))
     return 0
 
 

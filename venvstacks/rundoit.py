@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
@@ -30,8 +31,9 @@ def doit_config(settings: Settings) -> dict[str, Any]:
         # threads: our actions wait on subprocesses, and closures cannot pickle for spawn.
         "par_type": "thread",
         "reporter": ProgressReporter,
-        "default_tasks": ["build"],
+        "default_tasks": ["lock", "build"],
         "check_file_uptodate": "md5",
+        "subtasks": True,  # `doit list` shows every layer task, not just the groups
     }
 
 
@@ -111,6 +113,14 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
         start = self._started.pop(task.name, None)
         if start is not None:
             self.write(f"ok {task.name} ({time.perf_counter() - start:.1f}s)\n")
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        self._started.pop(task.name, None)
+        if isinstance(fail, TaskFailed):
+            # Our actions fail with a one-line message meant for the user: no traceback.
+            self.write(f"FAILED {task.name}: {fail.message}\n")
+        else:
+            super().add_failure(task, fail)
 
     def skip_uptodate(self, task: Any) -> None:
         if task.actions:

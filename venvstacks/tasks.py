@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from venvstacks import envs, linking, locking
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.graph import lower_layers
 from venvstacks.locking import LockOptions
@@ -80,6 +82,15 @@ def buildable(settings: Settings) -> list[LayerSpec]:
 
 
 # --- actions (module level, so they pickle) ---------------------------------------------
+
+
+def act(action: Callable[[Settings, str], None], settings: Settings, name: str) -> TaskFailed | None:
+    """Run an action; a user-caused error becomes a one-line task failure, not a traceback."""
+    try:
+        action(settings, name)
+    except VenvStacksError as exc:
+        return TaskFailed(str(exc))
+    return None
 
 
 def log(message: str) -> None:
@@ -148,7 +159,7 @@ def runtime_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"fetch {layer.python_implementation} for {layer.env_name} into the runtime cache",
-            "actions": [(fetch_runtime, [settings, layer.env_name])],
+            "actions": [(act, [fetch_runtime, settings, layer.env_name])],
             "targets": [settings.runtime_state(layer)],
             "uptodate": [config_changed(source)],
             "clean": True,
@@ -163,7 +174,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"lock {layer.env_name} with uv ({', '.join(layer.platforms)})",
-            "actions": [(lock, [settings, layer.env_name])],
+            "actions": [(act, [lock, settings, layer.env_name])],
             "file_dep": [locking.lock_files(stack, lower).pylock for lower in lowers],
             "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
             "targets": [files.pylock, files.meta],
@@ -177,7 +188,7 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"create {layer.env_name} and install its locked packages",
-            "actions": [(install, [settings, layer.env_name])],
+            "actions": [(act, [install, settings, layer.env_name])],
             "file_dep": [
                 locking.lock_files(settings.stack, layer).pylock,
                 settings.runtime_state(layer),
@@ -196,7 +207,7 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
             "name": layer.env_name,
             "doc": f"build {layer.env_name}: wire it to its lower layers"
             + (" and copy its launch modules" if layer.launch_module else ""),
-            "actions": [(link, [settings, layer.env_name])],
+            "actions": [(act, [link, settings, layer.env_name])],
             "file_dep": [
                 settings.env_dir(layer) / envs.INSTALLED,
                 *versioned_metas,
