@@ -7,10 +7,11 @@ with one line naming the file, the layer and the field.
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -135,14 +136,33 @@ def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSp
     """Read, parse and validate a stack file."""
     path = path.expanduser().resolve()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = _read_toml(path)
     except FileNotFoundError:
         raise SpecError(
             path, None, None, "stack file not found; pass the path to a venvstacks.toml"
         ) from None
+    return parse_stack(path, data, warn or _stderr_warning)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's contents; every way it can be unreadable is a SpecError but not-found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise SpecError(path, None, None, "is a folder; pass the path to a venvstacks.toml") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SpecError(
+            path, None, None, f"cannot be read ({reason}); check the path and permissions"
+        ) from None
+    except UnicodeDecodeError:
+        raise SpecError(path, None, None, "is not UTF-8 text; save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(path, None, None, f"not valid TOML ({exc}); fix the syntax") from None
-    return parse_stack(path, data, warn or _stderr_warning)
 
 
 def _stderr_warning(message: str) -> None:
@@ -156,10 +176,15 @@ def parse_stack(path: Path, data: Mapping[str, Any], warn: Callable[[str], None]
             path,
             None,
             unknown[0],
-            "unknown top-level key; expected [[runtimes]], [[frameworks]], [[applications]] or [tool.uv]",
+            "unknown top-level key"
+            + _did_you_mean(unknown[0], TOP_LEVEL)
+            + "; expected [[runtimes]], [[frameworks]], [[applications]] or [tool.uv]",
         )
     uv_config = _uv_config(path, data)
     parser = _Parser(path, uv_config, warn)
+    frameworks = data.get(LayerKind.FRAMEWORK.value)
+    if isinstance(frameworks, list):
+        parser.framework_names = {t.get("name") for t in frameworks if isinstance(t, dict)}
     for kind in LayerKind:
         tables = data.get(kind.value, [])
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
@@ -183,10 +208,7 @@ def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
     # As upstream: a venvstacks.uv.toml beside the stack file is used only without [tool.uv].
     side_file = path.parent / "venvstacks.uv.toml"
     if side_file.exists():
-        try:
-            return dict(tomllib.loads(side_file.read_text(encoding="utf-8")))
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(side_file, None, None, f"not valid TOML ({exc}); fix the syntax") from None
+        return _read_toml(side_file)
     return {}
 
 
@@ -196,19 +218,28 @@ class _Parser:
         self.warn = warn
         self.layers: list[LayerSpec] = []
         self.by_name: dict[tuple[LayerKind, str], LayerSpec] = {}
+        self.framework_names: set[Any] = set()  # every [[frameworks]] name in the file
         indexes = uv_config.get("index", [])
-        self.index_names = {i.get("name") for i in indexes if isinstance(i, dict)}
+        if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
+            raise SpecError(path, None, "tool.uv.index", "must be an array of tables ([[tool.uv.index]])")
+        self.index_names = {i.get("name") for i in indexes}
 
     def fail(self, layer: str | None, field: str | None, message: str) -> SpecError:
         return SpecError(self.path, layer, field, message)
 
     def add(self, kind: LayerKind, index: int, table: dict[str, Any]) -> None:
-        label = str(table.get("name") or f"{kind.value}[{index}]")
+        # Errors name the layer as every other message does (its build name) once it has one.
+        raw_name = table.get("name")
+        label = kind.prefix + raw_name if isinstance(raw_name, str) and raw_name else f"{kind.value}[{index}]"
         fields = self._check_fields(kind, label, table)
         name = self._name(kind, label, fields)
         env_name = kind.prefix + name
         if (kind, name) in self.by_name:
-            raise self.fail(env_name, "name", f"duplicate {kind.value[:-1]} name; layer names must be unique")
+            raise self.fail(
+                env_name,
+                "name",
+                f"duplicate {kind.value[:-1]} name; layer names must be unique, rename one of them",
+            )
         layer = self._build(kind, name, env_name, fields)
         self.layers.append(layer)
         self.by_name[(kind, name)] = layer
@@ -223,18 +254,33 @@ class _Parser:
                 )
                 continue
             if key not in allowed:
+                owners = [k.value for k in LayerKind if key in KIND_FIELDS[k]]
+                if owners:
+                    only = " or ".join(f"[[{o}]]" for o in owners)
+                    raise self.fail(label, key, f"is only valid for {only}; remove it from this layer")
                 expected = ", ".join(sorted(allowed))
                 raise self.fail(
-                    label, key, f"unknown field for [[{kind.value}]]; expected one of: {expected}"
+                    label,
+                    key,
+                    f"unknown field for [[{kind.value}]]{_did_you_mean(key, allowed)}; "
+                    f"expected one of: {expected}",
                 )
             expected_type = allowed[key]
             if not isinstance(value, expected_type):
                 raise self.fail(
                     label,
                     key,
-                    f"must be a {_type_name(expected_type)}, not {_type_name(type(value))}",
+                    f"must be a {_type_name(expected_type)}, not {_type_name(type(value))}; "
+                    f"write it like {key} = {_EXAMPLES[expected_type]}",
                 )
             fields[key] = value
+        if "fully_versioned_name" in fields and "python_implementation" in fields:
+            # As upstream: two spellings of one field is a mistake, not a preference.
+            raise self.fail(
+                label,
+                "fully_versioned_name",
+                "is the deprecated spelling of 'python_implementation', which is also set; remove it",
+            )
         if "fully_versioned_name" in fields:
             self.warn(
                 f"{self.path.name}: layer {label!r}: field 'fully_versioned_name' is deprecated: "
@@ -293,7 +339,7 @@ class _Parser:
     def _strings(self, layer: str, field: str, values: list[Any]) -> tuple[str, ...]:
         for value in values:
             if not isinstance(value, str):
-                raise self.fail(layer, field, f"every entry must be a string, got {value!r}")
+                raise self.fail(layer, field, f"every entry must be a string, got {value!r}; quote it")
         return tuple(values)
 
     def _requirements(self, layer: str, values: list[Any]) -> tuple[str, ...]:
@@ -352,15 +398,16 @@ class _Parser:
         names = self._strings(layer, "frameworks", f["frameworks"])
         if not names:
             raise self.fail(layer, "frameworks", "must list at least one framework (or use 'runtime')")
+        repeated = sorted({fw for fw in names if names.count(fw) > 1})
+        if repeated:
+            raise self.fail(
+                layer, "frameworks", f"framework {repeated[0]!r} is listed more than once; list it once"
+            )
         declared: list[LayerSpec] = []
         for fw in names:
             spec = self.by_name.get((LayerKind.FRAMEWORK, fw))
             if spec is None:
-                raise self.fail(
-                    layer,
-                    "frameworks",
-                    f"unknown framework {fw!r}; frameworks must be defined above the layers that use them",
-                )
+                raise self.fail(layer, "frameworks", self._unknown_framework(layer, fw))
             declared.append(spec)
         runtimes = {d.runtime for d in declared}
         if len(runtimes) > 1:
@@ -383,6 +430,18 @@ class _Parser:
         runtime_env = declared[0].runtime
         runtime_name = self.layer_by_env(str(runtime_env)).name
         return runtime_name, tuple(d.env_name for d in declared), tuple(order)
+
+    def _unknown_framework(self, layer: str, fw: str) -> str:
+        rule = "frameworks must be defined above the layers that use them"
+        if layer == LayerKind.FRAMEWORK.prefix + fw:
+            return f"unknown framework {fw!r}: a framework cannot list itself; {rule}"
+        if fw in self.framework_names:
+            # Upstream reports this as plain "unknown framework"; saying where it is helps more.
+            return f"unknown framework {fw!r} (it is defined further down); {rule}: move its table up"
+        bare = fw.removeprefix(LayerKind.FRAMEWORK.prefix)
+        if bare != fw and bare in self.framework_names:
+            return f"unknown framework {fw!r} (did you mean {bare!r}?); list frameworks without the prefix"
+        return f"unknown framework {fw!r}; {rule}"
 
     def _platforms(self, layer: str, f: dict[str, Any], lower: list[LayerSpec]) -> tuple[str, ...]:
         available = set(ALL_PLATFORMS)
@@ -510,6 +569,19 @@ class _Parser:
         if path.is_dir() and not (path / "__init__.py").exists() and not (path / "__main__.py").exists():
             raise self.fail(layer, field, f"{value!r} is a folder without __init__.py or __main__.py")
         return path
+
+
+def _did_you_mean(key: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_EXAMPLES: dict[type, str] = {
+    str: '"..."',
+    list: '["..."]',
+    dict: '{ key = "value" }',
+    bool: "true",
+}
 
 
 def _type_name(t: type) -> str:
