@@ -1,0 +1,95 @@
+"""A stack file becomes a working stack: lock, build, and the app runs from its layer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.stacks import Stack
+
+DODO = Path(__file__).parents[1] / "dodo.py"
+
+
+def test_three_layer_stack_builds_and_app_runs(stack: Stack) -> None:
+    run = stack.build()
+    assert {"lock:app-hello", "install:app-hello", "build:app-hello"} <= run.ran
+
+    output = stack.run_app()
+    framework_site = stack.build_dir / "framework-web" / "lib" / "python3.11" / "site-packages"
+    app_site = stack.build_dir / "app-hello" / "lib" / "python3.11" / "site-packages"
+    assert f"idna from {framework_site / 'idna' / '__init__.py'}" in output
+    assert f"attrs from {app_site / 'attrs' / '__init__.py'}" in output
+    assert "hello from the app layer" in output
+    # idna is shared: installed once, in the framework, not again in the app layer
+    assert not list(app_site.glob("idna*"))
+    assert list(framework_site.glob("idna-*.dist-info"))
+
+
+def test_lock_files_and_metadata(stack: Stack) -> None:
+    stack.venvstacks("lock", str(stack.spec))
+    req = stack.root / "requirements" / "app-hello"
+    lock = (req / "pylock.app-hello.toml").read_text()
+    assert "sys_platform == 'from_lower_layer'" in lock  # idna, provided by framework-web
+    assert 'requires-python = "==3.11.*"' in lock
+    meta = json.loads((req / "pylock.app-hello.meta.json").read_text())
+    assert meta["lock_version"] == 1
+    for key in ("requirements_hash", "lock_input_hash", "other_inputs_hash", "locked_at"):
+        assert meta[key]
+    summary = (req / "packages-app-hello.txt").read_text()
+    assert "attrs==" in summary and "(from framework-web)" in summary
+    # relocking without changes rewrites nothing
+    before = {p.name: p.stat().st_mtime_ns for p in req.iterdir()}
+    stack.venvstacks("lock", str(stack.spec))
+    assert before == {p.name: p.stat().st_mtime_ns for p in req.iterdir()}
+
+
+def _pinned(stack: Stack, name: str) -> str:
+    import tomllib
+
+    lock = stack.root / "requirements" / "app-hello" / "pylock.app-hello.toml"
+    packages = tomllib.loads(lock.read_text())["packages"]
+    return str(next(p["version"] for p in packages if p["name"] == name))
+
+
+def test_existing_pins_are_kept_unless_upgrade_is_asked(stack: Stack) -> None:
+    stack.app_requirements = ["attrs<26"]
+    stack.write()
+    stack.venvstacks("lock", str(stack.spec))
+    old = _pinned(stack, "attrs")
+    assert not old.startswith("26")
+    stack.app_requirements = ["attrs"]
+    stack.write()
+    stack.venvstacks("lock", str(stack.spec))
+    assert _pinned(stack, "attrs") == old
+    stack.venvstacks("lock", str(stack.spec), "--upgrade-package", "attrs")
+    assert _pinned(stack, "attrs") != old
+
+
+def test_show_json_lists_layers_and_dependencies(stack: Stack) -> None:
+    run = stack.venvstacks("show", str(stack.spec), "--json")
+    data = json.loads(run.out)
+    assert [e["name"] for e in data["runtimes"]] == ["cpython-3.11"]
+    app = data["applications"][0]
+    assert app["name"] == "app-hello"
+    assert app["dependencies"] == ["framework-web", "cpython-3.11"]
+    assert app["has_valid_lock"] is False
+    stack.venvstacks("lock", str(stack.spec))
+    data = json.loads(stack.venvstacks("show", str(stack.spec), "--json").out)
+    assert data["applications"][0]["has_valid_lock"] is True
+
+
+def test_doit_lists_one_task_per_layer_step(stack: Stack) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "doit", "-f", str(DODO), "list", f"stack={stack.spec}"],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    docs = dict(line.split(None, 1) for line in proc.stdout.splitlines() if line.strip())
+    for kind in ("lock", "build"):
+        for layer in ("cpython-3.11", "framework-web", "app-hello"):
+            assert layer in docs[f"{kind}:{layer}"]
+    assert "runtime:cpython-3.11" in docs

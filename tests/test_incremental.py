@@ -1,0 +1,107 @@
+"""The incremental contract (DESIGN.md): each change reruns exactly these tasks, nothing else."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.support.stacks import Stack
+
+APP = {"lock:app-hello", "install:app-hello", "build:app-hello"}
+FRAMEWORK = {"lock:framework-web", "install:framework-web", "build:framework-web"}
+RUNTIME = {"runtime:cpython-3.11", "lock:cpython-3.11", "install:cpython-3.11", "build:cpython-3.11"}
+
+
+@pytest.fixture
+def built(stack: Stack) -> Stack:
+    first = stack.build()
+    assert first.ran == RUNTIME | FRAMEWORK | APP
+    return stack
+
+
+def test_nothing_changed_runs_nothing(built: Stack) -> None:
+    run = built.build()
+    assert run.ran == set()
+    assert run.up_to_date == RUNTIME | FRAMEWORK | APP
+
+
+def test_app_requirements_rerun_only_that_app(built: Stack) -> None:
+    built.app_requirements = ["attrs", "idna", "six"]
+    built.write()
+    assert built.build().ran == APP
+    assert "six" in (built.root / "requirements/app-hello/pylock.app-hello.toml").read_text()
+
+
+def test_launch_or_support_module_rewires_without_relock(built: Stack) -> None:
+    built.greeting = "changed greeting"
+    built.write()
+    assert built.build().ran == {"build:app-hello"}
+    assert "changed greeting" in built.run_app()
+
+
+def test_framework_requirements_relock_upper_but_rebuild_only_changed_locks(built: Stack) -> None:
+    app_lock = built.root / "requirements/app-hello/pylock.app-hello.toml"
+    before = app_lock.read_bytes()
+    built.framework_requirements = ["idna", "six"]
+    built.write()
+    run = built.build()
+    # the app relocks against the new framework pins, but its own lock is unchanged,
+    # so it is neither reinstalled nor rewired
+    assert run.ran == FRAMEWORK | {"lock:app-hello"}
+    assert app_lock.read_bytes() == before
+
+
+def test_framework_pin_shared_with_app_reinstalls_app(built: Stack) -> None:
+    built.framework_requirements = ["idna", "attrs"]
+    built.write()
+    run = built.build()
+    assert run.ran == FRAMEWORK | APP  # attrs moves down to the framework
+    app_site = built.build_dir / "app-hello/lib/python3.11/site-packages"
+    assert not list(app_site.glob("attrs-*.dist-info"))
+    assert "framework-web" in built.run_app().split("attrs from")[1]
+
+
+def test_versioned_lower_layer_rewires_upper_without_reinstall(stack: Stack) -> None:
+    stack.versioned = True
+    stack.write()
+    stack.build()
+    config = stack.build_dir / "app-hello/share/venv/metadata/venvstacks_layer.json"
+    assert "../framework-web@1/" in json.loads(config.read_text())["pylib_dirs"][0]
+    stack.framework_requirements = ["idna", "six"]
+    stack.write()
+    run = stack.build()
+    assert run.ran == FRAMEWORK | {"lock:app-hello", "build:app-hello"}
+    assert "../framework-web@2/" in json.loads(config.read_text())["pylib_dirs"][0]
+
+
+def test_runtime_python_version_rebuilds_everything_above(built: Stack) -> None:
+    if shutil.which("python3.12") is None and not _has_local("3.12"):
+        pytest.skip("no local CPython 3.12 to switch to")
+    built.python = "cpython@3.12"
+    built.write()
+    run = built.build()
+    assert run.ran == RUNTIME | FRAMEWORK | APP
+    assert "python3.12" in built.run_app()
+
+
+def test_deleted_build_folder_rebuilds_only_that_layer(built: Stack) -> None:
+    shutil.rmtree(built.build_dir / "app-hello")
+    assert built.build().ran == {"install:app-hello", "build:app-hello"}
+    shutil.rmtree(built.build_dir / "framework-web")
+    assert built.build().ran == {"install:framework-web", "build:framework-web"}
+    assert "hello from the app layer" in built.run_app()
+
+
+def test_parallel_build_gives_the_same_result(stack: Stack) -> None:
+    run = stack.build("--jobs", "4")
+    assert run.ran == RUNTIME | FRAMEWORK | APP
+    assert "idna from" in stack.run_app()
+    assert stack.build("--jobs", "4").ran == set()
+
+
+def _has_local(version: str) -> bool:
+    from pathlib import Path
+
+    return any(Path.home().joinpath(".pyenv/versions").glob(f"{version}.*"))
