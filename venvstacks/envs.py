@@ -66,6 +66,10 @@ def install_venv_layer(
 def _start(env_dir: Path) -> None:
     # From here until _finish the layer does not count as installed.
     (env_dir / INSTALLED).unlink(missing_ok=True)
+    # Leftovers of a killed run (the build folder lock says no one else is using them).
+    for pattern in (f".{env_dir.name}.tmp-*", f".tmp-{env_dir.name}-*", f".trash-{env_dir.name}-*"):
+        for leftover in env_dir.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _finish(env_dir: Path, identity: Mapping[str, Any], lock_path: Path) -> None:
