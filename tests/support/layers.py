@@ -47,6 +47,7 @@ print(json.dumps(sorted({f for f in files if f})))
 """
 
 _template: Path | None = None
+_stack: Path | None = None
 
 
 def runtime_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -161,6 +162,28 @@ def app_metadata() -> dict[str, Any]:
         "app_launch_module_hash": "sha256:hello-app",
         "app_support_modules": [{"name": "hello_support", "hash": "sha256:support"}],
     }
+
+
+def sample_stack(tmp_path_factory: pytest.TempPathFactory, dest: Path) -> SampleStack:
+    """A fresh copy at ``dest`` of a sample stack built once per session."""
+    global _stack
+    if _stack is None:
+        template = runtime_template(tmp_path_factory)
+        _stack = build_stack(tmp_path_factory.mktemp("stack") / "_build", template).build_dir
+    return copy_build(_stack, dest)
+
+
+def copy_build(src: Path, dest: Path) -> SampleStack:
+    """Copy a build folder as if it had been built at ``dest``: absolute links move too."""
+    shutil.copytree(src, dest, symlinks=True)
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            target = os.readlink(path) if path.is_symlink() else ""
+            if target.startswith(f"{src}/"):
+                path.unlink()
+                path.symlink_to(dest / Path(target).relative_to(src))
+    return SampleStack(dest)
 
 
 def build_stack(build_dir: Path, template: Path) -> SampleStack:
