@@ -1,0 +1,225 @@
+"""Local export, and deploying published layers: checks, order, redeploys, moving."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.layers import RUNTIME, SITE, SampleStack, run_app, sample_stack, tree
+from venvstacks.archives import ArchiveFormat
+from venvstacks.deploy import STATE_FILE, deploy
+from venvstacks.errors import CommandError, VenvStacksError
+from venvstacks.export import export_layer
+from venvstacks.fsutil import sha256_file
+from venvstacks.publish import PublishOptions, publish_layers
+
+FW, APP = "framework-fw@2", "app-hello"
+EXPECTED = ["framework", "pth", "runtime", "support"]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> SampleStack:
+    return sample_stack(tmp_path_factory, tmp_path / "_build")
+
+
+def publish(stack: SampleStack, out: Path, **kwargs: Any) -> Path:
+    opts = PublishOptions(out, "linux_x86_64", ArchiveFormat.TAR_GZ, **kwargs)
+    publish_layers(stack.layers(), opts)
+    return out
+
+
+def quiet_deploy(published: Path, target: Path, **kwargs: Any) -> tuple[Any, list[str]]:
+    lines: list[str] = []
+    result = deploy(published, target, log=lines.append, **kwargs)
+    return result, lines
+
+
+def layer_dirs(target: Path) -> list[str]:
+    return sorted(p.name for p in target.iterdir() if p.is_dir()) if target.exists() else []
+
+
+def test_deploy_run_move_and_run_again(stack: SampleStack, tmp_path: Path) -> None:
+    published = publish(stack, tmp_path / "published")
+    target = tmp_path / "target"
+    result, lines = quiet_deploy(published, target)
+    assert result.deployed == (RUNTIME, FW, APP) and result.unchanged == ()
+    assert [str(app) for app in result.apps] == [f"{target}/{APP}/bin/python -m hello_app"]
+    assert lines[-1] == f"Run app-hello with: {target}/{APP}/bin/python -m hello_app"
+    proc = subprocess.run(["env", "-i", *result.apps[0].argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["values"] == EXPECTED
+    assert layer_dirs(target) == sorted([RUNTIME, FW, APP])  # no staging left behind
+
+    # Move the whole deployment, then rerun postinstall by hand, runtime first.
+    moved = tmp_path / "moved" / "here"
+    moved.parent.mkdir()
+    target.rename(moved)
+    for layer in (RUNTIME, FW, APP):
+        cmd = ["env", "-i", f"{moved}/{RUNTIME}/bin/python3", f"{moved}/{layer}/postinstall.py"]
+        subprocess.run(cmd, check=True, cwd="/")
+    after = run_app(moved / APP)
+    assert after["values"] == EXPECTED
+    assert after["fwpkg"] == f"{moved}/{FW}/{SITE}/fwpkg/__init__.py"
+    assert not [p for p in after["path"] if str(target) in p]
+
+
+def test_redeploy_after_a_move_relinks_unchanged_layers(stack: SampleStack, tmp_path: Path) -> None:
+    published = publish(stack, tmp_path / "published")
+    quiet_deploy(published, tmp_path / "target")
+    (tmp_path / "target").rename(tmp_path / "moved")
+    result, lines = quiet_deploy(published, tmp_path / "moved")
+    assert result.deployed == () and result.unchanged == (RUNTIME, FW, APP)
+    assert sum(line.startswith("Relinking") for line in lines) == 3
+    assert run_app(tmp_path / "moved" / APP)["prefix"] == str(tmp_path / "moved" / APP)
+    _, lines = quiet_deploy(published, tmp_path / "moved")
+    assert not [line for line in lines if line.startswith(("Relinking", "Deploying"))]
+
+
+def test_only_changed_layers_are_replaced(stack: SampleStack, tmp_path: Path) -> None:
+    published = publish(stack, tmp_path / "published")
+    target = tmp_path / "target"
+    quiet_deploy(published, target)
+    runtime_inode = (target / RUNTIME / "bin" / "python3").lstat().st_ino
+    (stack.build_dir / "app-hello" / SITE / "hello_support.py").write_text("VALUE = 'new'\n")
+    publish(stack, published, force=True)
+    result, _ = quiet_deploy(published, target)
+    assert result.deployed == (APP,) and result.unchanged == (RUNTIME, FW)
+    assert run_app(target / APP)["values"] == ["framework", "pth", "runtime", "new"]
+    assert (target / RUNTIME / "bin" / "python3").lstat().st_ino == runtime_inode
+    assert sorted(os.listdir(target)) == sorted([RUNTIME, FW, APP, STATE_FILE, f"{STATE_FILE}.lock"])
+    state = json.loads((target / STATE_FILE).read_text())
+    assert state["layers"][APP]["sha256"] == sha256_file(published / "app-hello.tar.gz")
+
+
+def test_include_adds_what_the_selected_layers_need(stack: SampleStack, tmp_path: Path) -> None:
+    published = publish(stack, tmp_path / "published")
+    result, _ = quiet_deploy(published, tmp_path / "a", include=["app-*"])
+    assert result.deployed == (RUNTIME, FW, APP)
+    result, _ = quiet_deploy(published, tmp_path / "b", include=["framework-fw@2"])
+    assert result.deployed == (RUNTIME, FW) and result.apps == ()
+    with pytest.raises(VenvStacksError, match="matches no published layer"):
+        quiet_deploy(published, tmp_path / "c", include=["nothing*"])
+
+
+def test_metadata_file_and_tagged_outputs(stack: SampleStack, tmp_path: Path) -> None:
+    published = publish(stack, tmp_path / "published", tag_outputs=True)
+    meta = published / "__venvstacks__" / "venvstacks-linux_x86_64.json"
+    result, _ = quiet_deploy(meta, tmp_path / "target")
+    assert result.deployed == (RUNTIME, FW, APP)
+    result, _ = quiet_deploy(published, tmp_path / "target")  # finds the one tagged file
+    assert result.unchanged == (RUNTIME, FW, APP)
+
+
+def test_layers_needed_but_missing_are_refused_up_front(stack: SampleStack, tmp_path: Path) -> None:
+    opts = PublishOptions(tmp_path / "apps", "linux_x86_64", ArchiveFormat.TAR_GZ)
+    publish_layers(stack.layers()[1:], opts)
+    with pytest.raises(VenvStacksError, match=f"needs layer {RUNTIME}, which is neither"):
+        quiet_deploy(tmp_path / "apps", tmp_path / "target")
+    assert layer_dirs(tmp_path / "target") == []
+    # once the runtime is deployed from elsewhere, the same publication deploys
+    full = publish(stack, tmp_path / "full")
+    quiet_deploy(full, tmp_path / "target", include=[RUNTIME])
+    result, _ = quiet_deploy(tmp_path / "apps", tmp_path / "target")
+    assert result.deployed == (FW, APP)
+
+
+def _damage(published: Path, name: str, how: str) -> None:
+    archive = published / name
+    data = archive.read_bytes()
+    if how == "truncate":
+        archive.write_bytes(data[:-100])
+    else:  # same size, other bytes
+        archive.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("truncate", "were published; incomplete download"), ("flip", "does not match")],
+)
+def test_damaged_archives_are_refused_before_anything_is_unpacked(
+    stack: SampleStack, tmp_path: Path, how: str, message: str
+) -> None:
+    published = publish(stack, tmp_path / "published")
+    _damage(published, "app-hello.tar.gz", how)
+    with pytest.raises(VenvStacksError, match=message) as err:
+        quiet_deploy(published, tmp_path / "target")
+    assert "\n" not in str(err.value)
+    assert layer_dirs(tmp_path / "target") == []  # not even the intact runtime
+
+
+def test_hostile_published_archive_is_refused(stack: SampleStack, tmp_path: Path) -> None:
+    published = publish(stack, tmp_path / "published")
+    archive = published / "app-hello.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        top = tarfile.TarInfo("app-hello")
+        top.type = tarfile.DIRTYPE
+        link = tarfile.TarInfo("app-hello/escape")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../outside"
+        tf.addfile(top)
+        tf.addfile(link)
+    meta_file = published / "__venvstacks__" / "venvstacks.json"
+    meta = json.loads(meta_file.read_text())
+    app = meta["layers"]["applications"][0]
+    app["archive_size"] = archive.stat().st_size
+    app["archive_hashes"] = {"sha256": sha256_file(archive)}
+    meta_file.write_text(json.dumps(meta))
+    before = {k: v for k, v in tree(tmp_path).items() if not k.startswith("target")}
+    with pytest.raises(VenvStacksError, match="symlink app-hello/escape points outside"):
+        quiet_deploy(published, tmp_path / "target")
+    assert {k: v for k, v in tree(tmp_path).items() if not k.startswith("target")} == before
+    assert layer_dirs(tmp_path / "target") == sorted([RUNTIME, FW])
+
+
+# --- local export ------------------------------------------------------------------------
+
+
+def export_all(stack: SampleStack, export_dir: Path) -> None:
+    for layer in stack.layers():
+        export_layer(layer.layer_dir, export_dir, str(layer.metadata["install_target"]))
+
+
+def test_export_runs_and_shares_files_with_the_build(stack: SampleStack, tmp_path: Path) -> None:
+    build_before = tree(stack.build_dir)
+    export_dir = tmp_path / "_export"
+    export_all(stack, export_dir)
+    assert sorted(os.listdir(export_dir)) == sorted([RUNTIME, FW, APP])
+    result = run_app(export_dir / APP)
+    assert result["values"] == EXPECTED
+    assert result["fwpkg"] == f"{export_dir}/{FW}/{SITE}/fwpkg/__init__.py"
+    built = stack.build_dir / "framework-fw" / SITE / "fwpkg" / "__init__.py"
+    exported = export_dir / FW / SITE / "fwpkg" / "__init__.py"
+    assert built.stat().st_ino == exported.stat().st_ino  # a hard link, not a copy
+    assert not (export_dir / FW / "share/venv/metadata/build-state").exists()
+    assert not (export_dir / FW / ".build-marker").exists()
+    assert tree(stack.build_dir) == build_before  # postinstall wrote beside, never through
+    export_all(stack, export_dir)  # exporting again replaces the layers
+    assert run_app(export_dir / APP)["values"] == EXPECTED
+    assert sorted(os.listdir(export_dir)) == sorted([RUNTIME, FW, APP])
+
+
+def test_failed_export_leaves_nothing(stack: SampleStack, tmp_path: Path) -> None:
+    app = stack.layers()[2]
+    with pytest.raises(CommandError, match="postinstall of app-hello failed"):
+        export_layer(app.layer_dir, tmp_path / "_export", APP, python="/bin/false")
+    assert os.listdir(tmp_path / "_export") == []
+
+
+def test_export_of_a_folder_that_is_not_a_layer(tmp_path: Path) -> None:
+    with pytest.raises(VenvStacksError, match=r"venvstacks_layer\.json: missing"):
+        export_layer(tmp_path, tmp_path / "_export", "nothing")
+
+
+def test_deploy_refuses_metadata_without_hashes(stack: SampleStack, tmp_path: Path) -> None:
+    published = publish(stack, tmp_path / "published")
+    meta_file = published / "__venvstacks__" / "venvstacks.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["layers"]["runtimes"][0]["archive_hashes"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(VenvStacksError, match="has no sha256"):
+        quiet_deploy(published, tmp_path / "target")
