@@ -1,31 +1,21 @@
 """Reproducible layer archives, and the safe extractor that deploy uses.
 
-Writing::
+``write_archive(path, entries, fmt, epoch=lock_time, progress=cb)`` writes the
+:class:`ArchiveEntry` items (a file, folder or symlink on disk, and its name in the archive)
+sorted by name, with every mtime set to ``epoch``, owners 0/"", and modes 0o755 (folders,
+executables) or 0o644. Compressors are pinned: gzip level 6 without name or mtime in its
+header; xz preset 6 (Python's lzma encoder is single-threaded); zstd level 10 in
+multi-threaded mode (the same bytes for any worker count >= 1, unlike single-threaded mode);
+zip members with a fixed ``date_time``, Unix ``external_attr``, no extra fields. The file is
+written beside ``path`` and renamed into place last.
 
-    info = write_archive(path, entries, ArchiveFormat.TAR_XZ, epoch=lock_time, progress=cb)
-
-``entries`` is any iterable of :class:`ArchiveEntry` (a file, folder or symlink on disk and
-its name in the archive). The writer sorts them by name and normalises everything that
-would otherwise leak the build machine into the bytes: every mtime becomes ``epoch`` (an
-integer, the layer's lock time), owners become 0/"" and modes become 0o755 (folders and
-executables) or 0o644. Compressor settings are pinned: gzip level 6 with no name or mtime
-in its header, xz preset 6 (Python's lzma encoder is always single-threaded), zstd level 10
-in multi-threaded mode (its output is the same for any worker count >= 1, but differs from
-single-threaded mode, so the mode is pinned and the worker count is free). Zip members get
-a fixed ``date_time``, Unix ``external_attr`` and no extra fields. The archive is written to
-a temporary file beside ``path`` and renamed into place last.
-
-Reading::
-
-    staging = unpack_to_staging(archive, dest_parent, top)   # a temp folder beside dest
-    ...  # e.g. run postinstall inside staging
-    replace_dir(staging, dest_parent / top)
-
-Every member must live under the single folder ``top/``; what is under it lands directly
-in the staging folder. Absolute names, ``..``, links leaving ``top/``, device files and
-fifos are refused with one :class:`VenvStacksError` line, and nothing is ever written
-outside the staging folder: symlinks are created last (so no write can pass through one)
-and then checked again with ``realpath``. ``extract_archive`` does both steps at once.
+``unpack_to_staging(archive, dest_parent, top)`` unpacks an archive whose members all live
+under ``top/`` into a hidden folder beside ``dest_parent/top`` (what was under ``top/`` lands
+directly in it), for the caller to finish (postinstall) and move with ``replace_dir``;
+``extract_archive`` does both. Absolute names, ``..``, links leaving ``top/``, devices and
+fifos are refused with one :class:`VenvStacksError` line, and nothing is written outside
+the staging folder: symlinks are created last, so no write can pass through one, and are
+then checked again with ``realpath``.
 """
 
 from __future__ import annotations
@@ -81,11 +71,8 @@ class ArchiveFormat(enum.StrEnum):
         for fmt in cls:
             if name.endswith(fmt.suffix):
                 return fmt
-        raise VenvStacksError(f"{name}: unknown archive format (expected one of {_suffixes()})")
-
-
-def _suffixes() -> str:
-    return ", ".join(f.suffix for f in ArchiveFormat)
+        known = ", ".join(f.suffix for f in cls)
+        raise VenvStacksError(f"{name}: unknown archive format (expected one of {known})")
 
 
 @dataclass(frozen=True, order=True)
@@ -124,8 +111,8 @@ def write_archive(
     names = [m.name for m in members]
     if len(set(names)) != len(names):
         raise VenvStacksError(f"{path.name}: duplicate archive member names")
-    total = sum(os.lstat(m.source).st_size for m in members if _is_file(m.source))
-    report = _ProgressCounter(total, progress)
+    sizes = [os.lstat(m.source) for m in members]
+    report = _Progress(sum(st.st_size for st in sizes if stat.S_ISREG(st.st_mode)), progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -141,10 +128,6 @@ def write_archive(
         tmp.unlink(missing_ok=True)
         raise
     return ArchiveInfo(path, path.stat().st_size, sha256_file(path))
-
-
-def _is_file(path: Path) -> bool:
-    return stat.S_ISREG(os.lstat(path).st_mode)
 
 
 def _normal_mode(st_mode: int) -> int:
@@ -171,7 +154,7 @@ def _compressor(raw: IO[bytes], fmt: ArchiveFormat) -> Iterator[Any]:
             yield zw
 
 
-def _write_tar(stream: IO[bytes], members: list[ArchiveEntry], epoch: int, report: _ProgressCounter) -> None:
+def _write_tar(stream: IO[bytes], members: list[ArchiveEntry], epoch: int, report: _Progress) -> None:
     # Stream mode ("w|") counts its own offset from zero, so the end-of-archive padding
     # cannot depend on what the compressor's tell() reports.
     with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tf:
@@ -194,12 +177,12 @@ def _write_tar(stream: IO[bytes], members: list[ArchiveEntry], epoch: int, repor
                 info.size = st.st_size
                 info.mode = _normal_mode(st.st_mode)
                 with m.source.open("rb") as f:
-                    tf.addfile(info, _CountingReader(f, report))
+                    tf.addfile(info, report.reader(f))
             else:
                 raise VenvStacksError(f"{m.source}: cannot archive a special file")
 
 
-def _write_zip(raw: IO[bytes], members: list[ArchiveEntry], epoch: int, report: _ProgressCounter) -> None:
+def _write_zip(raw: IO[bytes], members: list[ArchiveEntry], epoch: int, report: _Progress) -> None:
     date_time = time.gmtime(max(epoch, _ZIP_EPOCH_MIN))[:6]
     with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for m in members:
@@ -226,7 +209,7 @@ def _write_zip(raw: IO[bytes], members: list[ArchiveEntry], epoch: int, report: 
                 raise VenvStacksError(f"{m.source}: cannot archive a special file")
 
 
-class _ProgressCounter:
+class _Progress:
     def __init__(self, total: int, callback: Progress | None) -> None:
         self.total, self.done, self.callback = total, 0, callback
         if callback:
@@ -237,20 +220,27 @@ class _ProgressCounter:
         if self.callback and n:
             self.callback(self.done, self.total)
 
+    def reader(self, f: IO[bytes]) -> Any:
+        """A file tarfile can pull a member's bytes from while we count them."""
+        progress = self
 
-class _CountingReader:
-    """Lets tarfile pull a member's bytes while we report how far it got."""
+        class Reader:
+            def read(self, n: int = -1) -> bytes:
+                data = f.read(n)
+                progress.add(len(data))
+                return data
 
-    def __init__(self, f: IO[bytes], report: _ProgressCounter) -> None:
-        self._f, self._report = f, report
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self._report.add(len(data))
-        return data
+        return Reader()
 
 
 # --- reading -------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """Why an archive is refused; reported as one VenvStacksError line naming it."""
+
+
+_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, zlib.error, EOFError)
 
 
 @dataclass(frozen=True)
@@ -272,8 +262,11 @@ def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
     try:
         staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the layer's mode
         _unpack(archive, fmt, staging, top)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        reason = str(exc) if isinstance(exc, _Refused) else f"damaged or truncated ({exc})"
+        if isinstance(exc, (_Refused, *_DAMAGED, zstandard.ZstdError)):
+            raise VenvStacksError(f"refusing to unpack {archive.name}: {reason}") from None
         raise
     return staging
 
@@ -281,9 +274,8 @@ def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
 def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
     """Unpack safely and move the result to ``dest_parent/top`` (replacing what was there)."""
     staging = unpack_to_staging(archive, dest_parent, top)
-    dest = dest_parent / top
-    replace_dir(staging, dest)
-    return dest
+    replace_dir(staging, dest_parent / top)
+    return dest_parent / top
 
 
 def replace_dir(new: Path, dest: Path) -> None:
@@ -306,35 +298,28 @@ def replace_dir(new: Path, dest: Path) -> None:
 
 
 def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str) -> None:
-    def refuse(reason: str) -> VenvStacksError:
-        return VenvStacksError(f"refusing to unpack {archive.name}: {reason}")
-
     seen: dict[str, _Member] = {}
-    deferred: list[_Member] = []
-    try:
-        for member, data in _read_members(archive, fmt, top, refuse):
-            if member.rel in seen:
-                raise refuse(f"duplicate member {top}/{member.rel}")
-            seen[member.rel] = member
-            target = staging / member.rel if member.rel else staging
+    links: list[_Member] = []
+    reader = _read_zip(archive, top) if fmt is ArchiveFormat.ZIP else _read_tar(archive, fmt, top)
+    for member, data in reader:
+        if member.rel in seen:
+            raise _Refused(f"duplicate member {top}/{member.rel}")
+        seen[member.rel] = member
+        target = staging / member.rel if member.rel else staging
+        try:
             if member.kind == "dir":
                 target.mkdir(mode=0o755, parents=True, exist_ok=True)
             elif member.kind == "file":
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _write_member(target, data, member)
+                _write_file(target, data, member)
             else:
-                deferred.append(member)
-    except (tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, zlib.error, EOFError) as exc:
-        raise refuse(f"damaged or truncated archive ({exc})") from None
-    except zstandard.ZstdError as exc:
-        raise refuse(f"damaged or truncated archive ({exc})") from None
-    except OSError as exc:
-        # e.g. a file member below another file member: never a valid layer
-        raise refuse(f"cannot write a member ({exc.strerror}: {exc.filename})") from None
-    _check_links(deferred, seen, top, refuse)
+                links.append(member)
+        except OSError as exc:  # e.g. a file below another file: never a real layer
+            raise _Refused(f"cannot write {top}/{member.rel} ({exc.strerror})") from None
+    _check_links(links, seen, top)
     # Links go last: until now no symlink existed below staging, so no write could have
     # been redirected through one.
-    for m in sorted(deferred, key=lambda m: m.kind != "hardlink"):
+    for m in sorted(links, key=lambda m: m.kind != "hardlink"):
         target = staging / m.rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if m.kind == "hardlink":
@@ -342,40 +327,33 @@ def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str) -> None:
         else:
             os.symlink(m.link, target)
     root = os.path.realpath(staging)
-    for m in deferred:
+    for m in links:  # now with the real links on disk, chains included
         if m.kind == "symlink" and not _inside(os.path.realpath(staging / m.rel), root):
-            raise refuse(f"symlink {top}/{m.rel} points outside {top}/")
+            raise _Refused(f"symlink {top}/{m.rel} points outside {top}/")
 
 
-def _check_links(
-    links: list[_Member],
-    seen: dict[str, _Member],
-    top: str,
-    refuse: Callable[[str], VenvStacksError],
-) -> None:
+def _check_links(links: list[_Member], seen: dict[str, _Member], top: str) -> None:
     symlinks = {m.rel for m in links if m.kind == "symlink"}
     for rel in seen:
         parts = rel.split("/")
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in symlinks:
-                raise refuse(f"member {top}/{rel} lies below a symlink")
+        if any("/".join(parts[:i]) in symlinks for i in range(1, len(parts))):
+            raise _Refused(f"member {top}/{rel} lies below a symlink")
     for m in links:
         if m.kind == "hardlink":
             if m.link not in seen or seen[m.link].kind != "file":
-                raise refuse(f"hard link {top}/{m.rel} points outside {top}/ or not to a file")
+                raise _Refused(f"hard link {top}/{m.rel} points outside {top}/ or not to a file")
+        # A named fake root: normpath("/..") would quietly give "/" back.
         elif posixpath.isabs(m.link) or not _inside(
-            # A fake root with a name: normpath("/..") would quietly give "/" back.
-            posixpath.normpath(posixpath.join("/top", posixpath.dirname(m.rel), m.link)),
-            "/top",
+            posixpath.normpath(posixpath.join("/top", posixpath.dirname(m.rel), m.link)), "/top"
         ):
-            raise refuse(f"symlink {top}/{m.rel} points outside {top}/")
+            raise _Refused(f"symlink {top}/{m.rel} points outside {top}/")
 
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _write_member(target: Path, data: IO[bytes] | None, member: _Member) -> None:
+def _write_file(target: Path, data: IO[bytes] | None, member: _Member) -> None:
     # O_EXCL: the name is new (duplicates were refused), so an existing entry means trouble.
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as out:
@@ -385,29 +363,22 @@ def _write_member(target: Path, data: IO[bytes] | None, member: _Member) -> None
     os.utime(target, (member.mtime, member.mtime))
 
 
-def _member_rel(name: str, top: str, refuse: Callable[[str], VenvStacksError]) -> str:
+def _member_rel(name: str, top: str) -> str:
     if name.startswith("/") or "\\" in name or "\0" in name:
-        raise refuse(f"member {name!r} has an absolute or invalid path")
+        raise _Refused(f"member {name!r} has an absolute or invalid path")
     parts = name.rstrip("/").split("/")
     if any(p in ("", ".", "..") for p in parts):
-        raise refuse(f"member {name!r} has '..', '.' or empty path parts")
+        raise _Refused(f"member {name!r} has '..', '.' or empty path parts")
     if parts[0] != top:
-        raise refuse(f"member {name!r} lies outside the expected folder {top}/")
+        raise _Refused(f"member {name!r} lies outside the expected folder {top}/")
     return "/".join(parts[1:])
 
 
-def _read_members(
-    archive: Path, fmt: ArchiveFormat, top: str, refuse: Callable[[str], VenvStacksError]
-) -> Iterator[tuple[_Member, IO[bytes] | None]]:
-    if fmt is ArchiveFormat.ZIP:
-        yield from _read_zip(archive, top, refuse)
-    else:
-        yield from _read_tar(archive, fmt, top, refuse)
+_Read = Iterator[tuple[_Member, IO[bytes] | None]]
+_SPECIAL = "is a device, fifo or other special file"
 
 
-def _read_tar(
-    archive: Path, fmt: ArchiveFormat, top: str, refuse: Callable[[str], VenvStacksError]
-) -> Iterator[tuple[_Member, IO[bytes] | None]]:
+def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
     with archive.open("rb") as raw, contextlib.ExitStack() as stack:
         stream: Any
         if fmt is ArchiveFormat.TAR_GZ:
@@ -419,36 +390,33 @@ def _read_tar(
             stream = stack.enter_context(reader)
         tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
         for ti in tf:
-            rel = _member_rel(ti.name, top, refuse)
-            mtime = int(ti.mtime)
+            rel = _member_rel(ti.name, top)
             if ti.isreg():
-                mode = ti.mode & 0o755 | 0o600
-                yield _Member(rel, "file", mode, mtime), tf.extractfile(ti)
+                member = _Member(rel, "file", ti.mode & 0o755 | 0o600, int(ti.mtime))
+                yield member, tf.extractfile(ti)
             elif ti.isdir():
                 yield _Member(rel, "dir"), None
             elif ti.issym():
                 yield _Member(rel, "symlink", link=ti.linkname), None
             elif ti.islnk():
-                yield _Member(rel, "hardlink", link=_member_rel(ti.linkname, top, refuse)), None
+                yield _Member(rel, "hardlink", link=_member_rel(ti.linkname, top)), None
             else:
-                raise refuse(f"member {ti.name!r} is a device, fifo or other special file")
+                raise _Refused(f"member {ti.name!r} {_SPECIAL}")
 
 
-def _read_zip(
-    archive: Path, top: str, refuse: Callable[[str], VenvStacksError]
-) -> Iterator[tuple[_Member, IO[bytes] | None]]:
+def _read_zip(archive: Path, top: str) -> _Read:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
-            rel = _member_rel(info.filename, top, refuse)
+            rel = _member_rel(info.filename, top)
             mode = info.external_attr >> 16
-            mtime = calendar.timegm((*info.date_time, 0, 0, -1))
             if stat.S_ISLNK(mode):
                 yield _Member(rel, "symlink", link=zf.read(info).decode()), None
             elif info.is_dir() or stat.S_ISDIR(mode):
                 yield _Member(rel, "dir"), None
             elif stat.S_ISREG(mode) or stat.S_IFMT(mode) == 0:
+                mtime = calendar.timegm((*info.date_time, 0, 0, -1))
                 file_mode = (mode & 0o755 | 0o600) if mode else 0o644
                 with zf.open(info) as data:
                     yield _Member(rel, "file", file_mode, mtime), data
             else:
-                raise refuse(f"member {info.filename!r} is a device, fifo or other special file")
+                raise _Refused(f"member {info.filename!r} {_SPECIAL}")
