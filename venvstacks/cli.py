@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks import __version__, locking
+from venvstacks import __version__, deploy, locking, outputs
+from venvstacks.archives import ArchiveFormat
 from venvstacks.errors import VenvStacksError
 from venvstacks.graph import lower_layers, select
+from venvstacks.linking import LINKED
+from venvstacks.outputs import OutputOptions
 from venvstacks.rundoit import check_ok, run_doit, stack_path
 from venvstacks.runtimes import RuntimeOptions
 from venvstacks.spec import LayerKind, LayerSpec, load_stack
-from venvstacks.tasks import Settings, buildable, host_platform
+from venvstacks.tasks import Settings, buildable, host_platform, runtime_identity
 
 DESCRIPTION = """\
 Build layered Python environments (runtime, frameworks, applications) from a
@@ -43,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command == "deploy":
+            return deploy_cmd(args)
         return int(args.handler(select_layers(load(args))))
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -68,7 +73,21 @@ def load(args: argparse.Namespace) -> tuple[argparse.Namespace, Settings]:
         upgrade=getattr(args, "upgrade", False),
         upgrade_packages=tuple(getattr(args, "upgrade_package", None) or ()),
     )
-    return args, Settings(stack=stack, build_dir=build_dir.resolve(), runtimes=runtimes, lock=lock)
+    defaults = {"publish": "_artifacts", "local-export": "_export"}
+    output_dir = stack.root / Path(
+        getattr(args, "output_dir", None) or defaults.get(args.command, "_artifacts")
+    )
+    outputs = OutputOptions(
+        export_dir=output_dir.resolve() if args.command == "local-export" else stack.root / "_export",
+        publish_dir=output_dir.resolve() if args.command == "publish" else stack.root / "_artifacts",
+        archive_format=ArchiveFormat(getattr(args, "format", None) or "tar.xz"),
+        tag_outputs=getattr(args, "tag_outputs", False),
+        force=getattr(args, "force", False),
+    )
+    settings = Settings(
+        stack=stack, build_dir=build_dir.resolve(), runtimes=runtimes, lock=lock, outputs=outputs
+    )
+    return args, settings
 
 
 def select_layers(loaded: tuple[argparse.Namespace, Settings]) -> Invocation:
@@ -103,6 +122,55 @@ def build(inv: Invocation) -> int:
             print(f"locking only {layer.env_name}: not built for {host_platform()}", file=sys.stderr)
             tasks.append(f"lock:{layer.env_name}")
     return run_tasks(inv, tasks)
+
+
+def local_export(inv: Invocation) -> int:
+    return run_tasks(inv, [f"export:{layer.env_name}" for layer in _host_layers(inv)])
+
+
+def publish_cmd(inv: Invocation) -> int:
+    layers = _host_layers(inv)
+    if inv.args.dry_run:
+        return _publish_dry_run(inv, layers)
+    tasks = [f"publish:{layer.env_name}" for layer in layers]
+    if inv.args.force:
+        check_ok(run_doit(inv.settings, ["forget", *tasks]))
+    code = run_tasks(inv, tasks)
+    print(f"published to {inv.settings.output.publish_dir}", file=sys.stderr)
+    return code
+
+
+def _publish_dry_run(inv: Invocation, layers: list[LayerSpec]) -> int:
+    settings = inv.settings
+    result = []
+    for layer in layers:
+        if not (settings.env_dir(layer) / LINKED).exists():
+            raise VenvStacksError(f"{layer.env_name} is not built yet; run `venvstacks build` first")
+        identity = runtime_identity(settings, layer)
+        result.append(
+            outputs.dry_run(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
+        )
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+def _host_layers(inv: Invocation) -> list[LayerSpec]:
+    host = buildable(inv.settings)
+    return [layer for layer in inv.selected if layer in host]
+
+
+def deploy_cmd(args: argparse.Namespace) -> int:
+    published, target = Path(args.published), Path(args.target)
+    result = deploy.deploy(published, target, include=args.include or (), log=_say)
+    print(
+        f"deployed {len(result.deployed)} layer(s), {len(result.unchanged)} unchanged, "
+        f"into {result.target_dir}"
+    )
+    return 0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def run_tasks(inv: Invocation, tasks: list[str]) -> int:
@@ -175,10 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = {
         "show": (show, "show the layers of a stack and what they depend on"),
         "lock": (lock, "lock the selected layers (uv runs only where inputs changed)"),
-        "build": (
-            build,
-            "lock if needed, then build the selected layers and the layers below them",
-        ),
+        "build": (build, "lock if needed, then build the selected layers and the layers below them"),
+        "local-export": (local_export, "build if needed, then export layers to a folder where they run"),
+        "publish": (publish_cmd, "build if needed, then publish layers as reproducible archives"),
     }
     for name, (handler, help_text) in commands.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -186,6 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
         _common_options(cmd)
         if name == "show":
             cmd.add_argument("--json", action="store_true", help="print the stack as JSON")
+        if name in ("local-export", "publish"):
+            cmd.add_argument("--output-dir", help="output folder, relative to the stack file's folder")
+            cmd.add_argument("--force", action="store_true", help="redo the outputs even if nothing changed")
+        if name == "publish":
+            cmd.add_argument(
+                "--format", choices=[f.value for f in ArchiveFormat], help="archive format (tar.xz)"
+            )
+            cmd.add_argument(
+                "--tag-outputs", action="store_true", help="add the platform and build number to names"
+            )
+            cmd.add_argument(
+                "--dry-run", action="store_true", help="print the metadata that would be written"
+            )
         if name in ("lock", "build"):
             cmd.add_argument(
                 "--upgrade",
@@ -198,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="NAME",
                 help="let this package's pin move (repeatable)",
             )
+    dep = sub.add_parser("deploy", help="unpack published layers into a folder and run their postinstall")
+    dep.add_argument("published", help="a publish output folder (or its __venvstacks__ metadata file)")
+    dep.add_argument("target", help="the folder to deploy into")
+    dep.add_argument(
+        "--include", action="append", metavar="PATTERN", help="deploy only these layers (and what they need)"
+    )
     return parser
 
 

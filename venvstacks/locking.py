@@ -284,7 +284,7 @@ def _summary(stack: StackSpec, layer: LayerSpec, locked: Mapping[str, Any]) -> s
             shared.append(f"{pkg['name']}=={pkg['version']}")
         else:
             own.append(f"{pkg['name']}=={pkg['version']}" + (f" ; {marker}" if marker else ""))
-    owners = {}
+    owners: dict[str, str] = {}
     for lower in lower_layers(stack, layer):
         for name in pylock.package_pins(read_lock(lock_files(stack, lower).pylock)):
             owners.setdefault(name, lower.env_name)

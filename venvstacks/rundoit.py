@@ -62,6 +62,8 @@ _GROUP_DOCS = {
     "lock": "lock every layer (only layers whose inputs changed run uv)",
     "install": "create every layer environment and install its packages",
     "build": "build every layer for this machine (the default)",
+    "export": "export every built layer to the export folder",
+    "publish": "publish every built layer as an archive",
 }
 
 

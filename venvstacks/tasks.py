@@ -6,6 +6,8 @@ Per layer (build names as in the stack file's layers):
   lock:<layer>      lock with uv against the pins of every lower layer
   install:<layer>   create the environment and sync it to the lock
   build:<layer>     wire it to the layers below (sitecustomize, layer config, app modules)
+  export:<layer>    copy it to the export folder and run its postinstall.py there
+  publish:<layer>   archive it reproducibly, with its __venvstacks__ metadata
 
 Task functions return plain dicts; every action is a module-level function taking a
 frozen `Settings`, so the graph also works with doit's process runner where it can.
@@ -25,11 +27,12 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from venvstacks import envs, linking, locking
+from venvstacks import envs, linking, locking, outputs
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.graph import lower_layers
 from venvstacks.locking import LockOptions
+from venvstacks.outputs import OutputOptions
 from venvstacks.runtimes import Runtime, RuntimeOptions, ensure_runtime
 from venvstacks.spec import LayerKind, LayerSpec, StackSpec
 
@@ -42,6 +45,12 @@ class Settings:
     build_dir: Path
     runtimes: RuntimeOptions
     lock: LockOptions = field(default_factory=LockOptions)
+    outputs: OutputOptions | None = None  # default: _export and _artifacts beside the stack
+
+    @property
+    def output(self) -> OutputOptions:
+        root = self.stack.root
+        return self.outputs or OutputOptions(export_dir=root / "_export", publish_dir=root / "_artifacts")
 
     def env_dir(self, layer: LayerSpec) -> Path:
         return self.build_dir / layer.env_name
@@ -132,10 +141,26 @@ def link(settings: Settings, name: str) -> None:
     linking.link_layer(link_plan(settings, layer))
 
 
-def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
+def export(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    identity = runtime_identity(settings, layer)
+    outputs.export_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
+
+
+def publish(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    identity = runtime_identity(settings, layer)
+    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
+
+
+def runtime_identity(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
     import json
 
-    version = json.loads(settings.runtime_state(layer).read_text())["version"]
+    return dict(json.loads(settings.runtime_state(layer).read_text()))
+
+
+def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
+    version = runtime_identity(settings, layer)["version"]
 
     def peer(lower: LayerSpec) -> linking.Peer:
         return linking.Peer(settings.env_dir(lower), locking.deployed_name(settings.stack, lower))
@@ -219,6 +244,48 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
         }
 
 
+def export_tasks(settings: Settings) -> Iterator[TaskDict]:
+    stack, out = settings.stack, settings.output
+    for layer in buildable(settings):
+        yield {
+            "name": layer.env_name,
+            "doc": f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py",
+            "actions": [(act, [export, settings, layer.env_name])],
+            "file_dep": _built(settings, layer),
+            "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)],
+            "targets": [out.export_metadata(layer)],
+            "uptodate": [config_changed({"export_dir": str(out.export_dir)})],
+        }
+
+
+def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
+    out = settings.output
+    for layer in buildable(settings):
+        options = out.publish_options()
+        yield {
+            "name": layer.env_name,
+            "doc": f"publish {layer.env_name} as a {out.archive_format} archive in {out.publish_dir.name}/",
+            "actions": [(act, [publish, settings, layer.env_name])],
+            "file_dep": _built(settings, layer),
+            "targets": [options.layer_metadata_path(layer.env_name)],
+            "uptodate": [
+                config_changed(
+                    {
+                        "dir": str(out.publish_dir),
+                        "format": str(out.archive_format),
+                        "tag": out.tag_outputs,
+                        "platform": out.target_platform,
+                    }
+                )
+            ],
+        }
+
+
+def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
+    """A built layer's outputs, plus its lock metadata (which names its deployed version)."""
+    return [settings.env_dir(layer) / linking.LINKED, locking.lock_files(settings.stack, layer).meta]
+
+
 def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
     return {
         "requirements": layer.requirements,
@@ -270,4 +337,6 @@ CREATORS: dict[str, Callable[[Settings], Iterator[TaskDict]]] = {
     "lock": lock_tasks,
     "install": install_tasks,
     "build": build_tasks,
+    "export": export_tasks,
+    "publish": publish_tasks,
 }

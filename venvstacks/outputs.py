@@ -1,0 +1,118 @@
+"""Local export and publishing as steps of the task graph.
+
+Computes each layer's common metadata (upstream's field names) from its lock metadata, its
+runtime and its modules, and hands the layer to `export.py` or `publish.py`. The stack-wide
+`venvstacks.json` is regenerated from the per-layer files after every layer, so it always
+describes exactly what the output folder holds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from venvstacks import export, locking, publish
+from venvstacks.archives import ArchiveFormat
+from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
+from venvstacks.graph import lower_layers
+from venvstacks.spec import LayerKind, LayerSpec, StackSpec, module_name
+
+_KIND = {LayerKind.RUNTIME: "runtime", LayerKind.FRAMEWORK: "framework", LayerKind.APPLICATION: "application"}
+_stack_file_lock = threading.Lock()  # parallel layer tasks share venvstacks.json
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    export_dir: Path
+    publish_dir: Path
+    archive_format: ArchiveFormat = ArchiveFormat.TAR_XZ
+    tag_outputs: bool = False
+    force: bool = False
+    target_platform: str = field(default_factory=publish.default_platform)
+
+    def publish_options(self, dry_run: bool = False) -> publish.PublishOptions:
+        return publish.PublishOptions(
+            output_dir=self.publish_dir,
+            target_platform=self.target_platform,
+            archive_format=self.archive_format,
+            tag_outputs=self.tag_outputs,
+            force=self.force,
+            dry_run=dry_run,
+        )
+
+    def tagged_suffix(self) -> str:
+        return f"-{self.target_platform}" if self.tag_outputs else ""
+
+    def export_metadata(self, layer: LayerSpec) -> Path:
+        return self.export_dir / publish.METADATA_DIR / "env_metadata" / f"{layer.env_name}.json"
+
+
+def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any]) -> dict[str, Any]:
+    """The fields shared by exported and published layers."""
+    meta = locking.read_meta(locking.lock_files(stack, layer).meta)
+    lowers = lower_layers(stack, layer)
+    runtime = lowers[-1] if lowers else layer
+    data: dict[str, Any] = {
+        "layer_name": layer.env_name,
+        "install_target": locking.deployed_name(stack, layer),
+        "requirements_hash": meta.get("requirements_hash"),
+        "lock_version": meta.get("lock_version", 1),
+        "locked_at": meta.get("locked_at"),
+        "runtime_layer": locking.deployed_name(stack, runtime),
+        "python_implementation": f"{runtime_identity['implementation']}@{runtime_identity['version']}",
+        # POSIX venvs link to the runtime's python, so only runtimes are bound to it.
+        "bound_to_implementation": layer.kind is LayerKind.RUNTIME,
+        # Our additions: where the runtime came from, and whether it runs elsewhere.
+        "runtime_source": runtime_identity.get("source"),
+        "runtime_portable": runtime_identity.get("portable"),
+    }
+    if layer.kind is not LayerKind.RUNTIME:
+        data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]
+    if layer.launch_module is not None:
+        data["app_launch_module"] = module_name(layer.launch_module)
+        data["app_launch_module_hash"] = hash_tree(layer.launch_module)
+        data["app_support_modules"] = [
+            {"name": module_name(m), "hash": hash_tree(m)} for m in layer.support_modules
+        ]
+    return data
+
+
+def export_one(
+    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
+) -> None:
+    metadata = layer_metadata(stack, layer, identity)
+    target = options.export_metadata(layer)
+    target.unlink(missing_ok=True)  # the layer is not exported until this is back
+    export.export_layer(env_dir, options.export_dir, str(metadata["install_target"]))
+    write_if_changed(target, dump_json(metadata))
+    _write_stack_file(stack, options.export_dir / publish.METADATA_DIR / "venvstacks.json", target.parent)
+
+
+def publish_one(
+    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
+) -> None:
+    to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
+    publish_opts = options.publish_options()
+    publish.publish_layer(to_publish, publish_opts)
+    meta_dir = publish_opts.layer_metadata_path(layer.env_name).parent
+    _write_stack_file(stack, publish_opts.stack_metadata_path(), meta_dir, options.tagged_suffix())
+
+
+def dry_run(
+    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
+) -> dict[str, Any]:
+    to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
+    return publish.publish_layer(to_publish, options.publish_options(dry_run=True)).metadata
+
+
+def _write_stack_file(stack: StackSpec, path: Path, meta_dir: Path, suffix: str = "") -> None:
+    layers: dict[str, list[Any]] = {"runtimes": [], "frameworks": [], "applications": []}
+    with _stack_file_lock:
+        for layer in stack.layers:
+            per_layer = meta_dir / f"{layer.env_name}{suffix}.json"
+            if per_layer.exists():
+                layers[layer.kind.value].append(json.loads(per_layer.read_text(encoding="utf-8")))
+        write_if_changed(path, dump_json({"layers": layers}))
