@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.runtime_fixtures"]
+pytest_plugins = ["tests.support.runtime_fixtures", "tests.support.stacks"]
