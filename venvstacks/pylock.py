@@ -4,9 +4,12 @@ that lower layers provide, wheel coverage checks and content hashes."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from packaging.markers import Marker
 from packaging.tags import Tag
@@ -175,6 +178,27 @@ def _wheel_tags(entry: Mapping[str, Any]) -> list[Tag]:
         except InvalidWheelFilename:
             continue
     return tags
+
+
+def relative_wheel_paths(lock: Mapping[str, Any], lock_dir: Path) -> dict[str, Any]:
+    """Local wheels (file:// URLs from find-links) become paths relative to the lock's folder,
+    so a committed lock keeps working wherever the project is checked out."""
+    packages = []
+    for pkg in lock.get("packages", []):
+        wheels = []
+        for wheel in pkg.get("wheels", []):
+            url = str(wheel.get("url", ""))
+            if url.startswith("file://"):
+                local = Path(unquote(urlsplit(url).path))
+                wheel = {k: v for k, v in wheel.items() if k != "url"}
+                wheel = {
+                    "name": local.name,
+                    "path": Path(os.path.relpath(local, lock_dir)).as_posix(),
+                    **wheel,
+                }
+            wheels.append(wheel)
+        packages.append({**pkg, "wheels": wheels} if "wheels" in pkg else dict(pkg))
+    return {**lock, "packages": packages}
 
 
 def requirements_hash(lock: Mapping[str, Any]) -> str:
