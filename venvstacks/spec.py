@@ -493,8 +493,23 @@ class _Parser:
         self, layer: str, f: dict[str, Any], lower: list[LayerSpec]
     ) -> tuple[tuple[str, str], ...]:
         merged: dict[str, str] = {}
+        overrides = dict(self._index_overrides(layer, f))
         for spec in reversed(lower):
-            merged.update(spec.package_indexes)
+            for dist, index in spec.package_indexes:
+                seen = merged.get(dist)
+                if seen is not None and seen != index:
+                    # Two lower layers pin one distribution to different indexes: only
+                    # acceptable when index_overrides says which index wins.
+                    winner = overrides.get(seen) if overrides.get(seen) == index else overrides.get(index)
+                    if winner not in (seen, index):
+                        raise self.fail(
+                            layer,
+                            "package_indexes",
+                            f"lower layers take {dist!r} from different indexes ({seen!r} and {index!r}); "
+                            f"declare the winner with index_overrides = {{ {seen} = {index!r} }}",
+                        )
+                    index = winner
+                merged[dist] = index
         for dist, index in f.get("package_indexes", {}).items():
             if not isinstance(index, str) or index not in self.index_names:
                 raise self.fail(

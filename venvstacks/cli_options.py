@@ -1,0 +1,156 @@
+"""The `venvstacks` argument parser: every command and option of the existing venvstacks CLI,
+plus ours (`deploy`, `--jobs`, `--format`, `--upgrade`, the runtime sources).
+
+Boolean options come as `--x/--no-x` pairs, as upstream. Options that mean nothing more in
+a doit graph (`--if-needed`, `--lock-if-needed`, `--lock-dependencies`,
+`--build-dependencies`) are accepted: the graph always locks and builds lower layers when,
+and only when, their inputs changed (docs/differences.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from venvstacks import __version__
+from venvstacks.archives import ArchiveFormat
+
+DESCRIPTION = """\
+Build layered Python environments (runtime, frameworks, applications) from a
+venvstacks.toml. The build is a doit task graph: only layers whose inputs changed are
+relocked, rebuilt, rewired, exported or published. `doit` with this project's dodo.py runs
+the same graph. Documentation: docs/cli.md.
+"""
+
+Handler = Callable[..., int]
+BOOL = argparse.BooleanOptionalAction
+
+
+def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="venvstacks", description=DESCRIPTION)
+    parser.add_argument("-V", "--version", action="version", version=f"venvstacks {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    helps = {
+        "show": "show the layers of a stack, their dependencies and lock status",
+        "lock": "lock the selected layers (uv runs only where inputs changed)",
+        "build": "lock if needed, then build the selected layers and the layers below them",
+        "local-export": "build if needed, then export layers to a folder where they run",
+        "publish": "build if needed, then publish layers as reproducible archives",
+    }
+    for name, help_text in helps.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.set_defaults(handler=handlers[name])
+        _stack_options(cmd)
+        if name != "show":
+            _operation_options(cmd, name)
+        else:
+            cmd.add_argument("--json", action="store_true", help="print the stack as JSON")
+    _deploy_parser(sub, handlers["deploy"])
+    return parser
+
+
+def _stack_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
+    cmd.add_argument(
+        "--build-dir", default="_build", help="build folder, relative to the stack file (_build)"
+    )
+    cmd.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="select layers by build name (fnmatch; repeatable)",
+    )
+    cmd.add_argument(
+        "--allow-missing", action=BOOL, default=False, help="only warn when --include matches nothing"
+    )
+    cmd.add_argument("-v", "--verbose", action="count", default=0, help="show the output of every task")
+    cmd.add_argument("-q", "--quiet", action="count", default=0, help="print only failures")
+    runtime = cmd.add_argument_group("runtimes (docs/runtimes.md)")
+    runtime.add_argument(
+        "--runtime-source", choices=["auto", "download", "local"], help="where runtimes come from"
+    )
+    runtime.add_argument(
+        "--runtime-mirror", metavar="URL", help="base URL replacing python-build-standalone's"
+    )
+    runtime.add_argument(
+        "--runtime-archive",
+        action="append",
+        metavar="REQ=LOC#sha256=HEX",
+        help="use this archive for a runtime",
+    )
+    runtime.add_argument("--runtime-cache", metavar="DIR", help="the runtime cache folder")
+
+
+def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
+    add: Callable[..., Any] = cmd.add_argument
+    add("-j", "--jobs", type=int, default=1, help="run up to N independent tasks at once (threads)")
+    add("--json", action="store_true", help="print the selected layers as JSON (and stop, unless --show)")
+    add("--show", action=BOOL, default=False, help="print the selected layers before running")
+    add("--show-only", action=BOOL, default=False, help="print the selected layers and stop")
+    if name in ("lock", "build"):
+        _lock_options(cmd, name)
+    if name == "build":
+        add("--build", action=BOOL, default=True, help="build the layer environments (default)")
+        add("--publish", action=BOOL, default=False, help="also publish the built layers")
+        add(
+            "--build-dependencies",
+            action=BOOL,
+            default=False,
+            help="accepted: lower layers always build if needed",
+        )
+        add("--build-derived", action=BOOL, default=False, help="also build layers above the included ones")
+        add("--include-dependencies", action=BOOL, default=None, help="sets every *-dependencies option")
+    if name in ("build", "publish", "local-export"):
+        add("--output-dir", help="export/publish folder, relative to the stack file (_artifacts or _export)")
+        add("--publish-dependencies", action=BOOL, default=False, help="also export/publish the lower layers")
+        add("--publish-derived", action=BOOL, default=False, help="also export/publish the layers above")
+        add("--force", action=BOOL, default=False, help="redo the outputs even if nothing changed")
+        add(
+            "--dry-run",
+            action=BOOL,
+            default=False,
+            help="print the metadata that would be written, write nothing",
+        )
+    if name in ("build", "publish"):
+        add("--tag-outputs", action=BOOL, default=False, help="add platform and build number to output names")
+        add("--format", choices=[f.value for f in ArchiveFormat], default="tar.xz", help="archive format")
+
+
+def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:
+    add: Callable[..., Any] = cmd.add_argument
+    add("--clean", action=BOOL, default=False, help="delete the selected layers' build folders first")
+    add("--index", action=BOOL, default=True, help="use the package index (--no-index: local wheels only)")
+    add(
+        "--local-wheels",
+        action="append",
+        metavar="DIR",
+        help="a folder of wheels, relative to the stack file",
+    )
+    add("--reset-lock", action="append", metavar="PATTERN", help="lock these layers afresh, keeping no pins")
+    add(
+        "--lock-dependencies", action=BOOL, default=False, help="accepted: lower layers always lock if needed"
+    )
+    add("--upgrade", action=BOOL, default=False, help="let every pin move to the newest allowed version")
+    add("--upgrade-package", action="append", metavar="NAME", help="let this package's pin move")
+    if name == "lock":
+        add("--if-needed", action=BOOL, default=False, help="accepted: locking always runs only if needed")
+    else:
+        add(
+            "--lock-if-needed",
+            "--lock",
+            action=BOOL,
+            default=False,
+            help="accepted: locks are always checked",
+        )
+
+
+def _deploy_parser(sub: Any, handler: Handler) -> None:
+    text = "unpack published layers into a folder, check them, and run their postinstall"
+    dep = sub.add_parser("deploy", help=text, description=text)
+    dep.set_defaults(handler=handler)
+    dep.add_argument("published", help="a publish output folder (or its __venvstacks__ metadata file)")
+    dep.add_argument("target", help="the folder to deploy into")
+    dep.add_argument(
+        "--include", action="append", metavar="PATTERN", help="deploy these layers and what they need"
+    )
