@@ -223,3 +223,26 @@ def test_deploy_refuses_metadata_without_hashes(stack: SampleStack, tmp_path: Pa
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(VenvStacksError, match="has no sha256"):
         quiet_deploy(published, tmp_path / "target")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("install_target", "../evil"),
+        ("install_target", ".hidden"),
+        ("archive_name", "../app-hello.tar.gz"),
+        ("required_layers", ["../../etc"]),
+    ],
+)
+def test_metadata_naming_paths_outside_is_refused(
+    stack: SampleStack, tmp_path: Path, field: str, value: object
+) -> None:
+    published = publish(stack, tmp_path / "published")
+    meta_file = published / "__venvstacks__" / "venvstacks.json"
+    meta = json.loads(meta_file.read_text())
+    meta["layers"]["applications"][0][field] = value
+    meta_file.write_text(json.dumps(meta))
+    before = tree(tmp_path)
+    with pytest.raises(VenvStacksError, match="is not a plain layer or file name"):
+        quiet_deploy(published, tmp_path / "target")
+    assert tree(tmp_path) == before

@@ -95,13 +95,24 @@ def load_published(published: Path) -> list[PublishedLayer]:
         archive_dir = meta_file.parent
         if archive_dir.name == METADATA_DIR:
             archive_dir = archive_dir.parent
-        return [
+        layers = [
             PublishedLayer(kind, meta, archive_dir / str(meta["archive_name"]))
             for kind in STACK_KEYS.values()
             for meta in groups.get(kind, [])
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise VenvStacksError(f"{meta_file}: not valid venvstacks metadata ({exc})") from None
+    for layer in layers:
+        # These become paths below the target folder: a hostile "../x" must not.
+        for name in (layer.install_target, str(layer.metadata["archive_name"]), *layer.needs):
+            if not is_plain_name(name):
+                raise VenvStacksError(f"{meta_file}: {name!r} is not a plain layer or file name")
+    return layers
+
+
+def is_plain_name(name: str) -> bool:
+    """A single path component that is neither hidden (our staging names) nor special."""
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
 
 
 def _find_stack_metadata(published: Path) -> Path:
@@ -243,7 +254,7 @@ def _deploy_layer(
 def _relink_moved(
     target_dir: Path, targets: Sequence[str], python: Path | None, log: Callable[[str], None]
 ) -> None:
-    present = [target_dir / t for t in targets if _is_deployed(target_dir / t)]
+    present = [target_dir / t for t in targets if is_plain_name(t) and _is_deployed(target_dir / t)]
     # Runtimes first: the others' postinstall runs with the runtime's Python.
     present.sort(key=lambda d: not _is_runtime(d))
     for layer_dir in present:
