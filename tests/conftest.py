@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.runtime_fixtures", "tests.support.stacks"]
+pytest_plugins = ["tests.support.runtime_fixtures", "tests.support.stacks", "tests.support.wheels"]

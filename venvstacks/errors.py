@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -85,8 +86,13 @@ def run(
     return proc.stdout
 
 
+@functools.cache
 def uv_bin() -> str:
-    """The uv executable installed with this package (never a different one on PATH)."""
+    """The uv executable installed with this package (never a different one on PATH).
+
+    Cached, and first called on the main thread: uv's lookup goes through sysconfig, whose
+    first-time initialisation is not thread-safe (parallel tasks saw EXE as None).
+    """
     from uv import find_uv_bin
 
     return str(find_uv_bin())

@@ -238,7 +238,9 @@ def _write_meta(
 
 def _other_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> list[str]:
     py = layer.python_implementation.partition("@")[2]
-    settings = uvconfig.uv_settings(stack, layer, options.index, options.local_wheels)
+    # Local wheel folders count by their place in the project, not on this machine.
+    wheels = tuple(Path(os.path.relpath(p, stack.root)) for p in options.local_wheels)
+    settings = uvconfig.uv_settings(stack, layer, options.index, wheels)
     uv_settings = json.dumps([settings, uvconfig.layer_indexes(stack, layer)], sort_keys=True, default=str)
     items = [f"py_version={py}", f"platforms={','.join(layer.platforms)}", f"uv={uv_settings}"]
     items += [f"package_index={d}={i}" for d, i in layer.package_indexes]

@@ -18,7 +18,7 @@ from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import VenvStacksError, uv_bin
 from venvstacks.tasks import CREATORS, Settings, TaskDict
 
 
@@ -40,6 +40,7 @@ def doit_config(settings: Settings) -> dict[str, Any]:
 def namespace(settings: Settings) -> dict[str, Any]:
     """A dodo-module namespace: DOIT_CONFIG plus one `task_<kind>` creator per kind."""
     settings.build_dir.mkdir(parents=True, exist_ok=True)
+    uv_bin()  # resolve once on the main thread, before tasks run in threads
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
         ns[f"task_{kind}"] = _creator(kind, creator, settings)

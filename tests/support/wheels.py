@@ -1,0 +1,91 @@
+"""Tiny wheels made on the spot, and a PEP 503 simple index serving them on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def make_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
+    """Write a minimal valid wheel whose module `<name>` says where it came from."""
+    dist = name.replace("-", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dist}-{version}-{tag}.whl"
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}.py": f"VERSION = {version!r}\n{body}",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: true\nTag: {tag}\n",
+    }
+    record = [f"{n},sha256={_digest(t.encode())},{len(t.encode())}" for n, t in files.items()]
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, text in files.items():
+            zf.writestr(zipfile.ZipInfo(n, date_time=(2020, 1, 1, 0, 0, 0)), text)
+    return path
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+@dataclass
+class SimpleIndex:
+    root: Path  # holds the wheels
+    url: str  # .../simple
+
+    def add(self, name: str, version: str, tag: str = "py3-none-any") -> Path:
+        return make_wheel(self.root, name, version, tag)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    wheels: Path
+
+    def do_GET(self) -> None:
+        parts = [p for p in self.path.split("/") if p]
+        if len(parts) == 2 and parts[0] == "simple":
+            project = parts[1].lower().replace("_", "-")
+            links = [
+                f'<a href="/files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>'
+                for w in sorted(self.wheels.glob("*.whl"))
+                if w.name.split("-")[0].lower().replace("_", "-") == project
+            ]
+            body = ("<html><body>" + "".join(links) + "</body></html>").encode()
+            self._send(200 if links else 404, body, "text/html")
+        elif len(parts) == 2 and parts[0] == "files" and (self.wheels / parts[1]).is_file():
+            self._send(200, (self.wheels / parts[1]).read_bytes(), "application/octet-stream")
+        else:
+            self._send(404, b"not found", "text/plain")
+
+    def _send(self, code: int, body: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def simple_index(tmp_path: Path) -> Iterator[SimpleIndex]:
+    wheels = tmp_path / "index-wheels"
+    wheels.mkdir()
+    handler = type("Handler", (_Handler,), {"wheels": wheels})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield SimpleIndex(wheels, f"http://127.0.0.1:{server.server_address[1]}/simple")
+    finally:
+        server.shutdown()
+        server.server_close()
