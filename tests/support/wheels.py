@@ -23,7 +23,9 @@ def make_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any",
     files = {
         f"{dist}.py": f"VERSION = {version!r}\n{body}",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: true\nTag: {tag}\n",
+        f"{info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
+        ),
     }
     record = [f"{n},sha256={_digest(t.encode())},{len(t.encode())}" for n, t in files.items()]
     files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
