@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from doit import get_var
-from venvstacks.runtimes import RuntimeOptions
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.rundoit import hold_build_lock, namespace, stack_path
+from venvstacks.runtime_options import RuntimeOptions
 from venvstacks.spec import load_stack
 from venvstacks.tasks import Settings
 

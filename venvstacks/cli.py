@@ -17,16 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks import deploy, locking, outputs
-from venvstacks.archives import ArchiveFormat
 from venvstacks.cli_options import build_parser
 from venvstacks.errors import VenvStacksError
 from venvstacks.graph import derived_layers, lower_layers, select
-from venvstacks.linking import LINKED
+from venvstacks.layout import LINKED, LockOptions, OutputOptions
 from venvstacks.rundoit import check_ok, run_doit, stack_path
-from venvstacks.runtimes import RuntimeOptions
+from venvstacks.runtime_options import RuntimeOptions
 from venvstacks.spec import LayerKind, LayerSpec, load_stack
-from venvstacks.tasks import Settings, buildable, host_platform, runtime_identity
+from venvstacks.tasks import Settings, buildable, host_platform
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def load(args: argparse.Namespace) -> tuple[argparse.Namespace, Settings]:
         mirror=args.runtime_mirror,
         archives=_archives(args.runtime_archive) or None,
     )
-    lock = locking.LockOptions(
+    lock = LockOptions(
         upgrade=getattr(args, "upgrade", False),
         upgrade_packages=tuple(getattr(args, "upgrade_package", None) or ()),
         index=getattr(args, "index", True),
@@ -89,12 +87,12 @@ def load(args: argparse.Namespace) -> tuple[argparse.Namespace, Settings]:
         reset=tuple(getattr(args, "reset_lock", None) or ()),
     )
     output_dir = getattr(args, "output_dir", None)
-    out = outputs.OutputOptions(
+    out = OutputOptions(
         export_dir=rel(output_dir or "_export") if args.command == "local-export" else root / "_export",
         publish_dir=rel(output_dir or "_artifacts")
         if args.command != "local-export"
         else root / "_artifacts",
-        archive_format=ArchiveFormat(getattr(args, "format", "tar.xz")),
+        archive_format=getattr(args, "format", "tar.xz"),
         tag_outputs=getattr(args, "tag_outputs", False),
         force=getattr(args, "force", False),
     )
@@ -202,6 +200,9 @@ def run_tasks(plan: Plan) -> int:
 
 
 def dry_run(plan: Plan) -> int:
+    from venvstacks import outputs
+    from venvstacks.actions import runtime_identity
+
     settings = plan.inv.settings
     result = []
     for task in plan.tasks:
@@ -223,6 +224,8 @@ def dry_run(plan: Plan) -> int:
 
 
 def deploy_cmd(args: argparse.Namespace) -> int:
+    from venvstacks import deploy
+
     result = deploy.deploy(Path(args.published), Path(args.target), include=args.include or (), log=_say)
     print(
         f"deployed {len(result.deployed)} layer(s), {len(result.unchanged)} unchanged, "
@@ -245,6 +248,8 @@ def show(inv: Invocation, plan: Plan | None = None) -> int:
 
 
 def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
+    from venvstacks import locking
+
     stack = inv.settings.stack
     data: dict[str, Any] = {
         "spec_name": str(stack.path),

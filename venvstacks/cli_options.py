@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from venvstacks import __version__
-from venvstacks.archives import ArchiveFormat
+from venvstacks.layout import ARCHIVE_FORMATS
 
 DESCRIPTION = """\
 Build layered Python environments (runtime, frameworks, applications) from a
@@ -114,7 +114,7 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
         )
     if name in ("build", "publish"):
         add("--tag-outputs", action=BOOL, default=False, help="add platform and build number to output names")
-        add("--format", choices=[f.value for f in ArchiveFormat], default="tar.xz", help="archive format")
+        add("--format", choices=ARCHIVE_FORMATS, default="tar.xz", help="archive format")
 
 
 def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:

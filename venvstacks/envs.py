@@ -18,12 +18,9 @@ from typing import Any
 from venvstacks import pylock
 from venvstacks.errors import VenvStacksError, run, uv_bin
 from venvstacks.fsutil import dump_json, write_atomic
+from venvstacks.layout import ENV_IDENTITY, INSTALLED
 from venvstacks.locking import read_lock
 from venvstacks.runtimes import Runtime, install_runtime
-
-STATE_DIR = Path("share/venv/metadata/build-state")
-INSTALLED = STATE_DIR / "installed.json"
-ENV_IDENTITY = STATE_DIR / "env.json"
 
 
 def site_packages(py_version: str) -> Path:

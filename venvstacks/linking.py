@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks.envs import STATE_DIR, site_packages
+from venvstacks.envs import site_packages
 from venvstacks.fsutil import dump_json, hash_tree, write_atomic, write_if_changed
+from venvstacks.layout import LAYER_CONFIG, LINKED, STATE_DIR
 from venvstacks.spec import LayerKind, LayerSpec, module_name
 
-LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
-LINKED = STATE_DIR / "built.json"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git*")
 
 

@@ -10,49 +10,22 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from venvstacks import export, locking, publish
-from venvstacks.archives import ArchiveFormat
 from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
 from venvstacks.graph import lower_layers
+from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.spec import LayerKind, LayerSpec, StackSpec, module_name
 
 _KIND = {LayerKind.RUNTIME: "runtime", LayerKind.FRAMEWORK: "framework", LayerKind.APPLICATION: "application"}
 _stack_file_lock = threading.Lock()  # parallel layer tasks share venvstacks.json
 
 
-@dataclass(frozen=True)
-class OutputOptions:
-    export_dir: Path
-    publish_dir: Path
-    archive_format: ArchiveFormat = ArchiveFormat.TAR_XZ
-    tag_outputs: bool = False
-    force: bool = False
-    target_platform: str = field(default_factory=publish.default_platform)
-
-    def publish_options(self, dry_run: bool = False) -> publish.PublishOptions:
-        return publish.PublishOptions(
-            output_dir=self.publish_dir,
-            target_platform=self.target_platform,
-            archive_format=self.archive_format,
-            tag_outputs=self.tag_outputs,
-            force=self.force,
-            dry_run=dry_run,
-        )
-
-    def tagged_suffix(self) -> str:
-        return f"-{self.target_platform}" if self.tag_outputs else ""
-
-    def export_metadata(self, layer: LayerSpec) -> Path:
-        return self.export_dir / publish.METADATA_DIR / "env_metadata" / f"{layer.env_name}.json"
-
-
 def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any]) -> dict[str, Any]:
     """The fields shared by exported and published layers."""
-    meta = locking.read_meta(locking.lock_files(stack, layer).meta)
+    meta = locking.read_meta(lock_files(stack, layer).meta)
     lowers = lower_layers(stack, layer)
     runtime = lowers[-1] if lowers else layer
     data: dict[str, Any] = {

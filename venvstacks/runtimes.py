@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, cast
 
 from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json
 from venvstacks.runtime_local import LocalSource
+from venvstacks.runtime_options import (
+    ARCHIVES_ENV_SEPARATOR,
+    POLICIES,
+    Policy,
+    RuntimeOptions,
+    default_cache_dir,
+    parse_archive_entry,
+    parse_request,
+)
 from venvstacks.runtime_pack import LOCAL_MARKER
 from venvstacks.runtime_sources import (
     ArchiveSource,
@@ -40,11 +48,6 @@ from venvstacks.runtime_sources import (
     version_matches,
 )
 
-Policy = Literal["auto", "download", "local"]
-POLICIES: tuple[str, ...] = get_args(Policy)
-ARCHIVES_ENV_SEPARATOR = ";"
-
-_REQUEST = re.compile(r"^(?P<impl>[a-z]+)@(?P<version>\d+\.\d+(?:\.\d+)?)$")
 _ENTRY_FILE = "runtime.json"
 # Cached runtimes a policy may reuse: a runtime made from a local interpreter never
 # satisfies `download`, a downloaded one never satisfies `local`.
@@ -53,70 +56,6 @@ _CACHE_SOURCES: dict[str, frozenset[str]] = {
     "local": frozenset({"local"}),
     "auto": frozenset({"download", "archive", "local"}),
 }
-
-
-def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("VENVSTACKS_RUNTIME_CACHE"):
-        return Path(env["VENVSTACKS_RUNTIME_CACHE"]).expanduser()
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "venvstacks" / "runtimes"
-
-
-def parse_archive_entry(text: str) -> tuple[str, str]:
-    """`cpython@3.11.7=PATH_OR_URL#sha256=HEX` -> ("cpython@3.11.7", "PATH_OR_URL#sha256=HEX")."""
-    request, sep, location = text.strip().partition("=")
-    if not sep:
-        raise VenvStacksError(f"runtime archive {text!r}: write it as REQ=PATH_OR_URL#sha256=HEX")
-    parse_request(request.strip())
-    parse_archive_location(location.strip(), f"runtime archive for {request.strip()}")
-    return request.strip(), location.strip()
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    cache_dir: Path
-    policy: Policy = "auto"
-    mirror: str | None = None  # replaces the python-build-standalone release download base
-    archives: Mapping[str, str] = field(default_factory=dict)  # request -> LOC#sha256=HEX
-
-    def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise VenvStacksError(
-                f"runtime source {self.policy!r} is not one of {', '.join(POLICIES)} "
-                "(--runtime-source / VENVSTACKS_RUNTIME_SOURCE)"
-            )
-        for request, location in self.archives.items():
-            parse_request(request)
-            parse_archive_location(location, f"runtime archive for {request}")
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> RuntimeOptions:
-        """Options from VENVSTACKS_RUNTIME_* variables; overrides that are not None win.
-
-        Explicit archives are merged: those given as overrides replace the environment's
-        entry for the same request and keep the others.
-        """
-        known = {f.name for f in fields(cls)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise TypeError(f"unknown runtime options: {', '.join(sorted(unknown))}")
-        env = os.environ
-        archives: dict[str, str] = {}
-        for item in env.get("VENVSTACKS_RUNTIME_ARCHIVES", "").split(ARCHIVES_ENV_SEPARATOR):
-            if item.strip():
-                request, location = parse_archive_entry(item)
-                archives[request] = location
-        archives.update(overrides.get("archives") or {})
-        policy = overrides.get("policy") or env.get("VENVSTACKS_RUNTIME_SOURCE") or "auto"
-        mirror = overrides.get("mirror") or env.get("VENVSTACKS_RUNTIME_MIRROR") or None
-        cache_dir = overrides.get("cache_dir") or default_cache_dir(env)
-        return cls(
-            cache_dir=Path(cache_dir).expanduser(),
-            policy=cast(Policy, policy.strip()),
-            mirror=mirror,
-            archives=archives,
-        )
 
 
 @dataclass(frozen=True)
@@ -142,22 +81,6 @@ class Runtime:
             "archive_sha256": self.archive_sha256,
             "portable": self.portable,
         }
-
-
-def parse_request(request: str) -> tuple[str, str]:
-    """`cpython@3.11` -> ("cpython", "3.11"); `cpython@3.11.7` -> ("cpython", "3.11.7")."""
-    m = _REQUEST.match(request.strip())
-    if m is None:
-        raise VenvStacksError(
-            f"runtime request {request!r} is not IMPLEMENTATION@X.Y or IMPLEMENTATION@X.Y.Z "
-            "(for example cpython@3.11)"
-        )
-    impl, version = m.group("impl"), m.group("version")
-    if impl == "pypy":
-        raise VenvStacksError(f"runtime request {request!r}: PyPy runtimes are not supported yet")
-    if impl != "cpython":
-        raise VenvStacksError(f"runtime request {request!r}: unknown implementation {impl!r} (use cpython)")
-    return impl, version
 
 
 def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], None] = print) -> Runtime:
@@ -378,3 +301,17 @@ class RuntimeCache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+__all__ = [
+    "ARCHIVES_ENV_SEPARATOR",
+    "POLICIES",
+    "Policy",
+    "Runtime",
+    "RuntimeOptions",
+    "default_cache_dir",
+    "ensure_runtime",
+    "install_runtime",
+    "parse_archive_entry",
+    "parse_request",
+]

@@ -27,13 +27,11 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from venvstacks import envs, linking, locking, outputs
+from venvstacks import layout
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.graph import lower_layers
-from venvstacks.locking import LockOptions
-from venvstacks.outputs import OutputOptions
-from venvstacks.runtimes import Runtime, RuntimeOptions, ensure_runtime
+from venvstacks.layout import LockOptions, OutputOptions, lock_files
+from venvstacks.runtime_options import RuntimeOptions
 from venvstacks.spec import LayerKind, LayerSpec, StackSpec
 
 TaskDict = dict[str, Any]
@@ -93,81 +91,19 @@ def buildable(settings: Settings) -> list[LayerSpec]:
 # --- actions (module level, so they pickle) ---------------------------------------------
 
 
-def act(action: Callable[[Settings, str], None], settings: Settings, name: str) -> TaskFailed | None:
-    """Run an action; a user-caused error becomes a one-line task failure, not a traceback."""
+def act(step: str, settings: Settings, name: str) -> TaskFailed | None:
+    """Run one step of `actions.py`; a user-caused error becomes a one-line task failure.
+
+    Steps are named, and their module imported only here, so creating the graph (all a
+    no-op run does) never loads the locking, installing or archiving code.
+    """
+    from venvstacks import actions
+
     try:
-        action(settings, name)
+        getattr(actions, step)(settings, name)
     except VenvStacksError as exc:
         return TaskFailed(str(exc))
     return None
-
-
-def log(message: str) -> None:
-    # stderr: doit captures task stdout at the default verbosity, and these lines matter.
-    print(f"   {message}", file=sys.stderr, flush=True)
-
-
-def runtime_for(settings: Settings, layer: LayerSpec) -> Runtime:
-    return ensure_runtime(settings.runtime_layer(layer).python_implementation, settings.runtimes, log)
-
-
-def fetch_runtime(settings: Settings, name: str) -> None:
-    layer = settings.stack.layer(name)
-    write_if_changed(settings.runtime_state(layer), dump_json(runtime_for(settings, layer).identity()))
-
-
-def lock(settings: Settings, name: str) -> None:
-    layer = settings.stack.layer(name)
-    runtime = runtime_for(settings, layer)
-    changed = locking.lock_layer(
-        settings.stack, layer, runtime.python_dir / "bin" / "python3", settings.lock, log
-    )
-    log(f"{locking.lock_files(settings.stack, layer).pylock.name} {'updated' if changed else 'unchanged'}")
-
-
-def install(settings: Settings, name: str) -> None:
-    layer = settings.stack.layer(name)
-    runtime = runtime_for(settings, layer)
-    pylock = locking.lock_files(settings.stack, layer).pylock
-    if layer.kind is LayerKind.RUNTIME:
-        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, log)
-    else:
-        runtime_dir = settings.env_dir(settings.runtime_layer(layer))
-        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, log)
-
-
-def link(settings: Settings, name: str) -> None:
-    layer = settings.stack.layer(name)
-    linking.link_layer(link_plan(settings, layer))
-
-
-def export(settings: Settings, name: str) -> None:
-    layer = settings.stack.layer(name)
-    identity = runtime_identity(settings, layer)
-    outputs.export_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
-
-
-def publish(settings: Settings, name: str) -> None:
-    layer = settings.stack.layer(name)
-    identity = runtime_identity(settings, layer)
-    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
-
-
-def runtime_identity(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
-    import json
-
-    return dict(json.loads(settings.runtime_state(layer).read_text()))
-
-
-def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
-    version = runtime_identity(settings, layer)["version"]
-
-    def peer(lower: LayerSpec) -> linking.Peer:
-        return linking.Peer(settings.env_dir(lower), locking.deployed_name(settings.stack, lower))
-
-    runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
-    frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
-    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks)
 
 
 # --- task creators ------------------------------------------------------------------------
@@ -184,7 +120,7 @@ def runtime_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"fetch {layer.python_implementation} for {layer.env_name} into the runtime cache",
-            "actions": [(act, [fetch_runtime, settings, layer.env_name])],
+            "actions": [(act, ["fetch_runtime", settings, layer.env_name])],
             "targets": [settings.runtime_state(layer)],
             "uptodate": [config_changed(source)],
             "clean": True,
@@ -194,13 +130,13 @@ def runtime_tasks(settings: Settings) -> Iterator[TaskDict]:
 def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
     stack = settings.stack
     for layer in lockable(settings):
-        files = locking.lock_files(stack, layer)
+        files = lock_files(stack, layer)
         lowers = lower_layers(stack, layer)
         yield {
             "name": layer.env_name,
             "doc": f"lock {layer.env_name} with uv ({', '.join(layer.platforms)})",
-            "actions": [(act, [lock, settings, layer.env_name])],
-            "file_dep": [locking.lock_files(stack, lower).pylock for lower in lowers],
+            "actions": [(act, ["lock", settings, layer.env_name])],
+            "file_dep": [lock_files(stack, lower).pylock for lower in lowers],
             "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
             "targets": [files.pylock, files.meta],
             "uptodate": [config_changed(_lock_inputs(settings, layer))],
@@ -213,13 +149,13 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"create {layer.env_name} and install its locked packages",
-            "actions": [(act, [install, settings, layer.env_name])],
+            "actions": [(act, ["install", settings, layer.env_name])],
             "file_dep": [
-                locking.lock_files(settings.stack, layer).pylock,
+                lock_files(settings.stack, layer).pylock,
                 settings.runtime_state(layer),
             ],
             "task_dep": [] if runtime is layer else [f"install:{runtime.env_name}"],
-            "targets": [settings.env_dir(layer) / envs.INSTALLED],
+            "targets": [settings.env_dir(layer) / layout.INSTALLED],
         }
 
 
@@ -227,19 +163,19 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
     stack = settings.stack
     for layer in buildable(settings):
         lowers = lower_layers(stack, layer)
-        versioned_metas = [locking.lock_files(stack, lower).meta for lower in lowers if lower.versioned]
+        versioned_metas = [lock_files(stack, lower).meta for lower in lowers if lower.versioned]
         yield {
             "name": layer.env_name,
             "doc": f"build {layer.env_name}: wire it to its lower layers"
             + (" and copy its launch modules" if layer.launch_module else ""),
-            "actions": [(act, [link, settings, layer.env_name])],
+            "actions": [(act, ["link", settings, layer.env_name])],
             "file_dep": [
-                settings.env_dir(layer) / envs.INSTALLED,
+                settings.env_dir(layer) / layout.INSTALLED,
                 *versioned_metas,
                 *_module_files(layer),
             ],
             "task_dep": [f"build:{lower.env_name}" for lower in lowers],
-            "targets": [settings.env_dir(layer) / linking.LINKED],
+            "targets": [settings.env_dir(layer) / layout.LINKED],
             "uptodate": [config_changed(_link_inputs(settings, layer))],
         }
 
@@ -250,7 +186,7 @@ def export_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py",
-            "actions": [(act, [export, settings, layer.env_name])],
+            "actions": [(act, ["export", settings, layer.env_name])],
             "file_dep": _built(settings, layer),
             "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)],
             "targets": [out.export_metadata(layer)],
@@ -261,13 +197,12 @@ def export_tasks(settings: Settings) -> Iterator[TaskDict]:
 def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
     out = settings.output
     for layer in buildable(settings):
-        options = out.publish_options()
         yield {
             "name": layer.env_name,
             "doc": f"publish {layer.env_name} as a {out.archive_format} archive in {out.publish_dir.name}/",
-            "actions": [(act, [publish, settings, layer.env_name])],
+            "actions": [(act, ["publish", settings, layer.env_name])],
             "file_dep": _built(settings, layer),
-            "targets": [options.layer_metadata_path(layer.env_name)],
+            "targets": [out.publish_metadata(layer)],
             "uptodate": [
                 config_changed(
                     {
@@ -283,7 +218,7 @@ def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
 
 def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
     """A built layer's outputs, plus its lock metadata (which names its deployed version)."""
-    return [settings.env_dir(layer) / linking.LINKED, locking.lock_files(settings.stack, layer).meta]
+    return [settings.env_dir(layer) / layout.LINKED, lock_files(settings.stack, layer).meta]
 
 
 def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
