@@ -4,7 +4,7 @@
 :class:`ArchiveEntry` items (a file, folder or symlink on disk, and its name in the archive)
 sorted by name, with every mtime set to ``epoch``, owners 0/"", and modes 0o755 (folders,
 executables) or 0o644. Compressors are pinned: gzip level 6 without name or mtime in its
-header; xz preset 6 (Python's lzma encoder is single-threaded); zstd level 10 in
+header; xz preset 6 in fixed 32 MiB blocks compressed in parallel (xzblocks.py); zstd level 10 in
 multi-threaded mode (the same bytes for any worker count >= 1, unlike single-threaded mode);
 zip members with a fixed ``date_time``, Unix ``external_attr``, no extra fields. The file is
 written beside ``path`` and renamed into place last.
@@ -44,13 +44,13 @@ import zstandard
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
+from venvstacks.xzblocks import ParallelXZWriter
 
 Progress = Callable[[int, int], None]
 """Called with (bytes of file content done, total bytes of file content)."""
 
 _CHUNK = 1 << 20
 _GZIP_LEVEL = 6
-_XZ_PRESET = 6
 _ZSTD_LEVEL = 10
 _ZIP_EPOCH_MIN = 315532800  # 1980-01-01: the earliest time a zip member can carry
 
@@ -123,11 +123,18 @@ def write_archive(
             else:
                 with _compressor(raw, fmt) as stream:
                     _write_tar(stream, members, epoch, report)
+        _readable_by_all(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return ArchiveInfo(path, path.stat().st_size, sha256_file(path))
+
+
+def _readable_by_all(path: Path) -> None:
+    # mkstemp creates 0600; a published archive is meant to be shared. (Reading the umask
+    # would mean setting it, which is process-wide and unsafe with parallel publishing.)
+    path.chmod(0o644)
 
 
 def _normal_mode(st_mode: int) -> int:
@@ -145,7 +152,7 @@ def _compressor(raw: IO[bytes], fmt: ArchiveFormat) -> Iterator[Any]:
         with gz:
             yield gz
     elif fmt is ArchiveFormat.TAR_XZ:
-        with lzma.LZMAFile(raw, "wb", check=lzma.CHECK_CRC64, preset=_XZ_PRESET) as xz:
+        with ParallelXZWriter(raw) as xz:
             yield xz
     else:
         cores = max(1, os.cpu_count() or 1)
