@@ -65,7 +65,7 @@ def export(settings: Settings, name: str) -> None:
 def publish(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     identity = runtime_identity(settings, layer)
-    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
+    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity, log)
 
 
 def runtime_identity(settings: Settings, layer: LayerSpec) -> dict[str, Any]:

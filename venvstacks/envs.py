@@ -8,6 +8,8 @@ not wake the tasks above it.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import uuid
@@ -139,10 +141,34 @@ def _sync(python: Path, lock_path: Path, layer: str, *, system: bool) -> None:
 
 
 def _remove_scripts(env_dir: Path) -> None:
-    """Drop entry-point and activate scripts: their absolute shebangs cannot be relocated."""
-    for item in (env_dir / "bin").iterdir():
+    """Drop entry-point and activate scripts: their absolute shebangs cannot be relocated
+    (and would make published archives depend on the build folder's path)."""
+    bindir = env_dir / "bin"
+    removed = False
+    for item in bindir.iterdir():
         if not item.name.startswith("python"):
+            removed = True
             if item.is_dir() and not item.is_symlink():
                 shutil.rmtree(item)
             else:
                 item.unlink()
+    if removed:
+        for record in env_dir.glob("lib/python*/site-packages/*.dist-info/RECORD"):
+            _drop_missing_scripts(record, bindir)
+
+
+def _drop_missing_scripts(record: Path, bindir: Path) -> None:
+    """Keep RECORD truthful: forget the scripts just deleted, so uninstalls stay clean."""
+    site = record.parent.parent
+    kept, changed = [], False
+    with record.open(newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            target = Path(os.path.normpath(site / row[0])) if row else None
+            if target is not None and target.parent == bindir and not target.exists():
+                changed = True
+                continue
+            kept.append(row)
+    if changed:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(kept)
+        write_atomic(record, buffer.getvalue())

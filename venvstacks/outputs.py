@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +67,16 @@ def export_one(
 
 
 def publish_one(
-    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
+    stack: StackSpec,
+    layer: LayerSpec,
+    env_dir: Path,
+    options: OutputOptions,
+    identity: dict[str, Any],
+    log: Callable[[str], None] = print,
 ) -> None:
     to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
     publish_opts = options.publish_options()
-    publish.publish_layer(to_publish, publish_opts)
+    publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(log))
     meta_dir = publish_opts.layer_metadata_path(layer.env_name).parent
     _write_stack_file(stack, publish_opts.stack_metadata_path(), meta_dir, options.tagged_suffix())
 
@@ -79,6 +86,26 @@ def dry_run(
 ) -> dict[str, Any]:
     to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
     return publish.publish_layer(to_publish, options.publish_options(dry_run=True)).metadata
+
+
+class ProgressLine:
+    """Says how far a long compression has got, a line per quarter, for big layers only."""
+
+    MIN_BYTES = 64 * 1024 * 1024
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.started = time.perf_counter()
+        self.next_quarter: dict[str, int] = {}
+
+    def __call__(self, layer: str, done: int, total: int) -> None:
+        if total < self.MIN_BYTES:
+            return
+        quarter = self.next_quarter.setdefault(layer, 1)
+        if quarter < 4 and done * 4 >= total * quarter:
+            self.next_quarter[layer] = quarter + 1
+            elapsed = time.perf_counter() - self.started
+            self.log(f"{layer}: {quarter * 25}% of {total / 1e6:.0f} MB archived ({elapsed:.0f}s)")
 
 
 def _write_stack_file(stack: StackSpec, path: Path, meta_dir: Path, suffix: str = "") -> None:
