@@ -34,10 +34,7 @@ def fetch_runtime(settings: Settings, name: str) -> None:
 def lock(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
-    changed = locking.lock_layer(
-        settings.stack, layer, runtime.python_dir / "bin" / "python3", settings.lock, log
-    )
-    log(f"{lock_files(settings.stack, layer).pylock.name} {'updated' if changed else 'unchanged'}")
+    locking.lock_layer(settings.stack, layer, runtime.python_dir / "bin" / "python3", settings.lock, log)
 
 
 def install(settings: Settings, name: str) -> None:

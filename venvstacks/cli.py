@@ -21,7 +21,7 @@ from venvstacks.cli_options import build_parser
 from venvstacks.errors import VenvStacksError
 from venvstacks.graph import derived_layers, lower_layers, select
 from venvstacks.layout import LINKED, LockOptions, OutputOptions
-from venvstacks.rundoit import check_ok, run_doit, stack_path
+from venvstacks.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.runtime_options import RuntimeOptions
 from venvstacks.spec import LayerKind, LayerSpec, load_stack
 from venvstacks.tasks import Settings, buildable, host_platform
@@ -135,9 +135,11 @@ def plan_tasks(inv: Invocation) -> Plan:
         main_ops = [{"lock": "lock", "local-export": "export", "publish": "publish"}[args.command]]
     outputs_op = [op for op in main_ops if op in ("export", "publish")]
     ops: dict[str, list[str]] = {layer.env_name: list(main_ops) for layer in inv.selected}
+    # --include-dependencies / --no-include-dependencies overrides the *-dependencies flags.
     deps = getattr(args, "include_dependencies", None)
+    publish_deps = getattr(args, "publish_dependencies", False) if deps is None else deps
     for layer in inv.selected:
-        if getattr(args, "publish_dependencies", False) or deps:
+        if publish_deps:
             for lower in lower_layers(stack, layer):
                 ops.setdefault(lower.env_name, []).extend(outputs_op)
         for upper in derived_layers(stack, layer):
@@ -175,14 +177,25 @@ def _task_names(settings: Settings, ops: dict[str, list[str]]) -> list[str]:
 
 
 def prepare(plan: Plan) -> None:
+    """Effects that come before the run: all under the build folder's lock."""
     settings, args = plan.inv.settings, plan.inv.args
+    hold_build_lock(settings.build_dir)
     if getattr(args, "clean", False):
         for name in plan.operations:
             shutil.rmtree(settings.build_dir / name, ignore_errors=True)
+    forced: list[str] = []
     if getattr(args, "force", False):
-        forced = [t for t in plan.tasks if t.startswith(("export:", "publish:"))]
-        if forced:
-            check_ok(run_doit(settings, ["forget", *forced]))
+        forced += [t for t in plan.tasks if t.startswith(("export:", "publish:"))]
+    lock = settings.lock
+    if lock.upgrade or lock.upgrade_packages or lock.reset:
+        # Asking for newer versions must reach uv even when no input changed.
+        forced += [f"lock:{name}" for name in plan.operations if f"lock:{name}" in _all_lock_tasks(settings)]
+    if forced:
+        check_ok(run_doit(settings, ["forget", *forced]))
+
+
+def _all_lock_tasks(settings: Settings) -> set[str]:
+    return {f"lock:{layer.env_name}" for layer in settings.stack.layers if layer.enabled}
 
 
 def run_tasks(plan: Plan) -> int:

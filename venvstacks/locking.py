@@ -101,6 +101,7 @@ def lock_layer(
             f"limit the layer with platforms = {exc.working!r} or pick a version that has one"
         ) from None
     changed = write_if_changed(files.pylock, _HEADER.format(layer=layer.env_name) + tomli_w.dumps(locked))
+    log(f"{files.pylock.name} {'updated' if changed else 'relocked, unchanged'}")
     _write_meta(stack, layer, files, locked, _input_hashes(stack, layer, lower_locks, options))
     write_if_changed(files.summary, _summary(stack, layer, locked))
     return changed

@@ -75,7 +75,7 @@ def run_doit(settings: Settings, argv: Sequence[str]) -> int:
 
     hold_build_lock(settings.build_dir)
     main = DoitMain(ModuleTaskLoader(namespace(settings)), config_filenames=())
-    return int(main.run(list(argv)))
+    return int(main.run(list(argv)) or 0)  # some commands (forget) return None
 
 
 _held: dict[Path, FileLock] = {}

@@ -17,10 +17,12 @@ inputs: an identical rerun leaves its dependants asleep.
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,10 @@ def act(step: str, settings: Settings, name: str) -> TaskFailed | None:
     return None
 
 
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 # --- task creators ------------------------------------------------------------------------
 
 
@@ -156,6 +162,7 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
             ],
             "task_dep": [] if runtime is layer else [f"install:{runtime.env_name}"],
             "targets": [settings.env_dir(layer) / layout.INSTALLED],
+            "clean": [(remove_tree, [settings.env_dir(layer)])],  # `doit clean`: the whole layer
         }
 
 
@@ -176,6 +183,7 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
             ],
             "task_dep": [f"build:{lower.env_name}" for lower in lowers],
             "targets": [settings.env_dir(layer) / layout.LINKED],
+            "clean": True,
             "uptodate": [config_changed(_link_inputs(settings, layer))],
         }
 
@@ -190,6 +198,7 @@ def export_tasks(settings: Settings) -> Iterator[TaskDict]:
             "file_dep": _built(settings, layer),
             "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)],
             "targets": [out.export_metadata(layer)],
+            "clean": True,
             "uptodate": [config_changed({"export_dir": str(out.export_dir)})],
         }
 
@@ -203,6 +212,7 @@ def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
             "actions": [(act, ["publish", settings, layer.env_name])],
             "file_dep": _built(settings, layer),
             "targets": [out.publish_metadata(layer)],
+            "clean": True,
             "uptodate": [
                 config_changed(
                     {
@@ -233,9 +243,10 @@ def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
         "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
         "versioned": layer.versioned,
         "uv": dict(settings.stack.uv_config),
-        "options": {
-            k: [str(x) for x in v] if isinstance(v, tuple) else v for k, v in asdict(settings.lock).items()
-        },
+        # What changes a lock's content; --upgrade and --reset-lock force a rerun instead.
+        "index": settings.lock.index,
+        "local_wheels": [str(p) for p in settings.lock.local_wheels],
+        "exclude_newer": os.environ.get("UV_EXCLUDE_NEWER", ""),
     }
 
 
