@@ -1,0 +1,269 @@
+"""Publishing: archive time and size per format, against the existing venvstacks 0.7.0.
+
+Run from the repo root: ``python3 bench/publish.py [--quick] [--skip-upstream] [--repeats N]``
+(it re-executes itself with ``.venv/bin/python``).  It builds ``stacks/sample`` in
+``bench/.cache/sample-copy`` if needed, then for each format (tar.xz, tar.gz, tar.zst, zip)
+times ``venvstacks publish <copy> --format F --output-dir <fresh dir> --force -j 2``
+(cold: a fresh output folder every time) and prints:
+
+* the median publish time per format, and the archive size of every layer and in total;
+* whether two publishes into two fresh folders gave byte-identical archives (sha256);
+* for tar.xz, 0.7.0 publishing the same stack (``lock``, ``build``, then timed
+  ``publish --output-dir <fresh dir> --force``), with ratios ours/theirs for time and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchlib import (
+    CACHE_DIR,
+    VENVSTACKS,
+    BenchError,
+    Samples,
+    build_ours,
+    code_version,
+    ensure_project_python,
+    goal,
+    last_error_line,
+    load_line,
+    one_line,
+    prepare_upstream,
+    rel,
+    run,
+    run_ok,
+    sample_copy,
+)
+from upstream import Upstream, UpstreamError
+
+FORMATS = ("tar.xz", "tar.gz", "tar.zst", "zip")
+OUT_DIR = CACHE_DIR / "publish"
+
+
+@dataclass
+class Archive:
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class Published:
+    """Repeated cold publishes of one stack in one format."""
+
+    times: Samples = field(default_factory=Samples)
+    runs: list[dict[str, Archive]] = field(default_factory=list)  # layer -> archive, per run
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def archives(self) -> dict[str, Archive]:
+        return self.runs[0] if self.runs else {}
+
+    @property
+    def total(self) -> int:
+        return sum(a.size for a in self.archives.values())
+
+    def reproducibility(self) -> str:
+        if len(self.runs) < 2:
+            return "not checked (one publish)"
+        first, second = self.runs[0], self.runs[1]
+        if first.keys() != second.keys():
+            return f"different layer sets: {sorted(first)} vs {sorted(second)}"
+        differ = sorted(layer for layer in first if first[layer].sha256 != second[layer].sha256)
+        if differ:
+            return f"different: {len(differ)} of {len(first)} archives differ ({', '.join(differ)})"
+        return f"identical: all {len(first)} archives have the same sha256"
+
+
+def read_archives(out: Path) -> dict[str, Archive]:
+    """layer -> archive, from ``__venvstacks__/env_metadata/*.json`` (ours and 0.7.0 alike)."""
+    found: dict[str, Archive] = {}
+    for meta_file in sorted((out / "__venvstacks__" / "env_metadata").glob("*.json")):
+        meta = json.loads(meta_file.read_text())
+        path = out / str(meta["archive_name"])
+        if not path.is_file():
+            raise BenchError(f"{rel(meta_file)} names {path.name}, which is missing")
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        found[str(meta["layer_name"])] = Archive(path.name, path.stat().st_size, digest.hexdigest())
+    if not found:
+        raise BenchError(f"no archives described in {rel(out)}/__venvstacks__/env_metadata")
+    return found
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+class Publisher:
+    """Our cold publishes; ``--force`` is dropped (once, with a note) if it fails."""
+
+    def __init__(self, stack_dir: Path, built: list[str]) -> None:
+        self.stack_dir = stack_dir
+        self.built = built
+        self.use_force = True
+
+    def publish(self, fmt: str, n: int) -> Published:
+        result = Published()
+        for i in range(n):
+            # Anything else the graph wants (a relock after a code change, say) runs here, untimed.
+            run_ok([VENVSTACKS, "build", self.stack_dir])
+            out = fresh(OUT_DIR / f"ours-{fmt}-{i}")
+            cmd: list[str | Path] = [
+                VENVSTACKS,
+                "publish",
+                self.stack_dir,
+                "--format",
+                fmt,
+                "--output-dir",
+                out,
+            ]
+            proc = run([*cmd, "--force", "-j", "2"] if self.use_force else [*cmd, "-j", "2"])
+            if proc.code != 0 and self.use_force:
+                result.notes.append(
+                    f"--force failed ({last_error_line(proc.output)}); timing without it from now on"
+                    " (a fresh output folder is cold anyway)"
+                )
+                self.use_force = False
+                fresh(out)
+                proc = run([*cmd, "-j", "2"])
+            if proc.code != 0:
+                raise BenchError(f"venvstacks publish --format {fmt} failed: {last_error_line(proc.output)}")
+            other = [t for t in proc.tasks_run if not t.startswith("publish:")]
+            published = [t for t in proc.tasks_run if t.startswith("publish:")]
+            if other or len(published) != len(self.built):
+                result.notes.append(
+                    f"run {i + 1}: {len(published)} publish tasks for {len(self.built)} built layers;"
+                    f" other tasks: {', '.join(other) or 'none'}"
+                )
+            result.times.values.append(proc.seconds)
+            result.runs.append(read_archives(out))
+        return result
+
+
+def publish_upstream(up: Upstream, stack_dir: Path, n: int) -> Published:
+    work = CACHE_DIR / "upstream-publish-sample"
+    stack = prepare_upstream(stack_dir, work)
+    stack.seed(up)
+    t_lock = up.run("lock", "venvstacks.toml", cwd=work, env=stack.env)
+    t_build = up.run("build", "venvstacks.toml", cwd=work, env=stack.env)
+    row("upstream 0.7.0: lock, build (not timed below)", f"{t_lock:.2f} s, {t_build:.2f} s in {rel(work)}")
+    result = Published()
+    for i in range(n):
+        out = f"_artifacts-{i}"
+        fresh(work / out)
+        secs = up.run("publish", "venvstacks.toml", "--output-dir", out, "--force", cwd=work, env=stack.env)
+        result.times.values.append(secs)
+        result.runs.append(read_archives(work / out))
+    return result
+
+
+def row(label: str, text: str) -> None:
+    print(f"  {label:<46} {text}")
+
+
+def mb(size: int) -> str:
+    return f"{size / 1e6:.2f}"
+
+
+def size_table(columns: dict[str, Published]) -> None:
+    layers = sorted({layer for p in columns.values() for layer in p.archives})
+    width = max(len(x) for x in [*layers, "layer (MB)"])
+    print("  " + f"{'layer (MB)':<{width}}" + "".join(f" {c:>16}" for c in columns))
+    for layer in layers:
+        cells = [mb(p.archives[layer].size) if layer in p.archives else "-" for p in columns.values()]
+        print("  " + f"{layer:<{width}}" + "".join(f" {c:>16}" for c in cells))
+    print("  " + f"{'total':<{width}}" + "".join(f" {mb(p.total):>16}" for p in columns.values()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ensure_project_python()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--skip-upstream", action="store_true", help="do not run venvstacks 0.7.0")
+    ap.add_argument("--repeats", type=int, help="publishes per format (default 3, --quick 2; at least 2)")
+    ap.add_argument("--upstream-repeats", type=int, help="0.7.0 publishes (default 2, --quick 1)")
+    args = ap.parse_args(argv)
+    n = max(2, args.repeats or (2 if args.quick else 3))
+    n_up = args.upstream_repeats or (1 if args.quick else 2)
+
+    print(f"bench/publish.py: {load_line()}; medians of {n} cold publishes per format")
+    print(f"code: {code_version()}")
+    try:
+        stack_dir = sample_copy()
+        built, cold = build_ours(stack_dir)
+        layers = sorted(p.name for p in (stack_dir / "_build").iterdir() if p.is_dir() and p.name[0] != ".")
+        print(f"\nstack sample: {rel(stack_dir)} ({len(layers)} layers built here)")
+        row(
+            "build first: venvstacks build <stack> -j 2",
+            f"{built.seconds:.2f} s ({'cold' if cold else 'already built'}; not part of the times below)",
+        )
+        ours: dict[str, Published] = {}
+        publisher = Publisher(stack_dir, layers)
+        for fmt in FORMATS:
+            try:
+                ours[fmt] = publisher.publish(fmt, n)
+            except BenchError as exc:
+                row(f"ours: publish --format {fmt} -j 2", f"failed: {exc}")
+                continue
+            row(f"ours: publish --format {fmt} -j 2", ours[fmt].times.summary())
+            for note in ours[fmt].notes:
+                row("", f"note: {note}")
+    except BenchError as exc:
+        print(f"error: {exc}")
+        return 1
+
+    theirs: Published | None = None
+    if not args.skip_upstream:
+        try:
+            up = Upstream()
+            up.ensure_installed()
+            theirs = publish_upstream(up, stack_dir, n_up)
+            row("upstream 0.7.0: publish (tar.xz)", theirs.times.summary())
+        except (UpstreamError, BenchError, OSError, ValueError) as exc:
+            print(f"  upstream 0.7.0: could not publish this stack: {one_line(exc)}")
+
+    print("\narchive sizes (MB = 10^6 bytes)")
+    columns = {f"ours {fmt}": p for fmt, p in ours.items()}
+    if theirs is not None:
+        columns["0.7.0 tar.xz"] = theirs
+    size_table(columns)
+
+    print("\nreproducibility (two cold publishes into two fresh folders, sha256 of each archive)")
+    for name, published in columns.items():
+        row(name, published.reproducibility())
+
+    if theirs is not None and "tar.xz" in ours:
+        xz = ours["tar.xz"]
+        t_ratio = xz.times.median / theirs.times.median
+        s_ratio = xz.total / theirs.total
+        print("\nours/theirs (tar.xz)")
+        row(
+            "publish time",
+            f"{xz.times.median:.2f} s / {theirs.times.median:.2f} s = {t_ratio:.3f}x"
+            f" (ours is {1 / t_ratio:.2f}x as fast)",
+        )
+        row("total archive size", f"{mb(xz.total)} MB / {mb(theirs.total)} MB = {s_ratio:.3f}x")
+        bigger = sorted(
+            layer
+            for layer, a in xz.archives.items()
+            if layer in theirs.archives and a.size > theirs.archives[layer].size
+        )
+        row("layers whose archive is larger than 0.7.0's", ", ".join(bigger) or "none")
+        print(f"  {goal('tar.xz publish at least 2x faster than 0.7.0', t_ratio <= 0.5)}")
+        print(f"  {goal('tar.xz archives no larger than 0.7.0 (total)', s_ratio <= 1.0)}")
+    print(f"\nload at the end: {load_line()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
