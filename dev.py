@@ -20,7 +20,7 @@ STAMP = VENV / ".installed-from"
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (dev.py may be run by any python3)
         sys.exit("error: venvstacks needs Python >= 3.11 to run dev.py")
     wanted = (ROOT / "pyproject.toml").read_text()
     if STAMP.exists() and STAMP.read_text() == wanted:

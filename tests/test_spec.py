@@ -345,6 +345,17 @@ BAD: dict[str, Bad] = {
         "index_overrides",
         "names unknown index 'nowhere'",
     ),
+    "conflicting-lower-indexes": Bad(
+        RUNTIME
+        + framework("a", extra='package_indexes = { idna = "mirror" }')
+        + framework("b", extra='package_indexes = { idna = "other" }')
+        + framework("c", deps='frameworks = ["a", "b"]')
+        + INDEX
+        + '[[tool.uv.index]]\nname = "other"\nurl = "http://127.0.0.1:9/other"\n',
+        "framework-c",
+        "package_indexes",
+        "declare the winner with index_overrides",
+    ),
     "uv-index-not-an-array": Bad(
         RUNTIME + '\n[tool.uv]\nindex = "http://127.0.0.1:9/simple"\n',
         None,
