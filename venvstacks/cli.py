@@ -79,6 +79,9 @@ def load(args: argparse.Namespace) -> tuple[argparse.Namespace, Settings]:
         mirror=args.runtime_mirror,
         archives=_archives(args.runtime_archive) or None,
     )
+    for folder in getattr(args, "local_wheels", None) or ():
+        if not rel(folder).is_dir():
+            raise VenvStacksError(f"--local-wheels {folder!r}: {rel(folder)} is not a folder")
     lock = LockOptions(
         upgrade=getattr(args, "upgrade", False),
         upgrade_packages=tuple(getattr(args, "upgrade_package", None) or ()),

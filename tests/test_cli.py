@@ -1,0 +1,141 @@
+"""CLI parity: options select layers and operations as the existing venvstacks does.
+
+`--json` on an operation prints the plan and stops, so these tests run no build.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from venvstacks.cli import main
+
+STACK = """
+[[runtimes]]
+name = "cpython-3.11"
+python_implementation = "cpython@3.11"
+requirements = []
+
+[[frameworks]]
+name = "base"
+runtime = "cpython-3.11"
+requirements = []
+
+[[frameworks]]
+name = "top"
+frameworks = ["base"]
+requirements = []
+
+[[applications]]
+name = "app"
+frameworks = ["top"]
+launch_module = "launch.py"
+requirements = []
+
+[[applications]]
+name = "winapp"
+runtime = "cpython-3.11"
+launch_module = "launch.py"
+requirements = []
+platforms = ["win_amd64"]
+"""
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    (tmp_path / "launch.py").write_text("print('hi')\n")
+    path = tmp_path / "venvstacks.toml"
+    path.write_text(STACK)
+    return path
+
+
+def plan(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, list[str]]:
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    return {
+        e["name"]: e["selected_operations"]
+        for kind in ("runtimes", "frameworks", "applications")
+        for e in data[kind]
+    }
+
+
+def test_build_selects_included_layers(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan(capsys, "build", str(spec), "--include", "framework-top") == {"framework-top": ["build"]}
+
+
+def test_derived_and_dependency_flags(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ops = plan(capsys, "build", str(spec), "--include", "framework-base", "--build-derived", "--publish")
+    assert ops["framework-base"] == ["build", "publish"]
+    assert ops["framework-top"] == ["build"] and ops["app-app"] == ["build"]
+    ops = plan(capsys, "publish", str(spec), "--include", "app-app", "--publish-dependencies")
+    assert ops == {
+        name: ["publish"] for name in ("cpython-3.11", "framework-base", "framework-top", "app-app")
+    }
+    ops = plan(capsys, "build", str(spec), "--include", "app-app", "--publish", "--publish-dependencies",
+               "--no-include-dependencies")  # fmt: skip
+    assert ops == {"app-app": ["build", "publish"]}
+
+
+def test_lock_relocks_derived_layers(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ops = plan(capsys, "lock", str(spec), "--include", "framework-top")
+    assert ops == {"framework-top": ["lock"], "app-app": ["lock"]}
+
+
+def test_no_build_only_locks(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan(capsys, "build", str(spec), "--include", "app-app", "--no-build") == {"app-app": ["lock"]}
+
+
+def test_include_matching_nothing(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", str(spec), "--include", "app-nope", "--json"]) == 1
+    assert "matches no layer" in capsys.readouterr().err
+    assert main(["build", str(spec), "--include", "app-nope", "--include", "app-app", "--allow-missing",
+                 "--json"]) == 0  # fmt: skip
+    assert "warning: --include 'app-nope' matches no layer" in capsys.readouterr().err
+
+
+def test_show_only_prints_the_tree(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", str(spec), "--show-only"]) == 0
+    out = capsys.readouterr().out
+    assert "+-- *app-app  [build]" in out and "|   |   +-- framework-top" in out
+
+
+def test_spec_path_defaults_to_the_current_folder(
+    spec: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(spec.parent)
+    assert main(["show", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec_name"] == str(spec)
+
+
+def test_every_upstream_option_is_accepted(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    upstream = {
+        "lock": ["--if-needed", "--lock-dependencies", "--clean", "--no-index", "--reset-lock", "x",
+                 "--local-wheels", "w", "--show-only"],
+        "build": ["--lock-if-needed", "--lock", "--no-build", "--publish", "--build-dependencies",
+                  "--publish-dependencies", "--include-dependencies", "--build-derived", "--publish-derived",
+                  "--tag-outputs", "--output-dir", "o", "--clean", "--index", "--reset-lock", "x",
+                  "--show-only"],
+        "publish": ["--output-dir", "o", "--tag-outputs", "--force", "--dry-run", "--publish-dependencies",
+                    "--publish-derived", "--show-only"],
+        "local-export": ["--output-dir", "o", "--force", "--dry-run", "--publish-dependencies",
+                         "--publish-derived", "--show-only"],
+        "show": ["--allow-missing"],
+    }  # fmt: skip
+    (spec.parent / "w").mkdir()
+    for command, options in upstream.items():
+        argv = [command, str(spec), "--build-dir", "b", "--include", "*", "-v", "-q", *options]
+        assert main(argv) == 0, (command, capsys.readouterr())
+        capsys.readouterr()
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: venvstacks" in capsys.readouterr().err
+
+
+def test_missing_local_wheels_folder_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lock", str(spec), "--local-wheels", "nowhere"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--local-wheels" in err and "nowhere" in err
