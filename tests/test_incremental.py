@@ -105,3 +105,37 @@ def _has_local(version: str) -> bool:
     from pathlib import Path
 
     return any(Path.home().joinpath(".pyenv/versions").glob(f"{version}.*"))
+
+
+def _doit(stack: Stack, *args: str) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dodo = Path(__file__).parents[1] / "dodo.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "doit", *args[:1], "-f", str(dodo), *args[1:], f"stack={stack.spec}"],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout
+
+
+def test_doit_info_forget_and_clean(built: Stack) -> None:
+    assert "up-to-date" in _doit(built, "info", "build:app-hello")
+    _doit(built, "forget", "build:app-hello")
+    assert built.build().ran == {"build:app-hello"}
+    _doit(built, "clean", "install:app-hello")
+    assert not (built.build_dir / "app-hello").exists()
+    assert built.build().ran == {"install:app-hello", "build:app-hello"}
+    assert "hello from the app layer" in built.run_app()
+
+
+def test_plain_doit_builds_one_app_and_what_it_needs(stack: Stack) -> None:
+    out = _doit(stack, "run", "build:app-hello")
+    ran = {line[3:].strip() for line in out.splitlines() if line.startswith(".  ")}
+    assert ran == RUNTIME | FRAMEWORK | APP
+    assert "idna from" in stack.run_app()
+    assert not any(line.startswith(".  ") for line in _doit(stack, "run").splitlines())
