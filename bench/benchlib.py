@@ -50,6 +50,13 @@ BENCH_ENV = {
     "VENVSTACKS_RUNTIME_CACHE": str(RUNTIME_CACHE),
 }
 
+#: Only for our own commands (`run`): an editable install's modules are compiled on every
+#: start when PYTHONDONTWRITEBYTECODE is set (as in some agent or CI shells), which a pip
+#: install (0.7.0's venv included) never does; a pycache under bench/.cache keeps them
+#: compiled without writing into the repo.  Build outputs are unaffected: archives and
+#: exports leave .pyc files out and postinstall runs with `-I`.
+PYCACHE_ENV = {"PYTHONPYCACHEPREFIX": str(CACHE_DIR / "pycache")}
+
 #: Environment for upstream 0.7.0 runs: its pip installs ignore this machine's pip config
 #: (extra local indexes, find-links, constraints), as bench/README.md explains.
 UPSTREAM_PIP_ENV = {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
@@ -97,7 +104,8 @@ def run(
     cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> Result:
     """Run *cmd*, stdout and stderr merged; the time is ``perf_counter`` around the subprocess."""
-    full_env = {**os.environ, **BENCH_ENV, **(env or {})}
+    full_env = {**os.environ, **BENCH_ENV, **PYCACHE_ENV, **(env or {})}
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
     proc = subprocess.run(
         [str(c) for c in cmd],
@@ -182,6 +190,15 @@ def code_version() -> str:
     return f"commit {head.stdout.strip()}" + (
         f" + {dirty} uncommitted file(s) in venvstacks/, dodo.py" if dirty else ""
     )
+
+
+def bytecode_line() -> str:
+    was = (
+        " (PYTHONDONTWRITEBYTECODE is set here: removed for them)"
+        if os.environ.get("PYTHONDONTWRITEBYTECODE")
+        else ""
+    )
+    return f"our commands cache bytecode in {rel(CACHE_DIR / 'pycache')}{was}"
 
 
 def load_line() -> str:

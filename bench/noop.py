@@ -32,6 +32,7 @@ from benchlib import (
     add_requirement,
     build_dir_layers,
     build_ours,
+    bytecode_line,
     code_version,
     ensure_project_python,
     goal,
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args.upstream_repeats = 1 if args.quick else 3
 
     print(f"bench/noop.py: {load_line()}; medians of {args.repeats} runs (change: {args.change_repeats})")
-    print(f"code: {code_version()}")
+    print(f"code: {code_version()}; {bytecode_line()}")
     run_ok([VENV_PYTHON, "-c", "import doit"])  # warm-up
     base = repeat(args.repeats, lambda: run_ok([VENV_PYTHON, "-c", "import doit"]).seconds)
     print(f"baseline: {rel(VENV_PYTHON)} -c 'import doit'  {base.summary()}")

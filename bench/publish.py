@@ -28,6 +28,7 @@ from benchlib import (
     BenchError,
     Samples,
     build_ours,
+    bytecode_line,
     code_version,
     ensure_project_python,
     goal,
@@ -172,7 +173,7 @@ def row(label: str, text: str) -> None:
 
 
 def mb(size: int) -> str:
-    return f"{size / 1e6:.2f}"
+    return f"{size / 1e6:.3f}"
 
 
 def size_table(columns: dict[str, Published]) -> None:
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     n_up = args.upstream_repeats or (1 if args.quick else 2)
 
     print(f"bench/publish.py: {load_line()}; medians of {n} cold publishes per format")
-    print(f"code: {code_version()}")
+    print(f"code: {code_version()}; {bytecode_line()}")
     try:
         stack_dir = sample_copy()
         built, cold = build_ours(stack_dir)
