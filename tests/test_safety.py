@@ -23,7 +23,14 @@ def _start_build(stack: Stack) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # so the signal reaches uv and the copy too
+        # A shell running us in the background ignores SIGINT, and children inherit that:
+        # give the build the terminal's default so Ctrl-C is really Ctrl-C.
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 120) -> bool:
