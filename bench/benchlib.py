@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -93,6 +94,7 @@ class Result:
     seconds: float
     output: str
     code: int
+    cpu: float = 0.0  # user + system seconds of the command and its children
 
     @property
     def tasks_run(self) -> list[str]:
@@ -106,7 +108,7 @@ def run(
     """Run *cmd*, stdout and stderr merged; the time is ``perf_counter`` around the subprocess."""
     full_env = {**os.environ, **BENCH_ENV, **PYCACHE_ENV, **(env or {})}
     full_env.pop("PYTHONDONTWRITEBYTECODE", None)
-    t0 = time.perf_counter()
+    cpu0, t0 = children_cpu(), time.perf_counter()
     proc = subprocess.run(
         [str(c) for c in cmd],
         cwd=cwd,
@@ -116,7 +118,17 @@ def run(
         stderr=subprocess.STDOUT,
         check=False,
     )
-    return Result(time.perf_counter() - t0, proc.stdout, proc.returncode)
+    return Result(time.perf_counter() - t0, proc.stdout, proc.returncode, children_cpu() - cpu0)
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's finished (waited-for) children so far.
+
+    Unlike wall time it hardly depends on what else the shared machine is doing, so
+    wall / CPU shows how much of a command's parallelism it actually got.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_ok(
@@ -146,17 +158,23 @@ class Samples:
     """Repeated measurements of one thing, in seconds."""
 
     values: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of the same runs, if taken
 
     @property
     def median(self) -> float:
         return statistics.median(self.values)
 
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu) if self.cpu else 0.0
+
     def summary(self) -> str:
+        cpu = f"; CPU median {self.cpu_median:.1f} s" if self.cpu else ""
         if len(self.values) == 1:
-            return f"{self.values[0]:.3f} s (n=1)"
+            return f"{self.values[0]:.3f} s (n=1{cpu})"
         return (
             f"median {self.median:.3f} s (min {min(self.values):.3f}, max {max(self.values):.3f},"
-            f" n={len(self.values)})"
+            f" n={len(self.values)}{cpu})"
         )
 
 

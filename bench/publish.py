@@ -6,7 +6,9 @@ Run from the repo root: ``python3 bench/publish.py [--quick] [--skip-upstream] [
 times ``venvstacks publish <copy> --format F --output-dir <fresh dir> --force -j 2``
 (cold: a fresh output folder every time) and prints:
 
-* the median publish time per format, and the archive size of every layer and in total;
+* the median publish time per format (wall, and the CPU time of the command and its children:
+  on this shared 2-core machine wall / CPU shows how much parallelism a run really got),
+  and the archive size of every layer and in total;
 * whether two publishes into two fresh folders gave byte-identical archives (sha256);
 * for tar.xz, 0.7.0 publishing the same stack (``lock``, ``build``, then timed
   ``publish --output-dir <fresh dir> --force``), with ratios ours/theirs for time and size.
@@ -29,6 +31,7 @@ from benchlib import (
     Samples,
     build_ours,
     bytecode_line,
+    children_cpu,
     code_version,
     ensure_project_python,
     goal,
@@ -147,6 +150,7 @@ class Publisher:
                     f" other tasks: {', '.join(other) or 'none'}"
                 )
             result.times.values.append(proc.seconds)
+            result.times.cpu.append(proc.cpu)
             result.runs.append(read_archives(out))
         return result
 
@@ -162,8 +166,10 @@ def publish_upstream(up: Upstream, stack_dir: Path, n: int) -> Published:
     for i in range(n):
         out = f"_artifacts-{i}"
         fresh(work / out)
+        cpu0 = children_cpu()
         secs = up.run("publish", "venvstacks.toml", "--output-dir", out, "--force", cwd=work, env=stack.env)
         result.times.values.append(secs)
+        result.times.cpu.append(children_cpu() - cpu0)
         result.runs.append(read_archives(work / out))
     return result
 
@@ -252,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
             "publish time",
             f"{xz.times.median:.2f} s / {theirs.times.median:.2f} s = {t_ratio:.3f}x"
             f" (ours is {1 / t_ratio:.2f}x as fast)",
+        )
+        row(
+            "publish CPU time (user + system)",
+            f"{xz.times.cpu_median:.1f} s / {theirs.times.cpu_median:.1f} s"
+            f" = {xz.times.cpu_median / theirs.times.cpu_median:.3f}x",
         )
         row("total archive size", f"{mb(xz.total)} MB / {mb(theirs.total)} MB = {s_ratio:.3f}x")
         bigger = sorted(
