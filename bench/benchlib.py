@@ -186,7 +186,8 @@ def repeat(n: int, once: Callable[[], float]) -> Samples:
 
 
 def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b > 0 else "n/a"
+    """a / b with three significant digits (0.0157x, 1.72x)."""
+    return f"{a / b:.3g}x" if b > 0 else "n/a"
 
 
 def goal(text: str, met: bool) -> str:
