@@ -19,6 +19,13 @@ def _archives(folder: Path) -> dict[str, str]:
     }
 
 
+def _run_hello(folder: Path) -> str:
+    """Run the app from a deployed or exported folder with an empty environment."""
+    python = folder / "app-hello" / "bin" / "python"
+    proc = subprocess.run(["env", "-i", python, "-m", "hello"], capture_output=True, text=True, check=True)
+    return proc.stdout
+
+
 def test_publish_from_two_fresh_build_folders_is_identical(stack: Stack) -> None:
     for n in (1, 2):
         stack.venvstacks("publish", str(stack.spec), "--build-dir", f"_build{n}", "--output-dir", f"out{n}",
@@ -47,12 +54,7 @@ def test_deployed_stack_runs_after_the_folder_moves(stack: Stack, tmp_path: Path
     runtime = moved / "cpython-3.11" / "bin" / "python3"
     for layer in ORDER:
         subprocess.run([runtime, moved / layer / "postinstall.py"], check=True)
-    out = subprocess.run(
-        ["env", "-i", moved / "app-hello/bin/python", "-m", "hello"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = _run_hello(moved)
     assert f"idna from {moved}/framework-web/lib/python3.11/site-packages/idna/__init__.py" in out
     assert "hello from the app layer" in out
 
@@ -60,12 +62,7 @@ def test_deployed_stack_runs_after_the_folder_moves(stack: Stack, tmp_path: Path
 def test_local_export_runs_and_skips_unchanged_layers(stack: Stack) -> None:
     stack.venvstacks("local-export", str(stack.spec))
     export = stack.root / "_export"
-    out = subprocess.run(
-        ["env", "-i", export / "app-hello/bin/python", "-m", "hello"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = _run_hello(export)
     assert f"idna from {export}/framework-web/" in out
     assert (
         not (export / "app-hello/lib/python3.11/site-packages/sitecustomize.py").read_text().count("_build")
