@@ -36,11 +36,11 @@ from typing import Any
 
 from filelock import FileLock
 
-from venvstacks.archives import replace_dir, unpack_to_staging
 from venvstacks.errors import VenvStacksError, run
 from venvstacks.export import LAYER_CONFIG, read_layer_config
-from venvstacks.fsutil import dump_json, sha256_file, write_atomic
+from venvstacks.fsutil import dump_json, replace_dir, sha256_file, write_atomic
 from venvstacks.publish import METADATA_DIR, STACK_KEYS
+from venvstacks.unpack import unpack_to_staging
 
 STATE_FILE = ".venvstacks-deploy.json"
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(STACK_KEYS.values())}

@@ -35,8 +35,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from venvstacks.archives import ArchiveEntry, replace_dir
+from venvstacks.archives import ArchiveEntry
 from venvstacks.errors import VenvStacksError, run
+from venvstacks.fsutil import replace_dir
 
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
 """The deployed layer config, relative to a layer folder."""

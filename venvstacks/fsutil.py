@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,22 @@ def hash_tree(path: Path) -> str:
         h.update(rel.as_posix().encode() + b"\0")
         h.update(sha256_file(item).encode() + b"\0")
     return "sha256:" + h.hexdigest()
+
+
+def replace_dir(new: Path, dest: Path) -> None:
+    """Move folder ``new`` to ``dest``; an existing ``dest`` is swapped out, then deleted.
+
+    Two renames (no atomic exchange in the stdlib): ``dest`` is missing only between them,
+    and a failure of the second puts the old folder back.
+    """
+    if not os.path.lexists(dest):
+        os.rename(new, dest)
+        return
+    old = dest.with_name(f".{dest.name}.old-{secrets.token_hex(4)}")
+    os.rename(dest, old)
+    try:
+        os.rename(new, dest)
+    except BaseException:
+        os.rename(old, dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
