@@ -1,0 +1,210 @@
+"""Runtime archives: explicit ones (`--runtime-archive`, by path or by URL) and what happens to
+any archive: unpacking refuses unsafe members, a bad archive leaves nothing in the cache, stale
+temporaries are swept, `install_runtime` copies a runtime into a layer, and the packer's gzip is
+plain and reproducible. No network is used: URLs are served by an HTTP server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.runtime_checks import Log, cache_contents
+from tests.support.runtime_fixtures import Mirror, RuntimeArchive
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import sha256_file
+from venvstacks.runtime_pack import ParallelGzip
+from venvstacks.runtime_sources import unpack_install_only
+from venvstacks.runtimes import Runtime, RuntimeOptions, ensure_runtime, install_runtime
+
+# -- explicit archives -------------------------------------------------------------------------
+
+
+def test_explicit_archive_path(local_runtime_archive: RuntimeArchive, tmp_path: Path) -> None:
+    opts = RuntimeOptions(
+        cache_dir=tmp_path / "cache",
+        policy="download",
+        archives={"cpython@3.11": local_runtime_archive.location},
+    )
+    log = Log()
+    runtime = ensure_runtime("cpython@3.11", opts, log)
+    assert (runtime.source, runtime.origin) == ("archive", str(local_runtime_archive.path))
+    assert (runtime.version, runtime.archive_sha256) == (
+        local_runtime_archive.version,
+        local_runtime_archive.sha256,
+    )
+    assert runtime.portable is False  # the archive was made from a local interpreter
+    assert ensure_runtime("cpython@3.11", opts, log) == runtime
+    assert log == []
+
+
+def test_explicit_archive_url_and_checks(
+    runtime_mirror: Mirror, local_runtime_archive: RuntimeArchive, tmp_path: Path
+) -> None:
+    url = runtime_mirror.publish(local_runtime_archive.path, "explicit", "my-python.tar.gz")
+    sha = local_runtime_archive.sha256
+    runtime = ensure_runtime(
+        f"cpython@{local_runtime_archive.version}",
+        RuntimeOptions(
+            cache_dir=tmp_path / "cache",
+            archives={f"cpython@{local_runtime_archive.version}": f"{url}#sha256={sha}"},
+        ),
+        Log(),
+    )
+    assert (runtime.source, runtime.origin) == ("archive", url)
+
+    wrong = RuntimeOptions(cache_dir=tmp_path / "c2", archives={"cpython@3.11": f"{url}#sha256={'2' * 64}"})
+    with pytest.raises(VenvStacksError, match=f"expected {'2' * 64}, got {sha}"):
+        ensure_runtime("cpython@3.11", wrong, Log())
+    assert cache_contents(tmp_path / "c2") == []
+
+
+def test_explicit_archive_must_hold_the_requested_version(tmp_path: Path) -> None:
+    def build(tar: tarfile.TarFile) -> None:
+        _add(tar, "python/include/python3.11/patchlevel.h", data=b'#define PY_VERSION "3.11.7"\n')
+
+    archive = _tar(tmp_path / "cpython-3.11.7.tar.gz", build)
+    for request, problem in [("cpython@3.12", "not cpython 3.12"), ("cpython@3.11.8", "not cpython 3.11.8")]:
+        opts = RuntimeOptions(
+            cache_dir=tmp_path / "cache", archives={request: f"{archive}#sha256={sha256_file(archive)}"}
+        )
+        with pytest.raises(VenvStacksError, match=f"holds cpython 3.11.7, {problem}"):
+            ensure_runtime(request, opts, Log())
+        assert cache_contents(tmp_path / "cache") == []
+
+
+def test_missing_explicit_archive(tmp_path: Path) -> None:
+    opts = RuntimeOptions(
+        cache_dir=tmp_path / "cache",
+        policy="download",
+        archives={"cpython@3.11": f"{tmp_path / 'nope.tar.gz'}#sha256={'3' * 64}"},
+    )
+    with pytest.raises(VenvStacksError, match=r"nope\.tar\.gz does not exist"):
+        ensure_runtime("cpython@3.11", opts, Log())
+
+
+# -- archives, the cache and installing ------------------------------------------------------
+
+
+def _tar(path: Path, build: Callable[[tarfile.TarFile], None]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        build(tar)
+    return path
+
+
+def _add(
+    tar: tarfile.TarFile, name: str, *, link: str | None = None, hard: bool = False, data: bytes = b"hi"
+) -> None:
+    info = tarfile.TarInfo(name)
+    if link is not None:
+        info.type, info.linkname = (tarfile.LNKTYPE if hard else tarfile.SYMTYPE), link
+        tar.addfile(info)
+    else:
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize(
+    ("name", "link", "hard", "problem"),
+    [
+        ("python/../evil", None, False, "absolute path or '..'"),
+        ("/python/evil", None, False, "absolute path or '..'"),
+        ("other/file", None, False, "outside the top-level python/ folder"),
+        ("python/lib/x", "/etc/passwd", False, "link to an absolute path"),
+        ("python/lib/x", "../../outside", False, "link out of the python/ folder"),
+        ("python/lib/x", "python/../../etc/passwd", True, "link out of the python/ folder"),
+    ],
+)
+def test_unsafe_members_are_refused(
+    tmp_path: Path, name: str, link: str | None, hard: bool, problem: str
+) -> None:
+    def build(tar: tarfile.TarFile) -> None:
+        _add(tar, "python/bin/python3")
+        _add(tar, name, link=link, hard=hard)
+
+    archive = _tar(tmp_path / "evil.tar.gz", build)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(VenvStacksError, match=f"refusing member .*{problem}"):
+        unpack_install_only(archive, dest, "evil.tar.gz")
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "outside").exists()
+
+
+def test_safe_links_are_kept(tmp_path: Path) -> None:
+    def build(tar: tarfile.TarFile) -> None:
+        _add(tar, "python/bin/python3.11")
+        _add(tar, "python/bin/python3", link="python3.11")
+        _add(tar, "python/bin/python", link="python/bin/python3.11", hard=True)
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    unpack_install_only(_tar(tmp_path / "ok.tar.gz", build), dest, "ok")
+    assert os.readlink(dest / "python/bin/python3") == "python3.11"
+    assert (dest / "python/bin/python").read_text() == "hi"
+
+
+def test_bad_explicit_archive_leaves_nothing(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "evil.tar.gz", lambda tar: _add(tar, "python/../evil"))
+    opts = RuntimeOptions(
+        cache_dir=tmp_path / "cache",
+        policy="download",
+        archives={"cpython@3.11": f"{archive}#sha256={sha256_file(archive)}"},
+    )
+    with pytest.raises(VenvStacksError, match="refusing member"):
+        ensure_runtime("cpython@3.11", opts, Log())
+    assert cache_contents(tmp_path / "cache") == []
+
+
+def test_stale_temporaries_are_swept(runtime_cache: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(runtime_cache, cache, symlinks=True)
+    (cache / ".tmp-cpython-3.11-killed").mkdir()
+    (cache / ".tmp-cpython-3.12-busy").mkdir()  # another series: not ours to judge
+    ensure_runtime("cpython@3.11", RuntimeOptions(cache_dir=cache, policy="local"), Log())
+    assert not (cache / ".tmp-cpython-3.11-killed").exists()
+    assert (cache / ".tmp-cpython-3.12-busy").exists()
+
+
+def test_install_runtime(local_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dest = tmp_path / "layer"
+    install_runtime(local_runtime, dest)
+    assert (dest / "bin" / "python3").is_symlink()
+    assert oct(dest.stat().st_mode & 0o777) == oct(local_runtime.python_dir.stat().st_mode & 0o777)
+    with pytest.raises(VenvStacksError, match="already exists"):
+        install_runtime(local_runtime, dest)
+
+    def killed(src: Path, dst: Path, **kwargs: Any) -> None:
+        (Path(dst) / "bin").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "copytree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        install_runtime(local_runtime, tmp_path / "interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer"]
+
+
+def test_parallel_gzip_is_plain_and_reproducible() -> None:
+    data = os.urandom(1000) * 700  # ~700 kB: several members with a small chunk
+
+    def compress() -> bytes:
+        out = io.BytesIO()
+        with ParallelGzip(out, 1, chunk=64 * 1024) as gz:
+            for i in range(0, len(data), 10_000):
+                gz.write(data[i : i + 10_000])
+        return out.getvalue()
+
+    first = compress()
+    assert first == compress()
+    assert gzip.decompress(first) == data
+    empty = io.BytesIO()
+    with ParallelGzip(empty, 1):
+        pass
+    assert gzip.decompress(empty.getvalue()) == b""
