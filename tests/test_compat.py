@@ -6,6 +6,7 @@ import json
 import subprocess
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from tests.support.stacks import Run, Stack
 from tests.support.wheels import SimpleIndex, make_wheel
@@ -158,7 +159,7 @@ def test_sample_stack_layers_and_order() -> None:
     assert all(e["has_valid_lock"] for kind in names for e in data[kind])  # committed locks
 
 
-def _package(lock: Path, name: str) -> dict[str, object]:
+def _package(lock: Path, name: str) -> dict[str, Any]:
     packages = tomllib.loads(lock.read_text())["packages"]
     return dict(next(p for p in packages if p["name"] == name))
 
