@@ -275,20 +275,3 @@ def test_safe_links_inside_the_layer_are_kept(tmp_path: Path) -> None:
     assert (dest / "bin" / "up").read_text() == "data"
     assert (dest / "hard").stat().st_ino == (dest / "lib" / "f").stat().st_ino
     assert os.readlink(dest / "bin" / "python3") == "python"
-
-
-def test_xz_blocks_are_the_same_for_any_worker_count(tmp_path: Path) -> None:
-    import lzma
-
-    from venvstacks.xzblocks import ParallelXZWriter
-
-    data = b"".join(i.to_bytes(4, "little") * 50 for i in range(20000))
-    outputs = []
-    for workers in (1, 3):
-        raw = io.BytesIO()
-        with ParallelXZWriter(raw, workers=workers, block_size=64 * 1024) as xz:
-            xz.write(data[:1000])
-            xz.write(data[1000:])
-        outputs.append(raw.getvalue())
-    assert outputs[0] == outputs[1]
-    assert lzma.decompress(outputs[0]) == data  # concatenated streams read back whole

@@ -6,7 +6,6 @@ plain and reproducible. No network is used: URLs are served by an HTTP server on
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import shutil
@@ -21,7 +20,6 @@ from tests.support.runtime_checks import Log, cache_contents
 from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.runtime_pack import ParallelGzip
 from venvstacks.runtime_sources import unpack_install_only
 from venvstacks.runtimes import Runtime, RuntimeOptions, ensure_runtime, install_runtime
 
@@ -189,22 +187,3 @@ def test_install_runtime(local_runtime: Runtime, tmp_path: Path, monkeypatch: py
     with pytest.raises(KeyboardInterrupt):
         install_runtime(local_runtime, tmp_path / "interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layer"]
-
-
-def test_parallel_gzip_is_plain_and_reproducible() -> None:
-    data = os.urandom(1000) * 700  # ~700 kB: several members with a small chunk
-
-    def compress() -> bytes:
-        out = io.BytesIO()
-        with ParallelGzip(out, 1, chunk=64 * 1024) as gz:
-            for i in range(0, len(data), 10_000):
-                gz.write(data[i : i + 10_000])
-        return out.getvalue()
-
-    first = compress()
-    assert first == compress()
-    assert gzip.decompress(first) == data
-    empty = io.BytesIO()
-    with ParallelGzip(empty, 1):
-        pass
-    assert gzip.decompress(empty.getvalue()) == b""

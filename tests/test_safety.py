@@ -15,9 +15,9 @@ import pytest
 from tests.support.stacks import Stack
 
 
-def _start_build(stack: Stack) -> subprocess.Popen[str]:
+def _start_build(stack: Stack, command: str = "build", *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "venvstacks", "build", str(stack.spec)],
+        [sys.executable, "-m", "venvstacks", command, str(stack.spec), *args],
         env=stack.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -116,3 +116,24 @@ def test_concurrent_builds_are_serialised(stack: Stack) -> None:
     assert first.returncode == 0, out + err
     assert "waiting for" in second.err and "in use by pid" in second.err
     assert second.ran == set()  # the first build did everything
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])  # tasks in the main thread, or in doit's threads
+def test_ctrl_c_during_publish_stops_soon_and_leaves_no_partial_archive(
+    stack: Stack, tmp_path: Path, jobs: str
+) -> None:
+    stack.build()
+    out = tmp_path / "published"
+    proc = _start_build(stack, "publish", "--output-dir", str(out), "--jobs", jobs)
+    # The runtime layer is ~90 MB of tar: several 32 MiB xz blocks, each ~20 s of CPU here.
+    assert _wait_for(lambda: any(out.glob(".cpython-3.11.tar.xz.*.tmp")), proc)
+    time.sleep(2)  # blocks are now being compressed
+    os.killpg(proc.pid, signal.SIGINT)
+    interrupted = time.monotonic()
+    proc.communicate(timeout=120)
+    # Finishing the blocks under way would take their whole compression time; the workers
+    # look at the abort flag after every MiB instead.
+    assert time.monotonic() - interrupted < 15
+    assert proc.returncode != 0
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    assert not (out / "cpython-3.11.tar.xz").exists()

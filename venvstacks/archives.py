@@ -4,7 +4,7 @@
 :class:`ArchiveEntry` items (a file, folder or symlink on disk, and its name in the archive)
 sorted by name, with every mtime set to ``epoch``, owners 0/"", and modes 0o755 (folders,
 executables) or 0o644. Compressors are pinned: gzip level 6 without name or mtime in its
-header; xz preset 6 in fixed 32 MiB blocks compressed in parallel (xzblocks.py); zstd level 10 in
+header; xz preset 6 in fixed 32 MiB blocks compressed in parallel (blockstream.py); zstd level 10 in
 multi-threaded mode (the same bytes for any worker count >= 1, unlike single-threaded mode);
 zip members with a fixed ``date_time``, Unix ``external_attr``, no extra fields. The file is
 written beside ``path`` and renamed into place last.
@@ -12,6 +12,7 @@ written beside ``path`` and renamed into place last.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import gzip
@@ -28,9 +29,9 @@ from typing import IO, Any
 
 import zstandard
 
+from venvstacks.blockstream import xz_writer
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.xzblocks import ParallelXZWriter
 
 Progress = Callable[[int, int], None]
 """Called with (bytes of file content done, total bytes of file content)."""
@@ -39,6 +40,17 @@ _CHUNK = 1 << 20
 _GZIP_LEVEL = 6
 _ZSTD_LEVEL = 10
 _ZIP_EPOCH_MIN = 315532800  # 1980-01-01: the earliest time a zip member can carry
+
+
+# Archives being written. A Ctrl-C reaches the main thread only; when doit runs tasks in its
+# (daemon) threads, the interpreter exits without letting them clean up, so do it for them.
+_unfinished: set[Path] = set()
+
+
+@atexit.register
+def _remove_unfinished() -> None:
+    for tmp in list(_unfinished):
+        tmp.unlink(missing_ok=True)
 
 
 class ArchiveFormat(enum.StrEnum):
@@ -102,6 +114,7 @@ def write_archive(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
+    _unfinished.add(tmp)
     try:
         with os.fdopen(fd, "wb") as raw:
             if fmt is ArchiveFormat.ZIP:
@@ -114,6 +127,8 @@ def write_archive(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _unfinished.discard(tmp)
     return ArchiveInfo(path, path.stat().st_size, sha256_file(path))
 
 
@@ -138,7 +153,7 @@ def _compressor(raw: IO[bytes], fmt: ArchiveFormat) -> Iterator[Any]:
         with gz:
             yield gz
     elif fmt is ArchiveFormat.TAR_XZ:
-        with ParallelXZWriter(raw) as xz:
+        with xz_writer(raw) as xz:
             yield xz
     else:
         cores = max(1, os.cpu_count() or 1)

@@ -17,15 +17,12 @@ import stat
 import sys
 import tarfile
 import tempfile
-import zlib
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
-from typing import IO, BinaryIO, cast
+from typing import IO, cast
 
+from venvstacks.blockstream import gzip_writer
 from venvstacks.errors import CommandError, VenvStacksError, run
 from venvstacks.fsutil import dump_json
 
@@ -226,7 +223,7 @@ def write_tar_gz(members: list[Member], dest: Path, mtime: int) -> None:
     """A reproducible tar.gz: fixed order, owner and mtime; gzip headers without a time."""
     with (
         dest.open("wb") as raw,
-        ParallelGzip(raw, _GZIP_LEVEL) as gz,
+        gzip_writer(raw, _GZIP_LEVEL, _GZIP_CHUNK) as gz,
         # tarfile only needs write() and tell() from its file object.
         tarfile.open(fileobj=cast(IO[bytes], gz), mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
@@ -249,58 +246,3 @@ def write_tar_gz(members: list[Member], dest: Path, mtime: int) -> None:
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
-
-
-class ParallelGzip:
-    """A write-only gzip stream compressed on every core, as a series of gzip members.
-
-    Concatenated members are plain RFC 1952 gzip (Python's gzip, tar and gzip -d read
-    them as one stream). Members start at fixed offsets of the input, so the output depends
-    only on the bytes written: it stays reproducible.
-    """
-
-    def __init__(self, out: BinaryIO, level: int, chunk: int = _GZIP_CHUNK) -> None:
-        self._out, self._level, self._chunk = out, level, chunk
-        self._workers = max(1, min(4, os.cpu_count() or 1))
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="gzip")
-        self._pending: deque[Future[bytes]] = deque()
-        self._buf = bytearray()
-        self._pos = 0
-        self._members = 0
-
-    def write(self, data: bytes) -> int:
-        self._buf += data
-        self._pos += len(data)
-        while len(self._buf) >= self._chunk:
-            self._submit(bytes(self._buf[: self._chunk]))
-            del self._buf[: self._chunk]
-        return len(data)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def _submit(self, block: bytes) -> None:
-        # zlib releases the GIL while it compresses, so these run truly in parallel.
-        self._pending.append(self._pool.submit(zlib.compress, block, self._level, 31))
-        self._members += 1
-        while len(self._pending) > self._workers:  # bounded memory, output in order
-            self._out.write(self._pending.popleft().result())
-
-    def close(self) -> None:
-        if self._buf or self._members == 0:
-            self._submit(bytes(self._buf))
-            self._buf.clear()
-        while self._pending:
-            self._out.write(self._pending.popleft().result())
-        self._pool.shutdown()
-
-    def __enter__(self) -> ParallelGzip:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._pool.shutdown(cancel_futures=True)

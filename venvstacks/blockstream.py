@@ -1,0 +1,195 @@
+"""Parallel, reproducible compression: a stream cut into fixed-size blocks on one shared pool.
+
+Python's lzma and zlib encoders each use one core. Formats that allow concatenated members
+(xz streams, gzip members) can use them all: cut the input into fixed-size blocks, compress
+each on its own, write the results in order. The bytes depend only on the block size and the
+compressor settings, never on the number of threads.
+
+Every writer in the process shares one pool with a thread per core. Two layers published at
+once then share the cores: giving each its own pool ran twice as many encoders as cores,
+which cost about 10% more CPU time for the same bytes here (two 90 MB layers: 141 s against
+126 s of CPU), as the encoders evicted each other's match-finder tables from the caches.
+
+Workers feed their block to the encoder in small steps and stop between two steps once the
+writer is aborted, or once the interpreter starts to exit, so Ctrl-C during a publish does
+not wait for whole blocks to finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import lzma
+import os
+import platform
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import IO, Any, Protocol
+
+XZ_BLOCK_SIZE = 32 * 1024 * 1024
+XZ_PRESET = 6
+_STEP = 1 << 20  # how much input a worker encodes between two looks at the abort flag
+
+_pool_lock = threading.Lock()
+_shared_pool: ThreadPoolExecutor | None = None
+_exiting = threading.Event()
+
+
+class Encoder(Protocol):
+    """What lzma.LZMACompressor and zlib.compressobj() objects have in common."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+class _Aborted(Exception):
+    pass
+
+
+def cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _stop_all() -> None:
+    _exiting.set()
+
+
+# At exit, concurrent.futures joins its workers, so a Ctrl-C that reached the main thread
+# while doit ran tasks in its own threads would wait for every block under way to finish.
+# Hooks registered here run before that join (atexit hooks run after it, too late).
+threading._register_atexit(_stop_all)  # type: ignore[attr-defined]
+
+
+def shared_pool() -> ThreadPoolExecutor:
+    global _shared_pool
+    with _pool_lock:
+        if _shared_pool is None:
+            _shared_pool = ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="compress")
+        return _shared_pool
+
+
+def _encode(new_encoder: Callable[[], Encoder], block: bytes, aborted: threading.Event) -> bytes:
+    encoder = new_encoder()
+    parts = []
+    for start in range(0, len(block), _STEP):
+        if aborted.is_set() or _exiting.is_set():
+            raise _Aborted
+        parts.append(encoder.compress(block[start : start + _STEP]))
+    parts.append(encoder.flush())
+    return b"".join(parts)
+
+
+class BlockWriter(io.RawIOBase):
+    """A write-only stream: what is written comes out compressed into ``raw``, in order.
+
+    ``workers=None`` uses the shared pool; a number gives the writer a pool of its own (tests
+    use it to show the output does not depend on it). Leaving a ``with`` block by an exception
+    drops what is still queued instead of compressing it.
+    """
+
+    def __init__(
+        self, raw: IO[bytes], new_encoder: Callable[[], Encoder], block_size: int, workers: int | None = None
+    ) -> None:
+        super().__init__()
+        self._raw, self._new_encoder, self._block_size = raw, new_encoder, block_size
+        self._own_pool = ThreadPoolExecutor(max_workers=workers) if workers else None
+        self._pool = self._own_pool or shared_pool()
+        self._window = workers or cores()  # blocks queued at once: bounds memory, keeps all busy
+        self._pending: deque[Future[bytes]] = deque()
+        self._buffer = bytearray()
+        self._aborted = threading.Event()
+        self._pos = 0
+        self._blocks = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._buffer += view
+        self._pos += len(view)
+        while len(self._buffer) >= self._block_size:
+            self._submit(bytes(self._buffer[: self._block_size]))
+            del self._buffer[: self._block_size]
+        return len(view)
+
+    def _submit(self, block: bytes) -> None:
+        self._pending.append(self._pool.submit(_encode, self._new_encoder, block, self._aborted))
+        self._blocks += 1
+        while len(self._pending) > self._window:
+            self._raw.write(self._pending.popleft().result())
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if not self._aborted.is_set():
+                if self._buffer or self._blocks == 0:
+                    self._submit(bytes(self._buffer))
+                    self._buffer.clear()
+                while self._pending:
+                    self._raw.write(self._pending.popleft().result())
+        finally:
+            self._drop_pending()
+            super().close()
+
+    def abort(self) -> None:
+        """Stop: queued blocks are dropped, running ones stop at their next step."""
+        self._aborted.set()
+        self.close()
+
+    def _drop_pending(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        for future in self._pending:
+            with contextlib.suppress(CancelledError):
+                future.exception()  # wait, so no worker still holds this writer's data
+        self._pending.clear()
+        if self._own_pool is not None:
+            self._own_pool.shutdown(wait=True, cancel_futures=True)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def xz_filters(machine: str | None = None) -> list[dict[str, Any]]:
+    """BCJ x86 first on x86-64: layers are mostly machine code (.so files), which it makes
+    smaller, more than paying for the dictionary restarted at each block."""
+    machine = (machine or platform.machine()).lower()
+    chain: list[dict[str, Any]] = []
+    if machine in ("x86_64", "amd64", "i386", "i686"):
+        chain.append({"id": lzma.FILTER_X86})
+    chain.append({"id": lzma.FILTER_LZMA2, "preset": XZ_PRESET})
+    return chain
+
+
+def xz_writer(raw: IO[bytes], workers: int | None = None, block_size: int = XZ_BLOCK_SIZE) -> BlockWriter:
+    """Concatenated .xz streams (read by xz, tar and Python's lzma as one file)."""
+    chain = xz_filters()
+
+    def new_encoder() -> Encoder:
+        return lzma.LZMACompressor(format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, filters=chain)
+
+    return BlockWriter(raw, new_encoder, block_size, workers)
+
+
+def gzip_writer(raw: IO[bytes], level: int, block_size: int, workers: int | None = None) -> BlockWriter:
+    """Concatenated gzip members (RFC 1952; gzip -d, tar and Python's gzip read them as one)."""
+
+    def new_encoder() -> Encoder:
+        # wbits 31: a gzip header with mtime 0 and no file name, so the clock stays out.
+        return zlib.compressobj(level, zlib.DEFLATED, 31)
+
+    return BlockWriter(raw, new_encoder, block_size, workers)
