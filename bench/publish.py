@@ -12,6 +12,8 @@ times ``venvstacks publish <copy> --format F --output-dir <fresh dir> --force -j
 * whether two publishes into two fresh folders gave byte-identical archives (sha256);
 * for tar.xz, 0.7.0 publishing the same stack (``lock``, ``build``, then timed
   ``publish --output-dir <fresh dir> --force``), with ratios ours/theirs for time and size.
+  Ours and 0.7.0's tar.xz publishes alternate (ours, theirs, ours, ...), so both sides see
+  the same machine load.
 """
 
 from __future__ import annotations
@@ -119,59 +121,67 @@ class Publisher:
     def publish(self, fmt: str, n: int) -> Published:
         result = Published()
         for i in range(n):
-            # Anything else the graph wants (a relock after a code change, say) runs here, untimed.
-            run_ok([VENVSTACKS, "build", self.stack_dir])
-            out = fresh(OUT_DIR / f"ours-{fmt}-{i}")
-            cmd: list[str | Path] = [
-                VENVSTACKS,
-                "publish",
-                self.stack_dir,
-                "--format",
-                fmt,
-                "--output-dir",
-                out,
-            ]
-            proc = run([*cmd, "--force", "-j", "2"] if self.use_force else [*cmd, "-j", "2"])
-            if proc.code != 0 and self.use_force:
-                result.notes.append(
-                    f"--force failed ({last_error_line(proc.output)}); timing without it from now on"
-                    " (a fresh output folder is cold anyway)"
-                )
-                self.use_force = False
-                fresh(out)
-                proc = run([*cmd, "-j", "2"])
-            if proc.code != 0:
-                raise BenchError(f"venvstacks publish --format {fmt} failed: {last_error_line(proc.output)}")
-            other = [t for t in proc.tasks_run if not t.startswith("publish:")]
-            published = [t for t in proc.tasks_run if t.startswith("publish:")]
-            if other or len(published) != len(self.built):
-                result.notes.append(
-                    f"run {i + 1}: {len(published)} publish tasks for {len(self.built)} built layers;"
-                    f" other tasks: {', '.join(other) or 'none'}"
-                )
-            result.times.values.append(proc.seconds)
-            result.times.cpu.append(proc.cpu)
-            result.runs.append(read_archives(out))
+            self.publish_once(fmt, i, result)
         return result
 
+    def publish_once(self, fmt: str, i: int, result: Published) -> None:
+        # Anything else the graph wants (a relock after a code change, say) runs here, untimed.
+        run_ok([VENVSTACKS, "build", self.stack_dir])
+        out = fresh(OUT_DIR / f"ours-{fmt}-{i}")
+        cmd: list[str | Path] = [
+            VENVSTACKS,
+            "publish",
+            self.stack_dir,
+            "--format",
+            fmt,
+            "--output-dir",
+            out,
+        ]
+        proc = run([*cmd, "--force", "-j", "2"] if self.use_force else [*cmd, "-j", "2"])
+        if proc.code != 0 and self.use_force:
+            result.notes.append(
+                f"--force failed ({last_error_line(proc.output)}); timing without it from now on"
+                " (a fresh output folder is cold anyway)"
+            )
+            self.use_force = False
+            fresh(out)
+            proc = run([*cmd, "-j", "2"])
+        if proc.code != 0:
+            raise BenchError(f"venvstacks publish --format {fmt} failed: {last_error_line(proc.output)}")
+        other = [t for t in proc.tasks_run if not t.startswith("publish:")]
+        published = [t for t in proc.tasks_run if t.startswith("publish:")]
+        if other or len(published) != len(self.built):
+            result.notes.append(
+                f"run {i + 1}: {len(published)} publish tasks for {len(self.built)} built layers;"
+                f" other tasks: {', '.join(other) or 'none'}"
+            )
+        result.times.values.append(proc.seconds)
+        result.times.cpu.append(proc.cpu)
+        result.runs.append(read_archives(out))
 
-def publish_upstream(up: Upstream, stack_dir: Path, n: int) -> Published:
-    work = CACHE_DIR / "upstream-publish-sample"
-    stack = prepare_upstream(stack_dir, work)
-    stack.seed(up)
-    t_lock = up.run("lock", "venvstacks.toml", cwd=work, env=stack.env)
-    t_build = up.run("build", "venvstacks.toml", cwd=work, env=stack.env)
-    row("upstream 0.7.0: lock, build (not timed below)", f"{t_lock:.2f} s, {t_build:.2f} s in {rel(work)}")
-    result = Published()
-    for i in range(n):
+
+class UpstreamPublisher:
+    """0.7.0's cold publishes of the same stack, after its own (untimed) lock and build."""
+
+    def __init__(self, up: Upstream, stack_dir: Path) -> None:
+        self.up = up
+        self.work = CACHE_DIR / "upstream-publish-sample"
+        self.stack = prepare_upstream(stack_dir, self.work)
+        self.stack.seed(up)
+        t_lock = up.run("lock", "venvstacks.toml", cwd=self.work, env=self.stack.env)
+        t_build = up.run("build", "venvstacks.toml", cwd=self.work, env=self.stack.env)
+        times = f"{t_lock:.2f} s, {t_build:.2f} s in {rel(self.work)}"
+        row("upstream 0.7.0: lock, build (not timed below)", times)
+
+    def publish_once(self, i: int, result: Published) -> None:
         out = f"_artifacts-{i}"
-        fresh(work / out)
+        fresh(self.work / out)
         cpu0 = children_cpu()
-        secs = up.run("publish", "venvstacks.toml", "--output-dir", out, "--force", cwd=work, env=stack.env)
+        args = ("publish", "venvstacks.toml", "--output-dir", out, "--force")
+        secs = self.up.run(*args, cwd=self.work, env=self.stack.env)
         result.times.values.append(secs)
         result.times.cpu.append(children_cpu() - cpu0)
-        result.runs.append(read_archives(work / out))
-    return result
+        result.runs.append(read_archives(self.work / out))
 
 
 def row(label: str, text: str) -> None:
@@ -192,16 +202,52 @@ def size_table(columns: dict[str, Published]) -> None:
     print("  " + f"{'total':<{width}}" + "".join(f" {mb(p.total):>16}" for p in columns.values()))
 
 
+def start_upstream(stack_dir: Path) -> UpstreamPublisher | None:
+    try:
+        up = Upstream()
+        up.ensure_installed()
+        return UpstreamPublisher(up, stack_dir)
+    except (UpstreamError, BenchError, OSError, ValueError) as exc:
+        print(f"  upstream 0.7.0: could not build this stack: {one_line(exc)}")
+        return None
+
+
+def publish_xz_side_by_side(
+    publisher: Publisher, upstream: UpstreamPublisher | None, n: int, n_up: int
+) -> tuple[dict[str, Published], Published | None]:
+    """Ours and 0.7.0's tar.xz publishes take turns, so a change in the machine's load
+    (other sessions share it) hits both sides alike."""
+    ours, theirs = Published(), Published() if upstream else None
+    for i in range(n):
+        publisher.publish_once("tar.xz", i, ours)
+        if upstream and theirs is not None and i < n_up:
+            try:
+                upstream.publish_once(i, theirs)
+            except (UpstreamError, BenchError, OSError, ValueError) as exc:
+                print(f"  upstream 0.7.0: could not publish this stack: {one_line(exc)}")
+                upstream, theirs = None, None
+    report("ours: publish --format tar.xz -j 2", ours)
+    if theirs is not None:
+        row("upstream 0.7.0: publish (tar.xz)", theirs.times.summary())
+    return {"tar.xz": ours}, theirs
+
+
+def report(label: str, published: Published) -> None:
+    row(label, published.times.summary())
+    for note in published.notes:
+        row("", f"note: {note}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ensure_project_python()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--skip-upstream", action="store_true", help="do not run venvstacks 0.7.0")
     ap.add_argument("--repeats", type=int, help="publishes per format (default 3, --quick 2; at least 2)")
-    ap.add_argument("--upstream-repeats", type=int, help="0.7.0 publishes (default 2, --quick 1)")
+    ap.add_argument("--upstream-repeats", type=int, help="0.7.0 tar.xz publishes (default: as many as ours)")
     args = ap.parse_args(argv)
     n = max(2, args.repeats or (2 if args.quick else 3))
-    n_up = args.upstream_repeats or (1 if args.quick else 2)
+    n_up = args.upstream_repeats or n
 
     print(f"bench/publish.py: {load_line()}; medians of {n} cold publishes per format")
     print(f"code: {code_version()}; {bytecode_line()}")
@@ -214,30 +260,19 @@ def main(argv: list[str] | None = None) -> int:
             "build first: venvstacks build <stack> -j 2",
             f"{built.seconds:.2f} s ({'cold' if cold else 'already built'}; not part of the times below)",
         )
-        ours: dict[str, Published] = {}
+        upstream = None if args.skip_upstream else start_upstream(stack_dir)
         publisher = Publisher(stack_dir, layers)
-        for fmt in FORMATS:
+        ours, theirs = publish_xz_side_by_side(publisher, upstream, n, n_up)
+        for fmt in FORMATS[1:]:
             try:
                 ours[fmt] = publisher.publish(fmt, n)
             except BenchError as exc:
                 row(f"ours: publish --format {fmt} -j 2", f"failed: {exc}")
                 continue
-            row(f"ours: publish --format {fmt} -j 2", ours[fmt].times.summary())
-            for note in ours[fmt].notes:
-                row("", f"note: {note}")
+            report(f"ours: publish --format {fmt} -j 2", ours[fmt])
     except BenchError as exc:
         print(f"error: {exc}")
         return 1
-
-    theirs: Published | None = None
-    if not args.skip_upstream:
-        try:
-            up = Upstream()
-            up.ensure_installed()
-            theirs = publish_upstream(up, stack_dir, n_up)
-            row("upstream 0.7.0: publish (tar.xz)", theirs.times.summary())
-        except (UpstreamError, BenchError, OSError, ValueError) as exc:
-            print(f"  upstream 0.7.0: could not publish this stack: {one_line(exc)}")
 
     print("\narchive sizes (MB = 10^6 bytes)")
     columns = {f"ours {fmt}": p for fmt, p in ours.items()}
