@@ -76,6 +76,28 @@ def test_versioned_lower_layer_rewires_upper_without_reinstall(stack: Stack) -> 
     assert "../framework-web@2/" in json.loads(config.read_text())["pylib_dirs"][0]
 
 
+def test_versioned_app_gets_a_new_version_when_its_modules_change(stack: Stack) -> None:
+    stack.app_versioned = True
+    stack.write()
+    stack.build()
+    files = stack.root / "requirements/app-hello"
+    meta, lock = files / "pylock.app-hello.meta.json", files / "pylock.app-hello.toml"
+    assert json.loads(meta.read_text())["lock_version"] == 1
+    locked = lock.read_bytes()
+    stack.greeting = "changed greeting"
+    stack.write()
+    run = stack.build()
+    # As in the existing venvstacks: new app code is a new deployed version (app-hello@2),
+    # but its packages did not change, so uv does not run and nothing is reinstalled.
+    assert run.ran == {"lock:app-hello", "build:app-hello"}
+    assert "app-hello is now @2" in run.out + run.err
+    assert json.loads(meta.read_text())["lock_version"] == 2
+    assert lock.read_bytes() == locked
+    assert stack.build().ran == set()
+    show = json.loads(stack.venvstacks("show", str(stack.spec), "--json").out)
+    assert [app["install_target"] for app in show["applications"]] == ["app-hello@2"]
+
+
 def test_runtime_python_version_rebuilds_everything_above(built: Stack) -> None:
     if shutil.which("python3.12") is None and not _has_local("3.12"):
         pytest.skip("no local CPython 3.12 to switch to")

@@ -142,7 +142,10 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
             "name": layer.env_name,
             "doc": f"lock {layer.env_name} with uv ({', '.join(layer.platforms)})",
             "actions": [(act, ["lock", settings, layer.env_name])],
-            "file_dep": [lock_files(stack, lower).pylock for lower in lowers],
+            "file_dep": [
+                *(lock_files(stack, lower).pylock for lower in lowers),
+                *(_module_files(layer) if layer.versioned else []),  # they name its next version
+            ],
             "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
             "targets": [files.pylock, files.meta],
             "uptodate": [config_changed(_lock_inputs(settings, layer))],

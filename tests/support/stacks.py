@@ -25,6 +25,7 @@ requirements = {framework_requirements}
 [[applications]]
 name = "hello"
 frameworks = ["web"]
+versioned = {app_versioned}
 launch_module = "hello.py"
 support_modules = ["helper.py"]
 requirements = {app_requirements}
@@ -61,7 +62,8 @@ class Stack:
     root: Path
     runtime_cache: Path
     python: str = "cpython@3.11"
-    versioned: bool = False
+    versioned: bool = False  # the framework
+    app_versioned: bool = False
     framework_requirements: list[str] = field(default_factory=lambda: ["idna"])
     app_requirements: list[str] = field(default_factory=lambda: ["attrs", "idna"])
     greeting: str = "hello from the app layer"
@@ -79,6 +81,7 @@ class Stack:
         text = THREE_LAYERS.format(
             python=self.python,
             versioned=str(self.versioned).lower(),
+            app_versioned=str(self.app_versioned).lower(),
             framework_requirements=_toml_list(self.framework_requirements),
             app_requirements=_toml_list(self.app_requirements),
         )
