@@ -58,10 +58,11 @@ def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_checked(
+def run_merged(
     cmd: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
+    """Run with stderr merged into stdout, whatever the exit status."""
+    return subprocess.run(
         cmd,
         cwd=cwd,
         env=subprocess_env(env),
@@ -70,6 +71,12 @@ def run_checked(
         stderr=subprocess.STDOUT,
         check=False,
     )
+
+
+def run_checked(
+    cmd: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = run_merged(cmd, cwd=cwd, env=env)
     if proc.returncode != 0:
         raise UpstreamError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout}")
     return proc
@@ -211,15 +218,7 @@ class Upstream:
         """
         cmd = [str(self.exe), *args]
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            env=subprocess_env(env),
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
+        proc = run_merged(cmd, cwd=cwd, env=env)
         elapsed = time.perf_counter() - t0
         self.last_output = proc.stdout
         if proc.returncode != 0:
