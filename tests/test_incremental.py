@@ -86,6 +86,8 @@ def test_versioned_app_gets_a_new_version_when_its_modules_change(stack: Stack) 
     locked = lock.read_bytes()
     stack.greeting = "changed greeting"
     stack.write()
+    show = json.loads(stack.venvstacks("show", str(stack.spec), "--json").out)
+    assert show["applications"][0]["has_valid_lock"] is False  # locking would bump its version
     run = stack.build()
     # As in the existing venvstacks: new app code is a new deployed version (app-hello@2),
     # but its packages did not change, so uv does not run and nothing is reinstalled.
@@ -96,6 +98,7 @@ def test_versioned_app_gets_a_new_version_when_its_modules_change(stack: Stack) 
     assert stack.build().ran == set()
     show = json.loads(stack.venvstacks("show", str(stack.spec), "--json").out)
     assert [app["install_target"] for app in show["applications"]] == ["app-hello@2"]
+    assert show["applications"][0]["has_valid_lock"] is True
 
 
 def test_runtime_python_version_rebuilds_everything_above(built: Stack) -> None:

@@ -283,7 +283,7 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "name": layer.env_name,
             "install_target": locking.deployed_name(stack, layer),
-            "has_valid_lock": locking.lock_is_valid(stack, layer, inv.settings.lock),
+            "has_valid_lock": locking.lock_is_current(stack, layer, inv.settings.lock),
             "selected_operations": operations,
         }
         if layer.kind is not LayerKind.RUNTIME:

@@ -156,8 +156,17 @@ def _run_uv(
         return tomllib.loads(output.read_text(encoding="utf-8"))
 
 
+def lock_is_current(stack: StackSpec, layer: LayerSpec, options: LockOptions = DEFAULT_OPTIONS) -> bool:
+    """Locking would change nothing: the lock is valid and its version is up to date."""
+    if not lock_is_valid(stack, layer, options):
+        return False
+    meta = read_meta(lock_files(stack, layer).meta)
+    return bool(meta.get("version_inputs_hash") == _version_inputs_hash(layer))
+
+
 def lock_is_valid(stack: StackSpec, layer: LayerSpec, options: LockOptions = DEFAULT_OPTIONS) -> bool:
-    """The lock exists, is intact, and was made from the layer's current inputs."""
+    """The lock exists, is intact, and was made from the layer's current inputs (uv would
+    resolve the same packages; the version may still need a bump, see lock_is_current)."""
     files = lock_files(stack, layer)
     meta = read_meta(files.meta)
     if not meta or not files.pylock.exists():
