@@ -93,3 +93,34 @@ def test_writers_share_one_pool_sized_to_the_cores() -> None:
     pool = shared_pool()
     assert shared_pool() is pool
     assert pool._max_workers == len(os.sched_getaffinity(0))
+
+
+class _Stop(BaseException):
+    """Stands for KeyboardInterrupt (which, escaping a test, would stop pytest itself)."""
+
+
+class _FailingOutput(io.BytesIO):
+    def write(self, data: object) -> int:
+        raise _Stop  # as if Ctrl-C came while a finished block was awaited
+
+
+def test_an_interrupt_while_closing_stops_the_last_blocks_too() -> None:
+    _SlowEncoder.fed = 0
+    block = 8 << 20
+    writer = BlockWriter(_FailingOutput(), _SlowEncoder, block, workers=2)
+    writer.write(b"x" * (block * 3 - 1))  # two blocks running; the third goes in at close()
+    with pytest.raises(_Stop):
+        writer.close()
+    assert _SlowEncoder.fed < block * 3 - 1  # the third block was not encoded to its end
+
+
+def test_writes_after_an_interrupt_are_dropped_without_waiting() -> None:
+    _SlowEncoder.fed = 0
+    block = 8 << 20
+    writer = BlockWriter(_FailingOutput(), _SlowEncoder, block, workers=2)
+    with pytest.raises(_Stop):
+        writer.write(b"x" * (block * 3))  # the third block waits for the first: interrupted
+    # tarfile, leaving its `with` block on that exception, still flushes its buffer into us.
+    writer.write(b"x" * (block * 2))
+    writer.close()
+    assert _SlowEncoder.fed < block * 3

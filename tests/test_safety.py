@@ -127,7 +127,7 @@ def test_ctrl_c_during_publish_stops_soon_and_leaves_no_partial_archive(
     proc = _start_build(stack, "publish", "--output-dir", str(out), "--jobs", jobs)
     # The runtime layer is ~90 MB of tar: several 32 MiB xz blocks, each ~20 s of CPU here.
     assert _wait_for(lambda: any(out.glob(".cpython-3.11.tar.xz.*.tmp")), proc)
-    time.sleep(2)  # blocks are now being compressed
+    time.sleep(5)  # blocks are being compressed; a ~90 MB tar is all read by now
     os.killpg(proc.pid, signal.SIGINT)
     interrupted = time.monotonic()
     proc.communicate(timeout=120)

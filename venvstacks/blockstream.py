@@ -113,6 +113,10 @@ class BlockWriter(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
+        if self._aborted.is_set():
+            # tarfile, leaving its `with` block on a Ctrl-C, still flushes its buffer into us:
+            # take it without waiting for any block, since this output is discarded.
+            return len(view)
         self._buffer += view
         self._pos += len(view)
         while len(self._buffer) >= self._block_size:
@@ -123,8 +127,13 @@ class BlockWriter(io.RawIOBase):
     def _submit(self, block: bytes) -> None:
         self._pending.append(self._pool.submit(_encode, self._new_encoder, block, self._aborted))
         self._blocks += 1
-        while len(self._pending) > self._window:
-            self._raw.write(self._pending.popleft().result())
+        try:
+            while len(self._pending) > self._window:
+                self._raw.write(self._pending[0].result())
+                self._pending.popleft()
+        except BaseException:
+            self._aborted.set()  # e.g. Ctrl-C while waiting: stop the blocks under way too
+            raise
 
     def close(self) -> None:
         if self.closed:
@@ -135,7 +144,11 @@ class BlockWriter(io.RawIOBase):
                     self._submit(bytes(self._buffer))
                     self._buffer.clear()
                 while self._pending:
-                    self._raw.write(self._pending.popleft().result())
+                    self._raw.write(self._pending[0].result())
+                    self._pending.popleft()
+        except BaseException:
+            self._aborted.set()  # e.g. Ctrl-C while waiting for the last blocks
+            raise
         finally:
             self._drop_pending()
             super().close()
