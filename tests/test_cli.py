@@ -139,3 +139,22 @@ def test_missing_local_wheels_folder_is_one_line(spec: Path, capsys: pytest.Capt
     assert main(["lock", str(spec), "--local-wheels", "nowhere"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--local-wheels" in err and "nowhere" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["build", "{spec}", "--build-dir", "{file}"], "--build-dir"),
+        (["publish", "{spec}", "--output-dir", "{file}/sub"], "--output-dir"),
+        (["local-export", "{spec}", "--output-dir", "{file}"], "--output-dir"),
+    ],
+)
+def test_a_folder_option_naming_a_file_is_one_line(
+    spec: Path, capsys: pytest.CaptureFixture[str], argv: list[str], option: str
+) -> None:
+    file = spec.parent / "a-file"
+    file.write_text("")
+    args = [a.format(spec=spec, file=file) for a in argv]
+    assert main(args) == 1
+    problem = f"{file} exists and is not a folder; choose another path"
+    assert capsys.readouterr().err == f"error: {option} {args[-1]}: {problem}\n"

@@ -129,6 +129,13 @@ def test_layers_needed_but_missing_are_refused_up_front(stack: SampleStack, tmp_
     assert result.deployed == (FW, APP)
 
 
+def test_a_target_below_a_file_is_refused(stack: SampleStack, tmp_path: Path) -> None:
+    published = publish(stack, tmp_path / "out")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(VenvStacksError, match="a-file exists and is not a folder"):
+        quiet_deploy(published, tmp_path / "a-file" / "target")
+
+
 def _damage(published: Path, name: str, how: str) -> None:
     archive = published / name
     data = archive.read_bytes()

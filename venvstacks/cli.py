@@ -19,6 +19,7 @@ from typing import Any
 
 from venvstacks.cli_options import build_parser
 from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import check_folder_path
 from venvstacks.graph import derived_layers, lower_layers, select
 from venvstacks.layout import LINKED, LockOptions, OutputOptions
 from venvstacks.rundoit import check_ok, hold_build_lock, run_doit, stack_path
@@ -99,6 +100,9 @@ def load(args: argparse.Namespace) -> tuple[argparse.Namespace, Settings]:
         tag_outputs=getattr(args, "tag_outputs", False),
         force=getattr(args, "force", False),
     )
+    check_folder_path(rel(args.build_dir), "--build-dir")
+    if output_dir:
+        check_folder_path(rel(output_dir), "--output-dir")
     return args, Settings(stack, rel(args.build_dir), runtimes, lock, out)
 
 

@@ -38,7 +38,7 @@ from filelock import FileLock
 
 from venvstacks.errors import VenvStacksError, run
 from venvstacks.export import LAYER_CONFIG, read_layer_config
-from venvstacks.fsutil import dump_json, replace_dir, sha256_file, write_atomic
+from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
 from venvstacks.publish import METADATA_DIR, STACK_KEYS
 from venvstacks.unpack import unpack_to_staging
 
@@ -204,6 +204,7 @@ def deploy(
     """
     target_dir = target_dir.absolute()
     layers = load_published(published)
+    check_folder_path(target_dir, "deploy target")
     target_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(target_dir / f"{STATE_FILE}.lock"):
         _remove_leftovers(target_dir)

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from venvstacks.errors import VenvStacksError
+
 
 def write_if_changed(path: Path, text: str) -> bool:
     """Write text atomically, but only when it differs; returns whether it was written.
@@ -89,3 +91,13 @@ def replace_dir(new: Path, dest: Path) -> None:
         os.rename(old, dest)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_folder_path(path: Path, what: str) -> None:
+    """Refuse, in one line, a folder path that cannot be made: it, or a parent, is a file."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                problem = f"{candidate} exists and is not a folder"
+                raise VenvStacksError(f"{what} {path}: {problem}; choose another path")
+            return
