@@ -27,13 +27,15 @@ def test_invalid_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_stack_file_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    line = one_error_line(capsys, ["show", str(tmp_path / "venvstacks.toml")])
-    assert line == "error: venvstacks.toml: stack file not found; pass the path to a venvstacks.toml"
+    path = tmp_path / "venvstacks.toml"
+    line = one_error_line(capsys, ["show", str(path)])
+    hint = "pass the path to a venvstacks.toml"
+    assert line == f"error: venvstacks.toml: stack file not found ({path}); {hint}"
 
 
 def test_folder_without_a_stack_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = one_error_line(capsys, ["show", str(tmp_path)])
-    assert "venvstacks.toml: stack file not found" in line
+    assert f"venvstacks.toml: stack file not found ({tmp_path / 'venvstacks.toml'})" in line
 
 
 def test_stack_file_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

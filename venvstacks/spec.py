@@ -126,7 +126,7 @@ def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSp
         data = _read_toml(path)
     except FileNotFoundError:
         raise SpecError(
-            path, None, None, "stack file not found; pass the path to a venvstacks.toml"
+            path, None, None, f"stack file not found ({path.absolute()}); pass the path to a venvstacks.toml"
         ) from None
     return parse_stack(path, data, warn or _stderr_warning)
 
