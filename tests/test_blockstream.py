@@ -40,6 +40,13 @@ def test_xz_is_the_same_for_any_thread_count_and_reads_back_whole() -> None:
     assert outputs[0] == expected
 
 
+def test_progress_counts_input_once_its_block_is_compressed_and_written() -> None:
+    seen: list[int] = []
+    raw = io.BytesIO()
+    _write_in_pieces(xz_writer(raw, block_size=BLOCK, on_output=seen.append), DATA)
+    assert seen == [*range(BLOCK, len(DATA), BLOCK), len(DATA)]
+
+
 def test_gzip_members_are_plain_and_reproducible() -> None:
     data = os.urandom(1000) * 700
     first, second = io.BytesIO(), io.BytesIO()

@@ -120,7 +120,7 @@ def write_archive(
             if fmt is ArchiveFormat.ZIP:
                 _write_zip(raw, members, epoch, report)
             else:
-                with _compressor(raw, fmt) as stream:
+                with _compressor(raw, fmt, report) as stream:
                     _write_tar(stream, members, epoch, report)
         _readable_by_all(tmp)
         os.replace(tmp, path)
@@ -146,14 +146,16 @@ def _normal_mode(st_mode: int) -> int:
 
 
 @contextlib.contextmanager
-def _compressor(raw: IO[bytes], fmt: ArchiveFormat) -> Iterator[Any]:
+def _compressor(raw: IO[bytes], fmt: ArchiveFormat, report: _Progress) -> Iterator[Any]:
     if fmt is ArchiveFormat.TAR_GZ:
         # filename="" and mtime=0 keep the output name and the clock out of the header.
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=_GZIP_LEVEL, mtime=0)
         with gz:
             yield gz
     elif fmt is ArchiveFormat.TAR_XZ:
-        with xz_writer(raw) as xz:
+        # xz takes a while after the last file is read: count what it has finished instead.
+        report.counting_reads = False
+        with xz_writer(raw, on_output=report.compressed) as xz:
             yield xz
     else:
         cores = max(1, os.cpu_count() or 1)
@@ -220,13 +222,19 @@ def _write_zip(raw: IO[bytes], members: list[ArchiveEntry], epoch: int, report: 
 class _Progress:
     def __init__(self, total: int, callback: Progress | None) -> None:
         self.total, self.done, self.callback = total, 0, callback
+        self.counting_reads = True
         if callback:
             callback(0, total)
 
     def add(self, n: int) -> None:
         self.done += n
-        if self.callback and n:
+        if self.callback and n and self.counting_reads:
             self.callback(self.done, self.total)
+
+    def compressed(self, stream_bytes: int) -> None:
+        # The tar stream is a little longer than the file contents (headers, padding).
+        if self.callback:
+            self.callback(min(stream_bytes, self.total), self.total)
 
     def reader(self, f: IO[bytes]) -> Any:
         """A file tarfile can pull a member's bytes from while we count them."""

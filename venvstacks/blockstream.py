@@ -87,19 +87,27 @@ class BlockWriter(io.RawIOBase):
     """A write-only stream: what is written comes out compressed into ``raw``, in order.
 
     ``workers=None`` uses the shared pool; a number gives the writer a pool of its own (tests
-    use it to show the output does not depend on it). Leaving a ``with`` block by an exception
-    drops what is still queued instead of compressing it.
+    use it to show the output does not depend on it). ``on_output`` is called with the number
+    of input bytes compressed and written out so far, after each block. Leaving a ``with``
+    block by an exception drops what is still queued instead of compressing it.
     """
 
     def __init__(
-        self, raw: IO[bytes], new_encoder: Callable[[], Encoder], block_size: int, workers: int | None = None
+        self,
+        raw: IO[bytes],
+        new_encoder: Callable[[], Encoder],
+        block_size: int,
+        workers: int | None = None,
+        on_output: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__()
         self._raw, self._new_encoder, self._block_size = raw, new_encoder, block_size
         self._own_pool = ThreadPoolExecutor(max_workers=workers) if workers else None
         self._pool = self._own_pool or shared_pool()
         self._window = workers or cores()  # blocks queued at once: bounds memory, keeps all busy
-        self._pending: deque[Future[bytes]] = deque()
+        self._pending: deque[tuple[Future[bytes], int]] = deque()  # (block, its input size)
+        self._on_output = on_output
+        self._written = 0
         self._buffer = bytearray()
         self._aborted = threading.Event()
         self._pos = 0
@@ -125,12 +133,12 @@ class BlockWriter(io.RawIOBase):
         return len(view)
 
     def _submit(self, block: bytes) -> None:
-        self._pending.append(self._pool.submit(_encode, self._new_encoder, block, self._aborted))
+        future = self._pool.submit(_encode, self._new_encoder, block, self._aborted)
+        self._pending.append((future, len(block)))
         self._blocks += 1
         try:
             while len(self._pending) > self._window:
-                self._raw.write(self._pending[0].result())
-                self._pending.popleft()
+                self._write_oldest()
         except BaseException:
             self._aborted.set()  # e.g. Ctrl-C while waiting: stop the blocks under way too
             raise
@@ -144,8 +152,7 @@ class BlockWriter(io.RawIOBase):
                     self._submit(bytes(self._buffer))
                     self._buffer.clear()
                 while self._pending:
-                    self._raw.write(self._pending[0].result())
-                    self._pending.popleft()
+                    self._write_oldest()
         except BaseException:
             self._aborted.set()  # e.g. Ctrl-C while waiting for the last blocks
             raise
@@ -153,15 +160,23 @@ class BlockWriter(io.RawIOBase):
             self._drop_pending()
             super().close()
 
+    def _write_oldest(self) -> None:
+        future, size = self._pending[0]
+        self._raw.write(future.result())
+        self._pending.popleft()
+        self._written += size
+        if self._on_output is not None:
+            self._on_output(self._written)
+
     def abort(self) -> None:
         """Stop: queued blocks are dropped, running ones stop at their next step."""
         self._aborted.set()
         self.close()
 
     def _drop_pending(self) -> None:
-        for future in self._pending:
+        for future, _ in self._pending:
             future.cancel()
-        for future in self._pending:
+        for future, _ in self._pending:
             with contextlib.suppress(CancelledError):
                 future.exception()  # wait, so no worker still holds this writer's data
         self._pending.clear()
@@ -188,14 +203,19 @@ def xz_filters(machine: str | None = None) -> list[dict[str, Any]]:
     return chain
 
 
-def xz_writer(raw: IO[bytes], workers: int | None = None, block_size: int = XZ_BLOCK_SIZE) -> BlockWriter:
+def xz_writer(
+    raw: IO[bytes],
+    workers: int | None = None,
+    block_size: int = XZ_BLOCK_SIZE,
+    on_output: Callable[[int], None] | None = None,
+) -> BlockWriter:
     """Concatenated .xz streams (read by xz, tar and Python's lzma as one file)."""
     chain = xz_filters()
 
     def new_encoder() -> Encoder:
         return lzma.LZMACompressor(format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, filters=chain)
 
-    return BlockWriter(raw, new_encoder, block_size, workers)
+    return BlockWriter(raw, new_encoder, block_size, workers, on_output)
 
 
 def gzip_writer(raw: IO[bytes], level: int, block_size: int, workers: int | None = None) -> BlockWriter:
