@@ -135,6 +135,16 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
     assert "usage: venvstacks" in capsys.readouterr().err
 
 
+def test_a_usage_error_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["publish", str(spec), "--format", "tar.bz2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("venvstacks publish: error: argument --format: invalid choice: 'tar.bz2'")
+    assert err.endswith("; see `venvstacks publish --help`\n")
+
+
 def test_missing_local_wheels_folder_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lock", str(spec), "--local-wheels", "nowhere"]) == 1
     err = capsys.readouterr().err

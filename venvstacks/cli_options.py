@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from venvstacks import __version__
 from venvstacks.layout import ARCHIVE_FORMATS
@@ -27,8 +27,15 @@ Handler = Callable[..., int]
 BOOL = argparse.BooleanOptionalAction
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other error (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="venvstacks", description=DESCRIPTION)
+    parser = _Parser(prog="venvstacks", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"venvstacks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     helps = {
