@@ -247,6 +247,8 @@ def deploy_cmd(args: argparse.Namespace) -> int:
     from venvstacks import deploy
 
     result = deploy.deploy(Path(args.published), Path(args.target), include=args.include or (), log=_say)
+    for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
+        print(f"Run {app.layer_name} with: {app}")
     print(
         f"deployed {len(result.deployed)} layer(s), {len(result.unchanged)} unchanged, "
         f"into {result.target_dir}"

@@ -20,7 +20,8 @@ DESCRIPTION = """\
 Build layered Python environments (runtime, frameworks, applications) from a
 venvstacks.toml. The build is a doit task graph: only layers whose inputs changed are
 relocked, rebuilt, rewired, exported or published. `doit` with this project's dodo.py runs
-the same graph. Documentation: docs/cli.md.
+the same graph. Documentation: the docs/ folder of the venvstacks source (cli.md for the
+command line). `venvstacks COMMAND --help` lists a command's options.
 """
 
 Handler = Callable[..., int]
@@ -73,7 +74,7 @@ def _stack_options(cmd: argparse.ArgumentParser) -> None:
     )
     cmd.add_argument("-v", "--verbose", action="count", default=0, help="show the output of every task")
     cmd.add_argument("-q", "--quiet", action="count", default=0, help="print only failures")
-    runtime = cmd.add_argument_group("runtimes (docs/runtimes.md)")
+    runtime = cmd.add_argument_group("runtimes (where CPython comes from; see docs/runtimes.md)")
     runtime.add_argument(
         "--runtime-source", choices=["auto", "download", "local"], help="where runtimes come from"
     )
@@ -91,7 +92,14 @@ def _stack_options(cmd: argparse.ArgumentParser) -> None:
 
 def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
     add: Callable[..., Any] = cmd.add_argument
-    add("-j", "--jobs", type=int, default=1, help="run up to N independent tasks at once (threads)")
+    add(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N independent tasks at once, in threads (default: 1; xz uses every core anyway)",
+    )
     add("--json", action="store_true", help="print the selected layers as JSON (and stop, unless --show)")
     add("--show", action=BOOL, default=False, help="print the selected layers before running")
     add("--show-only", action=BOOL, default=False, help="print the selected layers and stop")
@@ -107,9 +115,16 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
             help="accepted: lower layers always build if needed",
         )
         add("--build-derived", action=BOOL, default=False, help="also build layers above the included ones")
-        add("--include-dependencies", action=BOOL, default=None, help="sets every *-dependencies option")
+        add(
+            "--include-dependencies",
+            action=BOOL,
+            default=None,
+            help="with --publish, also publish the layers below the selected ones",
+        )
     if name in ("build", "publish", "local-export"):
-        add("--output-dir", help="export/publish folder, relative to the stack file (_artifacts or _export)")
+        default_dir = "_export" if name == "local-export" else "_artifacts"
+        what = "export" if name == "local-export" else "publish"
+        add("--output-dir", help=f"{what} folder, relative to the stack file (default: {default_dir})")
         add("--publish-dependencies", action=BOOL, default=False, help="also export/publish the lower layers")
         add("--publish-derived", action=BOOL, default=False, help="also export/publish the layers above")
         add("--force", action=BOOL, default=False, help="redo the outputs even if nothing changed")
@@ -121,7 +136,7 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
         )
     if name in ("build", "publish"):
         add("--tag-outputs", action=BOOL, default=False, help="add platform and build number to output names")
-        add("--format", choices=ARCHIVE_FORMATS, default="tar.xz", help="archive format")
+        add("--format", choices=ARCHIVE_FORMATS, default="tar.xz", help="archive format (default: tar.xz)")
 
 
 def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:
@@ -157,7 +172,10 @@ def _deploy_parser(sub: Any, handler: Handler) -> None:
     dep = sub.add_parser("deploy", help=text, description=text)
     dep.set_defaults(handler=handler)
     dep.add_argument("published", help="a publish output folder (or its __venvstacks__ metadata file)")
-    dep.add_argument("target", help="the folder to deploy into")
+    dep.add_argument("target", help="the folder to deploy into (created if missing)")
     dep.add_argument(
-        "--include", action="append", metavar="PATTERN", help="deploy these layers and what they need"
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="deploy these layers (build name or deployed name, fnmatch; repeatable) and what they need",
     )

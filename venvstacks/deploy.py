@@ -229,8 +229,6 @@ def deploy(
                 write_atomic(target_dir / STATE_FILE, dump_json(state))
         _check_complete(selected, target_dir)
     apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
-    for app in apps:
-        log(f"Run {app.layer_name} with: {app}")
     deployed = tuple(la.install_target for la in selected if la.install_target in todo)
     unchanged = tuple(la.install_target for la in selected if la.install_target not in todo)
     return DeployResult(target_dir, deployed, unchanged, apps)
