@@ -110,7 +110,9 @@ def write_archive(
     if len(set(names)) != len(names):
         raise VenvStacksError(f"{path.name}: duplicate archive member names")
     sizes = [os.lstat(m.source) for m in members]
-    report = _Progress(sum(st.st_size for st in sizes if stat.S_ISREG(st.st_mode)), progress)
+    total = sum(st.st_size for st in sizes if stat.S_ISREG(st.st_mode))
+    # xz takes a while after the last file is read: count the blocks it has finished instead.
+    report = _Progress(total, progress, count_reads=fmt is not ArchiveFormat.TAR_XZ)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -153,8 +155,6 @@ def _compressor(raw: IO[bytes], fmt: ArchiveFormat, report: _Progress) -> Iterat
         with gz:
             yield gz
     elif fmt is ArchiveFormat.TAR_XZ:
-        # xz takes a while after the last file is read: count what it has finished instead.
-        report.counting_reads = False
         with xz_writer(raw, on_output=report.compressed) as xz:
             yield xz
     else:
@@ -220,15 +220,15 @@ def _write_zip(raw: IO[bytes], members: list[ArchiveEntry], epoch: int, report: 
 
 
 class _Progress:
-    def __init__(self, total: int, callback: Progress | None) -> None:
+    def __init__(self, total: int, callback: Progress | None, *, count_reads: bool = True) -> None:
         self.total, self.done, self.callback = total, 0, callback
-        self.counting_reads = True
+        self.count_reads = count_reads
         if callback:
             callback(0, total)
 
     def add(self, n: int) -> None:
         self.done += n
-        if self.callback and n and self.counting_reads:
+        if self.callback and n and self.count_reads:
             self.callback(self.done, self.total)
 
     def compressed(self, stream_bytes: int) -> None:

@@ -197,7 +197,7 @@ def _write_meta(
     files: LockFiles,
     locked: Mapping[str, Any],
     inputs: Mapping[str, str],
-) -> None:
+) -> int:
     previous = read_meta(files.meta)
     req_hash = pylock.requirements_hash(locked)
     version_inputs = _version_inputs_hash(layer)
@@ -220,6 +220,7 @@ def _write_meta(
         else _lock_time(stack),
     }
     write_if_changed(files.meta, dump_json(meta))
+    return lock_version
 
 
 def _version_inputs_hash(layer: LayerSpec) -> str:
@@ -239,8 +240,7 @@ def _bump_version_if_needed(stack: StackSpec, layer: LayerSpec, files: LockFiles
     if previous.get("version_inputs_hash") == _version_inputs_hash(layer):
         return None
     inputs = {key: previous[key] for key in _INPUT_KEYS}
-    _write_meta(stack, layer, files, read_lock(files.pylock), inputs)
-    return int(read_meta(files.meta)["lock_version"])
+    return _write_meta(stack, layer, files, read_lock(files.pylock), inputs)
 
 
 def _other_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> list[str]:
