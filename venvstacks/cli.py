@@ -43,14 +43,18 @@ class Plan:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser({"show": show, "deploy": deploy_cmd, **dict.fromkeys(OPERATIONS, execute)})
+    parser = build_parser(
+        {"show": show, "deploy": deploy_cmd, "init": init_cmd, **dict.fromkeys(OPERATIONS, execute)}
+    )
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
+    args.verbose = getattr(args, "verbose", 0) + args.pre_verbose
+    args.quiet = getattr(args, "quiet", 0) + args.pre_quiet
     try:
-        if args.command == "deploy":
-            return deploy_cmd(args)
+        if args.command in ("deploy", "init"):
+            return int(args.handler(args))
         return int(args.handler(select_layers(load(args))))
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -253,6 +257,16 @@ def deploy_cmd(args: argparse.Namespace) -> int:
         f"deployed {len(result.deployed)} layer(s), {len(result.unchanged)} unchanged, "
         f"into {result.target_dir}"
     )
+    return 0
+
+
+def init_cmd(args: argparse.Namespace) -> int:
+    from venvstacks import starter
+
+    folder = Path(args.folder).expanduser().resolve()
+    written = starter.init_folder(folder, args.python or starter.default_python())
+    print(f"wrote {', '.join(p.name for p in written)} in {folder}")
+    print("next: `doit` there (or `venvstacks build`), then `_build/app-hello/bin/python -m hello`")
     return 0
 
 

@@ -38,6 +38,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     parser = _Parser(prog="venvstacks", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"venvstacks {__version__}")
+    # Also accepted after the command; separate names, since a subcommand's defaults would
+    # overwrite what was given before it.
+    for short, long, dest in (("-v", "--verbose", "pre_verbose"), ("-q", "--quiet", "pre_quiet")):
+        parser.add_argument(short, long, dest=dest, action="count", default=0, help=f"as COMMAND {short}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     helps = {
         "show": "show the layers of a stack, their dependencies and lock status",
@@ -55,7 +59,18 @@ def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
         else:
             cmd.add_argument("--json", action="store_true", help="print the stack as JSON")
     _deploy_parser(sub, handlers["deploy"])
+    _init_parser(sub, handlers["init"])
     return parser
+
+
+def _init_parser(sub: Any, handler: Handler) -> None:
+    text = "write a starter stack (venvstacks.toml, a launch module, dodo.py, .gitignore) into a folder"
+    cmd = sub.add_parser("init", help=text, description=text)
+    cmd.set_defaults(handler=handler)
+    cmd.add_argument("folder", nargs="?", default=".", help="the folder (default: the current one)")
+    cmd.add_argument(
+        "--python", metavar="X.Y", help="its runtime's CPython version (default: the one running venvstacks)"
+    )
 
 
 def _stack_options(cmd: argparse.ArgumentParser) -> None:
@@ -72,7 +87,9 @@ def _stack_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--allow-missing", action=BOOL, default=False, help="only warn when --include matches nothing"
     )
-    cmd.add_argument("-v", "--verbose", action="count", default=0, help="show the output of every task")
+    cmd.add_argument(
+        "-v", "--verbose", action="count", default=0, help="show the output of every task, and uv's own"
+    )
     cmd.add_argument("-q", "--quiet", action="count", default=0, help="print only failures")
     runtime = cmd.add_argument_group("runtimes (where CPython comes from; see docs/runtimes.md)")
     runtime.add_argument(

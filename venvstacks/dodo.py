@@ -1,0 +1,69 @@
+"""The doit entry point venvstacks ships: a stack folder's `dodo.py` is the one line
+
+    from venvstacks.dodo import *  # noqa: F403
+
+after which `doit`, `doit list`, `doit build:app-x`, `doit -n 4`, `doit info|forget|clean`
+work on `./venvstacks.toml`. doit variables choose another stack or build folder; relative
+paths in them are taken from the folder doit works in (the folder of `dodo.py`):
+
+    doit stack=../other/venvstacks.toml build_dir=/tmp/build
+
+The build folder defaults to `_build` beside the stack file, as for the `venvstacks`
+command, so both share one doit state database. Runtime sources come from the
+VENVSTACKS_RUNTIME_* environment variables (docs/runtimes.md).
+
+The stack is loaded when doit first asks for a task creator, not at import time, so a
+dodo file can also ask for another default stack: `globals().update(tasks_for("path"))`.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from venvstacks.rundoit import hold_build_lock, namespace, stack_path
+from venvstacks.tasks import CREATORS
+
+# What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
+# creator per task kind. The names are fixed; their values come from the stack (__getattr__).
+__all__ = ["DOIT_CONFIG", *(f"task_{kind}" for kind in CREATORS)]  # noqa: F822
+
+DEFAULT_STACK = "venvstacks.toml"
+
+
+def tasks_for(default_stack: str = DEFAULT_STACK) -> dict[str, Any]:
+    """The dodo namespace of the stack named by doit's `stack=` variable, else `default_stack`."""
+    return _namespace(default_stack)
+
+
+@cache
+def _namespace(default_stack: str) -> dict[str, Any]:
+    from doit import get_var
+
+    from venvstacks.errors import VenvStacksError
+    from venvstacks.runtime_options import RuntimeOptions
+    from venvstacks.spec import load_stack
+    from venvstacks.tasks import Settings
+
+    try:
+        stack = load_stack(stack_path(str(Path(get_var("stack", default_stack)).resolve())))
+        build_dir = get_var("build_dir")
+        settings = Settings(
+            stack=stack,
+            # As the CLI's --build-dir default; a path given on doit's command line is the user's own.
+            build_dir=Path(build_dir).resolve() if build_dir else stack.root / "_build",
+            runtimes=RuntimeOptions.from_env(),
+        )
+    except VenvStacksError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    hold_build_lock(settings.build_dir)
+    return namespace(settings)
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return _namespace(DEFAULT_STACK)[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

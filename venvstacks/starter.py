@@ -1,0 +1,81 @@
+"""`venvstacks init [DIR]`: a starter stack folder that `doit` and `venvstacks build` work in."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from venvstacks.errors import VenvStacksError
+
+STACK = """\
+# A starter stack: one runtime and one application. docs/stack-file.md lists every field.
+
+[[runtimes]]
+name = "cpython-{python}"
+python_implementation = "cpython@{python}"
+requirements = []
+
+# Frameworks hold big packages shared by several apps, e.g.:
+# [[frameworks]]
+# name = "web"
+# runtime = "cpython-{python}"
+# requirements = ["httpx"]
+
+[[applications]]
+name = "hello"
+runtime = "cpython-{python}"
+launch_module = "hello.py"
+requirements = []
+"""
+
+LAUNCH = """\
+\"\"\"Run with `_build/app-hello/bin/python -m hello` once `doit` (or `venvstacks build`) is done.\"\"\"
+
+import sys
+
+print(f"hello from {sys.prefix}")
+"""
+
+DODO = "from venvstacks.dodo import *  # noqa: F403  (docs/doit.md)\n"
+
+GITIGNORE = "_build/\n_export/\n_artifacts/\n"
+
+
+def starter_files(python: str) -> dict[str, str]:
+    """File name -> content of a starter folder (pure: `init` writes them)."""
+    return {
+        "venvstacks.toml": STACK.format(python=python),
+        "hello.py": LAUNCH,
+        "dodo.py": DODO,
+        ".gitignore": GITIGNORE,
+    }
+
+
+def default_python() -> str:
+    # The Python running venvstacks is one a local runtime can always be made from.
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def init_folder(folder: Path, python: str) -> list[Path]:
+    """Write the starter files into folder; nothing is written if any of them exists."""
+    files = {folder / name: text for name, text in starter_files(python).items()}
+    present = [path.name for path in files if path.exists() or path.is_symlink()]
+    if present:
+        raise VenvStacksError(
+            f"{folder}: {', '.join(present)} already exist(s); init writes only into a folder without them"
+        )
+    written: list[Path] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, text in files.items():
+            with path.open("x", encoding="utf-8") as out:  # "x": never replace a file made meanwhile
+                written.append(path)
+                out.write(text)
+    except BaseException as exc:
+        for path in written:  # all or nothing
+            path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            raise VenvStacksError(f"{folder}: cannot write the starter files ({reason})") from None
+        raise
+    return written
