@@ -69,7 +69,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     (wheel,) = (tmp / "dist").glob("venvstacks-*.whl")
     venv = tmp / "venv"
     subprocess.run([*uv, "venv", "-q", "--python", sys.executable, venv], check=True, env=env)
-    install = [*uv, "pip", "install", "-q", "--python", venv / "bin" / "python", wheel]
+    install = [*uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)]
     subprocess.run(install, check=True, env=env)
     return Installed(venv / "bin")
 
