@@ -62,7 +62,7 @@ def export(settings: Settings, name: str) -> None:
 def publish(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     identity = runtime_identity(settings, layer)
-    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity, log)
+    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
 
 
 def runtime_identity(settings: Settings, layer: LayerSpec) -> dict[str, Any]:

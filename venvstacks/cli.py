@@ -216,6 +216,9 @@ def run_tasks(plan: Plan) -> int:
         return 0
     options = ["-n", str(args.jobs)] if args.jobs > 1 else []
     if args.verbose:
+        from venvstacks import progress
+
+        progress.set_verbose(True)
         options += ["-v", "2"]
     if args.quiet:
         options += ["--reporter", "error-only"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -67,23 +68,39 @@ def run(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> str:
-    """Run a command, capture its output, raise CommandError on failure."""
+    """Run a command, capture its output, raise CommandError on failure.
+
+    With `-v` the output is also shown as it comes, each line indented by `   | `.
+    """
+    from venvstacks import progress
+
     args = [str(c) for c in cmd]
+    if progress.verbose() and args[0] == uv_bin():
+        # uv is always called with --quiet (its messages are noise in a failure's last
+        # lines); -v asks for them, so leave it out here, in the one place uv runs through.
+        args = [a for a in args if a != "--quiet"]
     try:
-        proc = subprocess.run(
+        with subprocess.Popen(
             args,
             cwd=cwd,
             env=tool_env(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            check=False,
-        )
+        ) as proc:
+            assert proc.stdout is not None
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                if progress.verbose():
+                    print(f"   | {line}", end="", file=sys.stderr, flush=True)
+            returncode = proc.wait()
     except OSError as exc:
         raise CommandError(what, args, -1, str(exc)) from None
-    if proc.returncode != 0:
-        raise CommandError(what, args, proc.returncode, proc.stdout)
-    return proc.stdout
+    output = "".join(lines)
+    if returncode != 0:
+        raise CommandError(what, args, returncode, output)
+    return output
 
 
 @functools.cache

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from venvstacks import export, locking, publish
+from venvstacks import export, locking, progress, publish
 from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
 from venvstacks.graph import lower_layers
 from venvstacks.layout import OutputOptions, lock_files
@@ -72,11 +70,10 @@ def publish_one(
     env_dir: Path,
     options: OutputOptions,
     identity: dict[str, Any],
-    log: Callable[[str], None] = print,
 ) -> None:
     to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
     publish_opts = options.publish_options()
-    publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(log))
+    publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(layer.env_name))
     meta_dir = publish_opts.layer_metadata_path(layer.env_name).parent
     _write_stack_file(stack, publish_opts.stack_metadata_path(), meta_dir, options.tagged_suffix())
 
@@ -89,23 +86,16 @@ def dry_run(
 
 
 class ProgressLine:
-    """Says how far a long compression has got, a line per quarter, for big layers only."""
+    """Leaves a note of how far an archive has got; the heartbeat prints it (progress.py)."""
 
-    MIN_BYTES = 64 * 1024 * 1024
+    def __init__(self, layer: str) -> None:
+        self.layer = layer
 
-    def __init__(self, log: Callable[[str], None]) -> None:
-        self.log = log
-        self.started = time.perf_counter()
-        self.next_quarter: dict[str, int] = {}
-
-    def __call__(self, layer: str, done: int, total: int) -> None:
-        if total < self.MIN_BYTES:
-            return
-        quarter = self.next_quarter.setdefault(layer, 1)
-        if quarter < 4 and done * 4 >= total * quarter:
-            self.next_quarter[layer] = quarter + 1
-            elapsed = time.perf_counter() - self.started
-            self.log(f"{layer}: {quarter * 25}% of {total / 1e6:.0f} MB archived ({elapsed:.0f}s)")
+    def __call__(self, _name: str, done: int, total: int) -> None:
+        size = f"{total / 1e6:.0f} MB"
+        # xz counts finished blocks (32 MiB): a small layer shows nothing before its end.
+        text = f"{done * 100 // total}% of {size} archived" if done and total else f"archiving {size}"
+        progress.note(self.layer, text)
 
 
 def _write_stack_file(stack: StackSpec, path: Path, meta_dir: Path, suffix: str = "") -> None:

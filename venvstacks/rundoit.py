@@ -19,6 +19,8 @@ from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError, uv_bin
+from venvstacks.progress import Heartbeat
+from venvstacks.summary import summary_lines
 from venvstacks.tasks import CREATORS, Settings, TaskDict
 
 
@@ -30,7 +32,8 @@ def doit_config(settings: Settings) -> dict[str, Any]:
         "minversion": "0.37.0",
         # threads: our actions wait on subprocesses, and closures cannot pickle for spawn.
         "par_type": "thread",
-        "reporter": ProgressReporter,
+        # A class per stack: doit makes the reporter itself, and the summary needs the settings.
+        "reporter": type("StackReporter", (ProgressReporter,), {"settings": settings}),
         "default_tasks": ["lock", "build"],
         "check_file_uptodate": "md5",
         "subtasks": True,  # `doit list` shows every layer task, not just the groups
@@ -101,23 +104,32 @@ def hold_build_lock(build_dir: Path, stream: TextIO = sys.stderr) -> None:
 
 
 class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
-    """One line when a task starts, one when it ends with its time; `--` for up to date."""
+    """One line when a task starts, one when it ends with its time; `--` for up to date;
+    progress lines for long tasks (progress.py); a summary when the run succeeds."""
+
+    settings: Settings
 
     def __init__(self, outstream: TextIO, options: dict[str, Any]) -> None:
         super().__init__(outstream, options)
         self._started: dict[str, float] = {}
+        self._ran: dict[str, bool] = {}  # task -> whether it ran (False: up to date)
+        self._heartbeat = Heartbeat()
 
     def execute_task(self, task: Any) -> None:
         if task.actions:
             self._started[task.name] = time.perf_counter()
+            self._heartbeat.started(task.name)
             self.write(f".  {task.name}\n")
 
     def add_success(self, task: Any) -> None:
+        self._heartbeat.finished(task.name)
         start = self._started.pop(task.name, None)
         if start is not None:
+            self._ran[task.name] = True
             self.write(f"ok {task.name} ({time.perf_counter() - start:.1f}s)\n")
 
     def add_failure(self, task: Any, fail: Any) -> None:
+        self._heartbeat.finished(task.name)
         self._started.pop(task.name, None)
         if isinstance(fail, TaskFailed):
             # Our actions fail with a one-line message meant for the user: no traceback.
@@ -127,7 +139,15 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
 
     def skip_uptodate(self, task: Any) -> None:
         if task.actions:
+            self._ran[task.name] = False
             self.write(f"-- {task.name}\n")
+
+    def complete_run(self) -> None:
+        self._heartbeat.close()
+        super().complete_run()
+        if not (self.failures or self.runtime_errors) and self._ran:
+            for line in summary_lines(self.settings, self._ran):
+                self.write(f"{line}\n")
 
 
 def check_ok(code: int) -> None:

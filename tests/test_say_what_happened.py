@@ -1,0 +1,97 @@
+"""A run ends by saying what it left and where; long steps say how far they are; -v and -q."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import subprocess
+
+from tests.support.stacks import Stack
+from venvstacks.outputs import ProgressLine
+from venvstacks.progress import EVERY, FIRST_AFTER, Heartbeat
+
+
+def _line(out: str, start: str) -> str:
+    lines = [line for line in out.splitlines() if line.startswith(start)]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def test_build_summary_names_each_layer_its_folder_and_the_app_command(stack: Stack) -> None:
+    first = stack.build()
+    built = {line.split()[1]: line.split()[2] for line in first.out.splitlines() if line.startswith("built ")}
+    assert built == {
+        name: str(stack.build_dir / name) for name in ("cpython-3.11", "framework-web", "app-hello")
+    }
+    command = _line(first.out, "run app-hello with: ").removeprefix("run app-hello with: ")
+    ran = subprocess.run(["env", "-i", *shlex.split(command)], capture_output=True, text=True, check=True)
+    assert "hello from the app layer" in ran.stdout
+
+    again = stack.build()
+    up_to_date = {line.split()[3] for line in again.out.splitlines() if line.startswith("up to date ")}
+    assert up_to_date == set(built)
+
+
+def test_publish_lists_each_archive_with_size_and_sha256(stack: Stack) -> None:
+    run = stack.venvstacks("publish", str(stack.spec), "--format", "tar.gz")
+    out_dir = stack.root / "_artifacts"
+    header = _line(run.out, "published to ")
+    assert header == f"published to {out_dir} (metadata in {out_dir / '__venvstacks__'}):"
+    listed = {}
+    for line in run.out.splitlines():
+        if line.startswith("  ") and "sha256:" in line:
+            name, *_, sha = line.split()
+            listed[name] = sha.removeprefix("sha256:")
+    archives = sorted(p.name for p in out_dir.glob("*.tar.gz"))
+    assert sorted(listed) == archives == ["app-hello.tar.gz", "cpython-3.11.tar.gz", "framework-web.tar.gz"]
+    for name, sha in listed.items():
+        assert sha == hashlib.sha256((out_dir / name).read_bytes()).hexdigest()
+    app = _line(run.out, "  app-hello.tar.gz")
+    size = (out_dir / "app-hello.tar.gz").stat().st_size
+    assert f"  {size / 1e3:.1f} kB  " in app or f"  {size} bytes  " in app
+
+
+def test_local_export_lists_the_exported_folders(stack: Stack) -> None:
+    run = stack.venvstacks("local-export", str(stack.spec))
+    export = stack.root / "_export"
+    assert _line(run.out, "exported to ") == f"exported to {export}:"
+    folders = [line.strip() for line in run.out.splitlines() if line.startswith(f"  {export}")]
+    layers = ("cpython-3.11", "framework-web", "app-hello")
+    assert folders == [str(export / n) for n in layers]
+    assert all((export / n / "bin" / "python").exists() for n in layers)
+    command = _line(run.out, "run app-hello with: ").removeprefix("run app-hello with: ")
+    assert command.startswith(str(export / "app-hello" / "bin" / "python"))
+
+
+def test_verbose_before_or_after_the_command_shows_uvs_output(stack: Stack) -> None:
+    quiet = stack.venvstacks("lock", str(stack.spec))
+    assert "   | " not in quiet.err
+    relock = ["lock", str(stack.spec), "--reset-lock", "app-*"]
+    for args in (["-v", *relock], [*relock, "-v"]):
+        run = stack.venvstacks(*args)
+        assert any(line.startswith("   | Resolved") for line in run.err.splitlines()), run.err
+
+
+def test_quiet_before_the_command_prints_nothing_on_success(stack: Stack) -> None:
+    run = stack.venvstacks("-q", "build", str(stack.spec))
+    assert run.out == ""
+    assert (stack.build_dir / "app-hello" / "bin" / "python").exists()
+
+
+def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:
+    beat = Heartbeat(write=lambda _: None)
+    beat.started("publish:cpython-3.11", now=100.0)
+    beat.started("lock:app-x", now=100.0)
+    assert beat.tick(100.0 + FIRST_AFTER - 0.1) == []  # short steps stay silent
+    ProgressLine("cpython-3.11")("cpython-3.11", 0, 33_000_000)
+    assert beat.tick(100.0 + FIRST_AFTER) == [
+        "   publish:cpython-3.11: archiving 33 MB (2s)",
+        "   lock:app-x: still running (2s)",
+    ]
+    beat.finished("lock:app-x")
+    ProgressLine("cpython-3.11")("cpython-3.11", 16_500_000, 33_000_000)
+    assert beat.tick(100.0 + FIRST_AFTER + EVERY - 0.1) == []
+    assert beat.tick(100.0 + FIRST_AFTER + EVERY) == ["   publish:cpython-3.11: 50% of 33 MB archived (7s)"]
+    beat.finished("publish:cpython-3.11")
+    assert beat.tick(1000.0) == []
+    beat.close()

@@ -1,0 +1,101 @@
+"""Saying what a long step is doing: the notes steps leave, and a heartbeat that prints them.
+
+A running task stays silent for its first ~2 s; after that, every ~5 s, one line on stderr
+says how long it has run and the last note its step left (`47% of 33 MB archived`), or
+that it is still running. Steps leave notes with `note(layer, text)` from any thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+FIRST_AFTER = 2.0  # seconds a task runs before its first progress line
+EVERY = 5.0  # seconds between two lines for one task
+
+_lock = threading.Lock()
+_notes: dict[str, str] = {}  # layer build name -> the latest note of its running step
+_verbose = [os.environ.get("VENVSTACKS_VERBOSE", "") not in ("", "0")]
+
+
+def set_verbose(on: bool) -> None:
+    """`-v`: tools' own output is shown as it comes (it is otherwise captured)."""
+    _verbose[0] = on
+
+
+def verbose() -> bool:
+    return _verbose[0]
+
+
+def note(layer: str, text: str) -> None:
+    with _lock:
+        _notes[layer] = text
+
+
+def _take_note(layer: str) -> str | None:
+    with _lock:
+        return _notes.get(layer)
+
+
+def _drop_note(layer: str) -> None:
+    with _lock:
+        _notes.pop(layer, None)
+
+
+@dataclass
+class _Running:
+    started: float
+    next_line: float
+
+
+class Heartbeat:
+    """Tracks running tasks; `tick(now)` returns the lines due (the thread prints them)."""
+
+    def __init__(self, write: Callable[[str], None] | None = None) -> None:
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._write = write or _stderr
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def started(self, task: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._running[task] = _Running(now, now + FIRST_AFTER)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="venvstacks-heartbeat", daemon=True)
+            self._thread.start()
+
+    def finished(self, task: str) -> None:
+        with self._lock:
+            self._running.pop(task, None)
+        _drop_note(task.partition(":")[2])
+
+    def tick(self, now: float) -> list[str]:
+        lines = []
+        with self._lock:
+            for task, run in self._running.items():
+                if now < run.next_line:
+                    continue
+                run.next_line = now + EVERY
+                what = _take_note(task.partition(":")[2]) or "still running"
+                lines.append(f"   {task}: {what} ({now - run.started:.0f}s)")
+        return lines
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(0.5):
+            for line in self.tick(time.monotonic()):
+                self._write(line)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

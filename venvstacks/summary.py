@@ -1,0 +1,94 @@
+"""What a run leaves behind, said at its end: layers built or up to date and where, how to
+run each app, each published archive (size, sha256) and each exported folder."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from venvstacks.layout import METADATA_DIR
+from venvstacks.spec import LayerKind, LayerSpec, module_name
+from venvstacks.tasks import Settings
+
+
+def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:
+    """`ran`: each task the run saw -> whether it ran (False: it was up to date)."""
+    layers = {layer.env_name: layer for layer in settings.stack.layers}
+    by_op: dict[str, list[tuple[LayerSpec, bool]]] = {}
+    for task, did_run in ran.items():
+        op, _, name = task.partition(":")
+        if name in layers:
+            by_op.setdefault(op, []).append((layers[name], did_run))
+    exported = bool(by_op.get("export"))  # then the apps to run are the exported ones
+    lines = _built(settings, by_op.get("build", []), with_apps=not exported)
+    lines += _exported(settings, by_op.get("export", []))
+    lines += _published(settings, by_op.get("publish", []))
+    return lines
+
+
+def _built(settings: Settings, built: list[tuple[LayerSpec, bool]], with_apps: bool) -> list[str]:
+    if not built:
+        return []
+    width = max(len(layer.env_name) for layer, _ in built)
+    lines = []
+    for layer, did_run in built:
+        state = "built" if did_run else "up to date"
+        lines.append(f"{state:<10}  {layer.env_name:<{width}}  {settings.env_dir(layer)}")
+    if with_apps:
+        lines += [_run_line(layer, settings.env_dir(layer)) for layer, _ in built if _is_app(layer)]
+    return lines
+
+
+def _exported(settings: Settings, exported: list[tuple[LayerSpec, bool]]) -> list[str]:
+    if not exported:
+        return []
+    out = settings.output
+    lines = [f"exported to {out.export_dir}:"]
+    apps = []
+    for layer, did_run in exported:
+        folder = out.export_dir / str(_read(out.export_metadata(layer)).get("install_target", layer.env_name))
+        lines.append(f"  {folder}{'' if did_run else '  (up to date)'}")
+        if _is_app(layer):
+            apps.append(_run_line(layer, folder))
+    return lines + apps
+
+
+def _published(settings: Settings, published: list[tuple[LayerSpec, bool]]) -> list[str]:
+    if not published:
+        return []
+    out = settings.output
+    lines = [f"published to {out.publish_dir} (metadata in {out.publish_dir / METADATA_DIR}):"]
+    for layer, did_run in published:
+        meta = _read(out.publish_metadata(layer))
+        sha256 = meta.get("archive_hashes", {}).get("sha256", "?")
+        size = _size(int(meta.get("archive_size", 0)))
+        lines.append(
+            f"  {meta.get('archive_name', layer.env_name)}  {size}  sha256:{sha256}"
+            + ("" if did_run else "  (up to date)")
+        )
+    return lines
+
+
+def _is_app(layer: LayerSpec) -> bool:
+    return layer.kind is LayerKind.APPLICATION and layer.launch_module is not None
+
+
+def _run_line(layer: LayerSpec, folder: Path) -> str:
+    assert layer.launch_module is not None
+    argv = [str(folder / "bin" / "python"), "-m", module_name(layer.launch_module)]
+    return f"run {layer.env_name} with: {shlex.join(argv)}"
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} bytes"
+    return f"{n / 1e3:.1f} kB" if n < 1_000_000 else f"{n / 1e6:.1f} MB"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
