@@ -161,10 +161,11 @@ def test_unknown_exact_version_lists_what_exists(local_runtime: Runtime, tmp_pat
         with pytest.raises(VenvStacksError) as err:
             ensure_runtime("cpython@3.11.99", opts, Log())
         message = str(err.value)
-        assert message.startswith("runtime cpython@3.11.99 is not available (")
+        assert message.startswith("runtime cpython@3.11.99: no source could provide it (")
         assert "\n" not in message
-        assert local_runtime.version in message.split("local interpreters:")[1]
-        assert ("download table: 3.11." in message) == (policy == "auto")
+        local = message.split("local: ")[1]
+        assert local.startswith("no local CPython 3.11.99 found (") and local_runtime.version in local
+        assert ("download: the table has no 3.11.99, only 3.11." in message) == (policy == "auto")
         assert cache_contents(tmp_path / "cache") == []
 
 
@@ -173,6 +174,23 @@ def test_the_real_table_is_consulted_offline(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
     monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "no-uv-pythons"))
     opts = RuntimeOptions(cache_dir=tmp_path / "cache", policy="download")
-    with pytest.raises(VenvStacksError, match=r"download table: no 3\.2\.x, only .*3\.11") as err:
+    with pytest.raises(VenvStacksError, match=r"download: the table has no 3\.2\.x, only .*3\.11") as err:
         ensure_runtime("cpython@3.2", opts, Log())
-    assert "local interpreters" not in str(err.value)
+    assert "local:" not in str(err.value)
+
+
+def test_each_source_says_why_it_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime_mirror: Mirror
+) -> None:
+    """A download that fails and no local CPython: the error gives both reasons, not a table."""
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "no-uv-pythons"))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    opts = RuntimeOptions(cache_dir=tmp_path / "cache", policy="auto", mirror=runtime_mirror.url + "/empty")
+    with pytest.raises(VenvStacksError) as err:
+        ensure_runtime("cpython@3.12", opts, Log())
+    message = str(err.value)
+    assert message.startswith("runtime cpython@3.12: no source could provide it (download: ")
+    assert f"(download: could not download {runtime_mirror.url}/empty/" in message and "HTTP 404" in message
+    assert runtime_mirror.requests  # the mirror was asked
+    assert message.endswith("; local: no local CPython 3.12 found (uv-managed or pyenv; found none))")

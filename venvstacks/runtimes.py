@@ -98,7 +98,7 @@ def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], N
         if hit is not None:
             return hit.runtime(request)
 
-        tried: list[tuple[str, RuntimeSource]] = []
+        failed: list[str] = []  # why each source tried could not provide it, in order
         reason = ""
         if options.policy != "local":
             remote: RuntimeSource = DownloadSource(options.mirror)
@@ -106,12 +106,12 @@ def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], N
             if explicit is not None and wanted is not None:
                 remote, candidate = explicit, wanted
             else:
-                tried.append(("download table", remote))
                 candidate = remote.find(impl, version_request)
-            if candidate is None and options.policy == "download":
-                raise _not_available(request, tried)
             if candidate is None:
-                reason = f"pbs-installer's download table has no {impl} {version_request}"
+                reason = f"pbs-installer's download table has {_has(remote, impl, version_request)}"
+                failed.append(f"download: the table has {_has(remote, impl, version_request)}")
+                if options.policy == "download":
+                    raise _no_source(request, failed)
             else:
                 try:
                     if candidate.source == "download":
@@ -124,12 +124,16 @@ def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], N
                             "name another place; --runtime-source auto falls back to a local CPython)"
                         ) from None
                     reason = str(exc)
+                    failed.append(f"download: {exc}")
 
         local = LocalSource()
-        tried.append(("local interpreters", local))
         found = local.find(impl, version_request)
         if found is None:
-            raise _not_available(request, tried)
+            failed.append(
+                f"local: no local {_NAMES.get(impl, impl)} {version_request} found "
+                f"(uv-managed or pyenv; found {_has(local, impl, version_request, found_only=True)})"
+            )
+            raise _no_source(request, failed)
         what = f"the local CPython {found.version} at {found.origin}"
         if options.policy == "auto":
             # The one line that says why this build is not portable.
@@ -162,21 +166,26 @@ def _explicit_archives(options: RuntimeOptions) -> ArchiveSource:
     return ArchiveSource(archives)
 
 
-def _not_available(request: str, tried: list[tuple[str, RuntimeSource]]) -> VenvStacksError:
-    impl, version_request = parse_request(request)
+_NAMES = {"cpython": "CPython"}
+
+
+def _has(source: RuntimeSource, impl: str, version_request: str, found_only: bool = False) -> str:
+    """What a source offers near a request: `3.11.1, ..., 3.11.17` or `no 3.5.x, only 3.8, 3.9`."""
     series = ".".join(version_request.split(".")[:2])
-    parts = []
-    for label, source in tried:
-        versions = source.available(impl)
-        same = [v for v in versions if version_matches(v, series)]
-        if same:
-            parts.append(f"{label}: {', '.join(same)}")
-        elif versions:
-            others = sorted({".".join(v.split(".")[:2]) for v in versions}, key=version_key)
-            parts.append(f"{label}: no {series}.x, only {', '.join(others)}")
-        else:
-            parts.append(f"{label}: none")
-    return VenvStacksError(f"runtime {request} is not available ({'; '.join(parts)})")
+    versions = source.available(impl)
+    same = [v for v in versions if version_matches(v, series)]
+    if not versions:
+        return "none" if found_only else f"no {impl} at all"
+    if found_only:
+        return ", ".join(versions)
+    if same:
+        return f"no {version_request}, only {', '.join(same)}"
+    others = sorted({".".join(v.split(".")[:2]) for v in versions}, key=version_key)
+    return f"no {series}.x, only {', '.join(others)}"
+
+
+def _no_source(request: str, failed: list[str]) -> VenvStacksError:
+    return VenvStacksError(f"runtime {request}: no source could provide it ({'; '.join(failed)})")
 
 
 @dataclass(frozen=True)
