@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from venvstacks import envs, linking, locking, outputs
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import lock_files
 from venvstacks.runtimes import Runtime, ensure_runtime
@@ -62,6 +63,20 @@ def export(settings: Settings, name: str) -> None:
 def publish(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     identity = runtime_identity(settings, layer)
+    if not identity.get("portable", True):
+        runtime = settings.runtime_layer(layer).env_name
+        on = "" if runtime == name else f" runs on {runtime}, which"
+        what = (
+            f"{name}{on} was packed from the local CPython at {identity['origin']} "
+            "and runs on machines like this one only"
+        )
+        if not settings.output.allow_local_runtime:
+            raise VenvStacksError(
+                f"refusing to publish: {what}; pass --allow-local-runtime (plain doit: "
+                "VENVSTACKS_ALLOW_LOCAL_RUNTIME=1) to publish it anyway, or let the runtime be "
+                "downloaded (docs/runtimes.md)"
+            )
+        log(f"warning: publishing anyway (--allow-local-runtime): {what}")
     outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
 
 

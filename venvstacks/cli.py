@@ -103,6 +103,7 @@ def load(args: argparse.Namespace) -> tuple[argparse.Namespace, Settings]:
         archive_format=getattr(args, "format", "tar.xz"),
         tag_outputs=getattr(args, "tag_outputs", False),
         force=getattr(args, "force", False),
+        **_given(allow_local_runtime=getattr(args, "allow_local_runtime", None)),
     )
     check_folder_path(rel(args.build_dir), "--build-dir")
     if output_dir:
@@ -309,10 +310,21 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
             "has_valid_lock": locking.lock_is_current(stack, layer, inv.settings.lock),
             "selected_operations": operations,
         }
+        if _on_local_runtime(inv.settings, layer):
+            entry["local_runtime"] = True
         if layer.kind is not LayerKind.RUNTIME:
             entry["dependencies"] = [lower.env_name for lower in lower_layers(stack, layer)]
         data[layer.kind.value].append(entry)
     return data
+
+
+def _on_local_runtime(settings: Settings, layer: LayerSpec) -> bool:
+    """Whether the layer's runtime, as last fetched, was packed from a local CPython."""
+    state = settings.runtime_state(layer)
+    try:
+        return json.loads(state.read_text(encoding="utf-8")).get("portable") is False
+    except (OSError, ValueError):
+        return False  # not fetched yet: nothing to say
 
 
 def show_text(data: dict[str, Any]) -> str:
@@ -327,10 +339,18 @@ def show_text(data: dict[str, Any]) -> str:
             if entry["install_target"] != name:
                 name += f" -> {entry['install_target']}"
             ops = ", ".join(entry["selected_operations"]) or "disabled"
-            lines.append(f"|   +-- {mark}{name}  [{ops}]")
+            local = "  (local runtime)" if entry.get("local_runtime") else ""
+            lines.append(f"|   +-- {mark}{name}  [{ops}]{local}")
             lines += [f"|   |   +-- {dep}" for dep in entry.get("dependencies", [])]
     lines.append("(* = no valid lock yet; [..] = what would run here)")
+    if any(e.get("local_runtime") for kind in ("runtimes", "frameworks", "applications") for e in data[kind]):
+        lines.append("(local runtime = packed from a CPython here: publish needs --allow-local-runtime)")
     return "\n".join(lines)
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options given on the command line: the others keep their (environment) defaults."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _archives(values: Sequence[str] | None) -> dict[str, str]:

@@ -152,6 +152,12 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
             help="print the metadata that would be written, write nothing",
         )
     if name in ("build", "publish"):
+        add(
+            "--allow-local-runtime",
+            action=BOOL,
+            default=None,
+            help="publish layers whose runtime was packed from a local CPython (not portable)",
+        )
         add("--tag-outputs", action=BOOL, default=False, help="add platform and build number to output names")
         add("--format", choices=ARCHIVE_FORMATS, default="tar.xz", help="archive format (default: tar.xz)")
 

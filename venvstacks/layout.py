@@ -7,6 +7,7 @@ run, including the no-op run whose cost users feel most.
 from __future__ import annotations
 
 import fnmatch
+import os
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,11 @@ def default_platform() -> str:
     return sysconfig.get_platform().replace("-", "_").replace(".", "_")
 
 
+def allow_local_runtime_default() -> bool:
+    """`VENVSTACKS_ALLOW_LOCAL_RUNTIME=1`: plain doit's way to say --allow-local-runtime."""
+    return os.environ.get("VENVSTACKS_ALLOW_LOCAL_RUNTIME", "") not in ("", "0")
+
+
 @dataclass(frozen=True)
 class OutputOptions:
     export_dir: Path
@@ -72,6 +78,8 @@ class OutputOptions:
     tag_outputs: bool = False
     force: bool = False
     target_platform: str = field(default_factory=default_platform)
+    # Publish layers whose runtime was packed from a local CPython (not portable).
+    allow_local_runtime: bool = field(default_factory=lambda: allow_local_runtime_default())
 
     def publish_options(self, dry_run: bool = False) -> PublishOptions:
         from venvstacks.archives import ArchiveFormat

@@ -113,6 +113,7 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
         super().__init__(outstream, options)
         self._started: dict[str, float] = {}
         self._ran: dict[str, bool] = {}  # task -> whether it ran (False: up to date)
+        self._failed = False
         self._heartbeat = Heartbeat()
 
     def execute_task(self, task: Any) -> None:
@@ -129,6 +130,7 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
             self.write(f"ok {task.name} ({time.perf_counter() - start:.1f}s)\n")
 
     def add_failure(self, task: Any, fail: Any) -> None:
+        self._failed = True
         self._heartbeat.finished(task.name)
         self._started.pop(task.name, None)
         if isinstance(fail, TaskFailed):
@@ -145,7 +147,7 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
     def complete_run(self) -> None:
         self._heartbeat.close()
         super().complete_run()
-        if not (self.failures or self.runtime_errors) and self._ran:
+        if not (self._failed or self.failures or self.runtime_errors) and self._ran:
             for line in summary_lines(self.settings, self._ran):
                 self.write(f"{line}\n")
 

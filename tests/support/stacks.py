@@ -95,6 +95,7 @@ class Stack:
         env.update(
             VENVSTACKS_RUNTIME_CACHE=str(self.runtime_cache),
             VENVSTACKS_RUNTIME_SOURCE="local",
+            VENVSTACKS_ALLOW_LOCAL_RUNTIME="1",  # publishing on the local runtime is what tests do
             UV_PYTHON_DOWNLOADS="never",
         )
         return env

@@ -1,0 +1,49 @@
+"""A runtime packed from a local CPython is not portable: publish says so, and refuses by default."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support.stacks import Run, Stack
+
+LAYERS = ("cpython-3.11", "framework-web", "app-hello")
+
+
+def _venvstacks(stack: Stack, *args: str) -> Run:
+    env = stack.env()
+    del env["VENVSTACKS_ALLOW_LOCAL_RUNTIME"]  # the fixture allows it; a user's shell does not
+    proc = subprocess.run(
+        [sys.executable, "-m", "venvstacks", *args], cwd=stack.root, env=env, capture_output=True, text=True
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_publish_refuses_a_local_runtime_unless_allowed(stack: Stack) -> None:
+    stack.build()
+    refused = _venvstacks(stack, "publish", str(stack.spec), "--format", "tar.gz")
+    assert refused.code == 1
+    (failed,) = [line for line in refused.out.splitlines() if line.startswith("FAILED")]
+    assert failed.startswith("FAILED publish:cpython-3.11: refusing to publish: cpython-3.11 was packed")
+    assert "--allow-local-runtime" in failed
+    assert not list((stack.root / "_artifacts").glob("*.tar.gz"))
+
+    allowed = _venvstacks(stack, "publish", str(stack.spec), "--format", "tar.gz", "--allow-local-runtime")
+    assert allowed.code == 0, allowed.err
+    assert sorted(p.name for p in (stack.root / "_artifacts").glob("*.tar.gz")) == sorted(
+        f"{name}.tar.gz" for name in LAYERS
+    )
+    warnings = [line for line in allowed.err.splitlines() if "warning: publishing anyway" in line]
+    assert sorted(w.split(": ")[2].split()[0] for w in warnings) == sorted(LAYERS)  # once per layer
+
+
+def test_show_marks_layers_on_a_local_runtime(stack: Stack) -> None:
+    before = _venvstacks(stack, "show", str(stack.spec))
+    assert "(local runtime)" not in before.out  # not fetched yet: nothing known
+    stack.build()
+    text = _venvstacks(stack, "show", str(stack.spec)).out
+    marked = [line.split("+-- ")[1].split()[0] for line in text.splitlines() if "(local runtime)" in line]
+    assert marked == list(LAYERS)
+    data = json.loads(_venvstacks(stack, "show", str(stack.spec), "--json").out)
+    assert all(e["local_runtime"] for kind in ("runtimes", "frameworks", "applications") for e in data[kind])
