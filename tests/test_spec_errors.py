@@ -146,7 +146,20 @@ BAD: dict[str, Bad] = {
         RUNTIME + framework("fw", deps='runtime = "cpython-3.13"'),
         "framework-fw",
         "runtime",
-        "unknown runtime 'cpython-3.13'; define it in a [[runtimes]] table first",
+        "unknown runtime 'cpython-3.13' (did you mean 'cpython-3.11'?); "
+        "define it in a [[runtimes]] table first",
+    ),
+    "misspelt-runtime": Bad(
+        RUNTIME + framework("fw", deps='runtime = "cpyhton-3.11"'),
+        "framework-fw",
+        "runtime",
+        "unknown runtime 'cpyhton-3.11' (did you mean 'cpython-3.11'?)",
+    ),
+    "misspelt-framework": Bad(
+        RUNTIME + framework("scipy") + app("demo", deps='frameworks = ["scpiy"]'),
+        "app-demo",
+        "frameworks",
+        "unknown framework 'scpiy' (did you mean 'scipy'?); frameworks must be defined above",
     ),
     "unknown-framework": Bad(
         RUNTIME + app("demo", deps='frameworks = ["nope"]'),

@@ -10,10 +10,9 @@ kind of layer has; the rules for each field's value live in `venvstacks.spec_fie
 
 from __future__ import annotations
 
-import difflib
 import sys
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -164,7 +163,7 @@ def parse_stack(path: Path, data: Mapping[str, Any], warn: Callable[[str], None]
             None,
             unknown[0],
             "unknown top-level key"
-            + _did_you_mean(unknown[0], TOP_LEVEL)
+            + fields.did_you_mean(unknown[0], TOP_LEVEL)
             + "; expected [[runtimes]], [[frameworks]], [[applications]] or [tool.uv]",
         )
     uv_config = _uv_config(path, data)
@@ -272,7 +271,7 @@ class _Parser:
             raise self.fail(
                 label,
                 key,
-                f"unknown field for [[{kind.value}]]{_did_you_mean(key, allowed)}; "
+                f"unknown field for [[{kind.value}]]{fields.did_you_mean(key, allowed)}; "
                 f"expected one of: {expected}",
             )
         expected_type = allowed[key]
@@ -334,11 +333,6 @@ class _Parser:
             launch_module=launch,
             support_modules=support,
         )
-
-
-def _did_you_mean(key: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 _EXAMPLES: dict[type, str] = {

@@ -9,6 +9,7 @@ fields each kind has), so this module sits below `venvstacks.spec` with no impor
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -143,7 +144,8 @@ def dependencies(
         if runtime is None:
             raise t.fail(
                 "runtime",
-                f"unknown runtime {t.fields['runtime']!r}; define it in a [[runtimes]] table first",
+                f"unknown runtime {t.fields['runtime']!r}{did_you_mean(str(t.fields['runtime']), runtimes)}; "
+                "define it in a [[runtimes]] table first",
             )
         return Dependencies(runtime)
     declared = _declared_frameworks(t, frameworks, framework_names)
@@ -186,6 +188,12 @@ def _declared_frameworks(
     return declared
 
 
+def did_you_mean(key: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest choice, or nothing when none is close."""
+    close = difflib.get_close_matches(key, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _unknown_framework(layer: str, fw: str, framework_names: Set[Any]) -> str:
     rule = "frameworks must be defined above the layers that use them"
     if layer == _FRAMEWORK_PREFIX + fw:
@@ -196,7 +204,7 @@ def _unknown_framework(layer: str, fw: str, framework_names: Set[Any]) -> str:
     bare = fw.removeprefix(_FRAMEWORK_PREFIX)
     if bare != fw and bare in framework_names:
         return f"unknown framework {fw!r} (did you mean {bare!r}?); list frameworks without the prefix"
-    return f"unknown framework {fw!r}; {rule}"
+    return f"unknown framework {fw!r}{did_you_mean(fw, framework_names)}; {rule}"
 
 
 def platforms(t: LayerTable, lower: Iterable[LayerSpec]) -> tuple[str, ...]:
