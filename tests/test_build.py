@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.support.stacks import Stack
+from tests.support.wheels import SimpleIndex
 
 DODO = Path(__file__).parents[1] / "dodo.py"
 
@@ -93,3 +94,22 @@ def test_doit_lists_one_task_per_layer_step(stack: Stack) -> None:
         for layer in ("cpython-3.11", "framework-web", "app-hello"):
             assert layer in docs[f"{kind}:{layer}"]
     assert "runtime:cpython-3.11" in docs
+
+
+def test_a_conflict_with_a_lower_layers_pin_names_that_layer(
+    tmp_path: Path, runtime_cache: Path, simple_index: SimpleIndex
+) -> None:
+    simple_index.add("vstest-pin", "1.0")
+    simple_index.add("vstest-pin", "2.0")
+    stack = Stack(
+        tmp_path / "stack",
+        runtime_cache,
+        framework_requirements=["vstest-pin==1.0"],
+        app_requirements=["vstest-pin>=2.0"],
+    ).write()
+    stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nindex-url = "{simple_index.url}"\n')
+    run = stack.venvstacks("lock", str(stack.spec), check=False)
+    assert run.code == 1
+    (failed,) = [line for line in run.out.splitlines() if line.startswith("FAILED")]
+    assert failed.startswith("FAILED lock:app-hello: ")
+    assert failed.endswith("[framework-web pins vstest-pin==1.0: change the requirement, or that layer's]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import tomllib
@@ -86,7 +87,8 @@ def lock_layer(
         files.requirements_in,
         _HEADER.format(layer=layer.env_name) + "".join(f"{r}\n" for r in layer.requirements),
     )
-    lower_locks = [read_lock(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
+    lowers = lower_layers(stack, layer)
+    lower_locks = [read_lock(lock_files(stack, lower).pylock) for lower in lowers]
     fresh = options.upgrade or options.upgrade_packages or options.resets(layer)
     if not fresh and lock_is_valid(stack, layer, options):
         version = _bump_version_if_needed(stack, layer, files)
@@ -95,7 +97,10 @@ def lock_layer(
         else:
             log(f"{files.pylock.name} is current; its modules changed: {layer.env_name} is now @{version}")
         return False
-    raw = _run_uv(stack, layer, files, python, py_version, lower_locks, options)
+    try:
+        raw = _run_uv(stack, layer, files, python, py_version, lower_locks, options)
+    except VenvStacksError as exc:
+        raise VenvStacksError(f"{exc}{_pins_involved(str(exc), lowers, lower_locks)}") from None
     raw = pylock.relative_wheel_paths(raw, files.pylock.parent)
     try:
         locked = pylock.postprocess(raw, targets_for(layer, py_version), _shared_names(lower_locks))
@@ -109,6 +114,19 @@ def lock_layer(
     _write_meta(stack, layer, files, locked, _input_hashes(stack, layer, lower_locks, options))
     write_if_changed(files.summary, _summary(stack, layer, locked))
     return changed
+
+
+def _pins_involved(message: str, lowers: list[LayerSpec], lower_locks: list[dict[str, Any]]) -> str:
+    """Which lower layers' pins uv's failure mentions: uv sees them only as bare constraints."""
+    named = []
+    for lower, lock in zip(lowers, lower_locks, strict=True):
+        for name, (version, _) in sorted(pylock.package_pins(lock).items()):
+            spelled = "[-_.]".join(re.escape(part) for part in name.split("-"))
+            if re.search(rf"(?<![\w.-]){spelled}(?![\w-])", message, re.IGNORECASE):
+                named.append(f"{lower.env_name} pins {name}=={version}")
+    if not named:
+        return ""
+    return f" [{'; '.join(named)}: change the requirement, or that layer's]"
 
 
 def _shared_names(lower_locks: list[dict[str, Any]]) -> set[str]:
@@ -171,7 +189,8 @@ def lock_is_valid(stack: StackSpec, layer: LayerSpec, options: LockOptions = DEF
     meta = read_meta(files.meta)
     if not meta or not files.pylock.exists():
         return False
-    lower_locks = [read_lock(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
+    lowers = lower_layers(stack, layer)
+    lower_locks = [read_lock(lock_files(stack, lower).pylock) for lower in lowers]
     expected = _input_hashes(stack, layer, lower_locks, options)
     if any(meta.get(key) != value for key, value in expected.items()):
         return False
