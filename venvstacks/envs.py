@@ -57,6 +57,7 @@ def install_venv_layer(
         log(f"creating the virtual environment for {env_dir.name}")
         _create_venv(runtime_dir / "bin" / "python3", env_dir, runtime.version)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
+    _mark_relocatable(env_dir)
     _sync(env_dir / "bin" / "python", lock_path, env_dir.name, system=False)
     _remove_scripts(env_dir)
     _finish(env_dir, identity, lock_path)
@@ -140,13 +141,35 @@ def _sync(python: Path, lock_path: Path, layer: str, *, system: bool) -> None:
         raise VenvStacksError(f"layer {layer!r}: {exc}") from None
 
 
+def _mark_relocatable(env_dir: Path) -> None:
+    """`relocatable = true` in pyvenv.cfg makes uv write console scripts that run the python
+    beside them (`$(dirname "$(realpath "$0")")/python`) instead of naming it by absolute
+    path: they keep working after export, deploy and a move."""
+    cfg = env_dir / "pyvenv.cfg"
+    lines = cfg.read_text(encoding="utf-8").splitlines()
+    if "relocatable = true" not in lines:
+        write_atomic(cfg, "\n".join([*lines, "relocatable = true"]) + "\n")
+
+
+# The first line of uv's relocatable launcher; the second execs the python beside it.
+_RELOCATABLE_SCRIPT = b'#!/bin/sh\n\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")"/'
+
+
+def _relocatable_script(item: Path, env_dir: Path) -> bool:
+    if item.is_symlink() or not item.is_file() or item.name.lower().startswith(("activate", "deactivate")):
+        return False
+    data = item.read_bytes()
+    return data.startswith(_RELOCATABLE_SCRIPT) and os.fsencode(env_dir) not in data
+
+
 def _remove_scripts(env_dir: Path) -> None:
-    """Drop entry-point and activate scripts: their absolute shebangs cannot be relocated
-    (and would make published archives depend on the build folder's path)."""
+    """Drop activate scripts and anything naming the build folder (an absolute shebang):
+    they cannot be relocated, and would make published archives depend on that path.
+    The console scripts uv wrote relocatable (see _mark_relocatable) stay."""
     bindir = env_dir / "bin"
     removed = False
     for item in bindir.iterdir():
-        if not item.name.startswith("python"):
+        if not item.name.startswith("python") and not _relocatable_script(item, env_dir):
             removed = True
             if item.is_dir() and not item.is_symlink():
                 shutil.rmtree(item)

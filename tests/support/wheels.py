@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 
 
-def make_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
-    """Write a minimal valid wheel whose module `<name>` says where it came from."""
+def make_wheel(
+    folder: Path,
+    name: str,
+    version: str,
+    tag: str = "py3-none-any",
+    body: str = "",
+    scripts: dict[str, str] | None = None,
+) -> Path:
+    """Write a minimal valid wheel whose module `<name>` says where it came from.
+
+    `scripts`: console scripts, name -> function of the module (`body` defines it)."""
     dist = name.replace("-", "_")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dist}-{version}-{tag}.whl"
@@ -27,6 +36,9 @@ def make_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any",
             f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
         ),
     }
+    if scripts:
+        lines = "".join(f"{script} = {dist}:{func}\n" for script, func in scripts.items())
+        files[f"{info}/entry_points.txt"] = f"[console_scripts]\n{lines}"
     record = [f"{n},sha256={_digest(t.encode())},{len(t.encode())}" for n, t in files.items()]
     files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
     with zipfile.ZipFile(path, "w") as zf:
