@@ -168,3 +168,24 @@ def test_a_folder_option_naming_a_file_is_one_line(
     assert main(args) == 1
     problem = f"{file} exists and is not a folder; choose another path"
     assert capsys.readouterr().err == f"error: {option} {args[-1]}: {problem}\n"
+
+
+def test_init_writes_a_starter_folder_that_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", str(tmp_path / "new"), "--python", "3.12"]) == 0
+    files = sorted(p.name for p in (tmp_path / "new").iterdir())
+    assert files == [".gitignore", "dodo.py", "hello.py", "venvstacks.toml"]
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "new"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [e["name"] for e in data["runtimes"]] == ["cpython-3.12"]
+    assert [(e["name"], e["dependencies"]) for e in data["applications"]] == [("app-hello", ["cpython-3.12"])]
+
+
+def test_init_writes_nothing_if_one_file_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / ".gitignore").write_text("mine\n")
+    assert main(["init", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path}: .gitignore already exists; init replaces no file")
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore"]
+    assert (tmp_path / ".gitignore").read_text() == "mine\n"

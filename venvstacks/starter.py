@@ -61,8 +61,10 @@ def init_folder(folder: Path, python: str) -> list[Path]:
     files = {folder / name: text for name, text in starter_files(python).items()}
     present = [path.name for path in files if path.exists() or path.is_symlink()]
     if present:
+        verb = "exists" if len(present) == 1 else "exist"
         raise VenvStacksError(
-            f"{folder}: {', '.join(present)} already exist(s); init writes only into a folder without them"
+            f"{folder}: {', '.join(present)} already {verb}; init replaces no file "
+            "(move it, or init another folder)"
         )
     written: list[Path] = []
     try:
