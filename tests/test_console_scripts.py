@@ -14,7 +14,9 @@ TOOL = """
 import sys
 
 def main():
-    print("tool ran on", sys.prefix)
+    import idna  # from the framework layer below
+
+    print("tool ran on", sys.prefix, "with", idna.__file__)
 """
 
 
@@ -25,6 +27,12 @@ def _run_tool(layer: Path) -> str:
     return proc.stdout.strip()
 
 
+def _ran_in(folder: Path) -> str:
+    """What the tool prints when run from the app layer in `folder`, idna beside it."""
+    idna = folder / "framework-web" / "lib" / "python3.11" / "site-packages" / "idna" / "__init__.py"
+    return f"tool ran on {folder / 'app-hello'} with {idna}"
+
+
 def test_console_scripts_work_after_export_deploy_and_a_move(
     tmp_path: Path, runtime_cache: Path, simple_index: SimpleIndex
 ) -> None:
@@ -33,20 +41,21 @@ def test_console_scripts_work_after_export_deploy_and_a_move(
     stack.write()
     stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nextra-index-url = ["{simple_index.url}"]\n')
     stack.build()
-    built = stack.build_dir / "app-hello"
-    assert _run_tool(built) == f"tool ran on {built}"
-    assert not list((built / "bin").glob("activate*"))  # those name the build folder: dropped
+    assert _run_tool(stack.build_dir / "app-hello") == _ran_in(stack.build_dir)
+    assert not list((stack.build_dir / "app-hello" / "bin").glob("activate*"))  # they name the build folder
 
     stack.venvstacks("local-export", str(stack.spec))
-    exported = stack.root / "_export" / "app-hello"
-    assert _run_tool(exported) == f"tool ran on {exported}"
+    assert _run_tool(stack.root / "_export" / "app-hello") == _ran_in(stack.root / "_export")
 
     stack.venvstacks("publish", str(stack.spec), "--format", "tar.gz")
     target = tmp_path / "deployed"
     stack.venvstacks("deploy", str(stack.root / "_artifacts"), str(target))
-    assert _run_tool(target / "app-hello") == f"tool ran on {target / 'app-hello'}"
+    assert _run_tool(target / "app-hello") == _ran_in(target)
 
     moved = tmp_path / "moved"
     shutil.move(target, moved)
     shutil.rmtree(stack.root)  # nothing of the build may be needed
-    assert _run_tool(moved / "app-hello") == f"tool ran on {moved / 'app-hello'}"
+    for layer in ("cpython-3.11", "framework-web", "app-hello"):  # as docs/deployment.md says
+        postinstall = [moved / "cpython-3.11" / "bin" / "python3", moved / layer / "postinstall.py"]
+        subprocess.run(postinstall, check=True, capture_output=True)
+    assert _run_tool(moved / "app-hello") == _ran_in(moved)
