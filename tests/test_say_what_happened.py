@@ -7,8 +7,8 @@ import shlex
 import subprocess
 
 from tests.support.stacks import Stack
-from venvstacks.outputs import ProgressLine
-from venvstacks.progress import EVERY, FIRST_AFTER, Heartbeat
+from venvstacks.engine.outputs import ProgressLine
+from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
 
 
 def _line(out: str, start: str) -> str:

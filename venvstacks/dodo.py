@@ -23,8 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from venvstacks.rundoit import hold_build_lock, namespace, stack_path
-from venvstacks.tasks import CREATORS
+from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path
+from venvstacks.engine.tasks import CREATORS
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
 # creator per task kind. The names are fixed; their values come from the stack (__getattr__).
@@ -42,10 +42,10 @@ def tasks_for(default_stack: str = DEFAULT_STACK) -> dict[str, Any]:
 def _namespace(default_stack: str) -> dict[str, Any]:
     from doit import get_var
 
+    from venvstacks.engine.tasks import Settings
     from venvstacks.errors import VenvStacksError
-    from venvstacks.runtime_options import RuntimeOptions
-    from venvstacks.spec import load_stack
-    from venvstacks.tasks import Settings
+    from venvstacks.runtimes.options import RuntimeOptions
+    from venvstacks.stack.spec import load_stack
 
     try:
         stack = load_stack(stack_path(str(Path(get_var("stack", default_stack)).resolve())))

@@ -61,6 +61,14 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+_verbose = [os.environ.get("VENVSTACKS_VERBOSE", "") not in ("", "0")]
+
+
+def set_verbose(on: bool) -> None:
+    """`-v`: the tools' own output is shown as it comes (it is otherwise captured)."""
+    _verbose[0] = on
+
+
 def run(
     what: str,
     cmd: Sequence[str | Path],
@@ -72,10 +80,8 @@ def run(
 
     With `-v` the output is also shown as it comes, each line indented by `   | `.
     """
-    from venvstacks import progress
-
     args = [str(c) for c in cmd]
-    if progress.verbose() and args[0] == uv_bin():
+    if _verbose[0] and args[0] == uv_bin():
         # uv is always called with --quiet (its messages are noise in a failure's last
         # lines); -v asks for them, so leave it out here, in the one place uv runs through.
         args = [a for a in args if a != "--quiet"]
@@ -92,7 +98,7 @@ def run(
             lines = []
             for line in proc.stdout:
                 lines.append(line)
-                if progress.verbose():
+                if _verbose[0]:
                     print(f"   | {line}", end="", file=sys.stderr, flush=True)
             returncode = proc.wait()
     except OSError as exc:

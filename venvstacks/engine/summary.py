@@ -8,9 +8,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from venvstacks.engine.tasks import Settings
 from venvstacks.layout import METADATA_DIR
-from venvstacks.spec import LayerKind, LayerSpec, module_name
-from venvstacks.tasks import Settings
+from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
 
 
 def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:

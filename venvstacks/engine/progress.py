@@ -7,7 +7,6 @@ that it is still running. Steps leave notes with `note(layer, text)` from any th
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -19,16 +18,6 @@ EVERY = 5.0  # seconds between two lines for one task
 
 _lock = threading.Lock()
 _notes: dict[str, str] = {}  # layer build name -> the latest note of its running step
-_verbose = [os.environ.get("VENVSTACKS_VERBOSE", "") not in ("", "0")]
-
-
-def set_verbose(on: bool) -> None:
-    """`-v`: tools' own output is shown as it comes (it is otherwise captured)."""
-    _verbose[0] = on
-
-
-def verbose() -> bool:
-    return _verbose[0]
 
 
 def note(layer: str, text: str) -> None:

@@ -18,10 +18,10 @@ from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
+from venvstacks.engine.progress import Heartbeat
+from venvstacks.engine.summary import summary_lines
+from venvstacks.engine.tasks import CREATORS, Settings, TaskDict
 from venvstacks.errors import VenvStacksError, uv_bin
-from venvstacks.progress import Heartbeat
-from venvstacks.summary import summary_lines
-from venvstacks.tasks import CREATORS, Settings, TaskDict
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:
