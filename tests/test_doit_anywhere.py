@@ -45,7 +45,7 @@ requirements = ["vstest-{name}"]
 
 @dataclass(frozen=True)
 class Installed:
-    """venvstacks installed from its wheel into a venv of its own."""
+    """venvstacks installed by pip from its wheel into a venv of its own."""
 
     bin: Path
 
@@ -68,9 +68,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     subprocess.run([*uv, "build", "-q", "--wheel", "--out-dir", tmp / "dist", source], check=True, env=env)
     (wheel,) = (tmp / "dist").glob("venvstacks-*.whl")
     venv = tmp / "venv"
-    subprocess.run([*uv, "venv", "-q", "--python", sys.executable, venv], check=True, env=env)
-    install = [*uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)]
-    subprocess.run(install, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, str(wheel)], check=True, env=env)
     return Installed(venv / "bin")
 
 
