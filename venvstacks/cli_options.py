@@ -20,8 +20,9 @@ DESCRIPTION = """\
 Build layered Python environments (runtime, frameworks, applications) from a
 venvstacks.toml. The build is a doit task graph: only layers whose inputs changed are
 relocked, rebuilt, rewired, exported or published. Plain `doit` runs the same graph in a
-folder whose dodo.py is `from venvstacks.dodo import *` (`venvstacks init` writes one). Documentation: the docs/ folder of the venvstacks source (cli.md for the
-command line). `venvstacks COMMAND --help` lists a command's options.
+folder whose dodo.py is `from venvstacks.dodo import *` (`venvstacks init` writes one).
+Documentation: the docs/ folder of the venvstacks source (cli.md for the command line).
+`venvstacks COMMAND --help` lists a command's options.
 """
 
 Handler = Callable[..., int]
