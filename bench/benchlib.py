@@ -9,7 +9,8 @@ Everything here measures or prepares; nothing asserts on time.  Paths:
 * ``bench/.cache/upstream-*``   work folders of the existing venvstacks 0.7.0 (see ``upstream.py``).
 
 Every subprocess gets ``UV_PYTHON_DOWNLOADS=never`` and ``VENVSTACKS_RUNTIME_SOURCE=local``
-(no GitHub here: runtimes are packed from local CPythons).
+(no GitHub here: runtimes are packed from local CPythons), and
+``VENVSTACKS_ALLOW_LOCAL_RUNTIME=1`` so that ``publish`` archives layers on them.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ BENCH_ENV = {
     "UV_PYTHON_DOWNLOADS": "never",
     "VENVSTACKS_RUNTIME_SOURCE": "local",
     "VENVSTACKS_RUNTIME_CACHE": str(RUNTIME_CACHE),
+    # Those local runtimes are not portable; publishing them is what the benchmarks time.
+    "VENVSTACKS_ALLOW_LOCAL_RUNTIME": "1",
 }
 
 #: Only for our own commands (`run`): an editable install's modules are compiled on every
