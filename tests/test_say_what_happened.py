@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
+import re
 import shlex
 import subprocess
+import sys
+import threading
+from pathlib import Path
 
 from tests.support.stacks import Stack
+from tests.support.wheels import _Handler, make_wheel
 from venvstacks.engine.outputs import ProgressLine
 from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
 
@@ -95,3 +101,50 @@ def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:
     beat.finished("publish:cpython-3.11")
     assert beat.tick(1000.0) == []
     beat.close()
+
+
+class _HoldingHandler(_Handler):
+    """Serves the index, but holds back one wheel until the test lets it go."""
+
+    held: str
+    release: threading.Event
+
+    def do_GET(self) -> None:
+        if self.path.endswith("/" + self.held):
+            self.release.wait(timeout=120)
+        super().do_GET()
+
+
+def test_a_long_task_reports_progress_every_few_seconds(tmp_path: Path, runtime_cache: Path) -> None:
+    wheels = tmp_path / "wheels"
+    held = make_wheel(wheels, "vstest-slow", "1.0").name
+    release = threading.Event()
+    handler = type("Handler", (_HoldingHandler,), {"wheels": wheels, "held": held, "release": release})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stack = Stack(tmp_path / "stack", runtime_cache, app_requirements=["vstest-slow"]).write()
+    url = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nextra-index-url = ["{url}"]\n')
+    command = [sys.executable, "-m", "venvstacks", "lock", str(stack.spec)]
+    progress = []
+    try:
+        with subprocess.Popen(
+            command, env=stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            assert proc.stderr is not None
+            for line in proc.stderr:  # meanwhile uv waits for the held wheel: lock:app-hello runs on
+                if line.startswith("   lock:app-hello: "):
+                    progress.append(line.strip())
+                    if len(progress) == 2:
+                        break
+            release.set()
+            proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    # The times are whole seconds as printed; a busy machine may print a line a little late.
+    first, second = (re.fullmatch(r"lock:app-hello: still running \((\d+)s\)", line) for line in progress)
+    assert first is not None and second is not None, progress
+    assert int(first[1]) >= 2 and int(second[1]) - int(first[1]) >= 4, progress
