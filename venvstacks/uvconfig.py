@@ -2,7 +2,9 @@
 
 The layer becomes a throwaway `pyproject.toml` so that uv honours `[tool.uv.sources]`:
 that is how `package_indexes` pin a distribution to a named index, which `uv pip`'s
-command-line options cannot express.
+command-line options cannot express. The named indexes go in both files: `uv pip compile`
+resolves only against the indexes of its settings file (it ignores a requirements project's
+own `[[tool.uv.index]]`), while `[tool.uv.sources]` may only name indexes the project declares.
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ def uv_settings(
 ) -> dict[str, Any]:
     """The uv.toml for the run: the stack's resolver settings plus command-line choices."""
     settings = {k: stack.uv_config[k] for k in PASSTHROUGH if k in stack.uv_config}
-    settings.pop("index", None)  # named indexes travel in the resolver project
+    settings.pop("index", None)
+    indexes = layer_indexes(stack, layer)
+    if indexes:
+        settings["index"] = indexes  # in the layer's priority order
     if "UV_EXCLUDE_NEWER" in os.environ:
         settings["exclude-newer"] = os.environ["UV_EXCLUDE_NEWER"]
     if not index:
