@@ -14,6 +14,7 @@ from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import lock_files
 from venvstacks.runtimes import Runtime, ensure_runtime
 from venvstacks.spec import LayerKind, LayerSpec
+from venvstacks.targets import host_platform, layer_target
 from venvstacks.tasks import Settings
 
 
@@ -34,18 +35,20 @@ def fetch_runtime(settings: Settings, name: str) -> None:
 def lock(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
-    locking.lock_layer(settings.stack, layer, runtime.python_dir / "bin" / "python3", settings.lock, log)
+    python = runtime.python_dir / "bin" / "python3"
+    locking.lock_layer(settings.stack, layer, python, runtime.version, settings.lock, log)
 
 
 def install(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
+    target = layer_target(layer, host_platform(), runtime.version)
     if layer.kind is LayerKind.RUNTIME:
-        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, log)
+        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, target, log)
     else:
         runtime_dir = settings.env_dir(settings.runtime_layer(layer))
-        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, log)
+        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, target, log)
 
 
 def link(settings: Settings, name: str) -> None:

@@ -25,7 +25,8 @@ from venvstacks.layout import LINKED, LockOptions, OutputOptions
 from venvstacks.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.runtime_options import RuntimeOptions
 from venvstacks.spec import LayerKind, LayerSpec, load_stack
-from venvstacks.tasks import Settings, buildable, host_platform
+from venvstacks.targets import host_platform
+from venvstacks.tasks import Settings, buildable
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,7 @@ inputs: an identical rerun leaves its dependants asleep.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from venvstacks.graph import lower_layers
 from venvstacks.layout import LockOptions, OutputOptions, lock_files
 from venvstacks.runtime_options import RuntimeOptions
 from venvstacks.spec import LayerKind, LayerSpec, StackSpec
+from venvstacks.targets import glibc_of, host_platform, macos_of, target_text
 
 TaskDict = dict[str, Any]
 
@@ -66,18 +65,6 @@ class Settings:
     @property
     def doit_db(self) -> Path:
         return self.build_dir / ".venvstacks-doit.sqlite3"
-
-
-def host_platform() -> str:
-    machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}.get(
-        machine, machine
-    )
-    if sys.platform == "darwin":
-        return "macosx_arm64" if arch == "aarch64" else "macosx_x86_64"
-    if sys.platform == "win32":
-        return "win_arm64" if arch == "aarch64" else "win_amd64"
-    return f"linux_{arch}"
 
 
 def lockable(settings: Settings) -> list[LayerSpec]:
@@ -145,6 +132,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
             "file_dep": [
                 *(lock_files(stack, lower).pylock for lower in lowers),
                 *(_module_files(layer) if layer.versioned else []),  # they name its next version
+                settings.runtime_state(layer),  # its exact version decides markers
             ],
             "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
             "targets": [files.pylock, files.meta],
@@ -165,6 +153,8 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
             ],
             "task_dep": [] if runtime is layer else [f"install:{runtime.env_name}"],
             "targets": [settings.env_dir(layer) / layout.INSTALLED],
+            # Which of a package's wheels is installed follows the target (same lock or not).
+            "uptodate": [config_changed(target_text(host_platform(), glibc_of(layer), macos_of(layer)))],
             "clean": [(remove_tree, [settings.env_dir(layer)])],  # `doit clean`: the whole layer
         }
 
