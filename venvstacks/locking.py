@@ -74,10 +74,7 @@ def lock_layer(
     )
     lower_locks = [read_lock(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
     fresh = options.upgrade or options.upgrade_packages or options.resets(layer)
-    # Markers such as python_full_version >= "3.11.4" were decided for the runtime of the
-    # last lock: another patch release of it must be decided again.
-    same_runtime = read_meta(files.meta).get("python_full_version") == runtime_version
-    if not fresh and same_runtime and lock_is_valid(stack, layer, options):
+    if not fresh and _fits_runtime(files, runtime_version) and lock_is_valid(stack, layer, options):
         version = _bump_version_if_needed(stack, layer, files)
         if version is None:
             log(f"{files.pylock.name} is current: its inputs did not change")
@@ -95,10 +92,22 @@ def lock_layer(
         ) from None
     changed = write_if_changed(files.pylock, _HEADER.format(layer=layer.env_name) + tomli_w.dumps(locked))
     log(f"{files.pylock.name} {'updated' if changed else 'relocked, unchanged'}")
-    inputs = {**_input_hashes(stack, layer, lower_locks, options), "python_full_version": runtime_version}
+    # Recorded only when a marker of uv's result depends on it (see _fits_runtime).
+    full_version = runtime_version if pylock.needs_full_version(raw) else None
+    inputs = {**_input_hashes(stack, layer, lower_locks, options), "python_full_version": full_version}
     _write_meta(stack, layer, files, locked, inputs)
     write_if_changed(files.summary, _summary(stack, layer, locked))
     return changed
+
+
+def _fits_runtime(files: LockFiles, runtime_version: str) -> bool:
+    """Markers such as python_full_version >= "3.11.4" were decided for the runtime of the
+    last lock: another patch release must decide them again. A lock whose markers never
+    name the exact version (None) fits every patch release, so committed locks stay valid
+    on machines whose runtime is another X.Y.Z; a lock from before the exact version was
+    used (no key) is redone."""
+    meta = read_meta(files.meta)
+    return "python_full_version" in meta and meta["python_full_version"] in (None, runtime_version)
 
 
 def _shared_names(lower_locks: list[dict[str, Any]]) -> set[str]:
@@ -186,7 +195,7 @@ def _write_meta(
     layer: LayerSpec,
     files: LockFiles,
     locked: Mapping[str, Any],
-    inputs: Mapping[str, str],
+    inputs: Mapping[str, str | None],
 ) -> int:
     previous = read_meta(files.meta)
     req_hash = pylock.requirements_hash(locked)

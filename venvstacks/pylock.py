@@ -96,6 +96,12 @@ def _wheel_tags(entry: Mapping[str, Any]) -> list[Tag]:
     return tags
 
 
+def needs_full_version(lock: Mapping[str, Any]) -> bool:
+    """Whether deciding the lock's markers needs the runtime's exact X.Y.Z."""
+    markers = (str(pkg.get("marker") or "") for pkg in lock.get("packages", []))
+    return any("full_version" in m or "implementation_version" in m for m in markers)
+
+
 def relative_wheel_paths(lock: Mapping[str, Any], lock_dir: Path) -> dict[str, Any]:
     """Local wheels (file:// URLs from find-links) become paths relative to the lock's folder,
     so a committed lock keeps working wherever the project is checked out."""
