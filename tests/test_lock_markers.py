@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
+from venvstacks.pylock import needs_full_version
 from venvstacks.runtimes import Runtime
 
 
@@ -33,3 +34,23 @@ def test_python_full_version_markers_use_the_runtimes_patch_release(
     assert "vstest-patch-old" not in names
     meta = lock.with_name("pylock.framework-web.meta.json").read_text()
     assert f'"python_full_version": "{version}"' in meta
+
+
+@pytest.mark.parametrize(
+    ("marker", "depends"),
+    [
+        ("python_full_version < '3.11'", False),  # uv's usual clause: same for every 3.11.Z
+        ("python_full_version >= '3.11'", False),
+        ("python_full_version >= '3.12'", False),
+        ("python_full_version == '3.11.*'", False),
+        ("sys_platform == 'win32'", False),
+        ("python_full_version >= '3.11.4'", True),
+        ("python_full_version > '3.11'", True),  # false for 3.11.0 only
+        ("implementation_version == '3.11.7'", True),
+    ],
+)
+def test_only_a_patch_level_clause_ties_a_lock_to_the_runtimes_patch_release(
+    marker: str, depends: bool
+) -> None:
+    lock = {"packages": [{"name": "pkg", "version": "1", "marker": marker}]}
+    assert needs_full_version(lock, "3.11.7") is depends

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from venvstacks import envs, linking, locking, outputs
+from venvstacks import envs, linking, locking, outputs, uvconfig
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import lock_files
 from venvstacks.runtimes import Runtime, ensure_runtime
@@ -44,11 +44,12 @@ def install(settings: Settings, name: str) -> None:
     runtime = runtime_for(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
     target = layer_target(layer, host_platform(), runtime.version)
+    how = envs.Install(target, uvconfig.install_settings(settings.stack))
     if layer.kind is LayerKind.RUNTIME:
-        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, target, log)
+        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, how, log)
     else:
         runtime_dir = settings.env_dir(settings.runtime_layer(layer))
-        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, target, log)
+        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, how, log)
 
 
 def link(settings: Settings, name: str) -> None:

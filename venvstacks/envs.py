@@ -12,11 +12,14 @@ import csv
 import io
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from packaging.tags import parse_tag
 
 from venvstacks import pylock
@@ -28,16 +31,24 @@ from venvstacks.runtimes import Runtime, install_runtime
 from venvstacks.targets import Target
 
 
+@dataclass(frozen=True)
+class Install:
+    """How a layer's locked packages are installed: for which target, with which uv settings."""
+
+    target: Target
+    uv_settings: Mapping[str, Any]  # the stack's network and install settings (a uv.toml)
+
+
 def site_packages(py_version: str) -> Path:
     major_minor = ".".join(py_version.split(".")[:2])
     return Path("lib") / f"python{major_minor}" / "site-packages"
 
 
 def install_runtime_layer(
-    runtime: Runtime, env_dir: Path, lock_path: Path, target: Target, log: Callable[[str], None]
+    runtime: Runtime, env_dir: Path, lock_path: Path, install: Install, log: Callable[[str], None]
 ) -> None:
     """Unpack the runtime into its layer folder (if needed) and sync its own packages."""
-    identity = {"kind": "runtime", "runtime": runtime.identity(), "target": target.describe()}
+    identity = {"kind": "runtime", "runtime": runtime.identity(), "target": install.target.describe()}
     _start(env_dir)
     if not _identity_matches(env_dir, identity):
         _discard(env_dir)
@@ -45,8 +56,8 @@ def install_runtime_layer(
         install_runtime(runtime, env_dir)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
     python = env_dir / "bin" / "python3"
-    _sync(python, lock_path, env_dir.name, target, system=True)
-    check_wheel_tags(env_dir, runtime.version, target)
+    _sync(python, lock_path, env_dir.name, install, system=True)
+    check_wheel_tags(env_dir, runtime.version, install.target)
     _finish(env_dir, identity, lock_path)
 
 
@@ -55,7 +66,7 @@ def install_venv_layer(
     runtime_dir: Path,
     env_dir: Path,
     lock_path: Path,
-    target: Target,
+    install: Install,
     log: Callable[[str], None],
 ) -> None:
     """Create (or reuse) the layer's venv on its runtime, then sync it to its lock."""
@@ -63,7 +74,7 @@ def install_venv_layer(
         "kind": "venv",
         "runtime": runtime.identity(),
         "runtime_dir": runtime_dir.name,
-        "target": target.describe(),
+        "target": install.target.describe(),
     }
     _start(env_dir)
     if not _identity_matches(env_dir, identity):
@@ -71,8 +82,8 @@ def install_venv_layer(
         log(f"creating the virtual environment for {env_dir.name}")
         _create_venv(runtime_dir / "bin" / "python3", env_dir, runtime.version)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
-    _sync(env_dir / "bin" / "python", lock_path, env_dir.name, target, system=False)
-    check_wheel_tags(env_dir, runtime.version, target)
+    _sync(env_dir / "bin" / "python", lock_path, env_dir.name, install, system=False)
+    check_wheel_tags(env_dir, runtime.version, install.target)
     _remove_scripts(env_dir)
     _finish(env_dir, identity, lock_path)
 
@@ -142,20 +153,23 @@ def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) ->
     (bindir / f"python{major_minor}").symlink_to("python")
 
 
-def _sync(python: Path, lock_path: Path, layer: str, target: Target, *, system: bool) -> None:
+def _sync(python: Path, lock_path: Path, layer: str, install: Install, *, system: bool) -> None:
     # The target, not this machine, decides which of a package's wheels is installed: a
     # newer glibc here must not pick a manylinux_2_28 wheel for a glibc@2.17 layer.
-    cmd: list[str | Path] = [
-        uv_bin(), "pip", "sync", lock_path, "--python", python,
-        "--python-platform", target.uv_platform,
-        "--no-config", "--preview-features", "pylock", "--quiet",
-    ]  # fmt: skip
-    if system:
-        cmd.append("--break-system-packages")
-    try:
-        run(f"installing packages into {layer} (uv pip sync)", cmd, env=target.install_env)
-    except VenvStacksError as exc:
-        raise VenvStacksError(f"layer {layer!r}: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="venvstacks-install-") as tmp:
+        config = Path(tmp) / "uv.toml"
+        config.write_text(tomli_w.dumps(dict(install.uv_settings)))
+        cmd: list[str | Path] = [
+            uv_bin(), "pip", "sync", lock_path, "--python", python,
+            "--python-platform", install.target.uv_platform,
+            "--no-config", "--config-file", config, "--preview-features", "pylock", "--quiet",
+        ]  # fmt: skip
+        if system:
+            cmd.append("--break-system-packages")
+        try:
+            run(f"installing packages into {layer} (uv pip sync)", cmd, env=install.target.install_env)
+        except VenvStacksError as exc:
+            raise VenvStacksError(f"layer {layer!r}: {exc}") from None
 
 
 def check_wheel_tags(env_dir: Path, py_version: str, target: Target) -> None:

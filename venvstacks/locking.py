@@ -93,7 +93,7 @@ def lock_layer(
     changed = write_if_changed(files.pylock, _HEADER.format(layer=layer.env_name) + tomli_w.dumps(locked))
     log(f"{files.pylock.name} {'updated' if changed else 'relocked, unchanged'}")
     # Recorded only when a marker of uv's result depends on it (see _fits_runtime).
-    full_version = runtime_version if pylock.needs_full_version(raw) else None
+    full_version = runtime_version if pylock.needs_full_version(raw, runtime_version) else None
     inputs = {**_input_hashes(stack, layer, lower_locks, options), "python_full_version": full_version}
     _write_meta(stack, layer, files, locked, inputs)
     write_if_changed(files.summary, _summary(stack, layer, locked))
@@ -185,7 +185,7 @@ def _input_hashes(
 ) -> dict[str, str]:
     return {
         "lock_input_hash": pylock.hash_strings(layer.requirements),
-        "other_inputs_hash": pylock.hash_strings(_other_inputs(stack, layer, options)),
+        "other_inputs_hash": pylock.hash_strings([json.dumps(uvconfig.lock_inputs(stack, layer, options))]),
         "constraints_hash": pylock.hash_strings(pylock.constraint_lines(lower_locks)),
     }
 
@@ -240,22 +240,6 @@ def _bump_version_if_needed(stack: StackSpec, layer: LayerSpec, files: LockFiles
         return None
     inputs = {key: previous[key] for key in _INPUT_KEYS}
     return _write_meta(stack, layer, files, read_lock(files.pylock), inputs)
-
-
-def _other_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> list[str]:
-    py = layer.python_implementation.partition("@")[2]
-    # Local wheel folders count by their place in the project, not on this machine.
-    wheels = tuple(Path(os.path.relpath(p, stack.root)) for p in options.local_wheels)
-    settings = uvconfig.uv_settings(stack, layer, options.index, wheels)
-    uv_settings = json.dumps([settings, uvconfig.layer_indexes(stack, layer)], sort_keys=True, default=str)
-    items = [f"py_version={py}", f"platforms={','.join(layer.platforms)}", f"uv={uv_settings}"]
-    items += [f"package_index={d}={i}" for d, i in layer.package_indexes]
-    if any(p.startswith("linux") for p in layer.platforms):
-        items.append(f"linux_target={layer.linux_target}")
-    if any(p.startswith("macosx") for p in layer.platforms):
-        items.append(f"macosx_target={layer.macosx_target or ''}")
-    items += [f"layer={lower.env_name}" for lower in lower_layers(stack, layer)]
-    return items
 
 
 def _lock_time(stack: StackSpec) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from venvstacks.targets import Target
 
@@ -96,10 +98,32 @@ def _wheel_tags(entry: Mapping[str, Any]) -> list[Tag]:
     return tags
 
 
-def needs_full_version(lock: Mapping[str, Any]) -> bool:
-    """Whether deciding the lock's markers needs the runtime's exact X.Y.Z."""
-    markers = (str(pkg.get("marker") or "") for pkg in lock.get("packages", []))
-    return any("full_version" in m or "implementation_version" in m for m in markers)
+_FULL_VERSION_CLAUSE = re.compile(
+    r"(?:python_full_version|implementation_version)\s*(<=|>=|==|!=|~=|<|>|===)\s*['\"]([^'\"]+)['\"]"
+)
+
+
+def needs_full_version(lock: Mapping[str, Any], py_version: str) -> bool:
+    """Whether the lock's markers can decide differently for two patch releases of X.Y.
+
+    uv writes clauses such as `python_full_version < '3.11'`, which are the same for every
+    3.11.Z; only a clause comparing with an X.Y.Z of this very X.Y can tell them apart.
+    """
+    major_minor = tuple(int(p) for p in py_version.split(".")[:2])
+    for pkg in lock.get("packages", []):
+        for op, literal in _FULL_VERSION_CLAUSE.findall(str(pkg.get("marker") or "")):
+            if literal.endswith(".*"):
+                continue
+            try:
+                release = Version(literal).release
+            except InvalidVersion:
+                return True  # cannot tell: treat as depending on it
+            if release[:2] != major_minor:
+                continue
+            if op in ("<", ">=") and not any(release[2:]):
+                continue  # X.Y.0 is the first patch release: same answer for all of them
+            return True
+    return False
 
 
 def relative_wheel_paths(lock: Mapping[str, Any], lock_dir: Path) -> dict[str, Any]:

@@ -9,25 +9,17 @@ own `[[tool.uv.index]]`), while `[tool.uv.sources]` may only name indexes the pr
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from venvstacks import uvkeys
+from venvstacks.graph import lower_layers
+from venvstacks.layout import LockOptions
 from venvstacks.spec import LayerSpec, StackSpec
-
-# [tool.uv] settings that mean the same to `uv pip compile` (the rest are project-only).
-PASSTHROUGH = (
-    "index",
-    "exclude-newer",
-    "index-strategy",
-    "find-links",
-    "no-index",
-    "prerelease",
-    "resolution",
-    "index-url",
-    "extra-index-url",
-)
+from venvstacks.targets import glibc_of, macos_of, target_text
 
 
 def resolver_project(stack: StackSpec, layer: LayerSpec, py_version: str) -> dict[str, Any]:
@@ -36,8 +28,10 @@ def resolver_project(stack: StackSpec, layer: LayerSpec, py_version: str) -> dic
     indexes = layer_indexes(stack, layer)
     if indexes:
         tool_uv["index"] = indexes
-    if layer.package_indexes:
-        tool_uv["sources"] = {dist: {"index": index} for dist, index in layer.package_indexes}
+    # The stack's [tool.uv.sources] hold for every layer, unless its package_indexes say otherwise.
+    sources = dict(uvkeys.stack_sources(stack.uv_config)) | dict(layer.package_indexes)
+    if sources:
+        tool_uv["sources"] = {dist: {"index": index} for dist, index in sorted(sources.items())}
     project = {
         "name": "venvstacks-layer-" + layer.env_name.replace("@", "-").replace(".", "-"),
         "version": "0",
@@ -59,9 +53,10 @@ def layer_indexes(stack: StackSpec, layer: LayerSpec) -> list[dict[str, Any]]:
 def uv_settings(
     stack: StackSpec, layer: LayerSpec, index: bool, local_wheels: tuple[Path, ...]
 ) -> dict[str, Any]:
-    """The uv.toml for the run: the stack's resolver settings plus command-line choices."""
-    settings = {k: stack.uv_config[k] for k in PASSTHROUGH if k in stack.uv_config}
-    settings.pop("index", None)
+    """The uv.toml of `uv pip compile`: the stack's resolver and network settings, the
+    layer's indexes, and the command line's choices."""
+    config = stack.uv_config
+    settings = {k: config[k] for k in sorted(uvkeys.RESOLUTION | uvkeys.NETWORK) if k in config}
     indexes = layer_indexes(stack, layer)
     if indexes:
         settings["index"] = indexes  # in the layer's priority order
@@ -72,3 +67,30 @@ def uv_settings(
     if local_wheels:
         settings["find-links"] = [*settings.get("find-links", []), *(str(p) for p in local_wheels)]
     return settings
+
+
+def install_settings(stack: StackSpec) -> dict[str, Any]:
+    """The uv.toml of `uv pip sync`: how to download the locked wheels and put them in place."""
+    config = stack.uv_config
+    return {k: config[k] for k in sorted(uvkeys.NETWORK | uvkeys.INSTALL) if k in config}
+
+
+def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dict[str, Any]:
+    """Everything of the stack and the command line that decides a layer's lock, besides
+    the lower layers' pins and the runtime's exact version. The doit `lock:` task reruns
+    when this changes, and the lock metadata's other_inputs_hash is its hash: one function,
+    so the two can never disagree."""
+    # Local wheel folders count by their place in the project, not on this machine.
+    wheels = tuple(Path(os.path.relpath(p, stack.root)) for p in options.local_wheels)
+    settings = uv_settings(stack, layer, options.index, wheels)
+    project = resolver_project(stack, layer, "X.Y")  # the version is the runtime's, hashed apart
+    inputs = {
+        "python": layer.python_implementation,
+        "targets": [target_text(p, glibc_of(layer), macos_of(layer)) for p in layer.platforms],
+        "lower": [lower.env_name for lower in lower_layers(stack, layer)],
+        "versioned": layer.versioned,
+        "project": project,
+        "uv": {k: v for k, v in settings.items() if k not in uvkeys.NETWORK},
+    }
+    # Plain JSON (a TOML date becomes its text), as doit's config_changed needs.
+    return dict(json.loads(json.dumps(inputs, sort_keys=True, default=str)))
