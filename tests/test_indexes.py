@@ -55,6 +55,11 @@ WAYS: dict[str, tuple[str, str]] = {
         PRIVATE_THEN_PUBLIC.replace("{extra}", "explicit = true"),
         'package_indexes = { vstest-private = "private" }',
     ),
+    "stack-wide [tool.uv.sources]": (
+        PRIVATE_THEN_PUBLIC.replace("{extra}", "explicit = true")
+        + '\n[tool.uv.sources]\nvstest-private = {{ index = "private" }}\n',
+        "",
+    ),
     # pip's rule, which uv keeps: extra-index-url is asked before index-url.
     "index-url and extra-index-url": (
         '[tool.uv]\nindex-url = "{public}"\nextra-index-url = ["{private}"]\n',

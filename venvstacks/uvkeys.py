@@ -135,8 +135,8 @@ def check_settings(path: Path, settings: Mapping[str, Any], prefix: str) -> None
                 path,
                 None,
                 f"{prefix}sources.{dist}",
-                'only { index = "NAME" } of a [[tool.uv.index]] can apply (wheels from a named index); '
-                "other sources would need a build from source",
+                'cannot apply: only { index = "NAME" } naming a [[tool.uv.index]] can '
+                "(other sources would need a build from source)",
             )
 
 
