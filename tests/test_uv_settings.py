@@ -118,3 +118,12 @@ def test_doit_and_the_lock_metadata_agree_on_the_inputs(
         monkeypatch.setenv(name, value)
     after, still_valid = _inputs(stack, options)
     assert (before != after, not still_valid) == (relock, relock)
+
+
+def test_relative_find_links_are_read_from_the_stack_files_folder(stack: Stack) -> None:
+    _pin_stack(stack, 'find-links = ["wheels"]\nno-index = true\n')
+    stack.venvstacks("lock", str(stack.spec))  # no --local-wheels: only the setting names them
+    assert _locked_version(stack, "vstest-pin") == "2.0"
+    lock = stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml"
+    pin = next(p for p in tomllib.loads(lock.read_text())["packages"] if p["name"] == "vstest-pin")
+    assert pin["wheels"][0]["path"] == "../../wheels/vstest_pin-2.0-py3-none-any.whl"

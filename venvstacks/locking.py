@@ -132,11 +132,13 @@ def _run_uv(
         constraints = work / "constraints.txt"
         constraints.write_text("".join(f"{line}\n" for line in pylock.constraint_lines(lower_locks)))
         config = work / "uv.toml"
-        config.write_text(
-            tomli_w.dumps(uvconfig.uv_settings(stack, layer, options.index, options.local_wheels))
-        )
+        settings = uvconfig.uv_settings(stack, layer, options.index, options.local_wheels)
+        config.write_text(tomli_w.dumps(uvconfig.anchored(settings, stack.root)))
+        resolver = uvconfig.resolver_project(stack, layer, py_version)
+        if "tool" in resolver:
+            resolver["tool"]["uv"] = uvconfig.anchored(resolver["tool"]["uv"], stack.root)
         project = work / "pyproject.toml"
-        project.write_text(tomli_w.dumps(uvconfig.resolver_project(stack, layer, py_version)))
+        project.write_text(tomli_w.dumps(resolver))
         cmd: list[str | Path] = [
             uv_bin(), "pip", "compile", project,
             "--universal", "--format", "pylock.toml", "--output-file", output,

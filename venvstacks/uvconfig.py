@@ -94,3 +94,25 @@ def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dic
     }
     # Plain JSON (a TOML date becomes its text), as doit's config_changed needs.
     return dict(json.loads(json.dumps(inputs, sort_keys=True, default=str)))
+
+
+def anchored(settings: dict[str, Any], root: Path) -> dict[str, Any]:
+    """`settings` with relative `find-links` and index paths made absolute from `root` (the
+    stack file's folder): uv reads them relative to the generated file's temporary folder."""
+
+    def anchor(location: Any) -> Any:
+        if not isinstance(location, str) or "://" in location or Path(location).is_absolute():
+            return location
+        return str((root / location).resolve())
+
+    result = dict(settings)
+    for key in ("find-links", "extra-index-url"):
+        if isinstance(result.get(key), list):
+            result[key] = [anchor(item) for item in result[key]]
+    if "index-url" in result:
+        result["index-url"] = anchor(result["index-url"])
+    if isinstance(result.get("index"), list):
+        result["index"] = [
+            {**i, "url": anchor(i.get("url"))} if isinstance(i, dict) else i for i in result["index"]
+        ]
+    return result
