@@ -102,3 +102,26 @@ def test_a_wheel_that_does_not_fit_the_target_is_one_line(tmp_path: Path) -> Non
         "which does not fit the layer's target linux_x86_64 glibc@2.17"
     )
     check_wheel_tags(env_dir, "3.11.7", Target("linux_x86_64", "3.11.7", glibc=(2, 28)))
+
+
+@pytest.mark.parametrize(
+    ("target", "platform", "env"),
+    [
+        (Target("linux_x86_64", "3.11.7", glibc=(2, 17)), "x86_64-manylinux_2_17", {}),
+        (Target("linux_aarch64", "3.11.7", glibc=(2, 34)), "aarch64-manylinux_2_34", {}),
+        (
+            Target("macosx_arm64", "3.11.7", macos=(11, 0)),
+            "aarch64-apple-darwin",
+            {"MACOSX_DEPLOYMENT_TARGET": "11.0"},
+        ),
+        (
+            Target("macosx_x86_64", "3.11.7", macos=(10, 13)),
+            "x86_64-apple-darwin",
+            {"MACOSX_DEPLOYMENT_TARGET": "10.13"},
+        ),
+        (Target("win_amd64", "3.11.7"), "x86_64-pc-windows-msvc", {}),
+        (Target("win_arm64", "3.11.7"), "aarch64-pc-windows-msvc", {}),
+    ],
+)
+def test_what_uv_is_told_to_install_for(target: Target, platform: str, env: dict[str, str]) -> None:
+    assert (target.uv_platform, target.install_env) == (platform, env)

@@ -1,4 +1,5 @@
-"""What uv is told when locking a layer (pure): the resolver project and its settings.
+"""What uv is told (pure): the resolver project and settings for locking a layer, the
+settings for installing it, and the lock inputs computed from them.
 
 The layer becomes a throwaway `pyproject.toml` so that uv honours `[tool.uv.sources]`:
 that is how `package_indexes` pin a distribution to a named index, which `uv pip`'s
@@ -72,7 +73,8 @@ def uv_settings(
 def install_settings(stack: StackSpec) -> dict[str, Any]:
     """The uv.toml of `uv pip sync`: how to download the locked wheels and put them in place."""
     config = stack.uv_config
-    return {k: config[k] for k in sorted(uvkeys.NETWORK | uvkeys.INSTALL) if k in config}
+    settings = {k: config[k] for k in sorted(uvkeys.NETWORK | uvkeys.INSTALL) if k in config}
+    return anchored(settings, stack.root)
 
 
 def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dict[str, Any]:
@@ -97,8 +99,8 @@ def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dic
 
 
 def anchored(settings: dict[str, Any], root: Path) -> dict[str, Any]:
-    """`settings` with relative `find-links` and index paths made absolute from `root` (the
-    stack file's folder): uv reads them relative to the generated file's temporary folder."""
+    """`settings` with relative `find-links`, index and cache paths made absolute from `root`
+    (the stack file's folder): uv reads them relative to the generated file's temporary folder."""
 
     def anchor(location: Any) -> Any:
         if not isinstance(location, str) or "://" in location or Path(location).is_absolute():
@@ -109,8 +111,9 @@ def anchored(settings: dict[str, Any], root: Path) -> dict[str, Any]:
     for key in ("find-links", "extra-index-url"):
         if isinstance(result.get(key), list):
             result[key] = [anchor(item) for item in result[key]]
-    if "index-url" in result:
-        result["index-url"] = anchor(result["index-url"])
+    for key in ("index-url", "cache-dir"):
+        if key in result:
+            result[key] = anchor(result[key])
     if isinstance(result.get("index"), list):
         result["index"] = [
             {**i, "url": anchor(i.get("url"))} if isinstance(i, dict) else i for i in result["index"]
