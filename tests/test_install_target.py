@@ -14,9 +14,9 @@ import pytest
 
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
-from venvstacks.envs import check_wheel_tags, site_packages
 from venvstacks.errors import VenvStacksError
-from venvstacks.targets import Target, host_platform
+from venvstacks.layers.envs import check_wheel_tags, site_packages
+from venvstacks.stack.targets import Target, host_platform
 
 HOST = host_platform()
 ARCH = HOST.partition("_")[2]

@@ -8,8 +8,8 @@ import pytest
 
 from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
-from venvstacks.pylock import needs_full_version
-from venvstacks.runtimes import Runtime
+from venvstacks.lock.pylock import needs_full_version
+from venvstacks.runtimes.cache import Runtime
 
 
 def test_python_full_version_markers_use_the_runtimes_patch_release(

@@ -9,8 +9,8 @@ import pytest
 from packaging.tags import parse_tag
 
 from tests.support.pylock_data import LINUX, LINUX_ARM, MAC_ARM, WIN, WIN_ARM, binary, lock, names, pure
-from venvstacks.pylock import CoverageError, postprocess
-from venvstacks.targets import Target
+from venvstacks.lock.pylock import CoverageError, postprocess
+from venvstacks.stack.targets import Target
 
 
 def covered(tag: str, target: Target) -> bool:

@@ -11,10 +11,11 @@ from doit.tools import config_changed
 
 from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
-from venvstacks import locking, tasks
+from venvstacks.engine import tasks
 from venvstacks.layout import LockOptions
-from venvstacks.runtime_options import RuntimeOptions
-from venvstacks.spec import load_stack
+from venvstacks.lock import locking
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.spec import load_stack
 
 
 def _pin_stack(stack: Stack, uv: str) -> None:

@@ -22,13 +22,13 @@ from typing import Any
 import tomli_w
 from packaging.tags import parse_tag
 
-from venvstacks import pylock
 from venvstacks.errors import VenvStacksError, run, uv_bin
 from venvstacks.fsutil import dump_json, write_atomic
 from venvstacks.layout import ENV_IDENTITY, INSTALLED
-from venvstacks.locking import read_lock
-from venvstacks.runtimes import Runtime, install_runtime
-from venvstacks.targets import Target
+from venvstacks.lock import pylock
+from venvstacks.lock.locking import read_lock
+from venvstacks.runtimes.cache import Runtime, install_runtime
+from venvstacks.stack.targets import Target
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks.envs import site_packages
 from venvstacks.fsutil import dump_json, hash_tree, write_atomic, write_if_changed
+from venvstacks.layers.envs import site_packages
 from venvstacks.layout import LAYER_CONFIG, LINKED, STATE_DIR
-from venvstacks.spec import LayerKind, LayerSpec, module_name
+from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git*")
 

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from venvstacks import uvkeys
-from venvstacks.graph import lower_layers
 from venvstacks.layout import LockOptions
-from venvstacks.spec import LayerSpec, StackSpec
-from venvstacks.targets import glibc_of, macos_of, target_text
+from venvstacks.stack import uvkeys
+from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.targets import glibc_of, macos_of, target_text
 
 
 def resolver_project(stack: StackSpec, layer: LayerSpec, py_version: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from venvstacks.targets import Target
+from venvstacks.stack.targets import Target
 
 # Upstream's marker for "installed by a lower layer": never true, so installers skip it.
 FROM_LOWER_LAYER = "sys_platform == 'from_lower_layer'"

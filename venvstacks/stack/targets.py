@@ -19,7 +19,7 @@ from packaging import tags
 from packaging.markers import Marker
 from packaging.tags import Tag
 
-from venvstacks.spec import LayerSpec
+from venvstacks.stack.spec import LayerSpec
 
 # sys_platform, platform_system, platform_machine, os_name for each platform name.
 PLATFORM_ENV = {
