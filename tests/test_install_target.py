@@ -81,6 +81,13 @@ def test_old_glibc_target_gets_the_old_wheel(
     assert json.loads((meta / "framework-old.json").read_text())["linux_target"] == "glibc@2.17"
     assert json.loads((meta / "framework-new.json").read_text())["linux_target"] == "glibc@2.28"
 
+    # A new target reinstalls the layer, although its lock (which lists both wheels) is the same.
+    text = stack.spec.read_text().replace('name = "new"\n', 'name = "new"\nlinux_target = "glibc@2.17"\n')
+    stack.spec.write_text(text)
+    run = stack.build()
+    assert "install:framework-new" in run.ran and "install:framework-old" not in run.ran
+    assert _installed(stack, "framework-new") == (f"py3-none-manylinux_2_17_{ARCH}",) * 2
+
 
 def _fake_install(env_dir: Path, dist: str, tags: list[str]) -> None:
     info = env_dir / site_packages("3.11") / f"{dist}.dist-info"

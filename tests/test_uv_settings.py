@@ -3,6 +3,7 @@ what the lock's inputs are."""
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from typing import Any
 
@@ -128,3 +129,15 @@ def test_relative_find_links_are_read_from_the_stack_files_folder(stack: Stack) 
     lock = stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml"
     pin = next(p for p in tomllib.loads(lock.read_text())["packages"] if p["name"] == "vstest-pin")
     assert pin["wheels"][0]["path"] == "../../wheels/vstest_pin-2.0-py3-none-any.whl"
+
+
+def test_install_gets_the_stacks_network_settings(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UV_CACHE_DIR", raising=False)
+    _pin_stack(stack, 'cache-dir = "uv-cache"\n')
+    stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    cache = stack.root / "uv-cache"  # relative to the stack file's folder
+    assert cache.is_dir()
+    shutil.rmtree(cache)
+    run = stack.build("--no-index", "--local-wheels", "wheels")
+    assert "lock:framework-web" not in run.ran  # uv pip compile did not run again
+    assert cache.is_dir() and any(cache.iterdir())  # so uv pip sync used it
