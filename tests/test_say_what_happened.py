@@ -119,7 +119,8 @@ def test_a_long_task_reports_progress_every_few_seconds(tmp_path: Path, runtime_
     wheels = tmp_path / "wheels"
     held = make_wheel(wheels, "vstest-slow", "1.0").name
     release = threading.Event()
-    handler = type("Handler", (_HoldingHandler,), {"wheels": wheels, "held": held, "release": release})
+    attributes = {"wheels": wheels, "log": [], "held": held, "release": release}
+    handler = type("Handler", (_HoldingHandler,), attributes)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stack = Stack(tmp_path / "stack", runtime_cache, app_requirements=["vstest-slow"]).write()
