@@ -17,12 +17,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from venvstacks.errors import VenvStacksError, run, uv_bin
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_atomic
 from venvstacks.layout import ENV_IDENTITY, INSTALLED
 from venvstacks.lock import pylock
 from venvstacks.lock.locking import read_lock
 from venvstacks.runtimes.cache import Runtime, install_runtime
+from venvstacks.tools import run, uv_bin
 
 
 def site_packages(py_version: str) -> Path:

@@ -36,11 +36,12 @@ from typing import Any
 
 from filelock import FileLock
 
-from venvstacks.errors import VenvStacksError, run
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
 from venvstacks.ship.export import LAYER_CONFIG, read_layer_config
 from venvstacks.ship.publish import METADATA_DIR, STACK_KEYS
 from venvstacks.ship.unpack import unpack_to_staging
+from venvstacks.tools import run
 
 STATE_FILE = ".venvstacks-deploy.json"
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(STACK_KEYS.values())}

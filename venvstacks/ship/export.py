@@ -35,9 +35,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from venvstacks.errors import VenvStacksError, run
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
 from venvstacks.ship.archives import ArchiveEntry
+from venvstacks.tools import run
 
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
 """The deployed layer config, relative to a layer folder."""
