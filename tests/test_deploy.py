@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.layers import RUNTIME, SITE, SampleStack, run_app, sample_stack, tree
+from tests.support.layers import RUNTIME, SITE, SampleStack, publish_all, run_app, sample_stack, tree
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.ship.archives import ArchiveFormat
 from venvstacks.ship.deploy import STATE_FILE, deploy
 from venvstacks.ship.export import export_layer
-from venvstacks.ship.publish import PublishOptions, publish_layers
+from venvstacks.ship.publish import PublishOptions
 
 FW, APP = "framework-fw@2", "app-hello"
 EXPECTED = ["framework", "pth", "runtime", "support"]
@@ -30,7 +30,7 @@ def stack(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> SampleSta
 
 def publish(stack: SampleStack, out: Path, **kwargs: Any) -> Path:
     opts = PublishOptions(out, "linux_x86_64", ArchiveFormat.TAR_GZ, **kwargs)
-    publish_layers(stack.layers(), opts)
+    publish_all(stack.layers(), opts)
     return out
 
 
@@ -117,7 +117,7 @@ def test_metadata_file_and_tagged_outputs(stack: SampleStack, tmp_path: Path) ->
 
 def test_layers_needed_but_missing_are_refused_up_front(stack: SampleStack, tmp_path: Path) -> None:
     opts = PublishOptions(tmp_path / "apps", "linux_x86_64", ArchiveFormat.TAR_GZ)
-    publish_layers(stack.layers()[1:], opts)
+    publish_all(stack.layers()[1:], opts)
     with pytest.raises(VenvStacksError, match=f"needs layer {RUNTIME}, which is neither"):
         quiet_deploy(tmp_path / "apps", tmp_path / "target")
     assert layer_dirs(tmp_path / "target") == []

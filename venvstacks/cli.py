@@ -19,10 +19,11 @@ from typing import Any
 
 from venvstacks.cli_options import build_parser
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
-from venvstacks.engine.tasks import Settings, buildable, host_platform
+from venvstacks.engine.tasks import Settings, buildable
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path
 from venvstacks.layout import LINKED, LockOptions, OutputOptions
+from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.spec import LayerKind, LayerSpec, load_stack
@@ -275,9 +276,7 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
     stack = inv.settings.stack
     data: dict[str, Any] = {
         "spec_name": str(stack.path),
-        "runtimes": [],
-        "frameworks": [],
-        "applications": [],
+        **{kind.value: [] for kind in LayerKind},
     }
     host = buildable(inv.settings)
     layers = inv.selected if plan is None else [stack.layer(name) for name in plan.operations]
@@ -300,7 +299,7 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
 
 def show_text(data: dict[str, Any]) -> str:
     lines = [data["spec_name"]]
-    for kind in ("runtimes", "frameworks", "applications"):
+    for kind in (k.value for k in LayerKind):
         if not data[kind]:
             continue
         lines.append(f"+-- {kind.capitalize()}")

@@ -18,9 +18,7 @@ inputs: an identical rerun leaves its dependants asleep.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from doit.tools import config_changed
 from venvstacks import layout
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import LockOptions, OutputOptions, lock_files
+from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
@@ -66,18 +65,6 @@ class Settings:
     @property
     def doit_db(self) -> Path:
         return self.build_dir / ".venvstacks-doit.sqlite3"
-
-
-def host_platform() -> str:
-    machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}.get(
-        machine, machine
-    )
-    if sys.platform == "darwin":
-        return "macosx_arm64" if arch == "aarch64" else "macosx_x86_64"
-    if sys.platform == "win32":
-        return "win_arm64" if arch == "aarch64" else "win_amd64"
-    return f"linux_{arch}"
 
 
 def lockable(settings: Settings) -> list[LayerSpec]:

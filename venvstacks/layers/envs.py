@@ -26,11 +26,6 @@ from venvstacks.runtimes.cache import Runtime, install_runtime
 from venvstacks.tools import run, uv_bin
 
 
-def site_packages(py_version: str) -> Path:
-    major_minor = ".".join(py_version.split(".")[:2])
-    return Path("lib") / f"python{major_minor}" / "site-packages"
-
-
 def install_runtime_layer(
     runtime: Runtime, env_dir: Path, lock_path: Path, log: Callable[[str], None]
 ) -> None:

@@ -38,18 +38,19 @@ from filelock import FileLock
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
-from venvstacks.ship.export import LAYER_CONFIG, read_layer_config
-from venvstacks.ship.publish import METADATA_DIR, STACK_KEYS
+from venvstacks.layout import LAYER_CONFIG, METADATA_DIR
+from venvstacks.ship.export import read_layer_config
 from venvstacks.ship.unpack import unpack_to_staging
+from venvstacks.stack.kinds import LayerKind
 from venvstacks.tools import run
 
 STATE_FILE = ".venvstacks-deploy.json"
-_KIND_ORDER = {kind: rank for rank, kind in enumerate(STACK_KEYS.values())}
+_KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
 
 @dataclass(frozen=True)
 class PublishedLayer:
-    kind: str  # "runtimes", "frameworks" or "applications", as in venvstacks.json
+    kind: LayerKind
     metadata: Mapping[str, Any]
     archive: Path
 
@@ -98,8 +99,8 @@ def load_published(published: Path) -> list[PublishedLayer]:
             archive_dir = archive_dir.parent
         layers = [
             PublishedLayer(kind, meta, archive_dir / str(meta["archive_name"]))
-            for kind in STACK_KEYS.values()
-            for meta in groups.get(kind, [])
+            for kind in LayerKind
+            for meta in groups.get(kind.value, [])
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise VenvStacksError(f"{meta_file}: not valid venvstacks metadata ({exc})") from None
@@ -330,7 +331,7 @@ def _check_complete(selected: Sequence[PublishedLayer], target_dir: Path) -> Non
 
 
 def _is_app(layer: PublishedLayer) -> bool:
-    return layer.kind == "applications" and bool(layer.metadata.get("app_launch_module"))
+    return layer.kind is LayerKind.APPLICATION and bool(layer.metadata.get("app_launch_module"))
 
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
