@@ -19,7 +19,8 @@ from typing import Any
 
 from venvstacks.cli_options import build_parser
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
-from venvstacks.engine.tasks import Settings, buildable
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import buildable
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path
 from venvstacks.layout import LINKED, LockOptions, OutputOptions

@@ -18,7 +18,8 @@ from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
-from venvstacks.engine.tasks import CREATORS, Settings, TaskDict
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.errors import VenvStacksError
 from venvstacks.tools import uv_bin
 
