@@ -9,21 +9,17 @@ by `unpack_install_only` below, which refuses members that would land outside `p
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
-import os
 import re
 import sys
-import tarfile
 import threading
 import urllib.error
 import urllib.request
 import warnings
-import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal, Protocol, cast
+from pathlib import Path
+from typing import Literal, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 import pbs_installer
@@ -255,67 +251,19 @@ class DownloadSource:
 def unpack_install_only(archive: Path, dest: Path, what: str) -> None:
     """Unpack an install_only archive into dest/python, refusing members that escape it.
 
-    `what` names the archive in error messages ("runtime cpython@3.11: archive URL").
-
-    One streaming pass: reading the member list first would decompress everything twice.
+    `what` names the archive in error messages ("runtime cpython@3.11: archive URL"). The
+    checks are those of every archive we unpack (`venvstacks.ship.unpack`).
     """
-    unpacked = 0
+    from venvstacks.ship.unpack import unpack_to_staging
+
     try:
-        with archive.open("rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            # tarfile's own gzip stream reader stops after the first gzip member; GzipFile
-            # reads them all (local archives are written as several members, in parallel).
-            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")) if gzipped else raw
-            with tarfile.open(fileobj=stream, mode="r|" if gzipped else "r|*") as tar:
-                unpacked = _unpack_members(tar, dest, what)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise VenvStacksError(f"{what} cannot be unpacked: {exc}") from None
-    if not unpacked:
+        staging = unpack_to_staging(archive, dest, "python")
+    except VenvStacksError as exc:
+        raise VenvStacksError(f"{what}: {exc}") from None
+    if not any(staging.iterdir()):
+        staging.rmdir()
         raise VenvStacksError(f"{what} is empty")
-
-
-def _unpack_members(tar: tarfile.TarFile, dest: Path, what: str) -> int:
-    unpacked = 0
-    for member in tar:
-        problem = _unsafe(member)
-        if problem:
-            raise VenvStacksError(f"{what}: refusing member {member.name!r} ({problem})")
-        if hasattr(tarfile, "data_filter"):  # the filter argument needs 3.11.4+
-            tar.extract(member, dest, filter=_as_plain_files)
-        else:  # pragma: no cover
-            tar.extract(member, dest)
-        unpacked += 1
-    return unpacked
-
-
-def _as_plain_files(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    # Paths and links were checked by _unsafe (tarfile's "data" filter would check them
-    # again at the cost of a realpath() per member). What remains: never chown to the
-    # archive's ids (we may run as root), no setuid or group/world-writable modes, and
-    # owner-writable files so that the cache can be cleaned up.
-    changes: dict[str, Any] = {"uid": None, "gid": None, "uname": None, "gname": None}
-    changes["mode"] = None if member.issym() else (member.mode & 0o755) | 0o200
-    return member.replace(**changes, deep=False)
-
-
-def _unsafe(member: tarfile.TarInfo) -> str | None:
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or ".." in name.parts:
-        return "absolute path or '..'"
-    if name.parts[:1] != ("python",):
-        return "outside the top-level python/ folder"
-    if member.isdev():
-        return "device or fifo"
-    if member.issym() or member.islnk():
-        target = PurePosixPath(member.linkname)
-        if target.is_absolute():
-            return "link to an absolute path"
-        base = name.parent if member.issym() else PurePosixPath()
-        resolved = os.path.normpath(base / target)
-        if resolved != "python" and not resolved.startswith("python/"):
-            return "link out of the python/ folder"
-    return None
+    staging.rename(dest / "python")
 
 
 def read_version(python_dir: Path) -> str | None:

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol
 
 XZ_BLOCK_SIZE = 32 * 1024 * 1024
+GZIP_BLOCK_SIZE = 4 * 1024 * 1024
 XZ_PRESET = 6
 _STEP = 1 << 20  # how much input a worker encodes between two looks at the abort flag
 

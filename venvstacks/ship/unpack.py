@@ -57,7 +57,7 @@ def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
     """Unpack ``archive`` (all members under ``top/``) into a new folder beside
     ``dest_parent/top`` and return that folder. The caller moves it into place with
     :func:`replace_dir`, or deletes it."""
-    fmt = ArchiveFormat.from_name(archive.name)
+    fmt = _format_of(archive)
     dest_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{top}.partial-", dir=dest_parent))
     try:
@@ -70,6 +70,28 @@ def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
             raise VenvStacksError(f"refusing to unpack {archive.name}: {reason}") from None
         raise
     return staging
+
+
+# How each format's files begin: runtime archives are named by their origin, not by us.
+_MAGIC = {
+    ArchiveFormat.TAR_GZ: b"\x1f\x8b",
+    ArchiveFormat.TAR_XZ: b"\xfd7zXZ\x00",
+    ArchiveFormat.TAR_ZST: b"\x28\xb5\x2f\xfd",
+    ArchiveFormat.ZIP: b"PK\x03\x04",
+}
+
+
+def _format_of(archive: Path) -> ArchiveFormat:
+    """The format its name ends with, else the one its first bytes show."""
+    try:
+        return ArchiveFormat.from_name(archive.name)
+    except VenvStacksError:
+        with archive.open("rb") as f:
+            head = f.read(8)
+        for fmt, magic in _MAGIC.items():
+            if head.startswith(magic):
+                return fmt
+        raise
 
 
 def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
