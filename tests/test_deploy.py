@@ -15,9 +15,10 @@ from tests.support.layers import RUNTIME, SITE, SampleStack, publish_all, run_ap
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.ship.archives import ArchiveFormat
-from venvstacks.ship.deploy import STATE_FILE, deploy
+from venvstacks.ship.deploy import STATE_FILE, PublishedLayer, deploy, select_layers
 from venvstacks.ship.export import export_layer
 from venvstacks.ship.publish import PublishOptions
+from venvstacks.stack.kinds import LayerKind
 
 FW, APP = "framework-fw@2", "app-hello"
 EXPECTED = ["framework", "pth", "runtime", "support"]
@@ -252,3 +253,26 @@ def test_metadata_naming_paths_outside_is_refused(
     with pytest.raises(VenvStacksError, match="is not a plain layer or file name"):
         quiet_deploy(published, tmp_path / "target")
     assert tree(tmp_path) == before
+
+
+def _published(kind: LayerKind, target: str, runtime: str, *required: str) -> PublishedLayer:
+    meta = {"install_target": target, "runtime_layer": runtime, "required_layers": list(required)}
+    return PublishedLayer(kind, meta, Path(f"{target}.tar.gz"))
+
+
+def test_deployment_order_puts_each_layer_after_what_it_needs() -> None:
+    rt = _published(LayerKind.RUNTIME, "cpython-3.11", "cpython-3.11")
+    base = _published(LayerKind.FRAMEWORK, "framework-base", "cpython-3.11")
+    top = _published(LayerKind.FRAMEWORK, "framework-top", "cpython-3.11", "framework-base")
+    app = _published(LayerKind.APPLICATION, "app-x", "cpython-3.11", "framework-top", "framework-base")
+    # venvstacks.json lists them in any order; the upper framework first here
+    order = select_layers([app, top, rt, base], [], lambda target: False)
+    assert [la.install_target for la in order] == ["cpython-3.11", "framework-base", "framework-top", "app-x"]
+
+
+def test_layers_needing_each_other_are_refused() -> None:
+    rt = _published(LayerKind.RUNTIME, "cpython-3.11", "cpython-3.11")
+    one = _published(LayerKind.FRAMEWORK, "framework-one", "cpython-3.11", "framework-two")
+    two = _published(LayerKind.FRAMEWORK, "framework-two", "cpython-3.11", "framework-one")
+    with pytest.raises(VenvStacksError, match="need each other in a cycle: framework-"):
+        select_layers([rt, one, two], [], lambda target: False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import re
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -170,53 +169,55 @@ class ArchiveSource:
 
 
 _TABLE_LOCK = threading.Lock()
+# Minor versions to ask the table about when listing what it has (public API only).
+_LISTED_MINORS = range(8, 20)
 
 
-def _load_pbs_table() -> None:
-    """Load pbs-installer's table once, on first use (it costs ~70 ms), and quietly.
+def _lookup(request: str, implementation: str) -> tuple[str, str, str | None] | None:
+    """(X.Y.Z, url, sha256) of pbs-installer's best match for this machine, or None.
 
-    It reads the table with a deprecated importlib.resources call; the warning says nothing
-    a venvstacks user can act on. Loading it here, under a lock, keeps the filter change
-    away from other threads' warnings.
+    The first lookup loads its table (it costs ~70 ms), quietly: the table is read with a
+    deprecated importlib.resources call whose warning says nothing a venvstacks user can act
+    on. Lookups hold a lock, so the filter change stays away from other threads' lookups.
     """
-    with _TABLE_LOCK:
-        if "pbs_installer._versions" in sys.modules:
-            return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import pbs_installer._versions  # noqa: F401
-
-
-class DownloadSource:
-    """python-build-standalone `install_only` archives listed in pbs-installer's table."""
-
-    def __init__(self, mirror: str | None, arch: str | None = None, platform: str | None = None):
-        self.mirror = mirror.rstrip("/") if mirror else None
-        from pbs_installer._utils import get_arch_platform  # the names its table uses
-
-        default_arch, default_platform = get_arch_platform()
-        self.arch = arch or default_arch
-        self.platform = platform or default_platform
-
-    def find(self, implementation: str, version_request: str) -> Candidate | None:
-        _load_pbs_table()
+    with _TABLE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         try:
             found, (url, sha256) = pbs_installer.get_download_link(
-                version_request,
-                arch=self.arch,
-                platform=self.platform,
-                implementation=cast(Literal["cpython", "pypy"], implementation),
-                build_dir=False,
+                request, implementation=cast(Literal["cpython", "pypy"], implementation), build_dir=False
             )
         except ValueError:
             return None
-        name = unquote(url.rsplit("/", 1)[-1])
-        # The table falls back to full builds (`python/install/...`, often .tar.zst) when no
-        # install_only archive exists; those have another layout, so they do not count.
-        if sha256 is None or "install_only" not in name or not name.endswith(".tar.gz"):
+    return f"{found.major}.{found.minor}.{found.micro}", url, sha256
+
+
+def _install_only(request: str, implementation: str) -> tuple[str, str, str, str] | None:
+    """(X.Y.Z, url, sha256, file name) of the best install_only archive, or None."""
+    found = _lookup(request, implementation)
+    if found is None:
+        return None
+    version, url, sha256 = found
+    name = unquote(url.rsplit("/", 1)[-1])
+    # The table falls back to full builds (`python/install/...`, often .tar.zst) when no
+    # install_only archive exists; those have another layout, so they do not count.
+    if sha256 is None or "install_only" not in name or not name.endswith(".tar.gz"):
+        return None
+    return version, url, sha256.lower(), name
+
+
+class DownloadSource:
+    """python-build-standalone `install_only` archives listed in pbs-installer's table
+    (for this machine's platform and architecture, as pbs-installer names them)."""
+
+    def __init__(self, mirror: str | None):
+        self.mirror = mirror.rstrip("/") if mirror else None
+
+    def find(self, implementation: str, version_request: str) -> Candidate | None:
+        found = _install_only(version_request, implementation)
+        if found is None:
             return None
-        version = f"{found.major}.{found.minor}.{found.micro}"
-        return Candidate(implementation, version, "download", self.mirrored(url), sha256.lower(), name, True)
+        version, url, sha256, name = found
+        return Candidate(implementation, version, "download", self.mirrored(url), sha256, name, True)
 
     def mirrored(self, url: str) -> str:
         if self.mirror is None:
@@ -229,20 +230,9 @@ class DownloadSource:
         )
 
     def available(self, implementation: str) -> list[str]:
-        _load_pbs_table()
-        try:
-            # Not exported; only used to say what exists when a request matches nothing.
-            from pbs_installer._versions import PYTHON_VERSIONS
-        except ImportError:  # pragma: no cover - depends on pbs-installer internals
-            return []
-        versions = {
-            f"{v.major}.{v.minor}.{v.micro}"
-            for v, files in PYTHON_VERSIONS.items()
-            if v.implementation == implementation
-            and not v.freethreaded
-            and (self.platform, self.arch, True) in files
-        }
-        return sorted(versions, key=version_key)
+        """The newest version of each minor series the table has an install_only archive for."""
+        found = (_install_only(f"3.{minor}", implementation) for minor in _LISTED_MINORS)
+        return sorted((f[0] for f in found if f is not None), key=version_key)
 
     def fetch(self, candidate: Candidate, dest_archive: Path) -> str:
         return download(candidate.origin, dest_archive)

@@ -31,6 +31,7 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -168,23 +169,26 @@ def select_layers(
                     f"{layer.install_target} needs layer {dep}, which is neither published "
                     "here nor deployed in the target folder"
                 )
-    # Runtimes, frameworks, apps; within a kind, a layer after the layers it needs.
-    order = {target: i for i, target in enumerate(by_target)}
-    ranked = sorted(chosen.values(), key=lambda la: (_KIND_ORDER[la.kind], order[la.install_target]))
+    return _deployment_order(chosen, {target: i for i, target in enumerate(by_target)})
+
+
+def _deployment_order(
+    chosen: Mapping[str, PublishedLayer], listed: Mapping[str, int]
+) -> list[PublishedLayer]:
+    """Every layer after the layers it needs; among those ready, runtimes first, then
+    frameworks, then apps, each in the order ``venvstacks.json`` lists them."""
+    graph = TopologicalSorter({t: [d for d in la.needs if d in chosen] for t, la in chosen.items()})
+    try:
+        graph.prepare()
+    except CycleError as exc:
+        raise VenvStacksError(
+            f"published layers need each other in a cycle: {' -> '.join(exc.args[1])}"
+        ) from None
     result: list[PublishedLayer] = []
-    placed: set[str] = set()
-
-    def place(layer: PublishedLayer) -> None:
-        if layer.install_target in placed:
-            return
-        placed.add(layer.install_target)
-        for dep in layer.needs:
-            if dep in chosen:
-                place(chosen[dep])
-        result.append(layer)
-
-    for layer in ranked:
-        place(layer)
+    while graph.is_active():
+        ready = sorted(graph.get_ready(), key=lambda t: (_KIND_ORDER[chosen[t].kind], listed[t]))
+        result += (chosen[t] for t in ready)
+        graph.done(*ready)
     return result
 
 
