@@ -76,7 +76,7 @@ def _every_field_stack(tmp: Path, runtime_cache: Path, index: SimpleIndex) -> St
     index.add("vstest-alpha", "1.0")
     index.add("vstest-beta", "2.0")
     make_wheel(tmp / "stack" / "wheels", "vstest-gamma", "3.0")
-    stack = Stack(tmp / "stack", runtime_cache)
+    stack = Stack(tmp / "stack", runtime_cache, index.url)
     stack.root.mkdir(parents=True, exist_ok=True)
     stack.spec.write_text(EVERY_FIELD.format(url=index.url))
     (stack.root / "demo").mkdir()
@@ -140,7 +140,7 @@ def test_missing_wheel_for_a_platform_is_one_clear_line(stack: Stack) -> None:
 
 def test_sample_stack_layers_and_order() -> None:
     sample = Path(__file__).parents[1] / "stacks" / "sample"
-    run = Stack(sample, sample).venvstacks("show", "--json", str(sample))
+    run = Stack(sample, sample, index_url=None).venvstacks("show", "--json", str(sample))
     data = json.loads(run.out)
     names = {kind: [e["name"] for e in data[kind]] for kind in ("runtimes", "frameworks", "applications")}
     assert names == {

@@ -1,8 +1,14 @@
-"""Tiny wheels made on the spot, and a PEP 503 simple index serving them on 127.0.0.1."""
+"""Tiny wheels made on the spot, and a PEP 503 simple index serving them on 127.0.0.1.
+
+`package_index` is the index of the whole session: stacks built by the core tests resolve
+against it (never the real index), and a test can hold back one file to catch a build at a
+known step: the request for it is the marker that the build got there.
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.server
 import threading
@@ -14,14 +20,17 @@ from pathlib import Path
 import pytest
 
 
-def make_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
-    """Write a minimal valid wheel whose module `<name>` says where it came from."""
+def make_wheel(
+    folder: Path, name: str, version: str, tag: str = "py3-none-any", body: str = "", package: bool = False
+) -> Path:
+    """Write a minimal valid wheel whose module `<name>` (a package if asked) says where it
+    came from."""
     dist = name.replace("-", "_")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dist}-{version}-{tag}.whl"
     info = f"{dist}-{version}.dist-info"
     files = {
-        f"{dist}.py": f"VERSION = {version!r}\n{body}",
+        f"{dist}/__init__.py" if package else f"{dist}.py": f"VERSION = {version!r}\n{body}",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": (
             f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
@@ -43,29 +52,73 @@ def _digest(data: bytes) -> str:
 class SimpleIndex:
     root: Path  # holds the wheels
     url: str  # .../simple
+    server: _Server | None = None
 
     def add(self, name: str, version: str, tag: str = "py3-none-any") -> Path:
         return make_wheel(self.root, name, version, tag)
 
+    def hold(self, file_name: str) -> threading.Event:
+        """Keep ``file_name`` back until the event returned is set (or 120 s have passed);
+        `wait_for_request` then waits for a request made from now on."""
+        server = self.server
+        assert server is not None
+        release = threading.Event()
+        with server.asked:
+            server.held[file_name] = release
+            server.requested[:] = [n for n in server.requested if n != file_name]  # from now on
+        return release
+
+    def wait_for_request(self, file_name: str, timeout: float = 120) -> bool:
+        """Whether something asked for ``file_name`` within ``timeout`` seconds."""
+        server = self.server
+        assert server is not None
+        with server.asked:
+            return server.asked.wait_for(lambda: file_name in server.requested, timeout)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    held: dict[str, threading.Event]
+    requested: list[str]
+    asked: threading.Condition
+
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     wheels: Path
+    server: _Server
 
     def do_GET(self) -> None:
         parts = [p for p in self.path.split("/") if p]
         if len(parts) == 2 and parts[0] == "simple":
             project = parts[1].lower().replace("_", "-")
-            links = [
-                f'<a href="/files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>'
-                for w in sorted(self.wheels.glob("*.whl"))
-                if w.name.split("-")[0].lower().replace("_", "-") == project
-            ]
+            links = [self._link(w) for w in sorted(self.wheels.glob("*.whl")) if _project(w) == project]
             body = ("<html><body>" + "".join(links) + "</body></html>").encode()
             self._send(200 if links else 404, body, "text/html")
-        elif len(parts) == 2 and parts[0] == "files" and (self.wheels / parts[1]).is_file():
-            self._send(200, (self.wheels / parts[1]).read_bytes(), "application/octet-stream")
+        elif len(parts) == 2 and parts[0] == "files":
+            name = parts[1]
+            with self.server.asked:
+                self.server.requested.append(name)
+                self.server.asked.notify_all()
+            release = self.server.held.get(name)
+            if release is not None:
+                release.wait(120)
+            wheel = self.wheels / name.removesuffix(".metadata")
+            if not wheel.is_file():
+                self._send(404, b"not found", "text/plain")
+            elif name.endswith(".metadata"):
+                self._send(200, _metadata(wheel), "text/plain")
+            else:
+                self._send(200, wheel.read_bytes(), "application/octet-stream")
         else:
             self._send(404, b"not found", "text/plain")
+
+    def _link(self, wheel: Path) -> str:
+        # PEP 714 core metadata: resolving reads it instead of downloading the wheel, so a
+        # wheel is only fetched when it is installed.
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        meta = hashlib.sha256(_metadata(wheel)).hexdigest()
+        href = f"/files/{wheel.name}#sha256={digest}"
+        return f'<a href="{href}" data-core-metadata="sha256={meta}">{wheel.name}</a>'
 
     def _send(self, code: int, body: bytes, kind: str) -> None:
         self.send_response(code)
@@ -78,16 +131,48 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _project(wheel: Path) -> str:
+    return wheel.name.split("-")[0].lower().replace("_", "-")
+
+
+def _metadata(wheel: Path) -> bytes:
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        return zf.read(name)
+
+
+@contextlib.contextmanager
+def _serve(wheels: Path) -> Iterator[SimpleIndex]:
+    handler = type("Handler", (_Handler,), {"wheels": wheels})
+    server = _Server(("127.0.0.1", 0), handler)
+    server.held, server.requested, server.asked = {}, [], threading.Condition()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield SimpleIndex(wheels, f"http://127.0.0.1:{server.server_address[1]}/simple", server)
+    finally:
+        for release in server.held.values():
+            release.set()
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def simple_index(tmp_path: Path) -> Iterator[SimpleIndex]:
     wheels = tmp_path / "index-wheels"
     wheels.mkdir()
-    handler = type("Handler", (_Handler,), {"wheels": wheels})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield SimpleIndex(wheels, f"http://127.0.0.1:{server.server_address[1]}/simple")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serve(wheels) as index:
+        yield index
+
+
+# What the stacks of the core tests install: tiny packages named like the real ones.
+CORE_WHEELS = (("attrs", "25.3.0"), ("attrs", "26.1.0"), ("idna", "3.10"), ("six", "1.17.0"))
+
+
+@pytest.fixture(scope="session")
+def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleIndex]:
+    wheels = tmp_path_factory.mktemp("package-index")
+    for name, version in CORE_WHEELS:
+        make_wheel(wheels, name, version, package=True)
+    with _serve(wheels) as index:
+        yield index
