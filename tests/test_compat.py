@@ -8,6 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.stacks import Run, Stack
 from tests.support.wheels import SimpleIndex, make_wheel
 
@@ -87,6 +89,7 @@ def _every_field_stack(tmp: Path, runtime_cache: Path, index: SimpleIndex) -> St
     return stack
 
 
+@pytest.mark.slow  # locks (and builds) through the CLI, running uv
 def test_every_field_locks_and_builds(tmp_path: Path, runtime_cache: Path, simple_index: SimpleIndex) -> None:
     stack = _every_field_stack(tmp_path, runtime_cache, simple_index)
     stack.build("--local-wheels", "wheels")
@@ -118,6 +121,7 @@ def test_every_field_locks_and_builds(tmp_path: Path, runtime_cache: Path, simpl
     assert "support module" in out
 
 
+@pytest.mark.slow  # locks (and builds) through the CLI, running uv
 def test_no_index_resolves_from_local_wheels_only(stack: Stack) -> None:
     make_wheel(stack.root / "wheels", "idna", "99.0")
     make_wheel(stack.root / "wheels", "attrs", "98.0")
@@ -126,6 +130,7 @@ def test_no_index_resolves_from_local_wheels_only(stack: Stack) -> None:
     assert _package(lock, "idna")["version"] == "99.0"
 
 
+@pytest.mark.slow  # locks (and builds) through the CLI, running uv
 def test_missing_wheel_for_a_platform_is_one_clear_line(stack: Stack) -> None:
     make_wheel(stack.root / "wheels", "vstest-linux-only", "1.0", tag="py3-none-manylinux2014_x86_64")
     stack.app_requirements = ["vstest-linux-only"]

@@ -10,6 +10,9 @@ import pytest
 from tests.support.runtime_checks import local_cpython
 from tests.support.stacks import Stack
 
+# Each test builds a stack end to end through the CLI, in subprocesses.
+pytestmark = pytest.mark.slow
+
 APP = {"lock:app-hello", "install:app-hello", "build:app-hello"}
 FRAMEWORK = {"lock:framework-web", "install:framework-web", "build:framework-web"}
 RUNTIME = {"runtime:cpython-3.11", "lock:cpython-3.11", "install:cpython-3.11", "build:cpython-3.11"}

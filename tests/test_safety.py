@@ -15,6 +15,9 @@ import pytest
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 
+# Each test builds a stack end to end through the CLI, in subprocesses.
+pytestmark = pytest.mark.slow
+
 
 def _start_build(stack: Stack, command: str = "build", *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
