@@ -140,9 +140,6 @@ def select_layers(settings: Settings, cmd: StackCommand) -> Invocation:
     return Invocation(cmd, settings, tuple(chosen))
 
 
-OPERATIONS = ("lock", "build", "local-export", "publish")
-
-
 def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
     """Which operation each layer gets (upstream's selection rules), and the doit tasks."""
     stack = inv.settings.stack
