@@ -17,9 +17,9 @@ import atexit
 import contextlib
 import enum
 import os
+import secrets
 import stat
 import tarfile
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -119,10 +119,12 @@ def write_archive(
     # xz takes a while after the last file is read: count the blocks it has finished instead.
     report = _Progress(total, progress, count_reads=fmt is not ArchiveFormat.TAR_XZ)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    # Named and registered before it exists: a Ctrl-C landing just after the file is made
+    # (mkstemp's own return was such a gap) still finds it to delete.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     _unfinished.add(tmp)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as raw:
             if fmt is ArchiveFormat.ZIP:
                 _write_zip(raw, members, epoch, report)
@@ -140,7 +142,7 @@ def write_archive(
 
 
 def _readable_by_all(path: Path) -> None:
-    # mkstemp creates 0600; a published archive is meant to be shared. (Reading the umask
+    # Created 0600; a published archive is meant to be shared. (Reading the umask
     # would mean setting it, which is process-wide and unsafe with parallel publishing.)
     path.chmod(0o644)
 
