@@ -56,6 +56,7 @@ def test_each_layer_gets_its_tasks_with_the_layers_below_as_dependencies(tmp_pat
     assert tasks["lock:app-hello"]["file_dep"] == [
         lock_files(stack, fw).pylock,
         lock_files(stack, stack.layer("cpython-3.11")).pylock,
+        settings.runtime_state(hello),  # the runtime's exact version enters its markers
     ]
     assert tasks["lock:framework-fw"]["task_dep"] == ["runtime:cpython-3.11"]
     assert tasks["install:app-hello"]["task_dep"] == ["install:cpython-3.11"]

@@ -54,6 +54,7 @@ def _interrupt_while_fetching(
     The index holds that file back until the build is gone, so the moment cannot pass
     before the signal lands, however loaded the machine is.
     """
+    stack.uv_cache = stack.root.parent / "uv-cache"  # so the wheel cannot come from a cache
     release = index.hold(wheel)
     proc = _start_build(stack)
     try:
@@ -66,6 +67,7 @@ def _interrupt_while_fetching(
 
 
 def test_killed_install_redoes_only_that_layer(stack: Stack, package_index: SimpleIndex) -> None:
+    stack.uv_cache = stack.root.parent / "uv-cache"
     stack.build()
     stack.app_requirements = ["attrs", "idna", "six"]
     stack.write()

@@ -74,6 +74,7 @@ class Stack:
     framework_requirements: list[str] = field(default_factory=lambda: ["idna"])
     app_requirements: list[str] = field(default_factory=lambda: ["attrs", "idna"])
     greeting: str = "hello from the app layer"
+    uv_cache: Path | None = None  # a cache of its own: each wheel is really fetched once
 
     @property
     def spec(self) -> Path:
@@ -103,9 +104,9 @@ class Stack:
             VENVSTACKS_RUNTIME_CACHE=str(self.runtime_cache),
             VENVSTACKS_RUNTIME_SOURCE="local",
             UV_PYTHON_DOWNLOADS="never",
-            # A cache of this test's own: each wheel is really fetched from the index once.
-            UV_CACHE_DIR=str(self.root.parent / "uv-cache"),
         )
+        if self.uv_cache is not None:
+            env["UV_CACHE_DIR"] = str(self.uv_cache)
         if self.index_url is not None:
             env["UV_DEFAULT_INDEX"] = self.index_url
             env.pop("UV_INDEX_URL", None)  # older spelling; it would win over ours

@@ -1,4 +1,5 @@
-"""Tiny wheels made on the spot, and a PEP 503 simple index serving them on 127.0.0.1.
+"""Tiny wheels made on the spot, and PEP 503 simple indexes serving them on 127.0.0.1 that
+log every request, so tests can say which index uv asked for which project.
 
 `package_index` is the index of the whole session: stacks built by the core tests resolve
 against it (never the real index), and a test can hold back one file to catch a build at a
@@ -8,13 +9,13 @@ known step: the request for it is the marker that the build got there.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import http.server
 import threading
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -52,60 +53,67 @@ def _digest(data: bytes) -> str:
 class SimpleIndex:
     root: Path  # holds the wheels
     url: str  # .../simple
-    server: _Server | None = None
+    requests: list[str] = field(default_factory=list)  # paths asked for, in order
+    held: dict[str, threading.Event] = field(default_factory=dict)  # file name -> its release
+    changed: threading.Condition = field(default_factory=threading.Condition)  # a request came
 
-    def add(self, name: str, version: str, tag: str = "py3-none-any") -> Path:
-        return make_wheel(self.root, name, version, tag)
+    def add(self, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
+        return make_wheel(self.root, name, version, tag, body)
+
+    @property
+    def host(self) -> str:
+        """`http://127.0.0.1:PORT`: the start of every URL this index hands out."""
+        return self.url.rsplit("/", 1)[0]
+
+    def asked(self, project: str) -> int:
+        """How many times the project's page was requested."""
+        wanted = project.lower().replace("_", "-")
+        return sum(1 for path in self.requests if _project_of(path) == wanted)
 
     def hold(self, file_name: str) -> threading.Event:
         """Keep ``file_name`` back until the event returned is set (or 120 s have passed);
         `wait_for_request` then waits for a request made from now on."""
-        server = self.server
-        assert server is not None
         release = threading.Event()
-        with server.asked:
-            server.held[file_name] = release
-            server.requested[:] = [n for n in server.requested if n != file_name]  # from now on
+        with self.changed:
+            self.held[file_name] = release
+            self.requests[:] = [p for p in self.requests if not p.endswith("/" + file_name)]
         return release
 
     def wait_for_request(self, file_name: str, timeout: float = 120) -> bool:
         """Whether something asked for ``file_name`` within ``timeout`` seconds."""
-        server = self.server
-        assert server is not None
-        with server.asked:
-            return server.asked.wait_for(lambda: file_name in server.requested, timeout)
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: any(p.endswith("/" + file_name) for p in self.requests), timeout
+            )
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    held: dict[str, threading.Event]
-    requested: list[str]
-    asked: threading.Condition
+def _project_of(path: str) -> str | None:
+    parts = [p for p in path.split("/") if p]
+    return parts[1].lower().replace("_", "-") if len(parts) == 2 and parts[0] == "simple" else None
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    wheels: Path
-    server: _Server
+    index: SimpleIndex
 
     def do_GET(self) -> None:
+        index = self.index
+        with index.changed:
+            index.requests.append(self.path)
+            index.changed.notify_all()
         parts = [p for p in self.path.split("/") if p]
         if len(parts) == 2 and parts[0] == "simple":
             project = parts[1].lower().replace("_", "-")
-            links = [self._link(w) for w in sorted(self.wheels.glob("*.whl")) if _project(w) == project]
+            links = [self._link(w) for w in sorted(index.root.glob("*.whl")) if _project(w) == project]
             body = ("<html><body>" + "".join(links) + "</body></html>").encode()
             self._send(200 if links else 404, body, "text/html")
         elif len(parts) == 2 and parts[0] == "files":
-            name = parts[1]
-            with self.server.asked:
-                self.server.requested.append(name)
-                self.server.asked.notify_all()
-            release = self.server.held.get(name)
+            release = index.held.get(parts[1])
             if release is not None:
                 release.wait(120)
-            wheel = self.wheels / name.removesuffix(".metadata")
+            wheel = index.root / parts[1].removesuffix(".metadata")
             if not wheel.is_file():
                 self._send(404, b"not found", "text/plain")
-            elif name.endswith(".metadata"):
+            elif parts[1].endswith(".metadata"):
                 self._send(200, _metadata(wheel), "text/plain")
             else:
                 self._send(200, wheel.read_bytes(), "application/octet-stream")
@@ -141,17 +149,23 @@ def _metadata(wheel: Path) -> bytes:
         return zf.read(name)
 
 
-@contextlib.contextmanager
-def _serve(wheels: Path) -> Iterator[SimpleIndex]:
-    handler = type("Handler", (_Handler,), {"wheels": wheels})
-    server = _Server(("127.0.0.1", 0), handler)
-    server.held, server.requested, server.asked = {}, [], threading.Condition()
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # a held request must not keep the server from shutting down
+
+
+@contextmanager
+def serve_index(wheels: Path) -> Iterator[SimpleIndex]:
+    """A simple index for the wheels in `wheels`, on a free port of 127.0.0.1."""
+    wheels.mkdir(parents=True, exist_ok=True)
+    index = SimpleIndex(wheels, "")
+    server = _Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"index": index}))
+    index.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield SimpleIndex(wheels, f"http://127.0.0.1:{server.server_address[1]}/simple", server)
+        yield index
     finally:
-        for release in server.held.values():
+        for release in index.held.values():
             release.set()
         server.shutdown()
         server.server_close()
@@ -159,10 +173,15 @@ def _serve(wheels: Path) -> Iterator[SimpleIndex]:
 
 @pytest.fixture
 def simple_index(tmp_path: Path) -> Iterator[SimpleIndex]:
-    wheels = tmp_path / "index-wheels"
-    wheels.mkdir()
-    with _serve(wheels) as index:
+    with serve_index(tmp_path / "index-wheels") as index:
         yield index
+
+
+@pytest.fixture
+def index_server(tmp_path: Path) -> Iterator[Callable[[str], SimpleIndex]]:
+    """Starts more indexes on demand: `index_server("private")`."""
+    with ExitStack() as servers:
+        yield lambda name: servers.enter_context(serve_index(tmp_path / f"index-{name}"))
 
 
 # What the stacks of the core tests install: tiny packages named like the real ones.
@@ -174,5 +193,5 @@ def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleIn
     wheels = tmp_path_factory.mktemp("package-index")
     for name, version in CORE_WHEELS:
         make_wheel(wheels, name, version, package=True)
-    with _serve(wheels) as index:
+    with serve_index(wheels) as index:
         yield index

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 from venvstacks.engine.settings import Settings
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import lock_files
+from venvstacks.lock import uvconfig
+from venvstacks.platforms import host_platform
 from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.targets import layer_target
 
 if TYPE_CHECKING:
     from venvstacks.layers.linking import LinkPlan
@@ -43,7 +46,8 @@ def lock(settings: Settings, name: str) -> None:
 
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
-    locking.lock_layer(settings.stack, layer, runtime.python_dir / "bin" / "python3", settings.lock, log)
+    python = runtime.python_dir / "bin" / "python3"
+    locking.lock_layer(settings.stack, layer, python, runtime.version, settings.lock, log)
 
 
 def install(settings: Settings, name: str) -> None:
@@ -52,11 +56,13 @@ def install(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
+    target = layer_target(layer, host_platform(), runtime.version)
+    how = envs.Install(target, uvconfig.install_settings(settings.stack))
     if layer.kind is LayerKind.RUNTIME:
-        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, log)
+        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, how, log)
     else:
         runtime_dir = settings.env_dir(settings.runtime_layer(layer))
-        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, log)
+        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, how, log)
 
 
 def link(settings: Settings, name: str) -> None:

@@ -16,9 +16,11 @@ from typing import Any
 from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.lock import locking
+from venvstacks.platforms import host_platform
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec, module_name
+from venvstacks.stack.targets import layer_target
 
 
 def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +41,8 @@ def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[st
         # Our additions: where the runtime came from, and whether it runs elsewhere.
         "runtime_source": runtime_identity.get("source"),
         "runtime_portable": runtime_identity.get("portable"),
+        # The glibc or macOS version the installed wheels were chosen for.
+        **layer_target(layer, host_platform(), runtime_identity["version"]).metadata(),
     }
     if layer.kind is not LayerKind.RUNTIME:
         data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]

@@ -17,7 +17,6 @@ inputs: an identical rerun leaves its dependants asleep.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,10 +30,12 @@ from venvstacks.engine import actions
 from venvstacks.engine.settings import Settings, Step
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import lock_files
+from venvstacks.lock import uvconfig
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.targets import glibc_of, macos_of, target_text
 
 TaskDict = dict[str, Any]
 
@@ -98,6 +99,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
             "file_dep": [
                 *(lock_files(stack, lower).pylock for lower in lowers),
                 *(_module_files(layer) if layer.versioned else []),  # they name its next version
+                settings.runtime_state(layer),  # its exact version decides markers
             ],
             "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
             "targets": [files.pylock, files.meta],
@@ -118,6 +120,15 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
             ],
             "task_dep": [] if runtime is layer else [f"install:{runtime.env_name}"],
             "targets": [settings.env_dir(layer) / layout.INSTALLED],
+            # Which of a package's wheels is installed follows the target (same lock or not).
+            "uptodate": [
+                config_changed(
+                    {
+                        "target": target_text(host_platform(), glibc_of(layer), macos_of(layer)),
+                        "uv": uvconfig.install_settings(settings.stack),
+                    }
+                )
+            ],
             "clean": [(remove_tree, [settings.env_dir(layer)])],  # `doit clean`: the whole layer
         }
 
@@ -188,22 +199,8 @@ def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
 
 
 def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
-    return {
-        "requirements": layer.requirements,
-        "platforms": layer.platforms,
-        "python": layer.python_implementation,
-        "linux_target": layer.linux_target,
-        "macosx_target": layer.macosx_target,
-        "package_indexes": layer.package_indexes,
-        "priority_indexes": layer.priority_indexes,
-        "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
-        "versioned": layer.versioned,
-        "uv": dict(settings.stack.uv_config),
-        # What changes a lock's content; --upgrade and --reset-lock force a rerun instead.
-        "index": settings.lock.index,
-        "local_wheels": [str(p) for p in settings.lock.local_wheels],
-        "exclude_newer": os.environ.get("UV_EXCLUDE_NEWER", ""),
-    }
+    # --upgrade and --reset-lock force a rerun instead (see lock_tasks).
+    return uvconfig.lock_inputs(settings.stack, layer, settings.lock)
 
 
 def _link_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from venvstacks.layout import LockFiles, LockOptions, lock_files
 from venvstacks.lock import pylock, uvconfig
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerSpec, StackSpec, module_name
+from venvstacks.stack.targets import layer_targets
 from venvstacks.tools import run, uv_bin
 
 DEFAULT_OPTIONS = LockOptions()
@@ -56,40 +57,25 @@ def deployed_name(stack: StackSpec, layer: LayerSpec) -> str:
     return f"{layer.env_name}@{version}"
 
 
-def targets_for(layer: LayerSpec, py_version: str) -> list[pylock.Target]:
-    glibc = tuple(int(p) for p in layer.linux_target.partition("@")[2].split("."))
-    macos = tuple(
-        int(p)
-        for p in (layer.macosx_target or os.environ.get("MACOSX_DEPLOYMENT_TARGET") or "13.0").split(".")
-    )
-    return [
-        pylock.Target(
-            platform=p,
-            py_version=py_version,
-            glibc=(glibc[0], glibc[1]),
-            macos=(macos[0], (*macos, 0)[1]),
-        )
-        for p in layer.platforms
-    ]
-
-
 def lock_layer(
     stack: StackSpec,
     layer: LayerSpec,
     python: Path,
+    runtime_version: str,
     options: LockOptions = DEFAULT_OPTIONS,
     log: Callable[[str], None] = print,
 ) -> bool:
-    """Lock one layer; returns whether its pylock changed."""
+    """Lock one layer for its runtime (`python`, CPython `runtime_version` X.Y.Z); returns
+    whether its pylock changed."""
     files = lock_files(stack, layer)
-    py_version = ".".join(layer.python_implementation.partition("@")[2].split(".")[:2])
+    py_version = ".".join(runtime_version.split(".")[:2])
     write_if_changed(
         files.requirements_in,
         _HEADER.format(layer=layer.env_name) + "".join(f"{r}\n" for r in layer.requirements),
     )
     lower_locks = [read_lock(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
     fresh = options.upgrade or options.upgrade_packages or options.resets(layer)
-    if not fresh and lock_is_valid(stack, layer, options):
+    if not fresh and _fits_runtime(files, runtime_version) and lock_is_valid(stack, layer, options):
         version = _bump_version_if_needed(stack, layer, files)
         if version is None:
             log(f"{files.pylock.name} is current: its inputs did not change")
@@ -99,7 +85,7 @@ def lock_layer(
     raw = _run_uv(stack, layer, files, python, py_version, lower_locks, options)
     raw = pylock.relative_wheel_paths(raw, files.pylock.parent)
     try:
-        locked = pylock.postprocess(raw, targets_for(layer, py_version), _shared_names(lower_locks))
+        locked = pylock.postprocess(raw, layer_targets(layer, runtime_version), _shared_names(lower_locks))
     except pylock.CoverageError as exc:
         raise VenvStacksError(
             f"{stack.path.name}: layer {layer.env_name!r}: {exc.package} has no wheel for {exc.platform}; "
@@ -107,9 +93,22 @@ def lock_layer(
         ) from None
     changed = write_if_changed(files.pylock, _HEADER.format(layer=layer.env_name) + tomli_w.dumps(locked))
     log(f"{files.pylock.name} {'updated' if changed else 'relocked, unchanged'}")
-    _write_meta(stack, layer, files, locked, _input_hashes(stack, layer, lower_locks, options))
+    # Recorded only when a marker of uv's result depends on it (see _fits_runtime).
+    full_version = runtime_version if pylock.needs_full_version(raw, runtime_version) else None
+    inputs = {**_input_hashes(stack, layer, lower_locks, options), "python_full_version": full_version}
+    _write_meta(stack, layer, files, locked, inputs)
     write_if_changed(files.summary, _summary(stack, layer, locked))
     return changed
+
+
+def _fits_runtime(files: LockFiles, runtime_version: str) -> bool:
+    """Markers such as python_full_version >= "3.11.4" were decided for the runtime of the
+    last lock: another patch release must decide them again. A lock whose markers never
+    name the exact version (None) fits every patch release, so committed locks stay valid
+    on machines whose runtime is another X.Y.Z; a lock from before the exact version was
+    used (no key) is redone."""
+    meta = read_meta(files.meta)
+    return "python_full_version" in meta and meta["python_full_version"] in (None, runtime_version)
 
 
 def _shared_names(lower_locks: list[dict[str, Any]]) -> set[str]:
@@ -134,11 +133,13 @@ def _run_uv(
         constraints = work / "constraints.txt"
         constraints.write_text("".join(f"{line}\n" for line in pylock.constraint_lines(lower_locks)))
         config = work / "uv.toml"
-        config.write_text(
-            tomli_w.dumps(uvconfig.uv_settings(stack, layer, options.index, options.local_wheels))
-        )
+        settings = uvconfig.uv_settings(stack, layer, options.index, options.local_wheels)
+        config.write_text(tomli_w.dumps(uvconfig.anchored(settings, stack.root)))
+        resolver = uvconfig.resolver_project(stack, layer, py_version)
+        if "tool" in resolver:
+            resolver["tool"]["uv"] = uvconfig.anchored(resolver["tool"]["uv"], stack.root)
         project = work / "pyproject.toml"
-        project.write_text(tomli_w.dumps(uvconfig.resolver_project(stack, layer, py_version)))
+        project.write_text(tomli_w.dumps(resolver))
         cmd: list[str | Path] = [
             uv_bin(), "pip", "compile", project,
             "--universal", "--format", "pylock.toml", "--output-file", output,
@@ -179,7 +180,7 @@ def lock_is_valid(stack: StackSpec, layer: LayerSpec, options: LockOptions = DEF
     return bool(meta.get("requirements_hash") == pylock.requirements_hash(read_lock(files.pylock)))
 
 
-_INPUT_KEYS = ("lock_input_hash", "other_inputs_hash", "constraints_hash")
+_INPUT_KEYS = ("lock_input_hash", "other_inputs_hash", "constraints_hash", "python_full_version")
 
 
 def _input_hashes(
@@ -187,7 +188,7 @@ def _input_hashes(
 ) -> dict[str, str]:
     return {
         "lock_input_hash": pylock.hash_strings(layer.requirements),
-        "other_inputs_hash": pylock.hash_strings(_other_inputs(stack, layer, options)),
+        "other_inputs_hash": pylock.hash_strings([json.dumps(uvconfig.lock_inputs(stack, layer, options))]),
         "constraints_hash": pylock.hash_strings(pylock.constraint_lines(lower_locks)),
     }
 
@@ -197,7 +198,7 @@ def _write_meta(
     layer: LayerSpec,
     files: LockFiles,
     locked: Mapping[str, Any],
-    inputs: Mapping[str, str],
+    inputs: Mapping[str, str | None],
 ) -> int:
     previous = read_meta(files.meta)
     req_hash = pylock.requirements_hash(locked)
@@ -242,22 +243,6 @@ def _bump_version_if_needed(stack: StackSpec, layer: LayerSpec, files: LockFiles
         return None
     inputs = {key: previous[key] for key in _INPUT_KEYS}
     return _write_meta(stack, layer, files, read_lock(files.pylock), inputs)
-
-
-def _other_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> list[str]:
-    py = layer.python_implementation.partition("@")[2]
-    # Local wheel folders count by their place in the project, not on this machine.
-    wheels = tuple(Path(os.path.relpath(p, stack.root)) for p in options.local_wheels)
-    settings = uvconfig.uv_settings(stack, layer, options.index, wheels)
-    uv_settings = json.dumps([settings, uvconfig.layer_indexes(stack, layer)], sort_keys=True, default=str)
-    items = [f"py_version={py}", f"platforms={','.join(layer.platforms)}", f"uv={uv_settings}"]
-    items += [f"package_index={d}={i}" for d, i in layer.package_indexes]
-    if any(p.startswith("linux") for p in layer.platforms):
-        items.append(f"linux_target={layer.linux_target}")
-    if any(p.startswith("macosx") for p in layer.platforms):
-        items.append(f"macosx_target={layer.macosx_target or ''}")
-    items += [f"layer={lower.env_name}" for lower in lower_layers(stack, layer)]
-    return items
 
 
 def _lock_time(stack: StackSpec) -> str:
