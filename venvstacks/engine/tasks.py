@@ -157,40 +157,40 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
 
 def export_tasks(settings: Settings) -> Iterator[TaskDict]:
     stack, out = settings.stack, settings.output
+    config = {"export_dir": str(out.export_dir)}
     for layer in buildable(settings):
-        yield {
-            "name": layer.env_name,
-            "doc": f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py",
-            "actions": [(act, [actions.export, settings, layer.env_name])],
-            "file_dep": _built(settings, layer),
-            "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)],
-            "targets": [out.export_metadata(layer)],
-            "clean": True,
-            "uptodate": [config_changed({"export_dir": str(out.export_dir)})],
-        }
+        doc = f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py"
+        task = _output_task(settings, layer, actions.export, doc, out.export_metadata(layer), config)
+        # Lower layers go first: an upper layer is exported beside them.
+        yield {**task, "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)]}
 
 
 def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
     out = settings.output
+    config = {
+        "dir": str(out.publish_dir),
+        "format": str(out.archive_format),
+        "tag": out.tag_outputs,
+        "platform": out.target_platform,
+    }
     for layer in buildable(settings):
-        yield {
-            "name": layer.env_name,
-            "doc": f"publish {layer.env_name} as a {out.archive_format} archive in {out.publish_dir.name}/",
-            "actions": [(act, [actions.publish, settings, layer.env_name])],
-            "file_dep": _built(settings, layer),
-            "targets": [out.publish_metadata(layer)],
-            "clean": True,
-            "uptodate": [
-                config_changed(
-                    {
-                        "dir": str(out.publish_dir),
-                        "format": str(out.archive_format),
-                        "tag": out.tag_outputs,
-                        "platform": out.target_platform,
-                    }
-                )
-            ],
-        }
+        doc = f"publish {layer.env_name} as a {out.archive_format} archive in {out.publish_dir.name}/"
+        yield _output_task(settings, layer, actions.publish, doc, out.publish_metadata(layer), config)
+
+
+def _output_task(
+    settings: Settings, layer: LayerSpec, step: Step, doc: str, target: Path, config: dict[str, Any]
+) -> TaskDict:
+    """An export: or publish: task: it reads the built layer and writes one metadata file last."""
+    return {
+        "name": layer.env_name,
+        "doc": doc,
+        "actions": [(act, [step, settings, layer.env_name])],
+        "file_dep": _built(settings, layer),
+        "targets": [target],
+        "clean": True,
+        "uptodate": [config_changed(config)],
+    }
 
 
 def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
