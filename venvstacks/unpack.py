@@ -21,6 +21,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -33,8 +34,13 @@ import zstandard
 from venvstacks.archives import ArchiveFormat
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
+from venvstacks.xzblocks import open_xz
 
 _CHUNK = 1 << 20
+
+
+class Stopped(Exception):
+    """Unpacking was abandoned because another step of the same deploy failed."""
 
 
 class _Refused(Exception):
@@ -53,16 +59,19 @@ class _Member:
     link: str = ""  # symlink target, or (hardlink) the rel of the file it shares
 
 
-def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
+def unpack_to_staging(
+    archive: Path, dest_parent: Path, top: str, *, stop: threading.Event | None = None
+) -> Path:
     """Unpack ``archive`` (all members under ``top/``) into a new folder beside
     ``dest_parent/top`` and return that folder. The caller moves it into place with
-    :func:`replace_dir`, or deletes it."""
+    :func:`replace_dir`, or deletes it. Once ``stop`` is set, unpacking ends (between two
+    members) with :class:`Stopped` and the folder is removed."""
     fmt = ArchiveFormat.from_name(archive.name)
     dest_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{top}.partial-", dir=dest_parent))
     try:
         staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the layer's mode
-        _unpack(archive, fmt, staging, top)
+        _unpack(archive, fmt, staging, top, stop or threading.Event())
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         reason = str(exc) if isinstance(exc, _Refused) else f"damaged or truncated ({exc})"
@@ -79,11 +88,13 @@ def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
     return dest_parent / top
 
 
-def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str) -> None:
+def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str, stop: threading.Event) -> None:
     seen: dict[str, _Member] = {}
     links: list[_Member] = []
     reader = _read_zip(archive, top) if fmt is ArchiveFormat.ZIP else _read_tar(archive, fmt, top)
     for member, data in reader:
+        if stop.is_set():
+            raise Stopped(f"unpacking {archive.name} was stopped")
         if member.rel in seen:
             raise _Refused(f"duplicate member {top}/{member.rel}")
         seen[member.rel] = member
@@ -166,11 +177,11 @@ def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
         if fmt is ArchiveFormat.TAR_GZ:
             stream = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
         elif fmt is ArchiveFormat.TAR_XZ:
-            stream = stack.enter_context(lzma.LZMAFile(raw, "rb"))
+            stream = stack.enter_context(open_xz(archive))  # our blocks decode in parallel
         else:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
             stream = stack.enter_context(reader)
-        tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+        tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK))
         for ti in tf:
             rel = _member_rel(ti.name, top)
             if ti.isreg():
