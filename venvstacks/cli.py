@@ -43,14 +43,16 @@ class Plan:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser({"show": show, "deploy": deploy_cmd, **dict.fromkeys(OPERATIONS, execute)})
+    parser = build_parser(
+        {"show": show, "deploy": deploy_cmd, "verify": verify_cmd, **dict.fromkeys(OPERATIONS, execute)}
+    )
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
     try:
-        if args.command == "deploy":
-            return deploy_cmd(args)
+        if args.command in ("deploy", "verify"):
+            return int(args.handler(args))
         return int(args.handler(select_layers(load(args))))
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -254,6 +256,24 @@ def deploy_cmd(args: argparse.Namespace) -> int:
         f"into {result.target_dir}"
     )
     return 0
+
+
+def verify_cmd(args: argparse.Namespace) -> int:
+    """One line per layer on stdout; exit status 1 if any layer differs."""
+    lines: list[str]
+    if args.rebuild:
+        from venvstacks.rebuild import verify_rebuild
+
+        rebuilt = verify_rebuild(Path(args.folder), stack_path(args.stack))
+        lines, ok = [r.line() for r in rebuilt], all(r.reproduced for r in rebuilt)
+    else:
+        from venvstacks.verify import verify_deployed
+
+        published = Path(args.published) if args.published else None
+        reports = verify_deployed(Path(args.folder), published)
+        lines, ok = [r.line() for r in reports], all(r.ok for r in reports)
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 def _say(message: str) -> None:

@@ -55,6 +55,7 @@ def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
         else:
             cmd.add_argument("--json", action="store_true", help="print the stack as JSON")
     _deploy_parser(sub, handlers["deploy"])
+    _verify_parser(sub, handlers["verify"])
     return parser
 
 
@@ -178,4 +179,28 @@ def _deploy_parser(sub: Any, handler: Handler) -> None:
         action="append",
         metavar="PATTERN",
         help="deploy these layers (build name or deployed name, fnmatch; repeatable) and what they need",
+    )
+
+
+def _verify_parser(sub: Any, handler: Handler) -> None:
+    text = "check deployed layers against their published file manifests (--rebuild: rebuild the archives)"
+    ver = sub.add_parser("verify", help=text, description=text)
+    ver.set_defaults(handler=handler)
+    ver.add_argument(
+        "folder", help="a deployment folder; with --rebuild, a publish output folder (or its metadata file)"
+    )
+    ver.add_argument(
+        "--published",
+        metavar="DIR",
+        help="check the manifests against this publication's metadata (default: the deploy record)",
+    )
+    ver.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild every published layer from the stack's committed locks and compare the archives",
+    )
+    ver.add_argument(
+        "--stack",
+        default="venvstacks.toml",
+        help="with --rebuild: the stack file or its folder (./venvstacks.toml)",
     )

@@ -231,6 +231,7 @@ def deploy(
             recorded[layer.install_target] = {
                 "layer_name": layer.metadata.get("layer_name"),
                 "sha256": _archive_sha256(layer),
+                "files_manifest_sha256": layer.metadata.get("files_manifest_sha256"),
             }
             write_atomic(target_dir / STATE_FILE, dump_json(state))
 

@@ -8,7 +8,9 @@ computed from the lock and the stack (``layer_name``, ``install_target``,
 ``required_layers``, for apps ``app_launch_module``, ``app_launch_module_hash`` and
 ``app_support_modules``; extra fields such as ``runtime_source`` pass through). This module
 adds the archive fields ``archive_build``, ``archive_name``, ``target_platform``,
-``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format``.
+``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format`` and
+``files_manifest_sha256`` (the sha256 of the file manifest each archive carries as
+``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py).
 
 Entry points::
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import json
 import sysconfig
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,10 +41,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from venvstacks.archives import ArchiveFormat, write_archive
+from venvstacks.archives import ArchiveEntry, ArchiveFormat, write_archive
 from venvstacks.errors import VenvStacksError
 from venvstacks.export import layer_entries
 from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.manifest import FILES_MANIFEST, archive_manifest, manifest_sha256, manifest_text
 
 LayerKind = Literal["runtime", "framework", "application"]
 Status = Literal["built", "unchanged", "would-build", "would-skip"]
@@ -62,7 +66,13 @@ REQUIRED_FIELDS = (
     "bound_to_implementation",
 )
 # Fields describing one archive build rather than the layer's inputs.
-ARCHIVE_BUILD_FIELDS = ("archive_build", "archive_name", "archive_size", "archive_hashes")
+ARCHIVE_BUILD_FIELDS = (
+    "archive_build",
+    "archive_name",
+    "archive_size",
+    "archive_hashes",
+    "files_manifest_sha256",
+)
 
 LayerProgress = Callable[[str, int, int], None]
 """Called with (layer_name, bytes done, bytes total) while an archive is written."""
@@ -198,14 +208,25 @@ def publish_layer(
         if progress is not None:
             name = layer.layer_name
             report = lambda done, total: progress(name, done, total)  # noqa: E731
-        info = write_archive(
-            archive_path,
-            layer_entries(layer.layer_dir, str(metadata["install_target"])),
-            options.archive_format,
-            epoch=lock_epoch(str(metadata["locked_at"])),
-            progress=report,
-        )
-        metadata = {**metadata, "archive_size": info.size, "archive_hashes": {"sha256": info.sha256}}
+        top = str(metadata["install_target"])
+        entries = layer_entries(layer.layer_dir, top)
+        manifest = manifest_text(archive_manifest(entries, top))
+        with tempfile.TemporaryDirectory(prefix=".manifest-", dir=options.output_dir) as tmp:
+            manifest_file = Path(tmp) / "files.json"
+            manifest_file.write_text(manifest, encoding="utf-8")
+            info = write_archive(
+                archive_path,
+                [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST}", manifest_file)],
+                options.archive_format,
+                epoch=lock_epoch(str(metadata["locked_at"])),
+                progress=report,
+            )
+        metadata = {
+            **metadata,
+            "archive_size": info.size,
+            "archive_hashes": {"sha256": info.sha256},
+            "files_manifest_sha256": manifest_sha256(manifest),
+        }
     # Written after the archive: a crash in between leaves old metadata, which no longer
     # matches, so the next run rebuilds instead of trusting a half-made archive.
     write_if_changed(meta_path, dump_json(metadata))

@@ -171,7 +171,9 @@ _Read = Iterator[tuple[_Member, IO[bytes] | None]]
 _SPECIAL = "is a device, fifo or other special file"
 
 
-def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
+@contextlib.contextmanager
+def open_tar(archive: Path, fmt: ArchiveFormat) -> Iterator[tarfile.TarFile]:
+    """The archive as a tar stream (members in order, read once), whatever its compression."""
     with archive.open("rb") as raw, contextlib.ExitStack() as stack:
         stream: Any
         if fmt is ArchiveFormat.TAR_GZ:
@@ -181,7 +183,11 @@ def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
         else:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
             stream = stack.enter_context(reader)
-        tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK))
+        yield stack.enter_context(tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK))
+
+
+def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
+    with open_tar(archive, fmt) as tf:
         for ti in tf:
             rel = _member_rel(ti.name, top)
             if ti.isreg():
