@@ -211,6 +211,7 @@ def publish_layer(
         top = str(metadata["install_target"])
         entries = layer_entries(layer.layer_dir, top)
         manifest = manifest_text(archive_manifest(entries, top))
+        options.output_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".manifest-", dir=options.output_dir) as tmp:
             manifest_file = Path(tmp) / "files.json"
             manifest_file.write_text(manifest, encoding="utf-8")
