@@ -91,6 +91,7 @@ def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
 def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str, stop: threading.Event) -> None:
     seen: dict[str, _Member] = {}
     links: list[_Member] = []
+    made = {staging}  # folders known to exist (no symlink exists below staging yet)
     reader = _read_zip(archive, top) if fmt is ArchiveFormat.ZIP else _read_tar(archive, fmt, top)
     for member, data in reader:
         if stop.is_set():
@@ -102,8 +103,11 @@ def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str, stop: th
         try:
             if member.kind == "dir":
                 target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                made.add(target)
             elif member.kind == "file":
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in made:  # one mkdir per folder, not one per file
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
                 _write_file(target, data, member)
             else:
                 links.append(member)
@@ -152,8 +156,9 @@ def _write_file(target: Path, data: IO[bytes] | None, member: _Member) -> None:
     with os.fdopen(fd, "wb") as out:
         if data is not None:
             shutil.copyfileobj(data, out, _CHUNK)
-    os.chmod(target, member.mode)
-    os.utime(target, (member.mtime, member.mtime))
+        out.flush()  # before the times are set: a later write would change them
+        os.fchmod(fd, member.mode)
+        os.utime(fd, (member.mtime, member.mtime))
 
 
 def _member_rel(name: str, top: str) -> str:
@@ -183,7 +188,7 @@ def open_tar(archive: Path, fmt: ArchiveFormat) -> Iterator[tarfile.TarFile]:
         else:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
             stream = stack.enter_context(reader)
-        yield stack.enter_context(tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK))
+        yield stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
 
 
 def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:

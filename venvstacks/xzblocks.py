@@ -166,6 +166,8 @@ class ParallelXzReader(io.RawIOBase):
             self._ahead.append(pool.submit(_decode, self._fd, self._todo.popleft()))
 
     def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read from a closed xz reader")
         if size is None or size < 0:
             return b"".join(iter(lambda: self.read(1 << 20), b""))
         while not self._current and self._ahead:
