@@ -248,7 +248,9 @@ def dry_run(plan: Plan) -> int:
 def deploy_cmd(args: argparse.Namespace) -> int:
     from venvstacks import deploy
 
-    result = deploy.deploy(Path(args.published), Path(args.target), include=args.include or (), log=_say)
+    result = deploy.deploy(
+        Path(args.published), Path(args.target), include=args.include or (), log=_say, jobs=args.jobs
+    )
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
         print(f"Run {app.layer_name} with: {app}")
     print(

@@ -180,6 +180,14 @@ def _deploy_parser(sub: Any, handler: Handler) -> None:
         metavar="PATTERN",
         help="deploy these layers (build name or deployed name, fnmatch; repeatable) and what they need",
     )
+    dep.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="unpack up to N layers at once (default: one per core; 1: one layer after another)",
+    )
 
 
 def _verify_parser(sub: Any, handler: Handler) -> None:

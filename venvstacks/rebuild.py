@@ -56,6 +56,10 @@ class Rebuilt:
 
 def verify_rebuild(artifacts: Path, stack_file: Path, extra_args: Sequence[str] = ()) -> list[Rebuilt]:
     """Rebuild what ``artifacts`` holds from ``stack_file``'s folder and compare the archives."""
+    if not stack_file.is_file():
+        raise VenvStacksError(
+            f"--stack {stack_file}: no stack file there; pass the stack the artifacts came from"
+        )
     published = load_published(artifacts)
     if not published:
         raise VenvStacksError(f"{artifacts}: publishes no layer")
