@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -88,12 +89,26 @@ def timed(once: Callable[..., object], *args: object) -> tuple[float, float]:
 def recipe(artifacts: Path, target: Path) -> None:
     layers = layers_in_order(artifacts)
     for _, archive in layers:
-        run_ok(["tar", "-C", target, "-xJf", archive])
+        run_plain(["tar", "-C", target, "-xJf", archive])
     for name, _ in layers:
         layer = target / name
         config = json.loads((layer / "share/venv/metadata/venvstacks_layer.json").read_text())
         python = os.path.normpath(layer / str(config["base_python"]))
-        run_ok([python, layer / "postinstall.py"])
+        run_plain([python, layer / "postinstall.py"])
+
+
+def run_plain(cmd: list[str | Path]) -> None:
+    """Run a recipe step as a user's shell would: without the bench's PYTHONPYCACHEPREFIX,
+    which would send postinstall's .pyc files to a shared cache, found there on the next
+    run, and so skip the byte-compiling (our deploy runs postinstall with -I, which ignores it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
+    proc = subprocess.run(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise BenchError(
+            f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {proc.stdout.strip()[-300:]}"
+        )
 
 
 def ours(artifacts: Path, target: Path) -> None:
