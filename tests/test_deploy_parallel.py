@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.layers import RUNTIME, SampleStack, run_app, sample_stack
-from venvstacks import archives
-from venvstacks.archives import ArchiveFormat
-from venvstacks.blockstream import xz_writer
-from venvstacks.deploy import STATE_FILE, deploy
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.publish import PublishOptions, publish_layers
-from venvstacks.xzblocks import split_streams
+from venvstacks.ship import archives
+from venvstacks.ship.archives import ArchiveFormat
+from venvstacks.ship.blockstream import xz_writer
+from venvstacks.ship.deploy import STATE_FILE, deploy
+from venvstacks.ship.publish import PublishOptions, publish_layers
+from venvstacks.ship.xzblocks import split_streams
 
 ORDER = (RUNTIME, "framework-fw@2", "app-hello")
 

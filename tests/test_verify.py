@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.layers import RUNTIME, SITE, sample_stack
-from venvstacks.archives import ArchiveFormat
 from venvstacks.cli import main
-from venvstacks.deploy import deploy
-from venvstacks.manifest import FILES_MANIFEST, manifest_sha256
-from venvstacks.publish import PublishOptions, publish_layers
-from venvstacks.verify import verify_deployed
+from venvstacks.ship.archives import ArchiveFormat
+from venvstacks.ship.deploy import deploy
+from venvstacks.ship.manifest import FILES_MANIFEST, manifest_sha256
+from venvstacks.ship.publish import PublishOptions, publish_layers
+from venvstacks.ship.verify import verify_deployed
 
 FW, APP = "framework-fw@2", "app-hello"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks.blockstream import xz_writer
-from venvstacks.xzblocks import ParallelXzReader, open_xz, split_streams
+from venvstacks.ship.blockstream import xz_writer
+from venvstacks.ship.xzblocks import ParallelXzReader, open_xz, split_streams
 
 BLOCK = 64 * 1024
 

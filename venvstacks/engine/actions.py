@@ -1,0 +1,87 @@
+"""The effects behind each task: what `lock:`, `install:`, `build:`, `export:`, `publish:` do.
+
+`tasks.py` names these steps; each takes the frozen `Settings` and a layer's build name.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from venvstacks.engine import outputs
+from venvstacks.engine.tasks import Settings
+from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.layers import envs, linking
+from venvstacks.layout import lock_files
+from venvstacks.lock import locking, uvconfig
+from venvstacks.runtimes.cache import Runtime, ensure_runtime
+from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.targets import host_platform, layer_target
+
+
+def log(message: str) -> None:
+    # stderr: doit captures task stdout at the default verbosity, and these lines matter.
+    print(f"   {message}", file=sys.stderr, flush=True)
+
+
+def runtime_for(settings: Settings, layer: LayerSpec) -> Runtime:
+    return ensure_runtime(settings.runtime_layer(layer).python_implementation, settings.runtimes, log)
+
+
+def fetch_runtime(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    write_if_changed(settings.runtime_state(layer), dump_json(runtime_for(settings, layer).identity()))
+
+
+def lock(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    runtime = runtime_for(settings, layer)
+    python = runtime.python_dir / "bin" / "python3"
+    locking.lock_layer(settings.stack, layer, python, runtime.version, settings.lock, log)
+
+
+def install(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    runtime = runtime_for(settings, layer)
+    pylock = lock_files(settings.stack, layer).pylock
+    target = layer_target(layer, host_platform(), runtime.version)
+    how = envs.Install(target, uvconfig.install_settings(settings.stack))
+    if layer.kind is LayerKind.RUNTIME:
+        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, how, log)
+    else:
+        runtime_dir = settings.env_dir(settings.runtime_layer(layer))
+        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, how, log)
+
+
+def link(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    linking.link_layer(link_plan(settings, layer))
+
+
+def export(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    identity = runtime_identity(settings, layer)
+    outputs.export_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
+
+
+def publish(settings: Settings, name: str) -> None:
+    layer = settings.stack.layer(name)
+    identity = runtime_identity(settings, layer)
+    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity, log)
+
+
+def runtime_identity(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
+
+    return dict(json.loads(settings.runtime_state(layer).read_text()))
+
+
+def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
+    version = runtime_identity(settings, layer)["version"]
+
+    def peer(lower: LayerSpec) -> linking.Peer:
+        return linking.Peer(settings.env_dir(lower), locking.deployed_name(settings.stack, lower))
+
+    runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
+    frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
+    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks)

@@ -1,0 +1,122 @@
+"""Local export and publishing as steps of the task graph.
+
+Computes each layer's common metadata (upstream's field names) from its lock metadata, its
+runtime and its modules, and hands the layer to `export.py` or `publish.py`. The stack-wide
+`venvstacks.json` is regenerated from the per-layer files after every layer, so it always
+describes exactly what the output folder holds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
+from venvstacks.layout import OutputOptions, lock_files
+from venvstacks.lock import locking
+from venvstacks.ship import export, publish
+from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec, module_name
+from venvstacks.stack.targets import host_platform, layer_target
+
+_KIND = {LayerKind.RUNTIME: "runtime", LayerKind.FRAMEWORK: "framework", LayerKind.APPLICATION: "application"}
+_stack_file_lock = threading.Lock()  # parallel layer tasks share venvstacks.json
+
+
+def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any]) -> dict[str, Any]:
+    """The fields shared by exported and published layers."""
+    meta = locking.read_meta(lock_files(stack, layer).meta)
+    lowers = lower_layers(stack, layer)
+    runtime = lowers[-1] if lowers else layer
+    data: dict[str, Any] = {
+        "layer_name": layer.env_name,
+        "install_target": locking.deployed_name(stack, layer),
+        "requirements_hash": meta.get("requirements_hash"),
+        "lock_version": meta.get("lock_version", 1),
+        "locked_at": meta.get("locked_at"),
+        "runtime_layer": locking.deployed_name(stack, runtime),
+        "python_implementation": f"{runtime_identity['implementation']}@{runtime_identity['version']}",
+        # POSIX venvs link to the runtime's python, so only runtimes are bound to it.
+        "bound_to_implementation": layer.kind is LayerKind.RUNTIME,
+        # Our additions: where the runtime came from, and whether it runs elsewhere.
+        "runtime_source": runtime_identity.get("source"),
+        "runtime_portable": runtime_identity.get("portable"),
+        # The glibc or macOS version the installed wheels were chosen for.
+        **layer_target(layer, host_platform(), runtime_identity["version"]).metadata(),
+    }
+    if layer.kind is not LayerKind.RUNTIME:
+        data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]
+    if layer.launch_module is not None:
+        data["app_launch_module"] = module_name(layer.launch_module)
+        data["app_launch_module_hash"] = hash_tree(layer.launch_module)
+        data["app_support_modules"] = [
+            {"name": module_name(m), "hash": hash_tree(m)} for m in layer.support_modules
+        ]
+    return data
+
+
+def export_one(
+    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
+) -> None:
+    metadata = layer_metadata(stack, layer, identity)
+    target = options.export_metadata(layer)
+    target.unlink(missing_ok=True)  # the layer is not exported until this is back
+    export.export_layer(env_dir, options.export_dir, str(metadata["install_target"]))
+    write_if_changed(target, dump_json(metadata))
+    _write_stack_file(stack, options.export_dir / publish.METADATA_DIR / "venvstacks.json", target.parent)
+
+
+def publish_one(
+    stack: StackSpec,
+    layer: LayerSpec,
+    env_dir: Path,
+    options: OutputOptions,
+    identity: dict[str, Any],
+    log: Callable[[str], None] = print,
+) -> None:
+    to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
+    publish_opts = options.publish_options()
+    publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(log))
+    meta_dir = publish_opts.layer_metadata_path(layer.env_name).parent
+    _write_stack_file(stack, publish_opts.stack_metadata_path(), meta_dir, options.tagged_suffix())
+
+
+def dry_run(
+    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
+) -> dict[str, Any]:
+    to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
+    return publish.publish_layer(to_publish, options.publish_options(dry_run=True)).metadata
+
+
+class ProgressLine:
+    """Says how far a long compression has got, a line per quarter, for big layers only."""
+
+    MIN_BYTES = 64 * 1024 * 1024
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.started = time.perf_counter()
+        self.next_quarter: dict[str, int] = {}
+
+    def __call__(self, layer: str, done: int, total: int) -> None:
+        if total < self.MIN_BYTES:
+            return
+        quarter = self.next_quarter.setdefault(layer, 1)
+        if quarter < 4 and done * 4 >= total * quarter:
+            self.next_quarter[layer] = quarter + 1
+            elapsed = time.perf_counter() - self.started
+            self.log(f"{layer}: {quarter * 25}% of {total / 1e6:.0f} MB archived ({elapsed:.0f}s)")
+
+
+def _write_stack_file(stack: StackSpec, path: Path, meta_dir: Path, suffix: str = "") -> None:
+    layers: dict[str, list[Any]] = {"runtimes": [], "frameworks": [], "applications": []}
+    with _stack_file_lock:
+        for layer in stack.layers:
+            per_layer = meta_dir / f"{layer.env_name}{suffix}.json"
+            if per_layer.exists():
+                layers[layer.kind.value].append(json.loads(per_layer.read_text(encoding="utf-8")))
+        write_if_changed(path, dump_json({"layers": layers}))

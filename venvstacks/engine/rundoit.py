@@ -1,0 +1,140 @@
+"""Running the task graph through doit: its configuration, our reporter, the build-folder lock.
+
+Both `dodo.py` (plain `doit`) and the `venvstacks` CLI go through `namespace()`, so they
+see exactly the same tasks and state database.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from doit.exceptions import TaskFailed
+from doit.reporter import ConsoleReporter
+from filelock import FileLock, Timeout
+
+from venvstacks.engine.tasks import CREATORS, Settings, TaskDict
+from venvstacks.errors import VenvStacksError, uv_bin
+
+
+def doit_config(settings: Settings) -> dict[str, Any]:
+    return {
+        # sqlite3: dbm's flavour differs between Python builds and is unsafe across processes.
+        "backend": "sqlite3",
+        "dep_file": str(settings.doit_db),
+        "minversion": "0.37.0",
+        # threads: our actions wait on subprocesses, and closures cannot pickle for spawn.
+        "par_type": "thread",
+        "reporter": ProgressReporter,
+        "default_tasks": ["lock", "build"],
+        "check_file_uptodate": "md5",
+        "subtasks": True,  # `doit list` shows every layer task, not just the groups
+    }
+
+
+def namespace(settings: Settings) -> dict[str, Any]:
+    """A dodo-module namespace: DOIT_CONFIG plus one `task_<kind>` creator per kind."""
+    settings.build_dir.mkdir(parents=True, exist_ok=True)
+    uv_bin()  # resolve once on the main thread, before tasks run in threads
+    ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
+    for kind, creator in CREATORS.items():
+        ns[f"task_{kind}"] = _creator(kind, creator, settings)
+    return ns
+
+
+def _creator(
+    kind: str, creator: Callable[[Settings], Iterator[TaskDict]], settings: Settings
+) -> Callable[[], Iterator[TaskDict]]:
+    def task_creator() -> Iterator[TaskDict]:
+        yield {"name": None, "doc": _GROUP_DOCS[kind]}
+        yield from creator(settings)
+
+    task_creator.__doc__ = _GROUP_DOCS[kind]
+    return task_creator
+
+
+_GROUP_DOCS = {
+    "runtime": "fetch every runtime into the runtime cache",
+    "lock": "lock every layer (only layers whose inputs changed run uv)",
+    "install": "create every layer environment and install its packages",
+    "build": "build every layer for this machine (the default)",
+    "export": "export every built layer to the export folder",
+    "publish": "publish every built layer as an archive",
+}
+
+
+def run_doit(settings: Settings, argv: Sequence[str]) -> int:
+    """Run doit with our tasks; returns doit's exit code."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    hold_build_lock(settings.build_dir)
+    main = DoitMain(ModuleTaskLoader(namespace(settings)), config_filenames=())
+    return int(main.run(list(argv)) or 0)  # some commands (forget) return None
+
+
+_held: dict[Path, FileLock] = {}
+
+
+def hold_build_lock(build_dir: Path, stream: TextIO = sys.stderr) -> None:
+    """Serialise invocations on one build folder; held until this process exits."""
+    build_dir = build_dir.resolve()
+    if build_dir in _held:
+        return
+    build_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(build_dir / ".venvstacks.lock"))
+    owner_file = build_dir / ".venvstacks.lock.owner"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        owner = owner_file.read_text().strip() if owner_file.exists() else "another process"
+        print(f"waiting for {build_dir} (in use by {owner})", file=stream, flush=True)
+        lock.acquire()
+    owner_file.write_text(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+    _held[build_dir] = lock
+    atexit.register(lock.release)
+
+
+class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
+    """One line when a task starts, one when it ends with its time; `--` for up to date."""
+
+    def __init__(self, outstream: TextIO, options: dict[str, Any]) -> None:
+        super().__init__(outstream, options)
+        self._started: dict[str, float] = {}
+
+    def execute_task(self, task: Any) -> None:
+        if task.actions:
+            self._started[task.name] = time.perf_counter()
+            self.write(f".  {task.name}\n")
+
+    def add_success(self, task: Any) -> None:
+        start = self._started.pop(task.name, None)
+        if start is not None:
+            self.write(f"ok {task.name} ({time.perf_counter() - start:.1f}s)\n")
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        self._started.pop(task.name, None)
+        if isinstance(fail, TaskFailed):
+            # Our actions fail with a one-line message meant for the user: no traceback.
+            self.write(f"FAILED {task.name}: {fail.message}\n")
+        else:
+            super().add_failure(task, fail)
+
+    def skip_uptodate(self, task: Any) -> None:
+        if task.actions:
+            self.write(f"-- {task.name}\n")
+
+
+def check_ok(code: int) -> None:
+    if code != 0:
+        raise VenvStacksError(f"the build stopped (doit exit code {code}); see the messages above")
+
+
+def stack_path(value: str | None) -> Path:
+    path = Path(value or "venvstacks.toml").expanduser()
+    return path / "venvstacks.toml" if path.is_dir() else path

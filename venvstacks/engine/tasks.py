@@ -1,0 +1,274 @@
+"""The doit task graph of a stack: the whole build, readable in one sitting.
+
+Per layer (build names as in the stack file's layers):
+
+  runtime:<rt>      fetch the runtime into the shared runtime cache
+  lock:<layer>      lock with uv against the pins of every lower layer
+  install:<layer>   create the environment and sync it to the lock
+  build:<layer>     wire it to the layers below (sitecustomize, layer config, app modules)
+  export:<layer>    copy it to the export folder and run its postinstall.py there
+  publish:<layer>   archive it reproducibly, with its __venvstacks__ metadata
+
+Task functions return plain dicts; every action is a module-level function taking a
+frozen `Settings`, so the graph also works with doit's process runner where it can.
+Each target is a small manifest written last, holding only what follows from the task's
+inputs: an identical rerun leaves its dependants asleep.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from venvstacks import layout
+from venvstacks.errors import VenvStacksError
+from venvstacks.layout import LockOptions, OutputOptions, lock_files
+from venvstacks.lock import uvconfig
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
+from venvstacks.stack.targets import glibc_of, host_platform, macos_of, target_text
+
+TaskDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: StackSpec
+    build_dir: Path
+    runtimes: RuntimeOptions
+    lock: LockOptions = field(default_factory=LockOptions)
+    outputs: OutputOptions | None = None  # default: _export and _artifacts beside the stack
+
+    @property
+    def output(self) -> OutputOptions:
+        root = self.stack.root
+        return self.outputs or OutputOptions(export_dir=root / "_export", publish_dir=root / "_artifacts")
+
+    def env_dir(self, layer: LayerSpec) -> Path:
+        return self.build_dir / layer.env_name
+
+    def runtime_state(self, layer: LayerSpec) -> Path:
+        """The manifest of the runtime a layer runs on (what `runtime:<rt>` produces)."""
+        name = layer.env_name if layer.kind is LayerKind.RUNTIME else str(layer.runtime)
+        return self.build_dir / ".runtimes" / f"{name}.json"
+
+    def runtime_layer(self, layer: LayerSpec) -> LayerSpec:
+        return layer if layer.runtime is None else self.stack.layer(layer.runtime)
+
+    @property
+    def doit_db(self) -> Path:
+        return self.build_dir / ".venvstacks-doit.sqlite3"
+
+
+def lockable(settings: Settings) -> list[LayerSpec]:
+    return [layer for layer in settings.stack.layers if layer.enabled]
+
+
+def buildable(settings: Settings) -> list[LayerSpec]:
+    """Layers that can be built on this machine (locks cover every platform; builds do not)."""
+    host = host_platform()
+    return [layer for layer in lockable(settings) if host in layer.platforms]
+
+
+# --- actions (module level, so they pickle) ---------------------------------------------
+
+
+def act(step: str, settings: Settings, name: str) -> TaskFailed | None:
+    """Run one step of `actions.py`; a user-caused error becomes a one-line task failure.
+
+    Steps are named, and their module imported only here, so creating the graph (all a
+    no-op run does) never loads the locking, installing or archiving code.
+    """
+    from venvstacks.engine import actions
+
+    try:
+        getattr(actions, step)(settings, name)
+    except VenvStacksError as exc:
+        return TaskFailed(str(exc))
+    return None
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --- task creators ------------------------------------------------------------------------
+
+
+def runtime_tasks(settings: Settings) -> Iterator[TaskDict]:
+    for layer in lockable(settings):
+        if layer.kind is not LayerKind.RUNTIME:
+            continue
+        source = {
+            "request": layer.python_implementation,
+            **_runtime_options_digest(settings.runtimes),
+        }
+        yield {
+            "name": layer.env_name,
+            "doc": f"fetch {layer.python_implementation} for {layer.env_name} into the runtime cache",
+            "actions": [(act, ["fetch_runtime", settings, layer.env_name])],
+            "targets": [settings.runtime_state(layer)],
+            "uptodate": [config_changed(source)],
+            "clean": True,
+        }
+
+
+def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
+    stack = settings.stack
+    for layer in lockable(settings):
+        files = lock_files(stack, layer)
+        lowers = lower_layers(stack, layer)
+        yield {
+            "name": layer.env_name,
+            "doc": f"lock {layer.env_name} with uv ({', '.join(layer.platforms)})",
+            "actions": [(act, ["lock", settings, layer.env_name])],
+            "file_dep": [
+                *(lock_files(stack, lower).pylock for lower in lowers),
+                *(_module_files(layer) if layer.versioned else []),  # they name its next version
+                settings.runtime_state(layer),  # its exact version decides markers
+            ],
+            "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
+            "targets": [files.pylock, files.meta],
+            "uptodate": [config_changed(_lock_inputs(settings, layer))],
+        }
+
+
+def install_tasks(settings: Settings) -> Iterator[TaskDict]:
+    for layer in buildable(settings):
+        runtime = settings.runtime_layer(layer)
+        yield {
+            "name": layer.env_name,
+            "doc": f"create {layer.env_name} and install its locked packages",
+            "actions": [(act, ["install", settings, layer.env_name])],
+            "file_dep": [
+                lock_files(settings.stack, layer).pylock,
+                settings.runtime_state(layer),
+            ],
+            "task_dep": [] if runtime is layer else [f"install:{runtime.env_name}"],
+            "targets": [settings.env_dir(layer) / layout.INSTALLED],
+            # Which of a package's wheels is installed follows the target (same lock or not).
+            "uptodate": [
+                config_changed(
+                    {
+                        "target": target_text(host_platform(), glibc_of(layer), macos_of(layer)),
+                        "uv": uvconfig.install_settings(settings.stack),
+                    }
+                )
+            ],
+            "clean": [(remove_tree, [settings.env_dir(layer)])],  # `doit clean`: the whole layer
+        }
+
+
+def build_tasks(settings: Settings) -> Iterator[TaskDict]:
+    stack = settings.stack
+    for layer in buildable(settings):
+        lowers = lower_layers(stack, layer)
+        versioned_metas = [lock_files(stack, lower).meta for lower in lowers if lower.versioned]
+        yield {
+            "name": layer.env_name,
+            "doc": f"build {layer.env_name}: wire it to its lower layers"
+            + (" and copy its launch modules" if layer.launch_module else ""),
+            "actions": [(act, ["link", settings, layer.env_name])],
+            "file_dep": [
+                settings.env_dir(layer) / layout.INSTALLED,
+                *versioned_metas,
+                *_module_files(layer),
+            ],
+            "task_dep": [f"build:{lower.env_name}" for lower in lowers],
+            "targets": [settings.env_dir(layer) / layout.LINKED],
+            "clean": True,
+            "uptodate": [config_changed(_link_inputs(settings, layer))],
+        }
+
+
+def export_tasks(settings: Settings) -> Iterator[TaskDict]:
+    stack, out = settings.stack, settings.output
+    for layer in buildable(settings):
+        yield {
+            "name": layer.env_name,
+            "doc": f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py",
+            "actions": [(act, ["export", settings, layer.env_name])],
+            "file_dep": _built(settings, layer),
+            "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)],
+            "targets": [out.export_metadata(layer)],
+            "clean": True,
+            "uptodate": [config_changed({"export_dir": str(out.export_dir)})],
+        }
+
+
+def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
+    out = settings.output
+    for layer in buildable(settings):
+        yield {
+            "name": layer.env_name,
+            "doc": f"publish {layer.env_name} as a {out.archive_format} archive in {out.publish_dir.name}/",
+            "actions": [(act, ["publish", settings, layer.env_name])],
+            "file_dep": _built(settings, layer),
+            "targets": [out.publish_metadata(layer)],
+            "clean": True,
+            "uptodate": [
+                config_changed(
+                    {
+                        "dir": str(out.publish_dir),
+                        "format": str(out.archive_format),
+                        "tag": out.tag_outputs,
+                        "platform": out.target_platform,
+                    }
+                )
+            ],
+        }
+
+
+def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
+    """A built layer's outputs, plus its lock metadata (which names its deployed version)."""
+    return [settings.env_dir(layer) / layout.LINKED, lock_files(settings.stack, layer).meta]
+
+
+def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
+    # --upgrade and --reset-lock force a rerun instead (see lock_tasks).
+    return uvconfig.lock_inputs(settings.stack, layer, settings.lock)
+
+
+def _link_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
+    return {
+        "build_dir": str(settings.build_dir),
+        "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
+        "modules": [str(m) for m in (layer.launch_module, *layer.support_modules) if m],
+    }
+
+
+def _runtime_options_digest(options: RuntimeOptions) -> dict[str, Any]:
+    return {
+        "policy": options.policy,
+        "mirror": options.mirror or "",
+        "archives": dict(options.archives),
+    }
+
+
+def _module_files(layer: LayerSpec) -> list[Path]:
+    files: list[Path] = []
+    for module in (layer.launch_module, *layer.support_modules):
+        if module is None:
+            continue
+        if module.is_file():
+            files.append(module)
+        else:
+            files += sorted(p for p in module.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return files
+
+
+CREATORS: dict[str, Callable[[Settings], Iterator[TaskDict]]] = {
+    "runtime": runtime_tasks,
+    "lock": lock_tasks,
+    "install": install_tasks,
+    "build": build_tasks,
+    "export": export_tasks,
+    "publish": publish_tasks,
+}

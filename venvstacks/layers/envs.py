@@ -1,0 +1,223 @@
+"""Creating layer environments and installing their locked packages.
+
+A layer folder is complete only when its `installed.json` manifest exists: the manifest is
+deleted before any change and written (atomically) last, so a killed install never looks
+done. The manifest holds only what follows from the inputs, so an identical reinstall does
+not wake the tasks above it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from packaging.tags import parse_tag
+
+from venvstacks.errors import VenvStacksError, run, uv_bin
+from venvstacks.fsutil import dump_json, write_atomic
+from venvstacks.layout import ENV_IDENTITY, INSTALLED
+from venvstacks.lock import pylock
+from venvstacks.lock.locking import read_lock
+from venvstacks.runtimes.cache import Runtime, install_runtime
+from venvstacks.stack.targets import Target
+
+
+@dataclass(frozen=True)
+class Install:
+    """How a layer's locked packages are installed: for which target, with which uv settings."""
+
+    target: Target
+    uv_settings: Mapping[str, Any]  # the stack's network and install settings (a uv.toml)
+
+
+def site_packages(py_version: str) -> Path:
+    major_minor = ".".join(py_version.split(".")[:2])
+    return Path("lib") / f"python{major_minor}" / "site-packages"
+
+
+def install_runtime_layer(
+    runtime: Runtime, env_dir: Path, lock_path: Path, install: Install, log: Callable[[str], None]
+) -> None:
+    """Unpack the runtime into its layer folder (if needed) and sync its own packages."""
+    identity = {"kind": "runtime", "runtime": runtime.identity(), "target": install.target.describe()}
+    _start(env_dir)
+    if not _identity_matches(env_dir, identity):
+        _discard(env_dir)
+        log(f"unpacking {runtime.implementation} {runtime.version} into {env_dir.name}")
+        install_runtime(runtime, env_dir)
+        write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
+    python = env_dir / "bin" / "python3"
+    _sync(python, lock_path, env_dir.name, install, system=True)
+    check_wheel_tags(env_dir, runtime.version, install.target)
+    _finish(env_dir, identity, lock_path)
+
+
+def install_venv_layer(
+    runtime: Runtime,
+    runtime_dir: Path,
+    env_dir: Path,
+    lock_path: Path,
+    install: Install,
+    log: Callable[[str], None],
+) -> None:
+    """Create (or reuse) the layer's venv on its runtime, then sync it to its lock."""
+    identity = {
+        "kind": "venv",
+        "runtime": runtime.identity(),
+        "runtime_dir": runtime_dir.name,
+        "target": install.target.describe(),
+    }
+    _start(env_dir)
+    if not _identity_matches(env_dir, identity):
+        _discard(env_dir)
+        log(f"creating the virtual environment for {env_dir.name}")
+        _create_venv(runtime_dir / "bin" / "python3", env_dir, runtime.version)
+        write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
+    _sync(env_dir / "bin" / "python", lock_path, env_dir.name, install, system=False)
+    check_wheel_tags(env_dir, runtime.version, install.target)
+    _remove_scripts(env_dir)
+    _finish(env_dir, identity, lock_path)
+
+
+def _start(env_dir: Path) -> None:
+    # From here until _finish the layer does not count as installed.
+    (env_dir / INSTALLED).unlink(missing_ok=True)
+    # Leftovers of a killed run (the build folder lock says no one else is using them).
+    for pattern in (f".{env_dir.name}.tmp-*", f".tmp-{env_dir.name}-*", f".trash-{env_dir.name}-*"):
+        for leftover in env_dir.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _finish(env_dir: Path, identity: Mapping[str, Any], lock_path: Path) -> None:
+    lock = read_lock(lock_path)
+    manifest = {
+        **identity,
+        "requirements_hash": pylock.requirements_hash(lock),
+        "packages": [
+            f"{name}=={version}" for name, (version, _) in sorted(pylock.package_pins(lock).items())
+        ],
+    }
+    write_atomic(env_dir / INSTALLED, dump_json(manifest))
+
+
+def _identity_matches(env_dir: Path, identity: Mapping[str, Any]) -> bool:
+    import json
+
+    try:
+        return bool(json.loads((env_dir / ENV_IDENTITY).read_text()) == json.loads(dump_json(identity)))
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def _discard(env_dir: Path) -> None:
+    """Move an old layer folder aside first, so a half-deleted tree is never mistaken for it."""
+    if not env_dir.exists() and not env_dir.is_symlink():
+        return
+    trash = env_dir.with_name(f".trash-{env_dir.name}-{uuid.uuid4().hex[:8]}")
+    os.replace(env_dir, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _create_venv(base_python: Path, env_dir: Path, py_version: str) -> None:
+    tmp = env_dir.with_name(f".tmp-{env_dir.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        run(
+            f"creating venv {env_dir.name}",
+            [base_python, "-Im", "venv", "--without-pip", "--symlinks", tmp],
+        )
+        _relative_python_links(tmp, base_python, py_version)
+        # pyvenv.cfg names no path of the temp folder, so renaming it is safe.
+        os.replace(tmp, env_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) -> None:
+    """Point bin/python at the runtime with a relative link, as the deployed layout does."""
+    bindir = env_dir / "bin"
+    major_minor = ".".join(py_version.split(".")[:2])
+    target = os.path.relpath(base_python, bindir)
+    for name in ("python", "python3", f"python{major_minor}"):
+        (bindir / name).unlink(missing_ok=True)
+    (bindir / "python").symlink_to(target)
+    (bindir / "python3").symlink_to("python")
+    (bindir / f"python{major_minor}").symlink_to("python")
+
+
+def _sync(python: Path, lock_path: Path, layer: str, install: Install, *, system: bool) -> None:
+    # The target, not this machine, decides which of a package's wheels is installed: a
+    # newer glibc here must not pick a manylinux_2_28 wheel for a glibc@2.17 layer.
+    with tempfile.TemporaryDirectory(prefix="venvstacks-install-") as tmp:
+        config = Path(tmp) / "uv.toml"
+        config.write_text(tomli_w.dumps(dict(install.uv_settings)))
+        cmd: list[str | Path] = [
+            uv_bin(), "pip", "sync", lock_path, "--python", python,
+            "--python-platform", install.target.uv_platform,
+            "--no-config", "--config-file", config, "--preview-features", "pylock", "--quiet",
+        ]  # fmt: skip
+        if system:
+            cmd.append("--break-system-packages")
+        try:
+            run(f"installing packages into {layer} (uv pip sync)", cmd, env=install.target.install_env)
+        except VenvStacksError as exc:
+            raise VenvStacksError(f"layer {layer!r}: {exc}") from None
+
+
+def check_wheel_tags(env_dir: Path, py_version: str, target: Target) -> None:
+    """Every installed wheel must suit the layer's target; fail naming the first that does not."""
+    for wheel_file in sorted(env_dir.glob(f"{site_packages(py_version)}/*.dist-info/WHEEL")):
+        wheel_tags = [
+            tag
+            for line in wheel_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.startswith("Tag:")
+            for tag in parse_tag(line.partition(":")[2].strip())
+        ]
+        if wheel_tags and not any(target.accepts(tag) for tag in wheel_tags):
+            dist = wheel_file.parent.name.removesuffix(".dist-info").replace("-", " ", 1)
+            raise VenvStacksError(
+                f"layer {env_dir.name!r}: installed {dist} has wheel tag {', '.join(map(str, wheel_tags))}, "
+                f"which does not fit the layer's target {target.describe()}"
+            )
+
+
+def _remove_scripts(env_dir: Path) -> None:
+    """Drop entry-point and activate scripts: their absolute shebangs cannot be relocated
+    (and would make published archives depend on the build folder's path)."""
+    bindir = env_dir / "bin"
+    removed = False
+    for item in bindir.iterdir():
+        if not item.name.startswith("python"):
+            removed = True
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+    if removed:
+        for record in env_dir.glob("lib/python*/site-packages/*.dist-info/RECORD"):
+            _drop_missing_scripts(record, bindir)
+
+
+def _drop_missing_scripts(record: Path, bindir: Path) -> None:
+    """Keep RECORD truthful: forget the scripts just deleted, so uninstalls stay clean."""
+    site = record.parent.parent
+    kept, changed = [], False
+    with record.open(newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            target = Path(os.path.normpath(site / row[0])) if row else None
+            if target is not None and target.parent == bindir and not target.exists():
+                changed = True
+                continue
+            kept.append(row)
+    if changed:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(kept)
+        write_atomic(record, buffer.getvalue())

@@ -1,0 +1,317 @@
+"""Where a layer's CPython comes from: the runtime cache, a download, or this machine.
+
+One verb, `ensure_runtime`, returns a `Runtime` held in a persistent cache outside the build
+folder. Whatever the source (see sources.py and local.py), the cache keeps
+the same two things per runtime: the sha256-checked `install_only` archive and an unpacked
+copy of it. The cache is consulted first, so a runtime, once there, is what later builds get
+(stable doit manifests, no network on reruns).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from filelock import FileLock, Timeout
+
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import dump_json
+from venvstacks.runtimes.local import LocalSource
+from venvstacks.runtimes.options import (
+    ARCHIVES_ENV_SEPARATOR,
+    POLICIES,
+    Policy,
+    RuntimeOptions,
+    default_cache_dir,
+    parse_archive_entry,
+    parse_request,
+)
+from venvstacks.runtimes.pack import LOCAL_MARKER
+from venvstacks.runtimes.sources import (
+    ArchiveSource,
+    Candidate,
+    ChecksumError,
+    DownloadSource,
+    FetchError,
+    RuntimeSource,
+    parse_archive_location,
+    read_version,
+    unpack_install_only,
+    version_key,
+    version_matches,
+)
+
+_ENTRY_FILE = "runtime.json"
+# Cached runtimes a policy may reuse: a runtime made from a local interpreter never
+# satisfies `download`, a downloaded one never satisfies `local`.
+_CACHE_SOURCES: dict[str, frozenset[str]] = {
+    "download": frozenset({"download", "archive"}),
+    "local": frozenset({"local"}),
+    "auto": frozenset({"download", "archive", "local"}),
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    request: str  # as written in the stack file, e.g. "cpython@3.11"
+    implementation: str
+    version: str  # resolved X.Y.Z
+    source: str  # "download" | "archive" | "local"
+    origin: str  # URL or local path it came from
+    archive_sha256: str
+    archive: Path  # the cached archive
+    python_dir: Path  # the unpacked tree in the cache
+    portable: bool  # False when made from a local interpreter
+
+    def identity(self) -> dict[str, Any]:
+        """What this runtime is, without cache paths: stable across reruns (a doit manifest)."""
+        return {
+            "request": self.request,
+            "implementation": self.implementation,
+            "version": self.version,
+            "source": self.source,
+            "origin": self.origin,
+            "archive_sha256": self.archive_sha256,
+            "portable": self.portable,
+        }
+
+
+def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], None] = print) -> Runtime:
+    """The runtime for `request`: from the cache, else fetched per `options.policy`."""
+    impl, version_request = parse_request(request)
+    explicit = _explicit_archives(options) if options.policy != "local" else None
+    cache = RuntimeCache(options.cache_dir)
+    with cache.locked(impl, version_request, log):
+        wanted = explicit.find(impl, version_request) if explicit else None
+        if wanted is not None:
+            # An explicit archive pins the exact bytes: only that archive may satisfy it.
+            hit = cache.find_sha256(impl, version_request, cast(str, wanted.sha256))
+        else:
+            hit = cache.find(impl, version_request, _CACHE_SOURCES[options.policy])
+        if hit is not None:
+            return hit.runtime(request)
+
+        tried: list[tuple[str, RuntimeSource]] = []
+        reason = ""
+        if options.policy != "local":
+            remote: RuntimeSource = DownloadSource(options.mirror)
+            candidate: Candidate | None
+            if explicit is not None and wanted is not None:
+                remote, candidate = explicit, wanted
+            else:
+                tried.append(("download table", remote))
+                candidate = remote.find(impl, version_request)
+            if candidate is None and options.policy == "download":
+                raise _not_available(request, tried)
+            if candidate is None:
+                reason = f"pbs-installer's download table has no {impl} {version_request}"
+            else:
+                try:
+                    if candidate.source == "download":
+                        log(f"{request}: downloading {candidate.origin}")
+                    return cache.add(candidate, remote, request).runtime(request)
+                except FetchError as exc:
+                    if options.policy == "download":
+                        raise FetchError(
+                            f"runtime {request}: {exc} (--runtime-mirror or --runtime-archive can "
+                            "name another place; --runtime-source auto falls back to a local CPython)"
+                        ) from None
+                    reason = str(exc)
+
+        local = LocalSource()
+        tried.append(("local interpreters", local))
+        found = local.find(impl, version_request)
+        if found is None:
+            raise _not_available(request, tried)
+        what = f"the local CPython {found.version} at {found.origin}"
+        if options.policy == "auto":
+            # The one line that says why this build is not portable.
+            log(f"{request}: {reason}; falling back to {what} (portable only to machines like this one)")
+        else:
+            log(f"{request}: packaging {what}")
+        return cache.add(found, local, request).runtime(request)
+
+
+def install_runtime(runtime: Runtime, dest: Path) -> None:
+    """Copy the unpacked runtime to dest, which appears only once the copy is complete."""
+    if dest.exists() or dest.is_symlink():
+        raise VenvStacksError(f"cannot install {runtime.request} into {dest}: it already exists")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        # copytree also gives tmp the source folder's mode (mkdtemp makes it 0700).
+        shutil.copytree(runtime.python_dir, tmp, symlinks=True, dirs_exist_ok=True)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _explicit_archives(options: RuntimeOptions) -> ArchiveSource:
+    archives = {}
+    for request, value in options.archives.items():
+        key = parse_request(request)
+        archives[key] = parse_archive_location(value, f"runtime archive for {request}")
+    return ArchiveSource(archives)
+
+
+def _not_available(request: str, tried: list[tuple[str, RuntimeSource]]) -> VenvStacksError:
+    impl, version_request = parse_request(request)
+    series = ".".join(version_request.split(".")[:2])
+    parts = []
+    for label, source in tried:
+        versions = source.available(impl)
+        same = [v for v in versions if version_matches(v, series)]
+        if same:
+            parts.append(f"{label}: {', '.join(same)}")
+        elif versions:
+            others = sorted({".".join(v.split(".")[:2]) for v in versions}, key=version_key)
+            parts.append(f"{label}: no {series}.x, only {', '.join(others)}")
+        else:
+            parts.append(f"{label}: none")
+    return VenvStacksError(f"runtime {request} is not available ({'; '.join(parts)})")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    folder: Path
+    meta: dict[str, Any]
+
+    def runtime(self, request: str) -> Runtime:
+        m = self.meta
+        return Runtime(
+            request=request,
+            implementation=m["implementation"],
+            version=m["version"],
+            source=m["source"],
+            origin=m["origin"],
+            archive_sha256=m["archive_sha256"],
+            archive=self.folder / m["archive"],
+            python_dir=self.folder / "python",
+            portable=m["portable"],
+        )
+
+
+class RuntimeCache:
+    """`<cache>/<impl>-<version>-<source>-<sha12>/{<archive>, python/, runtime.json}`.
+
+    An entry is assembled in a `.tmp-*` folder beside it and renamed into place whole, so a
+    half-made entry is never seen; `runtime.json` is its proof of completeness.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @contextmanager
+    def locked(self, impl: str, version_request: str, log: Callable[[str], None]) -> Iterator[None]:
+        series = ".".join(version_request.split(".")[:2])
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        # One lock per X.Y: a cpython@3.11 and a cpython@3.11.7 request may resolve to the
+        # same entry, while 3.11 and 3.12 can be fetched side by side.
+        lock = FileLock(locks / f"{impl}-{series}.lock")
+        try:
+            lock.acquire(timeout=0.2)
+        except Timeout:
+            log(f"waiting for another process fetching {impl} {series} into {self.root}")
+            lock.acquire()
+        try:
+            # Whoever left these behind was killed while holding this same lock.
+            for stale in self.root.glob(f".tmp-{impl}-{series}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            yield
+        finally:
+            lock.release()
+
+    def entries(self) -> Iterator[CacheEntry]:
+        if not self.root.is_dir():
+            return
+        for meta_file in sorted(self.root.glob(f"[!.]*/{_ENTRY_FILE}")):
+            try:
+                meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(meta, dict):
+                yield CacheEntry(meta_file.parent, meta)
+
+    def find(self, impl: str, version_request: str, sources: frozenset[str]) -> CacheEntry | None:
+        matches = [
+            e
+            for e in self.entries()
+            if e.meta.get("implementation") == impl
+            and e.meta.get("source") in sources
+            and version_matches(str(e.meta.get("version")), version_request)
+        ]
+        # Prefer what runs anywhere, then the newest patch release.
+        matches.sort(key=lambda e: (bool(e.meta["portable"]), version_key(e.meta["version"])))
+        return matches[-1] if matches else None
+
+    def find_sha256(self, impl: str, version_request: str, sha256: str) -> CacheEntry | None:
+        for e in self.entries():
+            if (
+                e.meta.get("archive_sha256") == sha256
+                and e.meta.get("implementation") == impl
+                and version_matches(str(e.meta.get("version")), version_request)
+            ):
+                return e
+        return None
+
+    def add(self, candidate: Candidate, source: RuntimeSource, request: str) -> CacheEntry:
+        """Fetch, check, unpack and file a candidate; nothing stays behind on failure."""
+        impl, version_request = parse_request(request)
+        what = f"runtime {request}: archive {candidate.origin}"
+        series = ".".join(version_request.split(".")[:2])
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{impl}-{series}-", dir=self.root))
+        try:
+            tmp.chmod(0o755)  # mkdtemp's 0700 would hide the cache from other accounts
+            archive = tmp / candidate.file_name
+            actual = source.fetch(candidate, archive)
+            if candidate.sha256 is not None and actual != candidate.sha256:
+                raise ChecksumError(
+                    f"{what} has the wrong sha256: expected {candidate.sha256}, got {actual}; refusing it"
+                )
+            unpack_install_only(archive, tmp, what)
+            version = read_version(tmp / "python") or candidate.version
+            if not version_matches(version, version_request):
+                raise VenvStacksError(f"{what} holds {impl} {version}, not {impl} {version_request}")
+            meta = {
+                "implementation": impl,
+                "version": version,
+                "source": candidate.source,
+                "origin": candidate.origin,
+                "archive_sha256": actual,
+                "archive": candidate.file_name,
+                "portable": candidate.portable and not (tmp / "python" / LOCAL_MARKER).exists(),
+            }
+            (tmp / _ENTRY_FILE).write_text(dump_json(meta), encoding="utf-8")
+            final = self.root / f"{impl}-{version}-{candidate.source}-{actual[:12]}"
+            if (final / _ENTRY_FILE).exists():
+                shutil.rmtree(tmp)  # the same bytes, already filed under another request
+            else:
+                shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover, if any
+                os.replace(tmp, final)
+            return CacheEntry(final, json.loads((final / _ENTRY_FILE).read_text("utf-8")))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+__all__ = [
+    "ARCHIVES_ENV_SEPARATOR",
+    "POLICIES",
+    "Policy",
+    "Runtime",
+    "RuntimeOptions",
+    "default_cache_dir",
+    "ensure_runtime",
+    "install_runtime",
+    "parse_archive_entry",
+    "parse_request",
+]

@@ -1,0 +1,327 @@
+"""Where a runtime archive can come from: an explicit archive, or pbs-installer's download table.
+
+Every source answers the same two questions (see `RuntimeSource`): which archive would you
+give for this request (`find`, cheap and offline), and write it here (`fetch`, the effect).
+The cache in `cache.py` decides which source to ask, checks the sha256 and keeps the result;
+local interpreters live in `local.py`. Every archive, whatever its source, is unpacked
+by `unpack_install_only` below, which refuses members that would land outside `python/`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import re
+import sys
+import tarfile
+import threading
+import urllib.error
+import urllib.request
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Literal, Protocol, cast
+from urllib.parse import unquote, urlsplit
+
+import pbs_installer
+from packaging.version import InvalidVersion, Version
+
+from venvstacks.errors import VenvStacksError
+
+# Release bases in pbs-installer's table; a mirror replaces them, keeping `<date>/<file>`.
+PBS_RELEASE_BASES = (
+    "https://github.com/astral-sh/python-build-standalone/releases/download",
+    "https://github.com/indygreg/python-build-standalone/releases/download",
+)
+_CHUNK = 1 << 20
+_TIMEOUT = 60  # seconds without data before a download is given up
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PBS_NAME_VERSION = re.compile(r"^cpython-(\d+\.\d+\.\d+)[+-]")
+
+
+class FetchError(VenvStacksError):
+    """The archive could not be obtained (network, HTTP status, missing file).
+
+    Policy `auto` falls back to a local interpreter on this error, and only on this one.
+    """
+
+
+class ChecksumError(VenvStacksError):
+    """The archive's sha256 is not the expected one: refused, never a reason to fall back."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One archive a source can provide, described before anything is fetched."""
+
+    implementation: str
+    version: str  # what the source believes it holds; the cache checks it after unpacking
+    source: str  # "download" | "archive" | "local"
+    origin: str  # URL or local path
+    sha256: str | None  # expected archive hash; None when the archive is made here
+    file_name: str  # the archive's name in the cache
+    portable: bool
+
+
+class RuntimeSource(Protocol):
+    def find(self, implementation: str, version_request: str) -> Candidate | None:
+        """The archive this source would provide, or None. Cheap: no network, no copying."""
+        ...
+
+    def available(self, implementation: str) -> list[str]:
+        """Every version this source could provide (for "not available" messages)."""
+        ...
+
+    def fetch(self, candidate: Candidate, dest_archive: Path) -> str:
+        """Write the archive to dest_archive and return its sha256. Raises FetchError."""
+        ...
+
+
+def version_matches(version: str, version_request: str) -> bool:
+    """`3.11` takes any 3.11.z; `3.11.7` takes exactly that."""
+    return version == version_request or version.startswith(version_request + ".")
+
+
+def version_key(version: str) -> Version:
+    try:
+        return Version(version)
+    except InvalidVersion:
+        return Version("0")
+
+
+def parse_archive_location(value: str, what: str) -> tuple[str, str]:
+    """Split `PATH_OR_URL#sha256=HEX` into its location and lower-case hex digest."""
+    location, sep, digest = value.rpartition("#sha256=")
+    digest = digest.strip().lower()
+    if not sep or not location or not _SHA256.fullmatch(digest):
+        raise VenvStacksError(
+            f"{what}: {value!r} is not PATH_OR_URL#sha256=HEX (64 hex digits after '#sha256=')"
+        )
+    return location, digest
+
+
+def is_url(location: str) -> bool:
+    return urlsplit(location).scheme in ("http", "https", "file")
+
+
+def download(url: str, dest: Path) -> str:
+    """Stream url into dest, hashing as it goes; FetchError for anything the network does."""
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp, dest.open("wb") as out:
+            expected = resp.headers.get("Content-Length") if url.startswith("http") else None
+            received = 0
+            for block in iter(lambda: resp.read(_CHUNK), b""):
+                h.update(block)
+                out.write(block)
+                received += len(block)
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response open
+        raise FetchError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise FetchError(f"could not download {url}: {exc.reason}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise FetchError(f"could not download {url}: {exc}") from None
+    # A connection closed early looks like a clean end of stream to urllib.
+    if expected is not None and expected.isdigit() and int(expected) != received:
+        raise FetchError(f"could not download {url}: got {received} of {expected} bytes")
+    return h.hexdigest()
+
+
+def copy_hashing(src: Path, dest: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with src.open("rb") as inp, dest.open("wb") as out:
+            for block in iter(lambda: inp.read(_CHUNK), b""):
+                h.update(block)
+                out.write(block)
+    except FileNotFoundError:
+        raise FetchError(f"archive {src} does not exist") from None
+    except OSError as exc:
+        raise FetchError(f"could not read archive {src}: {exc}") from None
+    return h.hexdigest()
+
+
+class ArchiveSource:
+    """Archives named explicitly per request (`--runtime-archive REQ=LOC#sha256=HEX`)."""
+
+    def __init__(self, archives: dict[tuple[str, str], tuple[str, str]]) -> None:
+        self.archives = archives  # (implementation, version request) -> (location, sha256)
+
+    def find(self, implementation: str, version_request: str) -> Candidate | None:
+        entry = self.archives.get((implementation, version_request))
+        if entry is None:
+            return None
+        location, sha256 = entry
+        if not is_url(location):
+            location = str(Path(location).expanduser().resolve())
+        name = unquote(location.rstrip("/").rsplit("/", 1)[-1]) or "runtime.tar.gz"
+        # The real version is read from the unpacked headers; the name is only a first guess.
+        named = _PBS_NAME_VERSION.match(name)
+        version = named.group(1) if named else version_request
+        return Candidate(implementation, version, "archive", location, sha256, name, True)
+
+    def available(self, implementation: str) -> list[str]:
+        return sorted((v for (impl, v) in self.archives if impl == implementation), key=version_key)
+
+    def fetch(self, candidate: Candidate, dest_archive: Path) -> str:
+        if is_url(candidate.origin):
+            return download(candidate.origin, dest_archive)
+        return copy_hashing(Path(candidate.origin), dest_archive)
+
+
+_TABLE_LOCK = threading.Lock()
+
+
+def _load_pbs_table() -> None:
+    """Load pbs-installer's table once, on first use (it costs ~70 ms), and quietly.
+
+    It reads the table with a deprecated importlib.resources call; the warning says nothing
+    a venvstacks user can act on. Loading it here, under a lock, keeps the filter change
+    away from other threads' warnings.
+    """
+    with _TABLE_LOCK:
+        if "pbs_installer._versions" in sys.modules:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import pbs_installer._versions  # noqa: F401
+
+
+class DownloadSource:
+    """python-build-standalone `install_only` archives listed in pbs-installer's table."""
+
+    def __init__(self, mirror: str | None, arch: str | None = None, platform: str | None = None):
+        self.mirror = mirror.rstrip("/") if mirror else None
+        from pbs_installer._utils import get_arch_platform  # the names its table uses
+
+        default_arch, default_platform = get_arch_platform()
+        self.arch = arch or default_arch
+        self.platform = platform or default_platform
+
+    def find(self, implementation: str, version_request: str) -> Candidate | None:
+        _load_pbs_table()
+        try:
+            found, (url, sha256) = pbs_installer.get_download_link(
+                version_request,
+                arch=self.arch,
+                platform=self.platform,
+                implementation=cast(Literal["cpython", "pypy"], implementation),
+                build_dir=False,
+            )
+        except ValueError:
+            return None
+        name = unquote(url.rsplit("/", 1)[-1])
+        # The table falls back to full builds (`python/install/...`, often .tar.zst) when no
+        # install_only archive exists; those have another layout, so they do not count.
+        if sha256 is None or "install_only" not in name or not name.endswith(".tar.gz"):
+            return None
+        version = f"{found.major}.{found.minor}.{found.micro}"
+        return Candidate(implementation, version, "download", self.mirrored(url), sha256.lower(), name, True)
+
+    def mirrored(self, url: str) -> str:
+        if self.mirror is None:
+            return url
+        for base in PBS_RELEASE_BASES:
+            if url.startswith(base + "/"):
+                return self.mirror + url[len(base) :]
+        raise VenvStacksError(
+            f"cannot use runtime mirror {self.mirror}: {url} is not a python-build-standalone release URL"
+        )
+
+    def available(self, implementation: str) -> list[str]:
+        _load_pbs_table()
+        try:
+            # Not exported; only used to say what exists when a request matches nothing.
+            from pbs_installer._versions import PYTHON_VERSIONS
+        except ImportError:  # pragma: no cover - depends on pbs-installer internals
+            return []
+        versions = {
+            f"{v.major}.{v.minor}.{v.micro}"
+            for v, files in PYTHON_VERSIONS.items()
+            if v.implementation == implementation
+            and not v.freethreaded
+            and (self.platform, self.arch, True) in files
+        }
+        return sorted(versions, key=version_key)
+
+    def fetch(self, candidate: Candidate, dest_archive: Path) -> str:
+        return download(candidate.origin, dest_archive)
+
+
+def unpack_install_only(archive: Path, dest: Path, what: str) -> None:
+    """Unpack an install_only archive into dest/python, refusing members that escape it.
+
+    `what` names the archive in error messages ("runtime cpython@3.11: archive URL").
+
+    One streaming pass: reading the member list first would decompress everything twice.
+    """
+    unpacked = 0
+    try:
+        with archive.open("rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            # tarfile's own gzip stream reader stops after the first gzip member; GzipFile
+            # reads them all (local archives are written as several members, in parallel).
+            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")) if gzipped else raw
+            with tarfile.open(fileobj=stream, mode="r|" if gzipped else "r|*") as tar:
+                unpacked = _unpack_members(tar, dest, what)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise VenvStacksError(f"{what} cannot be unpacked: {exc}") from None
+    if not unpacked:
+        raise VenvStacksError(f"{what} is empty")
+
+
+def _unpack_members(tar: tarfile.TarFile, dest: Path, what: str) -> int:
+    unpacked = 0
+    for member in tar:
+        problem = _unsafe(member)
+        if problem:
+            raise VenvStacksError(f"{what}: refusing member {member.name!r} ({problem})")
+        if hasattr(tarfile, "data_filter"):  # the filter argument needs 3.11.4+
+            tar.extract(member, dest, filter=_as_plain_files)
+        else:  # pragma: no cover
+            tar.extract(member, dest)
+        unpacked += 1
+    return unpacked
+
+
+def _as_plain_files(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    # Paths and links were checked by _unsafe (tarfile's "data" filter would check them
+    # again at the cost of a realpath() per member). What remains: never chown to the
+    # archive's ids (we may run as root), no setuid or group/world-writable modes, and
+    # owner-writable files so that the cache can be cleaned up.
+    changes: dict[str, Any] = {"uid": None, "gid": None, "uname": None, "gname": None}
+    changes["mode"] = None if member.issym() else (member.mode & 0o755) | 0o200
+    return member.replace(**changes, deep=False)
+
+
+def _unsafe(member: tarfile.TarInfo) -> str | None:
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts:
+        return "absolute path or '..'"
+    if name.parts[:1] != ("python",):
+        return "outside the top-level python/ folder"
+    if member.isdev():
+        return "device or fifo"
+    if member.issym() or member.islnk():
+        target = PurePosixPath(member.linkname)
+        if target.is_absolute():
+            return "link to an absolute path"
+        base = name.parent if member.issym() else PurePosixPath()
+        resolved = os.path.normpath(base / target)
+        if resolved != "python" and not resolved.startswith("python/"):
+            return "link out of the python/ folder"
+    return None
+
+
+def read_version(python_dir: Path) -> str | None:
+    """The exact CPython version, from the headers (no need to run anything)."""
+    for header in sorted(python_dir.glob("include/python3*/patchlevel.h")):
+        m = re.search(r'#define\s+PY_VERSION\s+"([^"+]+)', header.read_text("utf-8", "replace"))
+        if m:
+            return m.group(1)
+    return None

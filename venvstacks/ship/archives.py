@@ -1,0 +1,249 @@
+"""Reproducible layer archives (the reading side is unpack.py).
+
+``write_archive(path, entries, fmt, epoch=lock_time, progress=cb)`` writes the
+:class:`ArchiveEntry` items (a file, folder or symlink on disk, and its name in the archive)
+sorted by name, with every mtime set to ``epoch``, owners 0/"", and modes 0o755 (folders,
+executables) or 0o644. Compressors are pinned: gzip level 6 without name or mtime in its
+header; xz preset 6 in fixed 32 MiB blocks compressed in parallel (blockstream.py); zstd level 10 in
+multi-threaded mode (the same bytes for any worker count >= 1, unlike single-threaded mode);
+zip members with a fixed ``date_time``, Unix ``external_attr``, no extra fields. The file is
+written beside ``path`` and renamed into place last.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import enum
+import gzip
+import os
+import stat
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import zstandard
+
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import sha256_file
+from venvstacks.ship.blockstream import xz_writer
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes of file content done, total bytes of file content)."""
+
+_CHUNK = 1 << 20
+_GZIP_LEVEL = 6
+_ZSTD_LEVEL = 10
+_ZIP_EPOCH_MIN = 315532800  # 1980-01-01: the earliest time a zip member can carry
+
+
+# Archives being written. A Ctrl-C reaches the main thread only; when doit runs tasks in its
+# (daemon) threads, the interpreter exits without letting them clean up, so do it for them.
+_unfinished: set[Path] = set()
+
+
+@atexit.register
+def _remove_unfinished() -> None:
+    for tmp in list(_unfinished):
+        tmp.unlink(missing_ok=True)
+
+
+class ArchiveFormat(enum.StrEnum):
+    TAR_XZ = "tar.xz"
+    TAR_GZ = "tar.gz"
+    TAR_ZST = "tar.zst"
+    ZIP = "zip"
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.value
+
+    @classmethod
+    def from_name(cls, name: str) -> ArchiveFormat:
+        """The format an archive file name ends with."""
+        for fmt in cls:
+            if name.endswith(fmt.suffix):
+                return fmt
+        known = ", ".join(f.suffix for f in cls)
+        raise VenvStacksError(f"{name}: unknown archive format (expected one of {known})")
+
+
+@dataclass(frozen=True, order=True)
+class ArchiveEntry:
+    """One member: ``name`` (POSIX, relative) in the archive, read from ``source`` on disk.
+
+    ``link_target`` overrides what a symlink at ``source`` points to (export and publish use
+    it to turn absolute links inside a layer into relative ones).
+    """
+
+    name: str
+    source: Path
+    link_target: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveInfo:
+    path: Path
+    size: int
+    sha256: str
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def write_archive(
+    path: Path,
+    entries: Iterable[ArchiveEntry],
+    fmt: ArchiveFormat,
+    *,
+    epoch: int,
+    progress: Progress | None = None,
+) -> ArchiveInfo:
+    """Write a reproducible archive of ``entries`` to ``path``; return its size and sha256."""
+    members = sorted(entries)
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise VenvStacksError(f"{path.name}: duplicate archive member names")
+    sizes = [os.lstat(m.source) for m in members]
+    total = sum(st.st_size for st in sizes if stat.S_ISREG(st.st_mode))
+    # xz takes a while after the last file is read: count the blocks it has finished instead.
+    report = _Progress(total, progress, count_reads=fmt is not ArchiveFormat.TAR_XZ)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    _unfinished.add(tmp)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            if fmt is ArchiveFormat.ZIP:
+                _write_zip(raw, members, epoch, report)
+            else:
+                with _compressor(raw, fmt, report) as stream:
+                    _write_tar(stream, members, epoch, report)
+        _readable_by_all(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _unfinished.discard(tmp)
+    return ArchiveInfo(path, path.stat().st_size, sha256_file(path))
+
+
+def _readable_by_all(path: Path) -> None:
+    # mkstemp creates 0600; a published archive is meant to be shared. (Reading the umask
+    # would mean setting it, which is process-wide and unsafe with parallel publishing.)
+    path.chmod(0o644)
+
+
+def normal_mode(st_mode: int) -> int:
+    # Keep only "is it executable": umask and checkout modes must not reach the bytes.
+    if stat.S_ISDIR(st_mode) or st_mode & stat.S_IXUSR:
+        return 0o755
+    return 0o644
+
+
+@contextlib.contextmanager
+def _compressor(raw: IO[bytes], fmt: ArchiveFormat, report: _Progress) -> Iterator[Any]:
+    if fmt is ArchiveFormat.TAR_GZ:
+        # filename="" and mtime=0 keep the output name and the clock out of the header.
+        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=_GZIP_LEVEL, mtime=0)
+        with gz:
+            yield gz
+    elif fmt is ArchiveFormat.TAR_XZ:
+        with xz_writer(raw, on_output=report.compressed) as xz:
+            yield xz
+    else:
+        cores = max(1, os.cpu_count() or 1)
+        cctx = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, threads=cores, write_checksum=True)
+        with cctx.stream_writer(raw, closefd=False) as zw:
+            yield zw
+
+
+def _write_tar(stream: IO[bytes], members: list[ArchiveEntry], epoch: int, report: _Progress) -> None:
+    # Stream mode ("w|") counts its own offset from zero, so the end-of-archive padding
+    # cannot depend on what the compressor's tell() reports.
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        for m in members:
+            st = os.lstat(m.source)
+            info = tarfile.TarInfo(m.name)
+            info.mtime = epoch
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if stat.S_ISLNK(st.st_mode):
+                info.type = tarfile.SYMTYPE
+                info.linkname = m.link_target or os.readlink(m.source)
+                info.mode = 0o777
+                tf.addfile(info)
+            elif stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tf.addfile(info)
+            elif stat.S_ISREG(st.st_mode):
+                info.size = st.st_size
+                info.mode = normal_mode(st.st_mode)
+                with m.source.open("rb") as f:
+                    tf.addfile(info, report.reader(f))
+            else:
+                raise VenvStacksError(f"{m.source}: cannot archive a special file")
+
+
+def _write_zip(raw: IO[bytes], members: list[ArchiveEntry], epoch: int, report: _Progress) -> None:
+    date_time = time.gmtime(max(epoch, _ZIP_EPOCH_MIN))[:6]
+    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for m in members:
+            st = os.lstat(m.source)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            info = zipfile.ZipInfo(m.name + "/" if is_dir else m.name, date_time)
+            info.create_system = 3  # Unix, whatever machine wrote it
+            if stat.S_ISLNK(st.st_mode):
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+                info.compress_type = zipfile.ZIP_STORED
+                zf.writestr(info, (m.link_target or os.readlink(m.source)).encode())
+            elif is_dir:
+                info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
+                zf.writestr(info, b"")
+            elif stat.S_ISREG(st.st_mode):
+                info.external_attr = (stat.S_IFREG | normal_mode(st.st_mode)) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.file_size = st.st_size
+                with m.source.open("rb") as src, zf.open(info, "w") as dst:
+                    for block in iter(lambda: src.read(_CHUNK), b""):
+                        dst.write(block)
+                        report.add(len(block))
+            else:
+                raise VenvStacksError(f"{m.source}: cannot archive a special file")
+
+
+class _Progress:
+    def __init__(self, total: int, callback: Progress | None, *, count_reads: bool = True) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+        self.count_reads = count_reads
+        if callback:
+            callback(0, total)
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.callback and n and self.count_reads:
+            self.callback(self.done, self.total)
+
+    def compressed(self, stream_bytes: int) -> None:
+        # The tar stream is a little longer than the file contents (headers, padding).
+        if self.callback:
+            self.callback(min(stream_bytes, self.total), self.total)
+
+    def reader(self, f: IO[bytes]) -> Any:
+        """A file tarfile can pull a member's bytes from while we count them."""
+        progress = self
+
+        class Reader:
+            def read(self, n: int = -1) -> bytes:
+                data = f.read(n)
+                progress.add(len(data))
+                return data
+
+        return Reader()

@@ -1,0 +1,366 @@
+"""Deploying published layers into a folder on the target machine.
+
+::
+
+    result = deploy(published, target_dir, include=["app-*"], log=print)
+
+``published`` is a publish output folder (holding ``__venvstacks__/venvstacks.json``, or a
+single ``venvstacks-<platform>.json``) or the path of such a metadata file; archives are
+looked up in the folder above ``__venvstacks__/``. ``include`` holds fnmatch patterns
+matched against ``layer_name`` and ``install_target`` (empty: every layer); the layers each
+selected one needs (``runtime_layer``, ``required_layers``) are added.
+
+Before anything is unpacked, every needed layer must be published or already deployed in
+``target_dir``, and each archive to unpack must have the published size and sha256. Each
+layer is then unpacked safely into a hidden folder beside its destination, its
+``postinstall.py`` runs there (with the deployed runtime's Python, so only once the layers
+it needs are in place), and only then is it renamed into place, replacing an older copy.
+Layers that do not need each other are unpacked and finished at the same time
+(``layerpool.py``).
+A small state file (``.venvstacks-deploy.json``) records each layer's archive sha256, so a
+redeploy skips unchanged layers; if the whole folder was moved since, the skipped layers'
+``postinstall.py`` is rerun so their absolute paths follow. The returned
+:class:`DeployResult` says how to run each app: ``<target>/<app>/bin/python -m <module>``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shlex
+import shutil
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from venvstacks.errors import VenvStacksError, run
+from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
+from venvstacks.ship.blockstream import cores
+from venvstacks.ship.export import LAYER_CONFIG, read_layer_config
+from venvstacks.ship.layerpool import LayerSteps, run_layers
+from venvstacks.ship.publish import METADATA_DIR, STACK_KEYS
+from venvstacks.ship.unpack import unpack_to_staging
+
+STATE_FILE = ".venvstacks-deploy.json"
+_KIND_ORDER = {kind: rank for rank, kind in enumerate(STACK_KEYS.values())}
+
+
+@dataclass(frozen=True)
+class PublishedLayer:
+    kind: str  # "runtimes", "frameworks" or "applications", as in venvstacks.json
+    metadata: Mapping[str, Any]
+    archive: Path
+
+    @property
+    def install_target(self) -> str:
+        return str(self.metadata["install_target"])
+
+    @property
+    def needs(self) -> list[str]:
+        """Install targets of the layers this one runs on (runtime first)."""
+        deps = [str(d) for d in self.metadata.get("required_layers") or []]
+        runtime = self.metadata.get("runtime_layer")
+        if runtime and runtime != self.install_target:
+            deps.insert(0, str(runtime))
+        return deps
+
+
+@dataclass(frozen=True)
+class AppCommand:
+    layer_name: str
+    argv: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    target_dir: Path
+    deployed: tuple[str, ...]  # install targets unpacked by this run
+    unchanged: tuple[str, ...]  # install targets skipped (same sha256 already there)
+    apps: tuple[AppCommand, ...]
+
+
+# --- planning (pure) ---------------------------------------------------------------------
+
+
+def load_published(published: Path) -> list[PublishedLayer]:
+    """Read a stack's published metadata; ``published`` is the output folder or the file."""
+    meta_file = _find_stack_metadata(published)
+    try:
+        data = json.loads(meta_file.read_text(encoding="utf-8"))
+        groups = data["layers"]
+        archive_dir = meta_file.parent
+        if archive_dir.name == METADATA_DIR:
+            archive_dir = archive_dir.parent
+        layers = [
+            PublishedLayer(kind, meta, archive_dir / str(meta["archive_name"]))
+            for kind in STACK_KEYS.values()
+            for meta in groups.get(kind, [])
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise VenvStacksError(f"{meta_file}: not valid venvstacks metadata ({exc})") from None
+    for layer in layers:
+        # These become paths below the target folder: a hostile "../x" must not.
+        for name in (layer.install_target, str(layer.metadata["archive_name"]), *layer.needs):
+            if not is_plain_name(name):
+                raise VenvStacksError(f"{meta_file}: {name!r} is not a plain layer or file name")
+    return layers
+
+
+def is_plain_name(name: str) -> bool:
+    """A single path component that is neither hidden (our staging names) nor special."""
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
+
+
+def _find_stack_metadata(published: Path) -> Path:
+    if published.is_file():
+        return published
+    folder = published / METADATA_DIR if (published / METADATA_DIR).is_dir() else published
+    if (folder / "venvstacks.json").is_file():
+        return folder / "venvstacks.json"
+    tagged = sorted(folder.glob("venvstacks-*.json"))
+    if len(tagged) == 1:
+        return tagged[0]
+    if tagged:
+        names = ", ".join(p.name for p in tagged)
+        raise VenvStacksError(f"{folder}: several platforms ({names}); pass one file instead")
+    raise VenvStacksError(f"{published}: no {METADATA_DIR}/venvstacks.json found")
+
+
+def select_layers(
+    layers: Sequence[PublishedLayer],
+    include: Sequence[str],
+    already_deployed: Callable[[str], bool],
+) -> list[PublishedLayer]:
+    """The layers matching ``include`` plus what they need, in deployment order."""
+    by_target = {layer.install_target: layer for layer in layers}
+    if include:
+        wanted = [
+            layer
+            for layer in layers
+            if any(
+                fnmatch.fnmatchcase(str(layer.metadata.get("layer_name")), pat)
+                or fnmatch.fnmatchcase(layer.install_target, pat)
+                for pat in include
+            )
+        ]
+        if not wanted:
+            raise VenvStacksError(f"--include {' '.join(include)}: matches no published layer")
+    else:
+        wanted = list(layers)
+    chosen: dict[str, PublishedLayer] = {}
+    todo = list(wanted)
+    while todo:
+        layer = todo.pop()
+        if layer.install_target in chosen:
+            continue
+        chosen[layer.install_target] = layer
+        for dep in layer.needs:
+            if dep in by_target:
+                todo.append(by_target[dep])
+            elif not already_deployed(dep):
+                raise VenvStacksError(
+                    f"{layer.install_target} needs layer {dep}, which is neither published "
+                    "here nor deployed in the target folder"
+                )
+    # Runtimes, frameworks, apps; within a kind, a layer after the layers it needs.
+    order = {target: i for i, target in enumerate(by_target)}
+    ranked = sorted(chosen.values(), key=lambda la: (_KIND_ORDER[la.kind], order[la.install_target]))
+    result: list[PublishedLayer] = []
+    placed: set[str] = set()
+
+    def place(layer: PublishedLayer) -> None:
+        if layer.install_target in placed:
+            return
+        placed.add(layer.install_target)
+        for dep in layer.needs:
+            if dep in chosen:
+                place(chosen[dep])
+        result.append(layer)
+
+    for layer in ranked:
+        place(layer)
+    return result
+
+
+# --- effects -----------------------------------------------------------------------------
+
+
+def deploy(
+    published: Path,
+    target_dir: Path,
+    *,
+    include: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+    python: Path | None = None,
+    jobs: int | None = None,
+) -> DeployResult:
+    """Deploy the published layers selected by ``include`` into ``target_dir``.
+
+    ``python`` runs every ``postinstall.py`` if given; by default each layer's own base
+    Python (the deployed runtime's) runs it. Up to ``jobs`` layers (default: one per core)
+    unpack at once; ``jobs=1`` deploys one layer after another.
+    """
+    target_dir = target_dir.absolute()
+    layers = load_published(published)
+    check_folder_path(target_dir, "deploy target")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(target_dir / f"{STATE_FILE}.lock"):
+        _remove_leftovers(target_dir)
+        state = _read_state(target_dir)
+        recorded: dict[str, Any] = state.setdefault("layers", {})
+        selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))
+        todo = {la.install_target for la in selected if not _is_current(la, target_dir, recorded)}
+        for layer in selected:  # every archive is checked before any is unpacked
+            if layer.install_target in todo:
+                _verify_archive(layer)
+        if state.get("path") not in (None, str(target_dir)):
+            _relink_moved(target_dir, [t for t in recorded if t not in todo], python, log)
+        state["path"] = str(target_dir)
+        write_atomic(target_dir / STATE_FILE, dump_json(state))
+
+        def record(layer: PublishedLayer) -> None:
+            recorded[layer.install_target] = {
+                "layer_name": layer.metadata.get("layer_name"),
+                "sha256": _archive_sha256(layer),
+                "files_manifest_sha256": layer.metadata.get("files_manifest_sha256"),
+            }
+            write_atomic(target_dir / STATE_FILE, dump_json(state))
+
+        steps = LayerSteps(
+            unpack=lambda layer, stop: _unpack_layer(layer, target_dir, stop, log),
+            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir, python),
+            discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
+            on_done=record,
+        )
+        pending = {la.install_target: la for la in selected if la.install_target in todo}
+        run_layers(pending, {t: la.needs for t, la in pending.items()}, steps, jobs or cores())
+        _check_complete(selected, target_dir)
+    apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
+    deployed = tuple(la.install_target for la in selected if la.install_target in todo)
+    unchanged = tuple(la.install_target for la in selected if la.install_target not in todo)
+    return DeployResult(target_dir, deployed, unchanged, apps)
+
+
+def _unpack_layer(
+    layer: PublishedLayer, target_dir: Path, stop: threading.Event, log: Callable[[str], None]
+) -> Path:
+    log(f"Deploying {layer.install_target} from {layer.archive.name}")
+    return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop)
+
+
+def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path, python: Path | None) -> None:
+    try:
+        # Staging is a sibling of the destination, so postinstall can finish the layer
+        # before it becomes visible under its real name.
+        run_postinstall(staging, python)
+        replace_dir(staging, target_dir / layer.install_target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _relink_moved(
+    target_dir: Path, targets: Sequence[str], python: Path | None, log: Callable[[str], None]
+) -> None:
+    present = [target_dir / t for t in targets if is_plain_name(t) and _is_deployed(target_dir / t)]
+    # Runtimes first: the others' postinstall runs with the runtime's Python.
+    present.sort(key=lambda d: not _is_runtime(d))
+    for layer_dir in present:
+        log(f"Relinking {layer_dir.name} (the target folder was moved)")
+        run_postinstall(layer_dir, python)
+
+
+def run_postinstall(layer_dir: Path, python: Path | None = None) -> None:
+    """Run a deployed layer's ``postinstall.py`` with ``python`` or its base Python."""
+    runner: Path | str = python or sys.executable
+    if python is None:
+        base = read_layer_config(layer_dir).get("base_python")
+        if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
+            runner = os.path.normpath(os.path.join(layer_dir, base))
+    cmd = [runner, "-X", "utf8", "-I", layer_dir / "postinstall.py"]
+    run(f"postinstall of {layer_dir.name}", cmd)
+
+
+def _is_runtime(layer_dir: Path) -> bool:
+    config = read_layer_config(layer_dir)
+    return config.get("python") == config.get("base_python")
+
+
+def _remove_leftovers(target_dir: Path) -> None:
+    # Staging and swapped-out folders of a deploy that was killed; we hold the lock.
+    for pattern in (".*.partial-*", ".*.old-*"):
+        for path in target_dir.glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _is_deployed(layer_dir: Path) -> bool:
+    return (layer_dir / LAYER_CONFIG).is_file()
+
+
+def _is_current(layer: PublishedLayer, target_dir: Path, recorded: Mapping[str, Any]) -> bool:
+    entry = recorded.get(layer.install_target)
+    return (
+        isinstance(entry, dict)
+        and entry.get("sha256") == _archive_sha256(layer)
+        and _is_deployed(target_dir / layer.install_target)
+    )
+
+
+def _archive_sha256(layer: PublishedLayer) -> str:
+    hashes = layer.metadata.get("archive_hashes")
+    if not isinstance(hashes, dict) or not isinstance(hashes.get("sha256"), str):
+        raise VenvStacksError(f"{layer.install_target}: published metadata has no sha256")
+    return str(hashes["sha256"])
+
+
+def _verify_archive(layer: PublishedLayer) -> None:
+    path = layer.archive
+    if not path.is_file():
+        raise VenvStacksError(f"{path}: archive missing for layer {layer.install_target}")
+    size, expected = path.stat().st_size, layer.metadata.get("archive_size")
+    if expected is not None and size != expected:
+        raise VenvStacksError(
+            f"{path.name}: {size} bytes but {expected} were published; incomplete download?"
+        )
+    actual = sha256_file(path)
+    if actual != _archive_sha256(layer):
+        raise VenvStacksError(
+            f"{path.name}: sha256 {actual} does not match the published "
+            f"{_archive_sha256(layer)}; the archive is damaged or was replaced"
+        )
+
+
+def _check_complete(selected: Sequence[PublishedLayer], target_dir: Path) -> None:
+    for layer in selected:
+        for dep in layer.needs:
+            if not _is_deployed(target_dir / dep):
+                raise VenvStacksError(f"{layer.install_target}: needed layer {dep} is missing")
+
+
+def _is_app(layer: PublishedLayer) -> bool:
+    return layer.kind == "applications" and bool(layer.metadata.get("app_launch_module"))
+
+
+def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
+    layer_dir = target_dir / layer.install_target
+    rel = read_layer_config(layer_dir).get("python", "bin/python")
+    module = str(layer.metadata["app_launch_module"])
+    argv = (str(layer_dir / str(rel)), "-m", module)
+    return AppCommand(str(layer.metadata.get("layer_name")), argv)
+
+
+def _read_state(target_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((target_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # no usable record: every layer is deployed afresh
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,161 @@
+"""Which files of a built layer ship, and the local export of a layer.
+
+``layer_entries(layer_dir, top)`` is the one definition of a layer's shipped tree, used by
+both the local export (below) and publishing (``publish.py``). It walks the build folder
+``layer_dir`` and returns :class:`~venvstacks.ship.archives.ArchiveEntry` items named
+``top/...`` (``top`` being the layer's deployed name), leaving out what only makes sense on
+the build machine:
+
+* ``__pycache__/`` folders and ``*.pyc`` files (postinstall compiles on the target);
+* ``pyvenv.cfg`` and ``<site_dir>/sitecustomize.py`` (absolute build paths; postinstall
+  writes new ones);
+* top-level dot-files and dot-folders, and ``share/venv/metadata/build-state/``;
+* symlinks leaving the layer, such as a venv's ``bin/python`` pointing at the runtime
+  (postinstall recreates it). Absolute links that stay inside become relative.
+
+and it adds this package's ``_injected/postinstall.py`` as ``top/postinstall.py``.
+
+``export_layer(layer_dir, export_dir, install_target)`` materialises those entries as
+``<export_dir>/<install_target>/`` (hard links where the filesystem allows, copies
+otherwise), then runs its ``postinstall.py`` with ``python`` (default: the running
+interpreter). The work happens in a hidden folder beside the destination, which is renamed
+into place only after postinstall succeeded, so an interrupted export never looks done.
+Because exported files may be hard links to build files, edit neither in place.
+Export a layer's runtime (and lower layers) first: postinstall byte-compiles with the
+runtime's Python when ``python`` is another version.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from venvstacks.errors import VenvStacksError, run
+from venvstacks.fsutil import replace_dir
+from venvstacks.ship.archives import ArchiveEntry
+
+LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
+"""The deployed layer config, relative to a layer folder."""
+
+BUILD_STATE = "share/venv/metadata/build-state"
+POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / "postinstall.py"
+
+
+def read_layer_config(layer_dir: Path) -> dict[str, object]:
+    path = layer_dir / LAYER_CONFIG
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VenvStacksError(f"{path}: missing; is {layer_dir} a built layer?") from None
+    except (OSError, ValueError) as exc:
+        raise VenvStacksError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise VenvStacksError(f"{path}: expected a JSON object")
+    return data
+
+
+def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
+    """The files, folders and symlinks of the built layer that ship, named ``top/...``."""
+    site_dir = read_layer_config(layer_dir).get("site_dir")
+    if not isinstance(site_dir, str):
+        raise VenvStacksError(f"{layer_dir / LAYER_CONFIG}: 'site_dir' must be a string")
+    skipped = {"pyvenv.cfg", "postinstall.py", f"{site_dir}/sitecustomize.py", BUILD_STATE}
+    root = os.path.abspath(layer_dir)
+    entries = [
+        ArchiveEntry(top, layer_dir),
+        ArchiveEntry(f"{top}/postinstall.py", POSTINSTALL_SCRIPT),
+    ]
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        keep_dirs = []
+        for name in sorted(dirnames + filenames):
+            rel = prefix + name
+            path = os.path.join(dirpath, name)
+            if _excluded(rel, name, skipped):
+                continue
+            if os.path.islink(path):
+                target = _link_inside(path, root)
+                if target is not None:
+                    entries.append(ArchiveEntry(f"{top}/{rel}", Path(path), target))
+            elif os.path.isdir(path):
+                keep_dirs.append(name)
+                entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
+            elif os.path.isfile(path):
+                entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
+            else:
+                raise VenvStacksError(f"{path}: sockets, fifos and devices cannot ship")
+        dirnames[:] = keep_dirs  # symlinked and excluded folders are not walked
+    return sorted(entries)
+
+
+def _excluded(rel: str, name: str, skipped: set[str]) -> bool:
+    return (
+        rel in skipped
+        or name == "__pycache__"
+        or name.endswith(".pyc")
+        or ("/" not in rel and name.startswith("."))
+    )
+
+
+def _link_inside(link: str, root: str) -> str | None:
+    """The link's target, made relative, if it stays inside root; None if it leaves."""
+    target = os.readlink(link)
+    here = os.path.dirname(link)
+    resolved = os.path.normpath(os.path.join(here, target))
+    if os.path.commonpath([root, resolved]) != root:
+        return None
+    return os.path.relpath(resolved, here) if os.path.isabs(target) else target
+
+
+def export_layer(
+    layer_dir: Path,
+    export_dir: Path,
+    install_target: str,
+    *,
+    python: str | Path = sys.executable,
+) -> Path:
+    """Export the built layer to ``export_dir/install_target`` and run its postinstall."""
+    entries = layer_entries(layer_dir, install_target)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{install_target}.partial-", dir=export_dir))
+    try:
+        staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the layer's mode
+        materialise(entries, install_target, staging)
+        # Staging is a sibling of the destination, so the peer paths postinstall writes
+        # ("../cpython-3.11/...") already hold their final values.
+        script = staging / "postinstall.py"
+        run(f"postinstall of {install_target}", [python, "-X", "utf8", "-I", script])
+        replace_dir(staging, export_dir / install_target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return export_dir / install_target
+
+
+def materialise(entries: list[ArchiveEntry], top: str, dest: Path) -> None:
+    """Recreate entries named ``top/...`` below ``dest``, hard-linking files if possible."""
+    can_link = True
+    for entry in sorted(entries):
+        rel = entry.name.removeprefix(top).lstrip("/")
+        path = dest / rel
+        if entry.link_target is not None:
+            os.symlink(entry.link_target, path)
+        elif entry.source.is_dir():
+            path.mkdir(exist_ok=True)
+        else:
+            if can_link:
+                try:
+                    os.link(entry.source, path)
+                    continue
+                except OSError as exc:
+                    # Another filesystem, or one without hard links: copy from now on.
+                    if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                        raise
+                    can_link = False
+            shutil.copy2(entry.source, path)

@@ -1,0 +1,226 @@
+"""The safe extractor that deploy uses.
+
+``unpack_to_staging(archive, dest_parent, top)`` unpacks an archive whose members all live
+under ``top/`` into a hidden folder beside ``dest_parent/top`` (what was under ``top/`` lands
+directly in it), for the caller to finish (postinstall) and move with ``fsutil.replace_dir``;
+``extract_archive`` does both. Absolute names, ``..``, links leaving ``top/``, devices and
+fifos are refused with one :class:`VenvStacksError` line, and nothing is written outside
+the staging folder: symlinks are created last, so no write can pass through one, and are
+then checked again with ``realpath``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import gzip
+import lzma
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import tempfile
+import threading
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import zstandard
+
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import replace_dir
+from venvstacks.ship.archives import ArchiveFormat
+from venvstacks.ship.xzblocks import open_xz
+
+_CHUNK = 1 << 20
+
+
+class Stopped(Exception):
+    """Unpacking was abandoned because another step of the same deploy failed."""
+
+
+class _Refused(Exception):
+    """Why an archive is refused; reported as one VenvStacksError line naming it."""
+
+
+_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, zlib.error, EOFError)
+
+
+@dataclass(frozen=True)
+class _Member:
+    rel: str  # path below the top folder ("" is the top folder itself)
+    kind: str  # "dir", "file", "symlink", "hardlink"
+    mode: int = 0o755
+    mtime: int = 0
+    link: str = ""  # symlink target, or (hardlink) the rel of the file it shares
+
+
+def unpack_to_staging(
+    archive: Path, dest_parent: Path, top: str, *, stop: threading.Event | None = None
+) -> Path:
+    """Unpack ``archive`` (all members under ``top/``) into a new folder beside
+    ``dest_parent/top`` and return that folder. The caller moves it into place with
+    :func:`replace_dir`, or deletes it. Once ``stop`` is set, unpacking ends (between two
+    members) with :class:`Stopped` and the folder is removed."""
+    fmt = ArchiveFormat.from_name(archive.name)
+    dest_parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{top}.partial-", dir=dest_parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the layer's mode
+        _unpack(archive, fmt, staging, top, stop or threading.Event())
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = str(exc) if isinstance(exc, _Refused) else f"damaged or truncated ({exc})"
+        if isinstance(exc, (_Refused, *_DAMAGED, zstandard.ZstdError)):
+            raise VenvStacksError(f"refusing to unpack {archive.name}: {reason}") from None
+        raise
+    return staging
+
+
+def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
+    """Unpack safely and move the result to ``dest_parent/top`` (replacing what was there)."""
+    staging = unpack_to_staging(archive, dest_parent, top)
+    replace_dir(staging, dest_parent / top)
+    return dest_parent / top
+
+
+def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str, stop: threading.Event) -> None:
+    seen: dict[str, _Member] = {}
+    links: list[_Member] = []
+    made = {staging}  # folders known to exist (no symlink exists below staging yet)
+    reader = _read_zip(archive, top) if fmt is ArchiveFormat.ZIP else _read_tar(archive, fmt, top)
+    for member, data in reader:
+        if stop.is_set():
+            raise Stopped(f"unpacking {archive.name} was stopped")
+        if member.rel in seen:
+            raise _Refused(f"duplicate member {top}/{member.rel}")
+        seen[member.rel] = member
+        target = staging / member.rel if member.rel else staging
+        try:
+            if member.kind == "dir":
+                target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                made.add(target)
+            elif member.kind == "file":
+                if target.parent not in made:  # one mkdir per folder, not one per file
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                _write_file(target, data, member)
+            else:
+                links.append(member)
+        except OSError as exc:  # e.g. a file below another file: never a real layer
+            raise _Refused(f"cannot write {top}/{member.rel} ({exc.strerror})") from None
+    _check_links(links, seen, top)
+    # Links go last: until now no symlink existed below staging, so no write could have
+    # been redirected through one.
+    for m in sorted(links, key=lambda m: m.kind != "hardlink"):
+        target = staging / m.rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if m.kind == "hardlink":
+            os.link(staging / m.link, target, follow_symlinks=False)
+        else:
+            os.symlink(m.link, target)
+    root = os.path.realpath(staging)
+    for m in links:  # now with the real links on disk, chains included
+        if m.kind == "symlink" and not _inside(os.path.realpath(staging / m.rel), root):
+            raise _Refused(f"symlink {top}/{m.rel} points outside {top}/")
+
+
+def _check_links(links: list[_Member], seen: dict[str, _Member], top: str) -> None:
+    symlinks = {m.rel for m in links if m.kind == "symlink"}
+    for rel in seen:
+        parts = rel.split("/")
+        if any("/".join(parts[:i]) in symlinks for i in range(1, len(parts))):
+            raise _Refused(f"member {top}/{rel} lies below a symlink")
+    for m in links:
+        if m.kind == "hardlink":
+            if m.link not in seen or seen[m.link].kind != "file":
+                raise _Refused(f"hard link {top}/{m.rel} points outside {top}/ or not to a file")
+        # A named fake root: normpath("/..") would quietly give "/" back.
+        elif posixpath.isabs(m.link) or not _inside(
+            posixpath.normpath(posixpath.join("/top", posixpath.dirname(m.rel), m.link)), "/top"
+        ):
+            raise _Refused(f"symlink {top}/{m.rel} points outside {top}/")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _write_file(target: Path, data: IO[bytes] | None, member: _Member) -> None:
+    # O_EXCL: the name is new (duplicates were refused), so an existing entry means trouble.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        if data is not None:
+            shutil.copyfileobj(data, out, _CHUNK)
+        out.flush()  # before the times are set: a later write would change them
+        os.fchmod(fd, member.mode)
+        os.utime(fd, (member.mtime, member.mtime))
+
+
+def _member_rel(name: str, top: str) -> str:
+    if name.startswith("/") or "\\" in name or "\0" in name:
+        raise _Refused(f"member {name!r} has an absolute or invalid path")
+    parts = name.rstrip("/").split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise _Refused(f"member {name!r} has '..', '.' or empty path parts")
+    if parts[0] != top:
+        raise _Refused(f"member {name!r} lies outside the expected folder {top}/")
+    return "/".join(parts[1:])
+
+
+_Read = Iterator[tuple[_Member, IO[bytes] | None]]
+_SPECIAL = "is a device, fifo or other special file"
+
+
+@contextlib.contextmanager
+def open_tar(archive: Path, fmt: ArchiveFormat) -> Iterator[tarfile.TarFile]:
+    """The archive as a tar stream (members in order, read once), whatever its compression."""
+    with archive.open("rb") as raw, contextlib.ExitStack() as stack:
+        stream: Any
+        if fmt is ArchiveFormat.TAR_GZ:
+            stream = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        elif fmt is ArchiveFormat.TAR_XZ:
+            stream = stack.enter_context(open_xz(archive))  # our blocks decode in parallel
+        else:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+            stream = stack.enter_context(reader)
+        yield stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+
+
+def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
+    with open_tar(archive, fmt) as tf:
+        for ti in tf:
+            rel = _member_rel(ti.name, top)
+            if ti.isreg():
+                member = _Member(rel, "file", ti.mode & 0o755 | 0o600, int(ti.mtime))
+                yield member, tf.extractfile(ti)
+            elif ti.isdir():
+                yield _Member(rel, "dir"), None
+            elif ti.issym():
+                yield _Member(rel, "symlink", link=ti.linkname), None
+            elif ti.islnk():
+                yield _Member(rel, "hardlink", link=_member_rel(ti.linkname, top)), None
+            else:
+                raise _Refused(f"member {ti.name!r} {_SPECIAL}")
+
+
+def _read_zip(archive: Path, top: str) -> _Read:
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            rel = _member_rel(info.filename, top)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                yield _Member(rel, "symlink", link=zf.read(info).decode()), None
+            elif info.is_dir() or stat.S_ISDIR(mode):
+                yield _Member(rel, "dir"), None
+            elif stat.S_ISREG(mode) or stat.S_IFMT(mode) == 0:
+                mtime = calendar.timegm((*info.date_time, 0, 0, -1))
+                file_mode = (mode & 0o755 | 0o600) if mode else 0o644
+                with zf.open(info) as data:
+                    yield _Member(rel, "file", file_mode, mtime), data
+            else:
+                raise _Refused(f"member {info.filename!r} {_SPECIAL}")

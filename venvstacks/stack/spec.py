@@ -1,0 +1,363 @@
+"""Parse and validate a `venvstacks.toml` into immutable layer specs.
+
+Every field the existing venvstacks accepts is accepted here with the same meaning. All
+validation happens up front, so a bad stack file fails before anything is locked or built,
+with one line naming the file, the layer and the field.
+
+This module holds the specs, the top level of the file and [tool.uv], and which fields each
+kind of layer has; the rules for each field's value live in `venvstacks.stack.fields`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from venvstacks.errors import SpecError
+from venvstacks.stack import fields, uvkeys
+
+# Defined beside the rules that use them; re-exported because callers import them from here.
+from venvstacks.stack.fields import ALL_PLATFORMS as ALL_PLATFORMS
+from venvstacks.stack.fields import DEFAULT_LINUX_TARGET as DEFAULT_LINUX_TARGET
+from venvstacks.stack.fields import module_name as module_name
+
+
+class LayerKind(Enum):
+    RUNTIME = "runtimes"
+    FRAMEWORK = "frameworks"
+    APPLICATION = "applications"
+
+    @property
+    def prefix(self) -> str:
+        return fields.BUILD_NAME_PREFIXES[self.value]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    kind: LayerKind
+    name: str  # as written in the stack file
+    env_name: str  # build name: cpython-3.11, framework-x, app-y
+    requirements: tuple[str, ...]
+    platforms: tuple[str, ...]  # resolved; empty means the layer is disabled
+    versioned: bool
+    linux_target: str
+    macosx_target: str | None
+    dynlib_exclude: tuple[str, ...]
+    package_indexes: tuple[tuple[str, str], ...]  # own + inherited from lower layers
+    priority_indexes: tuple[str, ...]
+    index_overrides: tuple[tuple[str, str], ...]
+    python_implementation: str  # the runtime's request, e.g. cpython@3.11
+    runtime: str | None  # env name of the runtime layer (None for runtimes)
+    frameworks: tuple[str, ...]  # declared framework env names
+    lower: tuple[str, ...]  # framework env names in sys.path (C3) order
+    launch_module: Path | None = None
+    support_modules: tuple[Path, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.platforms)
+
+    @property
+    def launch_module_name(self) -> str | None:
+        return module_name(self.launch_module) if self.launch_module else None
+
+    @property
+    def lock_stem(self) -> str:
+        # uv insists on pylock.<name>.toml with no dots in <name>
+        return self.env_name.replace(".", "_")
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    path: Path
+    layers: tuple[LayerSpec, ...]  # runtimes, frameworks, applications: lower layers first
+    uv_config: Mapping[str, Any]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def layer(self, env_name: str) -> LayerSpec:
+        for layer in self.layers:
+            if layer.env_name == env_name:
+                return layer
+        raise KeyError(env_name)
+
+    def requirements_dir(self, layer: LayerSpec) -> Path:
+        return self.root / "requirements" / layer.env_name
+
+
+COMMON_FIELDS = {
+    "name": str,
+    "requirements": list,
+    "platforms": list,
+    "versioned": bool,
+    "linux_target": str,
+    "macosx_target": str,
+    "dynlib_exclude": list,
+    "package_indexes": dict,
+    "priority_indexes": list,
+    "index_overrides": dict,
+}
+KIND_FIELDS: dict[LayerKind, dict[str, type]] = {
+    LayerKind.RUNTIME: {"python_implementation": str, "fully_versioned_name": str},
+    LayerKind.FRAMEWORK: {"runtime": str, "frameworks": list},
+    LayerKind.APPLICATION: {
+        "runtime": str,
+        "frameworks": list,
+        "launch_module": str,
+        "support_modules": list,
+    },
+}
+DEPRECATED = {"build_requirements": "it is ignored; remove it"}
+TOP_LEVEL = {"runtimes", "frameworks", "applications", "tool"}
+
+
+def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSpec:
+    """Read, parse and validate a stack file."""
+    path = path.expanduser().resolve()
+    try:
+        data = _read_toml(path)
+    except FileNotFoundError:
+        raise SpecError(
+            path, None, None, f"stack file not found ({path.absolute()}); pass the path to a venvstacks.toml"
+        ) from None
+    return parse_stack(path, data, warn or _stderr_warning)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's contents; every way it can be unreadable is a SpecError but not-found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise SpecError(path, None, None, "is a folder; pass the path to a venvstacks.toml") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SpecError(
+            path, None, None, f"cannot be read ({reason}); check the path and permissions"
+        ) from None
+    except UnicodeDecodeError:
+        raise SpecError(path, None, None, "is not UTF-8 text; save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(path, None, None, f"not valid TOML ({exc}); fix the syntax") from None
+
+
+def _stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def parse_stack(path: Path, data: Mapping[str, Any], warn: Callable[[str], None]) -> StackSpec:
+    unknown = sorted(set(data) - TOP_LEVEL)
+    if unknown:
+        raise SpecError(
+            path,
+            None,
+            unknown[0],
+            "unknown top-level key"
+            + _did_you_mean(unknown[0], TOP_LEVEL)
+            + "; expected [[runtimes]], [[frameworks]], [[applications]] or [tool.uv]",
+        )
+    uv_config = _uv_config(path, data)
+    parser = _Parser(path, uv_config, warn, _framework_names(data))
+    for kind in LayerKind:
+        tables = data.get(kind.value, [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise SpecError(path, None, kind.value, f"must be an array of tables ([[{kind.value}]])")
+        for index, table in enumerate(tables):
+            parser.add(kind, index, table)
+    if not any(layer.kind is LayerKind.RUNTIME for layer in parser.layers):
+        raise SpecError(path, None, "runtimes", "the stack defines no runtime; add a [[runtimes]] table")
+    return StackSpec(path=path, layers=tuple(parser.layers), uv_config=uv_config)
+
+
+def _framework_names(data: Mapping[str, Any]) -> set[Any]:
+    """Every [[frameworks]] name in the file, read ahead so errors can spot forward references."""
+    frameworks = data.get(LayerKind.FRAMEWORK.value)
+    if not isinstance(frameworks, list):
+        return set()
+    return {t.get("name") for t in frameworks if isinstance(t, dict)}
+
+
+def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise SpecError(path, None, "tool", "must be a table")
+    inline = tool.get("uv")
+    if inline is not None:
+        if not isinstance(inline, dict):
+            raise SpecError(path, None, "tool.uv", "must be a table")
+        uvkeys.check_settings(path, inline, "tool.uv.")
+        return dict(inline)
+    # As upstream: a venvstacks.uv.toml beside the stack file is used only without [tool.uv].
+    side_file = path.parent / "venvstacks.uv.toml"
+    if side_file.exists():
+        settings = _read_toml(side_file)
+        uvkeys.check_settings(side_file, settings, "")
+        return settings
+    return {}
+
+
+class _Parser:
+    """Turns layer tables into LayerSpecs, in file order: a layer may only use layers above it."""
+
+    def __init__(
+        self,
+        path: Path,
+        uv_config: Mapping[str, Any],
+        warn: Callable[[str], None],
+        framework_names: set[Any],
+    ) -> None:
+        self.path = path
+        self.warn = warn
+        self.framework_names = framework_names
+        self.layers: list[LayerSpec] = []
+        self.defined: dict[LayerKind, dict[str, LayerSpec]] = {kind: {} for kind in LayerKind}
+        indexes = uv_config.get("index", [])
+        if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
+            raise SpecError(path, None, "tool.uv.index", "must be an array of tables ([[tool.uv.index]])")
+        self.index_names = {i.get("name") for i in indexes}
+
+    def fail(self, layer: str | None, field: str | None, message: str) -> SpecError:
+        return SpecError(self.path, layer, field, message)
+
+    def add(self, kind: LayerKind, index: int, table: dict[str, Any]) -> None:
+        # Errors name the layer as every other message does (its build name) once it has one.
+        raw_name = table.get("name")
+        label = kind.prefix + raw_name if isinstance(raw_name, str) and raw_name else f"{kind.value}[{index}]"
+        checked = self._check_fields(kind, label, table)
+        unnamed = fields.LayerTable(self.path, label, checked)
+        name = fields.layer_name(unnamed, is_runtime=kind is LayerKind.RUNTIME)
+        env_name = kind.prefix + name
+        if name in self.defined[kind]:
+            raise self.fail(
+                env_name,
+                "name",
+                f"duplicate {kind.value[:-1]} name; layer names must be unique, rename one of them",
+            )
+        layer = self._build(kind, name, fields.LayerTable(self.path, env_name, checked))
+        self.layers.append(layer)
+        self.defined[kind][name] = layer
+
+    def _check_fields(self, kind: LayerKind, label: str, table: dict[str, Any]) -> dict[str, Any]:
+        """The table's fields once each is known for this kind and of the right TOML type."""
+        allowed = {**COMMON_FIELDS, **KIND_FIELDS[kind]}
+        checked: dict[str, Any] = {}
+        for key, value in table.items():
+            if key in DEPRECATED:
+                self.warn(
+                    f"{self.path.name}: layer {label!r}: field {key!r} is deprecated: {DEPRECATED[key]}"
+                )
+                continue
+            self._check_field(kind, label, allowed, key, value)
+            checked[key] = value
+        self._rename_fully_versioned_name(label, checked)
+        return checked
+
+    def _check_field(
+        self, kind: LayerKind, label: str, allowed: Mapping[str, type], key: str, value: Any
+    ) -> None:
+        if key not in allowed:
+            owners = [k.value for k in LayerKind if key in KIND_FIELDS[k]]
+            if owners:
+                only = " or ".join(f"[[{o}]]" for o in owners)
+                raise self.fail(label, key, f"is only valid for {only}; remove it from this layer")
+            expected = ", ".join(sorted(allowed))
+            raise self.fail(
+                label,
+                key,
+                f"unknown field for [[{kind.value}]]{_did_you_mean(key, allowed)}; "
+                f"expected one of: {expected}",
+            )
+        expected_type = allowed[key]
+        if not isinstance(value, expected_type):
+            raise self.fail(
+                label,
+                key,
+                f"must be a {_type_name(expected_type)}, not {_type_name(type(value))}; "
+                f"write it like {key} = {_EXAMPLES[expected_type]}",
+            )
+
+    def _rename_fully_versioned_name(self, label: str, checked: dict[str, Any]) -> None:
+        if "fully_versioned_name" not in checked:
+            return
+        if "python_implementation" in checked:
+            # As upstream: two spellings of one field is a mistake, not a preference.
+            raise self.fail(
+                label,
+                "fully_versioned_name",
+                "is the deprecated spelling of 'python_implementation', which is also set; remove it",
+            )
+        self.warn(
+            f"{self.path.name}: layer {label!r}: field 'fully_versioned_name' is deprecated: "
+            "rename it to 'python_implementation'"
+        )
+        checked["python_implementation"] = checked.pop("fully_versioned_name")
+
+    def _build(self, kind: LayerKind, name: str, t: fields.LayerTable) -> LayerSpec:
+        # The order of these calls is the order errors are reported in; keep it.
+        requirements = fields.requirements(t)
+        if kind is LayerKind.RUNTIME:
+            deps = fields.Dependencies()
+            implementation = fields.python_implementation(t)
+        else:
+            frameworks = self.defined[LayerKind.FRAMEWORK]
+            runtimes = self.defined[LayerKind.RUNTIME]
+            deps = fields.dependencies(t, runtimes, frameworks, self.framework_names)
+            # Frameworks and applications run on their runtime's Python.
+            implementation = deps.runtime.python_implementation  # type: ignore[union-attr]
+        launch, support = fields.modules(t) if kind is LayerKind.APPLICATION else (None, ())
+        below = deps.below
+        return LayerSpec(
+            kind=kind,
+            name=name,
+            env_name=t.layer,
+            requirements=requirements,
+            platforms=fields.platforms(t, below),
+            versioned=bool(t.fields.get("versioned", False)),
+            linux_target=fields.linux_target(t),
+            macosx_target=fields.macosx_target(t),
+            dynlib_exclude=fields.strings(t, "dynlib_exclude"),
+            package_indexes=fields.package_indexes(t, below, self.index_names),
+            priority_indexes=fields.priority_indexes(t, self.index_names),
+            index_overrides=fields.index_overrides(t, self.index_names),
+            python_implementation=implementation,
+            runtime=deps.runtime.env_name if deps.runtime else None,
+            frameworks=deps.frameworks,
+            lower=tuple(spec.env_name for spec in deps.lower),
+            launch_module=launch,
+            support_modules=support,
+        )
+
+
+def _did_you_mean(key: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_EXAMPLES: dict[type, str] = {
+    str: '"..."',
+    list: '["..."]',
+    dict: '{ key = "value" }',
+    bool: "true",
+}
+
+
+def _type_name(t: type) -> str:
+    return {
+        str: "string",
+        list: "list",
+        dict: "table",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+    }.get(t, t.__name__)
