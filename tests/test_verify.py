@@ -68,7 +68,12 @@ def _make_executable(layer: Path) -> str:
     return f"{SITE}/fwpkg/__init__.py: a file (executable), published as a file (not executable)"
 
 
-@pytest.mark.parametrize("change", [_tamper, _delete, _add, _make_executable])
+def _fifo(layer: Path) -> str:
+    os.mkfifo(layer / SITE / "pipe")
+    return f"{SITE}/pipe: not published (a device, fifo or socket)"
+
+
+@pytest.mark.parametrize("change", [_tamper, _delete, _add, _make_executable, _fifo])
 def test_changed_files_are_reported(
     deployed: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], str]
 ) -> None:

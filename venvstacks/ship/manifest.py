@@ -38,7 +38,7 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str  # "dir", "file" or "symlink"
+    kind: str  # "dir", "file" or "symlink" ("special" on disk: never published)
     mode: int = 0  # files: 0o755 or 0o644
     size: int = 0
     sha256: str = ""
@@ -49,7 +49,7 @@ class Entry:
             return f"a link to {self.target!r}"
         if self.kind == "file":
             return f"a file ({'executable' if self.mode & 0o111 else 'not executable'})"
-        return "a folder"
+        return "a folder" if self.kind == "dir" else "a device, fifo or socket"
 
 
 Manifest = dict[str, Entry]
