@@ -31,10 +31,13 @@ the GIL); every output byte is the same as in a serial run.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import os
 import sysconfig
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -211,10 +214,7 @@ def publish_layer(
         top = str(metadata["install_target"])
         entries = layer_entries(layer.layer_dir, top)
         manifest = manifest_text(archive_manifest(entries, top))
-        options.output_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".manifest-", dir=options.output_dir) as tmp:
-            manifest_file = Path(tmp) / "files.json"
-            manifest_file.write_text(manifest, encoding="utf-8")
+        with _manifest_file(options.output_dir, manifest) as manifest_file:
             info = write_archive(
                 archive_path,
                 [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST}", manifest_file)],
@@ -262,6 +262,33 @@ def write_stack_metadata(options: PublishOptions, results: Sequence[PublishResul
     path = options.stack_metadata_path()
     write_if_changed(path, dump_json(stack_metadata(results)))
     return path
+
+
+# Manifests being archived. As for the archives themselves (archives.py): when doit runs the
+# publish in a daemon thread, a Ctrl-C ends the interpreter without unwinding that thread.
+_unfinished: set[Path] = set()
+
+
+@atexit.register
+def _remove_unfinished() -> None:
+    for path in list(_unfinished):
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
+    """``text`` in a hidden file of ``folder`` while the archive is written, then removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".files-manifest-", suffix=".tmp", dir=folder)
+    path = Path(name)
+    _unfinished.add(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        _unfinished.discard(path)
 
 
 def _read_previous(path: Path) -> dict[str, Any] | None:
