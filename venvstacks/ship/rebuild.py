@@ -29,7 +29,7 @@ from venvstacks.ship.blockstream import cores
 from venvstacks.ship.deploy import PublishedLayer, load_published
 from venvstacks.ship.unpack import open_tar
 
-PRODUCTS = ("_build", "_export", "_artifacts", ".git")
+PRODUCTS = ("_build", "_export", "_artifacts", ".git")  # at the top of the stack folder
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Rebuilt:
         )
 
 
-def verify_rebuild(artifacts: Path, stack_file: Path, extra_args: Sequence[str] = ()) -> list[Rebuilt]:
+def verify_rebuild(artifacts: Path, stack_file: Path) -> list[Rebuilt]:
     """Rebuild what ``artifacts`` holds from ``stack_file``'s folder and compare the archives."""
     if not stack_file.is_file():
         raise VenvStacksError(
@@ -66,23 +66,26 @@ def verify_rebuild(artifacts: Path, stack_file: Path, extra_args: Sequence[str] 
     fmt = ArchiveFormat.from_name(published[0].archive.name)
     with tempfile.TemporaryDirectory(prefix="venvstacks-rebuild-") as scratch:
         copy = Path(scratch) / stack_file.parent.name
-        shutil.copytree(stack_file.parent, copy, symlinks=True, ignore=shutil.ignore_patterns(*PRODUCTS))
+        root = str(stack_file.parent)
+
+        def products(folder: str, names: list[str]) -> list[str]:
+            return [n for n in names if n in PRODUCTS] if folder == root else []
+
+        shutil.copytree(root, copy, symlinks=True, ignore=products)
         out = Path(scratch) / "_artifacts"
-        _publish(copy / stack_file.name, out, fmt, published, extra_args)
+        _publish(copy / stack_file.name, out, fmt, published)
         rebuilt = {str(la.metadata.get("layer_name")): la for la in load_published(out)}
         return [_compare(layer, rebuilt.get(str(layer.metadata.get("layer_name")))) for layer in published]
 
 
-def _publish(
-    spec: Path, out: Path, fmt: ArchiveFormat, layers: Sequence[PublishedLayer], extra: Sequence[str]
-) -> None:
+def _publish(spec: Path, out: Path, fmt: ArchiveFormat, layers: Sequence[PublishedLayer]) -> None:
     tagged = any(la.archive.name != la.install_target + fmt.suffix for la in layers)
     cmd = [sys.executable, "-m", "venvstacks", "publish", str(spec), "--output-dir", str(out)]
     cmd += ["--format", str(fmt), "--tag-outputs" if tagged else "--no-tag-outputs", "-j", str(cores())]
     for layer in layers:
         cmd += ["--include", str(layer.metadata.get("layer_name"))]
     # The build's own progress goes to stderr, as it would for `venvstacks publish`.
-    proc = subprocess.run([*cmd, *extra], stdout=sys.stderr, check=False)
+    proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
     if proc.returncode != 0:
         raise VenvStacksError(f"rebuilding {spec.parent.name} failed (exit {proc.returncode}); see above")
 
