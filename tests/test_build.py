@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
+
+# Each test builds a stack end to end through the CLI, in subprocesses.
+pytestmark = pytest.mark.slow
 
 DODO = Path(__file__).parents[1] / "dodo.py"
 
@@ -104,10 +109,10 @@ def test_a_conflict_with_a_lower_layers_pin_names_that_layer(
     stack = Stack(
         tmp_path / "stack",
         runtime_cache,
+        simple_index.url,
         framework_requirements=["vstest-pin==1.0"],
         app_requirements=["vstest-pin>=2.0"],
     ).write()
-    stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nindex-url = "{simple_index.url}"\n')
     run = stack.venvstacks("lock", str(stack.spec), check=False)
     assert run.code == 1
     (failed,) = [line for line in run.out.splitlines() if line.startswith("FAILED")]

@@ -34,10 +34,12 @@ def _ran_in(folder: Path) -> str:
 
 
 def test_console_scripts_work_after_export_deploy_and_a_move(
-    tmp_path: Path, runtime_cache: Path, simple_index: SimpleIndex
+    tmp_path: Path, runtime_cache: Path, package_index: SimpleIndex, simple_index: SimpleIndex
 ) -> None:
     make_wheel(simple_index.root, "vstest-tool", "1.0", body=TOOL, scripts={"vstest-tool": "main"})
-    stack = Stack(tmp_path / "stack", runtime_cache, app_requirements=["attrs", "vstest-tool"])
+    stack = Stack(
+        tmp_path / "stack", runtime_cache, package_index.url, app_requirements=["attrs", "vstest-tool"]
+    )
     stack.write()
     stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nextra-index-url = ["{simple_index.url}"]\n')
     stack.build()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import re
 import shlex
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from tests.support.stacks import Stack
-from tests.support.wheels import _Handler, make_wheel
+from tests.support.wheels import SimpleIndex
 from venvstacks.engine.outputs import ProgressLine
 from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
 
@@ -103,29 +101,14 @@ def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:
     beat.close()
 
 
-class _HoldingHandler(_Handler):
-    """Serves the index, but holds back one wheel until the test lets it go."""
-
-    held: str
-    release: threading.Event
-
-    def do_GET(self) -> None:
-        if self.path.endswith("/" + self.held):
-            self.release.wait(timeout=120)
-        super().do_GET()
-
-
-def test_a_long_task_reports_progress_every_few_seconds(tmp_path: Path, runtime_cache: Path) -> None:
-    wheels = tmp_path / "wheels"
-    held = make_wheel(wheels, "vstest-slow", "1.0").name
-    release = threading.Event()
-    attributes = {"wheels": wheels, "log": [], "held": held, "release": release}
-    handler = type("Handler", (_HoldingHandler,), attributes)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    stack = Stack(tmp_path / "stack", runtime_cache, app_requirements=["vstest-slow"]).write()
-    url = f"http://127.0.0.1:{server.server_address[1]}/simple"
-    stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nextra-index-url = ["{url}"]\n')
+def test_a_long_task_reports_progress_every_few_seconds(
+    tmp_path: Path, runtime_cache: Path, package_index: SimpleIndex, simple_index: SimpleIndex
+) -> None:
+    wheel = simple_index.add("vstest-slow", "1.0")
+    release = simple_index.hold(wheel.name + ".metadata")  # what locking reads
+    stack = Stack(tmp_path / "stack", runtime_cache, package_index.url, app_requirements=["vstest-slow"])
+    stack.write()
+    stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nextra-index-url = ["{simple_index.url}"]\n')
     command = [sys.executable, "-m", "venvstacks", "lock", str(stack.spec)]
     progress = []
     try:
@@ -133,7 +116,7 @@ def test_a_long_task_reports_progress_every_few_seconds(tmp_path: Path, runtime_
             command, env=stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         ) as proc:
             assert proc.stderr is not None
-            for line in proc.stderr:  # meanwhile uv waits for the held wheel: lock:app-hello runs on
+            for line in proc.stderr:  # meanwhile uv waits for the held file: lock:app-hello runs on
                 if line.startswith("   lock:app-hello: "):
                     progress.append(line.strip())
                     if len(progress) == 2:
@@ -143,8 +126,7 @@ def test_a_long_task_reports_progress_every_few_seconds(tmp_path: Path, runtime_
         assert proc.returncode == 0
     finally:
         release.set()
-        server.shutdown()
-        server.server_close()
+    assert simple_index.wait_for_request(wheel.name + ".metadata", timeout=0)  # it was held
     # The times are whole seconds as printed; a busy machine may print a line a little late.
     first, second = (re.fullmatch(r"lock:app-hello: still running \((\d+)s\)", line) for line in progress)
     assert first is not None and second is not None, progress

@@ -42,7 +42,7 @@ def tasks_for(default_stack: str = DEFAULT_STACK) -> dict[str, Any]:
 def _namespace(default_stack: str) -> dict[str, Any]:
     from doit import get_var
 
-    from venvstacks.engine.tasks import Settings
+    from venvstacks.engine.settings import Settings
     from venvstacks.errors import VenvStacksError
     from venvstacks.runtimes.options import RuntimeOptions
     from venvstacks.stack.spec import load_stack

@@ -19,9 +19,11 @@ from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
 from venvstacks.engine.progress import Heartbeat
+from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
-from venvstacks.engine.tasks import CREATORS, Settings, TaskDict
-from venvstacks.errors import VenvStacksError, uv_bin
+from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.errors import VenvStacksError
+from venvstacks.tools import uv_bin
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from venvstacks.engine.tasks import Settings
+from venvstacks.engine.settings import Settings
 from venvstacks.layout import METADATA_DIR
 from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
 
