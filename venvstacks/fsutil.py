@@ -60,20 +60,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def hash_tree(path: Path) -> str:
-    """Hash a file or a package folder by relative names and contents (no mtimes)."""
-    if path.is_file():
-        return "sha256:" + sha256_file(path)
-    h = hashlib.sha256()
-    for item in sorted(path.rglob("*")):
-        rel = item.relative_to(path)
-        if "__pycache__" in rel.parts or item.suffix == ".pyc" or not item.is_file():
-            continue
-        h.update(rel.as_posix().encode() + b"\0")
-        h.update(sha256_file(item).encode() + b"\0")
-    return "sha256:" + h.hexdigest()
-
-
 def replace_dir(new: Path, dest: Path) -> None:
     """Move folder ``new`` to ``dest``; an existing ``dest`` is swapped out, then deleted.
 

@@ -21,9 +21,10 @@ from packaging.utils import canonicalize_name
 
 from venvstacks import pylock, uvconfig
 from venvstacks.errors import VenvStacksError, run, uv_bin
-from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
+from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.graph import lower_layers
 from venvstacks.layout import LockFiles, LockOptions, lock_files
+from venvstacks.modfiles import module_hash
 from venvstacks.spec import LayerSpec, StackSpec, module_name
 
 DEFAULT_OPTIONS = LockOptions()
@@ -161,7 +162,7 @@ def lock_is_current(stack: StackSpec, layer: LayerSpec, options: LockOptions = D
     if not lock_is_valid(stack, layer, options):
         return False
     meta = read_meta(lock_files(stack, layer).meta)
-    return bool(meta.get("version_inputs_hash") == _version_inputs_hash(layer))
+    return bool(meta.get("version_inputs_hash") == _version_inputs_hash(stack, layer))
 
 
 def lock_is_valid(stack: StackSpec, layer: LayerSpec, options: LockOptions = DEFAULT_OPTIONS) -> bool:
@@ -200,7 +201,7 @@ def _write_meta(
 ) -> int:
     previous = read_meta(files.meta)
     req_hash = pylock.requirements_hash(locked)
-    version_inputs = _version_inputs_hash(layer)
+    version_inputs = _version_inputs_hash(stack, layer)
     changed = (
         previous.get("requirements_hash") != req_hash or previous.get("version_inputs_hash") != version_inputs
     )
@@ -223,13 +224,13 @@ def _write_meta(
     return lock_version
 
 
-def _version_inputs_hash(layer: LayerSpec) -> str:
+def _version_inputs_hash(stack: StackSpec, layer: LayerSpec) -> str:
     items = [f"env_name={layer.env_name}", f"versioned={layer.versioned}"]
     if layer.versioned:
         # As in the existing venvstacks: new app code is a new version of a versioned app,
         # deployed beside the old one, even when its packages stay the same.
         modules = (layer.launch_module, *layer.support_modules)
-        items += [f"module={module_name(m)}:{hash_tree(m)}" for m in modules if m is not None]
+        items += [f"module={module_name(m)}:{module_hash(m, stack.root)}" for m in modules if m is not None]
     return pylock.hash_strings(items)
 
 
@@ -237,7 +238,7 @@ def _bump_version_if_needed(stack: StackSpec, layer: LayerSpec, files: LockFiles
     """A valid lock whose version inputs (an app's modules) changed gets the next lock
     version without running uv; returns that version, or None if nothing changed."""
     previous = read_meta(files.meta)
-    if previous.get("version_inputs_hash") == _version_inputs_hash(layer):
+    if previous.get("version_inputs_hash") == _version_inputs_hash(stack, layer):
         return None
     inputs = {key: previous[key] for key in _INPUT_KEYS}
     return _write_meta(stack, layer, files, read_lock(files.pylock), inputs)

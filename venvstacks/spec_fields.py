@@ -9,7 +9,10 @@ fields each kind has), so this module sits below `venvstacks.spec` with no impor
 
 from __future__ import annotations
 
+import keyword
+import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from venvstacks import modfiles
 from venvstacks.errors import SpecError
 from venvstacks.graph import LinearizationError, c3_linearize
 
@@ -319,11 +323,40 @@ def modules(t: LayerTable) -> tuple[Path, tuple[Path, ...]]:
 
 
 def _module_path(t: LayerTable, field: str, value: str) -> Path:
-    path = (t.path.parent / value).resolve()
+    # Not resolved: the name is the one written (a symlinked module keeps its link's name);
+    # modfiles checks where it really leads.
+    path = Path(os.path.abspath(t.path.parent / value))
     if not path.exists():
         raise t.fail(field, f"{value!r} does not exist (paths are relative to the stack file's folder)")
     if path.is_file() and path.suffix != ".py":
         raise t.fail(field, f"{value!r} is neither a .py file nor a package folder")
     if path.is_dir() and not (path / "__init__.py").exists() and not (path / "__main__.py").exists():
         raise t.fail(field, f"{value!r} is a folder without __init__.py or __main__.py")
+    try:
+        modfiles.module_files(path, t.path.parent)
+    except modfiles.ModuleError as exc:
+        raise t.fail(field, f"{value!r}: {exc}") from None
+    _check_importable(t, field, value, module_name(path))
     return path
+
+
+# Names the generated wiring or Python's own start-up imports from site-packages.
+_RESERVED_MODULES = frozenset({"sitecustomize", "usercustomize", "site"})
+
+
+def _check_importable(t: LayerTable, field: str, value: str, name: str) -> None:
+    """The module must be importable with `python -m NAME` and not shadow, or be shadowed."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise t.fail(
+            field,
+            f"{value!r} gives module name {name!r}, which `python -m` cannot import; "
+            "rename it to a valid Python identifier (letters, digits, _)",
+        )
+    if name in _RESERVED_MODULES:
+        raise t.fail(field, f"{value!r} would replace Python's or venvstacks' own {name!r} module; rename it")
+    if name in sys.stdlib_module_names:
+        raise t.fail(
+            field,
+            f"{value!r} has the name of the standard library module {name!r}, "
+            "which Python imports instead; rename it",
+        )

@@ -33,6 +33,7 @@ from venvstacks import layout
 from venvstacks.errors import VenvStacksError
 from venvstacks.graph import lower_layers
 from venvstacks.layout import LockOptions, OutputOptions, lock_files
+from venvstacks.modfiles import module_inputs
 from venvstacks.runtime_options import RuntimeOptions
 from venvstacks.spec import LayerKind, LayerSpec, StackSpec
 
@@ -46,6 +47,25 @@ class Settings:
     runtimes: RuntimeOptions
     lock: LockOptions = field(default_factory=LockOptions)
     outputs: OutputOptions | None = None  # default: _export and _artifacts beside the stack
+
+    def __post_init__(self) -> None:
+        # A module folder holding an output folder would be copied into itself, build after build.
+        outputs = {
+            "build": self.build_dir,
+            "export": self.output.export_dir,
+            "publish": self.output.publish_dir,
+        }
+        for layer in self.stack.layers:
+            for module in (layer.launch_module, *layer.support_modules):
+                if module is None or not module.is_dir():
+                    continue
+                real = module.resolve()
+                for what, folder in outputs.items():
+                    if folder.resolve().is_relative_to(real):
+                        raise VenvStacksError(
+                            f"{self.stack.path.name}: layer {layer.env_name!r}: module {module} holds "
+                            f"the {what} folder {folder}; move the {what} folder out of it"
+                        )
 
     @property
     def output(self) -> OutputOptions:
@@ -144,7 +164,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
             "actions": [(act, ["lock", settings, layer.env_name])],
             "file_dep": [
                 *(lock_files(stack, lower).pylock for lower in lowers),
-                *(_module_files(layer) if layer.versioned else []),  # they name its next version
+                *(_module_files(stack, layer) if layer.versioned else []),  # they name its next version
             ],
             "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
             "targets": [files.pylock, files.meta],
@@ -182,7 +202,7 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
             "file_dep": [
                 settings.env_dir(layer) / layout.INSTALLED,
                 *versioned_metas,
-                *_module_files(layer),
+                *_module_files(stack, layer),
             ],
             "task_dep": [f"build:{lower.env_name}" for lower in lowers],
             "targets": [settings.env_dir(layer) / layout.LINKED],
@@ -269,16 +289,9 @@ def _runtime_options_digest(options: RuntimeOptions) -> dict[str, Any]:
     }
 
 
-def _module_files(layer: LayerSpec) -> list[Path]:
-    files: list[Path] = []
-    for module in (layer.launch_module, *layer.support_modules):
-        if module is None:
-            continue
-        if module.is_file():
-            files.append(module)
-        else:
-            files += sorted(p for p in module.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    return files
+def _module_files(stack: StackSpec, layer: LayerSpec) -> list[Path]:
+    modules = (layer.launch_module, *layer.support_modules)
+    return [path for m in modules if m is not None for path in module_inputs(m, stack.root)]
 
 
 CREATORS: dict[str, Callable[[Settings], Iterator[TaskDict]]] = {
