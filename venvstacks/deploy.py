@@ -38,8 +38,17 @@ from filelock import FileLock
 
 from venvstacks.errors import VenvStacksError, run
 from venvstacks.export import LAYER_CONFIG, read_layer_config
-from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
+from venvstacks.fsutil import (
+    check_folder_path,
+    dump_json,
+    load_json_text,
+    read_bounded_text,
+    replace_dir,
+    sha256_file,
+    write_atomic,
+)
 from venvstacks.publish import METADATA_DIR, STACK_KEYS
+from venvstacks.published_meta import check_layer_metadata
 from venvstacks.unpack import unpack_to_staging
 
 STATE_FILE = ".venvstacks-deploy.json"
@@ -90,11 +99,14 @@ def load_published(published: Path) -> list[PublishedLayer]:
     """Read a stack's published metadata; ``published`` is the output folder or the file."""
     meta_file = _find_stack_metadata(published)
     try:
-        data = json.loads(meta_file.read_text(encoding="utf-8"))
+        data = load_json_text(read_bounded_text(meta_file))
         groups = data["layers"]
         archive_dir = meta_file.parent
         if archive_dir.name == METADATA_DIR:
             archive_dir = archive_dir.parent
+        for kind in STACK_KEYS.values():
+            for index, meta in enumerate(groups.get(kind, [])):
+                check_layer_metadata(meta_file, f"{kind}[{index}]", meta)
         layers = [
             PublishedLayer(kind, meta, archive_dir / str(meta["archive_name"]))
             for kind in STACK_KEYS.values()

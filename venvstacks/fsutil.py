@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,43 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# Stack files, uv settings and metadata are small; anything bigger is a mistake or an attack.
+MAX_TEXT_BYTES = 16 * 1024 * 1024
+
+
+class UnsafeFileError(ValueError):
+    """A file that must not be read: not a regular file, or too big. One-line reason."""
+
+
+def read_bounded_text(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
+    """A small UTF-8 file's text; FIFOs, devices and sockets (or links to them) are refused
+    before a byte is read, and so is a file over `limit` bytes.
+
+    Raises FileNotFoundError, IsADirectoryError, other OSErrors, UnicodeDecodeError or
+    UnsafeFileError.
+    """
+    # O_NONBLOCK: opening a FIFO with no writer must not wait forever.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise UnsafeFileError("is a FIFO, socket or device, not a file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise UnsafeFileError(f"is over {limit} bytes, too big to be what it should be")
+    return data.decode("utf-8")
+
+
+def load_json_text(text: str) -> Any:
+    """json.loads, with absurd nesting as a ValueError (json's own is a RecursionError)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def dump_json(data: Any) -> str:

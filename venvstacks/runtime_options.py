@@ -19,7 +19,7 @@ Policy = Literal["auto", "download", "local"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 ARCHIVES_ENV_SEPARATOR = ";"
 
-_REQUEST = re.compile(r"^(?P<impl>[a-z]+)@(?P<version>\d+\.\d+(?:\.\d+)?)$")
+_REQUEST = re.compile(r"(?P<impl>[a-z]+)@(?P<version>[0-9]+\.[0-9]+(?:\.[0-9]+)?)")
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -88,7 +88,7 @@ class RuntimeOptions:
 
 def parse_request(request: str) -> tuple[str, str]:
     """`cpython@3.11` -> ("cpython", "3.11"); `cpython@3.11.7` -> ("cpython", "3.11.7")."""
-    m = _REQUEST.match(request.strip())
+    m = _REQUEST.fullmatch(request.strip())
     if m is None:
         raise VenvStacksError(
             f"runtime request {request!r} is not IMPLEMENTATION@X.Y or IMPLEMENTATION@X.Y.Z "

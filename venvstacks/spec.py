@@ -21,6 +21,7 @@ from typing import Any
 
 from venvstacks import spec_fields as fields
 from venvstacks.errors import SpecError
+from venvstacks.fsutil import UnsafeFileError, read_bounded_text
 
 # Defined beside the rules that use them; re-exported because callers import them from here.
 from venvstacks.spec_fields import ALL_PLATFORMS as ALL_PLATFORMS
@@ -121,9 +122,11 @@ TOP_LEVEL = {"runtimes", "frameworks", "applications", "tool"}
 
 def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSpec:
     """Read, parse and validate a stack file."""
-    path = path.expanduser().resolve()
+    given = path.expanduser().absolute()
+    path = given.resolve()
     try:
-        data = _read_toml(path)
+        # Read through the path as given, so errors name it rather than a link's target.
+        data = _read_toml(given)
     except FileNotFoundError:
         raise SpecError(
             path, None, None, f"stack file not found ({path.absolute()}); pass the path to a venvstacks.toml"
@@ -134,11 +137,13 @@ def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSp
 def _read_toml(path: Path) -> dict[str, Any]:
     """A TOML file's contents; every way it can be unreadable is a SpecError but not-found."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded_text(path)
     except FileNotFoundError:
         raise
     except IsADirectoryError:
         raise SpecError(path, None, None, "is a folder; pass the path to a venvstacks.toml") from None
+    except UnsafeFileError as exc:
+        raise SpecError(path, None, None, f"{exc}; make it a regular file") from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SpecError(
@@ -150,6 +155,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(path, None, None, f"not valid TOML ({exc}); fix the syntax") from None
+    except RecursionError:
+        raise SpecError(path, None, None, "is nested too deeply to be a stack file; flatten it") from None
 
 
 def _stderr_warning(message: str) -> None:
@@ -177,7 +184,41 @@ def parse_stack(path: Path, data: Mapping[str, Any], warn: Callable[[str], None]
             parser.add(kind, index, table)
     if not any(layer.kind is LayerKind.RUNTIME for layer in parser.layers):
         raise SpecError(path, None, "runtimes", "the stack defines no runtime; add a [[runtimes]] table")
+    _check_unique_outputs(path, parser.layers)
     return StackSpec(path=path, layers=tuple(parser.layers), uv_config=uv_config)
+
+
+def _check_unique_outputs(path: Path, layers: Iterable[LayerSpec]) -> None:
+    """Every layer needs its own build folder, lock folder, archive and deployed name.
+
+    Build names are unique by kind prefix, but two more ways lead two layers to one name:
+    a layer named like a versioned layer's deployed name (`web@1` beside a versioned `web`),
+    and names differing only in case, which are one folder on macOS and Windows.
+    """
+    layers = list(layers)
+    versioned = {layer.env_name.casefold(): layer for layer in layers if layer.versioned}
+    seen: dict[str, LayerSpec] = {}
+    for layer in layers:
+        key = layer.env_name.casefold()
+        other = seen.get(key)
+        if other is not None:
+            raise SpecError(
+                path,
+                layer.env_name,
+                "name",
+                f"differs from layer {other.env_name!r} only in case, so both would use one folder "
+                "and archive on macOS and Windows; rename one of them",
+            )
+        seen[key] = layer
+        base, at, version = layer.env_name.rpartition("@")
+        if at and version.isdigit() and base.casefold() in versioned:
+            raise SpecError(
+                path,
+                layer.env_name,
+                "name",
+                f"is the name versioned layer {versioned[base.casefold()].env_name!r} deploys and "
+                f"publishes as (version {version}); rename one of them",
+            )
 
 
 def _framework_names(data: Mapping[str, Any]) -> set[Any]:
@@ -185,7 +226,8 @@ def _framework_names(data: Mapping[str, Any]) -> set[Any]:
     frameworks = data.get(LayerKind.FRAMEWORK.value)
     if not isinstance(frameworks, list):
         return set()
-    return {t.get("name") for t in frameworks if isinstance(t, dict)}
+    # Only strings: a wrong type (a list, a table) is reported later, naming its layer.
+    return {t["name"] for t in frameworks if isinstance(t, dict) and isinstance(t.get("name"), str)}
 
 
 def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -222,6 +264,11 @@ class _Parser:
         indexes = uv_config.get("index", [])
         if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
             raise SpecError(path, None, "tool.uv.index", "must be an array of tables ([[tool.uv.index]])")
+        for i in indexes:
+            if not isinstance(i.get("name", ""), str):
+                raise SpecError(
+                    path, None, "tool.uv.index", f"index name {i['name']!r} must be a string; quote it"
+                )
         self.index_names = {i.get("name") for i in indexes}
 
     def fail(self, layer: str | None, field: str | None, message: str) -> SpecError:

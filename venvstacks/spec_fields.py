@@ -40,10 +40,14 @@ DEFAULT_LINUX_TARGET = "glibc@2.28"
 # so a framework and an application may share a name.
 BUILD_NAME_PREFIXES = {"runtimes": "", "frameworks": "framework-", "applications": "app-"}
 _FRAMEWORK_PREFIX = BUILD_NAME_PREFIXES["frameworks"]
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
-_REQUEST_RE = re.compile(r"^(cpython|pypy)@(\d+)\.(\d+)(\.\d+)?$")
-_LINUX_TARGET_RE = re.compile(r"^glibc(@(\d+)\.(\d+))?$")
-_MACOS_TARGET_RE = re.compile(r"^\d+(\.\d+)?$")
+# Matched with fullmatch: `$` would also accept a trailing newline. ASCII digits only.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
+_REQUEST_RE = re.compile(r"(cpython|pypy)@([0-9]+)\.([0-9]+)(\.[0-9]+)?")
+_LINUX_TARGET_RE = re.compile(r"glibc(@([0-9]+)\.([0-9]+))?")
+_MACOS_TARGET_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
+# Room for the longest file made from a name (e.g. "framework-NAME@12-macosx_x86_64-9.tar.zst",
+# "pylock.framework-NAME.meta.json") within the usual 255-byte file name limit.
+MAX_NAME_LENGTH = 100
 _DEFINE_INDEX = "define it as a [[tool.uv.index]]"
 
 
@@ -82,7 +86,11 @@ def layer_name(t: LayerTable, *, is_runtime: bool) -> str:
     name = t.fields.get("name")
     if not name:
         raise t.fail("name", "missing; every layer needs a name")
-    if not _NAME_RE.match(name):
+    if not isinstance(name, str):
+        raise t.fail("name", f'must be a string, not {name!r}; write it like name = "..."')
+    if len(name) > MAX_NAME_LENGTH:
+        raise t.fail("name", f"is {len(name)} characters long; use at most {MAX_NAME_LENGTH}")
+    if not _NAME_RE.fullmatch(name):
         raise t.fail("name", "use letters, digits and . _ - @ + only, starting with a letter or digit")
     # A runtime's build name is its bare name, so it must not pass for another kind's.
     if is_runtime and name.startswith(("framework-", "app-")):
@@ -119,7 +127,7 @@ def python_implementation(t: LayerTable) -> str:
     request = t.fields.get("python_implementation")
     if not request:
         raise t.fail("python_implementation", 'missing; write e.g. "cpython@3.11" or "cpython@3.11.9"')
-    match = _REQUEST_RE.match(request)
+    match = _REQUEST_RE.fullmatch(request)
     if not match:
         raise t.fail("python_implementation", f"{request!r} is not of the form cpython@X.Y or cpython@X.Y.Z")
     # Recognised so the message can say it is unsupported rather than malformed.
@@ -227,7 +235,7 @@ def platforms(t: LayerTable, lower: Iterable[LayerSpec]) -> tuple[str, ...]:
 
 def linux_target(t: LayerTable) -> str:
     target = t.fields.get("linux_target", DEFAULT_LINUX_TARGET)
-    match = _LINUX_TARGET_RE.match(target)
+    match = _LINUX_TARGET_RE.fullmatch(target)
     if not match:
         raise t.fail("linux_target", f"{target!r} is not 'glibc' or 'glibc@X.Y' (musl is not supported)")
     if match.group(1) and (int(match.group(2)), int(match.group(3))) < (2, 17):
@@ -238,7 +246,7 @@ def linux_target(t: LayerTable) -> str:
 
 def macosx_target(t: LayerTable) -> str | None:
     target = t.fields.get("macosx_target")
-    if target is not None and not _MACOS_TARGET_RE.match(target):
+    if target is not None and not _MACOS_TARGET_RE.fullmatch(target):
         raise t.fail("macosx_target", f"{target!r} is not a macOS version like '13.0'")
     return target
 
