@@ -279,13 +279,13 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
         "frameworks": [],
         "applications": [],
     }
-    host = buildable(inv.settings)
+    host = {layer.env_name for layer in buildable(inv.settings)}
     layers = inv.selected if plan is None else [stack.layer(name) for name in plan.operations]
     for layer in layers:
         if plan is not None:
             operations = plan.operations[layer.env_name]
         else:
-            operations = ["lock", "build"] if layer in host else (["lock"] if layer.enabled else [])
+            operations = ["lock", "build"] if layer.env_name in host else (["lock"] if layer.enabled else [])
         entry: dict[str, Any] = {
             "name": layer.env_name,
             "install_target": locking.deployed_name(stack, layer),

@@ -11,6 +11,7 @@ kind of layer has; the rules for each field's value live in `venvstacks.spec_fie
 from __future__ import annotations
 
 import difflib
+import functools
 import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -80,18 +81,32 @@ class StackSpec:
     layers: tuple[LayerSpec, ...]  # runtimes, frameworks, applications: lower layers first
     uv_config: Mapping[str, Any]
 
-    @property
+    @functools.cached_property
     def root(self) -> Path:
         return self.path.parent
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, LayerSpec]:
+        # Planning looks layers up by name for every lower layer of every layer: keep it O(1).
+        return {layer.env_name: layer for layer in self.layers}
+
     def layer(self, env_name: str) -> LayerSpec:
-        for layer in self.layers:
-            if layer.env_name == env_name:
-                return layer
-        raise KeyError(env_name)
+        return self._by_name[env_name]
+
+    @functools.cached_property
+    def uppers(self) -> dict[str, list[LayerSpec]]:
+        """Build name -> the layers above it (see `graph.derived_layers`)."""
+        from venvstacks.graph import uppers_index
+
+        return uppers_index(self.layers)
 
     def requirements_dir(self, layer: LayerSpec) -> Path:
-        return self.root / "requirements" / layer.env_name
+        return requirements_dir(self.root, layer.env_name)
+
+
+def requirements_dir(root: Path, env_name: str) -> Path:
+    """Where a layer's lock files live, next to the stack file (committed by users)."""
+    return root / "requirements" / env_name
 
 
 COMMON_FIELDS = {
@@ -366,7 +381,8 @@ class _Parser:
             name=name,
             env_name=t.layer,
             requirements=requirements,
-            platforms=fields.platforms(t, below),
+            # Each lower layer's platforms are already within those below it.
+            platforms=fields.platforms(t, deps.direct),
             versioned=bool(t.fields.get("versioned", False)),
             linux_target=fields.linux_target(t),
             macosx_target=fields.macosx_target(t),

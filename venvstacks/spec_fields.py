@@ -81,6 +81,12 @@ class Dependencies:
         """Every lower layer: the frameworks, then the runtime."""
         return [*self.lower, *([self.runtime] if self.runtime else [])]
 
+    @property
+    def direct(self) -> list[LayerSpec]:
+        """The layers this one lists itself (each already covers what lies below it)."""
+        declared = set(self.frameworks)
+        return [*(f for f in self.lower if f.env_name in declared), *([self.runtime] if self.runtime else [])]
+
 
 def layer_name(t: LayerTable, *, is_runtime: bool) -> str:
     name = t.fields.get("name")
@@ -169,7 +175,10 @@ def dependencies(
     by_env = {f.env_name: f for f in frameworks.values()}
     try:
         order = c3_linearize(
-            t.layer, [d.env_name for d in declared], {env: f.frameworks for env, f in by_env.items()}
+            t.layer,
+            [d.env_name for d in declared],
+            {env: f.frameworks for env, f in by_env.items()},
+            known={env: f.lower for env, f in by_env.items()},  # computed as each was read
         )
     except LinearizationError as exc:
         raise t.fail("frameworks", f"{exc}; reorder the frameworks lists so they agree") from None
