@@ -17,7 +17,8 @@ from venvstacks.spec import StackSpec, load_stack
 
 
 def _framework(name: str, lists: list[str]) -> str:
-    deps = "frameworks = [" + ", ".join(f'"{n}"' for n in lists) + "]" if lists else 'runtime = "cpython-3.11"'
+    listed = ", ".join(f'"{n}"' for n in lists)
+    deps = f"frameworks = [{listed}]" if lists else 'runtime = "cpython-3.11"'
     return f'\n[[frameworks]]\nname = "{name}"\n{deps}\nrequirements = []\n'
 
 

@@ -39,7 +39,8 @@ def check_layer_metadata(meta_file: Path, position: str, meta: Any) -> None:
     name = layer_name if isinstance(layer_name, str) else position
     for field in _REQUIRED:
         if field not in meta:
-            raise _bad(meta_file, name, field, "is missing")
+            why = "is missing, so the layer has no sha256" if field == "archive_hashes" else "is missing"
+            raise _bad(meta_file, name, field, why)
     for field, expected in _TYPES.items():
         value = meta.get(field)
         if value is None and field not in _REQUIRED:
@@ -58,7 +59,7 @@ def check_layer_metadata(meta_file: Path, position: str, meta: Any) -> None:
 def _check_details(meta_file: Path, name: str, meta: Mapping[str, Any]) -> None:
     sha = meta["archive_hashes"].get("sha256")
     if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
-        raise _bad(meta_file, name, "archive_hashes", f"sha256 {sha!r} is not 64 lowercase hex digits")
+        raise _bad(meta_file, name, "archive_hashes", f"has no sha256 of 64 lowercase hex digits ({sha!r})")
     if not all(isinstance(dep, str) for dep in meta.get("required_layers") or []):
         raise _bad(meta_file, name, "required_layers", "every entry must be a string")
     if meta.get("archive_size", 0) < 0:
