@@ -36,7 +36,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from venvstacks.errors import VenvStacksError, run
+from venvstacks.errors import VenvStacksError, run_postinstall_script
 from venvstacks.export import LAYER_CONFIG, read_layer_config
 from venvstacks.fsutil import (
     check_folder_path,
@@ -281,7 +281,7 @@ def run_postinstall(layer_dir: Path, python: Path | None = None) -> None:
         if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
             runner = os.path.normpath(os.path.join(layer_dir, base))
     cmd = [runner, "-X", "utf8", "-I", layer_dir / "postinstall.py"]
-    run(f"postinstall of {layer_dir.name}", cmd)
+    run_postinstall_script(f"postinstall of {layer_dir.name}", cmd)
 
 
 def _is_runtime(layer_dir: Path) -> bool:

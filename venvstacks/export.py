@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 from venvstacks.archives import ArchiveEntry
-from venvstacks.errors import VenvStacksError, run
+from venvstacks.errors import VenvStacksError, run_postinstall_script
 from venvstacks.fsutil import replace_dir
 
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
@@ -130,7 +130,7 @@ def export_layer(
         # Staging is a sibling of the destination, so the peer paths postinstall writes
         # ("../cpython-3.11/...") already hold their final values.
         script = staging / "postinstall.py"
-        run(f"postinstall of {install_target}", [python, "-X", "utf8", "-I", script])
+        run_postinstall_script(f"postinstall of {install_target}", [python, "-X", "utf8", "-I", script])
         replace_dir(staging, export_dir / install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
