@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.cli_options import build_parser
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.fsutil import check_folder_path
 from venvstacks.graph import derived_layers, lower_layers, select
 from venvstacks.layout import LINKED, LockOptions, OutputOptions
@@ -60,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `venvstacks show --json | head`
         sys.stderr.close()
+        return 1
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import subprocess
@@ -133,3 +134,24 @@ def run_postinstall_script(what: str, cmd: Sequence[str | Path]) -> str:
     """Run a postinstall.py: one that never returns must not hang deploy or export."""
     limit = postinstall_timeout()
     return run(what, cmd, timeout=limit, timeout_hint="; VENVSTACKS_POSTINSTALL_TIMEOUT gives it longer")
+
+
+# OS errors a user's machine causes (not bugs): reported in one line naming the path.
+USER_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG}
+)
+_HINTS = {
+    errno.ENOSPC: "free some space there and run again (nothing half-written is kept)",
+    errno.EDQUOT: "free some space there and run again (nothing half-written is kept)",
+    errno.EROFS: "make it writable or choose another folder",
+    errno.EACCES: "check its permissions or choose another folder",
+    errno.EPERM: "check its permissions or choose another folder",
+    errno.ENAMETOOLONG: "choose a shorter folder path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError a user can fix: the path, the reason, what to do."""
+    where = exc.filename if exc.filename is not None else "a file"
+    hint = _HINTS.get(exc.errno or 0, "")
+    return f"{where}: {exc.strerror or exc}" + (f"; {hint}" if hint else "")

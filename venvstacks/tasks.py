@@ -30,7 +30,7 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from venvstacks import layout
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.graph import lower_layers
 from venvstacks.layout import LockOptions, OutputOptions, lock_files
 from venvstacks.modfiles import module_inputs
@@ -125,6 +125,10 @@ def act(step: str, settings: Settings, name: str) -> TaskFailed | None:
         getattr(actions, step)(settings, name)
     except VenvStacksError as exc:
         return TaskFailed(str(exc))
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise  # a bug: doit shows the traceback
+        return TaskFailed(os_error_line(exc))
     return None
 
 
