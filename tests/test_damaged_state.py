@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import os
 import sqlite3
 import subprocess
@@ -129,3 +130,33 @@ def test_a_read_only_build_folder_is_one_line(tmp_path: Path, monkeypatch: pytes
         f"cannot use the build folder: {tmp_path / 'build'}: Read-only file system; "
         "make it writable or choose another folder"
     )
+
+
+@pytest.mark.parametrize(
+    "damage", ["not = [toml", "\xff\xfe binary", 'lock-version = "1.0"\npackages = "x"\n']
+)
+def test_show_marks_a_damaged_pylock_as_needing_a_lock(
+    tmp_path: Path, runtime_cache: Path, damage: str
+) -> None:
+    path, env = _lock_stack(tmp_path, runtime_cache)
+    assert _venvstacks(env, "lock", str(path)).returncode == 0
+    pylock = path.parent / "requirements" / "cpython-3.11" / "pylock.cpython-3_11.toml"
+    shown = json.loads(_venvstacks(env, "show", "--json", str(path)).stdout)
+    assert shown["runtimes"][0]["has_valid_lock"] is True
+    pylock.write_bytes(damage.encode("utf-8", "surrogateescape"))
+    run = _venvstacks(env, "show", "--json", str(path))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["runtimes"][0]["has_valid_lock"] is False
+
+
+def test_a_bad_tool_uv_value_names_the_stack_file_not_a_temporary_file(
+    tmp_path: Path, runtime_cache: Path
+) -> None:
+    path, env = _lock_stack(tmp_path, runtime_cache)
+    path.write_text(RUNTIME + "\n[tool.uv]\nresolution = 5\n")
+    run = _venvstacks(env, "lock", str(path))
+    assert run.returncode == 1
+    failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED lock:")]
+    assert len(failed) == 1, run.stdout
+    assert "Failed to parse: the [tool.uv] settings of venvstacks.toml" in failed[0]
+    assert "venvstacks-lock-" not in run.stdout + run.stderr
