@@ -132,9 +132,7 @@ def test_a_read_only_build_folder_is_one_line(tmp_path: Path, monkeypatch: pytes
     )
 
 
-@pytest.mark.parametrize(
-    "damage", ["not = [toml", "= no key", 'lock-version = "1.0"\npackages = "x"\n']
-)
+@pytest.mark.parametrize("damage", ["not = [toml", "= no key", 'lock-version = "1.0"\npackages = "x"\n'])
 def test_show_marks_a_damaged_pylock_as_needing_a_lock(
     tmp_path: Path, runtime_cache: Path, damage: str
 ) -> None:
