@@ -24,7 +24,6 @@ redeploy skips unchanged layers; if the whole folder was moved since, the skippe
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import shlex
 import shutil
@@ -354,7 +353,7 @@ def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
 
 def _read_state(target_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads((target_dir / STATE_FILE).read_text(encoding="utf-8"))
+        data = load_json_text(read_bounded_text(target_dir / STATE_FILE))
     except (OSError, ValueError):
         return {}  # no usable record: every layer is deployed afresh
     return data if isinstance(data, dict) else {}

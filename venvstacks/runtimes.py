@@ -9,7 +9,6 @@ copy of it. The cache is consulted first, so a runtime, once there, is what late
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from typing import Any, cast
 from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json
+from venvstacks.fsutil import dump_json, load_json_text, read_bounded_text
 from venvstacks.runtime_local import LocalSource
 from venvstacks.runtime_options import (
     ARCHIVES_ENV_SEPARATOR,
@@ -168,8 +167,8 @@ _ENTRY_FIELDS = {
 def _read_entry(folder: Path) -> dict[str, Any] | None:
     """A cache entry's runtime.json if it is intact and complete, else None."""
     try:
-        meta = json.loads((folder / _ENTRY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = load_json_text(read_bounded_text(folder / _ENTRY_FILE))
+    except (OSError, ValueError):  # UnsafeFileError and UnicodeDecodeError are ValueErrors
         return None
     if not isinstance(meta, dict):
         return None
