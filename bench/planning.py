@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from venvstacks.cli import main
-from venvstacks.runtime_options import RuntimeOptions
-from venvstacks.spec import load_stack
-from venvstacks.tasks import CREATORS, Settings
+from venvstacks.engine.tasks import CREATORS, Settings
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.spec import load_stack
 
 RUNTIME = '[[runtimes]]\nname = "cpython-3.11"\npython_implementation = "cpython@3.11"\nrequirements = []\n'
 

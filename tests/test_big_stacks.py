@@ -12,8 +12,8 @@ import pytest
 
 from tests.support.spec_files import RUNTIME
 from venvstacks.cli import main
-from venvstacks.graph import derived_layers, lower_layers
-from venvstacks.spec import StackSpec, load_stack
+from venvstacks.stack.graph import derived_layers, lower_layers
+from venvstacks.stack.spec import StackSpec, load_stack
 
 
 def _framework(name: str, lists: list[str]) -> str:

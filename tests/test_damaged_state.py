@@ -21,10 +21,10 @@ from tests.support.runtime_checks import Log
 from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from tests.support.spec_files import RUNTIME
 from tests.test_runtime_download import fake_table, publish
+from venvstacks.engine.rundoit import check_state_db, hold_build_lock
+from venvstacks.engine.tasks import Settings, act
 from venvstacks.errors import VenvStacksError
-from venvstacks.rundoit import check_state_db, hold_build_lock
-from venvstacks.runtimes import RuntimeOptions, ensure_runtime
-from venvstacks.tasks import Settings, act
+from venvstacks.runtimes.cache import RuntimeOptions, ensure_runtime
 
 
 @pytest.mark.parametrize("damage", ["not json", '{"implementation": "cpython"}', "[]"])
@@ -105,7 +105,7 @@ def test_a_build_folder_too_long_for_sqlite_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_fails_the_task_in_one_line_naming_the_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    from venvstacks import actions
+    from venvstacks.engine import actions
 
     def full(settings: object, name: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", "/srv/build/app-x")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks.download import DownloadError, DownloadLimits, download
 from venvstacks.errors import VenvStacksError
+from venvstacks.runtimes.download import DownloadError, DownloadLimits, download
 
 BODY = b"runtime archive bytes" * 100
 Handler = Callable[[http.server.BaseHTTPRequestHandler, int], None]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.spec_files import RUNTIME, framework
-from venvstacks.deploy import run_postinstall
 from venvstacks.errors import VenvStacksError
+from venvstacks.ship.deploy import run_postinstall
 
 
 def test_a_postinstall_that_never_returns_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

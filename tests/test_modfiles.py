@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.spec_files import RUNTIME, app, one_error_line, write_stack
+from venvstacks.engine.tasks import Settings, build_tasks
 from venvstacks.errors import VenvStacksError
-from venvstacks.modfiles import ModuleError, copy_module, module_files, module_hash, module_inputs
-from venvstacks.runtime_options import RuntimeOptions
-from venvstacks.spec import load_stack
-from venvstacks.tasks import Settings, build_tasks
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.modfiles import ModuleError, copy_module, module_files, module_hash, module_inputs
+from venvstacks.stack.spec import load_stack
 
 SECRET = b"-----BEGIN PRIVATE KEY----- not for publishing"
 

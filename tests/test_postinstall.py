@@ -22,7 +22,7 @@ from tests.support.layers import (
     run_app,
     sample_stack,
 )
-from venvstacks.export import POSTINSTALL_SCRIPT, layer_entries, materialise
+from venvstacks.ship.export import POSTINSTALL_SCRIPT, layer_entries, materialise
 
 FW, APP = "framework-fw@2", "app-hello"
 TAG = f"cpython-{PY.replace('.', '')}"

@@ -2,8 +2,8 @@
 
 Every source answers the same two questions (see `RuntimeSource`): which archive would you
 give for this request (`find`, cheap and offline), and write it here (`fetch`, the effect).
-The cache in `runtimes.py` decides which source to ask, checks the sha256 and keeps the result;
-local interpreters live in `runtime_local.py`. Every archive, whatever its source, is unpacked
+The cache in `cache.py` decides which source to ask, checks the sha256 and keeps the result;
+local interpreters live in `local.py`. Every archive, whatever its source, is unpacked
 by `unpack_install_only` below, which refuses members that would land outside `python/`.
 """
 
@@ -26,9 +26,9 @@ from urllib.parse import unquote, urlsplit
 import pbs_installer
 from packaging.version import InvalidVersion, Version
 
-from venvstacks.download import DownloadError
-from venvstacks.download import download as download_file
 from venvstacks.errors import VenvStacksError
+from venvstacks.runtimes.download import DownloadError
+from venvstacks.runtimes.download import download as download_file
 
 # Release bases in pbs-installer's table; a mirror replaces them, keeping `<date>/<file>`.
 PBS_RELEASE_BASES = (
@@ -106,7 +106,7 @@ def is_url(location: str) -> bool:
 
 
 def download(url: str, dest: Path) -> str:
-    """Stream url into dest (see `venvstacks.download`); FetchError for anything the network does."""
+    """Stream url into dest (see `venvstacks.runtimes.download`); FetchError for anything the network does."""
     try:
         return download_file(url, dest)
     except DownloadError as exc:

@@ -36,7 +36,6 @@ from typing import Any
 from filelock import FileLock
 
 from venvstacks.errors import VenvStacksError, run_postinstall_script
-from venvstacks.export import LAYER_CONFIG, read_layer_config
 from venvstacks.fsutil import (
     check_folder_path,
     dump_json,
@@ -46,9 +45,10 @@ from venvstacks.fsutil import (
     sha256_file,
     write_atomic,
 )
-from venvstacks.publish import METADATA_DIR, STACK_KEYS
-from venvstacks.published_meta import check_layer_metadata
-from venvstacks.unpack import unpack_to_staging
+from venvstacks.ship.export import LAYER_CONFIG, read_layer_config
+from venvstacks.ship.publish import METADATA_DIR, STACK_KEYS
+from venvstacks.ship.published_meta import check_layer_metadata
+from venvstacks.ship.unpack import unpack_to_staging
 
 STATE_FILE = ".venvstacks-deploy.json"
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(STACK_KEYS.values())}

@@ -35,15 +35,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from venvstacks.archives import ArchiveEntry
 from venvstacks.errors import VenvStacksError, run_postinstall_script
 from venvstacks.fsutil import replace_dir
+from venvstacks.ship.archives import ArchiveEntry
 
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
 """The deployed layer config, relative to a layer folder."""
 
 BUILD_STATE = "share/venv/metadata/build-state"
-POSTINSTALL_SCRIPT = Path(__file__).parent / "_injected" / "postinstall.py"
+POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / "postinstall.py"
 
 
 def read_layer_config(layer_dir: Path) -> dict[str, object]:

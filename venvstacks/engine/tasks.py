@@ -31,11 +31,11 @@ from doit.tools import config_changed
 
 from venvstacks import layout
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
-from venvstacks.graph import lower_layers
 from venvstacks.layout import LockOptions, OutputOptions, lock_files
-from venvstacks.modfiles import module_inputs
-from venvstacks.runtime_options import RuntimeOptions
-from venvstacks.spec import LayerKind, LayerSpec, StackSpec
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.modfiles import module_inputs
+from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
 
 TaskDict = dict[str, Any]
 
@@ -119,7 +119,7 @@ def act(step: str, settings: Settings, name: str) -> TaskFailed | None:
     Steps are named, and their module imported only here, so creating the graph (all a
     no-op run does) never loads the locking, installing or archiving code.
     """
-    from venvstacks import actions
+    from venvstacks.engine import actions
 
     try:
         getattr(actions, step)(settings, name)

@@ -1,0 +1,2 @@
+"""A layer's environment on disk: creating it and installing from its lock, then wiring it to the
+layers below (sitecustomize chain, layer config, pyvenv.cfg)."""
