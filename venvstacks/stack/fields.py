@@ -41,13 +41,9 @@ DEFAULT_LINUX_TARGET = "glibc@2.28"
 BUILD_NAME_PREFIXES = {"runtimes": "", "frameworks": "framework-", "applications": "app-"}
 _FRAMEWORK_PREFIX = BUILD_NAME_PREFIXES["frameworks"]
 # Matched with fullmatch: `$` would also accept a trailing newline. ASCII digits only.
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 _REQUEST_RE = re.compile(r"(cpython|pypy)@([0-9]+)\.([0-9]+)(\.[0-9]+)?")
 _LINUX_TARGET_RE = re.compile(r"glibc(@([0-9]+)\.([0-9]+))?")
 _MACOS_TARGET_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
-# Room for the longest file made from a name (e.g. "framework-NAME@12-macosx_x86_64-9.tar.zst",
-# "pylock.framework-NAME.meta.json") within the usual 255-byte file name limit.
-MAX_NAME_LENGTH = 100
 _DEFINE_INDEX = "define it as a [[tool.uv.index]]"
 
 
@@ -86,22 +82,6 @@ class Dependencies:
         """The layers this one lists itself (each already covers what lies below it)."""
         declared = set(self.frameworks)
         return [*(f for f in self.lower if f.env_name in declared), *([self.runtime] if self.runtime else [])]
-
-
-def layer_name(t: LayerTable, *, is_runtime: bool) -> str:
-    name = t.fields.get("name")
-    if not name:
-        raise t.fail("name", "missing; every layer needs a name")
-    if not isinstance(name, str):
-        raise t.fail("name", f'must be a string, not {name!r}; write it like name = "..."')
-    if len(name) > MAX_NAME_LENGTH:
-        raise t.fail("name", f"is {len(name)} characters long; use at most {MAX_NAME_LENGTH}")
-    if not _NAME_RE.fullmatch(name):
-        raise t.fail("name", "use letters, digits and . _ - @ + only, starting with a letter or digit")
-    # A runtime's build name is its bare name, so it must not pass for another kind's.
-    if is_runtime and name.startswith(("framework-", "app-")):
-        raise t.fail("name", "runtime names may not start with 'framework-' or 'app-'")
-    return str(name)
 
 
 def strings(t: LayerTable, field: str) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from venvstacks.errors import SpecError
 from venvstacks.fsutil import UnsafeFileError, read_bounded_text
-from venvstacks.stack import fields
+from venvstacks.stack import fields, naming
 
 # Defined beside the rules that use them; re-exported because callers import them from here.
 from venvstacks.stack.fields import ALL_PLATFORMS as ALL_PLATFORMS
@@ -199,41 +199,8 @@ def parse_stack(path: Path, data: Mapping[str, Any], warn: Callable[[str], None]
             parser.add(kind, index, table)
     if not any(layer.kind is LayerKind.RUNTIME for layer in parser.layers):
         raise SpecError(path, None, "runtimes", "the stack defines no runtime; add a [[runtimes]] table")
-    _check_unique_outputs(path, parser.layers)
+    naming.check_unique_outputs(path, parser.layers)
     return StackSpec(path=path, layers=tuple(parser.layers), uv_config=uv_config)
-
-
-def _check_unique_outputs(path: Path, layers: Iterable[LayerSpec]) -> None:
-    """Every layer needs its own build folder, lock folder, archive and deployed name.
-
-    Build names are unique by kind prefix, but two more ways lead two layers to one name:
-    a layer named like a versioned layer's deployed name (`web@1` beside a versioned `web`),
-    and names differing only in case, which are one folder on macOS and Windows.
-    """
-    layers = list(layers)
-    versioned = {layer.env_name.casefold(): layer for layer in layers if layer.versioned}
-    seen: dict[str, LayerSpec] = {}
-    for layer in layers:
-        key = layer.env_name.casefold()
-        other = seen.get(key)
-        if other is not None:
-            raise SpecError(
-                path,
-                layer.env_name,
-                "name",
-                f"differs from layer {other.env_name!r} only in case, so both would use one folder "
-                "and archive on macOS and Windows; rename one of them",
-            )
-        seen[key] = layer
-        base, at, version = layer.env_name.rpartition("@")
-        if at and version.isdigit() and base.casefold() in versioned:
-            raise SpecError(
-                path,
-                layer.env_name,
-                "name",
-                f"is the name versioned layer {versioned[base.casefold()].env_name!r} deploys and "
-                f"publishes as (version {version}); rename one of them",
-            )
 
 
 def _framework_names(data: Mapping[str, Any]) -> set[Any]:
@@ -295,7 +262,7 @@ class _Parser:
         label = kind.prefix + raw_name if isinstance(raw_name, str) and raw_name else f"{kind.value}[{index}]"
         checked = self._check_fields(kind, label, table)
         unnamed = fields.LayerTable(self.path, label, checked)
-        name = fields.layer_name(unnamed, is_runtime=kind is LayerKind.RUNTIME)
+        name = naming.layer_name(unnamed, is_runtime=kind is LayerKind.RUNTIME)
         env_name = kind.prefix + name
         if name in self.defined[kind]:
             raise self.fail(
