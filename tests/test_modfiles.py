@@ -9,6 +9,8 @@ and the copy alike, because all three come from one function.
 from __future__ import annotations
 
 import os
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.spec_files import RUNTIME, app, one_error_line, write_stack
+from tests.support.stacks import Stack
 from venvstacks.engine.tasks import Settings, build_tasks
 from venvstacks.errors import VenvStacksError
 from venvstacks.runtimes.options import RuntimeOptions
@@ -245,3 +248,27 @@ def _make_parents(path: Path) -> bool:
             return False
     path.parent.mkdir(parents=True, exist_ok=True)
     return True
+
+
+def test_a_package_with_an_inner_link_builds_publishes_and_deploys(stack: Stack, tmp_path: Path) -> None:
+    extras = stack.root / "extras"
+    (extras / "data").mkdir(parents=True)
+    (extras / "__init__.py").write_text(
+        "from pathlib import Path\nTEXT = (Path(__file__).parent / 'alias.txt').read_text()\n"
+    )
+    (extras / "data" / "real.txt").write_text("read through an inner link\n")
+    (extras / "alias.txt").symlink_to("data/real.txt")
+    stack.spec.write_text(stack.spec.read_text().replace('["helper.py"]', '["helper.py", "extras"]'))
+    (stack.root / "hello.py").write_text(
+        (stack.root / "hello.py").read_text() + "import extras\nprint(extras.TEXT)\n"
+    )
+    out = tmp_path / "published"
+    stack.venvstacks("publish", str(stack.spec), "--output-dir", str(out), "--format", "tar.gz")
+    with tarfile.open(out / "app-hello.tar.gz") as tf:
+        alias = tf.getmember("app-hello/lib/python3.11/site-packages/extras/alias.txt")
+        assert alias.issym() and alias.linkname == "data/real.txt"
+    target = tmp_path / "deployed"
+    stack.venvstacks("deploy", str(out), str(target))
+    python = target / "app-hello" / "bin" / "python"
+    run = subprocess.run([str(python), "-m", "hello"], capture_output=True, text=True, check=True)
+    assert "read through an inner link" in run.stdout
