@@ -119,7 +119,9 @@ def _db_problem(db: Path) -> str | None:
     if header and header != _SQLITE_HEADER:
         return "is not an sqlite database"
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        # Read-write (we hold the build lock): a journal left by a killed run is rolled back
+        # by sqlite itself instead of making the database look damaged.
+        with contextlib.closing(sqlite3.connect(db)) as conn:
             if conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
                 return "is damaged"
     except sqlite3.DatabaseError as exc:
