@@ -25,6 +25,7 @@ from venvstacks.engine.rundoit import check_state_db, hold_build_lock
 from venvstacks.engine.tasks import Settings, act
 from venvstacks.errors import VenvStacksError
 from venvstacks.runtimes.cache import RuntimeOptions, ensure_runtime
+from venvstacks.stack.spec import load_stack
 
 
 @pytest.mark.parametrize("damage", ["not json", '{"implementation": "cpython"}', "[]"])
@@ -158,3 +159,34 @@ def test_a_bad_tool_uv_value_names_the_stack_file_not_a_temporary_file(
     assert len(failed) == 1, run.stdout
     assert "Failed to parse: the [tool.uv] settings of venvstacks.toml" in failed[0]
     assert "venvstacks-lock-" not in run.stdout + run.stderr
+
+
+def test_a_build_step_that_hits_a_full_disk_is_redone_when_space_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from venvstacks.layers import linking
+    from venvstacks.layout import LINKED
+
+    root = tmp_path / "stack"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__main__.py").write_text("print('hi')\n")
+    (root / "venvstacks.toml").write_text(
+        RUNTIME + '\n[[applications]]\nname = "demo"\nruntime = "cpython-3.11"\n'
+        'launch_module = "pkg"\nrequirements = []\n'
+    )
+    stack = load_stack(root / "venvstacks.toml")
+    env = tmp_path / "_build" / "app-demo"
+    runtime = linking.Peer(tmp_path / "_build" / "cpython-3.11", "cpython-3.11")
+    plan = linking.LinkPlan(stack.layer("app-demo"), env, "3.11.9", runtime, (), root)
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(env))
+
+    monkeypatch.setattr(linking, "copy_module", full)
+    with pytest.raises(OSError):
+        linking.link_layer(plan)
+    assert not (env / LINKED).exists()  # the step does not look done: doit reruns it
+    monkeypatch.undo()
+    linking.link_layer(plan)
+    assert (env / LINKED).exists()
+    assert (env / plan.site_dir / "pkg" / "__main__.py").read_text() == "print('hi')\n"
