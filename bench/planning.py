@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from venvstacks.cli import main
-from venvstacks.engine.tasks import CREATORS, Settings
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import CREATORS
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import load_stack
 

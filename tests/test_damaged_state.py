@@ -22,7 +22,8 @@ from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from tests.support.spec_files import RUNTIME
 from tests.test_runtime_download import fake_table, publish
 from venvstacks.engine.rundoit import check_state_db, hold_build_lock
-from venvstacks.engine.tasks import Settings, act
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import act
 from venvstacks.errors import VenvStacksError
 from venvstacks.runtimes.cache import RuntimeOptions, ensure_runtime
 from venvstacks.stack.spec import load_stack
@@ -105,14 +106,11 @@ def test_a_build_folder_too_long_for_sqlite_is_one_line(tmp_path: Path) -> None:
         check_state_db(db, io.StringIO())
 
 
-def test_a_full_disk_fails_the_task_in_one_line_naming_the_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    from venvstacks.engine import actions
-
-    def full(settings: object, name: str) -> None:
+def test_a_full_disk_fails_the_task_in_one_line_naming_the_folder() -> None:
+    def full(settings: Settings, name: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", "/srv/build/app-x")
 
-    monkeypatch.setattr(actions, "link", full, raising=False)
-    failure = act("link", cast(Settings, None), "app-x")
+    failure = act(full, cast(Settings, None), "app-x")
     assert isinstance(failure, TaskFailed)
     assert str(failure.message) == (
         "/srv/build/app-x: No space left on device; free some space there and run again "

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from tests.support.spec_files import RUNTIME, app, one_error_line, write_stack
 from tests.support.stacks import Stack
-from venvstacks.engine.tasks import Settings, build_tasks
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import build_tasks
 from venvstacks.errors import VenvStacksError
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.modfiles import ModuleError, copy_module, module_files, module_hash, module_inputs

@@ -1,22 +1,28 @@
 """The effects behind each task: what `lock:`, `install:`, `build:`, `export:`, `publish:` do.
 
-`tasks.py` names these steps; each takes the frozen `Settings` and a layer's build name.
+Each step is a `Step`: it takes the frozen `Settings` and a layer's build name. `tasks.py`
+puts the functions themselves in its task dicts, so this module is imported whenever the
+graph is made, including on a no-op run: each step imports the code it drives (uv, the
+compressors, the runtime downloader) only when it runs.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from venvstacks.engine import outputs
-from venvstacks.engine.tasks import Settings
+from venvstacks.engine.settings import Settings
 from venvstacks.fsutil import dump_json, write_if_changed
-from venvstacks.layers import envs, linking
 from venvstacks.layout import lock_files
-from venvstacks.lock import locking
-from venvstacks.runtimes.cache import Runtime, ensure_runtime
+from venvstacks.lock import uvconfig
+from venvstacks.platforms import host_platform
 from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.targets import layer_target
+
+if TYPE_CHECKING:
+    from venvstacks.layers.linking import LinkPlan
+    from venvstacks.runtimes.cache import Runtime
 
 
 def log(message: str) -> None:
@@ -25,6 +31,8 @@ def log(message: str) -> None:
 
 
 def runtime_for(settings: Settings, layer: LayerSpec) -> Runtime:
+    from venvstacks.runtimes.cache import ensure_runtime
+
     return ensure_runtime(settings.runtime_layer(layer).python_implementation, settings.runtimes, log)
 
 
@@ -34,45 +42,61 @@ def fetch_runtime(settings: Settings, name: str) -> None:
 
 
 def lock(settings: Settings, name: str) -> None:
+    from venvstacks.lock import locking
+
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
-    locking.lock_layer(settings.stack, layer, runtime.python_dir / "bin" / "python3", settings.lock, log)
+    python = runtime.python_dir / "bin" / "python3"
+    locking.lock_layer(settings.stack, layer, python, runtime.version, settings.lock, log)
 
 
 def install(settings: Settings, name: str) -> None:
+    from venvstacks.layers import envs
+
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
+    target = layer_target(layer, host_platform(), runtime.version)
+    how = envs.Install(target, uvconfig.install_settings(settings.stack))
     if layer.kind is LayerKind.RUNTIME:
-        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, log)
+        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, how, log)
     else:
         runtime_dir = settings.env_dir(settings.runtime_layer(layer))
-        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, log)
+        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, how, log)
 
 
 def link(settings: Settings, name: str) -> None:
+    from venvstacks.layers import linking
+
     layer = settings.stack.layer(name)
     linking.link_layer(link_plan(settings, layer))
 
 
 def export(settings: Settings, name: str) -> None:
+    from venvstacks.engine import outputs
+
     layer = settings.stack.layer(name)
     identity = runtime_identity(settings, layer)
     outputs.export_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
 
 
 def publish(settings: Settings, name: str) -> None:
+    from venvstacks.engine import outputs
+
     layer = settings.stack.layer(name)
     identity = runtime_identity(settings, layer)
     outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity, log)
 
 
 def runtime_identity(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
-
+    """What `runtime:<rt>` recorded about the runtime a layer runs on."""
     return dict(json.loads(settings.runtime_state(layer).read_text()))
 
 
-def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
+def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
+    from venvstacks.layers import linking
+    from venvstacks.lock import locking
+
     version = runtime_identity(settings, layer)["version"]
 
     def peer(lower: LayerSpec) -> linking.Peer:

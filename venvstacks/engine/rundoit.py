@@ -21,8 +21,10 @@ from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
-from venvstacks.engine.tasks import CREATORS, Settings, TaskDict
-from venvstacks.errors import VenvStacksError, os_error_line, uv_bin
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.errors import VenvStacksError, os_error_line
+from venvstacks.tools import uv_bin
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:

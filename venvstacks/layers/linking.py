@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.fsutil import dump_json, write_atomic, write_if_changed
-from venvstacks.layers.envs import site_packages
-from venvstacks.layout import LAYER_CONFIG, LINKED, STATE_DIR
+from venvstacks.layout import LAYER_CONFIG, LINKED, STATE_DIR, site_packages
 from venvstacks.stack.modfiles import copy_module, module_hash
 from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
 

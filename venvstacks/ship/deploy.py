@@ -30,12 +30,13 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from venvstacks.errors import VenvStacksError, run_postinstall_script
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
     check_folder_path,
     dump_json,
@@ -45,18 +46,20 @@ from venvstacks.fsutil import (
     sha256_file,
     write_atomic,
 )
-from venvstacks.ship.export import LAYER_CONFIG, read_layer_config
-from venvstacks.ship.publish import METADATA_DIR, STACK_KEYS
+from venvstacks.layout import LAYER_CONFIG, METADATA_DIR
+from venvstacks.ship.export import read_layer_config
 from venvstacks.ship.published_meta import check_layer_metadata
 from venvstacks.ship.unpack import unpack_to_staging
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.tools import run_postinstall_script
 
 STATE_FILE = ".venvstacks-deploy.json"
-_KIND_ORDER = {kind: rank for rank, kind in enumerate(STACK_KEYS.values())}
+_KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
 
 @dataclass(frozen=True)
 class PublishedLayer:
-    kind: str  # "runtimes", "frameworks" or "applications", as in venvstacks.json
+    kind: LayerKind
     metadata: Mapping[str, Any]
     archive: Path
 
@@ -103,13 +106,13 @@ def load_published(published: Path) -> list[PublishedLayer]:
         archive_dir = meta_file.parent
         if archive_dir.name == METADATA_DIR:
             archive_dir = archive_dir.parent
-        for kind in STACK_KEYS.values():
-            for index, meta in enumerate(groups.get(kind, [])):
-                check_layer_metadata(meta_file, f"{kind}[{index}]", meta)
+        for kind in LayerKind:
+            for index, meta in enumerate(groups.get(kind.value, [])):
+                check_layer_metadata(meta_file, f"{kind.value}[{index}]", meta)
         layers = [
             PublishedLayer(kind, meta, archive_dir / str(meta["archive_name"]))
-            for kind in STACK_KEYS.values()
-            for meta in groups.get(kind, [])
+            for kind in LayerKind
+            for meta in groups.get(kind.value, [])
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise VenvStacksError(f"{meta_file}: not valid venvstacks metadata ({exc})") from None
@@ -177,23 +180,26 @@ def select_layers(
                     f"{layer.install_target} needs layer {dep}, which is neither published "
                     "here nor deployed in the target folder"
                 )
-    # Runtimes, frameworks, apps; within a kind, a layer after the layers it needs.
-    order = {target: i for i, target in enumerate(by_target)}
-    ranked = sorted(chosen.values(), key=lambda la: (_KIND_ORDER[la.kind], order[la.install_target]))
+    return _deployment_order(chosen, {target: i for i, target in enumerate(by_target)})
+
+
+def _deployment_order(
+    chosen: Mapping[str, PublishedLayer], listed: Mapping[str, int]
+) -> list[PublishedLayer]:
+    """Every layer after the layers it needs; among those ready, runtimes first, then
+    frameworks, then apps, each in the order ``venvstacks.json`` lists them."""
+    graph = TopologicalSorter({t: [d for d in la.needs if d in chosen] for t, la in chosen.items()})
+    try:
+        graph.prepare()
+    except CycleError as exc:
+        raise VenvStacksError(
+            f"published layers need each other in a cycle: {' -> '.join(exc.args[1])}"
+        ) from None
     result: list[PublishedLayer] = []
-    placed: set[str] = set()
-
-    def place(layer: PublishedLayer) -> None:
-        if layer.install_target in placed:
-            return
-        placed.add(layer.install_target)
-        for dep in layer.needs:
-            if dep in chosen:
-                place(chosen[dep])
-        result.append(layer)
-
-    for layer in ranked:
-        place(layer)
+    while graph.is_active():
+        ready = sorted(graph.get_ready(), key=lambda t: (_KIND_ORDER[chosen[t].kind], listed[t]))
+        result += (chosen[t] for t in ready)
+        graph.done(*ready)
     return result
 
 
@@ -340,7 +346,7 @@ def _check_complete(selected: Sequence[PublishedLayer], target_dir: Path) -> Non
 
 
 def _is_app(layer: PublishedLayer) -> bool:
-    return layer.kind == "applications" and bool(layer.metadata.get("app_launch_module"))
+    return layer.kind is LayerKind.APPLICATION and bool(layer.metadata.get("app_launch_module"))
 
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:

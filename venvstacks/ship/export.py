@@ -35,14 +35,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from venvstacks.errors import VenvStacksError, run_postinstall_script
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
+from venvstacks.layout import LAYER_CONFIG, STATE_DIR
 from venvstacks.ship.archives import ArchiveEntry
+from venvstacks.tools import run_postinstall_script
 
-LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
-"""The deployed layer config, relative to a layer folder."""
-
-BUILD_STATE = "share/venv/metadata/build-state"
 POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / "postinstall.py"
 
 
@@ -64,7 +62,7 @@ def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
     site_dir = read_layer_config(layer_dir).get("site_dir")
     if not isinstance(site_dir, str):
         raise VenvStacksError(f"{layer_dir / LAYER_CONFIG}: 'site_dir' must be a string")
-    skipped = {"pyvenv.cfg", "postinstall.py", f"{site_dir}/sitecustomize.py", BUILD_STATE}
+    skipped = {"pyvenv.cfg", "postinstall.py", f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
     root = os.path.abspath(layer_dir)
     entries = [
         ArchiveEntry(top, layer_dir),

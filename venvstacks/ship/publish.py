@@ -1,7 +1,7 @@
 """Publishing: one reproducible archive per layer, plus ``__venvstacks__/`` metadata.
 
-The caller describes each layer with a :class:`LayerToPublish`: its build folder, its kind
-(``"runtime"``, ``"framework"`` or ``"application"``) and the *common* metadata fields it
+The caller describes each layer with a :class:`LayerToPublish`: its build folder, its
+:class:`LayerKind` and the *common* metadata fields it
 computed from the lock and the stack (``layer_name``, ``install_target``,
 ``requirements_hash``, ``lock_version``, ``locked_at``, ``runtime_layer``,
 ``python_implementation``, ``bound_to_implementation``, and for upper layers
@@ -13,8 +13,7 @@ adds the archive fields ``archive_build``, ``archive_name``, ``target_platform``
 Entry points::
 
     result = publish_layer(layer, options, progress=cb)       # one layer
-    results = publish_layers(layers, options, jobs=4)          # several, then venvstacks.json
-    path = write_stack_metadata(options, results)              # venvstacks.json on its own
+    path = write_stack_metadata(output_dir, [(kind, name), ...])  # venvstacks.json, after any layer
 
 ``publish_layer`` skips the archive when the metadata computed from the inputs equals the
 previous ``env_metadata`` file and the archive still exists (archive bytes are never
@@ -23,16 +22,15 @@ re-hashed for that check), unless ``options.force``. ``archive_build`` starts at
 whose inputs are unchanged is rebuilt under its old number (the bytes are the same). With
 ``options.dry_run`` nothing is written and the metadata that would be written is returned
 (a layer that would be rebuilt has no ``archive_size``/``archive_hashes`` yet).
-``publish_layers`` compresses independent layers on a thread pool (the compressors release
-the GIL); every output byte is the same as in a serial run.
+Independent layers may be published from several threads at once (doit's ``-j``; the
+compressors release the GIL); every output byte is the same as in a serial run.
 """
 
 from __future__ import annotations
 
 import json
-import sysconfig
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,17 +38,13 @@ from typing import Any, Literal
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.layout import layer_metadata_file, stack_metadata_file, tag_suffix
+from venvstacks.platforms import platform_tag
 from venvstacks.ship.archives import ArchiveFormat, write_archive
 from venvstacks.ship.export import layer_entries
+from venvstacks.stack.kinds import LayerKind
 
-LayerKind = Literal["runtime", "framework", "application"]
 Status = Literal["built", "unchanged", "would-build", "would-skip"]
-METADATA_DIR = "__venvstacks__"
-STACK_KEYS: dict[LayerKind, str] = {
-    "runtime": "runtimes",
-    "framework": "frameworks",
-    "application": "applications",
-}
 REQUIRED_FIELDS = (
     "layer_name",
     "install_target",
@@ -64,36 +58,27 @@ REQUIRED_FIELDS = (
 # Fields describing one archive build rather than the layer's inputs.
 ARCHIVE_BUILD_FIELDS = ("archive_build", "archive_name", "archive_size", "archive_hashes")
 
+_stack_file_lock = threading.Lock()
+
 LayerProgress = Callable[[str, int, int], None]
 """Called with (layer_name, bytes done, bytes total) while an archive is written."""
-
-
-def default_platform() -> str:
-    """This machine's platform tag as upstream spells it, e.g. ``linux_x86_64``."""
-    return sysconfig.get_platform().replace("-", "_").replace(".", "_")
 
 
 @dataclass(frozen=True)
 class PublishOptions:
     output_dir: Path
-    target_platform: str = field(default_factory=default_platform)
+    target_platform: str = field(default_factory=platform_tag)
     archive_format: ArchiveFormat = ArchiveFormat.TAR_XZ
     tag_outputs: bool = False
     force: bool = False
     dry_run: bool = False
 
     @property
-    def metadata_dir(self) -> Path:
-        return self.output_dir / METADATA_DIR
-
-    def tagged(self, name: str) -> str:
-        return f"{name}-{self.target_platform}" if self.tag_outputs else name
+    def suffix(self) -> str:
+        return tag_suffix(self.target_platform, self.tag_outputs)
 
     def layer_metadata_path(self, layer_name: str) -> Path:
-        return self.metadata_dir / "env_metadata" / f"{self.tagged(layer_name)}.json"
-
-    def stack_metadata_path(self) -> Path:
-        return self.metadata_dir / f"{self.tagged('venvstacks')}.json"
+        return layer_metadata_file(self.output_dir, layer_name, self.suffix)
 
 
 @dataclass(frozen=True)
@@ -167,14 +152,6 @@ def lock_epoch(locked_at: str) -> int:
     return int(when.timestamp())
 
 
-def stack_metadata(results: Sequence[PublishResult]) -> dict[str, Any]:
-    """The ``venvstacks.json`` content: layer metadata grouped by kind, in the given order."""
-    layers: dict[str, list[dict[str, Any]]] = {key: [] for key in STACK_KEYS.values()}
-    for result in results:
-        layers[STACK_KEYS[result.kind]].append(result.metadata)
-    return {"layers": layers}
-
-
 # --- effects -----------------------------------------------------------------------------
 
 
@@ -213,32 +190,21 @@ def publish_layer(
     return PublishResult(layer.layer_name, layer.kind, metadata, archive_path, status)
 
 
-def publish_layers(
-    layers: Sequence[LayerToPublish],
-    options: PublishOptions,
-    *,
-    jobs: int | None = None,
-    progress: LayerProgress | None = None,
-) -> list[PublishResult]:
-    """Publish layers concurrently, then write ``venvstacks.json`` (unless dry-run).
+def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str]], suffix: str = "") -> Path:
+    """Regenerate ``venvstacks.json`` from the layer metadata files in ``output_dir``.
 
-    Results come back in the order given; that order is also the order in
-    ``venvstacks.json``, so pass layers in dependency order.
+    ``layers`` are (kind, layer name) in dependency order, which is also their order in the
+    file; a layer without a metadata file (not exported or published yet) is left out, so
+    the file always describes exactly what the folder holds. Export and publish both use it.
     """
-    names = [layer.layer_name for layer in layers]
-    if len(set(names)) != len(names):
-        raise VenvStacksError("publish: the same layer was given twice")
-    with ThreadPoolExecutor(max_workers=jobs or None) as pool:
-        futures = [pool.submit(publish_layer, lay, options, progress=progress) for lay in layers]
-        results = [f.result() for f in futures]
-    if not options.dry_run:
-        write_stack_metadata(options, results)
-    return results
-
-
-def write_stack_metadata(options: PublishOptions, results: Sequence[PublishResult]) -> Path:
-    path = options.stack_metadata_path()
-    write_if_changed(path, dump_json(stack_metadata(results)))
+    grouped: dict[str, list[Any]] = {kind.value: [] for kind in LayerKind}
+    with _stack_file_lock:  # parallel layer tasks share the file
+        for kind, name in layers:
+            per_layer = layer_metadata_file(output_dir, name, suffix)
+            if per_layer.exists():
+                grouped[kind.value].append(json.loads(per_layer.read_text(encoding="utf-8")))
+        path = stack_metadata_file(output_dir, suffix)
+        write_if_changed(path, dump_json({"layers": grouped}))
     return path
 
 

@@ -1,12 +1,14 @@
-"""The safe extractor that deploy uses.
+"""The safe extractor: every archive we unpack goes through it (published layers on deploy,
+runtime archives into the runtime cache).
 
 ``unpack_to_staging(archive, dest_parent, top)`` unpacks an archive whose members all live
 under ``top/`` into a hidden folder beside ``dest_parent/top`` (what was under ``top/`` lands
-directly in it), for the caller to finish (postinstall) and move with ``fsutil.replace_dir``;
-``extract_archive`` does both. Absolute names, ``..``, links leaving ``top/``, devices and
-fifos are refused with one :class:`VenvStacksError` line, and nothing is written outside
-the staging folder: symlinks are created last, so no write can pass through one, and are
-then checked again with ``realpath``.
+directly in it), for the caller to finish (postinstall) and move with ``fsutil.replace_dir``
+or a rename. The format comes from the file name, else from its first bytes. Absolute
+names, ``..``, links leaving ``top/``, devices and fifos are refused with one
+:class:`VenvStacksError` line, and nothing is written outside the staging folder: symlinks
+are created last, so no write can pass through one, and are then checked again with
+``realpath``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from typing import IO, Any
 import zstandard
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import replace_dir
 from venvstacks.ship.archives import ArchiveFormat
 
 _CHUNK = 1 << 20
@@ -58,7 +59,7 @@ def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
     """Unpack ``archive`` (all members under ``top/``) into a new folder beside
     ``dest_parent/top`` and return that folder. The caller moves it into place with
     :func:`replace_dir`, or deletes it."""
-    fmt = ArchiveFormat.from_name(archive.name)
+    fmt = _format_of(archive)
     dest_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{top}.partial-", dir=dest_parent))
     try:
@@ -73,11 +74,26 @@ def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
     return staging
 
 
-def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
-    """Unpack safely and move the result to ``dest_parent/top`` (replacing what was there)."""
-    staging = unpack_to_staging(archive, dest_parent, top)
-    replace_dir(staging, dest_parent / top)
-    return dest_parent / top
+# How each format's files begin: runtime archives are named by their origin, not by us.
+_MAGIC = {
+    ArchiveFormat.TAR_GZ: b"\x1f\x8b",
+    ArchiveFormat.TAR_XZ: b"\xfd7zXZ\x00",
+    ArchiveFormat.TAR_ZST: b"\x28\xb5\x2f\xfd",
+    ArchiveFormat.ZIP: b"PK\x03\x04",
+}
+
+
+def _format_of(archive: Path) -> ArchiveFormat:
+    """The format its name ends with, else the one its first bytes show."""
+    try:
+        return ArchiveFormat.from_name(archive.name)
+    except VenvStacksError:
+        with archive.open("rb") as f:
+            head = f.read(8)
+        for fmt, magic in _MAGIC.items():
+            if head.startswith(magic):
+                return fmt
+        raise
 
 
 def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str) -> None:

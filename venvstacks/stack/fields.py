@@ -23,6 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from venvstacks.errors import SpecError
 from venvstacks.stack import modfiles
 from venvstacks.stack.graph import LinearizationError, c3_linearize
+from venvstacks.stack.kinds import LayerKind
 
 if TYPE_CHECKING:
     from venvstacks.stack.spec import LayerSpec
@@ -38,8 +39,7 @@ ALL_PLATFORMS = (
 DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),
 # so a framework and an application may share a name.
-BUILD_NAME_PREFIXES = {"runtimes": "", "frameworks": "framework-", "applications": "app-"}
-_FRAMEWORK_PREFIX = BUILD_NAME_PREFIXES["frameworks"]
+_FRAMEWORK_PREFIX = LayerKind.FRAMEWORK.prefix
 # Matched with fullmatch: `$` would also accept a trailing newline. ASCII digits only.
 _REQUEST_RE = re.compile(r"(cpython|pypy)@([0-9]+)\.([0-9]+)(\.[0-9]+)?")
 _LINUX_TARGET_RE = re.compile(r"glibc(@([0-9]+)\.([0-9]+))?")

@@ -16,28 +16,19 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import SpecError
 from venvstacks.fsutil import UnsafeFileError, read_bounded_text
-from venvstacks.stack import fields, naming
+from venvstacks.layout import requirements_dir
+from venvstacks.stack import fields, naming, uvkeys
 
 # Defined beside the rules that use them; re-exported because callers import them from here.
 from venvstacks.stack.fields import ALL_PLATFORMS as ALL_PLATFORMS
 from venvstacks.stack.fields import DEFAULT_LINUX_TARGET as DEFAULT_LINUX_TARGET
 from venvstacks.stack.fields import module_name as module_name
-
-
-class LayerKind(Enum):
-    RUNTIME = "runtimes"
-    FRAMEWORK = "frameworks"
-    APPLICATION = "applications"
-
-    @property
-    def prefix(self) -> str:
-        return fields.BUILD_NAME_PREFIXES[self.value]
+from venvstacks.stack.kinds import LayerKind as LayerKind
 
 
 @dataclass(frozen=True)
@@ -104,11 +95,6 @@ class StackSpec:
         return requirements_dir(self.root, layer.env_name)
 
 
-def requirements_dir(root: Path, env_name: str) -> Path:
-    """Where a layer's lock files live, next to the stack file (committed by users)."""
-    return root / "requirements" / env_name
-
-
 COMMON_FIELDS = {
     "name": str,
     "requirements": list,
@@ -132,7 +118,7 @@ KIND_FIELDS: dict[LayerKind, dict[str, type]] = {
     },
 }
 DEPRECATED = {"build_requirements": "it is ignored; remove it"}
-TOP_LEVEL = {"runtimes", "frameworks", "applications", "tool"}
+TOP_LEVEL = {*(kind.value for kind in LayerKind), "tool"}
 
 
 def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSpec:
@@ -220,11 +206,14 @@ def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
     if inline is not None:
         if not isinstance(inline, dict):
             raise SpecError(path, None, "tool.uv", "must be a table")
+        uvkeys.check_settings(path, inline, "tool.uv.")
         return dict(inline)
     # As upstream: a venvstacks.uv.toml beside the stack file is used only without [tool.uv].
     side_file = path.parent / "venvstacks.uv.toml"
     if side_file.exists():
-        return _read_toml(side_file)
+        settings = _read_toml(side_file)
+        uvkeys.check_settings(side_file, settings, "")
+        return settings
     return {}
 
 
@@ -246,11 +235,6 @@ class _Parser:
         indexes = uv_config.get("index", [])
         if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
             raise SpecError(path, None, "tool.uv.index", "must be an array of tables ([[tool.uv.index]])")
-        for i in indexes:
-            if not isinstance(i.get("name", ""), str):
-                raise SpecError(
-                    path, None, "tool.uv.index", f"index name {i['name']!r} must be a string; quote it"
-                )
         self.index_names = {i.get("name") for i in indexes}
 
     def fail(self, layer: str | None, field: str | None, message: str) -> SpecError:
@@ -268,7 +252,7 @@ class _Parser:
             raise self.fail(
                 env_name,
                 "name",
-                f"duplicate {kind.value[:-1]} name; layer names must be unique, rename one of them",
+                f"duplicate {kind.singular} name; layer names must be unique, rename one of them",
             )
         layer = self._build(kind, name, fields.LayerTable(self.path, env_name, checked))
         self.layers.append(layer)
