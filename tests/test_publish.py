@@ -24,9 +24,10 @@ from tests.support.layers import (
     tree,
 )
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import sha256_file
+from venvstacks.fsutil import sha256_bytes, sha256_file
 from venvstacks.ship.archives import ArchiveFormat
 from venvstacks.ship.export import POSTINSTALL_SCRIPT
+from venvstacks.ship.manifest import FILES_MANIFEST
 from venvstacks.ship.publish import (
     LayerToPublish,
     PublishOptions,
@@ -34,6 +35,7 @@ from venvstacks.ship.publish import (
     publish_layer,
     write_stack_metadata,
 )
+from venvstacks.stack.kinds import LayerKind
 
 GZ = ArchiveFormat.TAR_GZ  # the fastest format, for tests that are not about formats
 COMMON_FIELDS = {
@@ -53,6 +55,7 @@ ARCHIVE_FIELDS = {
     "archive_size",
     "archive_hashes",
     "archive_format",
+    "files_manifest_sha256",
 }
 
 
@@ -102,6 +105,33 @@ def test_archives_and_metadata(stack: SampleStack, tmp_path: Path) -> None:
         assert meta["archive_size"] == archive.stat().st_size
         assert meta["archive_hashes"] == {"sha256": sha256_file(archive)}
         assert stack_meta["layers"][layer.kind.value] == [meta]
+
+
+def test_archive_carries_a_manifest_of_its_members(stack: SampleStack, tmp_path: Path) -> None:
+    (result,) = [
+        r for r in publish_all(stack.layers(), options(tmp_path / "out")) if r.kind is LayerKind.FRAMEWORK
+    ]
+    top = "framework-fw@2"
+    with tarfile.open(result.archive_path) as tf:
+        members = {m.name.removeprefix(top).lstrip("/"): m for m in tf.getmembers()}
+        manifest_member = tf.extractfile(f"{top}/{FILES_MANIFEST}")
+        assert manifest_member is not None
+        text = manifest_member.read().decode()
+        pth = tf.extractfile(f"{top}/{SITE}/fw_extra.pth")
+        assert pth is not None
+        pth_hash = sha256_bytes(pth.read())
+    assert result.metadata["files_manifest_sha256"] == sha256_bytes(text.encode())
+    entries = json.loads(text)["entries"]
+    assert set(entries) == set(members) - {"", FILES_MANIFEST}
+    assert entries[f"{SITE}/fw_extra.pth"] == {
+        "kind": "file",
+        "mode": 0o644,
+        "sha256": pth_hash,
+        "size": members[f"{SITE}/fw_extra.pth"].size,
+    }
+    assert entries["share/fw-tool"]["mode"] == 0o755
+    assert entries["share/abs-link-inside"] == {"kind": "symlink", "target": "../lib"}
+    assert entries["share"] == {"kind": "dir"}
 
 
 def test_archive_holds_only_what_ships(stack: SampleStack, tmp_path: Path) -> None:

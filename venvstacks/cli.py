@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks.cli_options import DeployCommand, OperationCommand, StackCommand, parse_command
+from venvstacks.cli_options import (
+    DeployCommand,
+    OperationCommand,
+    StackCommand,
+    VerifyCommand,
+    parse_command,
+)
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
@@ -64,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if isinstance(command, DeployCommand):
             return deploy_cmd(command)
+        if isinstance(command, VerifyCommand):
+            return verify_cmd(command)
         if isinstance(command, OperationCommand):
             return execute(command, OPERATION_STEPS)
         return execute(command, SHOW_STEPS)
@@ -270,7 +278,9 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
 def deploy_cmd(cmd: DeployCommand) -> int:
     from venvstacks.ship import deploy
 
-    result = deploy.deploy(Path(cmd.published), Path(cmd.target), include=cmd.include, log=_say)
+    result = deploy.deploy(
+        Path(cmd.published), Path(cmd.target), include=cmd.include, log=_say, jobs=cmd.jobs
+    )
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
         print(f"Run {app.layer_name} with: {app}")
     print(
@@ -278,6 +288,24 @@ def deploy_cmd(cmd: DeployCommand) -> int:
         f"into {result.target_dir}"
     )
     return 0
+
+
+def verify_cmd(cmd: VerifyCommand) -> int:
+    """One line per layer on stdout; exit status 1 if any layer differs."""
+    lines: list[str]
+    if cmd.rebuild:
+        from venvstacks.ship.rebuild import verify_rebuild
+
+        rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack))
+        lines, ok = [r.line() for r in rebuilt], all(r.reproduced for r in rebuilt)
+    else:
+        from venvstacks.ship.verify import verify_deployed
+
+        published = Path(cmd.published) if cmd.published else None
+        reports = verify_deployed(Path(cmd.folder), published)
+        lines, ok = [r.line() for r in reports], all(r.ok for r in reports)
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 def _say(message: str) -> None:

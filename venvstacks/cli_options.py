@@ -81,9 +81,18 @@ class DeployCommand:
     published: str
     target: str
     include: tuple[str, ...] = ()
+    jobs: int | None = None  # layers unpacked at once; None: one per core
 
 
-Command = StackCommand | OperationCommand | DeployCommand
+@dataclass(frozen=True)
+class VerifyCommand:
+    folder: str
+    published: str | None = None
+    rebuild: bool = False
+    stack: str = "venvstacks.toml"
+
+
+Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand
 
 
 def parse_command(argv: Sequence[str] | None) -> Command | None:
@@ -96,7 +105,8 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
     if args.command is None:
         parser.print_help(sys.stderr)
         return None
-    kind: type[Command] = {"deploy": DeployCommand, "show": StackCommand}.get(args.command, OperationCommand)
+    kinds: dict[str, type[Command]] = {"deploy": DeployCommand, "verify": VerifyCommand, "show": StackCommand}
+    kind = kinds.get(args.command, OperationCommand)
     known = {f.name for f in fields(kind)}
     given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
     return kind(**{k: v for k, v in given.items() if k in known and v is not None})
@@ -128,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("--json", action="store_true", help="print the stack as JSON")
     _deploy_parser(sub)
+    _verify_parser(sub)
     return parser
 
 
@@ -250,4 +261,35 @@ def _deploy_parser(sub: Any) -> None:
         action="append",
         metavar="PATTERN",
         help="deploy these layers (build name or deployed name, fnmatch; repeatable) and what they need",
+    )
+    dep.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="unpack up to N layers at once (default: one per core; 1: one layer after another)",
+    )
+
+
+def _verify_parser(sub: Any) -> None:
+    text = "check deployed layers against their published file manifests (--rebuild: rebuild the archives)"
+    ver = sub.add_parser("verify", help=text, description=text)
+    ver.add_argument(
+        "folder", help="a deployment folder; with --rebuild, a publish output folder (or its metadata file)"
+    )
+    ver.add_argument(
+        "--published",
+        metavar="DIR",
+        help="check the manifests against this publication's metadata (default: the deploy record)",
+    )
+    ver.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild every published layer from the stack's committed locks and compare the archives",
+    )
+    ver.add_argument(
+        "--stack",
+        default="venvstacks.toml",
+        help="with --rebuild: the stack file or its folder (./venvstacks.toml)",
     )

@@ -40,7 +40,7 @@ import encodings.ascii, encodings.latin_1, encodings.utf_8, encodings.aliases
 sysconfig.get_config_vars(); sysconfig.get_paths()
 with tempfile.TemporaryDirectory() as tmp:
     venv.main([os.path.join(tmp, "v"), "--without-pip", "--symlinks"])
-    compileall.compile_dir(tmp, quiet=2)
+    compileall.compile_dir(tmp, quiet=2, workers=2)  # as postinstall: a process pool
 files = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
 files.append(os.path.join(os.path.dirname(venv.__file__), "__main__.py"))
 print(json.dumps(sorted({f for f in files if f})))

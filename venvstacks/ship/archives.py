@@ -176,7 +176,7 @@ def _readable_by_all(path: Path) -> None:
     path.chmod(0o644)
 
 
-def _normal_mode(st_mode: int) -> int:
+def normal_mode(st_mode: int) -> int:
     # Keep only "is it executable": umask and checkout modes must not reach the bytes.
     if stat.S_ISDIR(st_mode) or st_mode & stat.S_IXUSR:
         return 0o755
@@ -219,7 +219,7 @@ def _write_tar(stream: IO[bytes], members: list[ArchiveEntry], epoch: int, repor
                 tf.addfile(info)
             elif stat.S_ISREG(st.st_mode):
                 info.size = st.st_size
-                info.mode = _normal_mode(st.st_mode)
+                info.mode = normal_mode(st.st_mode)
                 with m.source.open("rb") as f:
                     tf.addfile(info, report.reader(f))
             else:
@@ -242,7 +242,7 @@ def _write_zip(raw: IO[bytes], members: list[ArchiveEntry], epoch: int, report: 
                 info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
                 zf.writestr(info, b"")
             elif stat.S_ISREG(st.st_mode):
-                info.external_attr = (stat.S_IFREG | _normal_mode(st.st_mode)) << 16
+                info.external_attr = (stat.S_IFREG | normal_mode(st.st_mode)) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.file_size = st.st_size
                 with m.source.open("rb") as src, zf.open(info, "w") as dst:

@@ -13,8 +13,10 @@ selected one needs (``runtime_layer``, ``required_layers``) are added.
 Before anything is unpacked, every needed layer must be published or already deployed in
 ``target_dir``, and each archive to unpack must have the published size and sha256. Each
 layer is then unpacked safely into a hidden folder beside its destination, its
-``postinstall.py`` runs there (runtime first, then frameworks, then apps; with the deployed
-runtime's Python), and only then is it renamed into place, replacing an older copy.
+``postinstall.py`` runs there (with the deployed runtime's Python, so only once the layers
+it needs are in place), and only then is it renamed into place, replacing an older copy.
+Layers that do not need each other are unpacked and finished at the same time
+(``layerpool.py``).
 A small state file (``.venvstacks-deploy.json``) records each layer's archive sha256, so a
 redeploy skips unchanged layers; if the whole folder was moved since, the skipped layers'
 ``postinstall.py`` is rerun so their absolute paths follow. The returned
@@ -28,6 +30,7 @@ import os
 import shlex
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
@@ -47,7 +50,9 @@ from venvstacks.fsutil import (
     write_atomic,
 )
 from venvstacks.layout import LAYER_CONFIG, METADATA_DIR
+from venvstacks.ship.blockstream import cores
 from venvstacks.ship.export import read_layer_config
+from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.published_meta import check_layer_metadata
 from venvstacks.ship.unpack import unpack_to_staging
 from venvstacks.stack.kinds import LayerKind
@@ -213,11 +218,13 @@ def deploy(
     include: Sequence[str] = (),
     log: Callable[[str], None] = print,
     python: Path | None = None,
+    jobs: int | None = None,
 ) -> DeployResult:
     """Deploy the published layers selected by ``include`` into ``target_dir``.
 
     ``python`` runs every ``postinstall.py`` if given; by default each layer's own base
-    Python (the deployed runtime's) runs it.
+    Python (the deployed runtime's) runs it. Up to ``jobs`` layers (default: one per core)
+    unpack at once; ``jobs=1`` deploys one layer after another.
     """
     target_dir = target_dir.absolute()
     layers = load_published(published)
@@ -236,14 +243,23 @@ def deploy(
             _relink_moved(target_dir, [t for t in recorded if t not in todo], python, log)
         state["path"] = str(target_dir)
         write_atomic(target_dir / STATE_FILE, dump_json(state))
-        for layer in selected:
-            if layer.install_target in todo:
-                _deploy_layer(layer, target_dir, python, log)
-                recorded[layer.install_target] = {
-                    "layer_name": layer.metadata.get("layer_name"),
-                    "sha256": _archive_sha256(layer),
-                }
-                write_atomic(target_dir / STATE_FILE, dump_json(state))
+
+        def record(layer: PublishedLayer) -> None:
+            recorded[layer.install_target] = {
+                "layer_name": layer.metadata.get("layer_name"),
+                "sha256": _archive_sha256(layer),
+                "files_manifest_sha256": layer.metadata.get("files_manifest_sha256"),
+            }
+            write_atomic(target_dir / STATE_FILE, dump_json(state))
+
+        steps = LayerSteps(
+            unpack=lambda layer, stop: _unpack_layer(layer, target_dir, stop, log),
+            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir, python),
+            discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
+            on_done=record,
+        )
+        pending = {la.install_target: la for la in selected if la.install_target in todo}
+        run_layers(pending, {t: la.needs for t, la in pending.items()}, steps, jobs or cores())
         _check_complete(selected, target_dir)
     apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
     deployed = tuple(la.install_target for la in selected if la.install_target in todo)
@@ -251,17 +267,19 @@ def deploy(
     return DeployResult(target_dir, deployed, unchanged, apps)
 
 
-def _deploy_layer(
-    layer: PublishedLayer, target_dir: Path, python: Path | None, log: Callable[[str], None]
-) -> None:
-    target = layer.install_target
-    log(f"Deploying {target} from {layer.archive.name}")
-    staging = unpack_to_staging(layer.archive, target_dir, target)
+def _unpack_layer(
+    layer: PublishedLayer, target_dir: Path, stop: threading.Event, log: Callable[[str], None]
+) -> Path:
+    log(f"Deploying {layer.install_target} from {layer.archive.name}")
+    return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop)
+
+
+def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path, python: Path | None) -> None:
     try:
         # Staging is a sibling of the destination, so postinstall can finish the layer
         # before it becomes visible under its real name.
         run_postinstall(staging, python)
-        replace_dir(staging, target_dir / target)
+        replace_dir(staging, target_dir / layer.install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -2,7 +2,7 @@
 
 ``layer_entries(layer_dir, top)`` is the one definition of a layer's shipped tree, used by
 both the local export (below) and publishing (``publish.py``). It walks the build folder
-``layer_dir`` and returns :class:`~venvstacks.archives.ArchiveEntry` items named
+``layer_dir`` and returns :class:`~venvstacks.ship.archives.ArchiveEntry` items named
 ``top/...`` (``top`` being the layer's deployed name), leaving out what only makes sense on
 the build machine:
 

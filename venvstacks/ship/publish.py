@@ -8,7 +8,9 @@ computed from the lock and the stack (``layer_name``, ``install_target``,
 ``required_layers``, for apps ``app_launch_module``, ``app_launch_module_hash`` and
 ``app_support_modules``; extra fields such as ``runtime_source`` pass through). This module
 adds the archive fields ``archive_build``, ``archive_name``, ``target_platform``,
-``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format``.
+``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format`` and
+``files_manifest_sha256`` (the sha256 of the file manifest each archive carries as
+``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py).
 
 Entry points::
 
@@ -28,9 +30,13 @@ compressors release the GIL); every output byte is the same as in a serial run.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import os
+import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,8 +46,9 @@ from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import layer_metadata_file, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
-from venvstacks.ship.archives import ArchiveFormat, write_archive
+from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
 from venvstacks.ship.export import layer_entries
+from venvstacks.ship.manifest import FILES_MANIFEST, archive_manifest, manifest_sha256, manifest_text
 from venvstacks.stack.kinds import LayerKind
 
 Status = Literal["built", "unchanged", "would-build", "would-skip"]
@@ -56,7 +63,13 @@ REQUIRED_FIELDS = (
     "bound_to_implementation",
 )
 # Fields describing one archive build rather than the layer's inputs.
-ARCHIVE_BUILD_FIELDS = ("archive_build", "archive_name", "archive_size", "archive_hashes")
+ARCHIVE_BUILD_FIELDS = (
+    "archive_build",
+    "archive_name",
+    "archive_size",
+    "archive_hashes",
+    "files_manifest_sha256",
+)
 
 _stack_file_lock = threading.Lock()
 
@@ -175,14 +188,23 @@ def publish_layer(
         if progress is not None:
             name = layer.layer_name
             report = lambda done, total: progress(name, done, total)  # noqa: E731
-        info = write_archive(
-            archive_path,
-            layer_entries(layer.layer_dir, str(metadata["install_target"])),
-            options.archive_format,
-            epoch=lock_epoch(str(metadata["locked_at"])),
-            progress=report,
-        )
-        metadata = {**metadata, "archive_size": info.size, "archive_hashes": {"sha256": info.sha256}}
+        top = str(metadata["install_target"])
+        entries = layer_entries(layer.layer_dir, top)
+        manifest = manifest_text(archive_manifest(entries, top))
+        with _manifest_file(options.output_dir, manifest) as manifest_file:
+            info = write_archive(
+                archive_path,
+                [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST}", manifest_file)],
+                options.archive_format,
+                epoch=lock_epoch(str(metadata["locked_at"])),
+                progress=report,
+            )
+        metadata = {
+            **metadata,
+            "archive_size": info.size,
+            "archive_hashes": {"sha256": info.sha256},
+            "files_manifest_sha256": manifest_sha256(manifest),
+        }
     # Written after the archive: a crash in between leaves old metadata, which no longer
     # matches, so the next run rebuilds instead of trusting a half-made archive.
     write_if_changed(meta_path, dump_json(metadata))
@@ -206,6 +228,33 @@ def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str
         path = stack_metadata_file(output_dir, suffix)
         write_if_changed(path, dump_json({"layers": grouped}))
     return path
+
+
+# Manifests being archived. As for the archives themselves (archives.py): when doit runs the
+# publish in a daemon thread, a Ctrl-C ends the interpreter without unwinding that thread.
+_unfinished: set[Path] = set()
+
+
+@atexit.register
+def _remove_unfinished() -> None:
+    for path in list(_unfinished):
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
+    """``text`` in a hidden file of ``folder`` while the archive is written, then removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".files-manifest-", suffix=".tmp", dir=folder)
+    path = Path(name)
+    _unfinished.add(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        _unfinished.discard(path)
 
 
 def _read_previous(path: Path) -> dict[str, Any] | None:
