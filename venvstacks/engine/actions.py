@@ -119,4 +119,4 @@ def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
 
     runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
     frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
-    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks)
+    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks, settings.stack.root)
