@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from venvstacks import envs, linking, locking, outputs
+from venvstacks.dynlib import AmbiguousLibrary
+from venvstacks.errors import SpecError, run
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import lock_files
 from venvstacks.runtimes import Runtime, ensure_runtime
@@ -50,7 +53,10 @@ def install(settings: Settings, name: str) -> None:
 
 def link(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
-    linking.link_layer(link_plan(settings, layer))
+    try:
+        linking.link_layer(link_plan(settings, layer))
+    except AmbiguousLibrary as exc:
+        raise SpecError(settings.stack.path, layer.name, "dynlib_exclude", str(exc)) from None
 
 
 def export(settings: Settings, name: str) -> None:
@@ -78,4 +84,11 @@ def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
 
     runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
     frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
-    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks)
+    suffixes = extension_suffixes(settings.env_dir(settings.runtime_layer(layer)) / "bin" / "python3")
+    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks, suffixes)
+
+
+def extension_suffixes(python: Path) -> tuple[str, ...]:
+    """The file name endings that make a file an extension module for this Python."""
+    code = "import importlib.machinery as m; print('\\n'.join(m.EXTENSION_SUFFIXES))"
+    return tuple(run(f"asking {python} for its extension suffixes", [python, "-I", "-c", code]).split())

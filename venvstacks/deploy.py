@@ -37,8 +37,9 @@ from typing import Any
 from filelock import FileLock
 
 from venvstacks.errors import VenvStacksError, run
-from venvstacks.export import LAYER_CONFIG, read_layer_config
+from venvstacks.export import read_layer_config
 from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
+from venvstacks.layout import LAYER_CONFIG
 from venvstacks.publish import METADATA_DIR, STACK_KEYS
 from venvstacks.unpack import unpack_to_staging
 

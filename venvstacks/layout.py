@@ -23,6 +23,9 @@ INSTALLED = STATE_DIR / "installed.json"  # target of install:<layer>
 ENV_IDENTITY = STATE_DIR / "env.json"
 LINKED = STATE_DIR / "built.json"  # target of build:<layer>
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
+DYNLIB_DIR = Path("share/venv/dynlib")  # links to the layer's shared libraries (Linux, macOS)
+DYNLIB_MANIFEST = STATE_DIR / "dynlib.json"  # those links; upper layers' build: depends on it
+DEPLOYED_WRAPPER = STATE_DIR / "python.deployed"  # bin/python as exported and published
 
 METADATA_DIR = "__venvstacks__"
 ARCHIVE_FORMATS = ("tar.xz", "tar.gz", "tar.zst", "zip")

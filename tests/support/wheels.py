@@ -7,7 +7,7 @@ import hashlib
 import http.server
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,21 +17,30 @@ import pytest
 def make_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
     """Write a minimal valid wheel whose module `<name>` says where it came from."""
     dist = name.replace("-", "_")
+    return write_wheel(folder, name, version, tag, {f"{dist}.py": f"VERSION = {version!r}\n{body}".encode()})
+
+
+def write_wheel(folder: Path, name: str, version: str, tag: str, files: Mapping[str, bytes]) -> Path:
+    """Write a valid wheel holding `files` (paths inside site-packages) plus its metadata."""
+    dist = name.replace("-", "_")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dist}-{version}-{tag}.whl"
     info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}.py": f"VERSION = {version!r}\n{body}",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    purelib = "true" if tag.endswith("-any") else "false"
+    contents = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{info}/WHEEL": (
-            f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
-        ),
+            f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: {purelib}\nTag: {tag}\n"
+        ).encode(),
     }
-    record = [f"{n},sha256={_digest(t.encode())},{len(t.encode())}" for n, t in files.items()]
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    record = [f"{n},sha256={_digest(data)},{len(data)}" for n, data in contents.items()]
+    contents[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
     with zipfile.ZipFile(path, "w") as zf:
-        for n, text in files.items():
-            zf.writestr(zipfile.ZipInfo(n, date_time=(2020, 1, 1, 0, 0, 0)), text)
+        for n, data in contents.items():
+            entry = zipfile.ZipInfo(n, date_time=(2020, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o755 << 16 if n.endswith(".so") or ".so." in n else 0o644 << 16
+            zf.writestr(entry, data)
     return path
 
 
