@@ -7,7 +7,8 @@ is a small bash script that appends each lower layer's `share/venv/dynlib` folde
 the caller set, and then runs `bin/python_` (a relative symlink to the runtime's
 interpreter) with `exec -a .../bin/python`, so `sys.executable` and `pyvenv.cfg` are
 still the layer's. Every path is relative to the script's own folder, so a moved
-deployment keeps working. bash, not sh: dash has no `exec -a`.
+deployment keeps working, and folders reached through symlinks keep the names the caller
+used (only links to the script itself are followed). bash, not sh: dash has no `exec -a`.
 
 The same layout as the existing venvstacks, so an app deployed by either behaves alike.
 """
@@ -30,9 +31,13 @@ _HEAD = """\
 # below this one: their share/venv/dynlib folders go on LD_LIBRARY_PATH, after any the
 # caller set. Then the layer's Python runs as this file, so sys.executable is bin/python.
 set -eu
-here=$(readlink -f -- "$0")
-bin_dir=${here%/*}
-layers_dir=${bin_dir%/*/*}
+here=$0
+case $here in */*) ;; *) here=./$here ;; esac
+while [ -L "$here" ]; do  # python3 -> python, or a link to this layer from elsewhere
+    link=$(readlink -- "$here")
+    case $link in /*) here=$link ;; *) here=${here%/*}/$link ;; esac
+done
+bin_dir=$(CDPATH="" cd -- "${here%/*}/" && pwd)
 add_dynlib_dir() {
     case ":${LD_LIBRARY_PATH-}:" in
         *":$1:"*) ;;
@@ -54,7 +59,9 @@ exec -a "$bin_dir/python" "$bin_dir/python_" "$@"
 def wrapper_script(lower_layers: Sequence[str]) -> str:
     """The script for a layer whose lower layers (folder names, runtime last) are given."""
     folders = [shlex.quote(f"{name}/{DYNLIB_DIR.as_posix()}") for name in lower_layers]
-    return _HEAD + "".join(f'add_dynlib_dir "$layers_dir"/{f}\n' for f in folders) + _TAIL
+    # "..", not a trimmed $bin_dir: the kernel resolves it from the real layer folder, so a
+    # layer reached through a symlink of its own still finds its peers.
+    return _HEAD + "".join(f'add_dynlib_dir "$bin_dir"/../../{f}\n' for f in folders) + _TAIL
 
 
 def install_wrapper(bin_dir: Path, base_python: Path, script: str, py_version: str) -> None:
