@@ -144,7 +144,7 @@ def apply_links(layer_dir: Path, links: Mapping[str, str]) -> None:
     folder with half the links.
     """
     folder = layer_dir / DYNLIB_DIR
-    if _current_links(folder) == dict(links):
+    if _current_links(layer_dir) == dict(links):
         return
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -161,11 +161,11 @@ def apply_links(layer_dir: Path, links: Mapping[str, str]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _current_links(folder: Path) -> dict[str, str] | None:
+def _current_links(layer_dir: Path) -> dict[str, str] | None:
     """What the folder links to now, relative to the layer folder (None: not ours)."""
+    folder = layer_dir / DYNLIB_DIR
     if not folder.is_dir():
         return {} if not folder.exists() else None
-    layer_dir = folder.parents[len(DYNLIB_DIR.parts) - 1]
     links = {}
     for entry in folder.iterdir():
         if not entry.is_symlink():
