@@ -15,6 +15,8 @@ from venvstacks.dynlib import AmbiguousLibrary, apply_links, exclude_pattern, fi
 from venvstacks.elf import shared_library_soname
 from venvstacks.pywrapper import install_wrapper, wrapper_script
 
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF libraries: Linux only")
+
 SITE = Path("lib/python3.11/site-packages")
 SUFFIXES = (".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so")
 

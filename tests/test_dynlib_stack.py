@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import pytest
 from tests.support.native import PLATFORM, SONAME, compile_publisher, consumer_wheel, publisher_wheel
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF libraries: Linux only")
 
 STACK = """\
 [[runtimes]]

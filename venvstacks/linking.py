@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,8 @@ def link_layer(plan: LinkPlan) -> None:
     links = dynlib.plan_links(env_dir, libraries)
     dynlib.apply_links(env_dir, links)
     write_if_changed(env_dir / DYNLIB_MANIFEST, dump_json(links))
-    if plan.runtime is not None:
+    # Linux only: macOS would need DYLD_LIBRARY_PATH and a zsh script (docs/concepts.md).
+    if plan.runtime is not None and sys.platform.startswith("linux"):
         _wrap_python(plan, plan.runtime)
     code = plan.sitecustomize()
     if code is not None:
