@@ -37,7 +37,10 @@ while [ -L "$here" ]; do  # python3 -> python, or a link to this layer from else
     link=$(readlink -- "$here")
     case $link in /*) here=$link ;; *) here=${here%/*}/$link ;; esac
 done
-bin_dir=$(CDPATH="" cd -- "${here%/*}/" && pwd)
+case $here in  # absolute already when started by path lookup or a launcher: no subshell
+    /*) bin_dir=${here%/*} ;;
+    *) bin_dir=$(CDPATH="" cd -- "${here%/*}/" && pwd) ;;
+esac
 add_dynlib_dir() {
     case ":${LD_LIBRARY_PATH-}:" in
         *":$1:"*) ;;
