@@ -9,11 +9,11 @@ from pathlib import Path
 
 from doit import get_var
 
+from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path
+from venvstacks.engine.tasks import Settings
 from venvstacks.errors import VenvStacksError
-from venvstacks.rundoit import hold_build_lock, namespace, stack_path
-from venvstacks.runtime_options import RuntimeOptions
-from venvstacks.spec import load_stack
-from venvstacks.tasks import Settings
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.spec import load_stack
 
 try:
     _stack = load_stack(stack_path(get_var("stack", str(Path(__file__).parent / "stacks" / "sample"))))

@@ -75,7 +75,7 @@ def ensure_project_python() -> None:
 
     The scripts import ``venvstacks`` and ``upstream`` (``bench/``), and time the ``.venv``'s
     own ``venvstacks`` and ``doit`` commands.  Also puts the ``BENCH_ENV`` variables into
-    ``os.environ`` so that in-process calls (``venvstacks.runtimes``) see the bench cache.
+    ``os.environ`` so that in-process calls (``venvstacks.runtimes.cache``) see the bench cache.
     """
     os.environ.update(BENCH_ENV)
     if isinstance(sys.stdout, io.TextIOWrapper):
@@ -358,7 +358,7 @@ def restore(folder: Path, saved: Mapping[Path, bytes]) -> None:
 
 def runtime_archive(version: str) -> Path:
     """The archive of ``cpython@<version>`` in the bench runtime cache (made if missing)."""
-    from venvstacks.runtimes import RuntimeOptions, ensure_runtime
+    from venvstacks.runtimes.cache import RuntimeOptions, ensure_runtime
 
     options = RuntimeOptions.from_env(policy="local", cache_dir=RUNTIME_CACHE)
     return Path(ensure_runtime(f"cpython@{version}", options, log=lambda _m: None).archive)

@@ -123,14 +123,14 @@ print("Environment launch module executed successfully")
 _PROJECT_RUNTIME_PROBE = """\
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from venvstacks.runtimes import RuntimeOptions, ensure_runtime
+from venvstacks.runtimes.cache import RuntimeOptions, ensure_runtime
 rt = ensure_runtime(sys.argv[2], RuntimeOptions.from_env(policy="local"), log=lambda m: None)
 print(json.dumps({"archive": str(rt.archive), "version": rt.version}))
 """
 
 
 def runtime_from_project(request: str = "cpython@3.11", python: str | None = None) -> tuple[Path, str] | None:
-    """(archive, X.Y.Z) from our own ``venvstacks.runtimes`` (policy ``local``), or None.
+    """(archive, X.Y.Z) from our own ``venvstacks.runtimes.cache`` (policy ``local``), or None.
 
     Runs in a subprocess of *python*: ``$BENCH_PROJECT_PYTHON``, else the repo's
     ``.venv/bin/python`` (made by ``dev.py``), else this interpreter.
@@ -151,15 +151,15 @@ def runtime_from_project(request: str = "cpython@3.11", python: str | None = Non
     )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        print(f"venvstacks.runtimes not usable with {python}: {last}")
+        print(f"venvstacks.runtimes.cache not usable with {python}: {last}")
         return None
     info = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"runtime archive from venvstacks.runtimes: {info['archive']} ({info['version']})")
+    print(f"runtime archive from venvstacks.runtimes.cache: {info['archive']} ({info['version']})")
     return Path(info["archive"]), info["version"]
 
 
 def _selftest_archive(up: Upstream, given: str | None, version: str | None) -> tuple[Path, str]:
-    """(archive, X.Y.Z): --archive, else our venvstacks.runtimes, else one made from pyenv."""
+    """(archive, X.Y.Z): --archive, else our venvstacks.runtimes.cache, else one made from pyenv."""
     if given:
         path = Path(given)
         m = re.search(r"(\d+\.\d+\.\d+)", path.name)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.layers import tree
-from venvstacks.archives import ArchiveEntry, ArchiveFormat, write_archive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
-from venvstacks.unpack import extract_archive
+from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
+from venvstacks.ship.unpack import extract_archive
 
 EPOCH = 1735787045
 ALL_FORMATS = list(ArchiveFormat)

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from tests.support.layers import RUNTIME, SITE, SampleStack, run_app, sample_stack, tree
-from venvstacks.archives import ArchiveFormat
-from venvstacks.deploy import STATE_FILE, deploy
 from venvstacks.errors import CommandError, VenvStacksError
-from venvstacks.export import export_layer
 from venvstacks.fsutil import sha256_file
-from venvstacks.publish import PublishOptions, publish_layers
+from venvstacks.ship.archives import ArchiveFormat
+from venvstacks.ship.deploy import STATE_FILE, deploy
+from venvstacks.ship.export import export_layer
+from venvstacks.ship.publish import PublishOptions, publish_layers
 
 FW, APP = "framework-fw@2", "app-hello"
 EXPECTED = ["framework", "pth", "runtime", "support"]

@@ -11,9 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.native import SONAME, compile_publisher, gcc
-from venvstacks.dynlib import AmbiguousLibrary, apply_links, exclude_pattern, find_libraries, plan_links
-from venvstacks.elf import shared_library_soname
-from venvstacks.pywrapper import install_wrapper, wrapper_script
+from venvstacks.layers.dynlib import (
+    AmbiguousLibrary,
+    apply_links,
+    exclude_pattern,
+    find_libraries,
+    plan_links,
+)
+from venvstacks.layers.elf import shared_library_soname
+from venvstacks.layers.pywrapper import install_wrapper, wrapper_script
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF libraries: Linux only")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from venvstacks.graph import LinearizationError, c3_linearize, derived_layers, lower_layers, select
-from venvstacks.spec import StackSpec, parse_stack
+from venvstacks.stack.graph import LinearizationError, c3_linearize, derived_layers, lower_layers, select
+from venvstacks.stack.spec import StackSpec, parse_stack
 
 # --- c3_linearize --------------------------------------------------------------------------
 

@@ -22,8 +22,8 @@ from tests.support.layers import (
     run_app,
     sample_stack,
 )
-from venvstacks.export import POSTINSTALL_SCRIPT, layer_entries, materialise
-from venvstacks.pywrapper import wrapper_script
+from venvstacks.layers.pywrapper import wrapper_script
+from venvstacks.ship.export import POSTINSTALL_SCRIPT, layer_entries, materialise
 
 FW, APP = "framework-fw@2", "app-hello"
 TAG = f"cpython-{PY.replace('.', '')}"

@@ -21,11 +21,11 @@ from tests.support.layers import (
     sample_stack,
     tree,
 )
-from venvstacks.archives import ArchiveFormat
 from venvstacks.errors import VenvStacksError
-from venvstacks.export import POSTINSTALL_SCRIPT
 from venvstacks.fsutil import sha256_file
-from venvstacks.publish import (
+from venvstacks.ship.archives import ArchiveFormat
+from venvstacks.ship.export import POSTINSTALL_SCRIPT
+from venvstacks.ship.publish import (
     STACK_KEYS,
     LayerToPublish,
     PublishOptions,

@@ -9,7 +9,7 @@ import pytest
 from packaging.tags import parse_tag
 
 from tests.support.pylock_data import LINUX, LINUX_ARM, MAC_ARM, WIN, WIN_ARM, binary, lock, names, pure
-from venvstacks.pylock import CoverageError, Target, postprocess
+from venvstacks.lock.pylock import CoverageError, Target, postprocess
 
 
 def covered(tag: str, target: Target) -> bool:

@@ -25,7 +25,7 @@ from tests.support.pylock_data import (
     pure,
     wheel,
 )
-from venvstacks.pylock import (
+from venvstacks.lock.pylock import (
     FROM_LOWER_LAYER,
     Target,
     constraint_lines,

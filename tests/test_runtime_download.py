@@ -16,10 +16,10 @@ from pbs_installer import PythonVersion
 
 from tests.support.runtime_checks import Log, cache_contents, probe
 from tests.support.runtime_fixtures import Mirror, RuntimeArchive
-from venvstacks import runtime_local
 from venvstacks.errors import VenvStacksError
-from venvstacks.runtime_sources import PBS_RELEASE_BASES
-from venvstacks.runtimes import Runtime, RuntimeOptions, ensure_runtime
+from venvstacks.runtimes import local as runtime_local
+from venvstacks.runtimes.cache import Runtime, RuntimeOptions, ensure_runtime
+from venvstacks.runtimes.sources import PBS_RELEASE_BASES
 
 DATE = "20991231"
 PBS_NAME = "cpython-{version}+{date}-x86_64-unknown-linux-gnu-install_only.tar.gz"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.runtime_checks import Log, probe
-from venvstacks.runtime_local import LocalSource
-from venvstacks.runtime_pack import LOCAL_MARKER, find_patchelf, pack_prefix
-from venvstacks.runtimes import Runtime, RuntimeOptions, ensure_runtime, install_runtime
+from venvstacks.runtimes.cache import Runtime, RuntimeOptions, ensure_runtime, install_runtime
+from venvstacks.runtimes.local import LocalSource
+from venvstacks.runtimes.pack import LOCAL_MARKER, find_patchelf, pack_prefix
 
 
 def test_session_runtime_is_relocated(local_runtime: Runtime, tmp_path: Path) -> None:

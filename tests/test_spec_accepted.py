@@ -15,7 +15,7 @@ import pytest
 from tests.support.spec_files import INDEX, RUNTIME, RUNTIME_312, app, framework, write_stack
 from venvstacks.cli import main
 from venvstacks.errors import SpecError
-from venvstacks.spec import ALL_PLATFORMS, DEFAULT_LINUX_TARGET, LayerKind, StackSpec, load_stack
+from venvstacks.stack.spec import ALL_PLATFORMS, DEFAULT_LINUX_TARGET, LayerKind, StackSpec, load_stack
 
 
 def _load(tmp_path: Path, toml: str, files: dict[str, str] | None = None) -> tuple[StackSpec, list[str]]:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.spec_files import INDEX, RUNTIME, RUNTIME_312, app, framework, one_error_line, write_stack
 from venvstacks.errors import SpecError
-from venvstacks.spec import load_stack
+from venvstacks.stack.spec import load_stack
 
 
 @dataclasses.dataclass(frozen=True)

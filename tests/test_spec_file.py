@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.spec_files import RUNTIME, framework, one_error_line, write_stack
 from venvstacks.errors import SpecError
-from venvstacks.spec import load_stack
+from venvstacks.stack.spec import load_stack
 
 
 def test_invalid_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.cli_options import build_parser
+from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
+from venvstacks.engine.tasks import Settings, buildable, host_platform
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path
-from venvstacks.graph import derived_layers, lower_layers, select
 from venvstacks.layout import LINKED, LockOptions, OutputOptions
-from venvstacks.rundoit import check_ok, hold_build_lock, run_doit, stack_path
-from venvstacks.runtime_options import RuntimeOptions
-from venvstacks.spec import LayerKind, LayerSpec, load_stack
-from venvstacks.tasks import Settings, buildable, host_platform
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.graph import derived_layers, lower_layers, select
+from venvstacks.stack.spec import LayerKind, LayerSpec, load_stack
 
 
 @dataclass(frozen=True)
@@ -220,8 +220,8 @@ def run_tasks(plan: Plan) -> int:
 
 
 def dry_run(plan: Plan) -> int:
-    from venvstacks import outputs
-    from venvstacks.actions import runtime_identity
+    from venvstacks.engine import outputs
+    from venvstacks.engine.actions import runtime_identity
 
     settings = plan.inv.settings
     result = []
@@ -244,7 +244,7 @@ def dry_run(plan: Plan) -> int:
 
 
 def deploy_cmd(args: argparse.Namespace) -> int:
-    from venvstacks import deploy
+    from venvstacks.ship import deploy
 
     result = deploy.deploy(Path(args.published), Path(args.target), include=args.include or (), log=_say)
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
@@ -270,7 +270,7 @@ def show(inv: Invocation, plan: Plan | None = None) -> int:
 
 
 def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
-    from venvstacks import locking
+    from venvstacks.lock import locking
 
     stack = inv.settings.stack
     data: dict[str, Any] = {

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvstacks.spec import LayerSpec, StackSpec
+from venvstacks.stack.spec import LayerSpec, StackSpec
 
 if TYPE_CHECKING:
-    from venvstacks.publish import PublishOptions
+    from venvstacks.ship.publish import PublishOptions
 
 # Inside each layer folder: bookkeeping that never ships, and the deployable layer config.
 STATE_DIR = Path("share/venv/metadata/build-state")
@@ -77,8 +77,8 @@ class OutputOptions:
     target_platform: str = field(default_factory=default_platform)
 
     def publish_options(self, dry_run: bool = False) -> PublishOptions:
-        from venvstacks.archives import ArchiveFormat
-        from venvstacks.publish import PublishOptions
+        from venvstacks.ship.archives import ArchiveFormat
+        from venvstacks.ship.publish import PublishOptions
 
         return PublishOptions(
             output_dir=self.publish_dir,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from venvstacks.publish import LayerToPublish
+    from venvstacks.ship.publish import LayerToPublish
 
 PY = "{}.{}".format(*sys.version_info[:2])
 PY_FULL = "{}.{}.{}".format(*sys.version_info[:3])
@@ -124,7 +124,7 @@ class SampleStack:
     build_dir: Path
 
     def layers(self) -> list[LayerToPublish]:
-        from venvstacks.publish import LayerToPublish
+        from venvstacks.ship.publish import LayerToPublish
 
         return [
             LayerToPublish(self.build_dir / RUNTIME, "runtime", runtime_metadata()),

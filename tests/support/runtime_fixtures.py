@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from venvstacks.fsutil import sha256_file
-from venvstacks.runtime_local import LocalSource
-from venvstacks.runtimes import Runtime, RuntimeOptions, ensure_runtime
+from venvstacks.runtimes.cache import Runtime, RuntimeOptions, ensure_runtime
+from venvstacks.runtimes.local import LocalSource
 
 SESSION_REQUEST = "cpython@3.11"
 

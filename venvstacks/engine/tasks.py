@@ -32,10 +32,10 @@ from doit.tools import config_changed
 
 from venvstacks import layout
 from venvstacks.errors import VenvStacksError
-from venvstacks.graph import lower_layers
 from venvstacks.layout import LockOptions, OutputOptions, lock_files
-from venvstacks.runtime_options import RuntimeOptions
-from venvstacks.spec import LayerKind, LayerSpec, StackSpec
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
 
 TaskDict = dict[str, Any]
 
@@ -100,7 +100,7 @@ def act(step: str, settings: Settings, name: str) -> TaskFailed | None:
     Steps are named, and their module imported only here, so creating the graph (all a
     no-op run does) never loads the locking, installing or archiving code.
     """
-    from venvstacks import actions
+    from venvstacks.engine import actions
 
     try:
         getattr(actions, step)(settings, name)

@@ -38,13 +38,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from venvstacks.archives import ArchiveEntry
 from venvstacks.errors import VenvStacksError, run
 from venvstacks.fsutil import replace_dir
 from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, STATE_DIR
+from venvstacks.ship.archives import ArchiveEntry
 
 BUILD_STATE = STATE_DIR.as_posix()
-POSTINSTALL_SCRIPT = Path(__file__).parent / "_injected" / "postinstall.py"
+POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / "postinstall.py"
 
 
 def read_layer_config(layer_dir: Path) -> dict[str, object]:

@@ -2,8 +2,8 @@
 
 Every source answers the same two questions (see `RuntimeSource`): which archive would you
 give for this request (`find`, cheap and offline), and write it here (`fetch`, the effect).
-The cache in `runtimes.py` decides which source to ask, checks the sha256 and keeps the result;
-local interpreters live in `runtime_local.py`. Every archive, whatever its source, is unpacked
+The cache in `cache.py` decides which source to ask, checks the sha256 and keeps the result;
+local interpreters live in `local.py`. Every archive, whatever its source, is unpacked
 by `unpack_install_only` below, which refuses members that would land outside `python/`.
 """
 

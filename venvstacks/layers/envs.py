@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from venvstacks import pylock
 from venvstacks.errors import VenvStacksError, run, uv_bin
 from venvstacks.fsutil import dump_json, write_atomic
 from venvstacks.layout import ENV_IDENTITY, INSTALLED
-from venvstacks.locking import read_lock
-from venvstacks.runtimes import Runtime, install_runtime
+from venvstacks.lock import pylock
+from venvstacks.lock.locking import read_lock
+from venvstacks.runtimes.cache import Runtime, install_runtime
 
 
 def site_packages(py_version: str) -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from venvstacks.errors import CommandError, run
 from venvstacks.fsutil import sha256_file
-from venvstacks.runtime_pack import pack_prefix
-from venvstacks.runtime_sources import Candidate, version_key, version_matches
+from venvstacks.runtimes.pack import pack_prefix
+from venvstacks.runtimes.sources import Candidate, version_key, version_matches
 
 _VERSION_DIR = re.compile(r"^\d+\.\d+\.\d+$")
 _UV_DIR = re.compile(r"^cpython-(\d+\.\d+\.\d+)-")

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks import dynlib, pywrapper
-from venvstacks.envs import site_packages
 from venvstacks.fsutil import dump_json, hash_tree, write_atomic, write_if_changed
+from venvstacks.layers import dynlib, pywrapper
+from venvstacks.layers.envs import site_packages
 from venvstacks.layout import (
     DEPLOYED_WRAPPER,
     DYNLIB_DIR,
@@ -31,7 +31,7 @@ from venvstacks.layout import (
     LINKED,
     STATE_DIR,
 )
-from venvstacks.spec import LayerKind, LayerSpec, module_name
+from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git*")
 

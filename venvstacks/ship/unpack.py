@@ -30,9 +30,9 @@ from typing import IO, Any
 
 import zstandard
 
-from venvstacks.archives import ArchiveFormat
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
+from venvstacks.ship.archives import ArchiveFormat
 
 _CHUNK = 1 << 20
 

@@ -1,6 +1,6 @@
 """Runtime options and request parsing: light enough to import on every run.
 
-`runtimes.py` does the fetching; this module holds what the CLI, `dodo.py` and the task
+`cache.py` does the fetching; this module holds what the CLI, `dodo.py` and the task
 graph need before any runtime is touched, so a no-op build imports no HTTP or archive code.
 """
 
@@ -103,6 +103,6 @@ def parse_request(request: str) -> tuple[str, str]:
 
 
 def _check_location(location: str, what: str) -> None:
-    from venvstacks.runtime_sources import parse_archive_location
+    from venvstacks.runtimes.sources import parse_archive_location
 
     parse_archive_location(location, what)

@@ -38,10 +38,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from venvstacks.archives import ArchiveFormat, write_archive
 from venvstacks.errors import VenvStacksError
-from venvstacks.export import layer_entries
 from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.ship.archives import ArchiveFormat, write_archive
+from venvstacks.ship.export import layer_entries
 
 LayerKind = Literal["runtime", "framework", "application"]
 Status = Literal["built", "unchanged", "would-build", "would-skip"]

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from venvstacks import export, locking, publish
 from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
-from venvstacks.graph import lower_layers
 from venvstacks.layout import OutputOptions, lock_files
-from venvstacks.spec import LayerKind, LayerSpec, StackSpec, module_name
+from venvstacks.lock import locking
+from venvstacks.ship import export, publish
+from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec, module_name
 
 _KIND = {LayerKind.RUNTIME: "runtime", LayerKind.FRAMEWORK: "framework", LayerKind.APPLICATION: "application"}
 _stack_file_lock = threading.Lock()  # parallel layer tasks share venvstacks.json

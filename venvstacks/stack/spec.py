@@ -5,7 +5,7 @@ validation happens up front, so a bad stack file fails before anything is locked
 with one line naming the file, the layer and the field.
 
 This module holds the specs, the top level of the file and [tool.uv], and which fields each
-kind of layer has; the rules for each field's value live in `venvstacks.spec_fields`.
+kind of layer has; the rules for each field's value live in `venvstacks.stack.fields`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from venvstacks import spec_fields as fields
 from venvstacks.errors import SpecError
+from venvstacks.stack import fields
 
 # Defined beside the rules that use them; re-exported because callers import them from here.
-from venvstacks.spec_fields import ALL_PLATFORMS as ALL_PLATFORMS
-from venvstacks.spec_fields import DEFAULT_LINUX_TARGET as DEFAULT_LINUX_TARGET
-from venvstacks.spec_fields import module_name as module_name
+from venvstacks.stack.fields import ALL_PLATFORMS as ALL_PLATFORMS
+from venvstacks.stack.fields import DEFAULT_LINUX_TARGET as DEFAULT_LINUX_TARGET
+from venvstacks.stack.fields import module_name as module_name
 
 
 class LayerKind(Enum):

@@ -29,9 +29,9 @@ from typing import IO, Any
 
 import zstandard
 
-from venvstacks.blockstream import xz_writer
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
+from venvstacks.ship.blockstream import xz_writer
 
 Progress = Callable[[int, int], None]
 """Called with (bytes of file content done, total bytes of file content)."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from venvstacks.spec import LayerSpec, StackSpec
+from venvstacks.stack.spec import LayerSpec, StackSpec
 
 # [tool.uv] settings that mean the same to `uv pip compile` (the rest are project-only).
 PASSTHROUGH = (

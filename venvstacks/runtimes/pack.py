@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, cast
 
-from venvstacks.blockstream import gzip_writer
 from venvstacks.errors import CommandError, VenvStacksError, run
 from venvstacks.fsutil import dump_json
+from venvstacks.ship.blockstream import gzip_writer
 
 # Written into archives made from a local interpreter, so that such an archive stays marked
 # as non-portable even when it is later handed over as an explicit archive or via a mirror.

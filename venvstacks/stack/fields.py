@@ -1,10 +1,10 @@
 """The rules for the value of each field in a layer table of a `venvstacks.toml`.
 
-`venvstacks.spec` checks which fields a table may have and their TOML types; the functions
+`venvstacks.stack.spec` checks which fields a table may have and their TOML types; the functions
 here check what the values say (a valid requirement, a known platform or index, an existing
 module) and resolve them against the layers defined above. Each raises a `SpecError` naming
 the file, the layer and the field. `LayerKind` is not used here (the caller decides which
-fields each kind has), so this module sits below `venvstacks.spec` with no import cycle.
+fields each kind has), so this module sits below `venvstacks.stack.spec` with no import cycle.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from venvstacks.errors import SpecError
-from venvstacks.graph import LinearizationError, c3_linearize
+from venvstacks.stack.graph import LinearizationError, c3_linearize
 
 if TYPE_CHECKING:
-    from venvstacks.spec import LayerSpec
+    from venvstacks.stack.spec import LayerSpec
 
 ALL_PLATFORMS = (
     "win_amd64",

@@ -18,8 +18,8 @@ from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
+from venvstacks.engine.tasks import CREATORS, Settings, TaskDict
 from venvstacks.errors import VenvStacksError, uv_bin
-from venvstacks.tasks import CREATORS, Settings, TaskDict
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from venvstacks.spec import LayerSpec, StackSpec
+    from venvstacks.stack.spec import LayerSpec, StackSpec
 
 
 class LinearizationError(ValueError):

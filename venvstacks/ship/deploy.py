@@ -37,11 +37,11 @@ from typing import Any
 from filelock import FileLock
 
 from venvstacks.errors import VenvStacksError, run
-from venvstacks.export import read_layer_config
 from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.publish import METADATA_DIR, STACK_KEYS
-from venvstacks.unpack import unpack_to_staging
+from venvstacks.ship.export import read_layer_config
+from venvstacks.ship.publish import METADATA_DIR, STACK_KEYS
+from venvstacks.ship.unpack import unpack_to_staging
 
 STATE_FILE = ".venvstacks-deploy.json"
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(STACK_KEYS.values())}

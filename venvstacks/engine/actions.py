@@ -10,14 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from venvstacks import envs, linking, locking, outputs
-from venvstacks.dynlib import AmbiguousLibrary
+from venvstacks.engine import outputs
+from venvstacks.engine.tasks import Settings
 from venvstacks.errors import SpecError, run
 from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.layers import envs, linking
+from venvstacks.layers.dynlib import AmbiguousLibrary
 from venvstacks.layout import lock_files
-from venvstacks.runtimes import Runtime, ensure_runtime
-from venvstacks.spec import LayerKind, LayerSpec
-from venvstacks.tasks import Settings
+from venvstacks.lock import locking
+from venvstacks.runtimes.cache import Runtime, ensure_runtime
+from venvstacks.stack.spec import LayerKind, LayerSpec
 
 
 def log(message: str) -> None:

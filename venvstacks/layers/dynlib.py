@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvstacks.elf import shared_library_soname
 from venvstacks.errors import VenvStacksError
+from venvstacks.layers.elf import shared_library_soname
 from venvstacks.layout import DYNLIB_DIR
 
 

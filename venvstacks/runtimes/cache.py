@@ -1,7 +1,7 @@
 """Where a layer's CPython comes from: the runtime cache, a download, or this machine.
 
 One verb, `ensure_runtime`, returns a `Runtime` held in a persistent cache outside the build
-folder. Whatever the source (see runtime_sources.py and runtime_local.py), the cache keeps
+folder. Whatever the source (see sources.py and local.py), the cache keeps
 the same two things per runtime: the sha256-checked `install_only` archive and an unpacked
 copy of it. The cache is consulted first, so a runtime, once there, is what later builds get
 (stable doit manifests, no network on reruns).
@@ -23,8 +23,8 @@ from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json
-from venvstacks.runtime_local import LocalSource
-from venvstacks.runtime_options import (
+from venvstacks.runtimes.local import LocalSource
+from venvstacks.runtimes.options import (
     ARCHIVES_ENV_SEPARATOR,
     POLICIES,
     Policy,
@@ -33,8 +33,8 @@ from venvstacks.runtime_options import (
     parse_archive_entry,
     parse_request,
 )
-from venvstacks.runtime_pack import LOCAL_MARKER
-from venvstacks.runtime_sources import (
+from venvstacks.runtimes.pack import LOCAL_MARKER
+from venvstacks.runtimes.sources import (
     ArchiveSource,
     Candidate,
     ChecksumError,
