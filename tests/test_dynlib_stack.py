@@ -124,6 +124,8 @@ def test_app_finds_the_framework_library_through_bin_python(built: Stack) -> Non
     assert link.is_symlink() and not os.path.isabs(os.readlink(link))
     assert link.resolve() == framework / "lib/python3.11/site-packages/publisher" / SONAME
     app = built.build_dir / APP
+    assert (app / "lib/python3.11/site-packages/consumer/_consumer.abi3.so").is_file()
+    assert not (app / "share/venv/dynlib").exists()  # an extension module is no library
     assert (app / "bin/python").read_text().startswith("#!/bin/bash\n")
     assert os.readlink(app / "bin/python3") == "python"
     assert_app_works(app)
