@@ -21,7 +21,7 @@ requirements = []
 name = "base"
 runtime = "cpython-3.11"
 versioned = true
-requirements = ["vstest-alpha"]
+requirements = ["vstest-alpha", "vstest-delta"]
 platforms = ["linux_x86_64", "win_amd64", "macosx_arm64"]
 linux_target = "glibc@2.17"
 macosx_target = "11.0"
@@ -75,6 +75,10 @@ print(support.NAME)
 def _every_field_stack(tmp: Path, runtime_cache: Path, index: SimpleIndex) -> Stack:
     index.add("vstest-alpha", "1.0")
     index.add("vstest-beta", "2.0")
+    # No package_indexes entry names vstest-delta: only priority_indexes can make uv ask the
+    # (explicit) index for it. Every other package here is pinned by package_indexes, which is
+    # why this test once passed while priority_indexes and named indexes never reached uv.
+    index.add("vstest-delta", "4.0")
     make_wheel(tmp / "stack" / "wheels", "vstest-gamma", "3.0")
     stack = Stack(tmp / "stack", runtime_cache)
     stack.root.mkdir(parents=True, exist_ok=True)
@@ -101,6 +105,9 @@ def test_every_field_locks_and_builds(tmp_path: Path, runtime_cache: Path, simpl
     requirements = stack.root / "requirements"
     alpha = _package(requirements / "framework-base" / "pylock.framework-base.toml", "vstest-alpha")
     assert simple_index.url.rsplit("/", 1)[0] in alpha["wheels"][0]["url"]
+    delta = _package(requirements / "framework-base" / "pylock.framework-base.toml", "vstest-delta")
+    assert delta["wheels"][0]["url"].startswith(simple_index.host + "/")
+    assert simple_index.asked("vstest-delta") >= 1
     gamma = _package(requirements / "app-demo" / "pylock.app-demo.toml", "vstest-gamma")
     assert gamma["wheels"][0]["path"] == "../../wheels/vstest_gamma-3.0-py3-none-any.whl"
     assert (requirements / "app-elsewhere" / "pylock.app-elsewhere.toml").exists()

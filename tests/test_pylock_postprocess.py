@@ -27,12 +27,12 @@ from tests.support.pylock_data import (
 )
 from venvstacks.lock.pylock import (
     FROM_LOWER_LAYER,
-    Target,
     constraint_lines,
     package_pins,
     postprocess,
     requirements_hash,
 )
+from venvstacks.stack.targets import Target
 
 # --- marker filtering -----------------------------------------------------------------------
 

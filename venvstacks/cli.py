@@ -19,13 +19,14 @@ from typing import Any
 
 from venvstacks.cli_options import build_parser
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
-from venvstacks.engine.tasks import Settings, buildable, host_platform
+from venvstacks.engine.tasks import Settings, buildable
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path
 from venvstacks.layout import LINKED, LockOptions, OutputOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.spec import LayerKind, LayerSpec, load_stack
+from venvstacks.stack.targets import host_platform
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from venvstacks.lock.pylock import Target
+from venvstacks.stack.targets import Target
 
 LINUX = Target("linux_x86_64", "3.11")
 LINUX_ARM = Target("linux_aarch64", "3.11")

@@ -1,4 +1,5 @@
-"""Tiny wheels made on the spot, and a PEP 503 simple index serving them on 127.0.0.1."""
+"""Tiny wheels made on the spot, and PEP 503 simple indexes serving them on 127.0.0.1 that
+log every request, so tests can say which index uv asked for which project."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import hashlib
 import http.server
 import threading
 import zipfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -52,15 +54,33 @@ def _digest(data: bytes) -> str:
 class SimpleIndex:
     root: Path  # holds the wheels
     url: str  # .../simple
+    requests: list[str] = field(default_factory=list)  # paths asked for, in order
 
-    def add(self, name: str, version: str, tag: str = "py3-none-any") -> Path:
-        return make_wheel(self.root, name, version, tag)
+    def add(self, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
+        return make_wheel(self.root, name, version, tag, body)
+
+    @property
+    def host(self) -> str:
+        """`http://127.0.0.1:PORT`: the start of every URL this index hands out."""
+        return self.url.rsplit("/", 1)[0]
+
+    def asked(self, project: str) -> int:
+        """How many times the project's page was requested."""
+        wanted = project.lower().replace("_", "-")
+        return sum(1 for path in self.requests if _project_of(path) == wanted)
+
+
+def _project_of(path: str) -> str | None:
+    parts = [p for p in path.split("/") if p]
+    return parts[1].lower().replace("_", "-") if len(parts) == 2 and parts[0] == "simple" else None
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     wheels: Path
+    log: list[str]
 
     def do_GET(self) -> None:
+        self.log.append(self.path)
         parts = [p for p in self.path.split("/") if p]
         if len(parts) == 2 and parts[0] == "simple":
             project = parts[1].lower().replace("_", "-")
@@ -87,16 +107,30 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def simple_index(tmp_path: Path) -> Iterator[SimpleIndex]:
-    wheels = tmp_path / "index-wheels"
-    wheels.mkdir()
-    handler = type("Handler", (_Handler,), {"wheels": wheels})
+@contextmanager
+def serve_index(wheels: Path) -> Iterator[SimpleIndex]:
+    """A simple index for the wheels in `wheels`, on a free port of 127.0.0.1."""
+    wheels.mkdir(parents=True, exist_ok=True)
+    log: list[str] = []
+    handler = type("Handler", (_Handler,), {"wheels": wheels, "log": log})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield SimpleIndex(wheels, f"http://127.0.0.1:{server.server_address[1]}/simple")
+        yield SimpleIndex(wheels, f"http://127.0.0.1:{server.server_address[1]}/simple", log)
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def simple_index(tmp_path: Path) -> Iterator[SimpleIndex]:
+    with serve_index(tmp_path / "index-wheels") as index:
+        yield index
+
+
+@pytest.fixture
+def index_server(tmp_path: Path) -> Iterator[Callable[[str], SimpleIndex]]:
+    """Starts more indexes on demand: `index_server("private")`."""
+    with ExitStack() as servers:
+        yield lambda name: servers.enter_context(serve_index(tmp_path / f"index-{name}"))

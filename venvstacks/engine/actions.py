@@ -17,9 +17,10 @@ from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layers import envs, linking
 from venvstacks.layers.dynlib import AmbiguousLibrary
 from venvstacks.layout import lock_files
-from venvstacks.lock import locking
+from venvstacks.lock import locking, uvconfig
 from venvstacks.runtimes.cache import Runtime, ensure_runtime
 from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.targets import host_platform, layer_target
 
 
 def log(message: str) -> None:
@@ -39,18 +40,21 @@ def fetch_runtime(settings: Settings, name: str) -> None:
 def lock(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
-    locking.lock_layer(settings.stack, layer, runtime.python_dir / "bin" / "python3", settings.lock, log)
+    python = runtime.python_dir / "bin" / "python3"
+    locking.lock_layer(settings.stack, layer, python, runtime.version, settings.lock, log)
 
 
 def install(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
+    target = layer_target(layer, host_platform(), runtime.version)
+    how = envs.Install(target, uvconfig.install_settings(settings.stack))
     if layer.kind is LayerKind.RUNTIME:
-        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, log)
+        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, how, log)
     else:
         runtime_dir = settings.env_dir(settings.runtime_layer(layer))
-        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, log)
+        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, how, log)
 
 
 def link(settings: Settings, name: str) -> None:

@@ -21,6 +21,7 @@ from venvstacks.lock import locking
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec, module_name
+from venvstacks.stack.targets import host_platform, layer_target
 
 _KIND = {LayerKind.RUNTIME: "runtime", LayerKind.FRAMEWORK: "framework", LayerKind.APPLICATION: "application"}
 _stack_file_lock = threading.Lock()  # parallel layer tasks share venvstacks.json
@@ -44,6 +45,8 @@ def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[st
         # Our additions: where the runtime came from, and whether it runs elsewhere.
         "runtime_source": runtime_identity.get("source"),
         "runtime_portable": runtime_identity.get("portable"),
+        # The glibc or macOS version the installed wheels were chosen for.
+        **layer_target(layer, host_platform(), runtime_identity["version"]).metadata(),
     }
     if layer.kind is not LayerKind.RUNTIME:
         data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]

@@ -18,10 +18,7 @@ inputs: an identical rerun leaves its dependants asleep.
 
 from __future__ import annotations
 
-import os
-import platform
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +30,11 @@ from doit.tools import config_changed
 from venvstacks import layout
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import LockOptions, OutputOptions, lock_files
+from venvstacks.lock import uvconfig
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
+from venvstacks.stack.targets import glibc_of, host_platform, macos_of, target_text
 
 TaskDict = dict[str, Any]
 
@@ -67,18 +66,6 @@ class Settings:
     @property
     def doit_db(self) -> Path:
         return self.build_dir / ".venvstacks-doit.sqlite3"
-
-
-def host_platform() -> str:
-    machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}.get(
-        machine, machine
-    )
-    if sys.platform == "darwin":
-        return "macosx_arm64" if arch == "aarch64" else "macosx_x86_64"
-    if sys.platform == "win32":
-        return "win_arm64" if arch == "aarch64" else "win_amd64"
-    return f"linux_{arch}"
 
 
 def lockable(settings: Settings) -> list[LayerSpec]:
@@ -146,6 +133,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
             "file_dep": [
                 *(lock_files(stack, lower).pylock for lower in lowers),
                 *(_module_files(layer) if layer.versioned else []),  # they name its next version
+                settings.runtime_state(layer),  # its exact version decides markers
             ],
             "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
             "targets": [files.pylock, files.meta],
@@ -166,6 +154,15 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
             ],
             "task_dep": [] if runtime is layer else [f"install:{runtime.env_name}"],
             "targets": [settings.env_dir(layer) / layout.INSTALLED],
+            # Which of a package's wheels is installed follows the target (same lock or not).
+            "uptodate": [
+                config_changed(
+                    {
+                        "target": target_text(host_platform(), glibc_of(layer), macos_of(layer)),
+                        "uv": uvconfig.install_settings(settings.stack),
+                    }
+                )
+            ],
             "clean": [(remove_tree, [settings.env_dir(layer)])],  # `doit clean`: the whole layer
         }
 
@@ -241,22 +238,8 @@ def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
 
 
 def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
-    return {
-        "requirements": layer.requirements,
-        "platforms": layer.platforms,
-        "python": layer.python_implementation,
-        "linux_target": layer.linux_target,
-        "macosx_target": layer.macosx_target,
-        "package_indexes": layer.package_indexes,
-        "priority_indexes": layer.priority_indexes,
-        "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
-        "versioned": layer.versioned,
-        "uv": dict(settings.stack.uv_config),
-        # What changes a lock's content; --upgrade and --reset-lock force a rerun instead.
-        "index": settings.lock.index,
-        "local_wheels": [str(p) for p in settings.lock.local_wheels],
-        "exclude_newer": os.environ.get("UV_EXCLUDE_NEWER", ""),
-    }
+    # --upgrade and --reset-lock force a rerun instead (see lock_tasks).
+    return uvconfig.lock_inputs(settings.stack, layer, settings.lock)
 
 
 def _link_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:

@@ -12,10 +12,15 @@ import csv
 import io
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomli_w
+from packaging.tags import parse_tag
 
 from venvstacks.errors import VenvStacksError, run, uv_bin
 from venvstacks.fsutil import dump_json, write_atomic
@@ -23,6 +28,15 @@ from venvstacks.layout import ENV_IDENTITY, INSTALLED
 from venvstacks.lock import pylock
 from venvstacks.lock.locking import read_lock
 from venvstacks.runtimes.cache import Runtime, install_runtime
+from venvstacks.stack.targets import Target
+
+
+@dataclass(frozen=True)
+class Install:
+    """How a layer's locked packages are installed: for which target, with which uv settings."""
+
+    target: Target
+    uv_settings: Mapping[str, Any]  # the stack's network and install settings (a uv.toml)
 
 
 def site_packages(py_version: str) -> Path:
@@ -31,10 +45,10 @@ def site_packages(py_version: str) -> Path:
 
 
 def install_runtime_layer(
-    runtime: Runtime, env_dir: Path, lock_path: Path, log: Callable[[str], None]
+    runtime: Runtime, env_dir: Path, lock_path: Path, install: Install, log: Callable[[str], None]
 ) -> None:
     """Unpack the runtime into its layer folder (if needed) and sync its own packages."""
-    identity = {"kind": "runtime", "runtime": runtime.identity()}
+    identity = {"kind": "runtime", "runtime": runtime.identity(), "target": install.target.describe()}
     _start(env_dir)
     if not _identity_matches(env_dir, identity):
         _discard(env_dir)
@@ -42,22 +56,34 @@ def install_runtime_layer(
         install_runtime(runtime, env_dir)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
     python = env_dir / "bin" / "python3"
-    _sync(python, lock_path, env_dir.name, system=True)
+    _sync(python, lock_path, env_dir.name, install, system=True)
+    check_wheel_tags(env_dir, runtime.version, install.target)
     _finish(env_dir, identity, lock_path)
 
 
 def install_venv_layer(
-    runtime: Runtime, runtime_dir: Path, env_dir: Path, lock_path: Path, log: Callable[[str], None]
+    runtime: Runtime,
+    runtime_dir: Path,
+    env_dir: Path,
+    lock_path: Path,
+    install: Install,
+    log: Callable[[str], None],
 ) -> None:
     """Create (or reuse) the layer's venv on its runtime, then sync it to its lock."""
-    identity = {"kind": "venv", "runtime": runtime.identity(), "runtime_dir": runtime_dir.name}
+    identity = {
+        "kind": "venv",
+        "runtime": runtime.identity(),
+        "runtime_dir": runtime_dir.name,
+        "target": install.target.describe(),
+    }
     _start(env_dir)
     if not _identity_matches(env_dir, identity):
         _discard(env_dir)
         log(f"creating the virtual environment for {env_dir.name}")
         _create_venv(runtime_dir / "bin" / "python3", env_dir, runtime.version)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
-    _sync(env_dir / "bin" / "python", lock_path, env_dir.name, system=False)
+    _sync(env_dir / "bin" / "python", lock_path, env_dir.name, install, system=False)
+    check_wheel_tags(env_dir, runtime.version, install.target)
     _remove_scripts(env_dir)
     _finish(env_dir, identity, lock_path)
 
@@ -127,17 +153,40 @@ def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) ->
     (bindir / f"python{major_minor}").symlink_to("python")
 
 
-def _sync(python: Path, lock_path: Path, layer: str, *, system: bool) -> None:
-    cmd: list[str | Path] = [
-        uv_bin(), "pip", "sync", lock_path, "--python", python,
-        "--no-config", "--preview-features", "pylock", "--quiet",
-    ]  # fmt: skip
-    if system:
-        cmd.append("--break-system-packages")
-    try:
-        run(f"installing packages into {layer} (uv pip sync)", cmd)
-    except VenvStacksError as exc:
-        raise VenvStacksError(f"layer {layer!r}: {exc}") from None
+def _sync(python: Path, lock_path: Path, layer: str, install: Install, *, system: bool) -> None:
+    # The target, not this machine, decides which of a package's wheels is installed: a
+    # newer glibc here must not pick a manylinux_2_28 wheel for a glibc@2.17 layer.
+    with tempfile.TemporaryDirectory(prefix="venvstacks-install-") as tmp:
+        config = Path(tmp) / "uv.toml"
+        config.write_text(tomli_w.dumps(dict(install.uv_settings)))
+        cmd: list[str | Path] = [
+            uv_bin(), "pip", "sync", lock_path, "--python", python,
+            "--python-platform", install.target.uv_platform,
+            "--no-config", "--config-file", config, "--preview-features", "pylock", "--quiet",
+        ]  # fmt: skip
+        if system:
+            cmd.append("--break-system-packages")
+        try:
+            run(f"installing packages into {layer} (uv pip sync)", cmd, env=install.target.install_env)
+        except VenvStacksError as exc:
+            raise VenvStacksError(f"layer {layer!r}: {exc}") from None
+
+
+def check_wheel_tags(env_dir: Path, py_version: str, target: Target) -> None:
+    """Every installed wheel must suit the layer's target; fail naming the first that does not."""
+    for wheel_file in sorted(env_dir.glob(f"{site_packages(py_version)}/*.dist-info/WHEEL")):
+        wheel_tags = [
+            tag
+            for line in wheel_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.startswith("Tag:")
+            for tag in parse_tag(line.partition(":")[2].strip())
+        ]
+        if wheel_tags and not any(target.accepts(tag) for tag in wheel_tags):
+            dist = wheel_file.parent.name.removesuffix(".dist-info").replace("-", " ", 1)
+            raise VenvStacksError(
+                f"layer {env_dir.name!r}: installed {dist} has wheel tag {', '.join(map(str, wheel_tags))}, "
+                f"which does not fit the layer's target {target.describe()}"
+            )
 
 
 def _remove_scripts(env_dir: Path) -> None:

@@ -5,102 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.markers import Marker
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from venvstacks.stack.targets import Target
 
 # Upstream's marker for "installed by a lower layer": never true, so installers skip it.
 FROM_LOWER_LAYER = "sys_platform == 'from_lower_layer'"
-
-_PLATFORM_ENV = {
-    "linux_x86_64": ("linux", "Linux", "x86_64", "posix"),
-    "linux_aarch64": ("linux", "Linux", "aarch64", "posix"),
-    "macosx_arm64": ("darwin", "Darwin", "arm64", "posix"),
-    "macosx_x86_64": ("darwin", "Darwin", "x86_64", "posix"),
-    "win_amd64": ("win32", "Windows", "AMD64", "nt"),
-    "win_arm64": ("win32", "Windows", "ARM64", "nt"),
-}
-_MANYLINUX_ALIASES = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-@dataclass(frozen=True)
-class Target:
-    """One platform a layer is locked for, with its resolver-relevant limits."""
-
-    platform: str
-    py_version: str  # X.Y
-    glibc: tuple[int, int] = (2, 28)
-    macos: tuple[int, int] = (13, 0)
-
-    def marker_env(self) -> dict[str, str]:
-        sys_platform, system, machine, os_name = _PLATFORM_ENV[self.platform]
-        return {
-            "sys_platform": sys_platform,
-            "platform_system": system,
-            "platform_machine": machine,
-            "os_name": os_name,
-            "python_version": self.py_version,
-            "python_full_version": self.py_version + ".0",
-            "implementation_name": "cpython",
-            "platform_python_implementation": "CPython",
-            "implementation_version": self.py_version + ".0",
-            "platform_release": "",
-            "platform_version": "",
-            "extra": "",
-        }
-
-    def applies(self, marker: str | None) -> bool:
-        return marker is None or Marker(marker).evaluate(self.marker_env())
-
-    def accepts(self, tag: Tag) -> bool:
-        return self._python_ok(tag) and self._platform_ok(tag.platform)
-
-    def _python_ok(self, tag: Tag) -> bool:
-        major, minor = (int(p) for p in self.py_version.split("."))
-        interp, abi = tag.interpreter, tag.abi
-        if interp.startswith("py"):
-            return interp in ("py3", f"py{major}", f"py{major}{minor}")
-        if not interp.startswith("cp"):
-            return False
-        version = int(interp[3:] or 0) if interp[2:3] == str(major) else -1
-        if abi == "abi3":
-            return interp[2:3] == str(major) and version <= minor
-        return version == minor and abi in (f"cp{major}{minor}", "none", f"cp{major}{minor}m")
-
-    def _platform_ok(self, platform: str) -> bool:
-        if platform == "any":
-            return True
-        if self.platform.startswith("win_"):
-            return platform == self.platform
-        arch = _PLATFORM_ENV[self.platform][2]
-        if self.platform.startswith("linux_"):
-            return _manylinux_ok(platform, arch, self.glibc)
-        return _macos_ok(platform, arch, self.macos)
-
-
-def _manylinux_ok(platform: str, arch: str, glibc: tuple[int, int]) -> bool:
-    for alias, version in _MANYLINUX_ALIASES.items():
-        if platform == f"{alias}_{arch}":
-            return version <= glibc
-    if not platform.startswith("manylinux_") or not platform.endswith("_" + arch):
-        return False
-    parts = platform[len("manylinux_") : -len(arch) - 1].split("_")
-    return len(parts) == 2 and (int(parts[0]), int(parts[1])) <= glibc
-
-
-def _macos_ok(platform: str, arch: str, macos: tuple[int, int]) -> bool:
-    parts = platform.split("_")
-    if len(parts) < 4 or parts[0] != "macosx":
-        return False
-    wheel_arch = "_".join(parts[3:])
-    arches = {arch, "universal2"} if arch == "arm64" else {arch, "universal2", "intel", "universal"}
-    return wheel_arch in arches and (int(parts[1]), int(parts[2])) <= macos
 
 
 def package_pins(lock: Mapping[str, Any]) -> dict[str, tuple[str, str | None]]:
@@ -147,7 +65,7 @@ def postprocess(raw: Mapping[str, Any], targets: Sequence[Target], shared: Itera
         packages.append(_ordered(entry))
     packages.sort(key=lambda p: canonicalize_name(p["name"]))
     result = {k: v for k, v in raw.items() if k != "packages"}
-    result["requires-python"] = f"=={targets[0].py_version}.*"
+    result["requires-python"] = f"=={targets[0].py_major_minor}.*"
     result["packages"] = packages
     return result
 
@@ -178,6 +96,34 @@ def _wheel_tags(entry: Mapping[str, Any]) -> list[Tag]:
         except InvalidWheelFilename:
             continue
     return tags
+
+
+_FULL_VERSION_CLAUSE = re.compile(
+    r"(?:python_full_version|implementation_version)\s*(<=|>=|==|!=|~=|<|>|===)\s*['\"]([^'\"]+)['\"]"
+)
+
+
+def needs_full_version(lock: Mapping[str, Any], py_version: str) -> bool:
+    """Whether the lock's markers can decide differently for two patch releases of X.Y.
+
+    uv writes clauses such as `python_full_version < '3.11'`, which are the same for every
+    3.11.Z; only a clause comparing with an X.Y.Z of this very X.Y can tell them apart.
+    """
+    major_minor = tuple(int(p) for p in py_version.split(".")[:2])
+    for pkg in lock.get("packages", []):
+        for op, literal in _FULL_VERSION_CLAUSE.findall(str(pkg.get("marker") or "")):
+            if literal.endswith(".*"):
+                continue
+            try:
+                release = Version(literal).release
+            except InvalidVersion:
+                return True  # cannot tell: treat as depending on it
+            if release[:2] != major_minor:
+                continue
+            if op in ("<", ">=") and not any(release[2:]):
+                continue  # X.Y.0 is the first patch release: same answer for all of them
+            return True
+    return False
 
 
 def relative_wheel_paths(lock: Mapping[str, Any], lock_dir: Path) -> dict[str, Any]:

@@ -1,31 +1,26 @@
-"""What uv is told when locking a layer (pure): the resolver project and its settings.
+"""What uv is told (pure): the resolver project and settings for locking a layer, the
+settings for installing it, and the lock inputs computed from them.
 
 The layer becomes a throwaway `pyproject.toml` so that uv honours `[tool.uv.sources]`:
 that is how `package_indexes` pin a distribution to a named index, which `uv pip`'s
-command-line options cannot express.
+command-line options cannot express. The named indexes go in both files: `uv pip compile`
+resolves only against the indexes of its settings file (it ignores a requirements project's
+own `[[tool.uv.index]]`), while `[tool.uv.sources]` may only name indexes the project declares.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from venvstacks.layout import LockOptions
+from venvstacks.stack import uvkeys
+from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerSpec, StackSpec
-
-# [tool.uv] settings that mean the same to `uv pip compile` (the rest are project-only).
-PASSTHROUGH = (
-    "index",
-    "exclude-newer",
-    "index-strategy",
-    "find-links",
-    "no-index",
-    "prerelease",
-    "resolution",
-    "index-url",
-    "extra-index-url",
-)
+from venvstacks.stack.targets import glibc_of, macos_of, target_text
 
 
 def resolver_project(stack: StackSpec, layer: LayerSpec, py_version: str) -> dict[str, Any]:
@@ -34,8 +29,10 @@ def resolver_project(stack: StackSpec, layer: LayerSpec, py_version: str) -> dic
     indexes = layer_indexes(stack, layer)
     if indexes:
         tool_uv["index"] = indexes
-    if layer.package_indexes:
-        tool_uv["sources"] = {dist: {"index": index} for dist, index in layer.package_indexes}
+    # The stack's [tool.uv.sources] hold for every layer, unless its package_indexes say otherwise.
+    sources = dict(uvkeys.stack_sources(stack.uv_config)) | dict(layer.package_indexes)
+    if sources:
+        tool_uv["sources"] = {dist: {"index": index} for dist, index in sorted(sources.items())}
     project = {
         "name": "venvstacks-layer-" + layer.env_name.replace("@", "-").replace(".", "-"),
         "version": "0",
@@ -57,9 +54,13 @@ def layer_indexes(stack: StackSpec, layer: LayerSpec) -> list[dict[str, Any]]:
 def uv_settings(
     stack: StackSpec, layer: LayerSpec, index: bool, local_wheels: tuple[Path, ...]
 ) -> dict[str, Any]:
-    """The uv.toml for the run: the stack's resolver settings plus command-line choices."""
-    settings = {k: stack.uv_config[k] for k in PASSTHROUGH if k in stack.uv_config}
-    settings.pop("index", None)  # named indexes travel in the resolver project
+    """The uv.toml of `uv pip compile`: the stack's resolver and network settings, the
+    layer's indexes, and the command line's choices."""
+    config = stack.uv_config
+    settings = {k: config[k] for k in sorted(uvkeys.RESOLUTION | uvkeys.NETWORK) if k in config}
+    indexes = layer_indexes(stack, layer)
+    if indexes:
+        settings["index"] = indexes  # in the layer's priority order
     if "UV_EXCLUDE_NEWER" in os.environ:
         settings["exclude-newer"] = os.environ["UV_EXCLUDE_NEWER"]
     if not index:
@@ -67,3 +68,54 @@ def uv_settings(
     if local_wheels:
         settings["find-links"] = [*settings.get("find-links", []), *(str(p) for p in local_wheels)]
     return settings
+
+
+def install_settings(stack: StackSpec) -> dict[str, Any]:
+    """The uv.toml of `uv pip sync`: how to download the locked wheels and put them in place."""
+    config = stack.uv_config
+    settings = {k: config[k] for k in sorted(uvkeys.NETWORK | uvkeys.INSTALL) if k in config}
+    return anchored(settings, stack.root)
+
+
+def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dict[str, Any]:
+    """Everything of the stack and the command line that decides a layer's lock, besides
+    the lower layers' pins and the runtime's exact version. The doit `lock:` task reruns
+    when this changes, and the lock metadata's other_inputs_hash is its hash: one function,
+    so the two can never disagree."""
+    # Local wheel folders count by their place in the project, not on this machine.
+    wheels = tuple(Path(os.path.relpath(p, stack.root)) for p in options.local_wheels)
+    settings = uv_settings(stack, layer, options.index, wheels)
+    project = resolver_project(stack, layer, "X.Y")  # the version is the runtime's, hashed apart
+    inputs = {
+        "python": layer.python_implementation,
+        "targets": [target_text(p, glibc_of(layer), macos_of(layer)) for p in layer.platforms],
+        "lower": [lower.env_name for lower in lower_layers(stack, layer)],
+        "versioned": layer.versioned,
+        "project": project,
+        "uv": {k: v for k, v in settings.items() if k not in uvkeys.NETWORK},
+    }
+    # Plain JSON (a TOML date becomes its text), as doit's config_changed needs.
+    return dict(json.loads(json.dumps(inputs, sort_keys=True, default=str)))
+
+
+def anchored(settings: dict[str, Any], root: Path) -> dict[str, Any]:
+    """`settings` with relative `find-links`, index and cache paths made absolute from `root`
+    (the stack file's folder): uv reads them relative to the generated file's temporary folder."""
+
+    def anchor(location: Any) -> Any:
+        if not isinstance(location, str) or "://" in location or Path(location).is_absolute():
+            return location
+        return str((root / location).resolve())
+
+    result = dict(settings)
+    for key in ("find-links", "extra-index-url"):
+        if isinstance(result.get(key), list):
+            result[key] = [anchor(item) for item in result[key]]
+    for key in ("index-url", "cache-dir"):
+        if key in result:
+            result[key] = anchor(result[key])
+    if isinstance(result.get("index"), list):
+        result["index"] = [
+            {**i, "url": anchor(i.get("url"))} if isinstance(i, dict) else i for i in result["index"]
+        ]
+    return result

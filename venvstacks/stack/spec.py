@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import SpecError
-from venvstacks.stack import fields
+from venvstacks.stack import fields, uvkeys
 
 # Defined beside the rules that use them; re-exported because callers import them from here.
 from venvstacks.stack.fields import ALL_PLATFORMS as ALL_PLATFORMS
@@ -196,11 +196,14 @@ def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
     if inline is not None:
         if not isinstance(inline, dict):
             raise SpecError(path, None, "tool.uv", "must be a table")
+        uvkeys.check_settings(path, inline, "tool.uv.")
         return dict(inline)
     # As upstream: a venvstacks.uv.toml beside the stack file is used only without [tool.uv].
     side_file = path.parent / "venvstacks.uv.toml"
     if side_file.exists():
-        return _read_toml(side_file)
+        settings = _read_toml(side_file)
+        uvkeys.check_settings(side_file, settings, "")
+        return settings
     return {}
 
 

@@ -1,0 +1,143 @@
+"""Every [tool.uv] setting reaches uv or is refused; doit and the lock metadata agree on
+what the lock's inputs are."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from typing import Any
+
+import pytest
+from doit.tools import config_changed
+
+from tests.support.stacks import Stack
+from tests.support.wheels import make_wheel
+from venvstacks.engine import tasks
+from venvstacks.layout import LockOptions
+from venvstacks.lock import locking
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.spec import load_stack
+
+
+def _pin_stack(stack: Stack, uv: str) -> None:
+    for version in ("1.0", "2.0"):
+        make_wheel(stack.root / "wheels", "vstest-pin", version)
+    stack.framework_requirements = ["vstest-pin"]
+    stack.app_requirements = []
+    stack.write()
+    stack.spec.write_text(stack.spec.read_text() + "\n[tool.uv]\n" + uv)
+
+
+def _locked_version(stack: Stack, name: str) -> str:
+    lock = stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml"
+    return str(next(p for p in tomllib.loads(lock.read_text())["packages"] if p["name"] == name)["version"])
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ['override-dependencies = ["vstest-pin==1.0"]', 'constraint-dependencies = ["vstest-pin<2"]'],
+)
+def test_resolution_settings_reach_uv(stack: Stack, setting: str) -> None:
+    _pin_stack(stack, setting + "\n")
+    stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    assert _locked_version(stack, "vstest-pin") == "1.0"  # 2.0 without the setting
+
+
+@pytest.mark.parametrize(
+    ("uv", "field", "reason"),
+    [
+        ("compile-bytecode = true\n", "tool.uv.compile-bytecode", "deploy byte-compiles"),
+        ("python-preference = 'only-system'\n", "tool.uv.python-preference", "runtimes"),
+        ("no-binary = true\n", "tool.uv.no-binary", "wheels only"),
+        ("upgrade = true\n", "tool.uv.upgrade", "--upgrade"),
+        ("compile-bytecod = true\n", "tool.uv.compile-bytecod", "not a uv setting"),
+        ("[tool.uv.pip]\nuniversal = true\n", "tool.uv.pip", "directly in [tool.uv]"),
+        (
+            '[tool.uv.sources]\nvstest-pin = { git = "https://example.invalid/x.git" }\n',
+            "tool.uv.sources.vstest-pin",
+            "build from source",
+        ),
+    ],
+)
+def test_a_setting_that_cannot_apply_is_refused_in_one_line(
+    stack: Stack, uv: str, field: str, reason: str
+) -> None:
+    _pin_stack(stack, uv)
+    run = stack.venvstacks("lock", str(stack.spec), check=False)
+    assert run.code == 2
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.err
+    assert f"venvstacks.toml: field '{field}': cannot apply: " in lines[0] and reason in lines[0]
+    assert not (stack.root / "requirements").exists()
+
+
+def test_venvstacks_uv_toml_settings_are_checked_too(stack: Stack) -> None:
+    (stack.root / "venvstacks.uv.toml").write_text("compile-bytecode = true\n")
+    run = stack.venvstacks("show", str(stack.spec), check=False)
+    assert run.code == 2
+    assert run.err.strip() == (
+        "error: venvstacks.uv.toml: field 'compile-bytecode': cannot apply: "
+        "layers never ship .pyc files: deploy byte-compiles on the target"
+    )
+
+
+# (a change to the stack file's [tool.uv] or the environment, whether it changes the lock)
+CHANGES: list[tuple[str, dict[str, str], bool]] = [
+    ("", {}, False),
+    ('prerelease = "allow"\n', {}, True),
+    ('exclude-newer = "2025-01-01T00:00:00Z"\n', {}, True),
+    ("offline = true\n", {}, False),  # how uv reaches the index, not what it resolves
+    ('link-mode = "copy"\n', {}, False),  # install only
+    ("", {"MACOSX_DEPLOYMENT_TARGET": "11.0"}, True),  # the layers target macOS too
+    ("", {"UV_EXCLUDE_NEWER": "2025-01-01T00:00:00Z"}, True),
+]
+
+
+def _inputs(stack: Stack, options: LockOptions) -> tuple[dict[str, Any], bool]:
+    """(the lock task's uptodate config, whether the lock metadata still says valid)."""
+    spec = load_stack(stack.spec)
+    settings = tasks.Settings(spec, stack.build_dir, RuntimeOptions(stack.runtime_cache), options)
+    task = next(t for t in tasks.lock_tasks(settings) if t["name"] == "framework-web")
+    check = task["uptodate"][0]
+    assert isinstance(check, config_changed)
+    return check.config, locking.lock_is_valid(spec, spec.layer("framework-web"), options)
+
+
+@pytest.mark.parametrize(("uv", "env", "relock"), CHANGES)
+def test_doit_and_the_lock_metadata_agree_on_the_inputs(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, uv: str, env: dict[str, str], relock: bool
+) -> None:
+    monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
+    monkeypatch.delenv("UV_EXCLUDE_NEWER", raising=False)
+    _pin_stack(stack, "")
+    stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    options = LockOptions(index=False, local_wheels=(stack.root / "wheels",))
+    before, valid = _inputs(stack, options)
+    assert valid
+
+    stack.spec.write_text(stack.spec.read_text() + uv)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    after, still_valid = _inputs(stack, options)
+    assert (before != after, not still_valid) == (relock, relock)
+
+
+def test_relative_find_links_are_read_from_the_stack_files_folder(stack: Stack) -> None:
+    _pin_stack(stack, 'find-links = ["wheels"]\nno-index = true\n')
+    stack.venvstacks("lock", str(stack.spec))  # no --local-wheels: only the setting names them
+    assert _locked_version(stack, "vstest-pin") == "2.0"
+    lock = stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml"
+    pin = next(p for p in tomllib.loads(lock.read_text())["packages"] if p["name"] == "vstest-pin")
+    assert pin["wheels"][0]["path"] == "../../wheels/vstest_pin-2.0-py3-none-any.whl"
+
+
+def test_install_gets_the_stacks_network_settings(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UV_CACHE_DIR", raising=False)
+    _pin_stack(stack, 'cache-dir = "uv-cache"\n')
+    stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    cache = stack.root / "uv-cache"  # relative to the stack file's folder
+    assert cache.is_dir()
+    shutil.rmtree(cache)
+    run = stack.build("--no-index", "--local-wheels", "wheels")
+    assert "lock:framework-web" not in run.ran  # uv pip compile did not run again
+    assert cache.is_dir() and any(cache.iterdir())  # so uv pip sync used it

@@ -1,0 +1,179 @@
+"""The machines a layer is for (pure): one `Target` per platform, with its limits.
+
+A target answers three questions the same way at lock and at install time: which
+requirement markers apply to it (with the runtime's real Python version), which wheel tags
+it accepts (by `packaging.tags`, as installers decide), and what uv's `--python-platform`
+and `MACOSX_DEPLOYMENT_TARGET` must be so that uv installs the wheels that suit the target
+rather than the build machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as _platform
+import sys
+from dataclasses import dataclass
+from functools import cache
+
+from packaging import tags
+from packaging.markers import Marker
+from packaging.tags import Tag
+
+from venvstacks.stack.spec import LayerSpec
+
+# sys_platform, platform_system, platform_machine, os_name for each platform name.
+PLATFORM_ENV = {
+    "linux_x86_64": ("linux", "Linux", "x86_64", "posix"),
+    "linux_aarch64": ("linux", "Linux", "aarch64", "posix"),
+    "macosx_arm64": ("darwin", "Darwin", "arm64", "posix"),
+    "macosx_x86_64": ("darwin", "Darwin", "x86_64", "posix"),
+    "win_amd64": ("win32", "Windows", "AMD64", "nt"),
+    "win_arm64": ("win32", "Windows", "ARM64", "nt"),
+}
+# uv's --python-platform names: Linux gets its glibc appended, macOS its version by env var.
+_UV_PLATFORM = {
+    "linux_x86_64": "x86_64-manylinux",
+    "linux_aarch64": "aarch64-manylinux",
+    "macosx_arm64": "aarch64-apple-darwin",
+    "macosx_x86_64": "x86_64-apple-darwin",
+    "win_amd64": "x86_64-pc-windows-msvc",
+    "win_arm64": "aarch64-pc-windows-msvc",
+}
+# The manylinux names from before PEP 600, by the glibc they stand for.
+_LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+DEFAULT_MACOS = "13.0"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One platform a layer is for, on one Python version, with its glibc and macOS limits."""
+
+    platform: str
+    py_version: str  # X.Y.Z when the runtime is known (X.Y alone is read as X.Y.0)
+    glibc: tuple[int, int] = (2, 28)
+    macos: tuple[int, int] = (13, 0)
+
+    @property
+    def py_major_minor(self) -> str:
+        return ".".join(self.py_version.split(".")[:2])
+
+    @property
+    def py_full_version(self) -> str:
+        parts = self.py_version.split(".")
+        return ".".join(parts if len(parts) > 2 else [*parts, "0"])
+
+    def marker_env(self) -> dict[str, str]:
+        sys_platform, system, machine, os_name = PLATFORM_ENV[self.platform]
+        return {
+            "sys_platform": sys_platform,
+            "platform_system": system,
+            "platform_machine": machine,
+            "os_name": os_name,
+            "python_version": self.py_major_minor,
+            "python_full_version": self.py_full_version,
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "implementation_version": self.py_full_version,
+            "platform_release": "",
+            "platform_version": "",
+            "extra": "",
+        }
+
+    def applies(self, marker: str | None) -> bool:
+        return marker is None or Marker(marker).evaluate(self.marker_env())
+
+    def accepts(self, tag: Tag) -> bool:
+        return tag in _supported_tags(self.platform, self.py_major_minor, self.glibc, self.macos)
+
+    @property
+    def uv_platform(self) -> str:
+        """uv's `--python-platform` value for installing wheels that suit this target."""
+        base = _UV_PLATFORM[self.platform]
+        return f"{base}_{self.glibc[0]}_{self.glibc[1]}" if self.platform.startswith("linux_") else base
+
+    @property
+    def install_env(self) -> dict[str, str]:
+        """Environment variables uv reads for the target (macOS: the oldest version to support)."""
+        if self.platform.startswith("macosx_"):
+            return {"MACOSX_DEPLOYMENT_TARGET": f"{self.macos[0]}.{self.macos[1]}"}
+        return {}
+
+    def describe(self) -> str:
+        return target_text(self.platform, self.glibc, self.macos)
+
+    def metadata(self) -> dict[str, str]:
+        """The limit a built layer was installed for, named as the stack file's field."""
+        if self.platform.startswith("linux_"):
+            return {"linux_target": f"glibc@{self.glibc[0]}.{self.glibc[1]}"}
+        if self.platform.startswith("macosx_"):
+            return {"macosx_target": f"{self.macos[0]}.{self.macos[1]}"}
+        return {}
+
+
+def target_text(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -> str:
+    """A target as a stack file says it: `linux_x86_64 glibc@2.17`, `macosx_arm64 13.0`."""
+    if platform.startswith("linux_"):
+        return f"{platform} glibc@{glibc[0]}.{glibc[1]}"
+    if platform.startswith("macosx_"):
+        return f"{platform} {macos[0]}.{macos[1]}"
+    return platform
+
+
+@cache
+def _supported_tags(
+    platform: str, py_version: str, glibc: tuple[int, int], macos: tuple[int, int]
+) -> frozenset[Tag]:
+    major, minor = (int(p) for p in py_version.split("."))
+    platforms = _platform_tags(platform, glibc, macos)
+    # The ABI is given, so the tags never depend on the interpreter running venvstacks.
+    found = tags.cpython_tags((major, minor), [f"cp{major}{minor}"], platforms)
+    return frozenset([*found, *tags.compatible_tags((major, minor), f"cp{major}{minor}", platforms)])
+
+
+def _platform_tags(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -> list[str]:
+    arch = PLATFORM_ENV[platform][2]
+    if platform.startswith("win_"):
+        return [platform]
+    if platform.startswith("macosx_"):
+        return list(tags.mac_platforms(macos, arch))
+    names = []
+    for minor in range(glibc[1], 4, -1):  # every glibc 2.x the target has, newest first
+        names.append(f"manylinux_2_{minor}_{arch}")
+        if (2, minor) in _LEGACY_MANYLINUX:
+            names.append(f"{_LEGACY_MANYLINUX[(2, minor)]}_{arch}")
+    return names
+
+
+def glibc_of(layer: LayerSpec) -> tuple[int, int]:
+    """The layer's `linux_target` as (2, Y) (the spec has already turned `glibc` into glibc@2.28)."""
+    major, minor = (int(p) for p in layer.linux_target.partition("@")[2].split(".")[:2])
+    return major, minor
+
+
+def macos_of(layer: LayerSpec) -> tuple[int, int]:
+    """The layer's `macosx_target`, else `$MACOSX_DEPLOYMENT_TARGET`, else 13.0 (as upstream)."""
+    text = layer.macosx_target or os.environ.get("MACOSX_DEPLOYMENT_TARGET") or DEFAULT_MACOS
+    parts = [int(p) for p in text.split(".")]
+    return parts[0], (parts[1] if len(parts) > 1 else 0)
+
+
+def layer_target(layer: LayerSpec, platform: str, py_version: str) -> Target:
+    return Target(platform, py_version, glibc_of(layer), macos_of(layer))
+
+
+def layer_targets(layer: LayerSpec, py_version: str) -> list[Target]:
+    """Every platform the layer is locked for."""
+    return [layer_target(layer, p, py_version) for p in layer.platforms]
+
+
+def host_platform() -> str:
+    """This machine, as the stack file's `platforms` spell it."""
+    machine = _platform.machine().lower()
+    arch = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}.get(
+        machine, machine
+    )
+    if sys.platform == "darwin":
+        return "macosx_arm64" if arch == "aarch64" else "macosx_x86_64"
+    if sys.platform == "win32":
+        return "win_arm64" if arch == "aarch64" else "win_amd64"
+    return f"linux_{arch}"

@@ -1,0 +1,145 @@
+"""Where each `[tool.uv]` setting goes (pure data): every key uv 0.13 accepts is listed once.
+
+A setting either changes what a lock resolves to (a lock input), or only how uv reaches
+the network (given to locking and installing, never a reason to relock), or only how
+installing works, or is mapped by venvstacks itself (`index`, `sources`), or cannot apply to
+a venvstacks build and is refused with the reason, so that no setting is dropped unseen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from venvstacks.errors import SpecError
+
+# Change the resolution: written to the uv.toml of `uv pip compile` and part of the lock inputs.
+RESOLUTION = frozenset({
+    "index-url",
+    "extra-index-url",
+    "no-index",
+    "find-links",
+    "index-strategy",
+    "resolution",
+    "prerelease",
+    "prerelease-package",
+    "fork-strategy",
+    "dependency-metadata",
+    "exclude-newer",
+    "exclude-newer-package",
+    "constraint-dependencies",
+    "override-dependencies",
+    "exclude-dependencies",
+    "no-build",
+    "no-build-package",
+    "torch-backend",
+})  # fmt: skip
+
+# How uv talks to indexes and its cache: given to both `uv pip compile` and `uv pip sync`.
+NETWORK = frozenset({
+    "required-version",
+    "system-certs",
+    "native-tls",
+    "offline",
+    "no-cache",
+    "cache-dir",
+    "preview",
+    "preview-features",
+    "concurrent-downloads",
+    "keyring-provider",
+    "http-proxy",
+    "https-proxy",
+    "no-proxy",
+    "allow-insecure-host",
+})  # fmt: skip
+
+# How `uv pip sync` puts files in place.
+INSTALL = frozenset({"link-mode", "reinstall", "reinstall-package", "concurrent-installs"})
+
+# Read by venvstacks: `index` is each layer's index list, `sources` stack-wide package_indexes.
+MAPPED = frozenset({"index", "sources"})
+
+_WHEELS_ONLY = "venvstacks installs wheels only (no builds from source)"
+_RUNTIMES = "venvstacks provides the Python runtimes itself (see docs/runtimes.md)"
+_PROJECT = "a uv project setting; a layer is not a uv project"
+_NO_PYC = "layers never ship .pyc files: deploy byte-compiles on the target"
+
+REFUSED: dict[str, str] = {
+    "no-binary": _WHEELS_ONLY,
+    "no-binary-package": _WHEELS_ONLY,
+    "config-settings": _WHEELS_ONLY,
+    "config-settings-package": _WHEELS_ONLY,
+    "no-build-isolation": _WHEELS_ONLY,
+    "no-build-isolation-package": _WHEELS_ONLY,
+    "extra-build-dependencies": _WHEELS_ONLY,
+    "extra-build-variables": _WHEELS_ONLY,
+    "require-build-hashes": _WHEELS_ONLY,
+    "build-constraint-dependencies": _WHEELS_ONLY,
+    "concurrent-builds": _WHEELS_ONLY,
+    "python-preference": _RUNTIMES,
+    "python-downloads": _RUNTIMES,
+    "python-install-mirror": _RUNTIMES,
+    "pypy-install-mirror": _RUNTIMES,
+    "graalpy-install-mirror": _RUNTIMES,
+    "pyodide-install-mirror": _RUNTIMES,
+    "python-downloads-json-url": _RUNTIMES,
+    "compile-bytecode": _NO_PYC,
+    "no-sources": "it would drop the layers' package_indexes; remove it",
+    "no-sources-package": "it would drop the layers' package_indexes; remove it",
+    "upgrade": "use `venvstacks lock --upgrade` instead",
+    "upgrade-package": "use `venvstacks lock --upgrade-package NAME` instead",
+    "environments": "a layer's platforms say what it is locked for",
+    "required-environments": "a layer's platforms say what it is locked for",
+    "minimum-libc-version": "use the layer's linux_target",
+    "pip": "venvstacks sets uv pip's own options; put resolver settings directly in [tool.uv]",
+    "publish-url": "venvstacks publishes archives, not packages",
+    "trusted-publishing": "venvstacks publishes archives, not packages",
+    "check-url": "venvstacks publishes archives, not packages",
+    "add-bounds": _PROJECT,
+    "audit": _PROJECT,
+    "cache-keys": _PROJECT,
+    "conflicts": _PROJECT,
+    "workspace": _PROJECT,
+    "managed": _PROJECT,
+    "package": _PROJECT,
+    "default-groups": _PROJECT,
+    "dependency-groups": _PROJECT,
+    "dev-dependencies": _PROJECT,
+    "build-backend": _PROJECT,
+}
+
+
+def refusal(key: str) -> str | None:
+    """Why `key` cannot be used in a stack's uv settings, or None if it can."""
+    if key in RESOLUTION or key in NETWORK or key in INSTALL or key in MAPPED:
+        return None
+    return REFUSED.get(key, "not a uv setting venvstacks knows (uv 0.13)")
+
+
+def check_settings(path: Path, settings: Mapping[str, Any], prefix: str) -> None:
+    """Refuse, in one line naming it, a setting that cannot apply; `prefix` is how the file
+    spells the table (`tool.uv.` in a stack file, nothing in venvstacks.uv.toml)."""
+    for key in settings:
+        reason = refusal(key)
+        if reason is not None:
+            raise SpecError(path, None, prefix + key, f"cannot apply: {reason}")
+    sources = settings.get("sources", {})
+    if not isinstance(sources, Mapping):
+        raise SpecError(path, None, prefix + "sources", "must be a table")
+    names = {i.get("name") for i in settings.get("index", []) if isinstance(i, Mapping)}
+    for dist, source in sources.items():
+        index = source.get("index") if isinstance(source, Mapping) else None
+        if not isinstance(source, Mapping) or set(source) != {"index"} or index not in names:
+            raise SpecError(
+                path,
+                None,
+                f"{prefix}sources.{dist}",
+                'cannot apply: only { index = "NAME" } naming a [[tool.uv.index]] can '
+                "(other sources would need a build from source)",
+            )
+
+
+def stack_sources(settings: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """`[tool.uv.sources]` as stack-wide package_indexes: (distribution, index name)."""
+    return tuple(sorted((dist, str(src["index"])) for dist, src in settings.get("sources", {}).items()))
