@@ -10,7 +10,7 @@ from pathlib import Path
 from doit import get_var
 
 from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path
-from venvstacks.engine.tasks import Settings
+from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import load_stack

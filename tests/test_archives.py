@@ -18,7 +18,14 @@ from tests.support.layers import tree
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
 from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
-from venvstacks.ship.unpack import extract_archive
+from venvstacks.ship.unpack import unpack_to_staging
+
+
+def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
+    """Unpack and move into place, as deploy does."""
+    replace_dir(unpack_to_staging(archive, dest_parent, top), dest_parent / top)
+    return dest_parent / top
+
 
 EPOCH = 1735787045
 ALL_FORMATS = list(ArchiveFormat)

@@ -99,7 +99,7 @@ def test_an_exception_stops_the_blocks_being_compressed() -> None:
 def test_writers_share_one_pool_sized_to_the_cores() -> None:
     pool = shared_pool()
     assert shared_pool() is pool
-    assert pool._max_workers == len(os.sched_getaffinity(0))
+    assert pool.max_workers == len(os.sched_getaffinity(0))
 
 
 class _Stop(BaseException):

@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.stacks import Stack
+
+# Each test builds a stack end to end through the CLI, in subprocesses.
+pytestmark = pytest.mark.slow
 
 DODO = Path(__file__).parents[1] / "dodo.py"
 

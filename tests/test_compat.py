@@ -8,6 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.stacks import Run, Stack
 from tests.support.wheels import SimpleIndex, make_wheel
 
@@ -80,7 +82,7 @@ def _every_field_stack(tmp: Path, runtime_cache: Path, index: SimpleIndex) -> St
     # why this test once passed while priority_indexes and named indexes never reached uv.
     index.add("vstest-delta", "4.0")
     make_wheel(tmp / "stack" / "wheels", "vstest-gamma", "3.0")
-    stack = Stack(tmp / "stack", runtime_cache)
+    stack = Stack(tmp / "stack", runtime_cache, index.url)
     stack.root.mkdir(parents=True, exist_ok=True)
     stack.spec.write_text(EVERY_FIELD.format(url=index.url))
     (stack.root / "demo").mkdir()
@@ -91,6 +93,7 @@ def _every_field_stack(tmp: Path, runtime_cache: Path, index: SimpleIndex) -> St
     return stack
 
 
+@pytest.mark.slow  # locks (and builds) through the CLI, running uv
 def test_every_field_locks_and_builds(tmp_path: Path, runtime_cache: Path, simple_index: SimpleIndex) -> None:
     stack = _every_field_stack(tmp_path, runtime_cache, simple_index)
     stack.build("--local-wheels", "wheels")
@@ -125,6 +128,7 @@ def test_every_field_locks_and_builds(tmp_path: Path, runtime_cache: Path, simpl
     assert "support module" in out
 
 
+@pytest.mark.slow  # locks (and builds) through the CLI, running uv
 def test_no_index_resolves_from_local_wheels_only(stack: Stack) -> None:
     make_wheel(stack.root / "wheels", "idna", "99.0")
     make_wheel(stack.root / "wheels", "attrs", "98.0")
@@ -133,6 +137,7 @@ def test_no_index_resolves_from_local_wheels_only(stack: Stack) -> None:
     assert _package(lock, "idna")["version"] == "99.0"
 
 
+@pytest.mark.slow  # locks (and builds) through the CLI, running uv
 def test_missing_wheel_for_a_platform_is_one_clear_line(stack: Stack) -> None:
     make_wheel(stack.root / "wheels", "vstest-linux-only", "1.0", tag="py3-none-manylinux2014_x86_64")
     stack.app_requirements = ["vstest-linux-only"]
@@ -147,7 +152,7 @@ def test_missing_wheel_for_a_platform_is_one_clear_line(stack: Stack) -> None:
 
 def test_sample_stack_layers_and_order() -> None:
     sample = Path(__file__).parents[1] / "stacks" / "sample"
-    run = Stack(sample, sample).venvstacks("show", "--json", str(sample))
+    run = Stack(sample, sample, index_url=None).venvstacks("show", "--json", str(sample))
     data = json.loads(run.out)
     names = {kind: [e["name"] for e in data[kind]] for kind in ("runtimes", "frameworks", "applications")}
     assert names == {

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.layers import RUNTIME, SITE, SampleStack, run_app, sample_stack, tree
+from tests.support.layers import RUNTIME, SITE, SampleStack, publish_all, run_app, sample_stack, tree
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.ship.archives import ArchiveFormat
-from venvstacks.ship.deploy import STATE_FILE, deploy
+from venvstacks.ship.deploy import STATE_FILE, PublishedLayer, deploy, select_layers
 from venvstacks.ship.export import export_layer
-from venvstacks.ship.publish import PublishOptions, publish_layers
+from venvstacks.ship.publish import PublishOptions
+from venvstacks.stack.kinds import LayerKind
 
 FW, APP = "framework-fw@2", "app-hello"
 EXPECTED = ["framework", "pth", "runtime", "support"]
@@ -30,7 +31,7 @@ def stack(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> SampleSta
 
 def publish(stack: SampleStack, out: Path, **kwargs: Any) -> Path:
     opts = PublishOptions(out, "linux_x86_64", ArchiveFormat.TAR_GZ, **kwargs)
-    publish_layers(stack.layers(), opts)
+    publish_all(stack.layers(), opts)
     return out
 
 
@@ -117,7 +118,7 @@ def test_metadata_file_and_tagged_outputs(stack: SampleStack, tmp_path: Path) ->
 
 def test_layers_needed_but_missing_are_refused_up_front(stack: SampleStack, tmp_path: Path) -> None:
     opts = PublishOptions(tmp_path / "apps", "linux_x86_64", ArchiveFormat.TAR_GZ)
-    publish_layers(stack.layers()[1:], opts)
+    publish_all(stack.layers()[1:], opts)
     with pytest.raises(VenvStacksError, match=f"needs layer {RUNTIME}, which is neither"):
         quiet_deploy(tmp_path / "apps", tmp_path / "target")
     assert layer_dirs(tmp_path / "target") == []
@@ -252,3 +253,26 @@ def test_metadata_naming_paths_outside_is_refused(
     with pytest.raises(VenvStacksError, match="is not a plain layer or file name"):
         quiet_deploy(published, tmp_path / "target")
     assert tree(tmp_path) == before
+
+
+def _published(kind: LayerKind, target: str, runtime: str, *required: str) -> PublishedLayer:
+    meta = {"install_target": target, "runtime_layer": runtime, "required_layers": list(required)}
+    return PublishedLayer(kind, meta, Path(f"{target}.tar.gz"))
+
+
+def test_deployment_order_puts_each_layer_after_what_it_needs() -> None:
+    rt = _published(LayerKind.RUNTIME, "cpython-3.11", "cpython-3.11")
+    base = _published(LayerKind.FRAMEWORK, "framework-base", "cpython-3.11")
+    top = _published(LayerKind.FRAMEWORK, "framework-top", "cpython-3.11", "framework-base")
+    app = _published(LayerKind.APPLICATION, "app-x", "cpython-3.11", "framework-top", "framework-base")
+    # venvstacks.json lists them in any order; the upper framework first here
+    order = select_layers([app, top, rt, base], [], lambda target: False)
+    assert [la.install_target for la in order] == ["cpython-3.11", "framework-base", "framework-top", "app-x"]
+
+
+def test_layers_needing_each_other_are_refused() -> None:
+    rt = _published(LayerKind.RUNTIME, "cpython-3.11", "cpython-3.11")
+    one = _published(LayerKind.FRAMEWORK, "framework-one", "cpython-3.11", "framework-two")
+    two = _published(LayerKind.FRAMEWORK, "framework-two", "cpython-3.11", "framework-one")
+    with pytest.raises(VenvStacksError, match="need each other in a cycle: framework-"):
+        select_layers([rt, one, two], [], lambda target: False)

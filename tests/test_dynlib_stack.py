@@ -78,7 +78,7 @@ def make_stack(
     publisher_wheel(index.root, work)
     publisher_wheel(index.root, work, name="publisher-twin", answer=43)
     consumer_wheel(index.root, work)
-    stack = Stack(root, runtime_cache)
+    stack = Stack(root, runtime_cache, index.url)
     root.mkdir(parents=True, exist_ok=True)
     stack.spec.write_text(
         STACK.format(
@@ -163,6 +163,8 @@ def test_app_works_exported_published_deployed_and_moved(built: Stack, tmp_path:
     target = tmp_path / "deployed"
     built.venvstacks("deploy", str(built.root / "_artifacts"), str(target))
     assert_app_works(target / APP)
+    verified = built.venvstacks("verify", str(target)).out  # python_ is postinstall's
+    assert [line.split()[0] for line in verified.splitlines()] == ["ok", "ok", "ok"], verified
 
     moved = tmp_path / "elsewhere" / "moved"
     moved.parent.mkdir()

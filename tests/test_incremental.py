@@ -7,7 +7,11 @@ import shutil
 
 import pytest
 
+from tests.support.runtime_checks import local_cpython
 from tests.support.stacks import Stack
+
+# Each test builds a stack end to end through the CLI, in subprocesses.
+pytestmark = pytest.mark.slow
 
 APP = {"lock:app-hello", "install:app-hello", "build:app-hello"}
 FRAMEWORK = {"lock:framework-web", "install:framework-web", "build:framework-web"}
@@ -102,7 +106,7 @@ def test_versioned_app_gets_a_new_version_when_its_modules_change(stack: Stack) 
 
 
 def test_runtime_python_version_rebuilds_everything_above(built: Stack) -> None:
-    if shutil.which("python3.12") is None and not _has_local("3.12"):
+    if not local_cpython("3.12"):
         pytest.skip("no local CPython 3.12 to switch to")
     built.python = "cpython@3.12"
     built.write()
@@ -124,12 +128,6 @@ def test_parallel_build_gives_the_same_result(stack: Stack) -> None:
     assert run.ran == RUNTIME | FRAMEWORK | APP
     assert "idna from" in stack.run_app()
     assert stack.build("--jobs", "4").ran == set()
-
-
-def _has_local(version: str) -> bool:
-    from pathlib import Path
-
-    return any(Path.home().joinpath(".pyenv/versions").glob(f"{version}.*"))
 
 
 def _doit(stack: Stack, *args: str) -> str:

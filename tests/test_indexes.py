@@ -106,7 +106,7 @@ def test_the_stack_files_index_is_the_one_uv_asks(
     way: str, tmp_path: Path, runtime_cache: Path, index_server: Callable[[str], SimpleIndex]
 ) -> None:
     private, public = _indexes(index_server)
-    stack = Stack(tmp_path / "stack", runtime_cache)
+    stack = Stack(tmp_path / "stack", runtime_cache, index_url=None)
     _write(stack, *WAYS[way], private, public)
     stack.venvstacks("lock", str(stack.spec))
     _assert_private_wins(stack, private, public)
@@ -118,7 +118,7 @@ def test_default_index_replaces_pypi(
     private = index_server("private")
     private.add("vstest-private", "1.0")
     private.add("vstest-common", "1.0")
-    stack = Stack(tmp_path / "stack", runtime_cache)
+    stack = Stack(tmp_path / "stack", runtime_cache, index_url=None)
     stack.root.mkdir(parents=True)
     tables = f'[[tool.uv.index]]\nname = "private"\nurl = "{private.url}"\ndefault = true\n'
     stack.spec.write_text(STACK.format(uv="", layer="") + "\n" + tables)
@@ -132,7 +132,7 @@ def test_venvstacks_uv_toml_indexes_are_asked(
     tmp_path: Path, runtime_cache: Path, index_server: Callable[[str], SimpleIndex]
 ) -> None:
     private, public = _indexes(index_server)
-    stack = Stack(tmp_path / "stack", runtime_cache)
+    stack = Stack(tmp_path / "stack", runtime_cache, index_url=None)
     stack.root.mkdir(parents=True)
     stack.spec.write_text(STACK.format(uv="", layer=""))
     tables = PRIVATE_THEN_PUBLIC.replace("{extra}", "").format(private=private.url, public=public.url)
@@ -145,7 +145,7 @@ def test_the_private_package_is_what_gets_installed(
     tmp_path: Path, runtime_cache: Path, index_server: Callable[[str], SimpleIndex]
 ) -> None:
     private, public = _indexes(index_server)
-    stack = Stack(tmp_path / "stack", runtime_cache)
+    stack = Stack(tmp_path / "stack", runtime_cache, index_url=None)
     _write(stack, *WAYS["named index before the default"], private, public)
     stack.build()
     python = stack.build_dir / "framework-deps" / "bin" / "python"

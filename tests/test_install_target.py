@@ -15,8 +15,10 @@ import pytest
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 from venvstacks.errors import VenvStacksError
-from venvstacks.layers.envs import check_wheel_tags, site_packages
-from venvstacks.stack.targets import Target, host_platform
+from venvstacks.layers.envs import check_wheel_tags
+from venvstacks.layout import site_packages
+from venvstacks.platforms import host_platform
+from venvstacks.stack.targets import Target
 
 HOST = host_platform()
 ARCH = HOST.partition("_")[2]
@@ -70,7 +72,7 @@ def test_old_glibc_target_gets_the_old_wheel(
     for glibc in ("2_17", "2_28"):
         tag = f"py3-none-manylinux_{glibc}_{ARCH}"
         simple_index.add("vstest-glibc", "1.0", tag, body=f"TAG = {tag!r}\n")
-    stack = Stack(tmp_path / "stack", runtime_cache)
+    stack = Stack(tmp_path / "stack", runtime_cache, index_url=None)
     stack.root.mkdir(parents=True)
     stack.spec.write_text(STACK.format(host=HOST, url=simple_index.url))
     stack.venvstacks("local-export", str(stack.spec))

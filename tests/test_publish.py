@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,23 +18,24 @@ from tests.support.layers import (
     SITE,
     SampleStack,
     build_stack,
+    publish_all,
     runtime_template,
     sample_stack,
     tree,
 )
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import sha256_file
+from venvstacks.fsutil import sha256_bytes, sha256_file
 from venvstacks.ship.archives import ArchiveFormat
 from venvstacks.ship.export import POSTINSTALL_SCRIPT
+from venvstacks.ship.manifest import FILES_MANIFEST
 from venvstacks.ship.publish import (
-    STACK_KEYS,
     LayerToPublish,
     PublishOptions,
     lock_epoch,
     publish_layer,
-    publish_layers,
     write_stack_metadata,
 )
+from venvstacks.stack.kinds import LayerKind
 
 GZ = ArchiveFormat.TAR_GZ  # the fastest format, for tests that are not about formats
 COMMON_FIELDS = {
@@ -53,6 +55,7 @@ ARCHIVE_FIELDS = {
     "archive_size",
     "archive_hashes",
     "archive_format",
+    "files_manifest_sha256",
 }
 
 
@@ -72,7 +75,7 @@ def with_metadata(layer: LayerToPublish, **changes: Any) -> LayerToPublish:
 
 def test_archives_and_metadata(stack: SampleStack, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    results = publish_layers(stack.layers(), options(out))
+    results = publish_all(stack.layers(), options(out))
     assert [r.status for r in results] == ["built"] * 3
     assert sorted(os.listdir(out)) == [
         "__venvstacks__",
@@ -101,11 +104,38 @@ def test_archives_and_metadata(stack: SampleStack, tmp_path: Path) -> None:
         assert meta["target_platform"] == "linux_x86_64"
         assert meta["archive_size"] == archive.stat().st_size
         assert meta["archive_hashes"] == {"sha256": sha256_file(archive)}
-        assert stack_meta["layers"][STACK_KEYS[layer.kind]] == [meta]
+        assert stack_meta["layers"][layer.kind.value] == [meta]
+
+
+def test_archive_carries_a_manifest_of_its_members(stack: SampleStack, tmp_path: Path) -> None:
+    (result,) = [
+        r for r in publish_all(stack.layers(), options(tmp_path / "out")) if r.kind is LayerKind.FRAMEWORK
+    ]
+    top = "framework-fw@2"
+    with tarfile.open(result.archive_path) as tf:
+        members = {m.name.removeprefix(top).lstrip("/"): m for m in tf.getmembers()}
+        manifest_member = tf.extractfile(f"{top}/{FILES_MANIFEST}")
+        assert manifest_member is not None
+        text = manifest_member.read().decode()
+        pth = tf.extractfile(f"{top}/{SITE}/fw_extra.pth")
+        assert pth is not None
+        pth_hash = sha256_bytes(pth.read())
+    assert result.metadata["files_manifest_sha256"] == sha256_bytes(text.encode())
+    entries = json.loads(text)["entries"]
+    assert set(entries) == set(members) - {"", FILES_MANIFEST}
+    assert entries[f"{SITE}/fw_extra.pth"] == {
+        "kind": "file",
+        "mode": 0o644,
+        "sha256": pth_hash,
+        "size": members[f"{SITE}/fw_extra.pth"].size,
+    }
+    assert entries["share/fw-tool"]["mode"] == 0o755
+    assert entries["share/abs-link-inside"] == {"kind": "symlink", "target": "../lib"}
+    assert entries["share"] == {"kind": "dir"}
 
 
 def test_archive_holds_only_what_ships(stack: SampleStack, tmp_path: Path) -> None:
-    publish_layers(stack.layers(), options(tmp_path / "out"))
+    publish_all(stack.layers(), options(tmp_path / "out"))
     with tarfile.open(tmp_path / "out" / "framework-fw@2.tar.gz") as tf:
         members = {m.name: m for m in tf.getmembers()}
         script = tf.extractfile("framework-fw@2/postinstall.py")
@@ -142,17 +172,17 @@ def test_every_format_is_reproducible_from_fresh_builds(
     finally:
         os.umask(old_umask)
     for fmt in ArchiveFormat:
-        a = publish_layers(stack.layers(), options(tmp_path / f"a-{fmt}", archive_format=fmt))
-        b = publish_layers(fresh.layers(), options(tmp_path / f"b-{fmt}", archive_format=fmt))
+        a = publish_all(stack.layers(), options(tmp_path / f"a-{fmt}", archive_format=fmt))
+        b = publish_all(fresh.layers(), options(tmp_path / f"b-{fmt}", archive_format=fmt))
         assert [r.metadata for r in a] == [r.metadata for r in b], fmt
         assert tree(tmp_path / f"a-{fmt}") == tree(tmp_path / f"b-{fmt}")
 
 
 def test_unchanged_layers_are_not_archived_again(stack: SampleStack, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = publish_layers(stack.layers(), options(out))
+    first = publish_all(stack.layers(), options(out))
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    again = publish_layers(stack.layers(), options(out))
+    again = publish_all(stack.layers(), options(out))
     assert [r.status for r in again] == ["unchanged"] * 3
     assert [r.metadata for r in again] == [r.metadata for r in first]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
@@ -184,7 +214,7 @@ def test_archive_build_numbers(stack: SampleStack, tmp_path: Path) -> None:
 
 def test_tagged_output_names(stack: SampleStack, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    results = publish_layers(stack.layers(), options(out, tag_outputs=True))
+    results = publish_all(stack.layers(), options(out, tag_outputs=True))
     names = [r.metadata["archive_name"] for r in results]
     assert names == [
         f"{RUNTIME}-linux_x86_64-1.tar.gz",
@@ -205,33 +235,40 @@ def test_tagged_output_names(stack: SampleStack, tmp_path: Path) -> None:
 
 def test_dry_run_writes_nothing(stack: SampleStack, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    planned = publish_layers(stack.layers(), options(out, dry_run=True))
+    planned = publish_all(stack.layers(), options(out, dry_run=True))
     assert not out.exists()
     assert [r.status for r in planned] == ["would-build"] * 3
     assert "archive_hashes" not in planned[0].metadata
     assert planned[2].metadata["archive_name"] == "app-hello.tar.gz"
-    real = publish_layers(stack.layers(), options(out))
+    real = publish_all(stack.layers(), options(out))
     before = tree(out)
-    again = publish_layers(stack.layers(), options(out, dry_run=True))
+    again = publish_all(stack.layers(), options(out, dry_run=True))
     assert [r.status for r in again] == ["would-skip"] * 3
     assert [r.metadata for r in again] == [r.metadata for r in real]
-    forced = publish_layers(stack.layers(), options(out, dry_run=True, force=True))
+    forced = publish_all(stack.layers(), options(out, dry_run=True, force=True))
     assert [r.metadata["archive_build"] for r in forced] == [2, 2, 2]
     assert tree(out) == before
 
 
 def test_parallel_output_equals_serial_output(stack: SampleStack, tmp_path: Path) -> None:
+    """Layers published from several threads at once (as `-j 3` does) give the same bytes."""
     fmt = ArchiveFormat.TAR_ZST
-    publish_layers(stack.layers(), options(tmp_path / "parallel", archive_format=fmt), jobs=3)
-    serial_opts = options(tmp_path / "serial", archive_format=fmt)
-    results = [publish_layer(layer, serial_opts) for layer in stack.layers()]
-    write_stack_metadata(serial_opts, results)
+    parallel_opts = options(tmp_path / "parallel", archive_format=fmt)
+    names = [(layer.kind, layer.layer_name) for layer in stack.layers()]
+
+    def publish_one(layer: LayerToPublish) -> None:
+        publish_layer(layer, parallel_opts)
+        write_stack_metadata(parallel_opts.output_dir, names)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(publish_one, stack.layers()))
+    publish_all(stack.layers(), options(tmp_path / "serial", archive_format=fmt))
     assert tree(tmp_path / "parallel") == tree(tmp_path / "serial")
 
 
 def test_progress_is_reported_per_layer(stack: SampleStack, tmp_path: Path) -> None:
     seen: dict[str, tuple[int, int]] = {}
-    publish_layers(
+    publish_all(
         stack.layers(),
         options(tmp_path / "out"),
         progress=lambda name, done, total: seen.__setitem__(name, (done, total)),
@@ -247,8 +284,6 @@ def test_missing_fields_and_bad_times_are_one_line_errors(stack: SampleStack, tm
         publish_layer(incomplete, options(tmp_path / "out"))
     with pytest.raises(VenvStacksError, match="not an ISO 8601 time"):
         publish_layer(with_metadata(app, locked_at="yesterday"), options(tmp_path / "out"))
-    with pytest.raises(VenvStacksError, match="given twice"):
-        publish_layers([app, app], options(tmp_path / "out"))
 
 
 def test_lock_epoch() -> None:

@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.stacks import Stack
+from tests.support.wheels import SimpleIndex
+
+# Each test builds a stack end to end through the CLI, in subprocesses.
+pytestmark = pytest.mark.slow
 
 
 def _start_build(stack: Stack, command: str = "build", *args: str) -> subprocess.Popen[str]:
@@ -42,40 +46,32 @@ def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], timeou
     return False
 
 
-def _uv_syncing(layer: str) -> Callable[[], bool]:
-    def check() -> bool:
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                args = cmdline.read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"sync" in args and any(layer.encode() in a for a in args):
-                return True
-        return False
-
-    return check
-
-
-def _kill_during(
-    stack: Stack, condition: Callable[[], bool], sig: int = signal.SIGKILL
+def _interrupt_while_fetching(
+    stack: Stack, index: SimpleIndex, wheel: str, sig: int = signal.SIGKILL
 ) -> subprocess.Popen[str]:
-    for _attempt in range(5):
-        proc = _start_build(stack)
-        if _wait_for(condition, proc):
-            os.killpg(proc.pid, sig)
-            proc.communicate(timeout=60)
-            return proc
+    """Start a build, and stop it while its install waits for ``wheel`` from the index.
+
+    The index holds that file back until the build is gone, so the moment cannot pass
+    before the signal lands, however loaded the machine is.
+    """
+    stack.uv_cache = stack.root.parent / "uv-cache"  # so the wheel cannot come from a cache
+    release = index.hold(wheel)
+    proc = _start_build(stack)
+    try:
+        assert index.wait_for_request(wheel), f"the build never asked for {wheel}"
+        os.killpg(proc.pid, sig)
         proc.communicate(timeout=60)
-        pytest.skip("the build finished before the moment to interrupt it could be caught")
-    raise AssertionError("unreachable")
+    finally:
+        release.set()
+    return proc
 
 
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
-def test_killed_install_redoes_only_that_layer(stack: Stack) -> None:
+def test_killed_install_redoes_only_that_layer(stack: Stack, package_index: SimpleIndex) -> None:
+    stack.uv_cache = stack.root.parent / "uv-cache"
     stack.build()
     stack.app_requirements = ["attrs", "idna", "six"]
     stack.write()
-    _kill_during(stack, _uv_syncing("app-hello"))
+    _interrupt_while_fetching(stack, package_index, "six-1.17.0-py3-none-any.whl")
     assert not (stack.build_dir / "app-hello/share/venv/metadata/build-state/installed.json").exists()
     run = stack.build()
     # doit records a run's results when it ends, so a SIGKILL also forgets that the app's
@@ -83,15 +79,16 @@ def test_killed_install_redoes_only_that_layer(stack: Stack) -> None:
     assert run.ran == {"lock:app-hello", "install:app-hello", "build:app-hello"}
     assert "pylock.app-hello.toml is current" in run.err
     assert "idna from" in stack.run_app()
+    assert (stack.build_dir / "app-hello/lib/python3.11/site-packages/six/__init__.py").is_file()
 
 
 def test_killed_runtime_unpack_is_not_taken_as_done(stack: Stack) -> None:
     build_dir = stack.build_dir
-
-    def unpacking() -> bool:
-        return any(build_dir.glob(".cpython-3.11.tmp-*"))
-
-    _kill_during(stack, unpacking)
+    proc = _start_build(stack)
+    # The copy's temporary folder, made before the runtime is copied into it.
+    assert _wait_for(lambda: any(build_dir.glob(".cpython-3.11.tmp-*")), proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
     assert not (build_dir / "cpython-3.11/share/venv/metadata/build-state/installed.json").exists()
     run = stack.build()
     assert "install:cpython-3.11" in run.ran
@@ -99,8 +96,8 @@ def test_killed_runtime_unpack_is_not_taken_as_done(stack: Stack) -> None:
     assert "idna from" in stack.run_app()
 
 
-def test_ctrl_c_keeps_finished_layers(stack: Stack) -> None:
-    proc = _kill_during(stack, _uv_syncing("framework-web"), signal.SIGINT)
+def test_ctrl_c_keeps_finished_layers(stack: Stack, package_index: SimpleIndex) -> None:
+    proc = _interrupt_while_fetching(stack, package_index, "idna-3.10-py3-none-any.whl", signal.SIGINT)
     assert proc.returncode != 0
     run = stack.build()
     assert "install:cpython-3.11" not in run.ran  # finished before the interrupt: recorded
@@ -126,8 +123,9 @@ def test_ctrl_c_during_publish_stops_soon_and_leaves_no_partial_archive(
     out = tmp_path / "published"
     proc = _start_build(stack, "publish", "--output-dir", str(out), "--jobs", jobs)
     # The runtime layer is ~90 MB of tar: several 32 MiB xz blocks, each ~20 s of CPU here.
+    # Interrupted once its archive is being written (that blocks already under way stop at
+    # their next MiB is shown without timing in test_blockstream.py).
     assert _wait_for(lambda: any(out.glob(".cpython-3.11.tar.xz.*.tmp")), proc)
-    time.sleep(5)  # blocks are being compressed; a ~90 MB tar is all read by now
     os.killpg(proc.pid, signal.SIGINT)
     interrupted = time.monotonic()
     proc.communicate(timeout=120)

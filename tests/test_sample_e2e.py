@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.runtime_checks import local_cpython
 from tests.support.stacks import Stack
 
 SAMPLE = Path(__file__).parents[1] / "stacks" / "sample"
@@ -47,12 +48,13 @@ def _run_apps(folder: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.network  # numpy, scipy, scikit-learn from the real package index
 def test_sample_stack_builds_exports_publishes_and_deploys(tmp_path: Path, runtime_cache: Path) -> None:
-    if not any(Path.home().joinpath(".pyenv/versions").glob("3.12.*")) and not shutil.which("python3.12"):
+    if not local_cpython("3.12"):
         pytest.skip("the sample stack needs a CPython 3.12 for its cpython-3.12 runtime")
     root = tmp_path / "sample"
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("_build", "_export", "_artifacts"))
-    stack = Stack(root, runtime_cache)
+    stack = Stack(root, runtime_cache, index_url=None)
     run = stack.build("-j", "2")
     assert "is current" in run.err and "updated" not in run.err  # committed locks used as they are
     _run_apps(root / "_build")

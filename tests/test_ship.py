@@ -8,7 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.stacks import Stack
+
+# Each test builds a stack end to end through the CLI, in subprocesses.
+pytestmark = pytest.mark.slow
 
 ORDER = ("cpython-3.11", "framework-web", "app-hello")
 

@@ -13,6 +13,7 @@ from doit.tools import config_changed
 from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
 from venvstacks.engine import tasks
+from venvstacks.engine.settings import Settings
 from venvstacks.layout import LockOptions
 from venvstacks.lock import locking
 from venvstacks.runtimes.options import RuntimeOptions
@@ -96,7 +97,7 @@ CHANGES: list[tuple[str, dict[str, str], bool]] = [
 def _inputs(stack: Stack, options: LockOptions) -> tuple[dict[str, Any], bool]:
     """(the lock task's uptodate config, whether the lock metadata still says valid)."""
     spec = load_stack(stack.spec)
-    settings = tasks.Settings(spec, stack.build_dir, RuntimeOptions(stack.runtime_cache), options)
+    settings = Settings(spec, stack.build_dir, RuntimeOptions(stack.runtime_cache), options)
     task = next(t for t in tasks.lock_tasks(settings) if t["name"] == "framework-web")
     check = task["uptodate"][0]
     assert isinstance(check, config_changed)

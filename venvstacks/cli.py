@@ -1,37 +1,48 @@
 """The `venvstacks` command: a short workflow over the stack's doit graph.
 
-    load the stack -> select layers -> plan their tasks -> (show) -> run through doit
+The command line becomes one typed command object (cli_options.py); each command is then a
+list of steps, run in order by `execute`, each taking the last one's result:
 
-Each step takes the last one's result; planning is pure, so `--show-only` and `--json`
-print exactly what a run would do.
+    show:       load -> select_layers -> show
+    lock, build, local-export, publish:
+                load -> select_layers -> plan_tasks -> show_plan -> dry_run -> prepare -> run_tasks
+
+Planning is pure, so `--show-only` and `--json` print exactly what a run would do. A step
+ends the run early by returning the exit status.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks.cli_options import build_parser
+from venvstacks.cli_options import (
+    DeployCommand,
+    OperationCommand,
+    StackCommand,
+    VerifyCommand,
+    parse_command,
+)
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
-from venvstacks.engine.tasks import Settings, buildable
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import buildable
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path
 from venvstacks.layout import LINKED, LockOptions, OutputOptions
+from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.spec import LayerKind, LayerSpec, load_stack
-from venvstacks.stack.targets import host_platform
 
 
 @dataclass(frozen=True)
 class Invocation:
-    args: argparse.Namespace
+    command: StackCommand
     settings: Settings
     selected: tuple[LayerSpec, ...]
 
@@ -42,17 +53,28 @@ class Plan:
     operations: dict[str, list[str]]  # layer build name -> operations, in stack order
     tasks: tuple[str, ...]
 
+    @property
+    def command(self) -> OperationCommand:
+        assert isinstance(self.inv.command, OperationCommand)
+        return self.inv.command
+
+
+Step = Callable[[Any, Any], Any]
+"""Takes the previous step's result and the command; an int result is the exit status."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser({"show": show, "deploy": deploy_cmd, **dict.fromkeys(OPERATIONS, execute)})
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
+    command = parse_command(argv)
+    if command is None:
         return 2
     try:
-        if args.command == "deploy":
-            return deploy_cmd(args)
-        return int(args.handler(select_layers(load(args))))
+        if isinstance(command, DeployCommand):
+            return deploy_cmd(command)
+        if isinstance(command, VerifyCommand):
+            return verify_cmd(command)
+        if isinstance(command, OperationCommand):
+            return execute(command, OPERATION_STEPS)
+        return execute(command, SHOW_STEPS)
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -64,11 +86,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def execute(command: StackCommand, steps: Sequence[Step]) -> int:
+    result: Any = None
+    for step in steps:
+        result = step(result, command)
+        if isinstance(result, int):
+            return result
+    raise AssertionError("the last step gives the exit status")
+
+
 # --- workflow steps ------------------------------------------------------------------------
 
 
-def load(args: argparse.Namespace) -> tuple[argparse.Namespace, Settings]:
-    stack = load_stack(stack_path(args.spec_path))
+def load(_: None, cmd: StackCommand) -> Settings:
+    stack = load_stack(stack_path(cmd.spec_path))
     root = stack.root
 
     def rel(value: str) -> Path:
@@ -76,84 +107,67 @@ def load(args: argparse.Namespace) -> tuple[argparse.Namespace, Settings]:
         return (root / Path(value).expanduser()).resolve()
 
     runtimes = RuntimeOptions.from_env(
-        cache_dir=rel(args.runtime_cache) if args.runtime_cache else None,
-        policy=args.runtime_source,
-        mirror=args.runtime_mirror,
-        archives=_archives(args.runtime_archive) or None,
+        cache_dir=rel(cmd.runtime_cache) if cmd.runtime_cache else None,
+        policy=cmd.runtime_source,
+        mirror=cmd.runtime_mirror,
+        archives=_archives(cmd.runtime_archive) or None,
     )
-    for folder in getattr(args, "local_wheels", None) or ():
+    check_folder_path(rel(cmd.build_dir), "--build-dir")
+    if not isinstance(cmd, OperationCommand):
+        return Settings(stack, rel(cmd.build_dir), runtimes)
+    for folder in cmd.local_wheels:
         if not rel(folder).is_dir():
             raise VenvStacksError(f"--local-wheels {folder!r}: {rel(folder)} is not a folder")
     lock = LockOptions(
-        upgrade=getattr(args, "upgrade", False),
-        upgrade_packages=tuple(getattr(args, "upgrade_package", None) or ()),
-        index=getattr(args, "index", True),
-        local_wheels=tuple(rel(d) for d in getattr(args, "local_wheels", None) or ()),
-        reset=tuple(getattr(args, "reset_lock", None) or ()),
+        upgrade=cmd.upgrade,
+        upgrade_packages=cmd.upgrade_package,
+        index=cmd.index,
+        local_wheels=tuple(rel(d) for d in cmd.local_wheels),
+        reset=cmd.reset_lock,
     )
-    output_dir = getattr(args, "output_dir", None)
+    exporting = cmd.command == "local-export"
     out = OutputOptions(
-        export_dir=rel(output_dir or "_export") if args.command == "local-export" else root / "_export",
-        publish_dir=rel(output_dir or "_artifacts")
-        if args.command != "local-export"
-        else root / "_artifacts",
-        archive_format=getattr(args, "format", "tar.xz"),
-        tag_outputs=getattr(args, "tag_outputs", False),
-        force=getattr(args, "force", False),
+        export_dir=rel(cmd.output_dir or "_export") if exporting else root / "_export",
+        publish_dir=root / "_artifacts" if exporting else rel(cmd.output_dir or "_artifacts"),
+        archive_format=cmd.format,
+        tag_outputs=cmd.tag_outputs,
+        force=cmd.force,
     )
-    check_folder_path(rel(args.build_dir), "--build-dir")
-    if output_dir:
-        check_folder_path(rel(output_dir), "--output-dir")
-    return args, Settings(stack, rel(args.build_dir), runtimes, lock, out)
+    if cmd.output_dir:
+        check_folder_path(rel(cmd.output_dir), "--output-dir")
+    return Settings(stack, rel(cmd.build_dir), runtimes, lock, out)
 
 
-def select_layers(loaded: tuple[argparse.Namespace, Settings]) -> Invocation:
-    args, settings = loaded
-    chosen, unmatched = select(settings.stack, args.include or ())
+def select_layers(settings: Settings, cmd: StackCommand) -> Invocation:
+    chosen, unmatched = select(settings.stack, cmd.include)
     for pattern in unmatched:
         message = f"--include {pattern!r} matches no layer; `venvstacks show` lists them"
-        if not args.allow_missing:
+        if not cmd.allow_missing:
             raise VenvStacksError(message)
         print(f"warning: {message}", file=sys.stderr)
-    return Invocation(args, settings, tuple(chosen))
+    return Invocation(cmd, settings, tuple(chosen))
 
 
-def execute(inv: Invocation) -> int:
-    plan = plan_tasks(inv)
-    args = inv.args
-    if args.json or args.show or args.show_only:
-        show(inv, plan)
-        if args.show_only or (args.json and not args.show):
-            return 0
-    if getattr(args, "dry_run", False):
-        return dry_run(plan)
-    prepare(plan)
-    return run_tasks(plan)
-
-
-OPERATIONS = ("lock", "build", "local-export", "publish")
-
-
-def plan_tasks(inv: Invocation) -> Plan:
+def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
     """Which operation each layer gets (upstream's selection rules), and the doit tasks."""
-    args, stack = inv.args, inv.settings.stack
-    if args.command == "build":
-        main_ops = ["build" if args.build else "lock"] + (["publish"] if args.publish else [])
+    stack = inv.settings.stack
+    if cmd.command == "build":
+        main_ops = ["build" if cmd.build else "lock"] + (["publish"] if cmd.publish else [])
     else:
-        main_ops = [{"lock": "lock", "local-export": "export", "publish": "publish"}[args.command]]
+        main_ops = [{"lock": "lock", "local-export": "export", "publish": "publish"}[cmd.command]]
     outputs_op = [op for op in main_ops if op in ("export", "publish")]
     ops: dict[str, list[str]] = {layer.env_name: list(main_ops) for layer in inv.selected}
     # --include-dependencies / --no-include-dependencies overrides the *-dependencies flags.
-    deps = getattr(args, "include_dependencies", None)
-    publish_deps = getattr(args, "publish_dependencies", False) if deps is None else deps
+    deps = cmd.include_dependencies
+    publish_deps = cmd.publish_dependencies if deps is None else deps
     for layer in inv.selected:
         if publish_deps:
             for lower in lower_layers(stack, layer):
                 ops.setdefault(lower.env_name, []).extend(outputs_op)
         for upper in derived_layers(stack, layer):
-            wanted = ["lock"] if args.command == "lock" else []  # upstream relocks derived layers
-            wanted += ["build"] if getattr(args, "build_derived", False) else []
-            wanted += outputs_op if getattr(args, "publish_derived", False) else []
+            wanted = ["lock"] if cmd.command == "lock" else []  # upstream relocks derived layers
+            wanted += ["build"] if cmd.build_derived else []
+            wanted += outputs_op if cmd.publish_derived else []
             if wanted:
                 ops.setdefault(upper.env_name, []).extend(wanted)
     ordered = {
@@ -184,15 +198,24 @@ def _task_names(settings: Settings, ops: dict[str, list[str]]) -> list[str]:
     return tasks
 
 
-def prepare(plan: Plan) -> None:
+def show_plan(plan: Plan, cmd: OperationCommand) -> Plan | int:
+    """`--show`, `--show-only` and `--json` print the plan; the last two stop there."""
+    if cmd.json or cmd.show or cmd.show_only:
+        print_show(plan.inv, plan)
+        if cmd.show_only or (cmd.json and not cmd.show):
+            return 0
+    return plan
+
+
+def prepare(plan: Plan, cmd: OperationCommand) -> Plan:
     """Effects that come before the run: all under the build folder's lock."""
-    settings, args = plan.inv.settings, plan.inv.args
+    settings = plan.inv.settings
     hold_build_lock(settings.build_dir)
-    if getattr(args, "clean", False):
+    if cmd.clean:
         for name in plan.operations:
             shutil.rmtree(settings.build_dir / name, ignore_errors=True)
     forced: list[str] = []
-    if getattr(args, "force", False):
+    if cmd.force:
         forced += [t for t in plan.tasks if t.startswith(("export:", "publish:"))]
     lock = settings.lock
     if lock.upgrade or lock.upgrade_packages or lock.reset:
@@ -200,27 +223,30 @@ def prepare(plan: Plan) -> None:
         forced += [f"lock:{name}" for name in plan.operations if f"lock:{name}" in _all_lock_tasks(settings)]
     if forced:
         check_ok(run_doit(settings, ["forget", *forced]))
+    return plan
 
 
 def _all_lock_tasks(settings: Settings) -> set[str]:
     return {f"lock:{layer.env_name}" for layer in settings.stack.layers if layer.enabled}
 
 
-def run_tasks(plan: Plan) -> int:
-    args = plan.inv.args
+def run_tasks(plan: Plan, cmd: OperationCommand) -> int:
     if not plan.tasks:
         print("nothing to do: no selected layer applies here", file=sys.stderr)
         return 0
-    options = ["-n", str(args.jobs)] if args.jobs > 1 else []
-    if args.verbose:
+    options = ["-n", str(cmd.jobs)] if cmd.jobs > 1 else []
+    if cmd.verbose:
         options += ["-v", "2"]
-    if args.quiet:
+    if cmd.quiet:
         options += ["--reporter", "error-only"]
     check_ok(run_doit(plan.inv.settings, [*options, *plan.tasks]))
     return 0
 
 
-def dry_run(plan: Plan) -> int:
+def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
+    """`--dry-run`: the metadata that exporting or publishing would write, and stop."""
+    if not cmd.dry_run:
+        return plan
     from venvstacks.engine import outputs
     from venvstacks.engine.actions import runtime_identity
 
@@ -244,10 +270,12 @@ def dry_run(plan: Plan) -> int:
     return 0
 
 
-def deploy_cmd(args: argparse.Namespace) -> int:
+def deploy_cmd(cmd: DeployCommand) -> int:
     from venvstacks.ship import deploy
 
-    result = deploy.deploy(Path(args.published), Path(args.target), include=args.include or (), log=_say)
+    result = deploy.deploy(
+        Path(cmd.published), Path(cmd.target), include=cmd.include, log=_say, jobs=cmd.jobs
+    )
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
         print(f"Run {app.layer_name} with: {app}")
     print(
@@ -257,6 +285,24 @@ def deploy_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify_cmd(cmd: VerifyCommand) -> int:
+    """One line per layer on stdout; exit status 1 if any layer differs."""
+    lines: list[str]
+    if cmd.rebuild:
+        from venvstacks.ship.rebuild import verify_rebuild
+
+        rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack))
+        lines, ok = [r.line() for r in rebuilt], all(r.reproduced for r in rebuilt)
+    else:
+        from venvstacks.ship.verify import verify_deployed
+
+        published = Path(cmd.published) if cmd.published else None
+        reports = verify_deployed(Path(cmd.folder), published)
+        lines, ok = [r.line() for r in reports], all(r.ok for r in reports)
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -264,10 +310,14 @@ def _say(message: str) -> None:
 # --- show ------------------------------------------------------------------------------------
 
 
-def show(inv: Invocation, plan: Plan | None = None) -> int:
-    data = show_data(inv, plan)
-    print(json.dumps(data, indent=2) if inv.args.json else show_text(data))
+def show(inv: Invocation, _: StackCommand) -> int:
+    print_show(inv)
     return 0
+
+
+def print_show(inv: Invocation, plan: Plan | None = None) -> None:
+    data = show_data(inv, plan)
+    print(json.dumps(data, indent=2) if inv.command.json else show_text(data))
 
 
 def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
@@ -276,9 +326,7 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
     stack = inv.settings.stack
     data: dict[str, Any] = {
         "spec_name": str(stack.path),
-        "runtimes": [],
-        "frameworks": [],
-        "applications": [],
+        **{kind.value: [] for kind in LayerKind},
     }
     host = buildable(inv.settings)
     layers = inv.selected if plan is None else [stack.layer(name) for name in plan.operations]
@@ -301,7 +349,7 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
 
 def show_text(data: dict[str, Any]) -> str:
     lines = [data["spec_name"]]
-    for kind in ("runtimes", "frameworks", "applications"):
+    for kind in (k.value for k in LayerKind):
         if not data[kind]:
             continue
         lines.append(f"+-- {kind.capitalize()}")
@@ -327,3 +375,7 @@ def _archives(values: Sequence[str] | None) -> dict[str, str]:
             )
         archives[request] = location
     return archives
+
+
+SHOW_STEPS: tuple[Step, ...] = (load, select_layers, show)
+OPERATION_STEPS: tuple[Step, ...] = (load, select_layers, plan_tasks, show_plan, dry_run, prepare, run_tasks)

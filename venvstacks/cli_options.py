@@ -10,7 +10,9 @@ and only when, their inputs changed (docs/differences.md).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, NoReturn
 
 from venvstacks import __version__
@@ -24,8 +26,90 @@ the same graph. Documentation: the docs/ folder of the venvstacks source (cli.md
 command line). `venvstacks COMMAND --help` lists a command's options.
 """
 
-Handler = Callable[..., int]
 BOOL = argparse.BooleanOptionalAction
+
+
+@dataclass(frozen=True)
+class StackCommand:
+    """`show`, and what every command reading a stack file has."""
+
+    command: str
+    spec_path: str | None = None
+    build_dir: str = "_build"
+    include: tuple[str, ...] = ()
+    allow_missing: bool = False
+    verbose: int = 0
+    quiet: int = 0
+    runtime_source: str | None = None
+    runtime_mirror: str | None = None
+    runtime_archive: tuple[str, ...] = ()
+    runtime_cache: str | None = None
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class OperationCommand(StackCommand):
+    """`lock`, `build`, `local-export` and `publish`; a command lacking an option gets its default."""
+
+    jobs: int = 1
+    show: bool = False
+    show_only: bool = False
+    # locking (lock, build)
+    clean: bool = False
+    index: bool = True
+    local_wheels: tuple[str, ...] = ()
+    reset_lock: tuple[str, ...] = ()
+    upgrade: bool = False
+    upgrade_package: tuple[str, ...] = ()
+    # what build does besides building
+    build: bool = True
+    publish: bool = False
+    build_derived: bool = False
+    include_dependencies: bool | None = None
+    # outputs (build, local-export, publish)
+    output_dir: str | None = None
+    publish_dependencies: bool = False
+    publish_derived: bool = False
+    force: bool = False
+    dry_run: bool = False
+    tag_outputs: bool = False
+    format: str = "tar.xz"
+
+
+@dataclass(frozen=True)
+class DeployCommand:
+    published: str
+    target: str
+    include: tuple[str, ...] = ()
+    jobs: int | None = None  # layers unpacked at once; None: one per core
+
+
+@dataclass(frozen=True)
+class VerifyCommand:
+    folder: str
+    published: str | None = None
+    rebuild: bool = False
+    stack: str = "venvstacks.toml"
+
+
+Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand
+
+
+def parse_command(argv: Sequence[str] | None) -> Command | None:
+    """The command line as one typed object; None (after printing help) without a command.
+
+    Options accepted only for upstream's sake (docs/differences.md) are dropped here.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return None
+    kinds: dict[str, type[Command]] = {"deploy": DeployCommand, "verify": VerifyCommand, "show": StackCommand}
+    kind = kinds.get(args.command, OperationCommand)
+    known = {f.name for f in fields(kind)}
+    given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
+    return kind(**{k: v for k, v in given.items() if k in known and v is not None})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +119,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="venvstacks", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"venvstacks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -48,13 +132,13 @@ def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     }
     for name, help_text in helps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        cmd.set_defaults(handler=handlers[name])
         _stack_options(cmd)
         if name != "show":
             _operation_options(cmd, name)
         else:
             cmd.add_argument("--json", action="store_true", help="print the stack as JSON")
-    _deploy_parser(sub, handlers["deploy"])
+    _deploy_parser(sub)
+    _verify_parser(sub)
     return parser
 
 
@@ -167,10 +251,9 @@ def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:
         )
 
 
-def _deploy_parser(sub: Any, handler: Handler) -> None:
+def _deploy_parser(sub: Any) -> None:
     text = "unpack published layers into a folder, check them, and run their postinstall"
     dep = sub.add_parser("deploy", help=text, description=text)
-    dep.set_defaults(handler=handler)
     dep.add_argument("published", help="a publish output folder (or its __venvstacks__ metadata file)")
     dep.add_argument("target", help="the folder to deploy into (created if missing)")
     dep.add_argument(
@@ -178,4 +261,35 @@ def _deploy_parser(sub: Any, handler: Handler) -> None:
         action="append",
         metavar="PATTERN",
         help="deploy these layers (build name or deployed name, fnmatch; repeatable) and what they need",
+    )
+    dep.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="unpack up to N layers at once (default: one per core; 1: one layer after another)",
+    )
+
+
+def _verify_parser(sub: Any) -> None:
+    text = "check deployed layers against their published file manifests (--rebuild: rebuild the archives)"
+    ver = sub.add_parser("verify", help=text, description=text)
+    ver.add_argument(
+        "folder", help="a deployment folder; with --rebuild, a publish output folder (or its metadata file)"
+    )
+    ver.add_argument(
+        "--published",
+        metavar="DIR",
+        help="check the manifests against this publication's metadata (default: the deploy record)",
+    )
+    ver.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild every published layer from the stack's committed locks and compare the archives",
+    )
+    ver.add_argument(
+        "--stack",
+        default="venvstacks.toml",
+        help="with --rebuild: the stack file or its folder (./venvstacks.toml)",
     )

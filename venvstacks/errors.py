@@ -1,11 +1,8 @@
-"""Errors a user can cause, and the one helper every subprocess goes through."""
+"""Errors a user can cause: each carries a one-line message meant for the user."""
 
 from __future__ import annotations
 
-import functools
-import os
-import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -47,52 +44,3 @@ def _last_meaningful_lines(output: str, limit: int = 6) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     # uv prints the real cause on its last lines; earlier ones are progress noise.
     return " | ".join(lines[-limit:]) if lines else "(no output)"
-
-
-def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for external tools: uv must never fetch a Python by itself."""
-    env = dict(os.environ)
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    env.pop("VIRTUAL_ENV", None)
-    env.pop("PYTHONPATH", None)
-    if extra:
-        env.update(extra)
-    return env
-
-
-def run(
-    what: str,
-    cmd: Sequence[str | Path],
-    *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-) -> str:
-    """Run a command, capture its output, raise CommandError on failure."""
-    args = [str(c) for c in cmd]
-    try:
-        proc = subprocess.run(
-            args,
-            cwd=cwd,
-            env=tool_env(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=False,
-        )
-    except OSError as exc:
-        raise CommandError(what, args, -1, str(exc)) from None
-    if proc.returncode != 0:
-        raise CommandError(what, args, proc.returncode, proc.stdout)
-    return proc.stdout
-
-
-@functools.cache
-def uv_bin() -> str:
-    """The uv executable installed with this package (never a different one on PATH).
-
-    Cached, and first called on the main thread: uv's lookup goes through sysconfig, whose
-    first-time initialisation is not thread-safe (parallel tasks saw EXE as None).
-    """
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())

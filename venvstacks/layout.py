@@ -7,15 +7,15 @@ run, including the no-op run whose cost users feel most.
 from __future__ import annotations
 
 import fnmatch
-import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.platforms import platform_tag
 
 if TYPE_CHECKING:
     from venvstacks.ship.publish import PublishOptions
+    from venvstacks.stack.spec import LayerSpec, StackSpec
 
 # Inside each layer folder: bookkeeping that never ships, and the deployable layer config.
 STATE_DIR = Path("share/venv/metadata/build-state")
@@ -27,8 +27,30 @@ DYNLIB_DIR = Path("share/venv/dynlib")  # links to the layer's shared libraries 
 DYNLIB_MANIFEST = STATE_DIR / "dynlib.json"  # those links; upper layers' build: depends on it
 DEPLOYED_WRAPPER = STATE_DIR / "python.deployed"  # bin/python as exported and published
 
+# In an export or publish folder: per-layer metadata files and the stack's venvstacks.json.
 METADATA_DIR = "__venvstacks__"
 ARCHIVE_FORMATS = ("tar.xz", "tar.gz", "tar.zst", "zip")
+
+
+def layer_metadata_file(output_dir: Path, layer_name: str, suffix: str = "") -> Path:
+    """A layer's metadata in an export or publish folder (the target of export:/publish:)."""
+    return output_dir / METADATA_DIR / "env_metadata" / f"{layer_name}{suffix}.json"
+
+
+def stack_metadata_file(output_dir: Path, suffix: str = "") -> Path:
+    """The stack's ``venvstacks.json``, gathered from the layer metadata files beside it."""
+    return output_dir / METADATA_DIR / f"venvstacks{suffix}.json"
+
+
+def tag_suffix(target_platform: str, tag_outputs: bool) -> str:
+    """What ``--tag-outputs`` adds to metadata file names."""
+    return f"-{target_platform}" if tag_outputs else ""
+
+
+def site_packages(py_version: str) -> Path:
+    """A layer's site-packages folder, relative to the layer, for Python ``X.Y[.Z]``."""
+    major_minor = ".".join(py_version.split(".")[:2])
+    return Path("lib") / f"python{major_minor}" / "site-packages"
 
 
 @dataclass(frozen=True)
@@ -62,11 +84,6 @@ class LockOptions:
         return any(fnmatch.fnmatchcase(layer.env_name, pattern) for pattern in self.reset)
 
 
-def default_platform() -> str:
-    """This machine's platform tag as upstream spells it, e.g. ``linux_x86_64``."""
-    return sysconfig.get_platform().replace("-", "_").replace(".", "_")
-
-
 @dataclass(frozen=True)
 class OutputOptions:
     export_dir: Path
@@ -74,7 +91,7 @@ class OutputOptions:
     archive_format: str = "tar.xz"
     tag_outputs: bool = False
     force: bool = False
-    target_platform: str = field(default_factory=default_platform)
+    target_platform: str = field(default_factory=platform_tag)
 
     def publish_options(self, dry_run: bool = False) -> PublishOptions:
         from venvstacks.ship.archives import ArchiveFormat
@@ -89,12 +106,9 @@ class OutputOptions:
             dry_run=dry_run,
         )
 
-    def tagged_suffix(self) -> str:
-        return f"-{self.target_platform}" if self.tag_outputs else ""
-
     def export_metadata(self, layer: LayerSpec) -> Path:
-        return self.export_dir / METADATA_DIR / "env_metadata" / f"{layer.env_name}.json"
+        return layer_metadata_file(self.export_dir, layer.env_name)
 
     def publish_metadata(self, layer: LayerSpec) -> Path:
-        name = f"{layer.env_name}{self.tagged_suffix()}.json"
-        return self.publish_dir / METADATA_DIR / "env_metadata" / name
+        suffix = tag_suffix(self.target_platform, self.tag_outputs)
+        return layer_metadata_file(self.publish_dir, layer.env_name, suffix)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from venvstacks.ship.publish import LayerToPublish
+    from venvstacks.ship.publish import LayerProgress, LayerToPublish, PublishOptions, PublishResult
 
 PY = "{}.{}".format(*sys.version_info[:2])
 PY_FULL = "{}.{}.{}".format(*sys.version_info[:3])
@@ -40,7 +40,7 @@ import encodings.ascii, encodings.latin_1, encodings.utf_8, encodings.aliases
 sysconfig.get_config_vars(); sysconfig.get_paths()
 with tempfile.TemporaryDirectory() as tmp:
     venv.main([os.path.join(tmp, "v"), "--without-pip", "--symlinks"])
-    compileall.compile_dir(tmp, quiet=2)
+    compileall.compile_dir(tmp, quiet=2, workers=2)  # as postinstall: a process pool
 files = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
 files.append(os.path.join(os.path.dirname(venv.__file__), "__main__.py"))
 print(json.dumps(sorted({f for f in files if f})))
@@ -125,12 +125,25 @@ class SampleStack:
 
     def layers(self) -> list[LayerToPublish]:
         from venvstacks.ship.publish import LayerToPublish
+        from venvstacks.stack.kinds import LayerKind
 
         return [
-            LayerToPublish(self.build_dir / RUNTIME, "runtime", runtime_metadata()),
-            LayerToPublish(self.build_dir / "framework-fw", "framework", framework_metadata()),
-            LayerToPublish(self.build_dir / "app-hello", "application", app_metadata()),
+            LayerToPublish(self.build_dir / RUNTIME, LayerKind.RUNTIME, runtime_metadata()),
+            LayerToPublish(self.build_dir / "framework-fw", LayerKind.FRAMEWORK, framework_metadata()),
+            LayerToPublish(self.build_dir / "app-hello", LayerKind.APPLICATION, app_metadata()),
         ]
+
+
+def publish_all(
+    layers: list[LayerToPublish], options: PublishOptions, progress: LayerProgress | None = None
+) -> list[PublishResult]:
+    """Each layer, then venvstacks.json: what the publish: tasks do, one after the other."""
+    from venvstacks.ship.publish import publish_layer, write_stack_metadata
+
+    results = [publish_layer(layer, options, progress=progress) for layer in layers]
+    if not options.dry_run:
+        write_stack_metadata(options.output_dir, [(la.kind, la.layer_name) for la in layers], options.suffix)
+    return results
 
 
 def _common(name: str, target: str, lock_version: int = 1) -> dict[str, Any]:

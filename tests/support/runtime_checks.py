@@ -37,3 +37,11 @@ def probe(python_dir: Path) -> dict[str, Any]:
 
 def cache_contents(cache: Path) -> list[str]:
     return sorted(p.name for p in cache.iterdir() if p.name != ".locks") if cache.exists() else []
+
+
+def local_cpython(series: str) -> bool:
+    """Whether a build with ``--runtime-source local`` would find a CPython ``series`` here:
+    the same lookup the build makes, not a guess from PATH."""
+    from venvstacks.runtimes.local import LocalSource
+
+    return LocalSource().find("cpython", series) is not None

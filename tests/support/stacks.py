@@ -7,8 +7,12 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.wheels import SimpleIndex
 
 THREE_LAYERS = """\
 [[runtimes]]
@@ -30,6 +34,8 @@ launch_module = "hello.py"
 support_modules = ["helper.py"]
 requirements = {app_requirements}
 """
+
+_NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 HELLO = """\
 import attrs
@@ -61,12 +67,14 @@ class Run:
 class Stack:
     root: Path
     runtime_cache: Path
+    index_url: str | None  # the session's package index on 127.0.0.1 (None: the real one)
     python: str = "cpython@3.11"
     versioned: bool = False  # the framework
     app_versioned: bool = False
     framework_requirements: list[str] = field(default_factory=lambda: ["idna"])
     app_requirements: list[str] = field(default_factory=lambda: ["attrs", "idna"])
     greeting: str = "hello from the app layer"
+    uv_cache: Path | None = None  # a cache of its own: each wheel is really fetched once
 
     @property
     def spec(self) -> Path:
@@ -97,6 +105,15 @@ class Stack:
             VENVSTACKS_RUNTIME_SOURCE="local",
             UV_PYTHON_DOWNLOADS="never",
         )
+        if self.uv_cache is not None:
+            env["UV_CACHE_DIR"] = str(self.uv_cache)
+        if self.index_url is not None:
+            env["UV_DEFAULT_INDEX"] = self.index_url
+            env.pop("UV_INDEX_URL", None)  # older spelling; it would win over ours
+            # Offline for sure: anything but 127.0.0.1 goes to a proxy that is not there.
+            env.update(HTTP_PROXY=_NOWHERE, HTTPS_PROXY=_NOWHERE, ALL_PROXY=_NOWHERE, NO_PROXY="127.0.0.1")
+            for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+                env.pop(name, None)
         return env
 
     def venvstacks(self, *args: str, check: bool = True) -> Run:
@@ -134,5 +151,5 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, runtime_cache: Path) -> Stack:
-    return Stack(tmp_path / "stack", runtime_cache).write()
+def stack(tmp_path: Path, runtime_cache: Path, package_index: SimpleIndex) -> Stack:
+    return Stack(tmp_path / "stack", runtime_cache, package_index.url).write()

@@ -1,5 +1,10 @@
 """Tiny wheels made on the spot, and PEP 503 simple indexes serving them on 127.0.0.1 that
-log every request, so tests can say which index uv asked for which project."""
+log every request, so tests can say which index uv asked for which project.
+
+`package_index` is the index of the whole session: stacks built by the core tests resolve
+against it (never the real index), and a test can hold back one file to catch a build at a
+known step: the request for it is the marker that the build got there.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,14 @@ from pathlib import Path
 import pytest
 
 
-def make_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
-    """Write a minimal valid wheel whose module `<name>` says where it came from."""
+def make_wheel(
+    folder: Path, name: str, version: str, tag: str = "py3-none-any", body: str = "", package: bool = False
+) -> Path:
+    """Write a minimal valid wheel whose module `<name>` (a package if asked) says where it
+    came from."""
     dist = name.replace("-", "_")
-    return write_wheel(folder, name, version, tag, {f"{dist}.py": f"VERSION = {version!r}\n{body}".encode()})
+    module = f"{dist}/__init__.py" if package else f"{dist}.py"
+    return write_wheel(folder, name, version, tag, {module: f"VERSION = {version!r}\n{body}".encode()})
 
 
 def write_wheel(folder: Path, name: str, version: str, tag: str, files: Mapping[str, bytes]) -> Path:
@@ -55,6 +64,8 @@ class SimpleIndex:
     root: Path  # holds the wheels
     url: str  # .../simple
     requests: list[str] = field(default_factory=list)  # paths asked for, in order
+    held: dict[str, threading.Event] = field(default_factory=dict)  # file name -> its release
+    changed: threading.Condition = field(default_factory=threading.Condition)  # a request came
 
     def add(self, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
         return make_wheel(self.root, name, version, tag, body)
@@ -69,6 +80,22 @@ class SimpleIndex:
         wanted = project.lower().replace("_", "-")
         return sum(1 for path in self.requests if _project_of(path) == wanted)
 
+    def hold(self, file_name: str) -> threading.Event:
+        """Keep ``file_name`` back until the event returned is set (or 120 s have passed);
+        `wait_for_request` then waits for a request made from now on."""
+        release = threading.Event()
+        with self.changed:
+            self.held[file_name] = release
+            self.requests[:] = [p for p in self.requests if not p.endswith("/" + file_name)]
+        return release
+
+    def wait_for_request(self, file_name: str, timeout: float = 120) -> bool:
+        """Whether something asked for ``file_name`` within ``timeout`` seconds."""
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: any(p.endswith("/" + file_name) for p in self.requests), timeout
+            )
+
 
 def _project_of(path: str) -> str | None:
     parts = [p for p in path.split("/") if p]
@@ -76,25 +103,40 @@ def _project_of(path: str) -> str | None:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    wheels: Path
-    log: list[str]
+    index: SimpleIndex
 
     def do_GET(self) -> None:
-        self.log.append(self.path)
+        index = self.index
+        with index.changed:
+            index.requests.append(self.path)
+            index.changed.notify_all()
         parts = [p for p in self.path.split("/") if p]
         if len(parts) == 2 and parts[0] == "simple":
             project = parts[1].lower().replace("_", "-")
-            links = [
-                f'<a href="/files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>'
-                for w in sorted(self.wheels.glob("*.whl"))
-                if w.name.split("-")[0].lower().replace("_", "-") == project
-            ]
+            links = [self._link(w) for w in sorted(index.root.glob("*.whl")) if _project(w) == project]
             body = ("<html><body>" + "".join(links) + "</body></html>").encode()
             self._send(200 if links else 404, body, "text/html")
-        elif len(parts) == 2 and parts[0] == "files" and (self.wheels / parts[1]).is_file():
-            self._send(200, (self.wheels / parts[1]).read_bytes(), "application/octet-stream")
+        elif len(parts) == 2 and parts[0] == "files":
+            release = index.held.get(parts[1])
+            if release is not None:
+                release.wait(120)
+            wheel = index.root / parts[1].removesuffix(".metadata")
+            if not wheel.is_file():
+                self._send(404, b"not found", "text/plain")
+            elif parts[1].endswith(".metadata"):
+                self._send(200, _metadata(wheel), "text/plain")
+            else:
+                self._send(200, wheel.read_bytes(), "application/octet-stream")
         else:
             self._send(404, b"not found", "text/plain")
+
+    def _link(self, wheel: Path) -> str:
+        # PEP 714 core metadata: resolving reads it instead of downloading the wheel, so a
+        # wheel is only fetched when it is installed.
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        meta = hashlib.sha256(_metadata(wheel)).hexdigest()
+        href = f"/files/{wheel.name}#sha256={digest}"
+        return f'<a href="{href}" data-core-metadata="sha256={meta}">{wheel.name}</a>'
 
     def _send(self, code: int, body: bytes, kind: str) -> None:
         self.send_response(code)
@@ -107,18 +149,34 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _project(wheel: Path) -> str:
+    return wheel.name.split("-")[0].lower().replace("_", "-")
+
+
+def _metadata(wheel: Path) -> bytes:
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        return zf.read(name)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # a held request must not keep the server from shutting down
+
+
 @contextmanager
 def serve_index(wheels: Path) -> Iterator[SimpleIndex]:
     """A simple index for the wheels in `wheels`, on a free port of 127.0.0.1."""
     wheels.mkdir(parents=True, exist_ok=True)
-    log: list[str] = []
-    handler = type("Handler", (_Handler,), {"wheels": wheels, "log": log})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    index = SimpleIndex(wheels, "")
+    server = _Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"index": index}))
+    index.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield SimpleIndex(wheels, f"http://127.0.0.1:{server.server_address[1]}/simple", log)
+        yield index
     finally:
+        for release in index.held.values():
+            release.set()
         server.shutdown()
         server.server_close()
 
@@ -134,3 +192,16 @@ def index_server(tmp_path: Path) -> Iterator[Callable[[str], SimpleIndex]]:
     """Starts more indexes on demand: `index_server("private")`."""
     with ExitStack() as servers:
         yield lambda name: servers.enter_context(serve_index(tmp_path / f"index-{name}"))
+
+
+# What the stacks of the core tests install: tiny packages named like the real ones.
+CORE_WHEELS = (("attrs", "25.3.0"), ("attrs", "26.1.0"), ("idna", "3.10"), ("six", "1.17.0"))
+
+
+@pytest.fixture(scope="session")
+def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleIndex]:
+    wheels = tmp_path_factory.mktemp("package-index")
+    for name, version in CORE_WHEELS:
+        make_wheel(wheels, name, version, package=True)
+    with serve_index(wheels) as index:
+        yield index

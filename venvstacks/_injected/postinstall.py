@@ -14,7 +14,8 @@ What it does, driven by ``share/venv/metadata/venvstacks_layer.json``:
   that puts the lower layers' shared-library folders (``dynlib_dirs``) on
   ``LD_LIBRARY_PATH``, the link is ``bin/python_``, which the script runs; otherwise it is
   ``bin/python`` itself. ``python3`` and ``python3.X`` link to ``bin/python`` either way;
-* for every layer: byte-compiles ``lib/`` with the layer's own Python version.
+* for every layer: byte-compiles ``lib/`` with the layer's own Python version, one
+  process per core.
 
 Paths are made absolute without resolving symlinks, and any path that leaves the
 deployment folder is refused (one line on stderr, exit status 1).
@@ -138,13 +139,23 @@ class Layer:
 def compile_tree(path):
     # Files that do not compile (test data, code for other Python versions) are not ours
     # to judge: Python compiles them, or fails on them, at import time.
-    compileall.compile_dir(path, maxlevels=sys.getrecursionlimit(), quiet=2)
+    # workers=0: one process per core (compileall's own pool). Where processes cannot be
+    # pooled (no working semaphores, as in some sandboxes), compile in this process.
+    try:
+        compileall.compile_dir(path, maxlevels=sys.getrecursionlimit(), quiet=2, workers=0)
+    except (ImportError, OSError, NotImplementedError, RuntimeError):
+        compileall.compile_dir(path, maxlevels=sys.getrecursionlimit(), quiet=2)
 
 
-# compile_tree() for a child process running the layer's own Python.
-COMPILE_CHILD = (
-    "import compileall, sys; compileall.compile_dir(sys.argv[1], maxlevels=sys.getrecursionlimit(), quiet=2)"
-)
+# compile_tree() for a child process running the layer's own Python (any version >= 3.8).
+COMPILE_CHILD = """
+import compileall, sys
+args = dict(maxlevels=sys.getrecursionlimit(), quiet=2)
+try:
+    compileall.compile_dir(sys.argv[1], workers=0, **args)
+except (ImportError, OSError, NotImplementedError, RuntimeError):
+    compileall.compile_dir(sys.argv[1], **args)
+"""
 
 
 def replace_symlink(target, path):

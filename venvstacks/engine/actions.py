@@ -1,6 +1,9 @@
 """The effects behind each task: what `lock:`, `install:`, `build:`, `export:`, `publish:` do.
 
-`tasks.py` names these steps; each takes the frozen `Settings` and a layer's build name.
+Each step is a `Step`: it takes the frozen `Settings` and a layer's build name. `tasks.py`
+puts the functions themselves in its task dicts, so this module is imported whenever the
+graph is made, including on a no-op run: each step imports the code it drives (uv, the
+compressors, the runtime downloader) only when it runs.
 """
 
 from __future__ import annotations
@@ -8,19 +11,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from venvstacks.engine import outputs
-from venvstacks.engine.tasks import Settings
-from venvstacks.errors import SpecError, run
+from venvstacks.engine.settings import Settings
 from venvstacks.fsutil import dump_json, write_if_changed
-from venvstacks.layers import envs, linking
-from venvstacks.layers.dynlib import AmbiguousLibrary
 from venvstacks.layout import lock_files
-from venvstacks.lock import locking, uvconfig
-from venvstacks.runtimes.cache import Runtime, ensure_runtime
+from venvstacks.lock import uvconfig
+from venvstacks.platforms import host_platform
 from venvstacks.stack.spec import LayerKind, LayerSpec
-from venvstacks.stack.targets import host_platform, layer_target
+from venvstacks.stack.targets import layer_target
+
+if TYPE_CHECKING:
+    from venvstacks.layers.linking import LinkPlan
+    from venvstacks.runtimes.cache import Runtime
 
 
 def log(message: str) -> None:
@@ -29,6 +32,8 @@ def log(message: str) -> None:
 
 
 def runtime_for(settings: Settings, layer: LayerSpec) -> Runtime:
+    from venvstacks.runtimes.cache import ensure_runtime
+
     return ensure_runtime(settings.runtime_layer(layer).python_implementation, settings.runtimes, log)
 
 
@@ -38,6 +43,8 @@ def fetch_runtime(settings: Settings, name: str) -> None:
 
 
 def lock(settings: Settings, name: str) -> None:
+    from venvstacks.lock import locking
+
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
     python = runtime.python_dir / "bin" / "python3"
@@ -45,6 +52,8 @@ def lock(settings: Settings, name: str) -> None:
 
 
 def install(settings: Settings, name: str) -> None:
+    from venvstacks.layers import envs
+
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
@@ -58,6 +67,10 @@ def install(settings: Settings, name: str) -> None:
 
 
 def link(settings: Settings, name: str) -> None:
+    from venvstacks.errors import SpecError
+    from venvstacks.layers import linking
+    from venvstacks.layers.dynlib import AmbiguousLibrary
+
     layer = settings.stack.layer(name)
     try:
         linking.link_layer(link_plan(settings, layer))
@@ -66,23 +79,30 @@ def link(settings: Settings, name: str) -> None:
 
 
 def export(settings: Settings, name: str) -> None:
+    from venvstacks.engine import outputs
+
     layer = settings.stack.layer(name)
     identity = runtime_identity(settings, layer)
     outputs.export_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
 
 
 def publish(settings: Settings, name: str) -> None:
+    from venvstacks.engine import outputs
+
     layer = settings.stack.layer(name)
     identity = runtime_identity(settings, layer)
     outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity, log)
 
 
 def runtime_identity(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
-
+    """What `runtime:<rt>` recorded about the runtime a layer runs on."""
     return dict(json.loads(settings.runtime_state(layer).read_text()))
 
 
-def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
+def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
+    from venvstacks.layers import linking
+    from venvstacks.lock import locking
+
     version = runtime_identity(settings, layer)["version"]
 
     def peer(lower: LayerSpec) -> linking.Peer:
@@ -96,5 +116,7 @@ def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
 
 def extension_suffixes(python: Path) -> tuple[str, ...]:
     """The file name endings that make a file an extension module for this Python."""
+    from venvstacks.tools import run
+
     code = "import importlib.machinery as m; print('\\n'.join(m.EXTENSION_SUFFIXES))"
     return tuple(run(f"asking {python} for its extension suffixes", [python, "-I", "-c", code]).split())

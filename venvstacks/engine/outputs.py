@@ -8,8 +8,6 @@ describes exactly what the output folder holds.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +16,11 @@ from typing import Any
 from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.lock import locking
+from venvstacks.platforms import host_platform
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec, module_name
-from venvstacks.stack.targets import host_platform, layer_target
-
-_KIND = {LayerKind.RUNTIME: "runtime", LayerKind.FRAMEWORK: "framework", LayerKind.APPLICATION: "application"}
-_stack_file_lock = threading.Lock()  # parallel layer tasks share venvstacks.json
+from venvstacks.stack.targets import layer_target
 
 
 def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +63,7 @@ def export_one(
     target.unlink(missing_ok=True)  # the layer is not exported until this is back
     export.export_layer(env_dir, options.export_dir, str(metadata["install_target"]))
     write_if_changed(target, dump_json(metadata))
-    _write_stack_file(stack, options.export_dir / publish.METADATA_DIR / "venvstacks.json", target.parent)
+    publish.write_stack_metadata(options.export_dir, _kinds_and_names(stack))
 
 
 def publish_one(
@@ -78,17 +74,16 @@ def publish_one(
     identity: dict[str, Any],
     log: Callable[[str], None] = print,
 ) -> None:
-    to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
+    to_publish = publish.LayerToPublish(env_dir, layer.kind, layer_metadata(stack, layer, identity))
     publish_opts = options.publish_options()
     publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(log))
-    meta_dir = publish_opts.layer_metadata_path(layer.env_name).parent
-    _write_stack_file(stack, publish_opts.stack_metadata_path(), meta_dir, options.tagged_suffix())
+    publish.write_stack_metadata(publish_opts.output_dir, _kinds_and_names(stack), publish_opts.suffix)
 
 
 def dry_run(
     stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
 ) -> dict[str, Any]:
-    to_publish = publish.LayerToPublish(env_dir, _KIND[layer.kind], layer_metadata(stack, layer, identity))  # type: ignore[arg-type]
+    to_publish = publish.LayerToPublish(env_dir, layer.kind, layer_metadata(stack, layer, identity))
     return publish.publish_layer(to_publish, options.publish_options(dry_run=True)).metadata
 
 
@@ -112,11 +107,5 @@ class ProgressLine:
             self.log(f"{layer}: {quarter * 25}% of {total / 1e6:.0f} MB archived ({elapsed:.0f}s)")
 
 
-def _write_stack_file(stack: StackSpec, path: Path, meta_dir: Path, suffix: str = "") -> None:
-    layers: dict[str, list[Any]] = {"runtimes": [], "frameworks": [], "applications": []}
-    with _stack_file_lock:
-        for layer in stack.layers:
-            per_layer = meta_dir / f"{layer.env_name}{suffix}.json"
-            if per_layer.exists():
-                layers[layer.kind.value].append(json.loads(per_layer.read_text(encoding="utf-8")))
-        write_if_changed(path, dump_json({"layers": layers}))
+def _kinds_and_names(stack: StackSpec) -> list[tuple[LayerKind, str]]:
+    return [(layer.kind, layer.env_name) for layer in stack.layers]

@@ -18,8 +18,10 @@ from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
-from venvstacks.engine.tasks import CREATORS, Settings, TaskDict
-from venvstacks.errors import VenvStacksError, uv_bin
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.errors import VenvStacksError
+from venvstacks.tools import uv_bin
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,44 +27,18 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from venvstacks import layout
+from venvstacks.engine import actions
+from venvstacks.engine.settings import Settings, Step
 from venvstacks.errors import VenvStacksError
-from venvstacks.layout import LockOptions, OutputOptions, lock_files
+from venvstacks.layout import lock_files
 from venvstacks.lock import uvconfig
+from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import lower_layers
-from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
-from venvstacks.stack.targets import glibc_of, host_platform, macos_of, target_text
+from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.targets import glibc_of, macos_of, target_text
 
 TaskDict = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Settings:
-    stack: StackSpec
-    build_dir: Path
-    runtimes: RuntimeOptions
-    lock: LockOptions = field(default_factory=LockOptions)
-    outputs: OutputOptions | None = None  # default: _export and _artifacts beside the stack
-
-    @property
-    def output(self) -> OutputOptions:
-        root = self.stack.root
-        return self.outputs or OutputOptions(export_dir=root / "_export", publish_dir=root / "_artifacts")
-
-    def env_dir(self, layer: LayerSpec) -> Path:
-        return self.build_dir / layer.env_name
-
-    def runtime_state(self, layer: LayerSpec) -> Path:
-        """The manifest of the runtime a layer runs on (what `runtime:<rt>` produces)."""
-        name = layer.env_name if layer.kind is LayerKind.RUNTIME else str(layer.runtime)
-        return self.build_dir / ".runtimes" / f"{name}.json"
-
-    def runtime_layer(self, layer: LayerSpec) -> LayerSpec:
-        return layer if layer.runtime is None else self.stack.layer(layer.runtime)
-
-    @property
-    def doit_db(self) -> Path:
-        return self.build_dir / ".venvstacks-doit.sqlite3"
 
 
 def lockable(settings: Settings) -> list[LayerSpec]:
@@ -81,16 +54,10 @@ def buildable(settings: Settings) -> list[LayerSpec]:
 # --- actions (module level, so they pickle) ---------------------------------------------
 
 
-def act(step: str, settings: Settings, name: str) -> TaskFailed | None:
-    """Run one step of `actions.py`; a user-caused error becomes a one-line task failure.
-
-    Steps are named, and their module imported only here, so creating the graph (all a
-    no-op run does) never loads the locking, installing or archiving code.
-    """
-    from venvstacks.engine import actions
-
+def act(step: Step, settings: Settings, name: str) -> TaskFailed | None:
+    """Run one step of `actions.py`; a user-caused error becomes a one-line task failure."""
     try:
-        getattr(actions, step)(settings, name)
+        step(settings, name)
     except VenvStacksError as exc:
         return TaskFailed(str(exc))
     return None
@@ -114,7 +81,7 @@ def runtime_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"fetch {layer.python_implementation} for {layer.env_name} into the runtime cache",
-            "actions": [(act, ["fetch_runtime", settings, layer.env_name])],
+            "actions": [(act, [actions.fetch_runtime, settings, layer.env_name])],
             "targets": [settings.runtime_state(layer)],
             "uptodate": [config_changed(source)],
             "clean": True,
@@ -129,7 +96,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"lock {layer.env_name} with uv ({', '.join(layer.platforms)})",
-            "actions": [(act, ["lock", settings, layer.env_name])],
+            "actions": [(act, [actions.lock, settings, layer.env_name])],
             "file_dep": [
                 *(lock_files(stack, lower).pylock for lower in lowers),
                 *(_module_files(layer) if layer.versioned else []),  # they name its next version
@@ -147,7 +114,7 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
         yield {
             "name": layer.env_name,
             "doc": f"create {layer.env_name} and install its locked packages",
-            "actions": [(act, ["install", settings, layer.env_name])],
+            "actions": [(act, [actions.install, settings, layer.env_name])],
             "file_dep": [
                 lock_files(settings.stack, layer).pylock,
                 settings.runtime_state(layer),
@@ -176,7 +143,7 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
             "name": layer.env_name,
             "doc": f"build {layer.env_name}: wire it to its lower layers"
             + (" and copy its launch modules" if layer.launch_module else ""),
-            "actions": [(act, ["link", settings, layer.env_name])],
+            "actions": [(act, [actions.link, settings, layer.env_name])],
             "file_dep": [
                 settings.env_dir(layer) / layout.INSTALLED,
                 *versioned_metas,
@@ -196,40 +163,40 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
 
 def export_tasks(settings: Settings) -> Iterator[TaskDict]:
     stack, out = settings.stack, settings.output
+    config = {"export_dir": str(out.export_dir)}
     for layer in buildable(settings):
-        yield {
-            "name": layer.env_name,
-            "doc": f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py",
-            "actions": [(act, ["export", settings, layer.env_name])],
-            "file_dep": _built(settings, layer),
-            "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)],
-            "targets": [out.export_metadata(layer)],
-            "clean": True,
-            "uptodate": [config_changed({"export_dir": str(out.export_dir)})],
-        }
+        doc = f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py"
+        task = _output_task(settings, layer, actions.export, doc, out.export_metadata(layer), config)
+        # Lower layers go first: an upper layer is exported beside them.
+        yield {**task, "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)]}
 
 
 def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
     out = settings.output
+    config = {
+        "dir": str(out.publish_dir),
+        "format": str(out.archive_format),
+        "tag": out.tag_outputs,
+        "platform": out.target_platform,
+    }
     for layer in buildable(settings):
-        yield {
-            "name": layer.env_name,
-            "doc": f"publish {layer.env_name} as a {out.archive_format} archive in {out.publish_dir.name}/",
-            "actions": [(act, ["publish", settings, layer.env_name])],
-            "file_dep": _built(settings, layer),
-            "targets": [out.publish_metadata(layer)],
-            "clean": True,
-            "uptodate": [
-                config_changed(
-                    {
-                        "dir": str(out.publish_dir),
-                        "format": str(out.archive_format),
-                        "tag": out.tag_outputs,
-                        "platform": out.target_platform,
-                    }
-                )
-            ],
-        }
+        doc = f"publish {layer.env_name} as a {out.archive_format} archive in {out.publish_dir.name}/"
+        yield _output_task(settings, layer, actions.publish, doc, out.publish_metadata(layer), config)
+
+
+def _output_task(
+    settings: Settings, layer: LayerSpec, step: Step, doc: str, target: Path, config: dict[str, Any]
+) -> TaskDict:
+    """An export: or publish: task: it reads the built layer and writes one metadata file last."""
+    return {
+        "name": layer.env_name,
+        "doc": doc,
+        "actions": [(act, [step, settings, layer.env_name])],
+        "file_dep": _built(settings, layer),
+        "targets": [target],
+        "clean": True,
+        "uptodate": [config_changed(config)],
+    }
 
 
 def _built(settings: Settings, layer: LayerSpec) -> list[Path]:

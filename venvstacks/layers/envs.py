@@ -22,13 +22,14 @@ from typing import Any
 import tomli_w
 from packaging.tags import parse_tag
 
-from venvstacks.errors import VenvStacksError, run, uv_bin
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_atomic
-from venvstacks.layout import ENV_IDENTITY, INSTALLED
+from venvstacks.layout import ENV_IDENTITY, INSTALLED, site_packages
 from venvstacks.lock import pylock
 from venvstacks.lock.locking import read_lock
 from venvstacks.runtimes.cache import Runtime, install_runtime
 from venvstacks.stack.targets import Target
+from venvstacks.tools import run, uv_bin
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,6 @@ class Install:
 
     target: Target
     uv_settings: Mapping[str, Any]  # the stack's network and install settings (a uv.toml)
-
-
-def site_packages(py_version: str) -> Path:
-    major_minor = ".".join(py_version.split(".")[:2])
-    return Path("lib") / f"python{major_minor}" / "site-packages"
 
 
 def install_runtime_layer(

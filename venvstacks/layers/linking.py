@@ -22,7 +22,6 @@ from typing import Any
 
 from venvstacks.fsutil import dump_json, hash_tree, write_atomic, write_if_changed
 from venvstacks.layers import dynlib, pywrapper
-from venvstacks.layers.envs import site_packages
 from venvstacks.layout import (
     DEPLOYED_WRAPPER,
     DYNLIB_DIR,
@@ -30,6 +29,7 @@ from venvstacks.layout import (
     LAYER_CONFIG,
     LINKED,
     STATE_DIR,
+    site_packages,
 )
 from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
 

@@ -14,10 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvstacks.errors import CommandError, run
+from venvstacks.errors import CommandError
 from venvstacks.fsutil import sha256_file
 from venvstacks.runtimes.pack import pack_prefix
 from venvstacks.runtimes.sources import Candidate, version_key, version_matches
+from venvstacks.tools import run
 
 _VERSION_DIR = re.compile(r"^\d+\.\d+\.\d+$")
 _UV_DIR = re.compile(r"^cpython-(\d+\.\d+\.\d+)-")

@@ -8,23 +8,21 @@ in place of the originals. The original install is only ever read.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import posixpath
 import re
 import shutil
 import stat
 import sys
-import tarfile
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, cast
 
-from venvstacks.errors import CommandError, VenvStacksError, run
+from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import dump_json
-from venvstacks.ship.blockstream import gzip_writer
+from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
+from venvstacks.tools import run
 
 # Written into archives made from a local interpreter, so that such an archive stays marked
 # as non-portable even when it is later handed over as an explicit archive or via a mirror.
@@ -33,20 +31,11 @@ LOCAL_MARKER = "venvstacks-local-runtime.json"
 # Level 1: these archives never leave the machine, and making them is on the critical path
 # of every fresh cache (and of each test session).
 _GZIP_LEVEL = 1
-_GZIP_CHUNK = 4 << 20
 # bin/ also holds console scripts of packages in site-packages, which is left out, and
 # their shebangs name the original prefix; only CPython's own entry points are kept.
 _BIN_KEEP = re.compile(r"^(python|pydoc|idle|2to3)")
 # lib/pythonX.Y/test, ctypes/test, idlelib/idle_test, distutils/tests, unittest/test, ...
 _TEST_SUITES = frozenset({"test", "tests", "idle_test"})
-
-
-@dataclass(frozen=True)
-class Member:
-    arcname: str  # "python/..."
-    path: Path | None  # what to read from disk (None: `data` is the content)
-    link: str | None = None  # a symlink target to store instead of the one on disk
-    data: bytes | None = None
 
 
 def pack_prefix(
@@ -63,11 +52,13 @@ def pack_prefix(
     try:
         if relocate:
             members = relocate_runpaths(members, prefix, scratch)
-        members.append(Member(f"python/{LOCAL_MARKER}", None, data=dump_json(marker).encode()))
+        marker_file = scratch / LOCAL_MARKER
+        marker_file.write_text(dump_json(marker), encoding="utf-8")
+        members.append(ArchiveEntry(f"python/{LOCAL_MARKER}", marker_file))
         # One fixed mtime keeps the archive identical when it is made again from the same
         # install (patched copies would otherwise carry fresh timestamps).
         mtime = int((prefix / "bin" / "python3").stat().st_mtime)
-        write_tar_gz(members, dest_archive, mtime)
+        write_archive(dest_archive, members, ArchiveFormat.TAR_GZ, epoch=mtime, gzip_level=_GZIP_LEVEL)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -93,13 +84,13 @@ def left_out(stdlib: str, rel: str, name: str) -> bool:
     )
 
 
-def select_members(prefix: Path, xy: str) -> Iterator[Member]:
+def select_members(prefix: Path, xy: str) -> Iterator[ArchiveEntry]:
     """The prefix's entries to archive, in a stable order, parents before children."""
     stdlib = f"lib/python{xy}"
     roots = [str(prefix), os.path.realpath(prefix)]
-    yield Member("python", prefix)
+    yield ArchiveEntry("python", prefix)
 
-    def walk(folder: Path, rel: str) -> Iterator[Member]:
+    def walk(folder: Path, rel: str) -> Iterator[ArchiveEntry]:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
@@ -110,20 +101,20 @@ def select_members(prefix: Path, xy: str) -> Iterator[Member]:
             if entry.is_symlink():
                 target = os.readlink(path)
                 if not os.path.isabs(target):
-                    yield Member(arcname, path)
+                    yield ArchiveEntry(arcname, path)
                     continue
                 # Absolute links would dangle after a move (and are refused on unpacking).
                 root = _under(target, roots)
                 if root is not None:
                     inside = posixpath.join("python", os.path.relpath(target, root))
-                    yield Member(arcname, path, link=posixpath.relpath(inside, posixpath.dirname(arcname)))
+                    yield ArchiveEntry(arcname, path, posixpath.relpath(inside, posixpath.dirname(arcname)))
                 elif os.path.isfile(target):
-                    yield Member(arcname, Path(target))
+                    yield ArchiveEntry(arcname, Path(target))
             elif entry.is_dir():
-                yield Member(arcname, path)
+                yield ArchiveEntry(arcname, path)
                 yield from walk(path, sub)
             else:
-                yield Member(arcname, path)
+                yield ArchiveEntry(arcname, path)
 
     yield from walk(prefix, "")
 
@@ -144,7 +135,7 @@ def find_patchelf() -> str:
     return found
 
 
-def relocate_runpaths(members: list[Member], prefix: Path, scratch: Path) -> list[Member]:
+def relocate_runpaths(members: list[ArchiveEntry], prefix: Path, scratch: Path) -> list[ArchiveEntry]:
     """Point RUNPATH entries naming the original prefix at the same place via $ORIGIN.
 
     pyenv builds use --enable-shared with an absolute RUNPATH (bin/pythonX.Y finds libpython
@@ -155,32 +146,32 @@ def relocate_runpaths(members: list[Member], prefix: Path, scratch: Path) -> lis
     """
     patchelf = find_patchelf()
     roots = [str(prefix), os.path.realpath(prefix)]
-    elves: list[tuple[Member, Path]] = []
+    elves: list[tuple[ArchiveEntry, Path]] = []
     for m in members:
-        p = m.path
-        if p is not None and m.link is None and not p.is_symlink() and p.is_file() and _is_elf(p):
+        p = m.source
+        if m.link_target is None and not p.is_symlink() and p.is_file() and _is_elf(p):
             elves.append((m, p))
     current = print_rpaths(patchelf, [p for _, p in elves])
-    replaced: dict[str, Member] = {}
+    replaced: dict[str, ArchiveEntry] = {}
     groups: dict[str, list[Path]] = {}
     for i, (m, p) in enumerate(elves):
-        new = rewrite_runpath(current[p], roots, m.arcname)
+        new = rewrite_runpath(current[p], roots, m.name)
         if new == current[p]:
             continue
         copy = scratch / f"{i}-{p.name}"
         shutil.copy2(p, copy)
         copy.chmod(copy.stat().st_mode | stat.S_IWUSR)
         groups.setdefault(new, []).append(copy)
-        replaced[m.arcname] = replace(m, path=copy)
+        replaced[m.name] = replace(m, source=copy)
     for rpath, files in groups.items():
         run("patchelf --set-rpath", [patchelf, "--set-rpath", rpath, *files])
     strip = shutil.which("strip")
     if strip and replaced:
-        copies = [m.path for m in replaced.values() if m.path is not None]
+        copies = [m.source for m in replaced.values()]
         # Only an optimisation; strip leaves a file intact when it fails.
         with contextlib.suppress(CommandError):
             run("strip --strip-debug", [strip, "--strip-debug", *copies])
-    return [replaced.get(m.arcname, m) for m in members]
+    return [replaced.get(m.name, m) for m in members]
 
 
 def print_rpaths(patchelf: str, files: list[Path]) -> dict[Path, str]:
@@ -217,32 +208,3 @@ def rewrite_runpath(current: str, roots: list[str], arcname: str) -> str:
 def _is_elf(path: Path) -> bool:
     with path.open("rb") as f:
         return f.read(4) == b"\x7fELF"
-
-
-def write_tar_gz(members: list[Member], dest: Path, mtime: int) -> None:
-    """A reproducible tar.gz: fixed order, owner and mtime; gzip headers without a time."""
-    with (
-        dest.open("wb") as raw,
-        gzip_writer(raw, _GZIP_LEVEL, _GZIP_CHUNK) as gz,
-        # tarfile only needs write() and tell() from its file object.
-        tarfile.open(fileobj=cast(IO[bytes], gz), mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        for m in members:
-            if m.path is None:
-                info = tarfile.TarInfo(m.arcname)
-                info.size, info.mode = len(m.data or b""), 0o644
-            else:
-                info = tar.gettarinfo(str(m.path), arcname=m.arcname)
-                if m.link is not None:
-                    info.linkname = m.link
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mtime = mtime
-            info.mode &= 0o755
-            if m.path is None:
-                tar.addfile(info, io.BytesIO(m.data or b""))
-            elif info.isreg():
-                with m.path.open("rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)

@@ -9,21 +9,16 @@ by `unpack_install_only` below, which refuses members that would land outside `p
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
-import os
 import re
-import sys
-import tarfile
 import threading
 import urllib.error
 import urllib.request
 import warnings
-import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal, Protocol, cast
+from pathlib import Path
+from typing import Literal, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 import pbs_installer
@@ -174,53 +169,55 @@ class ArchiveSource:
 
 
 _TABLE_LOCK = threading.Lock()
+# Minor versions to ask the table about when listing what it has (public API only).
+_LISTED_MINORS = range(8, 20)
 
 
-def _load_pbs_table() -> None:
-    """Load pbs-installer's table once, on first use (it costs ~70 ms), and quietly.
+def _lookup(request: str, implementation: str) -> tuple[str, str, str | None] | None:
+    """(X.Y.Z, url, sha256) of pbs-installer's best match for this machine, or None.
 
-    It reads the table with a deprecated importlib.resources call; the warning says nothing
-    a venvstacks user can act on. Loading it here, under a lock, keeps the filter change
-    away from other threads' warnings.
+    The first lookup loads its table (it costs ~70 ms), quietly: the table is read with a
+    deprecated importlib.resources call whose warning says nothing a venvstacks user can act
+    on. Lookups hold a lock, so the filter change stays away from other threads' lookups.
     """
-    with _TABLE_LOCK:
-        if "pbs_installer._versions" in sys.modules:
-            return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import pbs_installer._versions  # noqa: F401
-
-
-class DownloadSource:
-    """python-build-standalone `install_only` archives listed in pbs-installer's table."""
-
-    def __init__(self, mirror: str | None, arch: str | None = None, platform: str | None = None):
-        self.mirror = mirror.rstrip("/") if mirror else None
-        from pbs_installer._utils import get_arch_platform  # the names its table uses
-
-        default_arch, default_platform = get_arch_platform()
-        self.arch = arch or default_arch
-        self.platform = platform or default_platform
-
-    def find(self, implementation: str, version_request: str) -> Candidate | None:
-        _load_pbs_table()
+    with _TABLE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         try:
             found, (url, sha256) = pbs_installer.get_download_link(
-                version_request,
-                arch=self.arch,
-                platform=self.platform,
-                implementation=cast(Literal["cpython", "pypy"], implementation),
-                build_dir=False,
+                request, implementation=cast(Literal["cpython", "pypy"], implementation), build_dir=False
             )
         except ValueError:
             return None
-        name = unquote(url.rsplit("/", 1)[-1])
-        # The table falls back to full builds (`python/install/...`, often .tar.zst) when no
-        # install_only archive exists; those have another layout, so they do not count.
-        if sha256 is None or "install_only" not in name or not name.endswith(".tar.gz"):
+    return f"{found.major}.{found.minor}.{found.micro}", url, sha256
+
+
+def _install_only(request: str, implementation: str) -> tuple[str, str, str, str] | None:
+    """(X.Y.Z, url, sha256, file name) of the best install_only archive, or None."""
+    found = _lookup(request, implementation)
+    if found is None:
+        return None
+    version, url, sha256 = found
+    name = unquote(url.rsplit("/", 1)[-1])
+    # The table falls back to full builds (`python/install/...`, often .tar.zst) when no
+    # install_only archive exists; those have another layout, so they do not count.
+    if sha256 is None or "install_only" not in name or not name.endswith(".tar.gz"):
+        return None
+    return version, url, sha256.lower(), name
+
+
+class DownloadSource:
+    """python-build-standalone `install_only` archives listed in pbs-installer's table
+    (for this machine's platform and architecture, as pbs-installer names them)."""
+
+    def __init__(self, mirror: str | None):
+        self.mirror = mirror.rstrip("/") if mirror else None
+
+    def find(self, implementation: str, version_request: str) -> Candidate | None:
+        found = _install_only(version_request, implementation)
+        if found is None:
             return None
-        version = f"{found.major}.{found.minor}.{found.micro}"
-        return Candidate(implementation, version, "download", self.mirrored(url), sha256.lower(), name, True)
+        version, url, sha256, name = found
+        return Candidate(implementation, version, "download", self.mirrored(url), sha256, name, True)
 
     def mirrored(self, url: str) -> str:
         if self.mirror is None:
@@ -233,20 +230,9 @@ class DownloadSource:
         )
 
     def available(self, implementation: str) -> list[str]:
-        _load_pbs_table()
-        try:
-            # Not exported; only used to say what exists when a request matches nothing.
-            from pbs_installer._versions import PYTHON_VERSIONS
-        except ImportError:  # pragma: no cover - depends on pbs-installer internals
-            return []
-        versions = {
-            f"{v.major}.{v.minor}.{v.micro}"
-            for v, files in PYTHON_VERSIONS.items()
-            if v.implementation == implementation
-            and not v.freethreaded
-            and (self.platform, self.arch, True) in files
-        }
-        return sorted(versions, key=version_key)
+        """The newest version of each minor series the table has an install_only archive for."""
+        found = (_install_only(f"3.{minor}", implementation) for minor in _LISTED_MINORS)
+        return sorted((f[0] for f in found if f is not None), key=version_key)
 
     def fetch(self, candidate: Candidate, dest_archive: Path) -> str:
         return download(candidate.origin, dest_archive)
@@ -255,67 +241,19 @@ class DownloadSource:
 def unpack_install_only(archive: Path, dest: Path, what: str) -> None:
     """Unpack an install_only archive into dest/python, refusing members that escape it.
 
-    `what` names the archive in error messages ("runtime cpython@3.11: archive URL").
-
-    One streaming pass: reading the member list first would decompress everything twice.
+    `what` names the archive in error messages ("runtime cpython@3.11: archive URL"). The
+    checks are those of every archive we unpack (`venvstacks.ship.unpack`).
     """
-    unpacked = 0
+    from venvstacks.ship.unpack import unpack_to_staging
+
     try:
-        with archive.open("rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            # tarfile's own gzip stream reader stops after the first gzip member; GzipFile
-            # reads them all (local archives are written as several members, in parallel).
-            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")) if gzipped else raw
-            with tarfile.open(fileobj=stream, mode="r|" if gzipped else "r|*") as tar:
-                unpacked = _unpack_members(tar, dest, what)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise VenvStacksError(f"{what} cannot be unpacked: {exc}") from None
-    if not unpacked:
+        staging = unpack_to_staging(archive, dest, "python")
+    except VenvStacksError as exc:
+        raise VenvStacksError(f"{what}: {exc}") from None
+    if not any(staging.iterdir()):
+        staging.rmdir()
         raise VenvStacksError(f"{what} is empty")
-
-
-def _unpack_members(tar: tarfile.TarFile, dest: Path, what: str) -> int:
-    unpacked = 0
-    for member in tar:
-        problem = _unsafe(member)
-        if problem:
-            raise VenvStacksError(f"{what}: refusing member {member.name!r} ({problem})")
-        if hasattr(tarfile, "data_filter"):  # the filter argument needs 3.11.4+
-            tar.extract(member, dest, filter=_as_plain_files)
-        else:  # pragma: no cover
-            tar.extract(member, dest)
-        unpacked += 1
-    return unpacked
-
-
-def _as_plain_files(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    # Paths and links were checked by _unsafe (tarfile's "data" filter would check them
-    # again at the cost of a realpath() per member). What remains: never chown to the
-    # archive's ids (we may run as root), no setuid or group/world-writable modes, and
-    # owner-writable files so that the cache can be cleaned up.
-    changes: dict[str, Any] = {"uid": None, "gid": None, "uname": None, "gname": None}
-    changes["mode"] = None if member.issym() else (member.mode & 0o755) | 0o200
-    return member.replace(**changes, deep=False)
-
-
-def _unsafe(member: tarfile.TarInfo) -> str | None:
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or ".." in name.parts:
-        return "absolute path or '..'"
-    if name.parts[:1] != ("python",):
-        return "outside the top-level python/ folder"
-    if member.isdev():
-        return "device or fifo"
-    if member.issym() or member.islnk():
-        target = PurePosixPath(member.linkname)
-        if target.is_absolute():
-            return "link to an absolute path"
-        base = name.parent if member.issym() else PurePosixPath()
-        resolved = os.path.normpath(base / target)
-        if resolved != "python" and not resolved.startswith("python/"):
-            return "link out of the python/ folder"
-    return None
+    staging.rename(dest / "python")
 
 
 def read_version(python_dir: Path) -> str | None:

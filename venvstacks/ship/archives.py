@@ -4,7 +4,8 @@
 :class:`ArchiveEntry` items (a file, folder or symlink on disk, and its name in the archive)
 sorted by name, with every mtime set to ``epoch``, owners 0/"", and modes 0o755 (folders,
 executables) or 0o644. Compressors are pinned: gzip level 6 without name or mtime in its
-header; xz preset 6 in fixed 32 MiB blocks compressed in parallel (blockstream.py); zstd level 10 in
+header, in fixed 4 MiB blocks compressed in parallel as concatenated gzip members; xz preset
+6 in fixed 32 MiB blocks compressed in parallel (both in blockstream.py); zstd level 10 in
 multi-threaded mode (the same bytes for any worker count >= 1, unlike single-threaded mode);
 zip members with a fixed ``date_time``, Unix ``external_attr``, no extra fields. The file is
 written beside ``path`` and renamed into place last.
@@ -15,11 +16,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
-import gzip
 import os
+import secrets
 import stat
 import tarfile
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +31,7 @@ import zstandard
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.ship.blockstream import xz_writer
+from venvstacks.ship.blockstream import GZIP_BLOCK_SIZE, gzip_writer, xz_writer
 
 Progress = Callable[[int, int], None]
 """Called with (bytes of file content done, total bytes of file content)."""
@@ -103,8 +103,13 @@ def write_archive(
     *,
     epoch: int,
     progress: Progress | None = None,
+    gzip_level: int = _GZIP_LEVEL,
 ) -> ArchiveInfo:
-    """Write a reproducible archive of ``entries`` to ``path``; return its size and sha256."""
+    """Write a reproducible archive of ``entries`` to ``path``; return its size and sha256.
+
+    ``gzip_level`` only matters for tar.gz: runtime archives packed from a local interpreter
+    never leave the machine and use 1, for speed.
+    """
     members = sorted(entries)
     names = [m.name for m in members]
     if len(set(names)) != len(names):
@@ -114,15 +119,17 @@ def write_archive(
     # xz takes a while after the last file is read: count the blocks it has finished instead.
     report = _Progress(total, progress, count_reads=fmt is not ArchiveFormat.TAR_XZ)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    # Named and registered before it exists: a Ctrl-C landing just after the file is made
+    # (mkstemp's own return was such a gap) still finds it to delete.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     _unfinished.add(tmp)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as raw:
             if fmt is ArchiveFormat.ZIP:
                 _write_zip(raw, members, epoch, report)
             else:
-                with _compressor(raw, fmt, report) as stream:
+                with _compressor(raw, fmt, report, gzip_level) as stream:
                     _write_tar(stream, members, epoch, report)
         _readable_by_all(tmp)
         os.replace(tmp, path)
@@ -135,12 +142,12 @@ def write_archive(
 
 
 def _readable_by_all(path: Path) -> None:
-    # mkstemp creates 0600; a published archive is meant to be shared. (Reading the umask
+    # Created 0600; a published archive is meant to be shared. (Reading the umask
     # would mean setting it, which is process-wide and unsafe with parallel publishing.)
     path.chmod(0o644)
 
 
-def _normal_mode(st_mode: int) -> int:
+def normal_mode(st_mode: int) -> int:
     # Keep only "is it executable": umask and checkout modes must not reach the bytes.
     if stat.S_ISDIR(st_mode) or st_mode & stat.S_IXUSR:
         return 0o755
@@ -148,11 +155,9 @@ def _normal_mode(st_mode: int) -> int:
 
 
 @contextlib.contextmanager
-def _compressor(raw: IO[bytes], fmt: ArchiveFormat, report: _Progress) -> Iterator[Any]:
+def _compressor(raw: IO[bytes], fmt: ArchiveFormat, report: _Progress, gzip_level: int) -> Iterator[Any]:
     if fmt is ArchiveFormat.TAR_GZ:
-        # filename="" and mtime=0 keep the output name and the clock out of the header.
-        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=_GZIP_LEVEL, mtime=0)
-        with gz:
+        with gzip_writer(raw, gzip_level, GZIP_BLOCK_SIZE) as gz:
             yield gz
     elif fmt is ArchiveFormat.TAR_XZ:
         with xz_writer(raw, on_output=report.compressed) as xz:
@@ -185,7 +190,7 @@ def _write_tar(stream: IO[bytes], members: list[ArchiveEntry], epoch: int, repor
                 tf.addfile(info)
             elif stat.S_ISREG(st.st_mode):
                 info.size = st.st_size
-                info.mode = _normal_mode(st.st_mode)
+                info.mode = normal_mode(st.st_mode)
                 with m.source.open("rb") as f:
                     tf.addfile(info, report.reader(f))
             else:
@@ -208,7 +213,7 @@ def _write_zip(raw: IO[bytes], members: list[ArchiveEntry], epoch: int, report: 
                 info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
                 zf.writestr(info, b"")
             elif stat.S_ISREG(st.st_mode):
-                info.external_attr = (stat.S_IFREG | _normal_mode(st.st_mode)) << 16
+                info.external_attr = (stat.S_IFREG | normal_mode(st.st_mode)) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.file_size = st.st_size
                 with m.source.open("rb") as src, zf.open(info, "w") as dst:

@@ -17,25 +17,31 @@ not wait for whole blocks to finish.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import lzma
 import os
 import platform
+import queue
 import threading
 import zlib
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
+
+T = TypeVar("T")
+_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
 XZ_BLOCK_SIZE = 32 * 1024 * 1024
+GZIP_BLOCK_SIZE = 4 * 1024 * 1024
 XZ_PRESET = 6
 _STEP = 1 << 20  # how much input a worker encodes between two looks at the abort flag
 
 _pool_lock = threading.Lock()
-_shared_pool: ThreadPoolExecutor | None = None
+_shared_pool: DaemonPool | None = None
 _exiting = threading.Event()
 
 
@@ -58,17 +64,50 @@ def _stop_all() -> None:
     _exiting.set()
 
 
-# At exit, concurrent.futures joins its workers, so a Ctrl-C that reached the main thread
-# while doit ran tasks in its own threads would wait for every block under way to finish.
-# Hooks registered here run before that join (atexit hooks run after it, too late).
-threading._register_atexit(_stop_all)  # type: ignore[attr-defined]
+atexit.register(_stop_all)
 
 
-def shared_pool() -> ThreadPoolExecutor:
+class DaemonPool:
+    """Worker threads that the interpreter does not wait for when it exits.
+
+    concurrent.futures joins its workers at exit, so after a Ctrl-C that reached the main
+    thread while doit ran tasks in its own threads, the process would wait for every block
+    under way. These workers are daemon threads: nothing waits for them, and once the
+    interpreter starts to exit they stop at their next step (`_exiting`).
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self.max_workers = workers
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self) -> None:
+        """Let each worker end once the jobs queued before this are done."""
+        for _ in range(self.max_workers):
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+def shared_pool() -> DaemonPool:
     global _shared_pool
     with _pool_lock:
         if _shared_pool is None:
-            _shared_pool = ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="compress")
+            _shared_pool = DaemonPool(cores(), "compress")
         return _shared_pool
 
 
@@ -102,7 +141,7 @@ class BlockWriter(io.RawIOBase):
     ) -> None:
         super().__init__()
         self._raw, self._new_encoder, self._block_size = raw, new_encoder, block_size
-        self._own_pool = ThreadPoolExecutor(max_workers=workers) if workers else None
+        self._own_pool = DaemonPool(workers, "compress-own") if workers else None
         self._pool = self._own_pool or shared_pool()
         self._window = workers or cores()  # blocks queued at once: bounds memory, keeps all busy
         self._pending: deque[tuple[Future[bytes], int]] = deque()  # (block, its input size)
@@ -181,7 +220,7 @@ class BlockWriter(io.RawIOBase):
                 future.exception()  # wait, so no worker still holds this writer's data
         self._pending.clear()
         if self._own_pool is not None:
-            self._own_pool.shutdown(wait=True, cancel_futures=True)
+            self._own_pool.shutdown()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -13,8 +13,10 @@ selected one needs (``runtime_layer``, ``required_layers``) are added.
 Before anything is unpacked, every needed layer must be published or already deployed in
 ``target_dir``, and each archive to unpack must have the published size and sha256. Each
 layer is then unpacked safely into a hidden folder beside its destination, its
-``postinstall.py`` runs there (runtime first, then frameworks, then apps; with the deployed
-runtime's Python), and only then is it renamed into place, replacing an older copy.
+``postinstall.py`` runs there (with the deployed runtime's Python, so only once the layers
+it needs are in place), and only then is it renamed into place, replacing an older copy.
+Layers that do not need each other are unpacked and finished at the same time
+(``layerpool.py``).
 A small state file (``.venvstacks-deploy.json``) records each layer's archive sha256, so a
 redeploy skips unchanged layers; if the whole folder was moved since, the skipped layers'
 ``postinstall.py`` is rerun so their absolute paths follow. The returned
@@ -29,27 +31,32 @@ import os
 import shlex
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from venvstacks.errors import VenvStacksError, run
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
-from venvstacks.layout import LAYER_CONFIG
+from venvstacks.layout import LAYER_CONFIG, METADATA_DIR
+from venvstacks.ship.blockstream import cores
 from venvstacks.ship.export import read_layer_config
-from venvstacks.ship.publish import METADATA_DIR, STACK_KEYS
+from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.unpack import unpack_to_staging
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.tools import run
 
 STATE_FILE = ".venvstacks-deploy.json"
-_KIND_ORDER = {kind: rank for rank, kind in enumerate(STACK_KEYS.values())}
+_KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
 
 @dataclass(frozen=True)
 class PublishedLayer:
-    kind: str  # "runtimes", "frameworks" or "applications", as in venvstacks.json
+    kind: LayerKind
     metadata: Mapping[str, Any]
     archive: Path
 
@@ -98,8 +105,8 @@ def load_published(published: Path) -> list[PublishedLayer]:
             archive_dir = archive_dir.parent
         layers = [
             PublishedLayer(kind, meta, archive_dir / str(meta["archive_name"]))
-            for kind in STACK_KEYS.values()
-            for meta in groups.get(kind, [])
+            for kind in LayerKind
+            for meta in groups.get(kind.value, [])
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise VenvStacksError(f"{meta_file}: not valid venvstacks metadata ({exc})") from None
@@ -167,23 +174,26 @@ def select_layers(
                     f"{layer.install_target} needs layer {dep}, which is neither published "
                     "here nor deployed in the target folder"
                 )
-    # Runtimes, frameworks, apps; within a kind, a layer after the layers it needs.
-    order = {target: i for i, target in enumerate(by_target)}
-    ranked = sorted(chosen.values(), key=lambda la: (_KIND_ORDER[la.kind], order[la.install_target]))
+    return _deployment_order(chosen, {target: i for i, target in enumerate(by_target)})
+
+
+def _deployment_order(
+    chosen: Mapping[str, PublishedLayer], listed: Mapping[str, int]
+) -> list[PublishedLayer]:
+    """Every layer after the layers it needs; among those ready, runtimes first, then
+    frameworks, then apps, each in the order ``venvstacks.json`` lists them."""
+    graph = TopologicalSorter({t: [d for d in la.needs if d in chosen] for t, la in chosen.items()})
+    try:
+        graph.prepare()
+    except CycleError as exc:
+        raise VenvStacksError(
+            f"published layers need each other in a cycle: {' -> '.join(exc.args[1])}"
+        ) from None
     result: list[PublishedLayer] = []
-    placed: set[str] = set()
-
-    def place(layer: PublishedLayer) -> None:
-        if layer.install_target in placed:
-            return
-        placed.add(layer.install_target)
-        for dep in layer.needs:
-            if dep in chosen:
-                place(chosen[dep])
-        result.append(layer)
-
-    for layer in ranked:
-        place(layer)
+    while graph.is_active():
+        ready = sorted(graph.get_ready(), key=lambda t: (_KIND_ORDER[chosen[t].kind], listed[t]))
+        result += (chosen[t] for t in ready)
+        graph.done(*ready)
     return result
 
 
@@ -197,11 +207,13 @@ def deploy(
     include: Sequence[str] = (),
     log: Callable[[str], None] = print,
     python: Path | None = None,
+    jobs: int | None = None,
 ) -> DeployResult:
     """Deploy the published layers selected by ``include`` into ``target_dir``.
 
     ``python`` runs every ``postinstall.py`` if given; by default each layer's own base
-    Python (the deployed runtime's) runs it.
+    Python (the deployed runtime's) runs it. Up to ``jobs`` layers (default: one per core)
+    unpack at once; ``jobs=1`` deploys one layer after another.
     """
     target_dir = target_dir.absolute()
     layers = load_published(published)
@@ -220,14 +232,23 @@ def deploy(
             _relink_moved(target_dir, [t for t in recorded if t not in todo], python, log)
         state["path"] = str(target_dir)
         write_atomic(target_dir / STATE_FILE, dump_json(state))
-        for layer in selected:
-            if layer.install_target in todo:
-                _deploy_layer(layer, target_dir, python, log)
-                recorded[layer.install_target] = {
-                    "layer_name": layer.metadata.get("layer_name"),
-                    "sha256": _archive_sha256(layer),
-                }
-                write_atomic(target_dir / STATE_FILE, dump_json(state))
+
+        def record(layer: PublishedLayer) -> None:
+            recorded[layer.install_target] = {
+                "layer_name": layer.metadata.get("layer_name"),
+                "sha256": _archive_sha256(layer),
+                "files_manifest_sha256": layer.metadata.get("files_manifest_sha256"),
+            }
+            write_atomic(target_dir / STATE_FILE, dump_json(state))
+
+        steps = LayerSteps(
+            unpack=lambda layer, stop: _unpack_layer(layer, target_dir, stop, log),
+            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir, python),
+            discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
+            on_done=record,
+        )
+        pending = {la.install_target: la for la in selected if la.install_target in todo}
+        run_layers(pending, {t: la.needs for t, la in pending.items()}, steps, jobs or cores())
         _check_complete(selected, target_dir)
     apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
     deployed = tuple(la.install_target for la in selected if la.install_target in todo)
@@ -235,17 +256,19 @@ def deploy(
     return DeployResult(target_dir, deployed, unchanged, apps)
 
 
-def _deploy_layer(
-    layer: PublishedLayer, target_dir: Path, python: Path | None, log: Callable[[str], None]
-) -> None:
-    target = layer.install_target
-    log(f"Deploying {target} from {layer.archive.name}")
-    staging = unpack_to_staging(layer.archive, target_dir, target)
+def _unpack_layer(
+    layer: PublishedLayer, target_dir: Path, stop: threading.Event, log: Callable[[str], None]
+) -> Path:
+    log(f"Deploying {layer.install_target} from {layer.archive.name}")
+    return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop)
+
+
+def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path, python: Path | None) -> None:
     try:
         # Staging is a sibling of the destination, so postinstall can finish the layer
         # before it becomes visible under its real name.
         run_postinstall(staging, python)
-        replace_dir(staging, target_dir / target)
+        replace_dir(staging, target_dir / layer.install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -330,7 +353,7 @@ def _check_complete(selected: Sequence[PublishedLayer], target_dir: Path) -> Non
 
 
 def _is_app(layer: PublishedLayer) -> bool:
-    return layer.kind == "applications" and bool(layer.metadata.get("app_launch_module"))
+    return layer.kind is LayerKind.APPLICATION and bool(layer.metadata.get("app_launch_module"))
 
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:

@@ -2,7 +2,7 @@
 
 ``layer_entries(layer_dir, top)`` is the one definition of a layer's shipped tree, used by
 both the local export (below) and publishing (``publish.py``). It walks the build folder
-``layer_dir`` and returns :class:`~venvstacks.archives.ArchiveEntry` items named
+``layer_dir`` and returns :class:`~venvstacks.ship.archives.ArchiveEntry` items named
 ``top/...`` (``top`` being the layer's deployed name), leaving out what only makes sense on
 the build machine:
 
@@ -38,12 +38,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from venvstacks.errors import VenvStacksError, run
+from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
 from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, STATE_DIR
 from venvstacks.ship.archives import ArchiveEntry
+from venvstacks.tools import run
 
-BUILD_STATE = STATE_DIR.as_posix()
 POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / "postinstall.py"
 
 
@@ -65,7 +65,7 @@ def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
     site_dir = read_layer_config(layer_dir).get("site_dir")
     if not isinstance(site_dir, str):
         raise VenvStacksError(f"{layer_dir / LAYER_CONFIG}: 'site_dir' must be a string")
-    skipped = {"pyvenv.cfg", "postinstall.py", f"{site_dir}/sitecustomize.py", BUILD_STATE}
+    skipped = {"pyvenv.cfg", "postinstall.py", f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
     root = os.path.abspath(layer_dir)
     entries = [
         ArchiveEntry(top, layer_dir),

@@ -1,20 +1,21 @@
 """Publishing: one reproducible archive per layer, plus ``__venvstacks__/`` metadata.
 
-The caller describes each layer with a :class:`LayerToPublish`: its build folder, its kind
-(``"runtime"``, ``"framework"`` or ``"application"``) and the *common* metadata fields it
+The caller describes each layer with a :class:`LayerToPublish`: its build folder, its
+:class:`LayerKind` and the *common* metadata fields it
 computed from the lock and the stack (``layer_name``, ``install_target``,
 ``requirements_hash``, ``lock_version``, ``locked_at``, ``runtime_layer``,
 ``python_implementation``, ``bound_to_implementation``, and for upper layers
 ``required_layers``, for apps ``app_launch_module``, ``app_launch_module_hash`` and
 ``app_support_modules``; extra fields such as ``runtime_source`` pass through). This module
 adds the archive fields ``archive_build``, ``archive_name``, ``target_platform``,
-``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format``.
+``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format`` and
+``files_manifest_sha256`` (the sha256 of the file manifest each archive carries as
+``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py).
 
 Entry points::
 
     result = publish_layer(layer, options, progress=cb)       # one layer
-    results = publish_layers(layers, options, jobs=4)          # several, then venvstacks.json
-    path = write_stack_metadata(options, results)              # venvstacks.json on its own
+    path = write_stack_metadata(output_dir, [(kind, name), ...])  # venvstacks.json, after any layer
 
 ``publish_layer`` skips the archive when the metadata computed from the inputs equals the
 previous ``env_metadata`` file and the archive still exists (archive bytes are never
@@ -23,16 +24,19 @@ re-hashed for that check), unless ``options.force``. ``archive_build`` starts at
 whose inputs are unchanged is rebuilt under its old number (the bytes are the same). With
 ``options.dry_run`` nothing is written and the metadata that would be written is returned
 (a layer that would be rebuilt has no ``archive_size``/``archive_hashes`` yet).
-``publish_layers`` compresses independent layers on a thread pool (the compressors release
-the GIL); every output byte is the same as in a serial run.
+Independent layers may be published from several threads at once (doit's ``-j``; the
+compressors release the GIL); every output byte is the same as in a serial run.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
-import sysconfig
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,17 +44,14 @@ from typing import Any, Literal
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
-from venvstacks.ship.archives import ArchiveFormat, write_archive
+from venvstacks.layout import layer_metadata_file, stack_metadata_file, tag_suffix
+from venvstacks.platforms import platform_tag
+from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
 from venvstacks.ship.export import layer_entries
+from venvstacks.ship.manifest import FILES_MANIFEST, archive_manifest, manifest_sha256, manifest_text
+from venvstacks.stack.kinds import LayerKind
 
-LayerKind = Literal["runtime", "framework", "application"]
 Status = Literal["built", "unchanged", "would-build", "would-skip"]
-METADATA_DIR = "__venvstacks__"
-STACK_KEYS: dict[LayerKind, str] = {
-    "runtime": "runtimes",
-    "framework": "frameworks",
-    "application": "applications",
-}
 REQUIRED_FIELDS = (
     "layer_name",
     "install_target",
@@ -62,38 +63,35 @@ REQUIRED_FIELDS = (
     "bound_to_implementation",
 )
 # Fields describing one archive build rather than the layer's inputs.
-ARCHIVE_BUILD_FIELDS = ("archive_build", "archive_name", "archive_size", "archive_hashes")
+ARCHIVE_BUILD_FIELDS = (
+    "archive_build",
+    "archive_name",
+    "archive_size",
+    "archive_hashes",
+    "files_manifest_sha256",
+)
+
+_stack_file_lock = threading.Lock()
 
 LayerProgress = Callable[[str, int, int], None]
 """Called with (layer_name, bytes done, bytes total) while an archive is written."""
 
 
-def default_platform() -> str:
-    """This machine's platform tag as upstream spells it, e.g. ``linux_x86_64``."""
-    return sysconfig.get_platform().replace("-", "_").replace(".", "_")
-
-
 @dataclass(frozen=True)
 class PublishOptions:
     output_dir: Path
-    target_platform: str = field(default_factory=default_platform)
+    target_platform: str = field(default_factory=platform_tag)
     archive_format: ArchiveFormat = ArchiveFormat.TAR_XZ
     tag_outputs: bool = False
     force: bool = False
     dry_run: bool = False
 
     @property
-    def metadata_dir(self) -> Path:
-        return self.output_dir / METADATA_DIR
-
-    def tagged(self, name: str) -> str:
-        return f"{name}-{self.target_platform}" if self.tag_outputs else name
+    def suffix(self) -> str:
+        return tag_suffix(self.target_platform, self.tag_outputs)
 
     def layer_metadata_path(self, layer_name: str) -> Path:
-        return self.metadata_dir / "env_metadata" / f"{self.tagged(layer_name)}.json"
-
-    def stack_metadata_path(self) -> Path:
-        return self.metadata_dir / f"{self.tagged('venvstacks')}.json"
+        return layer_metadata_file(self.output_dir, layer_name, self.suffix)
 
 
 @dataclass(frozen=True)
@@ -167,14 +165,6 @@ def lock_epoch(locked_at: str) -> int:
     return int(when.timestamp())
 
 
-def stack_metadata(results: Sequence[PublishResult]) -> dict[str, Any]:
-    """The ``venvstacks.json`` content: layer metadata grouped by kind, in the given order."""
-    layers: dict[str, list[dict[str, Any]]] = {key: [] for key in STACK_KEYS.values()}
-    for result in results:
-        layers[STACK_KEYS[result.kind]].append(result.metadata)
-    return {"layers": layers}
-
-
 # --- effects -----------------------------------------------------------------------------
 
 
@@ -198,14 +188,23 @@ def publish_layer(
         if progress is not None:
             name = layer.layer_name
             report = lambda done, total: progress(name, done, total)  # noqa: E731
-        info = write_archive(
-            archive_path,
-            layer_entries(layer.layer_dir, str(metadata["install_target"])),
-            options.archive_format,
-            epoch=lock_epoch(str(metadata["locked_at"])),
-            progress=report,
-        )
-        metadata = {**metadata, "archive_size": info.size, "archive_hashes": {"sha256": info.sha256}}
+        top = str(metadata["install_target"])
+        entries = layer_entries(layer.layer_dir, top)
+        manifest = manifest_text(archive_manifest(entries, top))
+        with _manifest_file(options.output_dir, manifest) as manifest_file:
+            info = write_archive(
+                archive_path,
+                [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST}", manifest_file)],
+                options.archive_format,
+                epoch=lock_epoch(str(metadata["locked_at"])),
+                progress=report,
+            )
+        metadata = {
+            **metadata,
+            "archive_size": info.size,
+            "archive_hashes": {"sha256": info.sha256},
+            "files_manifest_sha256": manifest_sha256(manifest),
+        }
     # Written after the archive: a crash in between leaves old metadata, which no longer
     # matches, so the next run rebuilds instead of trusting a half-made archive.
     write_if_changed(meta_path, dump_json(metadata))
@@ -213,33 +212,49 @@ def publish_layer(
     return PublishResult(layer.layer_name, layer.kind, metadata, archive_path, status)
 
 
-def publish_layers(
-    layers: Sequence[LayerToPublish],
-    options: PublishOptions,
-    *,
-    jobs: int | None = None,
-    progress: LayerProgress | None = None,
-) -> list[PublishResult]:
-    """Publish layers concurrently, then write ``venvstacks.json`` (unless dry-run).
+def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str]], suffix: str = "") -> Path:
+    """Regenerate ``venvstacks.json`` from the layer metadata files in ``output_dir``.
 
-    Results come back in the order given; that order is also the order in
-    ``venvstacks.json``, so pass layers in dependency order.
+    ``layers`` are (kind, layer name) in dependency order, which is also their order in the
+    file; a layer without a metadata file (not exported or published yet) is left out, so
+    the file always describes exactly what the folder holds. Export and publish both use it.
     """
-    names = [layer.layer_name for layer in layers]
-    if len(set(names)) != len(names):
-        raise VenvStacksError("publish: the same layer was given twice")
-    with ThreadPoolExecutor(max_workers=jobs or None) as pool:
-        futures = [pool.submit(publish_layer, lay, options, progress=progress) for lay in layers]
-        results = [f.result() for f in futures]
-    if not options.dry_run:
-        write_stack_metadata(options, results)
-    return results
-
-
-def write_stack_metadata(options: PublishOptions, results: Sequence[PublishResult]) -> Path:
-    path = options.stack_metadata_path()
-    write_if_changed(path, dump_json(stack_metadata(results)))
+    grouped: dict[str, list[Any]] = {kind.value: [] for kind in LayerKind}
+    with _stack_file_lock:  # parallel layer tasks share the file
+        for kind, name in layers:
+            per_layer = layer_metadata_file(output_dir, name, suffix)
+            if per_layer.exists():
+                grouped[kind.value].append(json.loads(per_layer.read_text(encoding="utf-8")))
+        path = stack_metadata_file(output_dir, suffix)
+        write_if_changed(path, dump_json({"layers": grouped}))
     return path
+
+
+# Manifests being archived. As for the archives themselves (archives.py): when doit runs the
+# publish in a daemon thread, a Ctrl-C ends the interpreter without unwinding that thread.
+_unfinished: set[Path] = set()
+
+
+@atexit.register
+def _remove_unfinished() -> None:
+    for path in list(_unfinished):
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
+    """``text`` in a hidden file of ``folder`` while the archive is written, then removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".files-manifest-", suffix=".tmp", dir=folder)
+    path = Path(name)
+    _unfinished.add(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        _unfinished.discard(path)
 
 
 def _read_previous(path: Path) -> dict[str, Any] | None:

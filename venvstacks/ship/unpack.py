@@ -1,12 +1,14 @@
-"""The safe extractor that deploy uses.
+"""The safe extractor: every archive we unpack goes through it (published layers on deploy,
+runtime archives into the runtime cache).
 
 ``unpack_to_staging(archive, dest_parent, top)`` unpacks an archive whose members all live
 under ``top/`` into a hidden folder beside ``dest_parent/top`` (what was under ``top/`` lands
-directly in it), for the caller to finish (postinstall) and move with ``fsutil.replace_dir``;
-``extract_archive`` does both. Absolute names, ``..``, links leaving ``top/``, devices and
-fifos are refused with one :class:`VenvStacksError` line, and nothing is written outside
-the staging folder: symlinks are created last, so no write can pass through one, and are
-then checked again with ``realpath``.
+directly in it), for the caller to finish (postinstall) and move with ``fsutil.replace_dir``
+or a rename. The format comes from the file name, else from its first bytes. Absolute
+names, ``..``, links leaving ``top/``, devices and fifos are refused with one
+:class:`VenvStacksError` line, and nothing is written outside the staging folder: symlinks
+are created last, so no write can pass through one, and are then checked again with
+``realpath``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -31,10 +34,14 @@ from typing import IO, Any
 import zstandard
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import replace_dir
 from venvstacks.ship.archives import ArchiveFormat
+from venvstacks.ship.xzblocks import open_xz
 
 _CHUNK = 1 << 20
+
+
+class Stopped(Exception):
+    """Unpacking was abandoned because another step of the same deploy failed."""
 
 
 class _Refused(Exception):
@@ -53,16 +60,19 @@ class _Member:
     link: str = ""  # symlink target, or (hardlink) the rel of the file it shares
 
 
-def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
+def unpack_to_staging(
+    archive: Path, dest_parent: Path, top: str, *, stop: threading.Event | None = None
+) -> Path:
     """Unpack ``archive`` (all members under ``top/``) into a new folder beside
     ``dest_parent/top`` and return that folder. The caller moves it into place with
-    :func:`replace_dir`, or deletes it."""
-    fmt = ArchiveFormat.from_name(archive.name)
+    :func:`replace_dir`, or deletes it. Once ``stop`` is set, unpacking ends (between two
+    members) with :class:`Stopped` and the folder is removed."""
+    fmt = _format_of(archive)
     dest_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{top}.partial-", dir=dest_parent))
     try:
         staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the layer's mode
-        _unpack(archive, fmt, staging, top)
+        _unpack(archive, fmt, staging, top, stop or threading.Event())
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         reason = str(exc) if isinstance(exc, _Refused) else f"damaged or truncated ({exc})"
@@ -72,18 +82,36 @@ def unpack_to_staging(archive: Path, dest_parent: Path, top: str) -> Path:
     return staging
 
 
-def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
-    """Unpack safely and move the result to ``dest_parent/top`` (replacing what was there)."""
-    staging = unpack_to_staging(archive, dest_parent, top)
-    replace_dir(staging, dest_parent / top)
-    return dest_parent / top
+# How each format's files begin: runtime archives are named by their origin, not by us.
+_MAGIC = {
+    ArchiveFormat.TAR_GZ: b"\x1f\x8b",
+    ArchiveFormat.TAR_XZ: b"\xfd7zXZ\x00",
+    ArchiveFormat.TAR_ZST: b"\x28\xb5\x2f\xfd",
+    ArchiveFormat.ZIP: b"PK\x03\x04",
+}
 
 
-def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str) -> None:
+def _format_of(archive: Path) -> ArchiveFormat:
+    """The format its name ends with, else the one its first bytes show."""
+    try:
+        return ArchiveFormat.from_name(archive.name)
+    except VenvStacksError:
+        with archive.open("rb") as f:
+            head = f.read(8)
+        for fmt, magic in _MAGIC.items():
+            if head.startswith(magic):
+                return fmt
+        raise
+
+
+def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str, stop: threading.Event) -> None:
     seen: dict[str, _Member] = {}
     links: list[_Member] = []
+    made = {staging}  # folders known to exist (no symlink exists below staging yet)
     reader = _read_zip(archive, top) if fmt is ArchiveFormat.ZIP else _read_tar(archive, fmt, top)
     for member, data in reader:
+        if stop.is_set():
+            raise Stopped(f"unpacking {archive.name} was stopped")
         if member.rel in seen:
             raise _Refused(f"duplicate member {top}/{member.rel}")
         seen[member.rel] = member
@@ -91,8 +119,11 @@ def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str) -> None:
         try:
             if member.kind == "dir":
                 target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                made.add(target)
             elif member.kind == "file":
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in made:  # one mkdir per folder, not one per file
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
                 _write_file(target, data, member)
             else:
                 links.append(member)
@@ -141,8 +172,9 @@ def _write_file(target: Path, data: IO[bytes] | None, member: _Member) -> None:
     with os.fdopen(fd, "wb") as out:
         if data is not None:
             shutil.copyfileobj(data, out, _CHUNK)
-    os.chmod(target, member.mode)
-    os.utime(target, (member.mtime, member.mtime))
+        out.flush()  # before the times are set: a later write would change them
+        os.fchmod(fd, member.mode)
+        os.utime(fd, (member.mtime, member.mtime))
 
 
 def _member_rel(name: str, top: str) -> str:
@@ -160,17 +192,23 @@ _Read = Iterator[tuple[_Member, IO[bytes] | None]]
 _SPECIAL = "is a device, fifo or other special file"
 
 
-def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
+@contextlib.contextmanager
+def open_tar(archive: Path, fmt: ArchiveFormat) -> Iterator[tarfile.TarFile]:
+    """The archive as a tar stream (members in order, read once), whatever its compression."""
     with archive.open("rb") as raw, contextlib.ExitStack() as stack:
         stream: Any
         if fmt is ArchiveFormat.TAR_GZ:
             stream = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
         elif fmt is ArchiveFormat.TAR_XZ:
-            stream = stack.enter_context(lzma.LZMAFile(raw, "rb"))
+            stream = stack.enter_context(open_xz(archive))  # our blocks decode in parallel
         else:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
             stream = stack.enter_context(reader)
-        tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+        yield stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+
+
+def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
+    with open_tar(archive, fmt) as tf:
         for ti in tf:
             rel = _member_rel(ti.name, top)
             if ti.isreg():

@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from venvstacks.errors import SpecError
 from venvstacks.stack.graph import LinearizationError, c3_linearize
+from venvstacks.stack.kinds import LayerKind
 
 if TYPE_CHECKING:
     from venvstacks.stack.spec import LayerSpec
@@ -34,8 +35,7 @@ ALL_PLATFORMS = (
 DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),
 # so a framework and an application may share a name.
-BUILD_NAME_PREFIXES = {"runtimes": "", "frameworks": "framework-", "applications": "app-"}
-_FRAMEWORK_PREFIX = BUILD_NAME_PREFIXES["frameworks"]
+_FRAMEWORK_PREFIX = LayerKind.FRAMEWORK.prefix
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 _REQUEST_RE = re.compile(r"^(cpython|pypy)@(\d+)\.(\d+)(\.\d+)?$")
 _LINUX_TARGET_RE = re.compile(r"^glibc(@(\d+)\.(\d+))?$")

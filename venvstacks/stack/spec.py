@@ -15,7 +15,6 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,7 @@ from venvstacks.stack import fields, uvkeys
 from venvstacks.stack.fields import ALL_PLATFORMS as ALL_PLATFORMS
 from venvstacks.stack.fields import DEFAULT_LINUX_TARGET as DEFAULT_LINUX_TARGET
 from venvstacks.stack.fields import module_name as module_name
-
-
-class LayerKind(Enum):
-    RUNTIME = "runtimes"
-    FRAMEWORK = "frameworks"
-    APPLICATION = "applications"
-
-    @property
-    def prefix(self) -> str:
-        return fields.BUILD_NAME_PREFIXES[self.value]
+from venvstacks.stack.kinds import LayerKind as LayerKind
 
 
 @dataclass(frozen=True)
@@ -116,7 +106,7 @@ KIND_FIELDS: dict[LayerKind, dict[str, type]] = {
     },
 }
 DEPRECATED = {"build_requirements": "it is ignored; remove it"}
-TOP_LEVEL = {"runtimes", "frameworks", "applications", "tool"}
+TOP_LEVEL = {*(kind.value for kind in LayerKind), "tool"}
 
 
 def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSpec:
@@ -242,7 +232,7 @@ class _Parser:
             raise self.fail(
                 env_name,
                 "name",
-                f"duplicate {kind.value[:-1]} name; layer names must be unique, rename one of them",
+                f"duplicate {kind.singular} name; layer names must be unique, rename one of them",
             )
         layer = self._build(kind, name, fields.LayerTable(self.path, env_name, checked))
         self.layers.append(layer)

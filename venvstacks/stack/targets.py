@@ -10,8 +10,6 @@ rather than the build machine.
 from __future__ import annotations
 
 import os
-import platform as _platform
-import sys
 from dataclasses import dataclass
 from functools import cache
 
@@ -164,16 +162,3 @@ def layer_target(layer: LayerSpec, platform: str, py_version: str) -> Target:
 def layer_targets(layer: LayerSpec, py_version: str) -> list[Target]:
     """Every platform the layer is locked for."""
     return [layer_target(layer, p, py_version) for p in layer.platforms]
-
-
-def host_platform() -> str:
-    """This machine, as the stack file's `platforms` spell it."""
-    machine = _platform.machine().lower()
-    arch = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}.get(
-        machine, machine
-    )
-    if sys.platform == "darwin":
-        return "macosx_arm64" if arch == "aarch64" else "macosx_x86_64"
-    if sys.platform == "win32":
-        return "win_arm64" if arch == "aarch64" else "win_amd64"
-    return f"linux_{arch}"

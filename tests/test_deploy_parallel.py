@@ -1,0 +1,128 @@
+"""Parallel deploy leaves exactly what a one-layer-at-a-time deploy and the by-hand recipe leave."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import marshal
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.layers import RUNTIME, SampleStack, publish_all, run_app, sample_stack
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import sha256_file
+from venvstacks.ship import archives
+from venvstacks.ship.archives import ArchiveFormat
+from venvstacks.ship.blockstream import xz_writer
+from venvstacks.ship.deploy import STATE_FILE, deploy
+from venvstacks.ship.publish import PublishOptions
+from venvstacks.ship.xzblocks import split_streams
+
+ORDER = (RUNTIME, "framework-fw@2", "app-hello")
+
+
+@pytest.fixture
+def published(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    stack: SampleStack = sample_stack(tmp_path_factory, tmp_path / "_build")
+    # Small blocks, so even these small layers are archives of many xz streams.
+    monkeypatch.setattr(archives, "xz_writer", functools.partial(xz_writer, block_size=64 * 1024))
+    out = tmp_path / "published"
+    publish_all(stack.layers(), PublishOptions(out, "linux_x86_64", ArchiveFormat.TAR_XZ))
+    return out
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, object]]:
+    """Every path below root: (mode, content hash or link target), deploy bookkeeping left out."""
+    found: dict[str, tuple[str, object]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(STATE_FILE):
+            continue
+        st = path.lstat()
+        what: object
+        if stat.S_ISLNK(st.st_mode):
+            what = "-> " + os.readlink(path)
+        elif stat.S_ISDIR(st.st_mode):
+            what = "dir"
+        elif path.suffix == ".pyc":
+            what = _compiled(path.read_bytes())
+        else:
+            what = hashlib.sha256(path.read_bytes()).hexdigest()
+        found[rel] = (oct(stat.S_IMODE(st.st_mode)), what)
+    return found
+
+
+def _compiled(data: bytes) -> tuple[bytes, object]:
+    # CPython's marshal marks objects by their refcounts in the compiling process, so the
+    # bytes of a .pyc depend on which worker of the pool compiled it; the code object it
+    # holds does not, and code objects compare by value (not by co_filename, which names
+    # the staging folder postinstall ran in). The header's source mtime is left out too:
+    # sitecustomize.py is written at deploy time.
+    return data[:8] + data[12:16], marshal.loads(data[16:])
+
+
+def recipe(published: Path, target: Path) -> None:
+    """The existing venvstacks' documented way: tar -xJf each archive, then each postinstall."""
+    target.mkdir()
+    for layer in ORDER:
+        subprocess.run(["tar", "-C", target, "-xJf", published / f"{layer}.tar.xz"], check=True)
+    for layer in ORDER:
+        python = target / RUNTIME / "bin" / "python3"
+        subprocess.run(
+            ["env", "-i", python, "-X", "utf8", "-I", target / layer / "postinstall.py"], check=True
+        )
+
+
+def test_parallel_serial_and_recipe_deploys_are_identical(published: Path, tmp_path: Path) -> None:
+    assert len(split_streams(published / f"{RUNTIME}.tar.xz")) > 2  # the parallel decoder's case
+    target = tmp_path / "target"  # one path for all three: postinstall writes it into files
+
+    def deployed_by(how: Callable[[], object]) -> dict[str, tuple[str, object]]:
+        shutil.rmtree(target, ignore_errors=True)
+        how()
+        return snapshot(target)
+
+    parallel = deployed_by(lambda: deploy(published, target, log=lambda _: None, jobs=3))
+    assert run_app(target / "app-hello")["values"] == ["framework", "pth", "runtime", "support"]
+    assert any(rel.endswith(".pyc") for rel in parallel)  # postinstall did byte-compile
+    assert parallel == deployed_by(lambda: deploy(published, target, log=lambda _: None, jobs=1))
+    assert parallel == deployed_by(lambda: recipe(published, target))
+
+
+def test_a_hostile_archive_of_many_xz_streams_is_refused(published: Path, tmp_path: Path) -> None:
+    archive = published / "app-hello.tar.xz"
+    with (
+        archive.open("wb") as raw,
+        xz_writer(raw, block_size=4096) as xz,
+        tarfile.open(fileobj=xz, mode="w|") as tf,
+    ):
+        top = tarfile.TarInfo("app-hello")
+        top.type = tarfile.DIRTYPE
+        tf.addfile(top)
+        filler = tarfile.TarInfo("app-hello/filler")
+        filler.size = 64 * 1024  # pushes the bad member into a later stream
+        tf.addfile(filler, io.BytesIO(os.urandom(filler.size)))
+        link = tarfile.TarInfo("app-hello/escape")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../outside"
+        tf.addfile(link)
+    assert len(split_streams(archive)) > 2
+    meta_file = published / "__venvstacks__" / "venvstacks.json"
+    meta = json.loads(meta_file.read_text())
+    app = meta["layers"]["applications"][0]
+    app["archive_size"] = archive.stat().st_size
+    app["archive_hashes"] = {"sha256": sha256_file(archive)}
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(VenvStacksError, match="symlink app-hello/escape points outside"):
+        deploy(published, tmp_path / "target", log=lambda _: None)
+    assert sorted(os.listdir(tmp_path / "target")) == sorted([*ORDER[:2], STATE_FILE, f"{STATE_FILE}.lock"])

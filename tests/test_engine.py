@@ -1,0 +1,157 @@
+"""The engine without running anything: task dicts and their dependencies, lock versions and
+validity, the layer config, and where outputs go. No subprocess, no doit run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.spec_files import RUNTIME, app, framework, write_stack
+from venvstacks.engine import actions
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.layers.linking import LinkPlan, Peer
+from venvstacks.layout import INSTALLED, LINKED, OutputOptions, lock_files
+from venvstacks.lock import locking
+from venvstacks.platforms import host_platform
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.spec import StackSpec, load_stack
+
+ELSEWHERE = "win_arm64" if host_platform() != "win_arm64" else "linux_aarch64"
+
+
+def _stack(tmp_path: Path, extra: str = "") -> StackSpec:
+    toml = (
+        RUNTIME
+        + framework("fw", extra="versioned = true")
+        + app("hello", deps='frameworks = ["fw"]', extra='launch_module = "hello.py"')
+        + extra
+    )
+    return load_stack(write_stack(tmp_path, toml, {"hello.py": "print('hi')\n"}))
+
+
+def _settings(stack: StackSpec, **outputs: Any) -> Settings:
+    out = OutputOptions(stack.root / "_export", stack.root / "_artifacts", **outputs)
+    return Settings(stack, stack.root / "_build", RuntimeOptions(cache_dir=stack.root / "cache"), outputs=out)
+
+
+def _tasks(settings: Settings) -> dict[str, TaskDict]:
+    return {f"{kind}:{t['name']}": t for kind, make in CREATORS.items() for t in make(settings)}
+
+
+def test_each_layer_gets_its_tasks_with_the_layers_below_as_dependencies(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    settings = _settings(stack)
+    tasks = _tasks(settings)
+    layers = ["cpython-3.11", "framework-fw", "app-hello"]
+    assert set(tasks) == {"runtime:cpython-3.11"} | {
+        f"{kind}:{layer}" for kind in ("lock", "install", "build", "export", "publish") for layer in layers
+    }
+    fw, hello = stack.layer("framework-fw"), stack.layer("app-hello")
+    # the app locks against the pins of every layer below it, and relocks when its module
+    # changes only because it is versioned (this one is not)
+    assert tasks["lock:app-hello"]["file_dep"] == [
+        lock_files(stack, fw).pylock,
+        lock_files(stack, stack.layer("cpython-3.11")).pylock,
+        settings.runtime_state(hello),  # the runtime's exact version enters its markers
+    ]
+    assert tasks["lock:framework-fw"]["task_dep"] == ["runtime:cpython-3.11"]
+    assert tasks["install:app-hello"]["task_dep"] == ["install:cpython-3.11"]
+    assert tasks["install:app-hello"]["targets"] == [settings.env_dir(hello) / INSTALLED]
+    # build waits for the lower builds and wakes up on a versioned lower layer's new version
+    build = tasks["build:app-hello"]
+    assert build["task_dep"] == ["build:framework-fw", "build:cpython-3.11"]
+    assert lock_files(stack, fw).meta in build["file_dep"]
+    assert stack.root / "hello.py" in build["file_dep"]
+    assert build["targets"] == [settings.env_dir(hello) / LINKED]
+    # every step is the typed function itself, with the layer's name
+    assert tasks["install:app-hello"]["actions"][0][1][:3:2] == [actions.install, "app-hello"]
+    assert tasks["publish:app-hello"]["actions"][0][1][0] is actions.publish
+
+
+def test_layers_for_other_platforms_are_locked_but_not_built(tmp_path: Path) -> None:
+    extra = app("away", extra=f'launch_module = "hello.py"\nplatforms = ["{ELSEWHERE}"]')
+    tasks = _tasks(_settings(_stack(tmp_path, extra)))
+    assert "lock:app-away" in tasks
+    assert not {f"{kind}:app-away" for kind in ("install", "build", "export", "publish")} & set(tasks)
+
+
+def test_publish_targets_are_the_metadata_files_the_writer_writes(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    settings = _settings(stack, tag_outputs=True, target_platform="linux_x86_64")
+    tasks = _tasks(settings)
+    target = stack.root / "_artifacts/__venvstacks__/env_metadata/app-hello-linux_x86_64.json"
+    assert tasks["publish:app-hello"]["targets"] == [target]
+    assert settings.output.publish_options().layer_metadata_path("app-hello") == target
+    export = stack.root / "_export/__venvstacks__/env_metadata/app-hello.json"
+    assert tasks["export:app-hello"]["targets"] == [export]
+
+
+def _write_meta(stack: StackSpec, name: str, requirements_hash: str) -> int:
+    layer = stack.layer(name)
+    files = lock_files(stack, layer)
+    files.meta.parent.mkdir(parents=True, exist_ok=True)
+    locked = {"packages": [{"name": "idna", "version": requirements_hash}]}
+    inputs = {key: "sha256:x" for key in locking._INPUT_KEYS}
+    return locking._write_meta(stack, layer, files, locked, inputs)
+
+
+def test_versioned_layers_get_a_new_version_only_when_their_packages_change(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    assert locking.deployed_name(stack, stack.layer("framework-fw")) == "framework-fw@1"  # no lock yet
+    assert _write_meta(stack, "framework-fw", "1.0") == 1
+    assert _write_meta(stack, "framework-fw", "1.0") == 1
+    assert _write_meta(stack, "framework-fw", "2.0") == 2
+    assert locking.deployed_name(stack, stack.layer("framework-fw")) == "framework-fw@2"
+    # an unversioned layer stays at 1 and keeps its build name
+    assert _write_meta(stack, "app-hello", "1.0") == 1
+    assert _write_meta(stack, "app-hello", "2.0") == 1
+    assert locking.deployed_name(stack, stack.layer("app-hello")) == "app-hello"
+
+
+def test_a_lock_is_valid_only_for_the_inputs_it_was_made_from(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    runtime = stack.layer("cpython-3.11")
+    files = lock_files(stack, runtime)
+    assert not locking.lock_is_valid(stack, runtime)  # nothing locked yet
+    files.pylock.parent.mkdir(parents=True, exist_ok=True)
+    files.pylock.write_text('lock-version = "1.0"\ncreated-by = "test"\npackages = []\n')
+    inputs = locking._input_hashes(stack, runtime, [], locking.DEFAULT_OPTIONS)
+    locking._write_meta(stack, runtime, files, locking.read_lock(files.pylock), inputs)
+    assert locking.lock_is_valid(stack, runtime) and locking.lock_is_current(stack, runtime)
+    files.pylock.write_text(
+        'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "x", version = "1"}]\n'
+    )
+    assert not locking.lock_is_valid(stack, runtime)  # edited by hand: not what was recorded
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, versioned: bool) -> None:
+    stack = _stack(tmp_path)
+    hello = stack.layer("app-hello")
+    fw_name = "framework-fw@3" if versioned else "framework-fw"
+    plan = LinkPlan(
+        hello,
+        tmp_path / "_build/app-hello",
+        "3.11.9",
+        Peer(tmp_path / "_build/cpython-3.11", "cpython-3.11"),
+        (Peer(tmp_path / "_build/framework-fw", fw_name),),
+        (".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so"),
+    )
+    site = "lib/python3.11/site-packages"
+    assert plan.layer_config() == {
+        "python": "bin/python",
+        "base_python": "../cpython-3.11/bin/python3",
+        "pylib_dirs": [f"../{fw_name}/{site}", f"../cpython-3.11/{site}"],
+        "py_version": "3.11.9",
+        "site_dir": site,
+        "dynlib_dirs": [f"../{fw_name}/share/venv/dynlib", "../cpython-3.11/share/venv/dynlib"],
+        "launch_module": "hello",
+    }
+    custom = plan.sitecustomize()
+    assert custom is not None
+    assert custom.index("framework-fw/lib") < custom.index("cpython-3.11/lib")  # frameworks first
+    json.dumps(plan.layer_config())  # what is written is plain JSON

@@ -1,0 +1,48 @@
+"""What every task of a build shares: the stack, the build folder and the options (frozen).
+
+Tasks (`tasks.py`) and the steps they run (`actions.py`) both take a `Settings`; it lives
+here so that neither of those modules imports the other for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from venvstacks.layout import LockOptions, OutputOptions
+from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: StackSpec
+    build_dir: Path
+    runtimes: RuntimeOptions
+    lock: LockOptions = field(default_factory=LockOptions)
+    outputs: OutputOptions | None = None  # default: _export and _artifacts beside the stack
+
+    @property
+    def output(self) -> OutputOptions:
+        root = self.stack.root
+        return self.outputs or OutputOptions(export_dir=root / "_export", publish_dir=root / "_artifacts")
+
+    def env_dir(self, layer: LayerSpec) -> Path:
+        return self.build_dir / layer.env_name
+
+    def runtime_state(self, layer: LayerSpec) -> Path:
+        """The manifest of the runtime a layer runs on (what `runtime:<rt>` produces)."""
+        name = layer.env_name if layer.kind is LayerKind.RUNTIME else str(layer.runtime)
+        return self.build_dir / ".runtimes" / f"{name}.json"
+
+    def runtime_layer(self, layer: LayerSpec) -> LayerSpec:
+        return layer if layer.runtime is None else self.stack.layer(layer.runtime)
+
+    @property
+    def doit_db(self) -> Path:
+        return self.build_dir / ".venvstacks-doit.sqlite3"
+
+
+Step = Callable[[Settings, str], None]
+"""One step of a layer's build (see `actions.py`), given the settings and the layer's build name."""

@@ -1,0 +1,32 @@
+"""This machine's platform, in the two spellings the outputs use.
+
+`host_platform` is one of the stack file's `platforms` values (`linux_x86_64`,
+`macosx_arm64`, `win_amd64`, ...): it decides which layers can be built here.
+`platform_tag` is what `sysconfig` calls this machine, as upstream writes it into archive
+names and `target_platform` (it carries the macOS version, `macosx_14_0_arm64`); on Linux
+and Windows both spellings agree.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import sysconfig
+
+_ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+
+
+def host_platform() -> str:
+    """The stack file's name for this machine's platform."""
+    machine = platform.machine().lower()
+    arch = _ARCH.get(machine, machine)
+    if sys.platform == "darwin":
+        return "macosx_arm64" if arch == "aarch64" else "macosx_x86_64"
+    if sys.platform == "win32":
+        return "win_arm64" if arch == "aarch64" else "win_amd64"
+    return f"linux_{arch}"
+
+
+def platform_tag() -> str:
+    """This machine's platform tag as upstream spells it, e.g. ``linux_x86_64``."""
+    return sysconfig.get_platform().replace("-", "_").replace(".", "_")

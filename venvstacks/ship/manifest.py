@@ -1,0 +1,196 @@
+"""A layer's file manifest: every file, folder and link its archive holds, with hashes.
+
+Publishing writes it into each archive as ``<layer>/share/venv/metadata/venvstacks_files.json``
+(so the layer carries it wherever it is unpacked, by ``venvstacks deploy`` or by hand) and
+records its sha256 in the layer's metadata as ``files_manifest_sha256``; the archive's own
+sha256 covers it too. ``venvstacks verify`` compares a deployed layer with it.
+
+Entries are keyed by the path below the layer folder; files carry their sha256, size and
+whether they are executable (``mode`` 0o755 or 0o644, as the archive stores them), links
+their target. The manifest does not list itself.
+
+What ``postinstall.py`` writes is not in any archive and may differ per machine; verify
+accepts exactly these (:func:`written_by_postinstall`): ``pyvenv.cfg``,
+``<site_dir>/sitecustomize.py``, the layer's ``python`` link (or ``python_``, when
+``python`` is the shared-library script) and its ``python3`` / ``python3.X`` aliases
+beside it, and ``__pycache__`` folders with their ``.pyc`` files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import stat
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import sha256_bytes, sha256_file
+from venvstacks.ship.archives import ArchiveEntry, normal_mode
+from venvstacks.ship.blockstream import cores
+
+FILES_MANIFEST = "share/venv/metadata/venvstacks_files.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # "dir", "file" or "symlink" ("special" on disk: never published)
+    mode: int = 0  # files: 0o755 or 0o644
+    size: int = 0
+    sha256: str = ""
+    target: str = ""  # symlinks
+
+    def describe(self) -> str:
+        if self.kind == "symlink":
+            return f"a link to {self.target!r}"
+        if self.kind == "file":
+            return f"a file ({'executable' if self.mode & 0o111 else 'not executable'})"
+        return "a folder" if self.kind == "dir" else "a device, fifo or socket"
+
+
+Manifest = dict[str, Entry]
+
+
+# --- publishing side ---------------------------------------------------------------------
+
+
+def archive_manifest(entries: Iterable[ArchiveEntry], top: str) -> Manifest:
+    """The manifest of the archive members ``entries`` (named ``top/...``)."""
+    members: dict[str, ArchiveEntry] = {}
+    for entry in entries:
+        rel = entry.name.removeprefix(top).lstrip("/")
+        if rel:  # the top folder itself is the layer folder
+            members[rel] = entry
+    return _describe_all({rel: _archived(e) for rel, e in members.items()})
+
+
+def _archived(entry: ArchiveEntry) -> tuple[str, Path]:
+    st = os.lstat(entry.source)
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink:" + (entry.link_target or os.readlink(entry.source)), entry.source
+    return ("dir" if stat.S_ISDIR(st.st_mode) else "file"), entry.source
+
+
+def manifest_text(manifest: Mapping[str, Entry]) -> str:
+    """The manifest as the archive stores it: sorted, one entry per line, no defaults."""
+    rows = {rel: {k: v for k, v in asdict(e).items() if v} for rel, e in sorted(manifest.items())}
+    lines = ",\n".join(f"  {json.dumps(rel)}: {json.dumps(row, sort_keys=True)}" for rel, row in rows.items())
+    return f'{{"format": {FORMAT}, "entries": {{\n{lines}\n}}}}\n'
+
+
+def manifest_sha256(text: str) -> str:
+    return sha256_bytes(text.encode("utf-8"))
+
+
+# --- deployed side -----------------------------------------------------------------------
+
+
+def read_manifest(layer_dir: Path) -> tuple[Manifest, str]:
+    """The manifest a deployed layer carries, and the sha256 of its bytes."""
+    path = layer_dir / FILES_MANIFEST
+    try:
+        raw = path.read_bytes()
+        data = json.loads(raw)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+        entries = {str(rel): Entry(**row) for rel, row in data["entries"].items()}
+    except FileNotFoundError:
+        raise VenvStacksError(f"{path}: missing (published before file manifests existed?)") from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise VenvStacksError(f"{path}: not a valid file manifest ({exc})") from None
+    return entries, sha256_bytes(raw)
+
+
+def scan_layer(layer_dir: Path) -> Manifest:
+    """The manifest of what is on disk now (files hashed on every core)."""
+    found: dict[str, tuple[str, Path]] = {}
+    root = str(layer_dir)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                found[prefix + name] = ("symlink:" + os.readlink(path), Path(path))
+            elif stat.S_ISDIR(st.st_mode):
+                found[prefix + name] = ("dir", Path(path))
+            else:
+                found[prefix + name] = ("file" if stat.S_ISREG(st.st_mode) else "special", Path(path))
+        # os.walk does not descend into symlinked folders: their contents are not the layer's
+    found.pop(FILES_MANIFEST, None)
+    return _describe_all(found)
+
+
+def _describe_all(items: Mapping[str, tuple[str, Path]]) -> Manifest:
+    files = [rel for rel, (kind, _) in items.items() if kind == "file"]
+    with ThreadPoolExecutor(max_workers=cores()) as pool:  # hashlib releases the GIL
+        hashed = dict(zip(files, pool.map(lambda rel: _hash_file(items[rel][1]), files), strict=True))
+    result: Manifest = {}
+    for rel, (kind, _) in items.items():
+        if kind == "file":
+            result[rel] = hashed[rel]
+        elif kind.startswith("symlink:"):
+            result[rel] = Entry("symlink", target=kind.removeprefix("symlink:"))
+        else:
+            result[rel] = Entry(kind)
+    return result
+
+
+def _hash_file(path: Path) -> Entry:
+    st = path.stat()
+    return Entry("file", normal_mode(st.st_mode), st.st_size, sha256_file(path))
+
+
+# --- comparing ---------------------------------------------------------------------------
+
+
+def written_by_postinstall(rel: str, config: Mapping[str, Any]) -> bool:
+    """Whether postinstall.py may have written ``rel`` (see the module docstring)."""
+    parts = rel.split("/")
+    if "__pycache__" in parts:
+        return parts[-1] == "__pycache__" or rel.endswith(".pyc")
+    site_dir = str(config.get("site_dir", ""))
+    python = str(config.get("python", ""))
+    if config.get("python") == config.get("base_python"):
+        return False  # a runtime layer: postinstall only byte-compiles it
+    bin_dir = posixpath.dirname(python)
+    version = ".".join(str(config.get("py_version", "")).split(".")[:2])
+    # python_: the interpreter link run by the bin/python script (layers/pywrapper.py)
+    links = {python, f"{python}_", f"{bin_dir}/python3", f"{bin_dir}/python{version}"}
+    return rel in {"pyvenv.cfg", f"{site_dir}/sitecustomize.py"} or rel in links
+
+
+def differences(
+    expected: Mapping[str, Entry], actual: Mapping[str, Entry], config: Mapping[str, Any]
+) -> list[str]:
+    """What differs between a layer's manifest and its folder, one short phrase each, by path."""
+    found: list[str] = []
+    for rel in sorted(expected.keys() | actual.keys()):
+        want, have = expected.get(rel), actual.get(rel)
+        if want == have or (want is not None and have is not None and _same(want, have)):
+            continue
+        if written_by_postinstall(rel, config) and (want is None or want.kind == "symlink"):
+            continue
+        if have is None:
+            found.append(f"{rel}: missing")
+        elif want is None:
+            found.append(f"{rel}: not published ({have.describe()})")
+        elif want.kind != have.kind or want.target != have.target:
+            found.append(f"{rel}: {have.describe()}, published as {want.describe()}")
+        elif want.sha256 != have.sha256 or want.size != have.size:
+            found.append(f"{rel}: content differs")
+        else:
+            found.append(f"{rel}: {have.describe()}, published as {want.describe()}")
+    return found
+
+
+def _same(want: Entry, have: Entry) -> bool:
+    if want.kind == "dir":
+        return have.kind == "dir"  # folder modes follow the umask of whoever unpacked them
+    return want == have

@@ -1,0 +1,146 @@
+"""``venvstacks verify --rebuild ARTIFACTS_DIR``: do the published archives come from these sources?
+
+The stack folder (its stack file, committed locks, launch and support modules; not its
+``_build``, ``_export`` or ``_artifacts``) is copied into a scratch folder, and every
+published layer is built and published there from those locks, in the published archive
+format and naming, with the ``venvstacks`` command itself. Each rebuilt archive's sha256 is
+then compared with the published one; for an archive that differs, both are read side by
+side to name the first member that differs. The scratch folder is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import zip_longest
+from pathlib import Path
+from typing import IO
+
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import sha256_file
+from venvstacks.ship.archives import ArchiveFormat
+from venvstacks.ship.blockstream import cores
+from venvstacks.ship.deploy import PublishedLayer, load_published
+from venvstacks.ship.unpack import open_tar
+
+PRODUCTS = ("_build", "_export", "_artifacts", ".git")  # at the top of the stack folder
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    layer_name: str
+    published_sha256: str
+    rebuilt_sha256: str | None  # None: not rebuilt
+    first_difference: str = ""
+
+    @property
+    def reproduced(self) -> bool:
+        return self.published_sha256 == self.rebuilt_sha256
+
+    def line(self) -> str:
+        if self.reproduced:
+            return f"reproduced  {self.layer_name} (sha256 {self.published_sha256[:16]}...)"
+        if self.rebuilt_sha256 is None:
+            return f"DIFFERS     {self.layer_name}: {self.first_difference}"
+        return (
+            f"DIFFERS     {self.layer_name}: sha256 {self.rebuilt_sha256[:16]}... rebuilt, "
+            f"{self.published_sha256[:16]}... published; {self.first_difference}"
+        )
+
+
+def verify_rebuild(artifacts: Path, stack_file: Path) -> list[Rebuilt]:
+    """Rebuild what ``artifacts`` holds from ``stack_file``'s folder and compare the archives."""
+    if not stack_file.is_file():
+        raise VenvStacksError(
+            f"--stack {stack_file}: no stack file there; pass the stack the artifacts came from"
+        )
+    published = load_published(artifacts)
+    if not published:
+        raise VenvStacksError(f"{artifacts}: publishes no layer")
+    fmt = ArchiveFormat.from_name(published[0].archive.name)
+    with tempfile.TemporaryDirectory(prefix="venvstacks-rebuild-") as scratch:
+        copy = Path(scratch) / stack_file.parent.name
+        root = str(stack_file.parent)
+
+        def products(folder: str, names: list[str]) -> list[str]:
+            return [n for n in names if n in PRODUCTS] if folder == root else []
+
+        shutil.copytree(root, copy, symlinks=True, ignore=products)
+        out = Path(scratch) / "_artifacts"
+        _publish(copy / stack_file.name, out, fmt, published)
+        rebuilt = {str(la.metadata.get("layer_name")): la for la in load_published(out)}
+        return [_compare(layer, rebuilt.get(str(layer.metadata.get("layer_name")))) for layer in published]
+
+
+def _publish(spec: Path, out: Path, fmt: ArchiveFormat, layers: Sequence[PublishedLayer]) -> None:
+    tagged = any(la.archive.name != la.install_target + fmt.suffix for la in layers)
+    cmd = [sys.executable, "-m", "venvstacks", "publish", str(spec), "--output-dir", str(out)]
+    cmd += ["--format", str(fmt), "--tag-outputs" if tagged else "--no-tag-outputs", "-j", str(cores())]
+    for layer in layers:
+        cmd += ["--include", str(layer.metadata.get("layer_name"))]
+    # The build's own progress goes to stderr, as it would for `venvstacks publish`.
+    proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
+    if proc.returncode != 0:
+        raise VenvStacksError(f"rebuilding {spec.parent.name} failed (exit {proc.returncode}); see above")
+
+
+def _compare(published: PublishedLayer, rebuilt: PublishedLayer | None) -> Rebuilt:
+    name = str(published.metadata.get("layer_name"))
+    expected = str((published.metadata.get("archive_hashes") or {}).get("sha256", ""))
+    if rebuilt is None:
+        return Rebuilt(name, expected, None, "not rebuilt: not in the stack, or not built on this platform")
+    actual = sha256_file(rebuilt.archive)
+    if actual == expected:
+        return Rebuilt(name, expected, actual)
+    if not published.archive.is_file():
+        return Rebuilt(name, expected, actual, f"{published.archive} is missing")
+    return Rebuilt(name, expected, actual, first_difference(published.archive, rebuilt.archive))
+
+
+Member = tuple[str, str]  # (name, what it is: type, mode, link target or content hash)
+
+
+def first_difference(published: Path, rebuilt: Path) -> str:
+    """The first member in which two archives of the same format differ, as a phrase."""
+    for old, new in zip_longest(_members(published), _members(rebuilt)):
+        if old == new:
+            continue
+        if old is None or (new is not None and new[0] < old[0]):
+            return f"first differing member: {new[0]} (only in the rebuilt archive)"
+        if new is None or new[0] > old[0]:
+            return f"first differing member: {old[0]} (only in the published archive)"
+        return f"first differing member: {old[0]} (published {old[1]}, rebuilt {new[1]})"
+    return "the members are the same; the archives differ in their headers or compression"
+
+
+def _members(archive: Path) -> Iterator[Member]:
+    fmt = ArchiveFormat.from_name(archive.name)
+    if fmt is ArchiveFormat.ZIP:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                digest = hashlib.sha256(zf.read(info)).hexdigest()[:12]
+                yield info.filename, f"mode {info.external_attr >> 16:o}, sha256 {digest}"
+        return
+    with open_tar(archive, fmt) as tf:
+        for ti in tf:
+            if ti.isreg():
+                digest = _sha256(tf.extractfile(ti))
+                what = f"file, mode {ti.mode:o}, mtime {ti.mtime}, sha256 {digest}"
+            elif ti.issym():
+                what = f"link to {ti.linkname!r}"
+            else:
+                what = f"type {ti.type!r}, mode {ti.mode:o}, mtime {ti.mtime}"
+            yield ti.name, what
+
+
+def _sha256(data: IO[bytes] | None) -> str:
+    h = hashlib.sha256()
+    for block in iter(lambda: data.read(1 << 20) if data else b"", b""):
+        h.update(block)
+    return h.hexdigest()[:12]

@@ -1,0 +1,196 @@
+"""Reading our .xz archives with every core.
+
+Publishing writes an .xz file as a run of independent xz *streams*, one per 32 MiB block
+(blockstream.py). Each stream ends with an index saying how long it is, so the whole file can
+be cut into its streams from the end, without decompressing anything, and the streams
+decompressed at the same time. ``open_xz(path)`` returns a readable stream of the
+decompressed bytes, in order, from a few streams decompressed ahead on the shared pool.
+
+Any other .xz file (one stream, however many blocks; an index that does not parse; a stream
+claiming more than :data:`MAX_STREAM` bytes) is read the plain way, with ``lzma.LZMAFile``:
+the same bytes, on one core. A damaged stream raises :class:`lzma.LZMAError` either way.
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import os
+import struct
+import zlib
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from venvstacks.ship.blockstream import cores, shared_pool
+
+MAGIC = b"\xfd7zXZ\x00"
+FOOTER_MAGIC = b"YZ"
+MAX_STREAM = 256 * 1024 * 1024  # uncompressed bytes; bounds the memory of one decoded stream
+
+
+@dataclass(frozen=True)
+class XzStream:
+    offset: int  # in the file
+    size: int  # compressed, header to footer
+    uncompressed: int
+
+
+class _NotOurs(Exception):
+    """The file is not a run of streams we can cut; read it the plain way."""
+
+
+def open_xz(path: Path) -> io.RawIOBase | lzma.LZMAFile:
+    """The decompressed content of ``path``, streams decoded in parallel when they can be."""
+    try:
+        streams = split_streams(path)
+    except (_NotOurs, OSError):
+        streams = []
+    if len(streams) < 2:
+        return lzma.LZMAFile(path, "rb")
+    return ParallelXzReader(path, streams)
+
+
+def split_streams(path: Path) -> list[XzStream]:
+    """The xz streams of ``path``, first to last, read from their indexes (nothing decoded)."""
+    with path.open("rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        streams: list[XzStream] = []
+        while end > 0:
+            end = _skip_padding(f, end)
+            if end == 0:
+                break
+            stream = _stream_ending_at(f, end)
+            streams.append(stream)
+            end = stream.offset
+    streams.reverse()
+    return streams
+
+
+def _skip_padding(f: IO[bytes], end: int) -> int:
+    # Stream padding: groups of four zero bytes between and after streams.
+    while end >= 4:
+        f.seek(end - 4)
+        if f.read(4) != b"\0\0\0\0":
+            break
+        end -= 4
+    return end
+
+
+def _stream_ending_at(f: IO[bytes], end: int) -> XzStream:
+    if end < 24:
+        raise _NotOurs("too short for an xz stream")
+    f.seek(end - 12)
+    footer = f.read(12)
+    crc, backward = struct.unpack("<II", footer[:8])
+    if footer[10:] != FOOTER_MAGIC or zlib.crc32(footer[4:10]) != crc:
+        raise _NotOurs("no xz stream footer")
+    index_size = (backward + 1) * 4
+    index_start = end - 12 - index_size
+    if index_start < 12:
+        raise _NotOurs("index larger than the file")
+    f.seek(index_start)
+    blocks_size, uncompressed = _parse_index(f.read(index_size))
+    start = index_start - blocks_size - 12
+    if start < 0:
+        raise _NotOurs("blocks larger than the file")
+    f.seek(start)
+    header = f.read(12)
+    if header[:6] != MAGIC or header[6:8] != footer[8:10]:
+        raise _NotOurs("no matching xz stream header")
+    if uncompressed > MAX_STREAM:
+        raise _NotOurs("a stream too large to hold in memory")
+    return XzStream(start, end - start, uncompressed)
+
+
+def _parse_index(index: bytes) -> tuple[int, int]:
+    """(total padded size of the blocks, total uncompressed size) from an xz index."""
+    if len(index) < 8 or index[0] != 0 or zlib.crc32(index[:-4]) != struct.unpack("<I", index[-4:])[0]:
+        raise _NotOurs("bad xz index")
+    pos = 1
+    count, pos = _varint(index, pos)
+    if count > len(index):  # every record takes at least two bytes
+        raise _NotOurs("bad xz index record count")
+    blocks = uncompressed = 0
+    for _ in range(count):
+        unpadded, pos = _varint(index, pos)
+        size, pos = _varint(index, pos)
+        blocks += (unpadded + 3) & ~3
+        uncompressed += size
+    return blocks, uncompressed
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    for _ in range(9):
+        if pos >= len(data) - 4:
+            raise _NotOurs("truncated xz index")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+    raise _NotOurs("xz index number too long")
+
+
+def _decode(fd: int, stream: XzStream) -> bytes:
+    data = os.pread(fd, stream.size, stream.offset)
+    decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    out = decoder.decompress(data, max_length=stream.uncompressed + 1)
+    if not decoder.eof or len(out) != stream.uncompressed or decoder.unused_data:
+        raise lzma.LZMAError(f"xz stream at byte {stream.offset} does not decode to its indexed size")
+    return out
+
+
+class ParallelXzReader(io.RawIOBase):
+    """Reads the decoded streams in order, with up to ``cores() + 1`` decoded ahead."""
+
+    def __init__(self, path: Path, streams: list[XzStream]) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_RDONLY)
+        self._todo = deque(streams)
+        self._window = cores() + 1
+        self._ahead: deque[Future[bytes]] = deque()
+        self._current = memoryview(b"")
+        self._fill()
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        pool = shared_pool()
+        while self._todo and len(self._ahead) < self._window:
+            self._ahead.append(pool.submit(_decode, self._fd, self._todo.popleft()))
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read from a closed xz reader")
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
+        while not self._current and self._ahead:
+            self._current = memoryview(self._ahead.popleft().result())
+            self._fill()
+        chunk = bytes(self._current[:size])
+        self._current = self._current[size:]
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._todo.clear()
+        for future in self._ahead:
+            future.cancel()
+        for future in self._ahead:
+            if not future.cancelled():
+                future.exception()  # wait: no worker may still read our fd once it is closed
+        self._ahead.clear()
+        os.close(self._fd)
+        super().close()
