@@ -14,7 +14,7 @@ from venvstacks.engine import actions
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.layers.linking import LinkPlan, Peer
-from venvstacks.layout import INSTALLED, LINKED, OutputOptions, lock_files
+from venvstacks.layout import DYNLIB_MANIFEST, INSTALLED, LINKED, OutputOptions, lock_files
 from venvstacks.lock import locking
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
@@ -66,7 +66,9 @@ def test_each_layer_gets_its_tasks_with_the_layers_below_as_dependencies(tmp_pat
     assert build["task_dep"] == ["build:framework-fw", "build:cpython-3.11"]
     assert lock_files(stack, fw).meta in build["file_dep"]
     assert stack.root / "hello.py" in build["file_dep"]
-    assert build["targets"] == [settings.env_dir(hello) / LINKED]
+    # ...and on a lower layer's changed library set, which it also publishes for those above
+    assert settings.env_dir(fw) / DYNLIB_MANIFEST in build["file_dep"]
+    assert build["targets"] == [settings.env_dir(hello) / LINKED, settings.env_dir(hello) / DYNLIB_MANIFEST]
     # every step is the typed function itself, with the layer's name
     assert tasks["install:app-hello"]["actions"][0][1][:3:2] == [actions.install, "app-hello"]
     assert tasks["publish:app-hello"]["actions"][0][1][0] is actions.publish
