@@ -16,7 +16,9 @@ target folders, taking turns (recipe, ours, recipe, ...) so both see the same ma
 
 and prints the medians (wall, and CPU of the command and its children), the ratio
 recipe/ours (goal: at least 1.8x) and, on the last deployed sample, the time of
-``venvstacks verify <target>``.
+``venvstacks verify <target>``. For each stack it then measures the work any deploy must do
+(CPU of ``tar -xJf`` of every archive, and of byte-compiling every layer in one process) and
+prints the best ratio recipe/ours that work allows on idle cores.
 """
 
 from __future__ import annotations
@@ -88,15 +90,22 @@ def timed(once: Callable[..., object], *args: object) -> tuple[float, float]:
 def recipe(artifacts: Path, target: Path, postinstall: str | None = None) -> None:
     """The recipe; ``postinstall`` replaces each layer's script after unpacking, if given."""
     layers = layers_in_order(artifacts)
-    for _, archive in layers:
-        run_plain(["tar", "-C", target, "-xJf", archive])
+    untar_all(layers, target)
     for name, _ in layers:
         layer = target / name
         if postinstall is not None:
             (layer / "postinstall.py").write_text(postinstall)
-        config = json.loads((layer / "share/venv/metadata/venvstacks_layer.json").read_text())
-        python = os.path.normpath(layer / str(config["base_python"]))
-        run_plain([python, layer / "postinstall.py"])
+        run_plain([base_python(layer), layer / "postinstall.py"])
+
+
+def untar_all(layers: list[tuple[str, Path]], target: Path) -> None:
+    for _, archive in layers:
+        run_plain(["tar", "-C", target, "-xJf", archive])
+
+
+def base_python(layer: Path) -> str:
+    config = json.loads((layer / "share/venv/metadata/venvstacks_layer.json").read_text())
+    return os.path.normpath(layer / str(config["base_python"]))
 
 
 def serial_postinstall() -> str:
@@ -168,6 +177,33 @@ def verify_time(target: Path, n: int) -> None:
     print(f"  venvstacks verify {rel(target)}: {times.summary()}")
 
 
+# postinstall's byte-compiling, in one process: its CPU time is then all counted (the
+# workers of compileall's pool may run under a forkserver that is never waited for).
+SERIAL_COMPILE = "import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2, maxlevels=999)"
+
+
+def work_floor(artifacts: Path, n: int) -> None:
+    """What any deploy must spend: the CPU time of unpacking (``tar -xJf``) and of
+    byte-compiling (one process) every layer, and the best ratio it allows. With idle cores
+    the recipe needs at least unpack + compile / cores (tar is one stream), and any deploy
+    that does the same work at least (unpack + compile) / cores."""
+    unpack, compile_ = Samples(), Samples()
+    target = TARGETS / "target"
+    for _ in range(n):
+        fresh(target)
+        layers = layers_in_order(artifacts)
+        unpack.cpu.append(timed(untar_all, layers, target)[1])
+        libs = [target / name for name, _ in layers if (target / name / "lib").is_dir()]
+        compile_.cpu.append(
+            sum(timed(run_plain, [base_python(la), "-I", "-c", SERIAL_COMPILE, la / "lib"])[1] for la in libs)
+        )
+    cores = os.cpu_count() or 1
+    u, c = unpack.cpu_median, compile_.cpu_median
+    best = (u + c / cores) / ((u + c) / cores)
+    print(f"  work: unpack (tar -xJf) CPU {u:.2f} s, byte-compile (one process) CPU {c:.2f} s")
+    print(f"  best recipe / ours with {cores} idle cores and the same work: {best:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     ensure_project_python()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -182,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         three = publish(three_layer_stack())
         sample = publish(sample_copy())
         compare("three-layer (cpython-3.11, web: idna, hello: attrs)", three, n)
+        work_floor(three, n)
         target = compare("sample (stacks/sample)", sample, n)
         verify_time(target, n)
+        work_floor(sample, n)
     except BenchError as exc:
         print(f"error: {exc}")
         return 1

@@ -141,6 +141,7 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
         "3.11.9",
         Peer(tmp_path / "_build/cpython-3.11", "cpython-3.11"),
         (Peer(tmp_path / "_build/framework-fw", fw_name),),
+        stack.root,
         (".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so"),
     )
     site = "lib/python3.11/site-packages"

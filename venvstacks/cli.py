@@ -31,7 +31,7 @@ from venvstacks.cli_options import (
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.fsutil import check_folder_path
 from venvstacks.layout import LINKED, LockOptions, OutputOptions
 from venvstacks.platforms import host_platform
@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `venvstacks show --json | head`
         sys.stderr.close()
+        return 1
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 1
 
 
@@ -328,13 +333,13 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
         "spec_name": str(stack.path),
         **{kind.value: [] for kind in LayerKind},
     }
-    host = buildable(inv.settings)
+    host = {layer.env_name for layer in buildable(inv.settings)}
     layers = inv.selected if plan is None else [stack.layer(name) for name in plan.operations]
     for layer in layers:
         if plan is not None:
             operations = plan.operations[layer.env_name]
         else:
-            operations = ["lock", "build"] if layer in host else (["lock"] if layer.enabled else [])
+            operations = ["lock", "build"] if layer.env_name in host else (["lock"] if layer.enabled else [])
         entry: dict[str, Any] = {
             "name": layer.env_name,
             "install_target": locking.deployed_name(stack, layer),

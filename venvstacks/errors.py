@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,3 +45,24 @@ def _last_meaningful_lines(output: str, limit: int = 6) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     # uv prints the real cause on its last lines; earlier ones are progress noise.
     return " | ".join(lines[-limit:]) if lines else "(no output)"
+
+
+# OS errors a user's machine causes (not bugs): reported in one line naming the path.
+USER_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG}
+)
+_HINTS = {
+    errno.ENOSPC: "free some space there and run again (nothing half-written is kept)",
+    errno.EDQUOT: "free some space there and run again (nothing half-written is kept)",
+    errno.EROFS: "make it writable or choose another folder",
+    errno.EACCES: "check its permissions or choose another folder",
+    errno.EPERM: "check its permissions or choose another folder",
+    errno.ENAMETOOLONG: "choose a shorter folder path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError a user can fix: the path, the reason, what to do."""
+    where = exc.filename if exc.filename is not None else "a file"
+    hint = _HINTS.get(exc.errno or 0, "")
+    return f"{where}: {exc.strerror or exc}" + (f"; {hint}" if hint else "")

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,43 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+# Stack files, uv settings and metadata are small; anything bigger is a mistake or an attack.
+MAX_TEXT_BYTES = 16 * 1024 * 1024
+
+
+class UnsafeFileError(ValueError):
+    """A file that must not be read: not a regular file, or too big. One-line reason."""
+
+
+def read_bounded_text(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
+    """A small UTF-8 file's text; FIFOs, devices and sockets (or links to them) are refused
+    before a byte is read, and so is a file over `limit` bytes.
+
+    Raises FileNotFoundError, IsADirectoryError, other OSErrors, UnicodeDecodeError or
+    UnsafeFileError.
+    """
+    # O_NONBLOCK: opening a FIFO with no writer must not wait forever.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise UnsafeFileError("is a FIFO, socket or device, not a file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise UnsafeFileError(f"is over {limit} bytes, too big to be what it should be")
+    return data.decode("utf-8")
+
+
+def load_json_text(text: str) -> Any:
+    """json.loads, with absurd nesting as a ValueError (json's own is a RecursionError)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
@@ -55,20 +93,6 @@ def sha256_bytes(data: bytes) -> str:
 def sha256_file(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def hash_tree(path: Path) -> str:
-    """Hash a file or a package folder by relative names and contents (no mtimes)."""
-    if path.is_file():
-        return "sha256:" + sha256_file(path)
-    h = hashlib.sha256()
-    for item in sorted(path.rglob("*")):
-        rel = item.relative_to(path)
-        if "__pycache__" in rel.parts or item.suffix == ".pyc" or not item.is_file():
-            continue
-        h.update(rel.as_posix().encode() + b"\0")
-        h.update(sha256_file(item).encode() + b"\0")
-    return "sha256:" + h.hexdigest()
 
 
 def replace_dir(new: Path, dest: Path) -> None:

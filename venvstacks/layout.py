@@ -7,6 +7,7 @@ run, including the no-op run whose cost users feel most.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,14 +62,24 @@ class LockFiles:
     summary: Path
 
 
+def requirements_dir(root: Path, env_name: str) -> Path:
+    """Where a layer's lock files live, next to the stack file (committed by users)."""
+    return root / "requirements" / env_name
+
+
 def lock_files(stack: StackSpec, layer: LayerSpec) -> LockFiles:
-    folder = stack.requirements_dir(layer)
-    stem = layer.lock_stem
+    return _lock_files(stack.root, layer.env_name, layer.lock_stem)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _lock_files(root: Path, env_name: str, stem: str) -> LockFiles:
+    # Cached: planning asks for the lock files of every lower layer of every layer.
+    folder = requirements_dir(root, env_name)
     return LockFiles(
         requirements_in=folder / f"requirements-{stem}.in",
         pylock=folder / f"pylock.{stem}.toml",
         meta=folder / f"pylock.{stem}.meta.json",
-        summary=folder / f"packages-{layer.env_name}.txt",
+        summary=folder / f"packages-{env_name}.txt",
     )
 
 

@@ -111,7 +111,8 @@ def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
     runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
     frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
     suffixes = extension_suffixes(settings.env_dir(settings.runtime_layer(layer)) / "bin" / "python3")
-    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks, suffixes)
+    root = settings.stack.root
+    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks, root, suffixes)
 
 
 def extension_suffixes(python: Path) -> tuple[str, ...]:

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from venvstacks.fsutil import dump_json, hash_tree, write_if_changed
+from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.lock import locking
 from venvstacks.platforms import host_platform
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.modfiles import module_hash
 from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec, module_name
 from venvstacks.stack.targets import layer_target
 
@@ -48,9 +49,9 @@ def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[st
         data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]
     if layer.launch_module is not None:
         data["app_launch_module"] = module_name(layer.launch_module)
-        data["app_launch_module_hash"] = hash_tree(layer.launch_module)
+        data["app_launch_module_hash"] = module_hash(layer.launch_module, stack.root)
         data["app_support_modules"] = [
-            {"name": module_name(m), "hash": hash_tree(m)} for m in layer.support_modules
+            {"name": module_name(m), "hash": module_hash(m, stack.root)} for m in layer.support_modules
         ]
     return data
 

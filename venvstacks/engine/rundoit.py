@@ -7,7 +7,10 @@ see exactly the same tasks and state database.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.tools import uv_bin
 
 
@@ -42,6 +45,7 @@ def doit_config(settings: Settings) -> dict[str, Any]:
 def namespace(settings: Settings) -> dict[str, Any]:
     """A dodo-module namespace: DOIT_CONFIG plus one `task_<kind>` creator per kind."""
     settings.build_dir.mkdir(parents=True, exist_ok=True)
+    check_state_db(settings.doit_db)
     uv_bin()  # resolve once on the main thread, before tasks run in threads
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
@@ -80,6 +84,53 @@ def run_doit(settings: Settings, argv: Sequence[str]) -> int:
     return int(main.run(list(argv)) or 0)  # some commands (forget) return None
 
 
+# sqlite cannot open a database (and its journal beside it) past ~512 bytes of path.
+MAX_DB_PATH_BYTES = 480
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_state_db(db: Path, stream: TextIO = sys.stderr) -> None:
+    """Make doit's state database usable: damaged state is deleted, with one warning.
+
+    The database only records what doit has already done (docs/doit.md: deleting it is
+    safe; everything is checked again on the next run), so a broken one is not worth an
+    error. A path sqlite cannot open is reported in one line.
+    """
+    if len(os.fsencode(db)) > MAX_DB_PATH_BYTES:
+        raise VenvStacksError(
+            f"build folder {db.parent} is too long a path for doit's sqlite state database "
+            f"({len(os.fsencode(db))} bytes, at most {MAX_DB_PATH_BYTES}); choose a shorter --build-dir"
+        )
+    problem = _db_problem(db)
+    if problem is None:
+        return
+    print(f"warning: {db}: {problem}; deleted it (doit checks every task again)", file=stream, flush=True)
+    if db.is_dir() and not db.is_symlink():
+        shutil.rmtree(db)
+    else:
+        db.unlink()
+
+
+def _db_problem(db: Path) -> str | None:
+    if not os.path.lexists(db):
+        return None
+    if db.is_symlink() or not db.is_file():
+        return "is not a regular file"
+    with db.open("rb") as f:
+        header = f.read(len(_SQLITE_HEADER))
+    if header and header != _SQLITE_HEADER:
+        return "is not an sqlite database"
+    try:
+        # Read-write (we hold the build lock): a journal left by a killed run is rolled back
+        # by sqlite itself instead of making the database look damaged.
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            if conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                return "is damaged"
+    except sqlite3.DatabaseError as exc:
+        return f"is damaged ({exc})"
+    return None
+
+
 _held: dict[Path, FileLock] = {}
 
 
@@ -88,16 +139,20 @@ def hold_build_lock(build_dir: Path, stream: TextIO = sys.stderr) -> None:
     build_dir = build_dir.resolve()
     if build_dir in _held:
         return
-    build_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(build_dir / ".venvstacks.lock"))
     owner_file = build_dir / ".venvstacks.lock.owner"
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        owner = owner_file.read_text().strip() if owner_file.exists() else "another process"
-        print(f"waiting for {build_dir} (in use by {owner})", file=stream, flush=True)
-        lock.acquire()
-    owner_file.write_text(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+        build_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            owner = owner_file.read_text().strip() if owner_file.exists() else "another process"
+            print(f"waiting for {build_dir} (in use by {owner})", file=stream, flush=True)
+            lock.acquire()
+        owner_file.write_text(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+    except OSError as exc:
+        # A read-only or full build folder: nothing can be recorded there.
+        raise VenvStacksError(f"cannot use the build folder: {os_error_line(exc)}") from None
     _held[build_dir] = lock
     atexit.register(lock.release)
 

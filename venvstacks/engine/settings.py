@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from venvstacks.errors import VenvStacksError
 from venvstacks.layout import LockOptions, OutputOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
@@ -22,6 +23,25 @@ class Settings:
     runtimes: RuntimeOptions
     lock: LockOptions = field(default_factory=LockOptions)
     outputs: OutputOptions | None = None  # default: _export and _artifacts beside the stack
+
+    def __post_init__(self) -> None:
+        # A module folder holding an output folder would be copied into itself, build after build.
+        outputs = {
+            "build": self.build_dir,
+            "export": self.output.export_dir,
+            "publish": self.output.publish_dir,
+        }
+        for layer in self.stack.layers:
+            for module in (layer.launch_module, *layer.support_modules):
+                if module is None or not module.is_dir():
+                    continue
+                real = module.resolve()
+                for what, folder in outputs.items():
+                    if folder.resolve().is_relative_to(real):
+                        raise VenvStacksError(
+                            f"{self.stack.path.name}: layer {layer.env_name!r}: module {module} holds "
+                            f"the {what} folder {folder}; move the {what} folder out of it"
+                        )
 
     @property
     def output(self) -> OutputOptions:

@@ -29,13 +29,14 @@ from doit.tools import config_changed
 from venvstacks import layout
 from venvstacks.engine import actions
 from venvstacks.engine.settings import Settings, Step
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.layout import lock_files
 from venvstacks.lock import uvconfig
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import lower_layers
-from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.modfiles import module_inputs
+from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
 from venvstacks.stack.targets import glibc_of, macos_of, target_text
 
 TaskDict = dict[str, Any]
@@ -60,6 +61,10 @@ def act(step: Step, settings: Settings, name: str) -> TaskFailed | None:
         step(settings, name)
     except VenvStacksError as exc:
         return TaskFailed(str(exc))
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise  # a bug: doit shows the traceback
+        return TaskFailed(os_error_line(exc))
     return None
 
 
@@ -99,7 +104,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
             "actions": [(act, [actions.lock, settings, layer.env_name])],
             "file_dep": [
                 *(lock_files(stack, lower).pylock for lower in lowers),
-                *(_module_files(layer) if layer.versioned else []),  # they name its next version
+                *(_module_files(stack, layer) if layer.versioned else []),  # they name its next version
                 settings.runtime_state(layer),  # its exact version decides markers
             ],
             "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
@@ -149,7 +154,7 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
                 *versioned_metas,
                 # content-compared: a lower layer rebuilt with the same libraries wakes nothing
                 *(settings.env_dir(lower) / layout.DYNLIB_MANIFEST for lower in lowers),
-                *_module_files(layer),
+                *_module_files(stack, layer),
             ],
             "task_dep": [f"build:{lower.env_name}" for lower in lowers],
             "targets": [
@@ -226,16 +231,9 @@ def _runtime_options_digest(options: RuntimeOptions) -> dict[str, Any]:
     }
 
 
-def _module_files(layer: LayerSpec) -> list[Path]:
-    files: list[Path] = []
-    for module in (layer.launch_module, *layer.support_modules):
-        if module is None:
-            continue
-        if module.is_file():
-            files.append(module)
-        else:
-            files += sorted(p for p in module.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    return files
+def _module_files(stack: StackSpec, layer: LayerSpec) -> list[Path]:
+    modules = (layer.launch_module, *layer.support_modules)
+    return [path for m in modules if m is not None for path in module_inputs(m, stack.root)]
 
 
 CREATORS: dict[str, Callable[[Settings], Iterator[TaskDict]]] = {

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks.fsutil import dump_json, hash_tree, write_atomic, write_if_changed
+from venvstacks.fsutil import dump_json, write_atomic, write_if_changed
 from venvstacks.layers import dynlib, pywrapper
 from venvstacks.layout import (
     DEPLOYED_WRAPPER,
@@ -31,9 +31,8 @@ from venvstacks.layout import (
     STATE_DIR,
     site_packages,
 )
+from venvstacks.stack.modfiles import copy_module, module_hash
 from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
-
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git*")
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,7 @@ class LinkPlan:
     py_version: str  # X.Y.Z of the runtime
     runtime: Peer | None  # None for runtime layers
     frameworks: tuple[Peer, ...]  # C3 order
+    stack_root: Path  # the stack folder: modules are read only from inside it
     extension_suffixes: tuple[str, ...]  # the runtime's importlib.machinery.EXTENSION_SUFFIXES
 
     @property
@@ -118,11 +118,11 @@ def link_layer(plan: LinkPlan) -> None:
     if code is not None:
         write_if_changed(site_dir / "sitecustomize.py", code)
     write_if_changed(env_dir / LAYER_CONFIG, dump_json(plan.layer_config()))
-    _copy_modules(site_dir, plan.modules(), _previous_modules(env_dir))
+    _copy_modules(site_dir, plan.modules(), _previous_modules(env_dir), plan.stack_root)
     manifest = {
         "layer_config": plan.layer_config(),
         "dynlib": links,
-        "modules": {module_name(m): hash_tree(m) for m in plan.modules()},
+        "modules": {module_name(m): module_hash(m, plan.stack_root) for m in plan.modules()},
     }
     write_atomic(env_dir / LINKED, dump_json(manifest))
 
@@ -144,7 +144,7 @@ def _previous_modules(env_dir: Path) -> list[str]:
         return []
 
 
-def _copy_modules(site_dir: Path, modules: Sequence[Path], previous: Sequence[str]) -> None:
+def _copy_modules(site_dir: Path, modules: Sequence[Path], previous: Sequence[str], root: Path) -> None:
     """Replace the copies of the app's own modules, removing ones no longer listed."""
     names = [module_name(m) for m in modules]
     for old in set(previous) | set(names):
@@ -154,9 +154,6 @@ def _copy_modules(site_dir: Path, modules: Sequence[Path], previous: Sequence[st
             elif stale.exists() or stale.is_symlink():
                 stale.unlink()
     for module in modules:
-        if module.is_dir():
-            shutil.copytree(module, site_dir / module.name, ignore=_IGNORED)
-        else:
-            shutil.copyfile(module, site_dir / module.name)
+        copy_module(module, root, site_dir / module.name)
     state = site_dir.parents[2] / STATE_DIR / "modules.json"
     write_atomic(state, json.dumps(names))

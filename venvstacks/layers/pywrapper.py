@@ -70,6 +70,7 @@ def wrapper_script(lower_layers: Sequence[str]) -> str:
 def install_wrapper(bin_dir: Path, base_python: Path, script: str, py_version: str) -> None:
     """Make `bin/python` the script, `bin/python_` the runtime's interpreter, and
     `python3`/`pythonX.Y` point at the script."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
     _replace_symlink(bin_dir / REAL_PYTHON, os.path.relpath(base_python, bin_dir))
     python = bin_dir / "python"
     if python.is_symlink():

@@ -9,7 +9,6 @@ copy of it. The cache is consulted first, so a runtime, once there, is what late
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from typing import Any, cast
 from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json
+from venvstacks.fsutil import dump_json, load_json_text, read_bounded_text
 from venvstacks.runtimes.local import LocalSource
 from venvstacks.runtimes.options import (
     ARCHIVES_ENV_SEPARATOR,
@@ -154,6 +153,32 @@ def install_runtime(runtime: Runtime, dest: Path) -> None:
         raise
 
 
+_ENTRY_FIELDS = {
+    "implementation": str,
+    "version": str,
+    "source": str,
+    "origin": str,
+    "archive_sha256": str,
+    "archive": str,
+    "portable": bool,
+}
+
+
+def _read_entry(folder: Path) -> dict[str, Any] | None:
+    """A cache entry's runtime.json if it is intact and complete, else None."""
+    try:
+        meta = load_json_text(read_bounded_text(folder / _ENTRY_FILE))
+    except (OSError, ValueError):  # UnsafeFileError and UnicodeDecodeError are ValueErrors
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if not all(isinstance(meta.get(k), t) for k, t in _ENTRY_FIELDS.items()):
+        return None
+    if not (folder / "python").is_dir():
+        return None
+    return meta
+
+
 def _explicit_archives(options: RuntimeOptions) -> ArchiveSource:
     archives = {}
     for request, value in options.archives.items():
@@ -234,11 +259,8 @@ class RuntimeCache:
         if not self.root.is_dir():
             return
         for meta_file in sorted(self.root.glob(f"[!.]*/{_ENTRY_FILE}")):
-            try:
-                meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(meta, dict):
+            meta = _read_entry(meta_file.parent)
+            if meta is not None:  # a damaged entry is as good as missing: it gets refetched
                 yield CacheEntry(meta_file.parent, meta)
 
     def find(self, impl: str, version_request: str, sources: frozenset[str]) -> CacheEntry | None:
@@ -292,12 +314,14 @@ class RuntimeCache:
             }
             (tmp / _ENTRY_FILE).write_text(dump_json(meta), encoding="utf-8")
             final = self.root / f"{impl}-{version}-{candidate.source}-{actual[:12]}"
-            if (final / _ENTRY_FILE).exists():
+            existing = _read_entry(final)
+            if existing is not None:
                 shutil.rmtree(tmp)  # the same bytes, already filed under another request
-            else:
-                shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover, if any
-                os.replace(tmp, final)
-            return CacheEntry(final, json.loads((final / _ENTRY_FILE).read_text("utf-8")))
+                return CacheEntry(final, existing)
+            # An incomplete or damaged leftover, if any: replaced by the fresh copy.
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            return CacheEntry(final, meta)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

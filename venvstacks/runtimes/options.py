@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
+from urllib.parse import urlsplit
 
 from venvstacks.errors import VenvStacksError
 
@@ -19,7 +20,7 @@ Policy = Literal["auto", "download", "local"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 ARCHIVES_ENV_SEPARATOR = ";"
 
-_REQUEST = re.compile(r"^(?P<impl>[a-z]+)@(?P<version>\d+\.\d+(?:\.\d+)?)$")
+_REQUEST = re.compile(r"(?P<impl>[a-z]+)@(?P<version>[0-9]+\.[0-9]+(?:\.[0-9]+)?)")
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -53,6 +54,8 @@ class RuntimeOptions:
                 f"runtime source {self.policy!r} is not one of {', '.join(POLICIES)} "
                 "(--runtime-source / VENVSTACKS_RUNTIME_SOURCE)"
             )
+        if self.mirror is not None:
+            _check_mirror(self.mirror)
         for request, location in self.archives.items():
             parse_request(request)
             _check_location(location, f"runtime archive for {request}")
@@ -88,7 +91,7 @@ class RuntimeOptions:
 
 def parse_request(request: str) -> tuple[str, str]:
     """`cpython@3.11` -> ("cpython", "3.11"); `cpython@3.11.7` -> ("cpython", "3.11.7")."""
-    m = _REQUEST.match(request.strip())
+    m = _REQUEST.fullmatch(request.strip())
     if m is None:
         raise VenvStacksError(
             f"runtime request {request!r} is not IMPLEMENTATION@X.Y or IMPLEMENTATION@X.Y.Z "
@@ -106,3 +109,12 @@ def _check_location(location: str, what: str) -> None:
     from venvstacks.runtimes.sources import parse_archive_location
 
     parse_archive_location(location, what)
+
+
+def _check_mirror(mirror: str) -> None:
+    parts = urlsplit(mirror)
+    if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.scheme == "file"):
+        raise VenvStacksError(
+            f"runtime mirror {mirror!r} is not an http://, https:// or file:// URL "
+            "(--runtime-mirror / VENVSTACKS_RUNTIME_MIRROR)"
+        )

@@ -10,11 +10,8 @@ by `unpack_install_only` below, which refuses members that would land outside `p
 from __future__ import annotations
 
 import hashlib
-import http.client
 import re
 import threading
-import urllib.error
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,8 @@ import pbs_installer
 from packaging.version import InvalidVersion, Version
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.runtimes.download import DownloadError
+from venvstacks.runtimes.download import download as download_file
 
 # Release bases in pbs-installer's table; a mirror replaces them, keeping `<date>/<file>`.
 PBS_RELEASE_BASES = (
@@ -32,7 +31,6 @@ PBS_RELEASE_BASES = (
     "https://github.com/indygreg/python-build-standalone/releases/download",
 )
 _CHUNK = 1 << 20
-_TIMEOUT = 60  # seconds without data before a download is given up
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PBS_NAME_VERSION = re.compile(r"^cpython-(\d+\.\d+\.\d+)[+-]")
 
@@ -103,27 +101,11 @@ def is_url(location: str) -> bool:
 
 
 def download(url: str, dest: Path) -> str:
-    """Stream url into dest, hashing as it goes; FetchError for anything the network does."""
-    h = hashlib.sha256()
+    """Stream url into dest (see `venvstacks.runtimes.download`); FetchError for anything the network does."""
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp, dest.open("wb") as out:
-            expected = resp.headers.get("Content-Length") if url.startswith("http") else None
-            received = 0
-            for block in iter(lambda: resp.read(_CHUNK), b""):
-                h.update(block)
-                out.write(block)
-                received += len(block)
-    except urllib.error.HTTPError as exc:
-        exc.close()  # it holds the response open
-        raise FetchError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise FetchError(f"could not download {url}: {exc.reason}") from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise FetchError(f"could not download {url}: {exc}") from None
-    # A connection closed early looks like a clean end of stream to urllib.
-    if expected is not None and expected.isdigit() and int(expected) != received:
-        raise FetchError(f"could not download {url}: got {received} of {expected} bytes")
-    return h.hexdigest()
+        return download_file(url, dest)
+    except DownloadError as exc:
+        raise FetchError(str(exc)) from None
 
 
 def copy_hashing(src: Path, dest: Path) -> str:

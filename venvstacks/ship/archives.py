@@ -53,6 +53,32 @@ def _remove_unfinished() -> None:
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete half-written archives whose writer is gone (killed mid-publish); returns them."""
+    removed = []
+    for tmp in folder.glob(".*.pid*.tmp"):
+        pid_part = tmp.name.rsplit(".pid", 1)[1].split(".", 1)[0]
+        if not pid_part.isdigit() or _alive(int(pid_part)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OSError:
+        return False
+    return True
+
+
 class ArchiveFormat(enum.StrEnum):
     TAR_XZ = "tar.xz"
     TAR_GZ = "tar.gz"
@@ -119,9 +145,12 @@ def write_archive(
     # xz takes a while after the last file is read: count the blocks it has finished instead.
     report = _Progress(total, progress, count_reads=fmt is not ArchiveFormat.TAR_XZ)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     # Named and registered before it exists: a Ctrl-C landing just after the file is made
-    # (mkstemp's own return was such a gap) still finds it to delete.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    # (mkstemp's own return was such a gap) still finds it to delete. The writer's pid is in
+    # the name, so a later run can tell a killed writer's leftover from an archive another
+    # process is still writing.
+    tmp = path.parent / f".{path.name}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp"
     _unfinished.add(tmp)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -26,7 +26,6 @@ redeploy skips unchanged layers; if the whole folder was moved since, the skippe
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import shlex
 import shutil
@@ -41,14 +40,23 @@ from typing import Any
 from filelock import FileLock
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import check_folder_path, dump_json, replace_dir, sha256_file, write_atomic
+from venvstacks.fsutil import (
+    check_folder_path,
+    dump_json,
+    load_json_text,
+    read_bounded_text,
+    replace_dir,
+    sha256_file,
+    write_atomic,
+)
 from venvstacks.layout import LAYER_CONFIG, METADATA_DIR
 from venvstacks.ship.blockstream import cores
 from venvstacks.ship.export import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
+from venvstacks.ship.published_meta import check_layer_metadata
 from venvstacks.ship.unpack import unpack_to_staging
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.tools import run
+from venvstacks.tools import run_postinstall_script
 
 STATE_FILE = ".venvstacks-deploy.json"
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
@@ -98,11 +106,14 @@ def load_published(published: Path) -> list[PublishedLayer]:
     """Read a stack's published metadata; ``published`` is the output folder or the file."""
     meta_file = _find_stack_metadata(published)
     try:
-        data = json.loads(meta_file.read_text(encoding="utf-8"))
+        data = load_json_text(read_bounded_text(meta_file))
         groups = data["layers"]
         archive_dir = meta_file.parent
         if archive_dir.name == METADATA_DIR:
             archive_dir = archive_dir.parent
+        for kind in LayerKind:
+            for index, meta in enumerate(groups.get(kind.value, [])):
+                check_layer_metadata(meta_file, f"{kind.value}[{index}]", meta)
         layers = [
             PublishedLayer(kind, meta, archive_dir / str(meta["archive_name"]))
             for kind in LayerKind
@@ -293,7 +304,7 @@ def run_postinstall(layer_dir: Path, python: Path | None = None) -> None:
         if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
             runner = os.path.normpath(os.path.join(layer_dir, base))
     cmd = [runner, "-X", "utf8", "-I", layer_dir / "postinstall.py"]
-    run(f"postinstall of {layer_dir.name}", cmd)
+    run_postinstall_script(f"postinstall of {layer_dir.name}", cmd)
 
 
 def _is_runtime(layer_dir: Path) -> bool:
@@ -366,7 +377,7 @@ def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
 
 def _read_state(target_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads((target_dir / STATE_FILE).read_text(encoding="utf-8"))
+        data = load_json_text(read_bounded_text(target_dir / STATE_FILE))
     except (OSError, ValueError):
         return {}  # no usable record: every layer is deployed afresh
     return data if isinstance(data, dict) else {}

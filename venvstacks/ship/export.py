@@ -42,7 +42,7 @@ from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
 from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, STATE_DIR
 from venvstacks.ship.archives import ArchiveEntry
-from venvstacks.tools import run
+from venvstacks.tools import run_postinstall_script
 
 POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / "postinstall.py"
 
@@ -133,7 +133,7 @@ def export_layer(
         # Staging is a sibling of the destination, so the peer paths postinstall writes
         # ("../cpython-3.11/...") already hold their final values.
         script = staging / "postinstall.py"
-        run(f"postinstall of {install_target}", [python, "-X", "utf8", "-I", script])
+        run_postinstall_script(f"postinstall of {install_target}", [python, "-X", "utf8", "-I", script])
         replace_dir(staging, export_dir / install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -48,7 +48,8 @@ class _Refused(Exception):
     """Why an archive is refused; reported as one VenvStacksError line naming it."""
 
 
-_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, zlib.error, EOFError)
+# gzip's own error for bytes that are not gzip is an OSError, not a zlib.error.
+_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, lzma.LZMAError, zlib.error, EOFError)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str, stop: th
         if member.rel in seen:
             raise _Refused(f"duplicate member {top}/{member.rel}")
         seen[member.rel] = member
+        if member.rel == "" and member.kind != "dir":
+            raise _Refused(f"the top member {top} is a {member.kind}, not a folder")
         target = staging / member.rel if member.rel else staging
         try:
             if member.kind == "dir":

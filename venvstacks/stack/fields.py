@@ -9,7 +9,10 @@ fields each kind has), so this module sits below `venvstacks.stack.spec` with no
 
 from __future__ import annotations
 
+import keyword
+import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from venvstacks.errors import SpecError
+from venvstacks.stack import modfiles
 from venvstacks.stack.graph import LinearizationError, c3_linearize
 from venvstacks.stack.kinds import LayerKind
 
@@ -36,10 +40,10 @@ DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),
 # so a framework and an application may share a name.
 _FRAMEWORK_PREFIX = LayerKind.FRAMEWORK.prefix
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
-_REQUEST_RE = re.compile(r"^(cpython|pypy)@(\d+)\.(\d+)(\.\d+)?$")
-_LINUX_TARGET_RE = re.compile(r"^glibc(@(\d+)\.(\d+))?$")
-_MACOS_TARGET_RE = re.compile(r"^\d+(\.\d+)?$")
+# Matched with fullmatch: `$` would also accept a trailing newline. ASCII digits only.
+_REQUEST_RE = re.compile(r"(cpython|pypy)@([0-9]+)\.([0-9]+)(\.[0-9]+)?")
+_LINUX_TARGET_RE = re.compile(r"glibc(@([0-9]+)\.([0-9]+))?")
+_MACOS_TARGET_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 _DEFINE_INDEX = "define it as a [[tool.uv.index]]"
 
 
@@ -73,17 +77,11 @@ class Dependencies:
         """Every lower layer: the frameworks, then the runtime."""
         return [*self.lower, *([self.runtime] if self.runtime else [])]
 
-
-def layer_name(t: LayerTable, *, is_runtime: bool) -> str:
-    name = t.fields.get("name")
-    if not name:
-        raise t.fail("name", "missing; every layer needs a name")
-    if not _NAME_RE.match(name):
-        raise t.fail("name", "use letters, digits and . _ - @ + only, starting with a letter or digit")
-    # A runtime's build name is its bare name, so it must not pass for another kind's.
-    if is_runtime and name.startswith(("framework-", "app-")):
-        raise t.fail("name", "runtime names may not start with 'framework-' or 'app-'")
-    return str(name)
+    @property
+    def direct(self) -> list[LayerSpec]:
+        """The layers this one lists itself (each already covers what lies below it)."""
+        declared = set(self.frameworks)
+        return [*(f for f in self.lower if f.env_name in declared), *([self.runtime] if self.runtime else [])]
 
 
 def strings(t: LayerTable, field: str) -> tuple[str, ...]:
@@ -115,7 +113,7 @@ def python_implementation(t: LayerTable) -> str:
     request = t.fields.get("python_implementation")
     if not request:
         raise t.fail("python_implementation", 'missing; write e.g. "cpython@3.11" or "cpython@3.11.9"')
-    match = _REQUEST_RE.match(request)
+    match = _REQUEST_RE.fullmatch(request)
     if not match:
         raise t.fail("python_implementation", f"{request!r} is not of the form cpython@X.Y or cpython@X.Y.Z")
     # Recognised so the message can say it is unsupported rather than malformed.
@@ -157,7 +155,10 @@ def dependencies(
     by_env = {f.env_name: f for f in frameworks.values()}
     try:
         order = c3_linearize(
-            t.layer, [d.env_name for d in declared], {env: f.frameworks for env, f in by_env.items()}
+            t.layer,
+            [d.env_name for d in declared],
+            {env: f.frameworks for env, f in by_env.items()},
+            known={env: f.lower for env, f in by_env.items()},  # computed as each was read
         )
     except LinearizationError as exc:
         raise t.fail("frameworks", f"{exc}; reorder the frameworks lists so they agree") from None
@@ -223,7 +224,7 @@ def platforms(t: LayerTable, lower: Iterable[LayerSpec]) -> tuple[str, ...]:
 
 def linux_target(t: LayerTable) -> str:
     target = t.fields.get("linux_target", DEFAULT_LINUX_TARGET)
-    match = _LINUX_TARGET_RE.match(target)
+    match = _LINUX_TARGET_RE.fullmatch(target)
     if not match:
         raise t.fail("linux_target", f"{target!r} is not 'glibc' or 'glibc@X.Y' (musl is not supported)")
     if match.group(1) and (int(match.group(2)), int(match.group(3))) < (2, 17):
@@ -234,7 +235,7 @@ def linux_target(t: LayerTable) -> str:
 
 def macosx_target(t: LayerTable) -> str | None:
     target = t.fields.get("macosx_target")
-    if target is not None and not _MACOS_TARGET_RE.match(target):
+    if target is not None and not _MACOS_TARGET_RE.fullmatch(target):
         raise t.fail("macosx_target", f"{target!r} is not a macOS version like '13.0'")
     return target
 
@@ -319,11 +320,40 @@ def modules(t: LayerTable) -> tuple[Path, tuple[Path, ...]]:
 
 
 def _module_path(t: LayerTable, field: str, value: str) -> Path:
-    path = (t.path.parent / value).resolve()
+    # Not resolved: the name is the one written (a symlinked module keeps its link's name);
+    # modfiles checks where it really leads.
+    path = Path(os.path.abspath(t.path.parent / value))
     if not path.exists():
         raise t.fail(field, f"{value!r} does not exist (paths are relative to the stack file's folder)")
     if path.is_file() and path.suffix != ".py":
         raise t.fail(field, f"{value!r} is neither a .py file nor a package folder")
     if path.is_dir() and not (path / "__init__.py").exists() and not (path / "__main__.py").exists():
         raise t.fail(field, f"{value!r} is a folder without __init__.py or __main__.py")
+    try:
+        modfiles.module_files(path, t.path.parent)
+    except modfiles.ModuleError as exc:
+        raise t.fail(field, f"{value!r}: {exc}") from None
+    _check_importable(t, field, value, module_name(path))
     return path
+
+
+# Names the generated wiring or Python's own start-up imports from site-packages.
+_RESERVED_MODULES = frozenset({"sitecustomize", "usercustomize", "site"})
+
+
+def _check_importable(t: LayerTable, field: str, value: str, name: str) -> None:
+    """The module must be importable with `python -m NAME` and not shadow, or be shadowed."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise t.fail(
+            field,
+            f"{value!r} gives module name {name!r}, which `python -m` cannot import; "
+            "rename it to a valid Python identifier (letters, digits, _)",
+        )
+    if name in _RESERVED_MODULES:
+        raise t.fail(field, f"{value!r} would replace Python's or venvstacks' own {name!r} module; rename it")
+    if name in sys.stdlib_module_names:
+        raise t.fail(
+            field,
+            f"{value!r} has the name of the standard library module {name!r}, "
+            "which Python imports instead; rename it",
+        )

@@ -14,42 +14,114 @@ class LinearizationError(ValueError):
     pass
 
 
-def c3_linearize(layer: str, bases: Sequence[str], declared: Mapping[str, Sequence[str]]) -> list[str]:
+def c3_linearize(
+    layer: str,
+    bases: Sequence[str],
+    declared: Mapping[str, Sequence[str]],
+    known: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
     """Order a layer's frameworks for sys.path the way Python orders base classes (MRO).
 
-    `declared` maps each known framework to the frameworks it lists itself. The result
-    excludes `layer` itself; nearer frameworks come first.
+    `declared` maps each known framework to the frameworks it lists itself; `known` may
+    give frameworks' orders already computed (their own `lower`), which are reused. The
+    result excludes `layer` itself; nearer frameworks come first.
+
+    Each framework is linearized once and without recursion, and merging is linear in the
+    lengths merged, so a long chain or a dense graph of frameworks stays polynomial.
     """
+    orders: dict[str, list[str]] = {}
+    for base in bases:
+        _linearize_into(orders, base, declared, known or {})
+    return _merge([orders[b] for b in bases] + [list(bases)], layer)
 
-    def linearization(name: str) -> list[str]:
-        return [
-            name,
-            *_merge(
-                [linearization(b) for b in declared.get(name, ())] + [list(declared.get(name, ()))],
-                name,
-            ),
-        ]
 
-    return _merge([linearization(b) for b in bases] + [list(bases)], layer)
+def _agrees_with_first(seqs: list[list[str]]) -> bool:
+    """Every sequence lists a subset of the first one's names, in the first one's order.
+
+    Then C3 gives the first sequence unchanged; checking this is one dict lookup per name,
+    far cheaper than merging, and it is the usual case (a framework listing the
+    frameworks below the one it lists first).
+    """
+    position = {name: i for i, name in enumerate(seqs[0])}
+    for seq in seqs[1:]:
+        last = -1
+        for name in seq:
+            here = position.get(name, -1)
+            if here <= last:
+                return False
+            last = here
+    return True
+
+
+def _linearize_into(
+    orders: dict[str, list[str]],
+    start: str,
+    declared: Mapping[str, Sequence[str]],
+    known: Mapping[str, Sequence[str]],
+) -> None:
+    """Fill `orders` for `start` and everything below it, lowest first (no recursion)."""
+    stack = [start]
+    expanding: set[str] = set()  # waiting for their parents: meeting one again is a cycle
+    while stack:
+        name = stack[-1]
+        if name in known and name not in orders:
+            orders[name] = [name, *known[name]]
+        if name in orders:
+            stack.pop()
+            continue
+        parents = list(declared.get(name, ()))
+        missing = [p for p in parents if p not in orders]
+        if missing:
+            if name in expanding or any(p in expanding for p in missing):
+                raise LinearizationError(f"frameworks list each other in a cycle at {name}")
+            expanding.add(name)
+            stack.extend(reversed(missing))
+            continue
+        expanding.discard(name)
+        orders[name] = [name, *_merge([orders[p] for p in parents] + [parents], name)]
+        stack.pop()
 
 
 def _merge(sequences: list[list[str]], owner: str) -> list[str]:
+    """C3 merge in time linear in the total length (times the number of sequences).
+
+    A head may be taken when no sequence holds it in its tail: `in_tails` counts, for each
+    name, the sequences holding it past their current head.
+    """
+    seqs = [seq for seq in sequences if seq]
+    if not seqs:
+        return []
+    if _agrees_with_first(seqs):
+        return list(seqs[0])
+    starts = [0] * len(seqs)
+    in_tails: dict[str, int] = {}
+    for seq in seqs:
+        for name in seq[1:]:
+            in_tails[name] = in_tails.get(name, 0) + 1
     result: list[str] = []
-    seqs = [list(s) for s in sequences if s]
-    while seqs:
-        for seq in seqs:
-            head = seq[0]
-            if not any(head in other[1:] for other in seqs):
-                break
-        else:
-            heads = ", ".join(sorted({s[0] for s in seqs}))
+    while True:
+        head = None
+        exhausted = True
+        for i, seq in enumerate(seqs):
+            if starts[i] < len(seq):
+                exhausted = False
+                if not in_tails.get(seq[starts[i]]):
+                    head = seq[starts[i]]
+                    break
+        if exhausted:
+            return result
+        if head is None:
+            heads = ", ".join(sorted({s[p] for s, p in zip(seqs, starts, strict=True) if p < len(s)}))
             raise LinearizationError(
                 f"no consistent sys.path order for {owner} (linearization failed at: {heads})"
             )
         result.append(head)
-        seqs = [s[1:] if s[0] == head else s for s in seqs]
-        seqs = [s for s in seqs if s]
-    return result
+        for i, seq in enumerate(seqs):
+            pos = starts[i]
+            if pos < len(seq) and seq[pos] == head:
+                starts[i] = pos = pos + 1
+                if pos < len(seq):
+                    in_tails[seq[pos]] -= 1  # the new head has left this tail
 
 
 def lower_layers(stack: StackSpec, layer: LayerSpec) -> list[LayerSpec]:
@@ -59,8 +131,17 @@ def lower_layers(stack: StackSpec, layer: LayerSpec) -> list[LayerSpec]:
 
 
 def derived_layers(stack: StackSpec, layer: LayerSpec) -> list[LayerSpec]:
-    """Every layer that has `layer` below it."""
-    return [other for other in stack.layers if layer in lower_layers(stack, other)]
+    """Every layer that has `layer` below it, in stack file order."""
+    return list(stack.uppers.get(layer.env_name, ()))
+
+
+def uppers_index(layers: Sequence[LayerSpec]) -> dict[str, list[LayerSpec]]:
+    """For each layer's build name, the layers that have it below them (one pass)."""
+    index: dict[str, list[LayerSpec]] = {}
+    for layer in layers:
+        for lower in (*layer.lower, *([layer.runtime] if layer.runtime else [])):
+            index.setdefault(lower, []).append(layer)
+    return index
 
 
 def select(stack: StackSpec, patterns: Iterable[str]) -> tuple[list[LayerSpec], list[str]]:

@@ -11,6 +11,7 @@ kind of layer has; the rules for each field's value live in `venvstacks.stack.fi
 from __future__ import annotations
 
 import difflib
+import functools
 import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import SpecError
-from venvstacks.stack import fields, uvkeys
+from venvstacks.fsutil import UnsafeFileError, read_bounded_text
+from venvstacks.layout import requirements_dir
+from venvstacks.stack import fields, naming, uvkeys
 
 # Defined beside the rules that use them; re-exported because callers import them from here.
 from venvstacks.stack.fields import ALL_PLATFORMS as ALL_PLATFORMS
@@ -69,18 +72,27 @@ class StackSpec:
     layers: tuple[LayerSpec, ...]  # runtimes, frameworks, applications: lower layers first
     uv_config: Mapping[str, Any]
 
-    @property
+    @functools.cached_property
     def root(self) -> Path:
         return self.path.parent
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, LayerSpec]:
+        # Planning looks layers up by name for every lower layer of every layer: keep it O(1).
+        return {layer.env_name: layer for layer in self.layers}
+
     def layer(self, env_name: str) -> LayerSpec:
-        for layer in self.layers:
-            if layer.env_name == env_name:
-                return layer
-        raise KeyError(env_name)
+        return self._by_name[env_name]
+
+    @functools.cached_property
+    def uppers(self) -> dict[str, list[LayerSpec]]:
+        """Build name -> the layers above it (see `graph.derived_layers`)."""
+        from venvstacks.stack.graph import uppers_index
+
+        return uppers_index(self.layers)
 
     def requirements_dir(self, layer: LayerSpec) -> Path:
-        return self.root / "requirements" / layer.env_name
+        return requirements_dir(self.root, layer.env_name)
 
 
 COMMON_FIELDS = {
@@ -111,9 +123,11 @@ TOP_LEVEL = {*(kind.value for kind in LayerKind), "tool"}
 
 def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSpec:
     """Read, parse and validate a stack file."""
-    path = path.expanduser().resolve()
+    given = path.expanduser().absolute()
+    path = given.resolve()
     try:
-        data = _read_toml(path)
+        # Read through the path as given, so errors name it rather than a link's target.
+        data = _read_toml(given)
     except FileNotFoundError:
         raise SpecError(
             path, None, None, f"stack file not found ({path.absolute()}); pass the path to a venvstacks.toml"
@@ -124,11 +138,13 @@ def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSp
 def _read_toml(path: Path) -> dict[str, Any]:
     """A TOML file's contents; every way it can be unreadable is a SpecError but not-found."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded_text(path)
     except FileNotFoundError:
         raise
     except IsADirectoryError:
         raise SpecError(path, None, None, "is a folder; pass the path to a venvstacks.toml") from None
+    except UnsafeFileError as exc:
+        raise SpecError(path, None, None, f"{exc}; make it a regular file") from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SpecError(
@@ -140,6 +156,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(path, None, None, f"not valid TOML ({exc}); fix the syntax") from None
+    except RecursionError:
+        raise SpecError(path, None, None, "is nested too deeply to be a stack file; flatten it") from None
 
 
 def _stderr_warning(message: str) -> None:
@@ -167,6 +185,7 @@ def parse_stack(path: Path, data: Mapping[str, Any], warn: Callable[[str], None]
             parser.add(kind, index, table)
     if not any(layer.kind is LayerKind.RUNTIME for layer in parser.layers):
         raise SpecError(path, None, "runtimes", "the stack defines no runtime; add a [[runtimes]] table")
+    naming.check_unique_outputs(path, parser.layers)
     return StackSpec(path=path, layers=tuple(parser.layers), uv_config=uv_config)
 
 
@@ -175,7 +194,8 @@ def _framework_names(data: Mapping[str, Any]) -> set[Any]:
     frameworks = data.get(LayerKind.FRAMEWORK.value)
     if not isinstance(frameworks, list):
         return set()
-    return {t.get("name") for t in frameworks if isinstance(t, dict)}
+    # Only strings: a wrong type (a list, a table) is reported later, naming its layer.
+    return {t["name"] for t in frameworks if isinstance(t, dict) and isinstance(t.get("name"), str)}
 
 
 def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,7 +246,7 @@ class _Parser:
         label = kind.prefix + raw_name if isinstance(raw_name, str) and raw_name else f"{kind.value}[{index}]"
         checked = self._check_fields(kind, label, table)
         unnamed = fields.LayerTable(self.path, label, checked)
-        name = fields.layer_name(unnamed, is_runtime=kind is LayerKind.RUNTIME)
+        name = naming.layer_name(unnamed, is_runtime=kind is LayerKind.RUNTIME)
         env_name = kind.prefix + name
         if name in self.defined[kind]:
             raise self.fail(
@@ -312,7 +332,8 @@ class _Parser:
             name=name,
             env_name=t.layer,
             requirements=requirements,
-            platforms=fields.platforms(t, below),
+            # Each lower layer's platforms are already within those below it.
+            platforms=fields.platforms(t, deps.direct),
             versioned=bool(t.fields.get("versioned", False)),
             linux_target=fields.linux_target(t),
             macosx_target=fields.macosx_target(t),

@@ -127,10 +127,15 @@ def check_settings(path: Path, settings: Mapping[str, Any], prefix: str) -> None
     sources = settings.get("sources", {})
     if not isinstance(sources, Mapping):
         raise SpecError(path, None, prefix + "sources", "must be a table")
-    names = {i.get("name") for i in settings.get("index", []) if isinstance(i, Mapping)}
+    names = _index_names(path, settings.get("index", []), prefix)
     for dist, source in sources.items():
         index = source.get("index") if isinstance(source, Mapping) else None
-        if not isinstance(source, Mapping) or set(source) != {"index"} or index not in names:
+        if (
+            not isinstance(source, Mapping)
+            or set(source) != {"index"}
+            or not isinstance(index, str)
+            or index not in names
+        ):
             raise SpecError(
                 path,
                 None,
@@ -138,6 +143,18 @@ def check_settings(path: Path, settings: Mapping[str, Any], prefix: str) -> None
                 'cannot apply: only { index = "NAME" } naming a [[tool.uv.index]] can '
                 "(other sources would need a build from source)",
             )
+
+
+def _index_names(path: Path, indexes: Any, prefix: str) -> set[str]:
+    """The names of the [[tool.uv.index]] tables, each checked to be a string."""
+    if not isinstance(indexes, list) or not all(isinstance(i, Mapping) for i in indexes):
+        raise SpecError(path, None, prefix + "index", "must be an array of tables ([[tool.uv.index]])")
+    for index in indexes:
+        if not isinstance(index.get("name", ""), str):
+            raise SpecError(
+                path, None, prefix + "index", f"index name {index['name']!r} must be a string; quote it"
+            )
+    return {str(i["name"]) for i in indexes if "name" in i}
 
 
 def stack_sources(settings: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -1,0 +1,239 @@
+"""What counts as an application module's files: the one definition.
+
+Hashing (doit file_dep, lock version inputs, published metadata), copying into the app
+layer and therefore publishing all use `module_files`, so they always agree on what a
+launch or support module is made of.
+
+A module's files are everything under it except:
+
+* `__pycache__` folders, `*.pyc` files and `.git*` entries (as the existing venvstacks);
+* what the `.gitignore` files of the stack folder (and of folders between it and the
+  module, and inside the module) ignore, with git's rules (the existing venvstacks asks git
+  through dulwich; we read the files ourselves, no git needed).
+
+A module is untrusted input and may be hostile, so walking it refuses, in one line:
+
+* a module outside the stack folder, or one that holds the stack folder itself;
+* a symlink, unless it points inside the module's own folder (then it is kept as a
+  relative link, and the copy points at the copy): nothing outside the module is ever
+  read, hashed, copied or published;
+* FIFOs, sockets and devices (reading one may never end), and links to them;
+* symlink loops and dangling links;
+* files over `MAX_FILE_BYTES`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pathspec import GitIgnoreSpec
+
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import sha256_file
+
+# Generous for source code, but stops a module from filling the disk or the archive.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+_ALWAYS_SKIPPED = ("__pycache__",)
+
+
+class ModuleError(VenvStacksError):
+    """A module holds something that cannot be copied safely; the message is one line."""
+
+
+@dataclass(frozen=True, order=True)
+class ModuleFile:
+    """One entry of a module: a regular file, a folder, or a symlink kept as a link."""
+
+    rel: str  # posix path inside the module ("" for the module itself)
+    source: Path
+    link: str | None = None  # the relative target of a kept symlink
+    is_dir: bool = False
+
+
+def module_files(module: Path, root: Path) -> list[ModuleFile]:
+    """The module's entries, sorted; raises ModuleError for anything unsafe.
+
+    `module` is the path as the stack file gives it (made absolute, not resolved), `root`
+    the stack folder. A single-file module gives one entry with rel "".
+    """
+    root = Path(os.path.realpath(root))
+    real = Path(_checked_target(module, root, module))
+    if real == root or real in root.parents:
+        raise ModuleError(f"{module}: holds the stack folder ({root}); point at a module inside it")
+    if not real.is_dir():
+        _check_regular(real, module)
+        return [ModuleFile("", real)]
+    ignore = _GitIgnores(root)
+    entries: list[ModuleFile] = []
+    for dirpath, dirnames, filenames in os.walk(real):
+        here = Path(dirpath)
+        ignore.enter(here)
+        kept_dirs: list[str] = []
+        for name in sorted(dirnames + filenames):
+            path = here / name
+            rel = path.relative_to(real).as_posix()
+            st = os.lstat(path)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if _skipped(name) or ignore.ignored(path, is_dir):
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                entries.append(ModuleFile(rel, path, link=_kept_link(path, real, root)))
+            elif is_dir:
+                kept_dirs.append(name)
+                entries.append(ModuleFile(rel, path, is_dir=True))
+            else:
+                _check_regular(path, path)
+                entries.append(ModuleFile(rel, path))
+        dirnames[:] = kept_dirs  # never walks into links or ignored folders
+    return sorted(entries)
+
+
+def module_hash(module: Path, root: Path) -> str:
+    """A module's content hash: names and contents of its files, never mtimes."""
+    entries = module_files(module, root)
+    if len(entries) == 1 and entries[0].rel == "":
+        return "sha256:" + sha256_file(entries[0].source)
+    h = hashlib.sha256()
+    for entry in entries:
+        if entry.is_dir:
+            continue
+        digest = f"link:{entry.link}" if entry.link is not None else sha256_file(entry.source)
+        h.update(entry.rel.encode() + b"\0" + digest.encode() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def module_inputs(module: Path, root: Path) -> list[Path]:
+    """The regular files whose contents make the module (doit's file_dep)."""
+    return [e.source for e in module_files(module, root) if e.link is None and not e.is_dir]
+
+
+def copy_module(module: Path, root: Path, dest: Path) -> None:
+    """Copy the module to `dest` (a new path) exactly as `module_files` lists it."""
+    entries = module_files(module, root)
+    if entries and entries[0].rel == "":
+        _copy_regular(entries[0].source, dest)
+        return
+    dest.mkdir()
+    for entry in entries:  # sorted, so a folder comes before what it holds
+        target = dest / entry.rel
+        if entry.link is not None:
+            os.symlink(entry.link, target)
+        elif entry.is_dir:
+            target.mkdir()
+        else:
+            _copy_regular(entry.source, target)
+
+
+def _copy_regular(source: Path, target: Path) -> None:
+    # O_NOFOLLOW: a file swapped for a link after the walk is refused, not followed.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(source, flags)
+    with os.fdopen(fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            raise ModuleError(f"{source}: is not a regular file; remove it from the module")
+        with open(target, "xb") as out:
+            while block := src.read(1 << 20):
+                out.write(block)
+    os.chmod(target, stat.S_IMODE(os.stat(source).st_mode) | 0o644)
+
+
+def _skipped(name: str) -> bool:
+    return name in _ALWAYS_SKIPPED or name.endswith(".pyc") or name.startswith(".git")
+
+
+def _checked_target(path: Path, root: Path, shown: Path) -> str:
+    """Where `path` really is; it must exist and lie inside the stack folder."""
+    try:
+        real = os.path.realpath(path, strict=True)
+    except OSError as exc:
+        reason = "is a symlink loop" if exc.errno == errno.ELOOP else f"cannot be resolved ({exc.strerror})"
+        raise ModuleError(f"{shown}: {reason}; remove it from the module") from None
+    if not _inside(real, str(root)):
+        raise ModuleError(
+            f"{shown}: leads outside the stack folder (to {real}); "
+            "modules may only use files inside the stack folder"
+        )
+    return real
+
+
+def _kept_link(link: Path, module: Path, root: Path) -> str:
+    """A symlink's target, relative to its folder, if it stays inside the module."""
+    real = _checked_target(link, root, link)
+    if not _inside(real, str(module)):
+        raise ModuleError(
+            f"{link}: a symlink pointing outside its module (to {real}); replace it with the file itself"
+        )
+    _check_regular_or_dir(Path(real), link)
+    return os.path.relpath(real, link.parent)
+
+
+def _check_regular(path: Path, shown: Path) -> None:
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ModuleError(f"{shown}: is a FIFO, socket or device, not a file; remove it from the module")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ModuleError(
+            f"{shown}: {st.st_size} bytes is over the {MAX_FILE_BYTES} byte limit for module files"
+        )
+
+
+def _check_regular_or_dir(path: Path, shown: Path) -> None:
+    if not path.is_dir():
+        _check_regular(path, shown)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class _GitIgnores:
+    """The `.gitignore` files from the stack folder down to the folder being walked.
+
+    As git: patterns are relative to their file's folder, a deeper file overrides a
+    shallower one, and an ignored folder is not entered (its contents stay ignored).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.specs: dict[Path, GitIgnoreSpec | None] = {}
+
+    def enter(self, folder: Path) -> None:
+        for parent in (*reversed(folder.relative_to(self.root).parents), folder.relative_to(self.root)):
+            self._load(self.root / parent)
+
+    def _load(self, folder: Path) -> None:
+        if folder in self.specs:
+            return
+        path = folder / ".gitignore"
+        spec = None
+        if path.is_file() and not path.is_symlink():
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise ModuleError(f"{path}: too big for a .gitignore")
+            spec = GitIgnoreSpec.from_lines(path.read_text(encoding="utf-8", errors="replace").splitlines())
+        self.specs[folder] = spec
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        verdict = False
+        for folder in _chain(self.root, path.parent):
+            spec = self.specs.get(folder)
+            if spec is None:
+                continue
+            rel = path.relative_to(folder).as_posix() + ("/" if is_dir else "")
+            include = spec.check_file(rel).include
+            if include is not None:
+                verdict = include
+        return verdict
+
+
+def _chain(root: Path, folder: Path) -> Iterator[Path]:
+    """The folders from root down to `folder`, shallowest first."""
+    rel = folder.relative_to(root)
+    yield root
+    for part_count in range(1, len(rel.parts) + 1):
+        yield root.joinpath(*rel.parts[:part_count])

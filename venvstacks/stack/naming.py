@@ -1,0 +1,73 @@
+"""Layer names: what a name may be, and that no two layers share a folder, archive or deployed name.
+
+A layer's name becomes its build folder, its lock folder and lock file names, its archive
+name and (versioned) its deployed name `NAME@N`, on file systems that may ignore case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from venvstacks.errors import SpecError
+from venvstacks.stack.fields import LayerTable
+
+if TYPE_CHECKING:
+    from venvstacks.stack.spec import LayerSpec
+
+# Matched with fullmatch: `$` would also accept a trailing newline.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
+# Room for the longest file made from a name (e.g. "framework-NAME@12-macosx_x86_64-9.tar.zst",
+# "pylock.framework-NAME.meta.json") within the usual 255-byte file name limit.
+MAX_NAME_LENGTH = 100
+
+
+def layer_name(t: LayerTable, *, is_runtime: bool) -> str:
+    name = t.fields.get("name")
+    if not name:
+        raise t.fail("name", "missing; every layer needs a name")
+    if not isinstance(name, str):
+        raise t.fail("name", f'must be a string, not {name!r}; write it like name = "..."')
+    if len(name) > MAX_NAME_LENGTH:
+        raise t.fail("name", f"is {len(name)} characters long; use at most {MAX_NAME_LENGTH}")
+    if not _NAME_RE.fullmatch(name):
+        raise t.fail("name", "use letters, digits and . _ - @ + only, starting with a letter or digit")
+    # A runtime's build name is its bare name, so it must not pass for another kind's.
+    if is_runtime and name.startswith(("framework-", "app-")):
+        raise t.fail("name", "runtime names may not start with 'framework-' or 'app-'")
+    return str(name)
+
+
+def check_unique_outputs(path: Path, layers: Iterable[LayerSpec]) -> None:
+    """Every layer needs its own build folder, lock folder, archive and deployed name.
+
+    Build names are unique by kind prefix, but two more ways lead two layers to one name:
+    a layer named like a versioned layer's deployed name (`web@1` beside a versioned `web`),
+    and names differing only in case, which are one folder on macOS and Windows.
+    """
+    layers = list(layers)
+    versioned = {layer.env_name.casefold(): layer for layer in layers if layer.versioned}
+    seen: dict[str, LayerSpec] = {}
+    for layer in layers:
+        key = layer.env_name.casefold()
+        other = seen.get(key)
+        if other is not None:
+            raise SpecError(
+                path,
+                layer.env_name,
+                "name",
+                f"differs from layer {other.env_name!r} only in case, so both would use one folder "
+                "and archive on macOS and Windows; rename one of them",
+            )
+        seen[key] = layer
+        base, at, version = layer.env_name.rpartition("@")
+        if at and version.isdigit() and base.casefold() in versioned:
+            raise SpecError(
+                path,
+                layer.env_name,
+                "name",
+                f"is the name versioned layer {versioned[base.casefold()].env_name!r} deploys and "
+                f"publishes as (version {version}); rename one of them",
+            )
