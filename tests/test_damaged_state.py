@@ -175,7 +175,7 @@ def test_a_build_step_that_hits_a_full_disk_is_redone_when_space_returns(
     stack = load_stack(root / "venvstacks.toml")
     env = tmp_path / "_build" / "app-demo"
     runtime = linking.Peer(tmp_path / "_build" / "cpython-3.11", "cpython-3.11")
-    plan = linking.LinkPlan(stack.layer("app-demo"), env, "3.11.9", runtime, (), root)
+    plan = linking.LinkPlan(stack.layer("app-demo"), env, "3.11.9", runtime, (), root, (".so",))
 
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(env))

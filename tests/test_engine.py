@@ -14,7 +14,7 @@ from venvstacks.engine import actions
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.layers.linking import LinkPlan, Peer
-from venvstacks.layout import INSTALLED, LINKED, OutputOptions, lock_files
+from venvstacks.layout import DYNLIB_MANIFEST, INSTALLED, LINKED, OutputOptions, lock_files
 from venvstacks.lock import locking
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
@@ -66,7 +66,9 @@ def test_each_layer_gets_its_tasks_with_the_layers_below_as_dependencies(tmp_pat
     assert build["task_dep"] == ["build:framework-fw", "build:cpython-3.11"]
     assert lock_files(stack, fw).meta in build["file_dep"]
     assert stack.root / "hello.py" in build["file_dep"]
-    assert build["targets"] == [settings.env_dir(hello) / LINKED]
+    # ...and on a lower layer's changed library set, which it also publishes for those above
+    assert settings.env_dir(fw) / DYNLIB_MANIFEST in build["file_dep"]
+    assert build["targets"] == [settings.env_dir(hello) / LINKED, settings.env_dir(hello) / DYNLIB_MANIFEST]
     # every step is the typed function itself, with the layer's name
     assert tasks["install:app-hello"]["actions"][0][1][:3:2] == [actions.install, "app-hello"]
     assert tasks["publish:app-hello"]["actions"][0][1][0] is actions.publish
@@ -140,6 +142,7 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
         Peer(tmp_path / "_build/cpython-3.11", "cpython-3.11"),
         (Peer(tmp_path / "_build/framework-fw", fw_name),),
         stack.root,
+        (".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so"),
     )
     site = "lib/python3.11/site-packages"
     assert plan.layer_config() == {
@@ -148,7 +151,7 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
         "pylib_dirs": [f"../{fw_name}/{site}", f"../cpython-3.11/{site}"],
         "py_version": "3.11.9",
         "site_dir": site,
-        "dynlib_dirs": [],
+        "dynlib_dirs": [f"../{fw_name}/share/venv/dynlib", "../cpython-3.11/share/venv/dynlib"],
         "launch_module": "hello",
     }
     custom = plan.sitecustomize()

@@ -22,6 +22,7 @@ from tests.support.layers import (
     run_app,
     sample_stack,
 )
+from venvstacks.layers.pywrapper import wrapper_script
 from venvstacks.ship.export import POSTINSTALL_SCRIPT, layer_entries, materialise
 
 FW, APP = "framework-fw@2", "app-hello"
@@ -191,3 +192,20 @@ def test_missing_runtime_only_skips_compiling(stack: SampleStack, tmp_path: Path
     assert "warning" in proc.stderr and "left uncompiled" in proc.stderr
     assert (deploy / APP / "pyvenv.cfg").is_file()
     assert not list((deploy / APP).rglob("*.pyc"))
+
+
+def test_library_script_stays_and_python_underscore_is_linked(stack: SampleStack, tmp_path: Path) -> None:
+    built_python = stack.build_dir / "app-hello" / "bin" / "python"
+    built_python.unlink()
+    script = wrapper_script([FW, RUNTIME])
+    built_python.write_text(script)
+    built_python.chmod(0o755)
+    deploy = unpack_layers(stack, tmp_path / "deploy")
+    postinstall_all(deploy)
+    app = deploy / APP
+    assert (app / "bin" / "python").read_text() == script
+    assert os.readlink(app / "bin" / "python_") == f"../../{RUNTIME}/bin/python3"
+    assert os.readlink(app / "bin" / "python3") == "python"
+    result = run_app(app)
+    assert result["values"] == ["framework", "pth", "runtime", "support"]
+    assert result["prefix"] == str(app)

@@ -3,6 +3,7 @@ publish, deploy, and run its apps from each place."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,20 @@ APPS = {
     "app-scipy-import": ("scipy_import", "imported from layer framework-scipy"),
     "app-sklearn-import": ("sklearn_import", "imported from layer framework-sklearn"),
 }
+
+
+def _check_libraries(folder: Path) -> None:
+    """numpy's auditwheel-repaired wheel (its numpy.libs/) in the runtime is linked."""
+    runtime = folder / "cpython-3.11" / "share/venv/dynlib"
+    links = {p.name: os.readlink(p) for p in runtime.iterdir()}
+    assert any(name.startswith("libscipy_openblas") for name in links), links
+    assert all(t.startswith("../../../lib/python3.11/site-packages/numpy.libs/") for t in links.values())
+    assert all((runtime / name).exists() for name in links)
+    app = next(p for p in folder.iterdir() if p.name.startswith("app-scipy-import"))
+    script = (app / "bin/python").read_text()
+    assert script.startswith("#!/bin/bash\n")
+    scipy = "framework-scipy" if folder.name == "_build" else "framework-scipy@1"  # the folder's name
+    assert f"/../../{scipy}/share/venv/dynlib\n" in script
 
 
 def _run_apps(folder: Path) -> None:
@@ -43,9 +58,11 @@ def test_sample_stack_builds_exports_publishes_and_deploys(tmp_path: Path, runti
     run = stack.build("-j", "2")
     assert "is current" in run.err and "updated" not in run.err  # committed locks used as they are
     _run_apps(root / "_build")
+    _check_libraries(root / "_build")
 
     stack.venvstacks("local-export", str(stack.spec), "-j", "2")
     _run_apps(root / "_export")
+    _check_libraries(root / "_export")
 
     stack.venvstacks("publish", str(stack.spec), "--format", "tar.zst", "-j", "2")
     target = tmp_path / "deployed"
@@ -60,3 +77,4 @@ def test_sample_stack_builds_exports_publishes_and_deploys(tmp_path: Path, runti
         "app-sklearn-import",
     }  # only what the apps need: framework-http-client serves the macOS/Windows app
     _run_apps(target)
+    _check_libraries(target)

@@ -25,6 +25,9 @@ INSTALLED = STATE_DIR / "installed.json"  # target of install:<layer>
 ENV_IDENTITY = STATE_DIR / "env.json"
 LINKED = STATE_DIR / "built.json"  # target of build:<layer>
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
+DYNLIB_DIR = Path("share/venv/dynlib")  # links to the layer's shared libraries (Linux, macOS)
+DYNLIB_MANIFEST = STATE_DIR / "dynlib.json"  # those links; upper layers' build: depends on it
+DEPLOYED_WRAPPER = STATE_DIR / "python.deployed"  # bin/python as exported and published
 
 # In an export or publish folder: per-layer metadata files and the stack's venvstacks.json.
 METADATA_DIR = "__venvstacks__"

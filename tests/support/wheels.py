@@ -13,7 +13,7 @@ import hashlib
 import http.server
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,24 +33,35 @@ def make_wheel(
     """Write a minimal valid wheel whose module `<name>` (a package if asked) says where it
     came from. `scripts`: console scripts, name -> function of the module (`body` defines it)."""
     dist = name.replace("-", "_")
+    module = f"{dist}/__init__.py" if package else f"{dist}.py"
+    files = {module: f"VERSION = {version!r}\n{body}".encode()}
+    if scripts:
+        lines = "".join(f"{script} = {dist}:{func}\n" for script, func in scripts.items())
+        files[f"{dist}-{version}.dist-info/entry_points.txt"] = f"[console_scripts]\n{lines}".encode()
+    return write_wheel(folder, name, version, tag, files)
+
+
+def write_wheel(folder: Path, name: str, version: str, tag: str, files: Mapping[str, bytes]) -> Path:
+    """Write a valid wheel holding `files` (paths inside site-packages) plus its metadata."""
+    dist = name.replace("-", "_")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dist}-{version}-{tag}.whl"
     info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}/__init__.py" if package else f"{dist}.py": f"VERSION = {version!r}\n{body}",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    purelib = "true" if tag.endswith("-any") else "false"
+    contents = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{info}/WHEEL": (
-            f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
-        ),
+            f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: {purelib}\nTag: {tag}\n"
+        ).encode(),
     }
-    if scripts:
-        lines = "".join(f"{script} = {dist}:{func}\n" for script, func in scripts.items())
-        files[f"{info}/entry_points.txt"] = f"[console_scripts]\n{lines}"
-    record = [f"{n},sha256={_digest(t.encode())},{len(t.encode())}" for n, t in files.items()]
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    record = [f"{n},sha256={_digest(data)},{len(data)}" for n, data in contents.items()]
+    contents[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
     with zipfile.ZipFile(path, "w") as zf:
-        for n, text in files.items():
-            zf.writestr(zipfile.ZipInfo(n, date_time=(2020, 1, 1, 0, 0, 0)), text)
+        for n, data in contents.items():
+            entry = zipfile.ZipInfo(n, date_time=(2020, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o755 << 16 if n.endswith(".so") or ".so." in n else 0o644 << 16
+            zf.writestr(entry, data)
     return path
 
 

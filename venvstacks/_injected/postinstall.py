@@ -7,10 +7,13 @@ hold absolute paths, and nothing else in a layer does.
 
 What it does, driven by ``share/venv/metadata/venvstacks_layer.json``:
 
-* for layered environments (``python`` differs from ``base_python``): points ``bin/python``
-  at the runtime with a relative symlink (``python3`` and ``python3.X`` link to it), and
-  writes ``pyvenv.cfg`` and ``<site_dir>/sitecustomize.py`` (which adds the lower layers'
-  site-packages with ``site.addsitedir`` so their ``.pth`` files work too);
+* for layered environments (``python`` differs from ``base_python``): points the layer's
+  interpreter at the runtime with a relative symlink, and writes ``pyvenv.cfg`` and
+  ``<site_dir>/sitecustomize.py`` (which adds the lower layers' site-packages with
+  ``site.addsitedir`` so their ``.pth`` files work too). When ``bin/python`` is the script
+  that puts the lower layers' shared-library folders (``dynlib_dirs``) on
+  ``LD_LIBRARY_PATH``, the link is ``bin/python_``, which the script runs; otherwise it is
+  ``bin/python`` itself. ``python3`` and ``python3.X`` link to ``bin/python`` either way;
 * for every layer: byte-compiles ``lib/`` with the layer's own Python version, one
   process per core.
 
@@ -83,8 +86,11 @@ class Layer:
 
     def link_python(self):
         bin_dir = os.path.dirname(self.python)
+        # A regular file is the library-path script, which runs the interpreter as python_.
+        wrapped = os.path.isfile(self.python) and not os.path.islink(self.python)
+        interpreter = self.python + "_" if wrapped else self.python
         # Relative, so the link survives moving the whole deployment folder.
-        replace_symlink(os.path.relpath(self.base_python, bin_dir), self.python)
+        replace_symlink(os.path.relpath(self.base_python, bin_dir), interpreter)
         name = os.path.basename(self.python)
         major_minor = ".".join(self.py_version.split(".")[:2])
         for alias in ("python3", "python" + major_minor):

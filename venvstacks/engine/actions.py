@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from venvstacks.engine.settings import Settings
@@ -67,10 +68,15 @@ def install(settings: Settings, name: str) -> None:
 
 
 def link(settings: Settings, name: str) -> None:
+    from venvstacks.errors import SpecError
     from venvstacks.layers import linking
+    from venvstacks.layers.dynlib import AmbiguousLibrary
 
     layer = settings.stack.layer(name)
-    linking.link_layer(link_plan(settings, layer))
+    try:
+        linking.link_layer(link_plan(settings, layer))
+    except AmbiguousLibrary as exc:
+        raise SpecError(settings.stack.path, layer.name, "dynlib_exclude", str(exc)) from None
 
 
 def export(settings: Settings, name: str) -> None:
@@ -119,4 +125,14 @@ def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
 
     runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
     frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
-    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks, settings.stack.root)
+    suffixes = extension_suffixes(settings.env_dir(settings.runtime_layer(layer)) / "bin" / "python3")
+    root = settings.stack.root
+    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks, root, suffixes)
+
+
+def extension_suffixes(python: Path) -> tuple[str, ...]:
+    """The file name endings that make a file an extension module for this Python."""
+    from venvstacks.tools import run
+
+    code = "import importlib.machinery as m; print('\\n'.join(m.EXTENSION_SUFFIXES))"
+    return tuple(run(f"asking {python} for its extension suffixes", [python, "-I", "-c", code]).split())

@@ -5,7 +5,8 @@ Per layer (build names as in the stack file's layers):
   runtime:<rt>      fetch the runtime into the shared runtime cache
   lock:<layer>      lock with uv against the pins of every lower layer
   install:<layer>   create the environment and sync it to the lock
-  build:<layer>     wire it to the layers below (sitecustomize, layer config, app modules)
+  build:<layer>     wire it to the layers below (sitecustomize, layer config, shared-library
+                    links and the bin/python script, app modules)
   export:<layer>    copy it to the export folder and run its postinstall.py there
   publish:<layer>   archive it reproducibly, with its __venvstacks__ metadata
 
@@ -151,10 +152,15 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
             "file_dep": [
                 settings.env_dir(layer) / layout.INSTALLED,
                 *versioned_metas,
+                # content-compared: a lower layer rebuilt with the same libraries wakes nothing
+                *(settings.env_dir(lower) / layout.DYNLIB_MANIFEST for lower in lowers),
                 *_module_files(stack, layer),
             ],
             "task_dep": [f"build:{lower.env_name}" for lower in lowers],
-            "targets": [settings.env_dir(layer) / layout.LINKED],
+            "targets": [
+                settings.env_dir(layer) / layout.LINKED,
+                settings.env_dir(layer) / layout.DYNLIB_MANIFEST,
+            ],
             "clean": True,
             "uptodate": [config_changed(_link_inputs(settings, layer))],
         }
@@ -213,6 +219,7 @@ def _link_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
         "build_dir": str(settings.build_dir),
         "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
         "modules": [str(m) for m in (layer.launch_module, *layer.support_modules) if m],
+        "dynlib_exclude": layer.dynlib_exclude,
     }
 
 

@@ -2,8 +2,11 @@
 
 Writes the build-time `sitecustomize.py` chain (absolute paths in the build folder), the
 deployable layer config `share/venv/metadata/venvstacks_layer.json` (relative paths, peer
-layers by their deployed names), and copies an application's launch and support modules.
-This is cheap and never touches installed packages, so a lower layer's new deployed name
+layers by their deployed names), links the layer's shared libraries into
+`share/venv/dynlib` (`dynlib.py`), makes `bin/python` the script that finds the lower
+layers' libraries (`pywrapper.py`; a second copy naming deployed names is kept for export
+and publishing), and copies an application's launch and support modules. This is cheap
+and never touches installed packages, so a lower layer's new deployed name or library set
 only reruns this step above it.
 """
 
@@ -11,13 +14,23 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from venvstacks.fsutil import dump_json, write_atomic, write_if_changed
-from venvstacks.layout import LAYER_CONFIG, LINKED, STATE_DIR, site_packages
+from venvstacks.layers import dynlib, pywrapper
+from venvstacks.layout import (
+    DEPLOYED_WRAPPER,
+    DYNLIB_DIR,
+    DYNLIB_MANIFEST,
+    LAYER_CONFIG,
+    LINKED,
+    STATE_DIR,
+    site_packages,
+)
 from venvstacks.stack.modfiles import copy_module, module_hash
 from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
 
@@ -38,10 +51,16 @@ class LinkPlan:
     runtime: Peer | None  # None for runtime layers
     frameworks: tuple[Peer, ...]  # C3 order
     stack_root: Path  # the stack folder: modules are read only from inside it
+    extension_suffixes: tuple[str, ...]  # the runtime's importlib.machinery.EXTENSION_SUFFIXES
 
     @property
     def site_dir(self) -> Path:
         return site_packages(self.py_version)
+
+    @property
+    def peers(self) -> tuple[Peer, ...]:
+        """The lower layers in sys.path order: frameworks, then the runtime."""
+        return () if self.runtime is None else (*self.frameworks, self.runtime)
 
     def layer_config(self) -> dict[str, Any]:
         """Upstream's venvstacks_layer.json fields, relative to the layer folder."""
@@ -53,13 +72,13 @@ class LinkPlan:
                 "pylib_dirs": [],
             }
         else:
-            peers = [*self.frameworks, self.runtime]
             config = {
                 "python": "bin/python",
                 "base_python": f"../{self.runtime.deployed_name}/bin/python3",
-                "pylib_dirs": [f"../{p.deployed_name}/{site}" for p in peers],
+                "pylib_dirs": [f"../{p.deployed_name}/{site}" for p in self.peers],
             }
-        config.update(py_version=self.py_version, site_dir=site, dynlib_dirs=[])
+        dynlib_dirs = [f"../{p.deployed_name}/{DYNLIB_DIR.as_posix()}" for p in self.peers]
+        config.update(py_version=self.py_version, site_dir=site, dynlib_dirs=dynlib_dirs)
         if self.layer.kind is LayerKind.APPLICATION:
             config["launch_module"] = self.layer.launch_module_name
         return config
@@ -72,9 +91,7 @@ class LinkPlan:
             "# Deployed layers get their own copy from postinstall.py.",
             "from site import addsitedir",
         ]
-        lines += [
-            f"addsitedir({str(p.build_dir / self.site_dir)!r})" for p in (*self.frameworks, self.runtime)
-        ]
+        lines += [f"addsitedir({str(p.build_dir / self.site_dir)!r})" for p in self.peers]
         return "\n".join(lines) + "\n"
 
     def modules(self) -> list[Path]:
@@ -84,9 +101,19 @@ class LinkPlan:
 
 
 def link_layer(plan: LinkPlan) -> None:
+    """Raises `dynlib.AmbiguousLibrary` when two libraries want one link name."""
     env_dir = plan.env_dir
     (env_dir / LINKED).unlink(missing_ok=True)
     site_dir = env_dir / plan.site_dir
+    libraries = dynlib.find_libraries(
+        env_dir, plan.site_dir, plan.extension_suffixes, plan.layer.dynlib_exclude
+    )
+    links = dynlib.plan_links(env_dir, libraries)
+    dynlib.apply_links(env_dir, links)
+    write_if_changed(env_dir / DYNLIB_MANIFEST, dump_json(links))
+    # Linux only: macOS would need DYLD_LIBRARY_PATH and a zsh script (docs/concepts.md).
+    if plan.runtime is not None and sys.platform.startswith("linux"):
+        _wrap_python(plan, plan.runtime)
     code = plan.sitecustomize()
     if code is not None:
         write_if_changed(site_dir / "sitecustomize.py", code)
@@ -94,9 +121,20 @@ def link_layer(plan: LinkPlan) -> None:
     _copy_modules(site_dir, plan.modules(), _previous_modules(env_dir), plan.stack_root)
     manifest = {
         "layer_config": plan.layer_config(),
+        "dynlib": links,
         "modules": {module_name(m): module_hash(m, plan.stack_root) for m in plan.modules()},
     }
     write_atomic(env_dir / LINKED, dump_json(manifest))
+
+
+def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
+    """bin/python names the build folders; the copy that ships names the deployed ones."""
+    build_script = pywrapper.wrapper_script([p.build_dir.name for p in plan.peers])
+    base_python = runtime.build_dir / "bin" / "python3"
+    pywrapper.install_wrapper(plan.env_dir / "bin", base_python, build_script, plan.py_version)
+    deployed = plan.env_dir / DEPLOYED_WRAPPER
+    write_if_changed(deployed, pywrapper.wrapper_script([p.deployed_name for p in plan.peers]))
+    deployed.chmod(0o755)  # exported as a hard link, archived with this mode
 
 
 def _previous_modules(env_dir: Path) -> list[str]:

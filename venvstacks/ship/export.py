@@ -10,8 +10,11 @@ the build machine:
 * ``pyvenv.cfg`` and ``<site_dir>/sitecustomize.py`` (absolute build paths; postinstall
   writes new ones);
 * top-level dot-files and dot-folders, and ``share/venv/metadata/build-state/``;
-* symlinks leaving the layer, such as a venv's ``bin/python`` pointing at the runtime
+* symlinks leaving the layer, such as a venv's ``bin/python_`` pointing at the runtime
   (postinstall recreates it). Absolute links that stay inside become relative.
+
+A layered environment's ``bin/python`` script ships as the copy that names the deployed
+layer names (kept in the build state by ``linking.py``) rather than the build folders.
 
 and it adds this package's ``_injected/postinstall.py`` as ``top/postinstall.py``.
 
@@ -37,7 +40,7 @@ from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
-from venvstacks.layout import LAYER_CONFIG, STATE_DIR
+from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, STATE_DIR
 from venvstacks.ship.archives import ArchiveEntry
 from venvstacks.tools import run_postinstall_script
 
@@ -84,6 +87,8 @@ def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
             elif os.path.isdir(path):
                 keep_dirs.append(name)
                 entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
+            elif rel == "bin/python" and (layer_dir / DEPLOYED_WRAPPER).is_file():
+                entries.append(ArchiveEntry(f"{top}/{rel}", layer_dir / DEPLOYED_WRAPPER))
             elif os.path.isfile(path):
                 entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
             else:

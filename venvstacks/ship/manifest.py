@@ -11,8 +11,9 @@ their target. The manifest does not list itself.
 
 What ``postinstall.py`` writes is not in any archive and may differ per machine; verify
 accepts exactly these (:func:`written_by_postinstall`): ``pyvenv.cfg``,
-``<site_dir>/sitecustomize.py``, the layer's ``python`` link and its ``python3`` /
-``python3.X`` aliases beside it, and ``__pycache__`` folders with their ``.pyc`` files.
+``<site_dir>/sitecustomize.py``, the layer's ``python`` link (or ``python_``, when
+``python`` is the shared-library script) and its ``python3`` / ``python3.X`` aliases
+beside it, and ``__pycache__`` folders with their ``.pyc`` files.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def written_by_postinstall(rel: str, config: Mapping[str, Any]) -> bool:
         return False  # a runtime layer: postinstall only byte-compiles it
     bin_dir = posixpath.dirname(python)
     version = ".".join(str(config.get("py_version", "")).split(".")[:2])
-    links = {python, f"{bin_dir}/python3", f"{bin_dir}/python{version}"}
+    # python_: the interpreter link run by the bin/python script (layers/pywrapper.py)
+    links = {python, f"{python}_", f"{bin_dir}/python3", f"{bin_dir}/python{version}"}
     return rel in {"pyvenv.cfg", f"{site_dir}/sitecustomize.py"} or rel in links
 
 
