@@ -1,0 +1,105 @@
+"""What `venvstacks show` prints (and `--show`, `--json` before a run): the selected layers,
+their deployed names, lock status, dependencies and the operations a run would do."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from venvstacks.cli_options import OperationCommand, StackCommand
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import buildable
+from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.spec import LayerKind, LayerSpec
+
+
+@dataclass(frozen=True)
+class Invocation:
+    command: StackCommand
+    settings: Settings
+    selected: tuple[LayerSpec, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    inv: Invocation
+    operations: dict[str, list[str]]  # layer build name -> operations, in stack order
+    tasks: tuple[str, ...]
+
+    @property
+    def command(self) -> OperationCommand:
+        assert isinstance(self.inv.command, OperationCommand)
+        return self.inv.command
+
+
+# --- printing ------------------------------------------------------------------------------------
+
+
+def show(inv: Invocation, _: StackCommand) -> int:
+    print_show(inv)
+    return 0
+
+
+def print_show(inv: Invocation, plan: Plan | None = None) -> None:
+    data = show_data(inv, plan)
+    print(json.dumps(data, indent=2) if inv.command.json else show_text(data))
+
+
+def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
+    from venvstacks.lock import locking
+
+    stack = inv.settings.stack
+    data: dict[str, Any] = {
+        "spec_name": str(stack.path),
+        **{kind.value: [] for kind in LayerKind},
+    }
+    host = {layer.env_name for layer in buildable(inv.settings)}
+    layers = inv.selected if plan is None else [stack.layer(name) for name in plan.operations]
+    for layer in layers:
+        if plan is not None:
+            operations = plan.operations[layer.env_name]
+        else:
+            operations = ["lock", "build"] if layer.env_name in host else (["lock"] if layer.enabled else [])
+        entry: dict[str, Any] = {
+            "name": layer.env_name,
+            "install_target": locking.deployed_name(stack, layer),
+            "has_valid_lock": locking.lock_is_current(stack, layer, inv.settings.lock),
+            "selected_operations": operations,
+        }
+        if _on_local_runtime(inv.settings, layer):
+            entry["local_runtime"] = True
+        if layer.kind is not LayerKind.RUNTIME:
+            entry["dependencies"] = [lower.env_name for lower in lower_layers(stack, layer)]
+        data[layer.kind.value].append(entry)
+    return data
+
+
+def show_text(data: dict[str, Any]) -> str:
+    lines = [data["spec_name"]]
+    for kind in (k.value for k in LayerKind):
+        if not data[kind]:
+            continue
+        lines.append(f"+-- {kind.capitalize()}")
+        for entry in data[kind]:
+            mark = "" if entry["has_valid_lock"] else "*"
+            name = entry["name"]
+            if entry["install_target"] != name:
+                name += f" -> {entry['install_target']}"
+            ops = ", ".join(entry["selected_operations"]) or "disabled"
+            local = "  (local runtime)" if entry.get("local_runtime") else ""
+            lines.append(f"|   +-- {mark}{name}  [{ops}]{local}")
+            lines += [f"|   |   +-- {dep}" for dep in entry.get("dependencies", [])]
+    lines.append("(* = no valid lock yet; [..] = what would run here)")
+    if any(e.get("local_runtime") for kind in (k.value for k in LayerKind) for e in data[kind]):
+        lines.append("(local runtime = packed from a CPython here: publish needs --allow-local-runtime)")
+    return "\n".join(lines)
+
+
+def _on_local_runtime(settings: Settings, layer: LayerSpec) -> bool:
+    """Whether the layer's runtime, as last fetched, was packed from a local CPython."""
+    state = settings.runtime_state(layer)
+    try:
+        return json.loads(state.read_text(encoding="utf-8")).get("portable") is False
+    except (OSError, ValueError):
+        return False  # not fetched yet: nothing to say
