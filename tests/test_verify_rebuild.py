@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from subprocess import PIPE
+
+import pytest
 
 from tests.support.stacks import Stack
+from tests.support.wheels import SimpleIndex
+from venvstacks.ship.scratch import copy_stack
 
 
 def test_rebuild_reproduces_then_names_what_changed(stack: Stack) -> None:
@@ -41,3 +51,91 @@ def test_rebuild_reproduces_then_names_what_changed(stack: Stack) -> None:
         == locks_before
     )
     assert json.loads(meta_before)["layers"]["applications"][0]["files_manifest_sha256"]
+
+
+@pytest.fixture(scope="module")
+def published(
+    tmp_path_factory: pytest.TempPathFactory, runtime_cache: Path, package_index: SimpleIndex
+) -> Stack:
+    """A stack built into `_b2` and published into `_art2` on the local runtime (as tests do)."""
+    stack = Stack(tmp_path_factory.mktemp("published") / "stack", runtime_cache, package_index.url).write()
+    stack.build("--build-dir", "_b2")
+    stack.venvstacks("publish", "--build-dir", "_b2", "--output-dir", "_art2")
+    (stack.root / "_b2" / "big.bin").write_bytes(b"\0" * (8 << 20))
+    meta = json.loads((stack.root / "_art2" / "__venvstacks__" / "venvstacks.json").read_text())
+    assert meta["layers"]["runtimes"][0]["runtime_portable"] is False
+    return stack
+
+
+def _verify(stack: Stack, *args: str, tmp: Path | None = None) -> subprocess.Popen[str]:
+    env = stack.env()
+    del env["VENVSTACKS_ALLOW_LOCAL_RUNTIME"]  # what a user publishing with the flag has
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
+    cmd = [sys.executable, "-m", "venvstacks", "verify", "--rebuild", *args]
+    return subprocess.Popen(cmd, cwd=stack.root, env=env, stdout=PIPE, stderr=PIPE, text=True)
+
+
+def test_rebuild_from_the_stack_folder_with_the_default_stack(published: Stack) -> None:
+    out, err = _verify(published, "_art2").communicate()
+    assert "Traceback" not in err
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["reproduced", "cpython-3.11"],
+        ["reproduced", "framework-web"],
+        ["reproduced", "app-hello"],
+    ]
+    # Published on a local runtime: the rebuild is too, and says so.
+    assert "runtime_portable: false): rebuilding with --allow-local-runtime" in err
+    # Only what the stack needs was copied: not _b2 (state DB, 8 MiB file), not _art2.
+    copied = [line for line in err.splitlines() if line.startswith("rebuilding in ")]
+    assert copied and copied[0].endswith("from a copy of: hello.py, helper.py, requirements, venvstacks.toml")
+
+
+def test_rebuild_with_the_stack_folder_and_the_flag(published: Stack) -> None:
+    proc = _verify(published, "_art2", "--stack", ".", "--allow-local-runtime")
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert "runtime_portable: false" not in err  # nothing to carry over: the flag was given
+    assert [line.split()[0] for line in out.splitlines()] == ["reproduced"] * 3
+
+
+def test_rebuild_refused_without_the_local_runtime_flag(published: Stack) -> None:
+    proc = _verify(published, "_art2", "--stack", "venvstacks.toml", "--no-allow-local-runtime")
+    out, err = proc.communicate()
+    assert proc.returncode == 1 and out == ""
+    assert err.splitlines() == [
+        "error: cpython-3.11 was published on a local runtime (runtime_portable: false in its "
+        "metadata); rebuild it with --allow-local-runtime"
+    ]
+
+
+def test_sigterm_removes_the_scratch_folder(published: Stack, tmp_path: Path) -> None:
+    proc = _verify(published, "_art2", tmp=tmp_path)
+    # The marker: the inner publish's build folder in the scratch copy (the rebuild is running).
+    while not list(tmp_path.glob("venvstacks-rebuild-*/stack/_build")):
+        with contextlib.suppress(subprocess.TimeoutExpired):  # waits for the process, not a clock
+            proc.wait(timeout=0.05)
+        assert proc.returncode is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_copy_skips_output_folders_of_any_name(stack: Stack, tmp_path: Path) -> None:
+    (stack.root / "requirements" / "_b3").mkdir(parents=True)
+    (stack.root / "requirements" / "_b3" / ".venvstacks-doit.sqlite3").write_bytes(b"")
+    (stack.root / "requirements" / "kept.txt").write_text("x")
+    (stack.root / "notes").mkdir()
+    (stack.root / ".gitignore").write_text("*.log\n")
+    copied = copy_stack(stack.spec, tmp_path / "copy")
+    assert copied == [".gitignore", "hello.py", "helper.py", "requirements", "venvstacks.toml"]
+    listing = sorted(p.relative_to(tmp_path / "copy").as_posix() for p in (tmp_path / "copy").rglob("*"))
+    assert listing == [
+        ".gitignore",
+        "hello.py",
+        "helper.py",
+        "requirements",
+        "requirements/kept.txt",
+        "venvstacks.toml",
+    ]

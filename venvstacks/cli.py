@@ -34,7 +34,7 @@ from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.fsutil import check_folder_path
-from venvstacks.layout import LINKED, LockOptions, OutputOptions
+from venvstacks.layout import LINKED, LockOptions, OutputOptions, allow_local_runtime_default
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
@@ -282,7 +282,10 @@ def verify_cmd(cmd: VerifyCommand) -> int:
     if cmd.rebuild:
         from venvstacks.ship.rebuild import verify_rebuild
 
-        rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack))
+        allow = cmd.allow_local_runtime
+        if allow is None and allow_local_runtime_default():
+            allow = True
+        rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack), allow)
         lines, ok = [r.line() for r in rebuilt], all(r.reproduced for r in rebuilt)
     else:
         from venvstacks.ship.verify import verify_deployed

@@ -92,6 +92,7 @@ class VerifyCommand:
     published: str | None = None
     rebuild: bool = False
     stack: str = "venvstacks.toml"
+    allow_local_runtime: bool | None = None  # None: as published (or VENVSTACKS_ALLOW_LOCAL_RUNTIME=1)
 
 
 @dataclass(frozen=True)
@@ -330,4 +331,11 @@ def _verify_parser(sub: Any) -> None:
         "--stack",
         default="venvstacks.toml",
         help="with --rebuild: the stack file or its folder (./venvstacks.toml)",
+    )
+    ver.add_argument(
+        "--allow-local-runtime",
+        action=BOOL,
+        default=None,
+        help="with --rebuild: rebuild on a runtime packed from a local CPython "
+        "(default: as the published metadata's runtime_portable says)",
     )

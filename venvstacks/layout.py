@@ -31,6 +31,12 @@ DEPLOYED_WRAPPER = STATE_DIR / "python.deployed"  # bin/python as exported and p
 
 # In an export or publish folder: per-layer metadata files and the stack's venvstacks.json.
 METADATA_DIR = "__venvstacks__"
+
+# At the top of a build folder: doit's state DB and the lock serialising invocations on it.
+DOIT_DB = ".venvstacks-doit.sqlite3"
+BUILD_LOCK = ".venvstacks.lock"
+# A folder holding any of these is a build, export or publish output, never a stack input.
+OUTPUT_MARKERS = (DOIT_DB, BUILD_LOCK, METADATA_DIR)
 ARCHIVE_FORMATS = ("tar.xz", "tar.gz", "tar.zst", "zip")
 
 

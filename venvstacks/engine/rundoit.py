@@ -26,6 +26,7 @@ from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.errors import VenvStacksError, os_error_line
+from venvstacks.layout import BUILD_LOCK
 from venvstacks.tools import uv_bin
 
 
@@ -142,8 +143,8 @@ def hold_build_lock(build_dir: Path, stream: TextIO = sys.stderr) -> None:
     build_dir = build_dir.resolve()
     if build_dir in _held:
         return
-    lock = FileLock(str(build_dir / ".venvstacks.lock"))
-    owner_file = build_dir / ".venvstacks.lock.owner"
+    lock = FileLock(str(build_dir / BUILD_LOCK))
+    owner_file = build_dir / f"{BUILD_LOCK}.owner"
     try:
         build_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.layout import LockOptions, OutputOptions
+from venvstacks.layout import DOIT_DB, LockOptions, OutputOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
 
@@ -61,7 +61,7 @@ class Settings:
 
     @property
     def doit_db(self) -> Path:
-        return self.build_dir / ".venvstacks-doit.sqlite3"
+        return self.build_dir / DOIT_DB
 
 
 Step = Callable[[Settings, str], None]

@@ -1,17 +1,25 @@
 """``venvstacks verify --rebuild ARTIFACTS_DIR``: do the published archives come from these sources?
 
-The stack folder (its stack file, committed locks, launch and support modules; not its
-``_build``, ``_export`` or ``_artifacts``) is copied into a scratch folder, and every
+What the stack needs of its folder (its stack file, committed locks, launch and support
+modules: ``venvstacks.ship.scratch``; never a build or output folder) is copied into a
+scratch folder, and every
 published layer is built and published there from those locks, in the published archive
 format and naming, with the ``venvstacks`` command itself. Each rebuilt archive's sha256 is
 then compared with the published one; for an archive that differs, both are read side by
-side to name the first member that differs. The scratch folder is removed afterwards.
+side to name the first member that differs. The scratch folder is removed afterwards,
+also on Ctrl-C or SIGTERM.
+
+Layers published on a local runtime (``runtime_portable: false`` in their metadata) were
+published with ``--allow-local-runtime``, so their rebuild is too, unless
+``--no-allow-local-runtime`` says otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import shutil
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,16 +28,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.fsutil import sha256_file
 from venvstacks.ship.archives import ArchiveFormat
 from venvstacks.ship.blockstream import cores
 from venvstacks.ship.deploy import PublishedLayer, load_published
+from venvstacks.ship.scratch import copy_stack
 from venvstacks.ship.unpack import open_tar
-
-PRODUCTS = ("_build", "_export", "_artifacts", ".git")  # at the top of the stack folder
 
 
 @dataclass(frozen=True)
@@ -54,8 +62,14 @@ class Rebuilt:
         )
 
 
-def verify_rebuild(artifacts: Path, stack_file: Path) -> list[Rebuilt]:
-    """Rebuild what ``artifacts`` holds from ``stack_file``'s folder and compare the archives."""
+def verify_rebuild(
+    artifacts: Path, stack_file: Path, allow_local_runtime: bool | None = None
+) -> list[Rebuilt]:
+    """Rebuild what ``artifacts`` holds from ``stack_file``'s folder and compare the archives.
+
+    ``allow_local_runtime``: None carries over what the published metadata says.
+    """
+    stack_file = stack_file.resolve()  # a relative path's parent has no name to copy it under
     if not stack_file.is_file():
         raise VenvStacksError(
             f"--stack {stack_file}: no stack file there; pass the stack the artifacts came from"
@@ -63,31 +77,73 @@ def verify_rebuild(artifacts: Path, stack_file: Path) -> list[Rebuilt]:
     published = load_published(artifacts)
     if not published:
         raise VenvStacksError(f"{artifacts}: publishes no layer")
+    allow = _allow_local_runtime(published, allow_local_runtime)
     fmt = ArchiveFormat.from_name(published[0].archive.name)
-    with tempfile.TemporaryDirectory(prefix="venvstacks-rebuild-") as scratch:
-        copy = Path(scratch) / stack_file.parent.name
-        root = str(stack_file.parent)
+    try:
+        with _sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="venvstacks-rebuild-") as scratch:
+            copy = Path(scratch) / (stack_file.parent.name or "stack")
+            copied = copy_stack(stack_file, copy)
+            print(f"rebuilding in {scratch} from a copy of: {', '.join(copied)}", file=sys.stderr)
+            out = Path(scratch) / "_artifacts"
+            _publish(copy / stack_file.name, out, fmt, published, allow)
+            rebuilt = {str(la.metadata.get("layer_name")): la for la in load_published(out)}
+            return [_compare(la, rebuilt.get(str(la.metadata.get("layer_name")))) for la in published]
+    except OSError as exc:  # the user's disk or folder: one line, not a traceback
+        raise VenvStacksError(f"verify --rebuild: {os_error_line(exc)}") from exc
 
-        def products(folder: str, names: list[str]) -> list[str]:
-            return [n for n in names if n in PRODUCTS] if folder == root else []
 
-        shutil.copytree(root, copy, symlinks=True, ignore=products)
-        out = Path(scratch) / "_artifacts"
-        _publish(copy / stack_file.name, out, fmt, published)
-        rebuilt = {str(la.metadata.get("layer_name")): la for la in load_published(out)}
-        return [_compare(layer, rebuilt.get(str(layer.metadata.get("layer_name")))) for layer in published]
+def _allow_local_runtime(published: Sequence[PublishedLayer], given: bool | None) -> bool:
+    local = [
+        str(la.metadata.get("layer_name")) for la in published if la.metadata.get("runtime_portable") is False
+    ]
+    if local and given is False:
+        raise VenvStacksError(
+            f"{local[0]} was published on a local runtime (runtime_portable: false in its metadata); "
+            "rebuild it with --allow-local-runtime"
+        )
+    if local and given is None:
+        print(
+            f"note: {', '.join(local)} published on a local runtime (runtime_portable: false): "
+            "rebuilding with --allow-local-runtime, as they were published",
+            file=sys.stderr,
+        )
+    return bool(given) or bool(local)
 
 
-def _publish(spec: Path, out: Path, fmt: ArchiveFormat, layers: Sequence[PublishedLayer]) -> None:
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the scratch folder is removed; restored afterwards."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _publish(
+    spec: Path, out: Path, fmt: ArchiveFormat, layers: Sequence[PublishedLayer], allow_local: bool
+) -> None:
     tagged = any(la.archive.name != la.install_target + fmt.suffix for la in layers)
     cmd = [sys.executable, "-m", "venvstacks", "publish", str(spec), "--output-dir", str(out)]
     cmd += ["--format", str(fmt), "--tag-outputs" if tagged else "--no-tag-outputs", "-j", str(cores())]
+    cmd += ["--allow-local-runtime" if allow_local else "--no-allow-local-runtime"]
     for layer in layers:
         cmd += ["--include", str(layer.metadata.get("layer_name"))]
-    # The build's own progress goes to stderr, as it would for `venvstacks publish`.
-    proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
-    if proc.returncode != 0:
-        raise VenvStacksError(f"rebuilding {spec.parent.name} failed (exit {proc.returncode}); see above")
+    # The build's own progress goes to stderr, as it would for `venvstacks publish`. Its own
+    # session: on Ctrl-C or SIGTERM, it and its uv processes stop before the scratch goes.
+    with subprocess.Popen(cmd, stdout=sys.stderr, start_new_session=True) as proc:
+        try:
+            code = proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    if code != 0:
+        raise VenvStacksError(f"rebuilding {spec.parent.name} failed (exit {code}); see above")
 
 
 def _compare(published: PublishedLayer, rebuilt: PublishedLayer | None) -> Rebuilt:

@@ -1,0 +1,87 @@
+"""What of a stack folder ``verify --rebuild`` copies into its scratch folder, and the copy.
+
+Only what building and publishing the stack reads: the stack file, ``venvstacks.uv.toml``,
+the committed locks (``requirements/``), every launch and support module (as
+``venvstacks.stack.modfiles`` defines their files), local package folders named by the
+uv settings, and the ``.gitignore`` files on the way to them. Build, export and publish
+outputs, whatever their names (``--build-dir _b2``), are never copied: a folder holding
+one of ``layout.OUTPUT_MARKERS`` is skipped wherever it is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from venvstacks.layout import OUTPUT_MARKERS
+from venvstacks.lock.uvconfig import anchored
+from venvstacks.stack.modfiles import copy_module
+from venvstacks.stack.spec import StackSpec, load_stack
+
+SIDE_FILES = ("venvstacks.uv.toml", ".gitignore")
+LOCKS_DIR = "requirements"
+
+
+def is_output_folder(folder: Path) -> bool:
+    """A build, export or publish folder (or a layer's folder inside one)."""
+    return any(os.path.lexists(folder / marker) for marker in OUTPUT_MARKERS)
+
+
+def copy_stack(stack_file: Path, dest: Path) -> list[str]:
+    """Copy what ``stack_file`` (absolute) needs into ``dest`` (new); the copied paths, sorted."""
+    stack = load_stack(stack_file)
+    root = stack.root
+    dest.mkdir()
+    copied = [stack_file.name]
+    shutil.copy2(stack_file, dest / stack_file.name)
+    for name in SIDE_FILES:
+        if (root / name).is_file():
+            shutil.copy2(root / name, dest / name)
+            copied.append(name)
+    for folder in [root / LOCKS_DIR, *_local_package_folders(stack)]:
+        if folder.is_dir() and not is_output_folder(folder):
+            rel = folder.relative_to(root)
+            shutil.copytree(folder, dest / rel, symlinks=True, ignore=_outputs)
+            copied.append(rel.as_posix())
+    for module in sorted(
+        {m for layer in stack.layers for m in _modules(layer.launch_module, layer.support_modules)}
+    ):
+        rel = module.relative_to(root)
+        _copy_gitignores(root, rel.parent, dest)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        copy_module(module, root, dest / rel)
+        copied.append(rel.as_posix())
+    return sorted(copied)
+
+
+def _modules(launch: Path | None, support: tuple[Path, ...]) -> Iterator[Path]:
+    if launch is not None:
+        yield launch
+    yield from support
+
+
+def _outputs(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if is_output_folder(Path(folder, n))]
+
+
+def _copy_gitignores(root: Path, rel: Path, dest: Path) -> None:
+    # The .gitignore files between the stack folder and a module decide what the module holds.
+    for part in [Path(*rel.parts[:i]) for i in range(1, len(rel.parts) + 1)]:
+        if (root / part / ".gitignore").is_file():
+            (dest / part).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / part / ".gitignore", dest / part / ".gitignore")
+
+
+def _local_package_folders(stack: StackSpec) -> Iterator[Path]:
+    """Folders inside the stack folder that the uv settings name as find-links or indexes."""
+    settings = anchored(dict(stack.uv_config), stack.root)
+    locations = [*settings.get("find-links", []), *settings.get("extra-index-url", [])]
+    locations += [settings.get("index-url"), *(i.get("url") for i in settings.get("index", []))]
+    for location in locations:
+        if not isinstance(location, str) or "://" in location:
+            continue
+        path = Path(location)
+        if path.is_dir() and path.is_relative_to(stack.root) and path != stack.root:
+            yield path
