@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
+from venvstacks.layout import DOIT_DB
 from venvstacks.ship.scratch import copy_stack
 
 
@@ -118,13 +119,13 @@ def test_sigterm_removes_the_scratch_folder(published: Stack, tmp_path: Path) ->
         assert proc.returncode is None, proc.communicate()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+    assert proc.returncode == 130 and "Traceback" not in err
 
 
 def test_copy_skips_output_folders_of_any_name(stack: Stack, tmp_path: Path) -> None:
     (stack.root / "requirements" / "_b3").mkdir(parents=True)
-    (stack.root / "requirements" / "_b3" / ".venvstacks-doit.sqlite3").write_bytes(b"")
+    (stack.root / "requirements" / "_b3" / DOIT_DB).write_bytes(b"")
     (stack.root / "requirements" / "kept.txt").write_text("x")
     (stack.root / "notes").mkdir()
     (stack.root / ".gitignore").write_text("*.log\n")
