@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -108,6 +109,21 @@ def test_rebuild_refused_without_the_local_runtime_flag(published: Stack) -> Non
         "error: cpython-3.11 was published on a local runtime (runtime_portable: false in its "
         "metadata); rebuild it with --allow-local-runtime"
     ]
+
+
+def test_an_uncopyable_file_is_one_line(published: Stack, tmp_path: Path) -> None:
+    fifo = published.root / "requirements" / "pipe"
+    os.mkfifo(fifo)  # copying it would block: shutil refuses named pipes
+    try:
+        proc = _verify(published, "_art2", "--allow-local-runtime", tmp=tmp_path)
+        out, err = proc.communicate()
+    finally:
+        fifo.unlink()
+    assert proc.returncode == 1 and out == ""
+    assert err.splitlines() == [
+        f"error: `{fifo}` is a named pipe; the rebuild cannot copy it (remove or move it)"
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sigterm_removes_the_scratch_folder(published: Stack, tmp_path: Path) -> None:

@@ -89,7 +89,8 @@ def verify_rebuild(
             rebuilt = {str(la.metadata.get("layer_name")): la for la in load_published(out)}
             return [_compare(la, rebuilt.get(str(la.metadata.get("layer_name")))) for la in published]
     except OSError as exc:  # the user's disk or folder: one line, not a traceback
-        raise VenvStacksError(f"verify --rebuild: {os_error_line(exc)}") from exc
+        detail = os_error_line(exc) if exc.filename is not None else str(exc)
+        raise VenvStacksError(f"verify --rebuild: {detail}") from exc
 
 
 def _allow_local_runtime(published: Sequence[PublishedLayer], given: bool | None) -> bool:

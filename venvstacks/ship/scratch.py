@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from venvstacks.errors import VenvStacksError
 from venvstacks.layout import OUTPUT_MARKERS
 from venvstacks.lock.uvconfig import anchored
 from venvstacks.stack.modfiles import copy_module
@@ -43,7 +44,7 @@ def copy_stack(stack_file: Path, dest: Path) -> list[str]:
     for folder in [root / LOCKS_DIR, *_local_package_folders(stack)]:
         if folder.is_dir() and not is_output_folder(folder):
             rel = folder.relative_to(root)
-            shutil.copytree(folder, dest / rel, symlinks=True, ignore=_outputs)
+            _copy_tree(folder, dest / rel)
             copied.append(rel.as_posix())
     for module in sorted(
         {m for layer in stack.layers for m in _modules(layer.launch_module, layer.support_modules)}
@@ -60,6 +61,15 @@ def _modules(launch: Path | None, support: tuple[Path, ...]) -> Iterator[Path]:
     if launch is not None:
         yield launch
     yield from support
+
+
+def _copy_tree(folder: Path, dest: Path) -> None:
+    try:
+        shutil.copytree(folder, dest, symlinks=True, ignore=_outputs)
+    except shutil.Error as exc:  # copytree gathers (source, target, reason) for every failure
+        source, _, reason = exc.args[0][0]
+        where = "" if str(source) in str(reason) else f"{source}: "
+        raise VenvStacksError(f"{where}{reason}; the rebuild cannot copy it (remove or move it)") from exc
 
 
 def _outputs(folder: str, names: list[str]) -> list[str]:
