@@ -2,12 +2,11 @@
 
 What the stack needs of its folder (its stack file, committed locks, launch and support
 modules: ``venvstacks.ship.scratch``; never a build or output folder) is copied into a
-scratch folder, and every
-published layer is built and published there from those locks, in the published archive
-format and naming, with the ``venvstacks`` command itself. Each rebuilt archive's sha256 is
-then compared with the published one; for an archive that differs, both are read side by
-side to name the first member that differs. The scratch folder is removed afterwards,
-also on Ctrl-C or SIGTERM.
+scratch folder, and every published layer is built and published there from those locks,
+in the published archive format and naming, with the ``venvstacks`` command itself. Each
+rebuilt archive's sha256 is then compared with the published one; for an archive that
+differs, both are read side by side to name the first member that differs. The scratch
+folder is removed afterwards, also on Ctrl-C or SIGTERM.
 
 Layers published on a local runtime (``runtime_portable: false`` in their metadata) were
 published with ``--allow-local-runtime``, so their rebuild is too, unless
@@ -140,7 +139,10 @@ def _publish(
         try:
             code = proc.wait()
         except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
+            if hasattr(os, "killpg"):  # POSIX: the whole session, uv processes included
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
             proc.wait()
             raise
     if code != 0:
