@@ -145,6 +145,27 @@ def test_a_usage_error_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str
     assert err.endswith("; see `venvstacks publish --help`\n")
 
 
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["build", "--bogus"], "venvstacks build"),
+        (["verify", "somewhere", "--bogus"], "venvstacks verify"),
+        (["show", "--jobs", "2"], "venvstacks show"),
+        (["--bogus"], "venvstacks"),
+    ],
+)
+def test_an_unknown_option_names_the_commands_own_help(
+    argv: list[str], prog: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"{prog}: error: unrecognized arguments: ")
+    assert err.endswith(f"; see `{prog} --help`\n")
+
+
 def test_missing_local_wheels_folder_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lock", str(spec), "--local-wheels", "nowhere"]) == 1
     err = capsys.readouterr().err

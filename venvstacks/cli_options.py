@@ -110,7 +110,10 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
     Options accepted only for upstream's sake (docs/differences.md) are dropped here.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command's own parser, so the error names its --help
+        commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
+        commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return None
@@ -153,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, help_text in helps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        _stack_options(cmd)
+        _stack_options(cmd, runs_tasks=name != "show")
         if name != "show":
             _operation_options(cmd, name)
         else:
@@ -161,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     _deploy_parser(sub)
     _verify_parser(sub)
     _init_parser(sub)
+    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
 
 
@@ -173,7 +177,7 @@ def _init_parser(sub: Any) -> None:
     )
 
 
-def _stack_options(cmd: argparse.ArgumentParser) -> None:
+def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
     cmd.add_argument(
         "--build-dir", default="_build", help="build folder, relative to the stack file (_build)"
@@ -187,10 +191,12 @@ def _stack_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--allow-missing", action=BOOL, default=False, help="only warn when --include matches nothing"
     )
-    cmd.add_argument(
-        "-v", "--verbose", action="count", default=0, help="show the output of every task, and uv's own"
-    )
-    cmd.add_argument("-q", "--quiet", action="count", default=0, help="print only failures")
+    # Accepted everywhere, as upstream's global options; show runs no task, so its help
+    # does not offer them.
+    louder = "show the output of every task, and uv's own" if runs_tasks else argparse.SUPPRESS
+    quieter = "print only failures" if runs_tasks else argparse.SUPPRESS
+    cmd.add_argument("-v", "--verbose", action="count", default=0, help=louder)
+    cmd.add_argument("-q", "--quiet", action="count", default=0, help=quieter)
     runtime = cmd.add_argument_group("runtimes (where CPython comes from; see docs/runtimes.md)")
     runtime.add_argument(
         "--runtime-source", choices=["auto", "download", "local"], help="where runtimes come from"
@@ -264,7 +270,13 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
 
 def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:
     add: Callable[..., Any] = cmd.add_argument
-    add("--clean", action=BOOL, default=False, help="delete the selected layers' build folders first")
+    above = " (and of the layers above them)" if name == "lock" else ""
+    add(
+        "--clean",
+        action=BOOL,
+        default=False,
+        help=f"delete the build folders of the selected layers{above} first",
+    )
     add("--index", action=BOOL, default=True, help="use the package index (--no-index: local wheels only)")
     add(
         "--local-wheels",

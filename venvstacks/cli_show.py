@@ -90,7 +90,7 @@ def show_text(data: dict[str, Any]) -> str:
             local = "  (local runtime)" if entry.get("local_runtime") else ""
             lines.append(f"|   +-- {mark}{name}  [{ops}]{local}")
             lines += [f"|   |   +-- {dep}" for dep in entry.get("dependencies", [])]
-    lines.append("(* = no valid lock yet; [..] = what would run here)")
+    lines.append("(* = no valid lock yet; [..] = this machine's steps, run only where out of date)")
     if any(e.get("local_runtime") for kind in (k.value for k in LayerKind) for e in data[kind]):
         lines.append("(local runtime = packed from a CPython here: publish needs --allow-local-runtime)")
     return "\n".join(lines)
