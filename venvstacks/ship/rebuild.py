@@ -135,7 +135,12 @@ def _publish(
         cmd += ["--include", str(layer.metadata.get("layer_name"))]
     # The build's own progress goes to stderr, as it would for `venvstacks publish`. Its own
     # session: on Ctrl-C or SIGTERM, it and its uv processes stop before the scratch goes.
-    with subprocess.Popen(cmd, stdout=sys.stderr, start_new_session=True) as proc:
+    # Its temporary files (and uv's) go inside the scratch folder, removed with it even if
+    # it is killed half-way.
+    tmp = out.parent / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    with subprocess.Popen(cmd, stdout=sys.stderr, env=env, start_new_session=True) as proc:
         try:
             code = proc.wait()
         except BaseException:
