@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.stacks import Stack
 
 
+@pytest.mark.slow
 def test_rebuild_reproduces_then_names_what_changed(stack: Stack) -> None:
     stack.build()
     stack.venvstacks("publish", str(stack.spec))
