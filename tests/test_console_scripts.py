@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex, make_wheel
 
@@ -33,6 +35,7 @@ def _ran_in(folder: Path) -> str:
     return f"tool ran on {folder / 'app-hello'} with {idna}"
 
 
+@pytest.mark.slow
 def test_console_scripts_work_after_export_deploy_and_a_move(
     tmp_path: Path, runtime_cache: Path, package_index: SimpleIndex, simple_index: SimpleIndex
 ) -> None:

@@ -40,7 +40,7 @@ def serve() -> Iterator[Callable[[Handler], tuple[str, list[str]]]]:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handle)
         server.daemon_threads = True
         servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return f"http://127.0.0.1:{server.server_address[1]}/file.tar.gz", seen
 
     yield start

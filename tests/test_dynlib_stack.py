@@ -22,7 +22,11 @@ from tests.support.native import PLATFORM, SONAME, compile_publisher, consumer_w
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF libraries: Linux only")
+# Every test builds a stack through the CLI (gcc-made wheels, uv, venvs): slow.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF libraries: Linux only"),
+]
 
 STACK = """\
 [[runtimes]]

@@ -66,6 +66,7 @@ def _installed(stack: Stack, layer: str) -> tuple[str, str]:
     return tag, out
 
 
+@pytest.mark.slow
 def test_old_glibc_target_gets_the_old_wheel(
     tmp_path: Path, runtime_cache: Path, simple_index: SimpleIndex
 ) -> None:

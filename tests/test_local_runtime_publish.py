@@ -6,7 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.stacks import Run, Stack
+
+# Every test here builds, exports or publishes a stack through the CLI: slow.
+pytestmark = pytest.mark.slow
 
 LAYERS = ("cpython-3.11", "framework-web", "app-hello")
 

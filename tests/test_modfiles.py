@@ -251,6 +251,7 @@ def _make_parents(path: Path) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_a_package_with_an_inner_link_builds_publishes_and_deploys(stack: Stack, tmp_path: Path) -> None:
     extras = stack.root / "extras"
     (extras / "data").mkdir(parents=True)

@@ -162,6 +162,7 @@ def test_archive_holds_only_what_ships(stack: SampleStack, tmp_path: Path) -> No
     assert {m.mtime for m in members.values()} == {LOCK_EPOCH}
 
 
+@pytest.mark.slow
 def test_every_format_is_reproducible_from_fresh_builds(
     stack: SampleStack, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -9,10 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 from venvstacks.engine.outputs import ProgressLine
 from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
+
+# Every test here builds, exports or publishes a stack through the CLI: slow.
+pytestmark = pytest.mark.slow
 
 
 def _line(out: str, start: str) -> str:

@@ -13,12 +13,15 @@ from subprocess import PIPE
 
 import pytest
 
+import pytest
+
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 from venvstacks.layout import DOIT_DB
 from venvstacks.ship.scratch import copy_stack
 
 
+@pytest.mark.slow
 def test_rebuild_reproduces_then_names_what_changed(stack: Stack) -> None:
     stack.build()
     stack.venvstacks("publish", str(stack.spec))

@@ -103,7 +103,9 @@ def runtime_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]
             pass  # keep test output clean
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, name="runtime-mirror", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="runtime-mirror", daemon=True
+    )
     thread.start()
     try:
         host, port = server.server_address[:2]

@@ -180,7 +180,8 @@ def serve_index(wheels: Path) -> Iterator[SimpleIndex]:
     index = SimpleIndex(wheels, "")
     server = _Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"index": index}))
     index.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the serving loop to look (0.5 s by default, per test).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield index
