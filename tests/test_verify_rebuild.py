@@ -13,8 +13,6 @@ from subprocess import PIPE
 
 import pytest
 
-import pytest
-
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 from venvstacks.layout import DOIT_DB
@@ -81,6 +79,7 @@ def _verify(stack: Stack, *args: str, tmp: Path | None = None) -> subprocess.Pop
     return subprocess.Popen(cmd, cwd=stack.root, env=env, stdout=PIPE, stderr=PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_rebuild_from_the_stack_folder_with_the_default_stack(published: Stack) -> None:
     out, err = _verify(published, "_art2").communicate()
     assert "Traceback" not in err
@@ -96,6 +95,7 @@ def test_rebuild_from_the_stack_folder_with_the_default_stack(published: Stack) 
     assert copied and copied[0].endswith("from a copy of: hello.py, helper.py, requirements, venvstacks.toml")
 
 
+@pytest.mark.slow
 def test_rebuild_with_the_stack_folder_and_the_flag(published: Stack) -> None:
     proc = _verify(published, "_art2", "--stack", ".", "--allow-local-runtime")
     out, err = proc.communicate()
@@ -104,6 +104,7 @@ def test_rebuild_with_the_stack_folder_and_the_flag(published: Stack) -> None:
     assert [line.split()[0] for line in out.splitlines()] == ["reproduced"] * 3
 
 
+@pytest.mark.slow
 def test_rebuild_refused_without_the_local_runtime_flag(published: Stack) -> None:
     proc = _verify(published, "_art2", "--stack", "venvstacks.toml", "--no-allow-local-runtime")
     out, err = proc.communicate()
@@ -114,6 +115,7 @@ def test_rebuild_refused_without_the_local_runtime_flag(published: Stack) -> Non
     ]
 
 
+@pytest.mark.slow
 def test_an_uncopyable_file_is_one_line(published: Stack, tmp_path: Path) -> None:
     fifo = published.root / "requirements" / "pipe"
     os.mkfifo(fifo)  # copying it would block: shutil refuses named pipes
@@ -129,6 +131,7 @@ def test_an_uncopyable_file_is_one_line(published: Stack, tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_sigterm_removes_the_scratch_folder(published: Stack, tmp_path: Path) -> None:
     proc = _verify(published, "_art2", tmp=tmp_path)
     # The marker: the inner publish's build folder in the scratch copy (the rebuild is running).
