@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.support.layers import RUNTIME, SITE, SampleStack, publish_all, run_app, sample_stack, tree
+from tests.support.layers import (
+    RUNTIME,
+    SITE,
+    SampleStack,
+    publish_all,
+    republish_app_archive,
+    run_app,
+    sample_stack,
+    tree,
+)
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.ship.archives import ArchiveFormat
@@ -170,12 +179,7 @@ def test_hostile_published_archive_is_refused(stack: SampleStack, tmp_path: Path
         link.type, link.linkname = tarfile.SYMTYPE, "../../outside"
         tf.addfile(top)
         tf.addfile(link)
-    meta_file = published / "__venvstacks__" / "venvstacks.json"
-    meta = json.loads(meta_file.read_text())
-    app = meta["layers"]["applications"][0]
-    app["archive_size"] = archive.stat().st_size
-    app["archive_hashes"] = {"sha256": sha256_file(archive)}
-    meta_file.write_text(json.dumps(meta))
+    republish_app_archive(published, archive)
     before = {k: v for k, v in tree(tmp_path).items() if not k.startswith("target")}
     with pytest.raises(VenvStacksError, match="symlink app-hello/escape points outside"):
         quiet_deploy(published, tmp_path / "target")

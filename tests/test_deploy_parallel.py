@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import json
 import marshal
 import os
 import shutil
@@ -17,9 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.layers import RUNTIME, SampleStack, publish_all, run_app, sample_stack
+from tests.support.layers import (
+    RUNTIME,
+    SampleStack,
+    publish_all,
+    republish_app_archive,
+    run_app,
+    sample_stack,
+)
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import sha256_file
 from venvstacks.ship import archives
 from venvstacks.ship.archives import ArchiveFormat
 from venvstacks.ship.blockstream import xz_writer
@@ -117,12 +122,7 @@ def test_a_hostile_archive_of_many_xz_streams_is_refused(published: Path, tmp_pa
         link.type, link.linkname = tarfile.SYMTYPE, "../../outside"
         tf.addfile(link)
     assert len(split_streams(archive)) > 2
-    meta_file = published / "__venvstacks__" / "venvstacks.json"
-    meta = json.loads(meta_file.read_text())
-    app = meta["layers"]["applications"][0]
-    app["archive_size"] = archive.stat().st_size
-    app["archive_hashes"] = {"sha256": sha256_file(archive)}
-    meta_file.write_text(json.dumps(meta))
+    republish_app_archive(published, archive)
     with pytest.raises(VenvStacksError, match="symlink app-hello/escape points outside"):
         deploy(published, tmp_path / "target", log=lambda _: None)
     assert sorted(os.listdir(tmp_path / "target")) == sorted([*ORDER[:2], STATE_FILE, f"{STATE_FILE}.lock"])

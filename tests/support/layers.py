@@ -262,3 +262,16 @@ def tree(root: Path) -> dict[str, str]:
         else:
             found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
+
+
+def republish_app_archive(published: Path, archive: Path) -> None:
+    """Record a rewritten app archive's size and sha256 in venvstacks.json, as a publisher
+    would: the hostile-archive tests need deploy's checks to pass so the unpacker sees it."""
+    from venvstacks.fsutil import sha256_file
+
+    meta_file = published / "__venvstacks__" / "venvstacks.json"
+    meta = json.loads(meta_file.read_text())
+    app = meta["layers"]["applications"][0]
+    app["archive_size"] = archive.stat().st_size
+    app["archive_hashes"] = {"sha256": sha256_file(archive)}
+    meta_file.write_text(json.dumps(meta))
