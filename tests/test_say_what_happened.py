@@ -106,16 +106,17 @@ def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:
     beat.close()
 
 
-def test_a_long_task_reports_progress_every_few_seconds(
+def test_a_long_task_reports_progress_on_stderr(
     tmp_path: Path, runtime_cache: Path, package_index: SimpleIndex, simple_index: SimpleIndex
 ) -> None:
+    """The CLI runs the heartbeat (its schedule is tested above with a clock of its own)."""
     wheel = simple_index.add("vstest-slow", "1.0")
     release = simple_index.hold(wheel.name + ".metadata")  # what locking reads
     stack = Stack(tmp_path / "stack", runtime_cache, package_index.url, app_requirements=["vstest-slow"])
     stack.write()
     stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nextra-index-url = ["{simple_index.url}"]\n')
     command = [sys.executable, "-m", "venvstacks", "lock", str(stack.spec)]
-    progress = []
+    progress = None
     try:
         with subprocess.Popen(
             command, env=stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -123,16 +124,14 @@ def test_a_long_task_reports_progress_every_few_seconds(
             assert proc.stderr is not None
             for line in proc.stderr:  # meanwhile uv waits for the held file: lock:app-hello runs on
                 if line.startswith("   lock:app-hello: "):
-                    progress.append(line.strip())
-                    if len(progress) == 2:
-                        break
+                    progress = line.strip()
+                    break
             release.set()
             proc.communicate(timeout=120)
         assert proc.returncode == 0
     finally:
         release.set()
     assert simple_index.wait_for_request(wheel.name + ".metadata", timeout=0)  # it was held
-    # The times are whole seconds as printed; a busy machine may print a line a little late.
-    first, second = (re.fullmatch(r"lock:app-hello: still running \((\d+)s\)", line) for line in progress)
-    assert first is not None and second is not None, progress
-    assert int(first[1]) >= 2 and int(second[1]) - int(first[1]) >= 4, progress
+    # Whole seconds as printed; a busy machine may print the line a little late.
+    first = re.fullmatch(r"lock:app-hello: still running \((\d+)s\)", progress or "")
+    assert first is not None and int(first[1]) >= FIRST_AFTER, progress
