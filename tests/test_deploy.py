@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -38,6 +39,18 @@ def stack(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> SampleSta
     return sample_stack(tmp_path_factory, tmp_path / "_build")
 
 
+@pytest.fixture(scope="module")
+def published_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("deploy")
+    return publish(sample_stack(tmp_path_factory, root / "_build"), root / "published")
+
+
+@pytest.fixture
+def published(published_once: Path, tmp_path: Path) -> Path:
+    """The sample stack published as tar.gz, a copy of the module's for a test to change."""
+    return shutil.copytree(published_once, tmp_path / "published")
+
+
 def publish(stack: SampleStack, out: Path, **kwargs: Any) -> Path:
     opts = PublishOptions(out, "linux_x86_64", ArchiveFormat.TAR_GZ, **kwargs)
     publish_all(stack.layers(), opts)
@@ -54,8 +67,7 @@ def layer_dirs(target: Path) -> list[str]:
     return sorted(p.name for p in target.iterdir() if p.is_dir()) if target.exists() else []
 
 
-def test_deploy_run_move_and_run_again(stack: SampleStack, tmp_path: Path) -> None:
-    published = publish(stack, tmp_path / "published")
+def test_deploy_run_move_and_run_again(published: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
     result, _ = quiet_deploy(published, target)
     assert result.deployed == (RUNTIME, FW, APP) and result.unchanged == ()
@@ -78,8 +90,7 @@ def test_deploy_run_move_and_run_again(stack: SampleStack, tmp_path: Path) -> No
     assert not [p for p in after["path"] if str(target) in p]
 
 
-def test_redeploy_after_a_move_relinks_unchanged_layers(stack: SampleStack, tmp_path: Path) -> None:
-    published = publish(stack, tmp_path / "published")
+def test_redeploy_after_a_move_relinks_unchanged_layers(published: Path, tmp_path: Path) -> None:
     quiet_deploy(published, tmp_path / "target")
     (tmp_path / "target").rename(tmp_path / "moved")
     result, lines = quiet_deploy(published, tmp_path / "moved")
@@ -106,8 +117,7 @@ def test_only_changed_layers_are_replaced(stack: SampleStack, tmp_path: Path) ->
     assert state["layers"][APP]["sha256"] == sha256_file(published / "app-hello.tar.gz")
 
 
-def test_include_adds_what_the_selected_layers_need(stack: SampleStack, tmp_path: Path) -> None:
-    published = publish(stack, tmp_path / "published")
+def test_include_adds_what_the_selected_layers_need(published: Path, tmp_path: Path) -> None:
     result, _ = quiet_deploy(published, tmp_path / "a", include=["app-*"])
     assert result.deployed == (RUNTIME, FW, APP)
     result, _ = quiet_deploy(published, tmp_path / "b", include=["framework-fw@2"])
@@ -138,8 +148,7 @@ def test_layers_needed_but_missing_are_refused_up_front(stack: SampleStack, tmp_
     assert result.deployed == (FW, APP)
 
 
-def test_a_target_below_a_file_is_refused(stack: SampleStack, tmp_path: Path) -> None:
-    published = publish(stack, tmp_path / "out")
+def test_a_target_below_a_file_is_refused(published: Path, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     with pytest.raises(VenvStacksError, match="a-file exists and is not a folder"):
         quiet_deploy(published, tmp_path / "a-file" / "target")
@@ -159,9 +168,8 @@ def _damage(published: Path, name: str, how: str) -> None:
     [("truncate", "were published; incomplete download"), ("flip", "does not match")],
 )
 def test_damaged_archives_are_refused_before_anything_is_unpacked(
-    stack: SampleStack, tmp_path: Path, how: str, message: str
+    published: Path, tmp_path: Path, how: str, message: str
 ) -> None:
-    published = publish(stack, tmp_path / "published")
     _damage(published, "app-hello.tar.gz", how)
     with pytest.raises(VenvStacksError, match=message) as err:
         quiet_deploy(published, tmp_path / "target")
@@ -169,8 +177,7 @@ def test_damaged_archives_are_refused_before_anything_is_unpacked(
     assert layer_dirs(tmp_path / "target") == []  # not even the intact runtime
 
 
-def test_hostile_published_archive_is_refused(stack: SampleStack, tmp_path: Path) -> None:
-    published = publish(stack, tmp_path / "published")
+def test_hostile_published_archive_is_refused(published: Path, tmp_path: Path) -> None:
     archive = published / "app-hello.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
         top = tarfile.TarInfo("app-hello")
@@ -226,8 +233,7 @@ def test_export_of_a_folder_that_is_not_a_layer(tmp_path: Path) -> None:
         export_layer(tmp_path, tmp_path / "_export", "nothing")
 
 
-def test_deploy_refuses_metadata_without_hashes(stack: SampleStack, tmp_path: Path) -> None:
-    published = publish(stack, tmp_path / "published")
+def test_deploy_refuses_metadata_without_hashes(published: Path, tmp_path: Path) -> None:
     meta_file = published / "__venvstacks__" / "venvstacks.json"
     meta = json.loads(meta_file.read_text())
     del meta["layers"]["runtimes"][0]["archive_hashes"]
@@ -246,9 +252,8 @@ def test_deploy_refuses_metadata_without_hashes(stack: SampleStack, tmp_path: Pa
     ],
 )
 def test_metadata_naming_paths_outside_is_refused(
-    stack: SampleStack, tmp_path: Path, field: str, value: object
+    published: Path, tmp_path: Path, field: str, value: object
 ) -> None:
-    published = publish(stack, tmp_path / "published")
     meta_file = published / "__venvstacks__" / "venvstacks.json"
     meta = json.loads(meta_file.read_text())
     meta["layers"]["applications"][0][field] = value

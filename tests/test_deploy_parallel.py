@@ -35,16 +35,21 @@ from venvstacks.ship.xzblocks import split_streams
 ORDER = (RUNTIME, "framework-fw@2", "app-hello")
 
 
+@pytest.fixture(scope="module")
+def published_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("parallel")
+    stack: SampleStack = sample_stack(tmp_path_factory, root / "_build")
+    with pytest.MonkeyPatch.context() as patch:
+        # Small blocks, so even these small layers are archives of many xz streams.
+        patch.setattr(archives, "xz_writer", functools.partial(xz_writer, block_size=64 * 1024))
+        publish_all(stack.layers(), PublishOptions(root / "published", "linux_x86_64", ArchiveFormat.TAR_XZ))
+    return root / "published"
+
+
 @pytest.fixture
-def published(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    stack: SampleStack = sample_stack(tmp_path_factory, tmp_path / "_build")
-    # Small blocks, so even these small layers are archives of many xz streams.
-    monkeypatch.setattr(archives, "xz_writer", functools.partial(xz_writer, block_size=64 * 1024))
-    out = tmp_path / "published"
-    publish_all(stack.layers(), PublishOptions(out, "linux_x86_64", ArchiveFormat.TAR_XZ))
-    return out
+def published(published_once: Path, tmp_path: Path) -> Path:
+    """A copy for a test to change (publishing xz is most of the setup)."""
+    return shutil.copytree(published_once, tmp_path / "published")
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, object]]:

@@ -132,6 +132,7 @@ def test_relative_find_links_are_read_from_the_stack_files_folder(stack: Stack) 
     assert pin["wheels"][0]["path"] == "../../wheels/vstest_pin-2.0-py3-none-any.whl"
 
 
+@pytest.mark.slow  # a whole build through the CLI
 def test_install_gets_the_stacks_network_settings(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("UV_CACHE_DIR", raising=False)
     _pin_stack(stack, 'cache-dir = "uv-cache"\n')
