@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.spec_files import RUNTIME, app, framework, write_stack
 from venvstacks.engine import actions
+from venvstacks.engine.outputs import ProgressLine
+from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.layers.linking import LinkPlan, Peer
@@ -158,3 +160,22 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
     assert custom is not None
     assert custom.index("framework-fw/lib") < custom.index("cpython-3.11/lib")  # frameworks first
     json.dumps(plan.layer_config())  # what is written is plain JSON
+
+
+def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:
+    beat = Heartbeat(write=lambda _: None)
+    beat.started("publish:cpython-3.11", now=100.0)
+    beat.started("lock:app-x", now=100.0)
+    assert beat.tick(100.0 + FIRST_AFTER - 0.1) == []  # short steps stay silent
+    ProgressLine("cpython-3.11")("cpython-3.11", 0, 33_000_000)
+    assert beat.tick(100.0 + FIRST_AFTER) == [
+        "   publish:cpython-3.11: archiving 33 MB (2s)",
+        "   lock:app-x: still running (2s)",
+    ]
+    beat.finished("lock:app-x")
+    ProgressLine("cpython-3.11")("cpython-3.11", 16_500_000, 33_000_000)
+    assert beat.tick(100.0 + FIRST_AFTER + EVERY - 0.1) == []
+    assert beat.tick(100.0 + FIRST_AFTER + EVERY) == ["   publish:cpython-3.11: 50% of 33 MB archived (7s)"]
+    beat.finished("publish:cpython-3.11")
+    assert beat.tick(1000.0) == []
+    beat.close()

@@ -13,8 +13,7 @@ import pytest
 
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
-from venvstacks.engine.outputs import ProgressLine
-from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
+from venvstacks.engine.progress import FIRST_AFTER
 
 # Every test here builds, exports or publishes a stack through the CLI: slow.
 pytestmark = pytest.mark.slow
@@ -85,25 +84,6 @@ def test_quiet_before_the_command_prints_nothing_on_success(stack: Stack) -> Non
     run = stack.venvstacks("-q", "build", str(stack.spec))
     assert run.out == ""
     assert (stack.build_dir / "app-hello" / "bin" / "python").exists()
-
-
-def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:
-    beat = Heartbeat(write=lambda _: None)
-    beat.started("publish:cpython-3.11", now=100.0)
-    beat.started("lock:app-x", now=100.0)
-    assert beat.tick(100.0 + FIRST_AFTER - 0.1) == []  # short steps stay silent
-    ProgressLine("cpython-3.11")("cpython-3.11", 0, 33_000_000)
-    assert beat.tick(100.0 + FIRST_AFTER) == [
-        "   publish:cpython-3.11: archiving 33 MB (2s)",
-        "   lock:app-x: still running (2s)",
-    ]
-    beat.finished("lock:app-x")
-    ProgressLine("cpython-3.11")("cpython-3.11", 16_500_000, 33_000_000)
-    assert beat.tick(100.0 + FIRST_AFTER + EVERY - 0.1) == []
-    assert beat.tick(100.0 + FIRST_AFTER + EVERY) == ["   publish:cpython-3.11: 50% of 33 MB archived (7s)"]
-    beat.finished("publish:cpython-3.11")
-    assert beat.tick(1000.0) == []
-    beat.close()
 
 
 def test_a_long_task_reports_progress_on_stderr(
