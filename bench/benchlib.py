@@ -361,7 +361,8 @@ def restore(folder: Path, saved: Mapping[Path, bytes]) -> None:
 
 def runtime_archive(version: str) -> Path:
     """The archive of ``cpython@<version>`` in the bench runtime cache (made if missing)."""
-    from venvstacks.runtimes.cache import RuntimeOptions, ensure_runtime
+    from venvstacks.runtimes.cache import ensure_runtime
+    from venvstacks.runtimes.options import RuntimeOptions
 
     options = RuntimeOptions.from_env(policy="local", cache_dir=RUNTIME_CACHE)
     return Path(ensure_runtime(f"cpython@{version}", options, log=lambda _m: None).archive)

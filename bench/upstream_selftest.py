@@ -123,7 +123,8 @@ print("Environment launch module executed successfully")
 _PROJECT_RUNTIME_PROBE = """\
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from venvstacks.runtimes.cache import RuntimeOptions, ensure_runtime
+from venvstacks.runtimes.cache import ensure_runtime
+from venvstacks.runtimes.options import RuntimeOptions
 rt = ensure_runtime(sys.argv[2], RuntimeOptions.from_env(policy="local"), log=lambda m: None)
 print(json.dumps({"archive": str(rt.archive), "version": rt.version}))
 """

@@ -25,7 +25,8 @@ from venvstacks.engine.rundoit import check_state_db, hold_build_lock
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import act
 from venvstacks.errors import VenvStacksError
-from venvstacks.runtimes.cache import RuntimeOptions, ensure_runtime
+from venvstacks.runtimes.cache import ensure_runtime
+from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import load_stack
 
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from tests.support.spec_files import RUNTIME, app, framework, one_error_line, write_stack
 from venvstacks.errors import SpecError
 from venvstacks.layout import lock_files
-from venvstacks.stack.spec import COMMON_FIELDS, KIND_FIELDS, LayerKind, StackSpec, load_stack
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.spec import COMMON_FIELDS, KIND_FIELDS, StackSpec, load_stack
 
 _HYPO = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -21,7 +21,8 @@ from tests.support.runtime_checks import Log, cache_contents
 from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.runtimes.cache import Runtime, RuntimeOptions, ensure_runtime, install_runtime
+from venvstacks.runtimes.cache import Runtime, ensure_runtime, install_runtime
+from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.runtimes.sources import unpack_install_only
 
 # -- explicit archives -------------------------------------------------------------------------

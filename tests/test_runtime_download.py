@@ -18,7 +18,8 @@ from tests.support.runtime_checks import Log, cache_contents, probe
 from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from venvstacks.errors import VenvStacksError
 from venvstacks.runtimes import local as runtime_local
-from venvstacks.runtimes.cache import Runtime, RuntimeOptions, ensure_runtime
+from venvstacks.runtimes.cache import Runtime, ensure_runtime
+from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.runtimes.sources import PBS_RELEASE_BASES
 
 DATE = "20991231"

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.runtime_checks import Log, probe
-from venvstacks.runtimes.cache import Runtime, RuntimeOptions, ensure_runtime, install_runtime
+from venvstacks.runtimes.cache import Runtime, ensure_runtime, install_runtime
 from venvstacks.runtimes.local import LocalSource
+from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.runtimes.pack import LOCAL_MARKER, find_patchelf, pack_prefix
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.runtimes.cache import RuntimeOptions, parse_archive_entry, parse_request
+from venvstacks.runtimes.options import RuntimeOptions, parse_archive_entry, parse_request
 
 
 @pytest.mark.parametrize(

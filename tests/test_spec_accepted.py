@@ -15,7 +15,11 @@ import pytest
 from tests.support.spec_files import INDEX, RUNTIME, RUNTIME_312, app, framework, write_stack
 from venvstacks.cli import main
 from venvstacks.errors import SpecError
-from venvstacks.stack.spec import ALL_PLATFORMS, DEFAULT_LINUX_TARGET, LayerKind, StackSpec, load_stack
+from venvstacks.layout import lock_files
+from venvstacks.platforms import ALL_PLATFORMS
+from venvstacks.stack.fields import DEFAULT_LINUX_TARGET
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.spec import StackSpec, load_stack
 
 
 def _load(tmp_path: Path, toml: str, files: dict[str, str] | None = None) -> tuple[StackSpec, list[str]]:
@@ -39,7 +43,7 @@ def test_minimal_stack(tmp_path: Path) -> None:
     assert rt.linux_target == DEFAULT_LINUX_TARGET and rt.macosx_target is None
     assert not rt.versioned
     assert stack.uv_config == {}
-    assert stack.requirements_dir(demo) == tmp_path.resolve() / "requirements" / "app-demo"
+    assert lock_files(stack, demo).pylock.parent == tmp_path.resolve() / "requirements" / "app-demo"
 
 
 def test_deprecated_fields_warn_and_are_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

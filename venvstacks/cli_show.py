@@ -11,7 +11,8 @@ from venvstacks.cli_options import OperationCommand, StackCommand
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
 from venvstacks.stack.graph import lower_layers
-from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.spec import LayerSpec
 
 
 @dataclass(frozen=True)

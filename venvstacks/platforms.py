@@ -13,6 +13,15 @@ import platform
 import sys
 import sysconfig
 
+# Every platform a stack file's `platforms` may name, in upstream's order.
+ALL_PLATFORMS = (
+    "win_amd64",
+    "win_arm64",
+    "linux_x86_64",
+    "linux_aarch64",
+    "macosx_arm64",
+    "macosx_x86_64",
+)
 _ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 
 

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from venvstacks.fsutil import sha256_file
-from venvstacks.runtimes.cache import Runtime, RuntimeOptions, ensure_runtime
+from venvstacks.runtimes.cache import Runtime, ensure_runtime
 from venvstacks.runtimes.local import LocalSource
+from venvstacks.runtimes.options import RuntimeOptions
 
 SESSION_REQUEST = "cpython@3.11"
 

@@ -19,7 +19,8 @@ from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import lock_files
 from venvstacks.lock import uvconfig
 from venvstacks.platforms import host_platform
-from venvstacks.stack.spec import LayerKind, LayerSpec
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.spec import LayerSpec
 from venvstacks.stack.targets import layer_target
 
 if TYPE_CHECKING:

@@ -18,8 +18,9 @@ from venvstacks.lock import locking
 from venvstacks.platforms import host_platform
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
-from venvstacks.stack.modfiles import module_hash
-from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec, module_name
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.modfiles import module_hash, module_name
+from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_target
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import DOIT_DB, LockOptions, OutputOptions
 from venvstacks.runtimes.options import RuntimeOptions
-from venvstacks.stack.spec import LayerKind, LayerSpec, StackSpec
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.spec import LayerSpec, StackSpec
 
 
 @dataclass(frozen=True)

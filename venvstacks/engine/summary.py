@@ -10,7 +10,9 @@ from typing import Any
 
 from venvstacks.engine.settings import Settings
 from venvstacks.layout import METADATA_DIR
-from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.modfiles import module_name
+from venvstacks.stack.spec import LayerSpec
 
 
 def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:

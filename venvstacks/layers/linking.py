@@ -31,8 +31,9 @@ from venvstacks.layout import (
     STATE_DIR,
     site_packages,
 )
-from venvstacks.stack.modfiles import copy_module, module_hash
-from venvstacks.stack.spec import LayerKind, LayerSpec, module_name
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.modfiles import copy_module, module_hash, module_name
+from venvstacks.stack.spec import LayerSpec
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import LockFiles, LockOptions, lock_files
 from venvstacks.lock import pylock, uvconfig
 from venvstacks.stack.graph import lower_layers
-from venvstacks.stack.modfiles import module_hash
-from venvstacks.stack.spec import LayerSpec, StackSpec, module_name
+from venvstacks.stack.modfiles import module_hash, module_name
+from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_targets
 from venvstacks.tools import run, uv_bin
 

@@ -23,15 +23,7 @@ from filelock import FileLock, Timeout
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, load_json_text, read_bounded_text
 from venvstacks.runtimes.local import LocalSource
-from venvstacks.runtimes.options import (
-    ARCHIVES_ENV_SEPARATOR,
-    POLICIES,
-    Policy,
-    RuntimeOptions,
-    default_cache_dir,
-    parse_archive_entry,
-    parse_request,
-)
+from venvstacks.runtimes.options import RuntimeOptions, parse_request
 from venvstacks.runtimes.pack import LOCAL_MARKER
 from venvstacks.runtimes.sources import (
     ArchiveSource,
@@ -334,17 +326,3 @@ class RuntimeCache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-
-
-__all__ = [
-    "ARCHIVES_ENV_SEPARATOR",
-    "POLICIES",
-    "Policy",
-    "Runtime",
-    "RuntimeOptions",
-    "default_cache_dir",
-    "ensure_runtime",
-    "install_runtime",
-    "parse_archive_entry",
-    "parse_request",
-]

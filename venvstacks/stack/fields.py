@@ -22,21 +22,15 @@ from typing import TYPE_CHECKING, Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from venvstacks.errors import SpecError
+from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.stack import modfiles
 from venvstacks.stack.graph import LinearizationError, c3_linearize
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.modfiles import module_name
 
 if TYPE_CHECKING:
     from venvstacks.stack.spec import LayerSpec
 
-ALL_PLATFORMS = (
-    "win_amd64",
-    "win_arm64",
-    "linux_x86_64",
-    "linux_aarch64",
-    "macosx_arm64",
-    "macosx_x86_64",
-)
 DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),
 # so a framework and an application may share a name.
@@ -46,11 +40,6 @@ _REQUEST_RE = re.compile(r"(cpython|pypy)@([0-9]+)\.([0-9]+)(\.[0-9]+)?")
 _LINUX_TARGET_RE = re.compile(r"glibc(@([0-9]+)\.([0-9]+))?")
 _MACOS_TARGET_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 _DEFINE_INDEX = "define it as a [[tool.uv.index]]"
-
-
-def module_name(path: Path) -> str:
-    """The name a launch or support module is imported by: a file's stem, a package's folder."""
-    return path.stem if path.is_file() else path.name
 
 
 @dataclass(frozen=True)

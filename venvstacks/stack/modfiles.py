@@ -56,6 +56,11 @@ class ModuleFile:
     is_dir: bool = False
 
 
+def module_name(path: Path) -> str:
+    """The name a launch or support module is imported by: a file's stem, a package's folder."""
+    return path.stem if path.is_file() else path.name
+
+
 def module_files(module: Path, root: Path) -> list[ModuleFile]:
     """The module's entries, sorted; raises ModuleError for anything unsafe.
 

@@ -20,14 +20,9 @@ from typing import Any
 
 from venvstacks.errors import SpecError
 from venvstacks.fsutil import UnsafeFileError, read_bounded_text
-from venvstacks.layout import requirements_dir
 from venvstacks.stack import fields, naming, uvkeys
-
-# Defined beside the rules that use them; re-exported because callers import them from here.
-from venvstacks.stack.fields import ALL_PLATFORMS as ALL_PLATFORMS
-from venvstacks.stack.fields import DEFAULT_LINUX_TARGET as DEFAULT_LINUX_TARGET
-from venvstacks.stack.fields import module_name as module_name
-from venvstacks.stack.kinds import LayerKind as LayerKind
+from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.modfiles import module_name
 
 
 @dataclass(frozen=True)
@@ -89,9 +84,6 @@ class StackSpec:
         from venvstacks.stack.graph import uppers_index
 
         return uppers_index(self.layers)
-
-    def requirements_dir(self, layer: LayerSpec) -> Path:
-        return requirements_dir(self.root, layer.env_name)
 
 
 COMMON_FIELDS = {
