@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.layers import tree
+from venvstacks.archive import writer
+from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
+from venvstacks.archive.unpack import unpack_to_staging
+from venvstacks.archive.writer import write_archive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
-from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
-from venvstacks.ship.unpack import unpack_to_staging
 
 
 def extract_archive(archive: Path, dest_parent: Path, top: str) -> Path:
@@ -110,7 +112,7 @@ def test_zstd_output_does_not_depend_on_core_count(tmp_path: Path, monkeypatch: 
     src = make_source(tmp_path, umask_mode=0o755, mtime=time.time(), reverse=False)
     digests = set()
     for cores in (1, 3):
-        monkeypatch.setattr(os, "cpu_count", lambda c=cores: c)
+        monkeypatch.setattr(writer, "cores", lambda c=cores: c)
         out = tmp_path / f"{cores}.tar.zst"
         digests.add(write_archive(out, entries_for(src), ArchiveFormat.TAR_ZST, epoch=EPOCH).sha256)
     assert len(digests) == 1

@@ -13,7 +13,7 @@ from typing import IO
 
 import pytest
 
-from venvstacks.ship.blockstream import BlockWriter, gzip_writer, shared_pool, xz_filters, xz_writer
+from venvstacks.archive.blockstream import BlockWriter, gzip_writer, shared_pool, xz_filters, xz_writer
 
 DATA = b"".join(i.to_bytes(4, "little") * 50 for i in range(20000))  # ~4 MB, compressible
 BLOCK = 64 * 1024

@@ -22,9 +22,9 @@ from tests.support.layers import (
     sample_stack,
     tree,
 )
+from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.ship.archives import ArchiveFormat
 from venvstacks.ship.deploy import STATE_FILE, PublishedLayer, deploy, select_layers
 from venvstacks.ship.export import export_layer
 from venvstacks.ship.publish import PublishOptions

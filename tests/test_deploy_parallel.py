@@ -24,13 +24,13 @@ from tests.support.layers import (
     run_app,
     sample_stack,
 )
+from venvstacks.archive import writer
+from venvstacks.archive.blockstream import xz_writer
+from venvstacks.archive.formats import ArchiveFormat
+from venvstacks.archive.xzblocks import split_streams
 from venvstacks.errors import VenvStacksError
-from venvstacks.ship import archives
-from venvstacks.ship.archives import ArchiveFormat
-from venvstacks.ship.blockstream import xz_writer
 from venvstacks.ship.deploy import STATE_FILE, deploy
 from venvstacks.ship.publish import PublishOptions
-from venvstacks.ship.xzblocks import split_streams
 
 ORDER = (RUNTIME, "framework-fw@2", "app-hello")
 
@@ -41,7 +41,7 @@ def published_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stack: SampleStack = sample_stack(tmp_path_factory, root / "_build")
     with pytest.MonkeyPatch.context() as patch:
         # Small blocks, so even these small layers are archives of many xz streams.
-        patch.setattr(archives, "xz_writer", functools.partial(xz_writer, block_size=64 * 1024))
+        patch.setattr(writer, "xz_writer", functools.partial(xz_writer, block_size=64 * 1024))
         publish_all(stack.layers(), PublishOptions(root / "published", "linux_x86_64", ArchiveFormat.TAR_XZ))
     return root / "published"
 

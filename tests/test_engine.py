@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.spec_files import RUNTIME, app, framework, write_stack
 from venvstacks.engine import actions
-from venvstacks.engine.outputs import ProgressLine
+from venvstacks.engine.outputs import ProgressLine, publish_options
 from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
@@ -89,7 +89,7 @@ def test_publish_targets_are_the_metadata_files_the_writer_writes(tmp_path: Path
     tasks = _tasks(settings)
     target = stack.root / "_artifacts/__venvstacks__/env_metadata/app-hello-linux_x86_64.json"
     assert tasks["publish:app-hello"]["targets"] == [target]
-    assert settings.output.publish_options().layer_metadata_path("app-hello") == target
+    assert publish_options(settings.output).layer_metadata_path("app-hello") == target
     export = stack.root / "_export/__venvstacks__/env_metadata/app-hello.json"
     assert tasks["export:app-hello"]["targets"] == [export]
 

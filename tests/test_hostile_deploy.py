@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.errors import VenvStacksError
 from venvstacks.ship.deploy import load_published
-from venvstacks.ship.unpack import unpack_to_staging
 
 _HYPO = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 _GOOD = {

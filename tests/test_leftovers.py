@@ -9,12 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
+from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
+from venvstacks.archive.writer import write_archive
 
 WRITER = """
 import sys
 from pathlib import Path
-from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
+from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
+from venvstacks.archive.writer import write_archive
 src = Path(sys.argv[1])
 write_archive(Path(sys.argv[2]), [ArchiveEntry("layer", src), ArchiveEntry("layer/big", src / "big")],
               ArchiveFormat.TAR_XZ, epoch=0)

@@ -23,9 +23,9 @@ from tests.support.layers import (
     sample_stack,
     tree,
 )
+from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes, sha256_file
-from venvstacks.ship.archives import ArchiveFormat
 from venvstacks.ship.export import POSTINSTALL_SCRIPT
 from venvstacks.ship.manifest import FILES_MANIFEST
 from venvstacks.ship.publish import (

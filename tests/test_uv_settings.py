@@ -14,8 +14,8 @@ from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
 from venvstacks.engine import tasks
 from venvstacks.engine.settings import Settings
-from venvstacks.layout import LockOptions
 from venvstacks.lock import locking
+from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import load_stack
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.layers import RUNTIME, SITE, publish_all, sample_stack
+from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.cli import main
-from venvstacks.ship.archives import ArchiveFormat
 from venvstacks.ship.deploy import deploy
 from venvstacks.ship.manifest import FILES_MANIFEST, manifest_sha256
 from venvstacks.ship.publish import PublishOptions

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks.ship.blockstream import xz_writer
-from venvstacks.ship.xzblocks import ParallelXzReader, open_xz, split_streams
+from venvstacks.archive.blockstream import xz_writer
+from venvstacks.archive.xzblocks import ParallelXzReader, open_xz, split_streams
 
 BLOCK = 64 * 1024
 

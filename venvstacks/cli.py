@@ -34,7 +34,8 @@ from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.fsutil import check_folder_path
-from venvstacks.layout import LINKED, LockOptions, OutputOptions, allow_local_runtime_default
+from venvstacks.layout import LINKED, OutputOptions, allow_local_runtime_default
+from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any, NoReturn
 
 from venvstacks import __version__
-from venvstacks.layout import ARCHIVE_FORMATS
+from venvstacks.archive.formats import ArchiveFormat
 
 DESCRIPTION = """\
 Build layered Python environments (runtime, frameworks, applications) from a
@@ -265,7 +265,8 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
             help="publish layers whose runtime was packed from a local CPython (not portable)",
         )
         add("--tag-outputs", action=BOOL, default=False, help="add platform and build number to output names")
-        add("--format", choices=ARCHIVE_FORMATS, default="tar.xz", help="archive format (default: tar.xz)")
+        formats = [fmt.value for fmt in ArchiveFormat]
+        add("--format", choices=formats, default=formats[0], help=f"archive format (default: {formats[0]})")
 
 
 def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:

@@ -6,7 +6,6 @@ run, including the no-op run whose cost users feel most.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import os
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING
 from venvstacks.platforms import platform_tag
 
 if TYPE_CHECKING:
-    from venvstacks.ship.publish import PublishOptions
     from venvstacks.stack.spec import LayerSpec, StackSpec
 
 # Inside each layer folder: bookkeeping that never ships, and the deployable layer config.
@@ -37,7 +35,6 @@ DOIT_DB = ".venvstacks-doit.sqlite3"
 BUILD_LOCK = ".venvstacks.lock"
 # A folder holding any of these is a build, export or publish output, never a stack input.
 OUTPUT_MARKERS = (DOIT_DB, BUILD_LOCK, METADATA_DIR)
-ARCHIVE_FORMATS = ("tar.xz", "tar.gz", "tar.zst", "zip")
 
 
 def layer_metadata_file(output_dir: Path, layer_name: str, suffix: str = "") -> Path:
@@ -90,18 +87,6 @@ def _lock_files(root: Path, env_name: str, stem: str) -> LockFiles:
     )
 
 
-@dataclass(frozen=True)
-class LockOptions:
-    upgrade: bool = False  # let every pin move
-    upgrade_packages: tuple[str, ...] = ()  # let these pins move
-    index: bool = True  # False: resolve from local wheels only
-    local_wheels: tuple[Path, ...] = ()
-    reset: tuple[str, ...] = ()  # fnmatch patterns: these layers lock afresh, keeping no pins
-
-    def resets(self, layer: LayerSpec) -> bool:
-        return any(fnmatch.fnmatchcase(layer.env_name, pattern) for pattern in self.reset)
-
-
 def allow_local_runtime_default() -> bool:
     """`VENVSTACKS_ALLOW_LOCAL_RUNTIME=1`: plain doit's way to say --allow-local-runtime."""
     return os.environ.get("VENVSTACKS_ALLOW_LOCAL_RUNTIME", "") not in ("", "0")
@@ -117,19 +102,6 @@ class OutputOptions:
     target_platform: str = field(default_factory=platform_tag)
     # Publish layers whose runtime was packed from a local CPython (not portable).
     allow_local_runtime: bool = field(default_factory=lambda: allow_local_runtime_default())
-
-    def publish_options(self, dry_run: bool = False) -> PublishOptions:
-        from venvstacks.ship.archives import ArchiveFormat
-        from venvstacks.ship.publish import PublishOptions
-
-        return PublishOptions(
-            output_dir=self.publish_dir,
-            target_platform=self.target_platform,
-            archive_format=ArchiveFormat(self.archive_format),
-            tag_outputs=self.tag_outputs,
-            force=self.force,
-            dry_run=dry_run,
-        )
 
     def export_metadata(self, layer: LayerSpec) -> Path:
         return layer_metadata_file(self.export_dir, layer.env_name)

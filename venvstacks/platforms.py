@@ -9,6 +9,7 @@ and Windows both spellings agree.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import sysconfig
@@ -39,3 +40,8 @@ def host_platform() -> str:
 def platform_tag() -> str:
     """This machine's platform tag as upstream spells it, e.g. ``linux_x86_64``."""
     return sysconfig.get_platform().replace("-", "_").replace(".", "_")
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.engine import progress
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
@@ -75,7 +76,7 @@ def publish_one(
     identity: dict[str, Any],
 ) -> None:
     to_publish = publish.LayerToPublish(env_dir, layer.kind, layer_metadata(stack, layer, identity))
-    publish_opts = options.publish_options()
+    publish_opts = publish_options(options)
     publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(layer.env_name))
     publish.write_stack_metadata(publish_opts.output_dir, _kinds_and_names(stack), publish_opts.suffix)
 
@@ -84,7 +85,20 @@ def dry_run(
     stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
 ) -> dict[str, Any]:
     to_publish = publish.LayerToPublish(env_dir, layer.kind, layer_metadata(stack, layer, identity))
-    return publish.publish_layer(to_publish, options.publish_options(dry_run=True)).metadata
+    return publish.publish_layer(to_publish, publish_options(options, dry_run=True)).metadata
+
+
+def publish_options(options: OutputOptions, dry_run: bool = False) -> publish.PublishOptions:
+    """What the publisher is told: the doit target (`options.publish_metadata`) and the file
+    the publisher writes (`PublishOptions.layer_metadata_path`) are named by one layout function."""
+    return publish.PublishOptions(
+        output_dir=options.publish_dir,
+        target_platform=options.target_platform,
+        archive_format=ArchiveFormat(options.archive_format),
+        tag_outputs=options.tag_outputs,
+        force=options.force,
+        dry_run=dry_run,
+    )
 
 
 class ProgressLine:

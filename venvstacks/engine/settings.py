@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.layout import DOIT_DB, LockOptions, OutputOptions
+from venvstacks.layout import DOIT_DB, OutputOptions
+from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.spec import LayerSpec, StackSpec

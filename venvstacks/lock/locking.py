@@ -23,8 +23,9 @@ from packaging.utils import canonicalize_name
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
-from venvstacks.layout import LockFiles, LockOptions, lock_files
+from venvstacks.layout import LockFiles, lock_files
 from venvstacks.lock import pylock, uvconfig
+from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.modfiles import module_hash, module_name
 from venvstacks.stack.spec import LayerSpec, StackSpec

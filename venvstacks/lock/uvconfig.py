@@ -10,17 +10,30 @@ own `[[tool.uv.index]]`), while `[tool.uv.sources]` may only name indexes the pr
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvstacks.layout import LockOptions
 from venvstacks.stack import uvkeys
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import glibc_of, macos_of, target_text
+
+
+@dataclass(frozen=True)
+class LockOptions:
+    upgrade: bool = False  # let every pin move
+    upgrade_packages: tuple[str, ...] = ()  # let these pins move
+    index: bool = True  # False: resolve from local wheels only
+    local_wheels: tuple[Path, ...] = ()
+    reset: tuple[str, ...] = ()  # fnmatch patterns: these layers lock afresh, keeping no pins
+
+    def resets(self, layer: LayerSpec) -> bool:
+        return any(fnmatch.fnmatchcase(layer.env_name, pattern) for pattern in self.reset)
 
 
 def resolver_project(stack: StackSpec, layer: LayerSpec, py_version: str) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
+from venvstacks.archive.writer import write_archive
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import dump_json
-from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
 from venvstacks.tools import run
 
 # Written into archives made from a local interpreter, so that such an archive stays marked

@@ -224,9 +224,9 @@ def unpack_install_only(archive: Path, dest: Path, what: str) -> None:
     """Unpack an install_only archive into dest/python, refusing members that escape it.
 
     `what` names the archive in error messages ("runtime cpython@3.11: archive URL"). The
-    checks are those of every archive we unpack (`venvstacks.ship.unpack`).
+    checks are those of every archive we unpack (`venvstacks.archive.unpack`).
     """
-    from venvstacks.ship.unpack import unpack_to_staging
+    from venvstacks.archive.unpack import unpack_to_staging
 
     try:
         staging = unpack_to_staging(archive, dest, "python")

@@ -39,6 +39,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
     check_folder_path,
@@ -50,11 +51,10 @@ from venvstacks.fsutil import (
     write_atomic,
 )
 from venvstacks.layout import LAYER_CONFIG, METADATA_DIR
-from venvstacks.ship.blockstream import cores
-from venvstacks.ship.export import read_layer_config
+from venvstacks.platforms import cores
+from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.published_meta import check_layer_metadata
-from venvstacks.ship.unpack import unpack_to_staging
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.tools import run_postinstall_script
 

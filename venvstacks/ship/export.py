@@ -2,7 +2,7 @@
 
 ``layer_entries(layer_dir, top)`` is the one definition of a layer's shipped tree, used by
 both the local export (below) and publishing (``publish.py``). It walks the build folder
-``layer_dir`` and returns :class:`~venvstacks.ship.archives.ArchiveEntry` items named
+``layer_dir`` and returns :class:`~venvstacks.archive.formats.ArchiveEntry` items named
 ``top/...`` (``top`` being the layer's deployed name), leaving out what only makes sense on
 the build machine:
 
@@ -31,33 +31,20 @@ runtime's Python when ``python`` is another version.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
 from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, STATE_DIR
-from venvstacks.ship.archives import ArchiveEntry
+from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.tools import run_postinstall_script
 
 POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / "postinstall.py"
-
-
-def read_layer_config(layer_dir: Path) -> dict[str, object]:
-    path = layer_dir / LAYER_CONFIG
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VenvStacksError(f"{path}: missing; is {layer_dir} a built layer?") from None
-    except (OSError, ValueError) as exc:
-        raise VenvStacksError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise VenvStacksError(f"{path}: expected a JSON object")
-    return data
 
 
 def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:

@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from venvstacks.archive.formats import ArchiveEntry, normal_mode
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes, sha256_file
-from venvstacks.ship.archives import ArchiveEntry, normal_mode
-from venvstacks.ship.blockstream import cores
+from venvstacks.platforms import cores
 
 FILES_MANIFEST = "share/venv/metadata/venvstacks_files.json"
 FORMAT = 1

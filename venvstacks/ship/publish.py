@@ -42,11 +42,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
+from venvstacks.archive.writer import write_archive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import layer_metadata_file, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
-from venvstacks.ship.archives import ArchiveEntry, ArchiveFormat, write_archive
 from venvstacks.ship.export import layer_entries
 from venvstacks.ship.manifest import FILES_MANIFEST, archive_manifest, manifest_sha256, manifest_text
 from venvstacks.stack.kinds import LayerKind
@@ -230,7 +231,7 @@ def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str
     return path
 
 
-# Manifests being archived. As for the archives themselves (archives.py): when doit runs the
+# Manifests being archived. As for the archives themselves (archive/writer.py): when doit runs the
 # publish in a daemon thread, a Ctrl-C ends the interpreter without unwinding that thread.
 _unfinished: set[Path] = set()
 

@@ -30,13 +30,13 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from venvstacks.archive.formats import ArchiveFormat
+from venvstacks.archive.unpack import open_tar
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.fsutil import sha256_file
-from venvstacks.ship.archives import ArchiveFormat
-from venvstacks.ship.blockstream import cores
+from venvstacks.platforms import cores
 from venvstacks.ship.deploy import PublishedLayer, load_published
 from venvstacks.ship.scratch import copy_stack
-from venvstacks.ship.unpack import open_tar
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import LAYER_CONFIG
 from venvstacks.ship.deploy import STATE_FILE, is_plain_name, load_published
-from venvstacks.ship.export import read_layer_config
+from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.manifest import FILES_MANIFEST, differences, read_manifest, scan_layer
 
 SHOWN = 3  # differences printed per layer; the rest are counted

@@ -1,4 +1,4 @@
-"""Reproducible layer archives (the reading side is unpack.py).
+"""Writing reproducible archives (the reading side is unpack.py).
 
 ``write_archive(path, entries, fmt, epoch=lock_time, progress=cb)`` writes the
 :class:`ArchiveEntry` items (a file, folder or symlink on disk, and its name in the archive)
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import enum
 import os
 import secrets
 import stat
@@ -29,9 +28,11 @@ from typing import IO, Any
 
 import zstandard
 
+from venvstacks.archive.blockstream import GZIP_BLOCK_SIZE, gzip_writer, xz_writer
+from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat, normal_mode
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.ship.blockstream import GZIP_BLOCK_SIZE, gzip_writer, xz_writer
+from venvstacks.platforms import cores
 
 Progress = Callable[[int, int], None]
 """Called with (bytes of file content done, total bytes of file content)."""
@@ -77,39 +78,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
-
-
-class ArchiveFormat(enum.StrEnum):
-    TAR_XZ = "tar.xz"
-    TAR_GZ = "tar.gz"
-    TAR_ZST = "tar.zst"
-    ZIP = "zip"
-
-    @property
-    def suffix(self) -> str:
-        return "." + self.value
-
-    @classmethod
-    def from_name(cls, name: str) -> ArchiveFormat:
-        """The format an archive file name ends with."""
-        for fmt in cls:
-            if name.endswith(fmt.suffix):
-                return fmt
-        known = ", ".join(f.suffix for f in cls)
-        raise VenvStacksError(f"{name}: unknown archive format (expected one of {known})")
-
-
-@dataclass(frozen=True, order=True)
-class ArchiveEntry:
-    """One member: ``name`` (POSIX, relative) in the archive, read from ``source`` on disk.
-
-    ``link_target`` overrides what a symlink at ``source`` points to (export and publish use
-    it to turn absolute links inside a layer into relative ones).
-    """
-
-    name: str
-    source: Path
-    link_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,13 +144,6 @@ def _readable_by_all(path: Path) -> None:
     path.chmod(0o644)
 
 
-def normal_mode(st_mode: int) -> int:
-    # Keep only "is it executable": umask and checkout modes must not reach the bytes.
-    if stat.S_ISDIR(st_mode) or st_mode & stat.S_IXUSR:
-        return 0o755
-    return 0o644
-
-
 @contextlib.contextmanager
 def _compressor(raw: IO[bytes], fmt: ArchiveFormat, report: _Progress, gzip_level: int) -> Iterator[Any]:
     if fmt is ArchiveFormat.TAR_GZ:
@@ -192,8 +153,7 @@ def _compressor(raw: IO[bytes], fmt: ArchiveFormat, report: _Progress, gzip_leve
         with xz_writer(raw, on_output=report.compressed) as xz:
             yield xz
     else:
-        cores = max(1, os.cpu_count() or 1)
-        cctx = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, threads=cores, write_checksum=True)
+        cctx = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, threads=cores(), write_checksum=True)
         with cctx.stream_writer(raw, closefd=False) as zw:
             yield zw
 

@@ -33,9 +33,9 @@ from typing import IO, Any
 
 import zstandard
 
+from venvstacks.archive.formats import ArchiveFormat
+from venvstacks.archive.xzblocks import open_xz
 from venvstacks.errors import VenvStacksError
-from venvstacks.ship.archives import ArchiveFormat
-from venvstacks.ship.xzblocks import open_xz
 
 _CHUNK = 1 << 20
 

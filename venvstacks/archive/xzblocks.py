@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from venvstacks.ship.blockstream import cores, shared_pool
+from venvstacks.archive.blockstream import shared_pool
+from venvstacks.platforms import cores
 
 MAGIC = b"\xfd7zXZ\x00"
 FOOTER_MAGIC = b"YZ"

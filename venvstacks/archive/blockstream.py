@@ -21,7 +21,6 @@ import atexit
 import contextlib
 import io
 import lzma
-import os
 import platform
 import queue
 import threading
@@ -31,6 +30,8 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from types import TracebackType
 from typing import IO, Any, Protocol, TypeVar
+
+from venvstacks.platforms import cores
 
 T = TypeVar("T")
 _Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
@@ -54,10 +55,6 @@ class Encoder(Protocol):
 
 class _Aborted(Exception):
     pass
-
-
-def cores() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _stop_all() -> None:

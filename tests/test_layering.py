@@ -1,0 +1,137 @@
+"""The package's imports flow one way: each group of modules imports only the groups below it.
+
+Read from the source with `ast` (every import counts: top-level, inside a function, and under
+`TYPE_CHECKING`), so a helper imported "just for a constant" from a higher group fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "venvstacks"
+
+# The groups, lowest first, and what each may import besides itself (README "Layout").
+BASE = "base"  # errors, platforms, fsutil, tools, and the package's own __init__
+ALLOWED: dict[str, set[str]] = {
+    BASE: set(),
+    "stack": {BASE},
+    "archive": {BASE},
+    "layout": {BASE, "stack"},
+    "lock": {BASE, "stack", "layout"},
+    "runtimes": {BASE, "archive"},
+    "layers": {BASE, "stack", "layout", "lock", "runtimes"},
+    "ship": {BASE, "stack", "layout", "lock", "archive"},
+    "engine": {BASE, "stack", "layout", "lock", "runtimes", "layers", "ship", "archive"},
+    "cli": {BASE, "stack", "layout", "lock", "runtimes", "layers", "ship", "archive", "engine"},
+}
+_TOP_LEVEL = {
+    "__init__": BASE,
+    "errors": BASE,
+    "platforms": BASE,
+    "fsutil": BASE,
+    "tools": BASE,
+    "layout": "layout",
+    "cli": "cli",
+    "cli_options": "cli",
+    "cli_show": "cli",
+    "dodo": "cli",
+    "starter": "cli",
+    "__main__": "cli",
+}
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _group(module: str) -> str:
+    parts = module.split(".")[1:] or ["__init__"]
+    if (PACKAGE / parts[0]).is_dir():
+        return parts[0]
+    return _TOP_LEVEL[parts[0]]
+
+
+def _imports(path: Path) -> set[str]:
+    """Every venvstacks module `path` imports, wherever the import statement is."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("venvstacks"))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if not node.module.startswith("venvstacks"):
+                continue
+            found.add(node.module)
+            # `from venvstacks.ship import deploy` imports the module venvstacks.ship.deploy.
+            for alias in node.names:
+                sub = PACKAGE.parent.joinpath(*f"{node.module}.{alias.name}".split("."))
+                if sub.with_suffix(".py").is_file() or sub.is_dir():
+                    found.add(f"{node.module}.{alias.name}")
+    return found
+
+
+def _sources() -> dict[str, set[str]]:
+    paths = [p for p in PACKAGE.rglob("*.py") if "_injected" not in p.parts]
+    return {_module(p): _imports(p) for p in sorted(paths)}
+
+
+def test_the_allowed_imports_form_no_cycle() -> None:
+    graphlib.TopologicalSorter(ALLOWED).prepare()  # raises CycleError
+
+
+def test_every_module_belongs_to_a_group() -> None:
+    assert {_group(module) for module in _sources()} <= ALLOWED.keys()
+
+
+def test_no_group_imports_one_above_it() -> None:
+    wrong = [
+        f"{module} ({_group(module)}) imports {target} ({_group(target)})"
+        for module, targets in _sources().items()
+        for target in sorted(targets)
+        if _group(target) != _group(module) and _group(target) not in ALLOWED[_group(module)]
+    ]
+    assert wrong == []
+
+
+# Deploying and verifying run on the target machine, wiring runs after install: none of them
+# may pull in the build's install, lock or publish code for a helper or a constant.
+_KEPT_APART = {
+    "venvstacks.layers.linking": ("venvstacks.layers.envs", "venvstacks.lock.locking", "venvstacks.ship"),
+    "venvstacks.ship.deploy": (
+        "venvstacks.ship.publish",
+        "venvstacks.ship.export",
+        "venvstacks.archive.writer",
+        "venvstacks.layers",
+        "venvstacks.lock",
+    ),
+    "venvstacks.ship.verify": (
+        "venvstacks.ship.publish",
+        "venvstacks.ship.export",
+        "venvstacks.archive.writer",
+        "venvstacks.layers",
+        "venvstacks.lock",
+    ),
+}
+
+
+def _reached(start: str, sources: dict[str, set[str]]) -> set[str]:
+    """Every module that importing `start` may import, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        for target in sources.get(module, set()) - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+@pytest.mark.parametrize("module", sorted(_KEPT_APART))
+def test_deploy_verify_and_linking_leave_build_code_alone(module: str) -> None:
+    reached = _reached(module, _sources())
+    apart = _KEPT_APART[module]
+    assert [t for t in sorted(reached) if t in apart or t.startswith(tuple(f"{a}." for a in apart))] == []

@@ -1,0 +1,24 @@
+"""Reading a layer's `share/venv/metadata/venvstacks_layer.json` (written at build time by
+`layers/linking.py`): exporting, deploying and verifying all read it, none of them needs the
+others' code for it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from venvstacks.errors import VenvStacksError
+from venvstacks.layout import LAYER_CONFIG
+
+
+def read_layer_config(layer_dir: Path) -> dict[str, object]:
+    path = layer_dir / LAYER_CONFIG
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VenvStacksError(f"{path}: missing; is {layer_dir} a built layer?") from None
+    except (OSError, ValueError) as exc:
+        raise VenvStacksError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise VenvStacksError(f"{path}: expected a JSON object")
+    return data
