@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -84,6 +85,14 @@ def load_json_text(text: str) -> Any:
 
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256_hex(text: str) -> bool:
+    """A sha256 as venvstacks writes and expects one: 64 lowercase hex digits."""
+    return _SHA256_HEX.fullmatch(text) is not None
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -34,8 +34,8 @@ class Settings:
             "publish": self.output.publish_dir,
         }
         for layer in self.stack.layers:
-            for module in (layer.launch_module, *layer.support_modules):
-                if module is None or not module.is_dir():
+            for module in layer.modules:
+                if not module.is_dir():
                     continue
                 real = module.resolve()
                 for what, folder in outputs.items():

@@ -219,7 +219,7 @@ def _link_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
     return {
         "build_dir": str(settings.build_dir),
         "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
-        "modules": [str(m) for m in (layer.launch_module, *layer.support_modules) if m],
+        "modules": [str(m) for m in layer.modules],
         "dynlib_exclude": layer.dynlib_exclude,
     }
 
@@ -233,8 +233,7 @@ def _runtime_options_digest(options: RuntimeOptions) -> dict[str, Any]:
 
 
 def _module_files(stack: StackSpec, layer: LayerSpec) -> list[Path]:
-    modules = (layer.launch_module, *layer.support_modules)
-    return [path for m in modules if m is not None for path in module_inputs(m, stack.root)]
+    return [path for m in layer.modules for path in module_inputs(m, stack.root)]
 
 
 CREATORS: dict[str, Callable[[Settings], Iterator[TaskDict]]] = {

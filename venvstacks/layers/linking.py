@@ -96,9 +96,7 @@ class LinkPlan:
         return "\n".join(lines) + "\n"
 
     def modules(self) -> list[Path]:
-        if self.layer.launch_module is None:
-            return []
-        return [self.layer.launch_module, *self.layer.support_modules]
+        return list(self.layer.modules)
 
 
 def link_layer(plan: LinkPlan) -> None:

@@ -270,8 +270,7 @@ def _version_inputs_hash(stack: StackSpec, layer: LayerSpec) -> str:
     if layer.versioned:
         # As in the existing venvstacks: new app code is a new version of a versioned app,
         # deployed beside the old one, even when its packages stay the same.
-        modules = (layer.launch_module, *layer.support_modules)
-        items += [f"module={module_name(m)}:{module_hash(m, stack.root)}" for m in modules if m is not None]
+        items += [f"module={module_name(m)}:{module_hash(m, stack.root)}" for m in layer.modules]
     return pylock.hash_strings(items)
 
 

@@ -18,7 +18,7 @@ from venvstacks.errors import CommandError
 from venvstacks.fsutil import sha256_file
 from venvstacks.runtimes.pack import pack_prefix
 from venvstacks.runtimes.sources import Candidate, version_key, version_matches
-from venvstacks.tools import run
+from venvstacks.tools import run, uv_bin
 
 _VERSION_DIR = re.compile(r"^\d+\.\d+\.\d+$")
 _UV_DIR = re.compile(r"^cpython-(\d+\.\d+\.\d+)-")
@@ -39,9 +39,7 @@ class LocalInterpreter:
 def uv_python_dir() -> Path | None:
     """Where uv keeps its managed Pythons (honours UV_PYTHON_INSTALL_DIR), if uv is here."""
     try:
-        from uv import find_uv_bin
-
-        uv = str(find_uv_bin())
+        uv = uv_bin()
     except (ImportError, FileNotFoundError):
         uv = shutil.which("uv") or ""
     if not uv:

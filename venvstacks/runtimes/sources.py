@@ -22,6 +22,7 @@ import pbs_installer
 from packaging.version import InvalidVersion, Version
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import is_sha256_hex
 from venvstacks.runtimes.download import DownloadError
 from venvstacks.runtimes.download import download as download_file
 
@@ -31,7 +32,6 @@ PBS_RELEASE_BASES = (
     "https://github.com/indygreg/python-build-standalone/releases/download",
 )
 _CHUNK = 1 << 20
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _PBS_NAME_VERSION = re.compile(r"^cpython-(\d+\.\d+\.\d+)[+-]")
 
 
@@ -89,7 +89,7 @@ def parse_archive_location(value: str, what: str) -> tuple[str, str]:
     """Split `PATH_OR_URL#sha256=HEX` into its location and lower-case hex digest."""
     location, sep, digest = value.rpartition("#sha256=")
     digest = digest.strip().lower()
-    if not sep or not location or not _SHA256.fullmatch(digest):
+    if not sep or not location or not is_sha256_hex(digest):
         raise VenvStacksError(
             f"{what}: {value!r} is not PATH_OR_URL#sha256=HEX (64 hex digits after '#sha256=')"
         )

@@ -8,14 +8,13 @@ confusing comparison or a traceback.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import is_sha256_hex
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _REQUIRED = ("install_target", "archive_name", "archive_hashes")
 _TYPES: dict[str, type] = {
     "layer_name": str,
@@ -58,7 +57,7 @@ def check_layer_metadata(meta_file: Path, position: str, meta: Any) -> None:
 
 def _check_details(meta_file: Path, name: str, meta: Mapping[str, Any]) -> None:
     sha = meta["archive_hashes"].get("sha256")
-    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+    if not isinstance(sha, str) or not is_sha256_hex(sha):
         raise _bad(meta_file, name, "archive_hashes", f"has no sha256 of 64 lowercase hex digits ({sha!r})")
     if not all(isinstance(dep, str) for dep in meta.get("required_layers") or []):
         raise _bad(meta_file, name, "required_layers", "every entry must be a string")

@@ -46,21 +46,13 @@ def copy_stack(stack_file: Path, dest: Path) -> list[str]:
             rel = folder.relative_to(root)
             _copy_tree(folder, dest / rel)
             copied.append(rel.as_posix())
-    for module in sorted(
-        {m for layer in stack.layers for m in _modules(layer.launch_module, layer.support_modules)}
-    ):
+    for module in sorted({m for layer in stack.layers for m in layer.modules}):
         rel = module.relative_to(root)
         _copy_gitignores(root, rel.parent, dest)
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         copy_module(module, root, dest / rel)
         copied.append(rel.as_posix())
     return sorted(copied)
-
-
-def _modules(launch: Path | None, support: tuple[Path, ...]) -> Iterator[Path]:
-    if launch is not None:
-        yield launch
-    yield from support
 
 
 def _copy_tree(folder: Path, dest: Path) -> None:

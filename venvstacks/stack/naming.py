@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from venvstacks.errors import SpecError
 from venvstacks.stack.fields import LayerTable
+from venvstacks.stack.kinds import LayerKind
 
 if TYPE_CHECKING:
     from venvstacks.stack.spec import LayerSpec
@@ -35,8 +36,9 @@ def layer_name(t: LayerTable, *, is_runtime: bool) -> str:
     if not _NAME_RE.fullmatch(name):
         raise t.fail("name", "use letters, digits and . _ - @ + only, starting with a letter or digit")
     # A runtime's build name is its bare name, so it must not pass for another kind's.
-    if is_runtime and name.startswith(("framework-", "app-")):
-        raise t.fail("name", "runtime names may not start with 'framework-' or 'app-'")
+    prefixes = tuple(kind.prefix for kind in LayerKind if kind.prefix)
+    if is_runtime and name.startswith(prefixes):
+        raise t.fail("name", f"runtime names may not start with {' or '.join(map(repr, prefixes))}")
     return str(name)
 
 

@@ -51,6 +51,11 @@ class LayerSpec:
         return bool(self.platforms)
 
     @property
+    def modules(self) -> tuple[Path, ...]:
+        """An application's launch module, then its support modules (none for other kinds)."""
+        return () if self.launch_module is None else (self.launch_module, *self.support_modules)
+
+    @property
     def launch_module_name(self) -> str | None:
         return module_name(self.launch_module) if self.launch_module else None
 
