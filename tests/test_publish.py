@@ -26,8 +26,8 @@ from tests.support.layers import (
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes, sha256_file
+from venvstacks.layout import FILES_MANIFEST
 from venvstacks.ship.export import POSTINSTALL_SCRIPT
-from venvstacks.ship.manifest import FILES_MANIFEST
 from venvstacks.ship.publish import (
     LayerToPublish,
     PublishOptions,
@@ -114,7 +114,7 @@ def test_archive_carries_a_manifest_of_its_members(stack: SampleStack, tmp_path:
     top = "framework-fw@2"
     with tarfile.open(result.archive_path) as tf:
         members = {m.name.removeprefix(top).lstrip("/"): m for m in tf.getmembers()}
-        manifest_member = tf.extractfile(f"{top}/{FILES_MANIFEST}")
+        manifest_member = tf.extractfile(f"{top}/{FILES_MANIFEST.as_posix()}")
         assert manifest_member is not None
         text = manifest_member.read().decode()
         pth = tf.extractfile(f"{top}/{SITE}/fw_extra.pth")
@@ -122,7 +122,7 @@ def test_archive_carries_a_manifest_of_its_members(stack: SampleStack, tmp_path:
         pth_hash = sha256_bytes(pth.read())
     assert result.metadata["files_manifest_sha256"] == sha256_bytes(text.encode())
     entries = json.loads(text)["entries"]
-    assert set(entries) == set(members) - {"", FILES_MANIFEST}
+    assert set(entries) == set(members) - {"", FILES_MANIFEST.as_posix()}
     assert entries[f"{SITE}/fw_extra.pth"] == {
         "kind": "file",
         "mode": 0o644,

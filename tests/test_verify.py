@@ -15,8 +15,9 @@ import pytest
 from tests.support.layers import RUNTIME, SITE, publish_all, sample_stack
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.cli import main
+from venvstacks.layout import FILES_MANIFEST
 from venvstacks.ship.deploy import deploy
-from venvstacks.ship.manifest import FILES_MANIFEST, manifest_sha256
+from venvstacks.ship.manifest import manifest_sha256
 from venvstacks.ship.publish import PublishOptions
 from venvstacks.ship.verify import verify_deployed
 
@@ -124,7 +125,10 @@ def test_a_manifest_rewritten_to_match_a_change_is_caught_by_the_record(deployed
     manifest["entries"][f"{SITE}/fwpkg/__init__.py"]["sha256"] = "0" * 64
     (layer / FILES_MANIFEST).write_text(json.dumps(manifest))
     (report,) = [r for r in verify_deployed(deployed) if r.name == FW]
-    assert report.problems[0] == f"{FILES_MANIFEST}: not the one in the deploy record .venvstacks-deploy.json"
+    assert (
+        report.problems[0]
+        == f"{FILES_MANIFEST.as_posix()}: not the one in the deploy record .venvstacks-deploy.json"
+    )
 
 
 def test_published_metadata_anchors_the_manifests(published: Path, tmp_path: Path) -> None:

@@ -34,7 +34,13 @@ from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.fsutil import check_folder_path
-from venvstacks.layout import LINKED, OutputOptions, allow_local_runtime_default
+from venvstacks.layout import (
+    DEFAULT_EXPORT_DIR,
+    DEFAULT_PUBLISH_DIR,
+    LINKED,
+    OutputOptions,
+    allow_local_runtime_default,
+)
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
@@ -117,8 +123,8 @@ def load(_: None, cmd: StackCommand) -> Settings:
     )
     exporting = cmd.command == "local-export"
     out = OutputOptions(
-        export_dir=rel(cmd.output_dir or "_export") if exporting else root / "_export",
-        publish_dir=root / "_artifacts" if exporting else rel(cmd.output_dir or "_artifacts"),
+        export_dir=rel(cmd.output_dir or DEFAULT_EXPORT_DIR) if exporting else root / DEFAULT_EXPORT_DIR,
+        publish_dir=root / DEFAULT_PUBLISH_DIR if exporting else rel(cmd.output_dir or DEFAULT_PUBLISH_DIR),
         archive_format=cmd.format,
         tag_outputs=cmd.tag_outputs,
         force=cmd.force,

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 
 from venvstacks import __version__
 from venvstacks.archive.formats import ArchiveFormat
+from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
+from venvstacks.stack.spec import STACK_FILE
 
 DESCRIPTION = """\
 Build layered Python environments (runtime, frameworks, applications) from a
@@ -36,7 +38,7 @@ class StackCommand:
 
     command: str
     spec_path: str | None = None
-    build_dir: str = "_build"
+    build_dir: str = DEFAULT_BUILD_DIR
     include: tuple[str, ...] = ()
     allow_missing: bool = False
     verbose: int = 0
@@ -91,7 +93,7 @@ class VerifyCommand:
     folder: str
     published: str | None = None
     rebuild: bool = False
-    stack: str = "venvstacks.toml"
+    stack: str = STACK_FILE
     allow_local_runtime: bool | None = None  # None: as published (or VENVSTACKS_ALLOW_LOCAL_RUNTIME=1)
 
 
@@ -180,7 +182,9 @@ def _init_parser(sub: Any) -> None:
 def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
     cmd.add_argument(
-        "--build-dir", default="_build", help="build folder, relative to the stack file (_build)"
+        "--build-dir",
+        default=DEFAULT_BUILD_DIR,
+        help=f"build folder, relative to the stack file ({DEFAULT_BUILD_DIR})",
     )
     cmd.add_argument(
         "--include",
@@ -245,7 +249,7 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
             help="with --publish, also publish the layers below the selected ones",
         )
     if name in ("build", "publish", "local-export"):
-        default_dir = "_export" if name == "local-export" else "_artifacts"
+        default_dir = DEFAULT_EXPORT_DIR if name == "local-export" else DEFAULT_PUBLISH_DIR
         what = "export" if name == "local-export" else "publish"
         add("--output-dir", help=f"{what} folder, relative to the stack file (default: {default_dir})")
         add("--publish-dependencies", action=BOOL, default=False, help="also export/publish the lower layers")
@@ -342,7 +346,7 @@ def _verify_parser(sub: Any) -> None:
     )
     ver.add_argument(
         "--stack",
-        default="venvstacks.toml",
+        default=STACK_FILE,
         help="with --rebuild: the stack file or its folder (./venvstacks.toml)",
     )
     ver.add_argument(

@@ -25,12 +25,14 @@ from typing import Any
 
 from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path
 from venvstacks.engine.tasks import CREATORS
+from venvstacks.layout import DEFAULT_BUILD_DIR
+from venvstacks.stack.spec import STACK_FILE
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
 # creator per task kind. The names are fixed; their values come from the stack (__getattr__).
 __all__ = ["DOIT_CONFIG", *(f"task_{kind}" for kind in CREATORS)]  # noqa: F822
 
-DEFAULT_STACK = "venvstacks.toml"
+DEFAULT_STACK = STACK_FILE
 
 
 def tasks_for(default_stack: str = DEFAULT_STACK) -> dict[str, Any]:
@@ -53,7 +55,7 @@ def _namespace(default_stack: str) -> dict[str, Any]:
         settings = Settings(
             stack=stack,
             # As the CLI's --build-dir default; a path given on doit's command line is the user's own.
-            build_dir=Path(build_dir).resolve() if build_dir else stack.root / "_build",
+            build_dir=Path(build_dir).resolve() if build_dir else stack.root / DEFAULT_BUILD_DIR,
             runtimes=RuntimeOptions.from_env(),
         )
     except VenvStacksError as exc:

@@ -27,8 +27,19 @@ DYNLIB_DIR = Path("share/venv/dynlib")  # links to the layer's shared libraries 
 DYNLIB_MANIFEST = STATE_DIR / "dynlib.json"  # those links; upper layers' build: depends on it
 DEPLOYED_WRAPPER = STATE_DIR / "python.deployed"  # bin/python as exported and published
 
+FILES_MANIFEST = Path("share/venv/metadata/venvstacks_files.json")  # every archived file (manifest.py)
+POSTINSTALL = "postinstall.py"  # at the top of every exported, published and deployed layer
+
 # In an export or publish folder: per-layer metadata files and the stack's venvstacks.json.
 METADATA_DIR = "__venvstacks__"
+STACK_METADATA = "venvstacks"  # venvstacks.json, or venvstacks-<platform>.json with --tag-outputs
+
+# Beside the stack file: its lock folder and, by default, the build and output folders.
+LOCKS_DIR = "requirements"
+DEFAULT_BUILD_DIR = "_build"
+DEFAULT_EXPORT_DIR = "_export"
+DEFAULT_PUBLISH_DIR = "_artifacts"
+RUNTIME_STATE_DIR = ".runtimes"  # in a build folder: what each runtime: task recorded
 
 # At the top of a build folder: doit's state DB and the lock serialising invocations on it.
 DOIT_DB = ".venvstacks-doit.sqlite3"
@@ -44,7 +55,7 @@ def layer_metadata_file(output_dir: Path, layer_name: str, suffix: str = "") -> 
 
 def stack_metadata_file(output_dir: Path, suffix: str = "") -> Path:
     """The stack's ``venvstacks.json``, gathered from the layer metadata files beside it."""
-    return output_dir / METADATA_DIR / f"venvstacks{suffix}.json"
+    return output_dir / METADATA_DIR / f"{STACK_METADATA}{suffix}.json"
 
 
 def tag_suffix(target_platform: str, tag_outputs: bool) -> str:
@@ -68,7 +79,7 @@ class LockFiles:
 
 def requirements_dir(root: Path, env_name: str) -> Path:
     """Where a layer's lock files live, next to the stack file (committed by users)."""
-    return root / "requirements" / env_name
+    return root / LOCKS_DIR / env_name
 
 
 def lock_files(stack: StackSpec, layer: LayerSpec) -> LockFiles:

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
+from venvstacks.stack.spec import STACK_FILE
 
 STACK = """\
 # A starter stack: one runtime and one application. docs/stack-file.md lists every field.
@@ -38,13 +40,13 @@ print(f"hello from {sys.prefix}")
 
 DODO = "from venvstacks.dodo import *  # noqa: F403  (docs/doit.md)\n"
 
-GITIGNORE = "_build/\n_export/\n_artifacts/\n"
+GITIGNORE = "".join(f"{folder}/\n" for folder in (DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR))
 
 
 def starter_files(python: str) -> dict[str, str]:
     """File name -> content of a starter folder (pure: `init` writes them)."""
     return {
-        "venvstacks.toml": STACK.format(python=python),
+        STACK_FILE: STACK.format(python=python),
         "hello.py": LAUNCH,
         "dodo.py": DODO,
         ".gitignore": GITIGNORE,

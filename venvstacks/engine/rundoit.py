@@ -27,6 +27,7 @@ from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.layout import BUILD_LOCK
+from venvstacks.stack.spec import STACK_FILE
 from venvstacks.tools import uv_bin
 
 
@@ -216,5 +217,5 @@ def check_ok(code: int) -> None:
 
 
 def stack_path(value: str | None) -> Path:
-    path = Path(value or "venvstacks.toml").expanduser()
-    return path / "venvstacks.toml" if path.is_dir() else path
+    path = Path(value or STACK_FILE).expanduser()
+    return path / STACK_FILE if path.is_dir() else path

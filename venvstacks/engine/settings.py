@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.layout import DOIT_DB, OutputOptions
+from venvstacks.layout import (
+    DEFAULT_EXPORT_DIR,
+    DEFAULT_PUBLISH_DIR,
+    DOIT_DB,
+    RUNTIME_STATE_DIR,
+    OutputOptions,
+)
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import LayerKind
@@ -48,7 +54,9 @@ class Settings:
     @property
     def output(self) -> OutputOptions:
         root = self.stack.root
-        return self.outputs or OutputOptions(export_dir=root / "_export", publish_dir=root / "_artifacts")
+        return self.outputs or OutputOptions(
+            export_dir=root / DEFAULT_EXPORT_DIR, publish_dir=root / DEFAULT_PUBLISH_DIR
+        )
 
     def env_dir(self, layer: LayerSpec) -> Path:
         return self.build_dir / layer.env_name
@@ -56,7 +64,7 @@ class Settings:
     def runtime_state(self, layer: LayerSpec) -> Path:
         """The manifest of the runtime a layer runs on (what `runtime:<rt>` produces)."""
         name = layer.env_name if layer.kind is LayerKind.RUNTIME else str(layer.runtime)
-        return self.build_dir / ".runtimes" / f"{name}.json"
+        return self.build_dir / RUNTIME_STATE_DIR / f"{name}.json"
 
     def runtime_layer(self, layer: LayerSpec) -> LayerSpec:
         return layer if layer.runtime is None else self.stack.layer(layer.runtime)

@@ -50,7 +50,7 @@ from venvstacks.fsutil import (
     sha256_file,
     write_atomic,
 )
-from venvstacks.layout import LAYER_CONFIG, METADATA_DIR
+from venvstacks.layout import LAYER_CONFIG, METADATA_DIR, POSTINSTALL, STACK_METADATA
 from venvstacks.platforms import cores
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
@@ -138,9 +138,9 @@ def _find_stack_metadata(published: Path) -> Path:
     if published.is_file():
         return published
     folder = published / METADATA_DIR if (published / METADATA_DIR).is_dir() else published
-    if (folder / "venvstacks.json").is_file():
-        return folder / "venvstacks.json"
-    tagged = sorted(folder.glob("venvstacks-*.json"))
+    if (folder / f"{STACK_METADATA}.json").is_file():
+        return folder / f"{STACK_METADATA}.json"
+    tagged = sorted(folder.glob(f"{STACK_METADATA}-*.json"))
     if len(tagged) == 1:
         return tagged[0]
     if tagged:
@@ -303,7 +303,7 @@ def run_postinstall(layer_dir: Path, python: Path | None = None) -> None:
         base = read_layer_config(layer_dir).get("base_python")
         if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
             runner = os.path.normpath(os.path.join(layer_dir, base))
-    cmd = [runner, "-X", "utf8", "-I", layer_dir / "postinstall.py"]
+    cmd = [runner, "-X", "utf8", "-I", layer_dir / POSTINSTALL]
     run_postinstall_script(f"postinstall of {layer_dir.name}", cmd)
 
 

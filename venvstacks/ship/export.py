@@ -40,11 +40,11 @@ from pathlib import Path
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
-from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, STATE_DIR
+from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, POSTINSTALL, STATE_DIR
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.tools import run_postinstall_script
 
-POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / "postinstall.py"
+POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
 
 
 def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
@@ -52,11 +52,11 @@ def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
     site_dir = read_layer_config(layer_dir).get("site_dir")
     if not isinstance(site_dir, str):
         raise VenvStacksError(f"{layer_dir / LAYER_CONFIG}: 'site_dir' must be a string")
-    skipped = {"pyvenv.cfg", "postinstall.py", f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
+    skipped = {"pyvenv.cfg", POSTINSTALL, f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
     root = os.path.abspath(layer_dir)
     entries = [
         ArchiveEntry(top, layer_dir),
-        ArchiveEntry(f"{top}/postinstall.py", POSTINSTALL_SCRIPT),
+        ArchiveEntry(f"{top}/{POSTINSTALL}", POSTINSTALL_SCRIPT),
     ]
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
@@ -119,7 +119,7 @@ def export_layer(
         materialise(entries, install_target, staging)
         # Staging is a sibling of the destination, so the peer paths postinstall writes
         # ("../cpython-3.11/...") already hold their final values.
-        script = staging / "postinstall.py"
+        script = staging / POSTINSTALL
         run_postinstall_script(f"postinstall of {install_target}", [python, "-X", "utf8", "-I", script])
         replace_dir(staging, export_dir / install_target)
     except BaseException:

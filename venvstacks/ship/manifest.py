@@ -31,9 +31,9 @@ from typing import Any
 from venvstacks.archive.formats import ArchiveEntry, normal_mode
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes, sha256_file
+from venvstacks.layout import FILES_MANIFEST
 from venvstacks.platforms import cores
 
-FILES_MANIFEST = "share/venv/metadata/venvstacks_files.json"
 FORMAT = 1
 
 
@@ -123,7 +123,7 @@ def scan_layer(layer_dir: Path) -> Manifest:
             else:
                 found[prefix + name] = ("file" if stat.S_ISREG(st.st_mode) else "special", Path(path))
         # os.walk does not descend into symlinked folders: their contents are not the layer's
-    found.pop(FILES_MANIFEST, None)
+    found.pop(FILES_MANIFEST.as_posix(), None)
     return _describe_all(found)
 
 

@@ -46,10 +46,10 @@ from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
 from venvstacks.archive.writer import write_archive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
-from venvstacks.layout import layer_metadata_file, stack_metadata_file, tag_suffix
+from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
 from venvstacks.ship.export import layer_entries
-from venvstacks.ship.manifest import FILES_MANIFEST, archive_manifest, manifest_sha256, manifest_text
+from venvstacks.ship.manifest import archive_manifest, manifest_sha256, manifest_text
 from venvstacks.stack.kinds import LayerKind
 
 Status = Literal["built", "unchanged", "would-build", "would-skip"]
@@ -195,7 +195,7 @@ def publish_layer(
         with _manifest_file(options.output_dir, manifest) as manifest_file:
             info = write_archive(
                 archive_path,
-                [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST}", manifest_file)],
+                [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST.as_posix()}", manifest_file)],
                 options.archive_format,
                 epoch=lock_epoch(str(metadata["locked_at"])),
                 progress=report,

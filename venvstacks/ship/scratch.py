@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.layout import OUTPUT_MARKERS
+from venvstacks.layout import LOCKS_DIR, OUTPUT_MARKERS
 from venvstacks.lock.uvconfig import anchored
 from venvstacks.stack.modfiles import copy_module
-from venvstacks.stack.spec import StackSpec, load_stack
+from venvstacks.stack.spec import UV_SETTINGS_FILE, StackSpec, load_stack
 
-SIDE_FILES = ("venvstacks.uv.toml", ".gitignore")
-LOCKS_DIR = "requirements"
+SIDE_FILES = (UV_SETTINGS_FILE, ".gitignore")
 
 
 def is_output_folder(folder: Path) -> bool:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.layout import LAYER_CONFIG
+from venvstacks.layout import FILES_MANIFEST, LAYER_CONFIG
 from venvstacks.ship.deploy import STATE_FILE, is_plain_name, load_published
 from venvstacks.ship.layerconfig import read_layer_config
-from venvstacks.ship.manifest import FILES_MANIFEST, differences, read_manifest, scan_layer
+from venvstacks.ship.manifest import differences, read_manifest, scan_layer
 
 SHOWN = 3  # differences printed per layer; the rest are counted
 
@@ -81,7 +81,7 @@ def _verify_layer(layer_dir: Path, anchor: str | None, source: str) -> LayerRepo
     if anchor is None:
         note = "against its own manifest: no published hash for it"
     elif anchor != manifest_hash:
-        problems.append(f"{FILES_MANIFEST}: not the one in {source}")
+        problems.append(f"{FILES_MANIFEST.as_posix()}: not the one in {source}")
     problems += differences(manifest, scan_layer(layer_dir), config)
     return LayerReport(layer_dir.name, tuple(problems), len(manifest), note)
 

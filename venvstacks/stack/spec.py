@@ -91,6 +91,9 @@ class StackSpec:
         return uppers_index(self.layers)
 
 
+STACK_FILE = "venvstacks.toml"  # what a stack folder's stack file is called
+UV_SETTINGS_FILE = "venvstacks.uv.toml"  # [tool.uv] settings beside it, read only without [tool.uv]
+
 COMMON_FIELDS = {
     "name": str,
     "requirements": list,
@@ -205,7 +208,7 @@ def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
         uvkeys.check_settings(path, inline, "tool.uv.")
         return dict(inline)
     # As upstream: a venvstacks.uv.toml beside the stack file is used only without [tool.uv].
-    side_file = path.parent / "venvstacks.uv.toml"
+    side_file = path.parent / UV_SETTINGS_FILE
     if side_file.exists():
         settings = _read_toml(side_file)
         uvkeys.check_settings(side_file, settings, "")
