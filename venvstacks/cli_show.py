@@ -10,6 +10,7 @@ from typing import Any
 from venvstacks.cli_options import OperationCommand, StackCommand
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
+from venvstacks.fsutil import read_json_object
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.spec import LayerSpec
@@ -99,8 +100,5 @@ def show_text(data: dict[str, Any]) -> str:
 
 def _on_local_runtime(settings: Settings, layer: LayerSpec) -> bool:
     """Whether the layer's runtime, as last fetched, was packed from a local CPython."""
-    state = settings.runtime_state(layer)
-    try:
-        return json.loads(state.read_text(encoding="utf-8")).get("portable") is False
-    except (OSError, ValueError):
-        return False  # not fetched yet: nothing to say
+    # Not fetched yet: nothing recorded, nothing to say.
+    return read_json_object(settings.runtime_state(layer)).get("portable") is False

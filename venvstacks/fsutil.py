@@ -83,6 +83,16 @@ def load_json_text(text: str) -> Any:
         raise ValueError("nested too deeply") from None
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A small JSON file holding an object, or {} when it is missing, unreadable, not JSON or
+    not an object: for the metadata and state files that only ever mean "nothing recorded"."""
+    try:
+        data = load_json_text(read_bounded_text(path))
+    except (OSError, ValueError):  # UnsafeFileError and UnicodeDecodeError are ValueErrors
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.engine import progress
-from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.lock import locking
 from venvstacks.platforms import host_platform
@@ -27,7 +27,7 @@ from venvstacks.stack.targets import layer_target
 
 def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any]) -> dict[str, Any]:
     """The fields shared by exported and published layers."""
-    meta = locking.read_meta(lock_files(stack, layer).meta)
+    meta = read_json_object(lock_files(stack, layer).meta)
     lowers = lower_layers(stack, layer)
     runtime = lowers[-1] if lowers else layer
     data: dict[str, Any] = {

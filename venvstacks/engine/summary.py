@@ -3,12 +3,11 @@ run each app, each published archive (size, sha256) and each exported folder."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
-from typing import Any
 
 from venvstacks.engine.settings import Settings
+from venvstacks.fsutil import read_json_object
 from venvstacks.layout import METADATA_DIR
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.modfiles import module_name
@@ -50,7 +49,9 @@ def _exported(settings: Settings, exported: list[tuple[LayerSpec, bool]]) -> lis
     lines = [f"exported to {out.export_dir}:"]
     apps = []
     for layer, did_run in exported:
-        folder = out.export_dir / str(_read(out.export_metadata(layer)).get("install_target", layer.env_name))
+        folder = out.export_dir / str(
+            read_json_object(out.export_metadata(layer)).get("install_target", layer.env_name)
+        )
         lines.append(f"  {folder}{'' if did_run else '  (up to date)'}")
         if _is_app(layer):
             apps.append(_run_line(layer, folder))
@@ -63,7 +64,7 @@ def _published(settings: Settings, published: list[tuple[LayerSpec, bool]]) -> l
     out = settings.output
     lines = [f"published to {out.publish_dir} (metadata in {out.publish_dir / METADATA_DIR}):"]
     for layer, did_run in published:
-        meta = _read(out.publish_metadata(layer))
+        meta = read_json_object(out.publish_metadata(layer))
         sha256 = meta.get("archive_hashes", {}).get("sha256", "?")
         size = _size(int(meta.get("archive_size", 0)))
         lines.append(
@@ -87,10 +88,3 @@ def _size(n: int) -> str:
     if n < 1000:
         return f"{n} bytes"
     return f"{n / 1e3:.1f} kB" if n < 1_000_000 else f"{n / 1e6:.1f} MB"
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return {}

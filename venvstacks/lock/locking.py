@@ -22,7 +22,7 @@ import tomli_w
 from packaging.utils import canonicalize_name
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
 from venvstacks.layout import LockFiles, lock_files
 from venvstacks.lock import pylock, uvconfig
 from venvstacks.lock.uvconfig import LockOptions
@@ -56,19 +56,11 @@ def _parsed_lock(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
         raise VenvStacksError(f"{path}: not a valid pylock file ({exc}); delete it and lock again") from None
 
 
-def read_meta(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def deployed_name(stack: StackSpec, layer: LayerSpec) -> str:
     """`NAME@N` for versioned layers (N from the lock metadata), else the build name."""
     if not layer.versioned:
         return layer.env_name
-    version = read_meta(lock_files(stack, layer).meta).get("lock_version", 1)
+    version = read_json_object(lock_files(stack, layer).meta).get("lock_version", 1)
     return f"{layer.env_name}@{version}"
 
 
@@ -139,7 +131,7 @@ def _fits_runtime(files: LockFiles, runtime_version: str) -> bool:
     name the exact version (None) fits every patch release, so committed locks stay valid
     on machines whose runtime is another X.Y.Z; a lock from before the exact version was
     used (no key) is redone."""
-    meta = read_meta(files.meta)
+    meta = read_json_object(files.meta)
     return "python_full_version" in meta and meta["python_full_version"] in (None, runtime_version)
 
 
@@ -199,7 +191,7 @@ def lock_is_current(stack: StackSpec, layer: LayerSpec, options: LockOptions = D
     """Locking would change nothing: the lock is valid and its version is up to date."""
     if not lock_is_valid(stack, layer, options):
         return False
-    meta = read_meta(lock_files(stack, layer).meta)
+    meta = read_json_object(lock_files(stack, layer).meta)
     return bool(meta.get("version_inputs_hash") == _version_inputs_hash(stack, layer))
 
 
@@ -207,7 +199,7 @@ def lock_is_valid(stack: StackSpec, layer: LayerSpec, options: LockOptions = DEF
     """The lock exists, is intact, and was made from the layer's current inputs (uv would
     resolve the same packages; the version may still need a bump, see lock_is_current)."""
     files = lock_files(stack, layer)
-    meta = read_meta(files.meta)
+    meta = read_json_object(files.meta)
     if not meta or not files.pylock.exists():
         return False
     try:
@@ -240,7 +232,7 @@ def _write_meta(
     locked: Mapping[str, Any],
     inputs: Mapping[str, str | None],
 ) -> int:
-    previous = read_meta(files.meta)
+    previous = read_json_object(files.meta)
     req_hash = pylock.requirements_hash(locked)
     version_inputs = _version_inputs_hash(stack, layer)
     changed = (
@@ -277,7 +269,7 @@ def _version_inputs_hash(stack: StackSpec, layer: LayerSpec) -> str:
 def _bump_version_if_needed(stack: StackSpec, layer: LayerSpec, files: LockFiles) -> int | None:
     """A valid lock whose version inputs (an app's modules) changed gets the next lock
     version without running uv; returns that version, or None if nothing changed."""
-    previous = read_meta(files.meta)
+    previous = read_json_object(files.meta)
     if previous.get("version_inputs_hash") == _version_inputs_hash(stack, layer):
         return None
     inputs = {key: previous[key] for key in _INPUT_KEYS}

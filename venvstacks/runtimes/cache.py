@@ -21,7 +21,7 @@ from typing import Any, cast
 from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, load_json_text, read_bounded_text
+from venvstacks.fsutil import dump_json, read_json_object
 from venvstacks.runtimes.local import LocalSource
 from venvstacks.runtimes.options import RuntimeOptions, parse_request
 from venvstacks.runtimes.pack import LOCAL_MARKER
@@ -162,12 +162,7 @@ _ENTRY_FIELDS = {
 
 def _read_entry(folder: Path) -> dict[str, Any] | None:
     """A cache entry's runtime.json if it is intact and complete, else None."""
-    try:
-        meta = load_json_text(read_bounded_text(folder / _ENTRY_FILE))
-    except (OSError, ValueError):  # UnsafeFileError and UnicodeDecodeError are ValueErrors
-        return None
-    if not isinstance(meta, dict):
-        return None
+    meta = read_json_object(folder / _ENTRY_FILE)
     if not all(isinstance(meta.get(k), t) for k, t in _ENTRY_FIELDS.items()):
         return None
     if not (folder / "python").is_dir():

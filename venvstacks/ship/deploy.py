@@ -46,6 +46,7 @@ from venvstacks.fsutil import (
     dump_json,
     load_json_text,
     read_bounded_text,
+    read_json_object,
     replace_dir,
     sha256_file,
     write_atomic,
@@ -232,7 +233,7 @@ def deploy(
     target_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(target_dir / f"{STATE_FILE}.lock"):
         _remove_leftovers(target_dir)
-        state = _read_state(target_dir)
+        state = read_json_object(target_dir / STATE_FILE)  # {}: every layer is deployed afresh
         recorded: dict[str, Any] = state.setdefault("layers", {})
         selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))
         todo = {la.install_target for la in selected if not _is_current(la, target_dir, recorded)}
@@ -373,11 +374,3 @@ def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
     module = str(layer.metadata["app_launch_module"])
     argv = (str(layer_dir / str(rel)), "-m", module)
     return AppCommand(str(layer.metadata.get("layer_name")), argv)
-
-
-def _read_state(target_dir: Path) -> dict[str, Any]:
-    try:
-        data = load_json_text(read_bounded_text(target_dir / STATE_FILE))
-    except (OSError, ValueError):
-        return {}  # no usable record: every layer is deployed afresh
-    return data if isinstance(data, dict) else {}

@@ -45,7 +45,7 @@ from typing import Any, Literal
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
 from venvstacks.archive.writer import write_archive
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
 from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
 from venvstacks.ship.export import layer_entries
@@ -177,7 +177,7 @@ def publish_layer(
 ) -> PublishResult:
     """Archive one layer (unless unchanged) and write its ``env_metadata`` file."""
     meta_path = options.layer_metadata_path(layer.layer_name)
-    previous = _read_previous(meta_path)
+    previous = read_json_object(meta_path) or None  # unreadable old metadata only means "rebuild"
     plan = plan_layer(layer, options, previous, lambda n: (options.output_dir / n).is_file())
     metadata = plan.metadata
     archive_path = options.output_dir / str(metadata["archive_name"])
@@ -256,13 +256,3 @@ def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
     finally:
         path.unlink(missing_ok=True)
         _unfinished.discard(path)
-
-
-def _read_previous(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None  # unreadable old metadata only means "rebuild"
-    return data if isinstance(data, dict) else None

@@ -12,13 +12,13 @@ publish output folder or its metadata file) when given, otherwise from the recor
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import read_json_object
 from venvstacks.layout import FILES_MANIFEST, LAYER_CONFIG
 from venvstacks.ship.deploy import STATE_FILE, is_plain_name, load_published
 from venvstacks.ship.layerconfig import read_layer_config
@@ -92,11 +92,8 @@ def _published_hashes(deployed_dir: Path, published: Path | None) -> tuple[dict[
         layers = load_published(published)
         hashes = {la.install_target: la.metadata.get("files_manifest_sha256") for la in layers}
         return _strings(hashes), f"the published metadata of {published}"
-    try:
-        state = json.loads((deployed_dir / STATE_FILE).read_text(encoding="utf-8"))
-        recorded = state.get("layers", {}) if isinstance(state, dict) else {}
-    except (OSError, ValueError):
-        recorded = {}
+    recorded = read_json_object(deployed_dir / STATE_FILE).get("layers")
+    recorded = recorded if isinstance(recorded, dict) else {}
     hashes = {t: e.get("files_manifest_sha256") for t, e in recorded.items() if isinstance(e, dict)}
     return _strings(hashes), f"the deploy record {STATE_FILE}"
 
