@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.spec_files import RUNTIME, framework
 from venvstacks.errors import VenvStacksError
+from venvstacks.layout import LAYER_CONFIG
 from venvstacks.ship.deploy import run_postinstall
 
 
@@ -25,9 +26,12 @@ def test_a_postinstall_that_never_returns_is_stopped(tmp_path: Path, monkeypatch
         f"import os, pathlib, time\npathlib.Path({str(marker)!r}).write_text(str(os.getpid()))\n"
         "while True:\n    time.sleep(60)\n"
     )
+    # A layer config naming no base Python: deploy runs postinstall.py with its own Python.
+    (layer / LAYER_CONFIG).parent.mkdir(parents=True)
+    (layer / LAYER_CONFIG).write_text("{}")
     monkeypatch.setenv("VENVSTACKS_POSTINSTALL_TIMEOUT", "1")
     with pytest.raises(VenvStacksError) as info:
-        run_postinstall(layer, Path(sys.executable))
+        run_postinstall(layer)
     assert str(info.value) == (
         "postinstall of app-x did not finish within 1 s and was stopped; "
         "VENVSTACKS_POSTINSTALL_TIMEOUT gives it longer"

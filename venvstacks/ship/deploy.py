@@ -218,14 +218,13 @@ def deploy(
     *,
     include: Sequence[str] = (),
     log: Callable[[str], None] = print,
-    python: Path | None = None,
     jobs: int | None = None,
 ) -> DeployResult:
     """Deploy the published layers selected by ``include`` into ``target_dir``.
 
-    ``python`` runs every ``postinstall.py`` if given; by default each layer's own base
-    Python (the deployed runtime's) runs it. Up to ``jobs`` layers (default: one per core)
-    unpack at once; ``jobs=1`` deploys one layer after another.
+    Each layer's own base Python (the deployed runtime's) runs its ``postinstall.py``. Up to
+    ``jobs`` layers (default: one per core) unpack at once; ``jobs=1`` deploys one layer
+    after another.
     """
     target_dir = target_dir.absolute()
     layers = load_published(published)
@@ -241,7 +240,7 @@ def deploy(
             if layer.install_target in todo:
                 _verify_archive(layer)
         if state.get("path") not in (None, str(target_dir)):
-            _relink_moved(target_dir, [t for t in recorded if t not in todo], python, log)
+            _relink_moved(target_dir, [t for t in recorded if t not in todo], log)
         state["path"] = str(target_dir)
         write_atomic(target_dir / STATE_FILE, dump_json(state))
 
@@ -255,7 +254,7 @@ def deploy(
 
         steps = LayerSteps(
             unpack=lambda layer, stop: _unpack_layer(layer, target_dir, stop, log),
-            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir, python),
+            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir),
             discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
             on_done=record,
         )
@@ -275,35 +274,32 @@ def _unpack_layer(
     return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop)
 
 
-def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path, python: Path | None) -> None:
+def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path) -> None:
     try:
         # Staging is a sibling of the destination, so postinstall can finish the layer
         # before it becomes visible under its real name.
-        run_postinstall(staging, python)
+        run_postinstall(staging)
         replace_dir(staging, target_dir / layer.install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _relink_moved(
-    target_dir: Path, targets: Sequence[str], python: Path | None, log: Callable[[str], None]
-) -> None:
+def _relink_moved(target_dir: Path, targets: Sequence[str], log: Callable[[str], None]) -> None:
     present = [target_dir / t for t in targets if is_plain_name(t) and _is_deployed(target_dir / t)]
     # Runtimes first: the others' postinstall runs with the runtime's Python.
     present.sort(key=lambda d: not _is_runtime(d))
     for layer_dir in present:
         log(f"Relinking {layer_dir.name} (the target folder was moved)")
-        run_postinstall(layer_dir, python)
+        run_postinstall(layer_dir)
 
 
-def run_postinstall(layer_dir: Path, python: Path | None = None) -> None:
-    """Run a deployed layer's ``postinstall.py`` with ``python`` or its base Python."""
-    runner: Path | str = python or sys.executable
-    if python is None:
-        base = read_layer_config(layer_dir).get("base_python")
-        if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
-            runner = os.path.normpath(os.path.join(layer_dir, base))
+def run_postinstall(layer_dir: Path) -> None:
+    """Run a deployed layer's ``postinstall.py`` with its base Python (else this one)."""
+    runner: Path | str = sys.executable
+    base = read_layer_config(layer_dir).get("base_python")
+    if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
+        runner = os.path.normpath(os.path.join(layer_dir, base))
     cmd = [runner, "-X", "utf8", "-I", layer_dir / POSTINSTALL]
     run_postinstall_script(f"postinstall of {layer_dir.name}", cmd)
 
