@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvstacks.platforms import platform_tag
+from venvstacks.platforms import major_minor, platform_tag
 
 if TYPE_CHECKING:
     from venvstacks.stack.spec import LayerSpec, StackSpec
@@ -65,8 +65,7 @@ def tag_suffix(target_platform: str, tag_outputs: bool) -> str:
 
 def site_packages(py_version: str) -> Path:
     """A layer's site-packages folder, relative to the layer, for Python ``X.Y[.Z]``."""
-    major_minor = ".".join(py_version.split(".")[:2])
-    return Path("lib") / f"python{major_minor}" / "site-packages"
+    return Path("lib") / f"python{major_minor(py_version)}" / "site-packages"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@
 `platform_tag` is what `sysconfig` calls this machine, as upstream writes it into archive
 names and `target_platform` (it carries the macOS version, `macosx_14_0_arm64`); on Linux
 and Windows both spellings agree.
+
+Also the machine's facts every stage uses: its cores, and the X.Y of a Python version
+that names `lib/pythonX.Y` folders and `pythonX.Y` links.
 """
 
 from __future__ import annotations
@@ -45,3 +48,8 @@ def platform_tag() -> str:
 def cores() -> int:
     """The cores this process may run on (its CPU affinity where the OS has one)."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def major_minor(version: str) -> str:
+    """`X.Y` of a Python version `X.Y[.Z]`: what `lib/pythonX.Y` and `bin/pythonX.Y` are named by."""
+    return ".".join(version.split(".")[:2])

@@ -27,6 +27,7 @@ from venvstacks.fsutil import dump_json, write_atomic
 from venvstacks.layout import ENV_IDENTITY, INSTALLED, site_packages
 from venvstacks.lock import pylock
 from venvstacks.lock.locking import read_lock
+from venvstacks.platforms import major_minor
 from venvstacks.runtimes.cache import Runtime, install_runtime
 from venvstacks.stack.targets import Target
 from venvstacks.tools import run, uv_bin
@@ -141,13 +142,13 @@ def _create_venv(base_python: Path, env_dir: Path, py_version: str) -> None:
 def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) -> None:
     """Point bin/python at the runtime with a relative link, as the deployed layout does."""
     bindir = env_dir / "bin"
-    major_minor = ".".join(py_version.split(".")[:2])
+    xy = major_minor(py_version)
     target = os.path.relpath(base_python, bindir)
-    for name in ("python", "python3", f"python{major_minor}"):
+    for name in ("python", "python3", f"python{xy}"):
         (bindir / name).unlink(missing_ok=True)
     (bindir / "python").symlink_to(target)
     (bindir / "python3").symlink_to("python")
-    (bindir / f"python{major_minor}").symlink_to("python")
+    (bindir / f"python{xy}").symlink_to("python")
 
 
 def _sync(python: Path, lock_path: Path, layer: str, install: Install, *, system: bool) -> None:

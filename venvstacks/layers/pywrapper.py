@@ -22,6 +22,7 @@ from pathlib import Path
 
 from venvstacks.fsutil import write_if_changed
 from venvstacks.layout import DYNLIB_DIR
+from venvstacks.platforms import major_minor
 
 REAL_PYTHON = "python_"
 
@@ -77,8 +78,7 @@ def install_wrapper(bin_dir: Path, base_python: Path, script: str, py_version: s
         python.unlink()
     if write_if_changed(python, script) or python.stat().st_mode & 0o777 != 0o755:
         python.chmod(0o755)
-    major_minor = ".".join(py_version.split(".")[:2])
-    for alias in ("python3", f"python{major_minor}"):
+    for alias in ("python3", f"python{major_minor(py_version)}"):
         _replace_symlink(bin_dir / alias, "python")
 
 

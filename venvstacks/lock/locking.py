@@ -26,6 +26,7 @@ from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
 from venvstacks.layout import LockFiles, lock_files
 from venvstacks.lock import pylock, uvconfig
 from venvstacks.lock.uvconfig import LockOptions
+from venvstacks.platforms import major_minor
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.modfiles import module_hash, module_name
 from venvstacks.stack.spec import LayerSpec, StackSpec
@@ -75,7 +76,7 @@ def lock_layer(
     """Lock one layer for its runtime (`python`, CPython `runtime_version` X.Y.Z); returns
     whether its pylock changed."""
     files = lock_files(stack, layer)
-    py_version = ".".join(runtime_version.split(".")[:2])
+    py_version = major_minor(runtime_version)
     write_if_changed(
         files.requirements_in,
         _HEADER.format(layer=layer.env_name) + "".join(f"{r}\n" for r in layer.requirements),

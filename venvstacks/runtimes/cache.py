@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, read_json_object
+from venvstacks.platforms import major_minor
 from venvstacks.runtimes.local import LocalSource
 from venvstacks.runtimes.options import RuntimeOptions, parse_request
 from venvstacks.runtimes.pack import LOCAL_MARKER
@@ -183,7 +184,7 @@ _NAMES = {"cpython": "CPython"}
 
 def _has(source: RuntimeSource, impl: str, version_request: str, found_only: bool = False) -> str:
     """What a source offers near a request: `3.11.1, ..., 3.11.17` or `no 3.5.x, only 3.8, 3.9`."""
-    series = ".".join(version_request.split(".")[:2])
+    series = major_minor(version_request)
     versions = source.available(impl)
     same = [v for v in versions if version_matches(v, series)]
     if not versions:
@@ -192,7 +193,7 @@ def _has(source: RuntimeSource, impl: str, version_request: str, found_only: boo
         return ", ".join(versions)
     if same:
         return f"no {version_request}, only {', '.join(same)}"
-    others = sorted({".".join(v.split(".")[:2]) for v in versions}, key=version_key)
+    others = sorted({major_minor(v) for v in versions}, key=version_key)
     return f"no {series}.x, only {', '.join(others)}"
 
 
@@ -232,7 +233,7 @@ class RuntimeCache:
 
     @contextmanager
     def locked(self, impl: str, version_request: str, log: Callable[[str], None]) -> Iterator[None]:
-        series = ".".join(version_request.split(".")[:2])
+        series = major_minor(version_request)
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         # One lock per X.Y: a cpython@3.11 and a cpython@3.11.7 request may resolve to the
@@ -285,7 +286,7 @@ class RuntimeCache:
         """Fetch, check, unpack and file a candidate; nothing stays behind on failure."""
         impl, version_request = parse_request(request)
         what = f"runtime {request}: archive {candidate.origin}"
-        series = ".".join(version_request.split(".")[:2])
+        series = major_minor(version_request)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{impl}-{series}-", dir=self.root))
         try:
             tmp.chmod(0o755)  # mkdtemp's 0700 would hide the cache from other accounts

@@ -23,6 +23,7 @@ from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
 from venvstacks.archive.writer import write_archive
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import dump_json
+from venvstacks.platforms import major_minor
 from venvstacks.tools import run
 
 # Written into archives made from a local interpreter, so that such an archive stays marked
@@ -47,7 +48,7 @@ def pack_prefix(
     `relocate` rewrites absolute RUNPATHs (pyenv-style `--enable-shared` builds); builds
     that already use $ORIGIN (python-build-standalone, as managed by uv) are left alone.
     """
-    xy = ".".join(version.split(".")[:2])
+    xy = major_minor(version)
     members = list(select_members(prefix, xy))
     scratch = Path(tempfile.mkdtemp(prefix=".pack-", dir=dest_archive.parent))
     try:

@@ -32,7 +32,7 @@ from venvstacks.archive.formats import ArchiveEntry, normal_mode
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes, sha256_file
 from venvstacks.layout import FILES_MANIFEST
-from venvstacks.platforms import cores
+from venvstacks.platforms import cores, major_minor
 
 FORMAT = 1
 
@@ -160,7 +160,7 @@ def written_by_postinstall(rel: str, config: Mapping[str, Any]) -> bool:
     if config.get("python") == config.get("base_python"):
         return False  # a runtime layer: postinstall only byte-compiles it
     bin_dir = posixpath.dirname(python)
-    version = ".".join(str(config.get("py_version", "")).split(".")[:2])
+    version = major_minor(str(config.get("py_version", "")))
     # python_: the interpreter link run by the bin/python script (layers/pywrapper.py)
     links = {python, f"{python}_", f"{bin_dir}/python3", f"{bin_dir}/python{version}"}
     return rel in {"pyvenv.cfg", f"{site_dir}/sitecustomize.py"} or rel in links

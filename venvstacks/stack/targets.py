@@ -17,6 +17,7 @@ from packaging import tags
 from packaging.markers import Marker
 from packaging.tags import Tag
 
+from venvstacks.platforms import major_minor
 from venvstacks.stack.spec import LayerSpec
 
 # sys_platform, platform_system, platform_machine, os_name for each platform name.
@@ -53,7 +54,7 @@ class Target:
 
     @property
     def py_major_minor(self) -> str:
-        return ".".join(self.py_version.split(".")[:2])
+        return major_minor(self.py_version)
 
     @property
     def py_full_version(self) -> str:
