@@ -217,8 +217,20 @@ def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     runtime.add_argument("--runtime-cache", metavar="DIR", help="the runtime cache folder")
 
 
+def _flag(cmd: argparse.ArgumentParser) -> Callable[..., Any]:
+    """`flag("--x", [more names,] help)`: `--x/--no-x`, as upstream spells its boolean options
+    (default: off)."""
+
+    def flag(*names_and_help: str, default: bool | None = False) -> None:
+        *names, help_text = names_and_help
+        cmd.add_argument(*names, action=BOOL, default=default, help=help_text)
+
+    return flag
+
+
 def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
     add: Callable[..., Any] = cmd.add_argument
+    flag = _flag(cmd)
     add(
         "-j",
         "--jobs",
@@ -228,61 +240,45 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
         help="run up to N independent tasks at once, in threads (default: 1; xz uses every core anyway)",
     )
     add("--json", action="store_true", help="print the selected layers as JSON (and stop, unless --show)")
-    add("--show", action=BOOL, default=False, help="print the selected layers before running")
-    add("--show-only", action=BOOL, default=False, help="print the selected layers and stop")
+    flag("--show", "print the selected layers before running")
+    flag("--show-only", "print the selected layers and stop")
     if name in ("lock", "build"):
         _lock_options(cmd, name)
     if name == "build":
-        add("--build", action=BOOL, default=True, help="build the layer environments (default)")
-        add("--publish", action=BOOL, default=False, help="also publish the built layers")
-        add(
-            "--build-dependencies",
-            action=BOOL,
-            default=False,
-            help="accepted: lower layers always build if needed",
-        )
-        add("--build-derived", action=BOOL, default=False, help="also build layers above the included ones")
-        add(
+        flag("--build", "build the layer environments (default)", default=True)
+        flag("--publish", "also publish the built layers")
+        flag("--build-dependencies", "accepted: lower layers always build if needed")
+        flag("--build-derived", "also build layers above the included ones")
+        flag(
             "--include-dependencies",
-            action=BOOL,
+            "with --publish, also publish the layers below the selected ones",
             default=None,
-            help="with --publish, also publish the layers below the selected ones",
         )
     if name in ("build", "publish", "local-export"):
         default_dir = DEFAULT_EXPORT_DIR if name == "local-export" else DEFAULT_PUBLISH_DIR
         what = "export" if name == "local-export" else "publish"
         add("--output-dir", help=f"{what} folder, relative to the stack file (default: {default_dir})")
-        add("--publish-dependencies", action=BOOL, default=False, help="also export/publish the lower layers")
-        add("--publish-derived", action=BOOL, default=False, help="also export/publish the layers above")
-        add("--force", action=BOOL, default=False, help="redo the outputs even if nothing changed")
-        add(
-            "--dry-run",
-            action=BOOL,
-            default=False,
-            help="print the metadata that would be written, write nothing",
-        )
+        flag("--publish-dependencies", "also export/publish the lower layers")
+        flag("--publish-derived", "also export/publish the layers above")
+        flag("--force", "redo the outputs even if nothing changed")
+        flag("--dry-run", "print the metadata that would be written, write nothing")
     if name in ("build", "publish"):
-        add(
+        flag(
             "--allow-local-runtime",
-            action=BOOL,
+            "publish layers whose runtime was packed from a local CPython (not portable)",
             default=None,
-            help="publish layers whose runtime was packed from a local CPython (not portable)",
         )
-        add("--tag-outputs", action=BOOL, default=False, help="add platform and build number to output names")
+        flag("--tag-outputs", "add platform and build number to output names")
         formats = [fmt.value for fmt in ArchiveFormat]
         add("--format", choices=formats, default=formats[0], help=f"archive format (default: {formats[0]})")
 
 
 def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:
     add: Callable[..., Any] = cmd.add_argument
+    flag = _flag(cmd)
     above = " (and of the layers above them)" if name == "lock" else ""
-    add(
-        "--clean",
-        action=BOOL,
-        default=False,
-        help=f"delete the build folders of the selected layers{above} first",
-    )
-    add("--index", action=BOOL, default=True, help="use the package index (--no-index: local wheels only)")
+    flag("--clean", f"delete the build folders of the selected layers{above} first")
+    flag("--index", "use the package index (--no-index: local wheels only)", default=True)
     add(
         "--local-wheels",
         action="append",
@@ -290,21 +286,13 @@ def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:
         help="a folder of wheels, relative to the stack file",
     )
     add("--reset-lock", action="append", metavar="PATTERN", help="lock these layers afresh, keeping no pins")
-    add(
-        "--lock-dependencies", action=BOOL, default=False, help="accepted: lower layers always lock if needed"
-    )
-    add("--upgrade", action=BOOL, default=False, help="let every pin move to the newest allowed version")
+    flag("--lock-dependencies", "accepted: lower layers always lock if needed")
+    flag("--upgrade", "let every pin move to the newest allowed version")
     add("--upgrade-package", action="append", metavar="NAME", help="let this package's pin move")
     if name == "lock":
-        add("--if-needed", action=BOOL, default=False, help="accepted: locking always runs only if needed")
+        flag("--if-needed", "accepted: locking always runs only if needed")
     else:
-        add(
-            "--lock-if-needed",
-            "--lock",
-            action=BOOL,
-            default=False,
-            help="accepted: locks are always checked",
-        )
+        flag("--lock-if-needed", "--lock", "accepted: locks are always checked")
 
 
 def _deploy_parser(sub: Any) -> None:
