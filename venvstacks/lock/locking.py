@@ -27,6 +27,7 @@ from venvstacks.layout import LockFiles, lock_files
 from venvstacks.lock import pylock, uvconfig
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import major_minor
+from venvstacks.stack import naming
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.modfiles import module_hash, module_name
 from venvstacks.stack.spec import LayerSpec, StackSpec
@@ -60,9 +61,9 @@ def _parsed_lock(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
 def deployed_name(stack: StackSpec, layer: LayerSpec) -> str:
     """`NAME@N` for versioned layers (N from the lock metadata), else the build name."""
     if not layer.versioned:
-        return layer.env_name
+        return naming.deployed_name(layer.env_name, None)
     version = read_json_object(lock_files(stack, layer).meta).get("lock_version", 1)
-    return f"{layer.env_name}@{version}"
+    return naming.deployed_name(layer.env_name, version)
 
 
 def lock_layer(

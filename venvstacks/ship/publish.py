@@ -147,12 +147,16 @@ def plan_layer(
             build = last  # same inputs give the same bytes: a lost archive keeps its number
         else:
             build = last + 1
-    name = str(inputs["install_target"])
-    if options.tag_outputs:
-        name = f"{name}-{options.target_platform}-{build}"
+    tag = (options.target_platform, build) if options.tag_outputs else None
     inputs["archive_build"] = build
-    inputs["archive_name"] = name + options.archive_format.suffix
+    inputs["archive_name"] = archive_name(str(inputs["install_target"]), options.archive_format, tag)
     return LayerPlan(inputs, rebuild=True)
+
+
+def archive_name(install_target: str, fmt: ArchiveFormat, tag: tuple[str, int] | None = None) -> str:
+    """`NAME.tar.xz`, or with `--tag-outputs` (tag: platform, archive build) `NAME-PLATFORM-BUILD.tar.xz`."""
+    name = install_target if tag is None else f"{install_target}-{tag[0]}-{tag[1]}"
+    return name + fmt.suffix
 
 
 def lock_epoch(locked_at: str) -> int:

@@ -37,6 +37,7 @@ from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.fsutil import sha256_file
 from venvstacks.platforms import cores
 from venvstacks.ship.deploy import PublishedLayer, load_published
+from venvstacks.ship.publish import archive_name
 from venvstacks.ship.scratch import copy_stack
 
 
@@ -128,7 +129,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 def _publish(
     spec: Path, out: Path, fmt: ArchiveFormat, layers: Sequence[PublishedLayer], allow_local: bool
 ) -> None:
-    tagged = any(la.archive.name != la.install_target + fmt.suffix for la in layers)
+    tagged = any(la.archive.name != archive_name(la.install_target, fmt) for la in layers)
     cmd = [sys.executable, "-m", "venvstacks", "publish", str(spec), "--output-dir", str(out)]
     cmd += ["--format", str(fmt), "--tag-outputs" if tagged else "--no-tag-outputs", "-j", str(cores())]
     cmd += ["--allow-local-runtime" if allow_local else "--no-allow-local-runtime"]

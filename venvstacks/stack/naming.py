@@ -42,6 +42,11 @@ def layer_name(t: LayerTable, *, is_runtime: bool) -> str:
     return str(name)
 
 
+def deployed_name(env_name: str, lock_version: int | None) -> str:
+    """`NAME@N` for a versioned layer at lock version N (None: not versioned, the build name)."""
+    return env_name if lock_version is None else f"{env_name}@{lock_version}"
+
+
 def check_unique_outputs(path: Path, layers: Iterable[LayerSpec]) -> None:
     """Every layer needs its own build folder, lock folder, archive and deployed name.
 
@@ -64,6 +69,7 @@ def check_unique_outputs(path: Path, layers: Iterable[LayerSpec]) -> None:
                 "and archive on macOS and Windows; rename one of them",
             )
         seen[key] = layer
+        # The reverse of deployed_name: NAME@N, N a number.
         base, at, version = layer.env_name.rpartition("@")
         if at and version.isdigit() and base.casefold() in versioned:
             raise SpecError(
