@@ -26,6 +26,7 @@ LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
 DYNLIB_DIR = Path("share/venv/dynlib")  # links to the layer's shared libraries (Linux, macOS)
 DYNLIB_MANIFEST = STATE_DIR / "dynlib.json"  # those links; upper layers' build: depends on it
 DEPLOYED_WRAPPER = STATE_DIR / "python.deployed"  # bin/python as exported and published
+MODULES_STATE = STATE_DIR / "modules.json"  # an app's module names, to remove ones dropped
 
 FILES_MANIFEST = Path("share/venv/metadata/venvstacks_files.json")  # every archived file (manifest.py)
 POSTINSTALL = "postinstall.py"  # at the top of every exported, published and deployed layer

@@ -54,6 +54,18 @@ def _remove_unfinished() -> None:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def deleted_if_left(tmp: Path) -> Iterator[Path]:
+    """A temporary file of a publish: deleted on leaving unless renamed away meanwhile, and at
+    interpreter exit if the thread writing it never unwinds (see `_unfinished`)."""
+    _unfinished.add(tmp)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+        _unfinished.discard(tmp)
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete half-written archives whose writer is gone (killed mid-publish); returns them."""
     removed = []
@@ -119,8 +131,7 @@ def write_archive(
     # the name, so a later run can tell a killed writer's leftover from an archive another
     # process is still writing.
     tmp = path.parent / f".{path.name}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    _unfinished.add(tmp)
-    try:
+    with deleted_if_left(tmp):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as raw:
             if fmt is ArchiveFormat.ZIP:
@@ -130,11 +141,6 @@ def write_archive(
                     _write_tar(stream, members, epoch, report)
         _readable_by_all(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        _unfinished.discard(tmp)
     return ArchiveInfo(path, path.stat().st_size, sha256_file(path))
 
 

@@ -28,7 +28,7 @@ from venvstacks.layout import (
     DYNLIB_MANIFEST,
     LAYER_CONFIG,
     LINKED,
-    STATE_DIR,
+    MODULES_STATE,
     site_packages,
 )
 from venvstacks.stack.kinds import LayerKind
@@ -117,7 +117,7 @@ def link_layer(plan: LinkPlan) -> None:
     if code is not None:
         write_if_changed(site_dir / "sitecustomize.py", code)
     write_if_changed(env_dir / LAYER_CONFIG, dump_json(plan.layer_config()))
-    _copy_modules(site_dir, plan.modules(), _previous_modules(env_dir), plan.stack_root)
+    _copy_modules(env_dir, site_dir, plan.modules(), plan.stack_root)
     manifest = {
         "layer_config": plan.layer_config(),
         "dynlib": links,
@@ -138,15 +138,15 @@ def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
 
 def _previous_modules(env_dir: Path) -> list[str]:
     try:
-        return list(json.loads((env_dir / STATE_DIR / "modules.json").read_text()))
+        return list(json.loads((env_dir / MODULES_STATE).read_text()))
     except (FileNotFoundError, ValueError):
         return []
 
 
-def _copy_modules(site_dir: Path, modules: Sequence[Path], previous: Sequence[str], root: Path) -> None:
+def _copy_modules(env_dir: Path, site_dir: Path, modules: Sequence[Path], root: Path) -> None:
     """Replace the copies of the app's own modules, removing ones no longer listed."""
     names = [module_name(m) for m in modules]
-    for old in set(previous) | set(names):
+    for old in set(_previous_modules(env_dir)) | set(names):
         for stale in (site_dir / old, site_dir / f"{old}.py"):
             if stale.is_dir() and not stale.is_symlink():
                 shutil.rmtree(stale)
@@ -154,5 +154,4 @@ def _copy_modules(site_dir: Path, modules: Sequence[Path], previous: Sequence[st
                 stale.unlink()
     for module in modules:
         copy_module(module, root, site_dir / module.name)
-    state = site_dir.parents[2] / STATE_DIR / "modules.json"
-    write_atomic(state, json.dumps(names))
+    write_atomic(env_dir / MODULES_STATE, json.dumps(names))

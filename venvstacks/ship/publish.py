@@ -30,11 +30,9 @@ compressors release the GIL); every output byte is the same as in a serial run.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
-import os
-import tempfile
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
-from venvstacks.archive.writer import write_archive
+from venvstacks.archive.writer import deleted_if_left, write_archive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
 from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, stack_metadata_file, tag_suffix
@@ -235,28 +233,12 @@ def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str
     return path
 
 
-# Manifests being archived. As for the archives themselves (archive/writer.py): when doit runs the
-# publish in a daemon thread, a Ctrl-C ends the interpreter without unwinding that thread.
-_unfinished: set[Path] = set()
-
-
-@atexit.register
-def _remove_unfinished() -> None:
-    for path in list(_unfinished):
-        path.unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
     """``text`` in a hidden file of ``folder`` while the archive is written, then removed."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=".files-manifest-", suffix=".tmp", dir=folder)
-    path = Path(name)
-    _unfinished.add(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+    # Named and registered before it exists, as the archive itself (see write_archive).
+    with deleted_if_left(folder / f".files-manifest-{secrets.token_hex(8)}.tmp") as path:
+        with path.open("x", encoding="utf-8", newline="\n") as f:
             f.write(text)
         yield path
-    finally:
-        path.unlink(missing_ok=True)
-        _unfinished.discard(path)
