@@ -17,7 +17,11 @@ from venvstacks.platforms import major_minor, platform_tag
 if TYPE_CHECKING:
     from venvstacks.stack.spec import LayerSpec, StackSpec
 
-# Inside each layer folder: bookkeeping that never ships, and the deployable layer config.
+# Inside each layer folder: its interpreter (a runtime's own python3; a venv layer's python,
+# a link to the runtime's or the script in front of it), bookkeeping that never ships, and the
+# deployable layer config.
+RUNTIME_PYTHON = Path("bin/python3")
+LAYER_PYTHON = Path("bin/python")
 STATE_DIR = Path("share/venv/metadata/build-state")
 INSTALLED = STATE_DIR / "installed.json"  # target of install:<layer>
 ENV_IDENTITY = STATE_DIR / "env.json"

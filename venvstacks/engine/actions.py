@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
-from venvstacks.layout import lock_files
+from venvstacks.layout import RUNTIME_PYTHON, lock_files
 from venvstacks.lock import uvconfig
 from venvstacks.platforms import host_platform
 from venvstacks.stack.kinds import LayerKind
@@ -49,7 +49,7 @@ def lock(settings: Settings, name: str) -> None:
 
     layer = settings.stack.layer(name)
     runtime = runtime_for(settings, layer)
-    python = runtime.python_dir / "bin" / "python3"
+    python = runtime.python_dir / RUNTIME_PYTHON
     locking.lock_layer(settings.stack, layer, python, runtime.version, settings.lock, log)
 
 
@@ -126,7 +126,7 @@ def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
 
     runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
     frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
-    suffixes = extension_suffixes(settings.env_dir(settings.runtime_layer(layer)) / "bin" / "python3")
+    suffixes = extension_suffixes(settings.env_dir(settings.runtime_layer(layer)) / RUNTIME_PYTHON)
     root = settings.stack.root
     return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks, root, suffixes)
 

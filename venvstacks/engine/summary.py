@@ -8,7 +8,7 @@ from pathlib import Path
 
 from venvstacks.engine.settings import Settings
 from venvstacks.fsutil import read_json_object
-from venvstacks.layout import METADATA_DIR
+from venvstacks.layout import LAYER_PYTHON, METADATA_DIR
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.modfiles import module_name
 from venvstacks.stack.spec import LayerSpec
@@ -80,7 +80,7 @@ def _is_app(layer: LayerSpec) -> bool:
 
 def _run_line(layer: LayerSpec, folder: Path) -> str:
     assert layer.launch_module is not None
-    argv = [str(folder / "bin" / "python"), "-m", module_name(layer.launch_module)]
+    argv = [str(folder / LAYER_PYTHON), "-m", module_name(layer.launch_module)]
     return f"run {layer.env_name} with: {shlex.join(argv)}"
 
 

@@ -24,7 +24,7 @@ from packaging.tags import parse_tag
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_atomic
-from venvstacks.layout import ENV_IDENTITY, INSTALLED, site_packages
+from venvstacks.layout import ENV_IDENTITY, INSTALLED, LAYER_PYTHON, RUNTIME_PYTHON, site_packages
 from venvstacks.lock import pylock
 from venvstacks.lock.locking import read_lock
 from venvstacks.platforms import major_minor
@@ -52,7 +52,7 @@ def install_runtime_layer(
         log(f"unpacking {runtime.implementation} {runtime.version} into {env_dir.name}")
         install_runtime(runtime, env_dir)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
-    python = env_dir / "bin" / "python3"
+    python = env_dir / RUNTIME_PYTHON
     _sync(python, lock_path, env_dir.name, install, system=True)
     check_wheel_tags(env_dir, runtime.version, install.target)
     _finish(env_dir, identity, lock_path)
@@ -77,10 +77,10 @@ def install_venv_layer(
     if not _identity_matches(env_dir, identity):
         _discard(env_dir)
         log(f"creating the virtual environment for {env_dir.name}")
-        _create_venv(runtime_dir / "bin" / "python3", env_dir, runtime.version)
+        _create_venv(runtime_dir / RUNTIME_PYTHON, env_dir, runtime.version)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
     _mark_relocatable(env_dir)
-    _sync(env_dir / "bin" / "python", lock_path, env_dir.name, install, system=False)
+    _sync(env_dir / LAYER_PYTHON, lock_path, env_dir.name, install, system=False)
     check_wheel_tags(env_dir, runtime.version, install.target)
     _remove_scripts(env_dir)
     _finish(env_dir, identity, lock_path)

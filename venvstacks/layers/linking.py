@@ -27,8 +27,10 @@ from venvstacks.layout import (
     DYNLIB_DIR,
     DYNLIB_MANIFEST,
     LAYER_CONFIG,
+    LAYER_PYTHON,
     LINKED,
     MODULES_STATE,
+    RUNTIME_PYTHON,
     site_packages,
 )
 from venvstacks.stack.kinds import LayerKind
@@ -68,14 +70,14 @@ class LinkPlan:
         site = self.site_dir.as_posix()
         if self.runtime is None:
             config: dict[str, Any] = {
-                "python": "bin/python3",
-                "base_python": "bin/python3",
+                "python": RUNTIME_PYTHON.as_posix(),
+                "base_python": RUNTIME_PYTHON.as_posix(),
                 "pylib_dirs": [],
             }
         else:
             config = {
-                "python": "bin/python",
-                "base_python": f"../{self.runtime.deployed_name}/bin/python3",
+                "python": LAYER_PYTHON.as_posix(),
+                "base_python": f"../{self.runtime.deployed_name}/{RUNTIME_PYTHON.as_posix()}",
                 "pylib_dirs": [f"../{p.deployed_name}/{site}" for p in self.peers],
             }
         dynlib_dirs = [f"../{p.deployed_name}/{DYNLIB_DIR.as_posix()}" for p in self.peers]
@@ -129,8 +131,8 @@ def link_layer(plan: LinkPlan) -> None:
 def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
     """bin/python names the build folders; the copy that ships names the deployed ones."""
     build_script = pywrapper.wrapper_script([p.build_dir.name for p in plan.peers])
-    base_python = runtime.build_dir / "bin" / "python3"
-    pywrapper.install_wrapper(plan.env_dir / "bin", base_python, build_script, plan.py_version)
+    base_python = runtime.build_dir / RUNTIME_PYTHON
+    pywrapper.install_wrapper(plan.env_dir / LAYER_PYTHON.parent, base_python, build_script, plan.py_version)
     deployed = plan.env_dir / DEPLOYED_WRAPPER
     write_if_changed(deployed, pywrapper.wrapper_script([p.deployed_name for p in plan.peers]))
     deployed.chmod(0o755)  # exported as a hard link, archived with this mode

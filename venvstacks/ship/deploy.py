@@ -51,7 +51,7 @@ from venvstacks.fsutil import (
     sha256_file,
     write_atomic,
 )
-from venvstacks.layout import LAYER_CONFIG, METADATA_DIR, POSTINSTALL, STACK_METADATA
+from venvstacks.layout import LAYER_CONFIG, LAYER_PYTHON, METADATA_DIR, POSTINSTALL, STACK_METADATA
 from venvstacks.platforms import cores
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
@@ -366,7 +366,7 @@ def _is_app(layer: PublishedLayer) -> bool:
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
     layer_dir = target_dir / layer.install_target
-    rel = read_layer_config(layer_dir).get("python", "bin/python")
+    rel = read_layer_config(layer_dir).get("python", LAYER_PYTHON.as_posix())
     module = str(layer.metadata["app_launch_module"])
     argv = (str(layer_dir / str(rel)), "-m", module)
     return AppCommand(str(layer.metadata.get("layer_name")), argv)

@@ -40,7 +40,7 @@ from pathlib import Path
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import replace_dir
-from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, POSTINSTALL, STATE_DIR
+from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, LAYER_PYTHON, POSTINSTALL, STATE_DIR
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.tools import run_postinstall_script
 
@@ -74,7 +74,7 @@ def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
             elif os.path.isdir(path):
                 keep_dirs.append(name)
                 entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
-            elif rel == "bin/python" and (layer_dir / DEPLOYED_WRAPPER).is_file():
+            elif rel == LAYER_PYTHON.as_posix() and (layer_dir / DEPLOYED_WRAPPER).is_file():
                 entries.append(ArchiveEntry(f"{top}/{rel}", layer_dir / DEPLOYED_WRAPPER))
             elif os.path.isfile(path):
                 entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
