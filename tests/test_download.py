@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.runtimes.download import DownloadError, DownloadLimits, download
+from venvstacks.runtimes.download import DownloadError, download
 
 BODY = b"runtime archive bytes" * 100
 Handler = Callable[[http.server.BaseHTTPRequestHandler, int], None]
@@ -50,6 +50,13 @@ def serve() -> Iterator[Callable[[Handler], tuple[str, list[str]]]]:
         server.server_close()
 
 
+def _limits(monkeypatch: pytest.MonkeyPatch, *, read_timeout: float, deadline: float, retries: int) -> None:
+    """The limits as users set them (docs/runtimes.md), read by every download."""
+    monkeypatch.setenv("VENVSTACKS_DOWNLOAD_TIMEOUT", str(read_timeout))
+    monkeypatch.setenv("VENVSTACKS_DOWNLOAD_DEADLINE", str(deadline))
+    monkeypatch.setenv("VENVSTACKS_DOWNLOAD_RETRIES", str(retries))
+
+
 def _send(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes) -> None:
     handler.send_response(status)
     handler.send_header("Content-Length", str(len(body)))
@@ -58,7 +65,7 @@ def _send(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes)
 
 
 def test_a_mirror_sending_a_byte_at_a_time_fails_at_the_deadline(
-    serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path
+    serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gave_up = threading.Event()
 
@@ -76,41 +83,46 @@ def test_a_mirror_sending_a_byte_at_a_time_fails_at_the_deadline(
             return
 
     url, seen = serve(trickle)
-    limits = DownloadLimits(read_timeout=5, deadline=0.5, retries=3)
+    _limits(monkeypatch, read_timeout=5, deadline=0.5, retries=3)
     try:
         with pytest.raises(DownloadError, match=r"not finished within the 0\.5 s deadline"):
-            download(url, tmp_path / "file.tar.gz", limits)
+            download(url, tmp_path / "file.tar.gz")
     finally:
         gave_up.set()
     assert seen == ["/file.tar.gz"]  # a deadline is final: no retry
 
 
 def test_passing_server_errors_are_retried(
-    serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path
+    serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def flaky(handler: http.server.BaseHTTPRequestHandler, count: int) -> None:
         _send(handler, 503 if count == 1 else 200, b"busy" if count == 1 else BODY)
 
     url, seen = serve(flaky)
-    sha = download(url, tmp_path / "file.tar.gz", DownloadLimits(read_timeout=5, deadline=30, retries=2))
+    _limits(monkeypatch, read_timeout=5, deadline=30, retries=2)
+    sha = download(url, tmp_path / "file.tar.gz")
     assert sha == hashlib.sha256(BODY).hexdigest()
     assert (tmp_path / "file.tar.gz").read_bytes() == BODY
     assert len(seen) == 2
 
 
 def test_retries_are_bounded_and_said(
-    serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path
+    serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, seen = serve(lambda handler, _: _send(handler, 502, b"bad gateway"))
+    _limits(monkeypatch, read_timeout=5, deadline=30, retries=1)
     with pytest.raises(DownloadError, match=r"HTTP 502 .* \(after 2 attempts\)"):
-        download(url, tmp_path / "f", DownloadLimits(read_timeout=5, deadline=30, retries=1))
+        download(url, tmp_path / "f")
     assert len(seen) == 2
 
 
-def test_not_found_is_not_retried(serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path) -> None:
+def test_not_found_is_not_retried(
+    serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, seen = serve(lambda handler, _: _send(handler, 404, b"no"))
+    _limits(monkeypatch, read_timeout=5, deadline=30, retries=3)
     with pytest.raises(DownloadError, match="HTTP 404"):
-        download(url, tmp_path / "f", DownloadLimits(read_timeout=5, deadline=30, retries=3))
+        download(url, tmp_path / "f")
     assert len(seen) == 1
 
 
@@ -118,6 +130,7 @@ def test_a_full_disk_names_the_folder_and_is_not_retried(
     serve: Callable[[Handler], tuple[str, list[str]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, seen = serve(lambda handler, _: _send(handler, 200, BODY))
+    _limits(monkeypatch, read_timeout=5, deadline=30, retries=3)
 
     class Full:
         def __init__(self, *args: object) -> None:
@@ -134,7 +147,7 @@ def test_a_full_disk_names_the_folder_and_is_not_retried(
 
     monkeypatch.setattr(Path, "open", lambda self, mode="r": Full())
     with pytest.raises(DownloadError, match=f"cannot write to {tmp_path}: No space left on device"):
-        download(url, tmp_path / "f", DownloadLimits(read_timeout=5, deadline=30, retries=3))
+        download(url, tmp_path / "f")
     assert len(seen) == 1
 
 
@@ -142,9 +155,18 @@ def test_a_full_disk_names_the_folder_and_is_not_retried(
     ("name", "value"),
     [("VENVSTACKS_DOWNLOAD_DEADLINE", "soon"), ("VENVSTACKS_DOWNLOAD_TIMEOUT", "0")],
 )
-def test_bad_limits_in_the_environment_are_one_line(name: str, value: str) -> None:
+def test_bad_limits_in_the_environment_are_one_line(
+    name: str,
+    value: str,
+    serve: Callable[[Handler], tuple[str, list[str]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, seen = serve(lambda handler, _: _send(handler, 200, BODY))
+    monkeypatch.setenv(name, value)
     with pytest.raises(VenvStacksError, match=f"{name}={value!r} is not a number of seconds > 0"):
-        DownloadLimits.from_env({name: value})
+        download(url, tmp_path / "f")
+    assert seen == []  # refused before asking anyone
 
 
 @pytest.mark.parametrize("mirror", ["not a url", "ftp://mirror.example/pbs", "http://"])

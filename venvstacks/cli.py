@@ -13,7 +13,6 @@ ends the run early by returning the exit status.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
-from venvstacks.fsutil import check_folder_path
+from venvstacks.fsutil import check_folder_path, dump_json
 from venvstacks.layout import (
     DEFAULT_EXPORT_DIR,
     DEFAULT_PUBLISH_DIR,
@@ -264,7 +263,7 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
             )
         else:
             result.append(outputs.layer_metadata(settings.stack, layer, identity))
-    print(json.dumps(result, indent=2, sort_keys=True))
+    print(dump_json(result), end="")
     return 0
 
 

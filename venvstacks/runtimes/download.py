@@ -46,8 +46,8 @@ class DownloadLimits:
     retries: int = 3
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> DownloadLimits:
-        env = os.environ if env is None else env
+    def from_env(cls) -> DownloadLimits:
+        env = os.environ
         return cls(
             read_timeout=_number(env, "VENVSTACKS_DOWNLOAD_TIMEOUT", cls.read_timeout),
             deadline=_number(env, "VENVSTACKS_DOWNLOAD_DEADLINE", cls.deadline),
@@ -69,9 +69,11 @@ def _number(env: Mapping[str, str], name: str, default: float, whole: bool = Fal
     return value
 
 
-def download(url: str, dest: Path, limits: DownloadLimits | None = None) -> str:
-    """Stream url into dest, hashing as it goes; returns the sha256. DownloadError on failure."""
-    limits = limits or DownloadLimits.from_env()
+def download(url: str, dest: Path) -> str:
+    """Stream url into dest, hashing as it goes; returns the sha256. DownloadError on failure.
+
+    The limits come from the environment, read afresh for every download."""
+    limits = DownloadLimits.from_env()
     give_up_at = time.monotonic() + limits.deadline
     pause = _FIRST_PAUSE
     for attempt in range(limits.retries + 1):
