@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import json
 import os
 import sqlite3
@@ -92,19 +91,20 @@ def test_a_damaged_state_database_is_deleted_with_one_warning(
     assert "-- lock:cpython-3.11" in again.stdout  # the fresh database recorded the run
 
 
-def test_a_sound_state_database_is_kept(tmp_path: Path) -> None:
+def test_a_sound_state_database_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "state.sqlite3"
     with contextlib.closing(sqlite3.connect(db)) as conn:
         conn.execute("create table t (x)")
         conn.commit()
-    check_state_db(db, io.StringIO())
+    check_state_db(db)
     assert db.exists()
+    assert capsys.readouterr().err == ""  # nothing to warn about
 
 
 def test_a_build_folder_too_long_for_sqlite_is_one_line(tmp_path: Path) -> None:
     db = tmp_path.joinpath(*["d" * 60] * 8) / ".venvstacks-doit.sqlite3"
     with pytest.raises(VenvStacksError, match="too long a path for doit's sqlite state database"):
-        check_state_db(db, io.StringIO())
+        check_state_db(db)
 
 
 def test_a_full_disk_fails_the_task_in_one_line_naming_the_folder() -> None:
@@ -125,7 +125,7 @@ def test_a_read_only_build_folder_is_one_line(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(Path, "mkdir", read_only)
     with pytest.raises(VenvStacksError) as info:
-        hold_build_lock(tmp_path / "build", io.StringIO())
+        hold_build_lock(tmp_path / "build")
     assert str(info.value) == (
         f"cannot use the build folder: {tmp_path / 'build'}: Read-only file system; "
         "make it writable or choose another folder"

@@ -94,7 +94,7 @@ MAX_DB_PATH_BYTES = 480
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def check_state_db(db: Path, stream: TextIO = sys.stderr) -> None:
+def check_state_db(db: Path) -> None:
     """Make doit's state database usable: damaged state is deleted, with one warning.
 
     The database only records what doit has already done (docs/doit.md: deleting it is
@@ -109,7 +109,7 @@ def check_state_db(db: Path, stream: TextIO = sys.stderr) -> None:
     problem = _db_problem(db)
     if problem is None:
         return
-    print(f"warning: {db}: {problem}; deleted it (doit checks every task again)", file=stream, flush=True)
+    print(f"warning: {db}: {problem}; deleted it (doit checks every task again)", file=sys.stderr, flush=True)
     if db.is_dir() and not db.is_symlink():
         shutil.rmtree(db)
     else:
@@ -139,7 +139,7 @@ def _db_problem(db: Path) -> str | None:
 _held: dict[Path, FileLock] = {}
 
 
-def hold_build_lock(build_dir: Path, stream: TextIO = sys.stderr) -> None:
+def hold_build_lock(build_dir: Path) -> None:
     """Serialise invocations on one build folder; held until this process exits."""
     build_dir = build_dir.resolve()
     if build_dir in _held:
@@ -152,7 +152,7 @@ def hold_build_lock(build_dir: Path, stream: TextIO = sys.stderr) -> None:
             lock.acquire(timeout=0)
         except Timeout:
             owner = owner_file.read_text().strip() if owner_file.exists() else "another process"
-            print(f"waiting for {build_dir} (in use by {owner})", file=stream, flush=True)
+            print(f"waiting for {build_dir} (in use by {owner})", file=sys.stderr, flush=True)
             lock.acquire()
         owner_file.write_text(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
     except OSError as exc:
