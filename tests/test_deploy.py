@@ -25,6 +25,7 @@ from tests.support.layers import (
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
+from venvstacks.layout import LAYER_CONFIG
 from venvstacks.ship.deploy import STATE_FILE, PublishedLayer, deploy, select_layers
 from venvstacks.ship.export import export_layer
 from venvstacks.ship.publish import PublishOptions
@@ -222,9 +223,13 @@ def test_export_runs_and_shares_files_with_the_build(stack: SampleStack, tmp_pat
 
 
 def test_failed_export_leaves_nothing(stack: SampleStack, tmp_path: Path) -> None:
-    app = stack.layers()[2]
-    with pytest.raises(CommandError, match="postinstall of app-hello failed"):
-        export_layer(app.layer_dir, tmp_path / "_export", APP, python="/bin/false")
+    # A layer config postinstall refuses (a path leaving the deployment folder) makes it fail.
+    app = tmp_path / "build" / APP
+    shutil.copytree(stack.layers()[2].layer_dir, app, symlinks=True)
+    config = json.loads((app / LAYER_CONFIG).read_text())
+    (app / LAYER_CONFIG).write_text(json.dumps({**config, "pylib_dirs": ["../../outside"]}))
+    with pytest.raises(CommandError, match=r"postinstall of app-hello failed .*leaves the deployment folder"):
+        export_layer(app, tmp_path / "_export", APP)
     assert os.listdir(tmp_path / "_export") == []
 
 

@@ -20,12 +20,12 @@ and it adds this package's ``_injected/postinstall.py`` as ``top/postinstall.py`
 
 ``export_layer(layer_dir, export_dir, install_target)`` materialises those entries as
 ``<export_dir>/<install_target>/`` (hard links where the filesystem allows, copies
-otherwise), then runs its ``postinstall.py`` with ``python`` (default: the running
-interpreter). The work happens in a hidden folder beside the destination, which is renamed
-into place only after postinstall succeeded, so an interrupted export never looks done.
+otherwise), then runs its ``postinstall.py`` with the running interpreter. The work happens
+in a hidden folder beside the destination, which is renamed into place only after
+postinstall succeeded, so an interrupted export never looks done.
 Because exported files may be hard links to build files, edit neither in place.
 Export a layer's runtime (and lower layers) first: postinstall byte-compiles with the
-runtime's Python when ``python`` is another version.
+runtime's Python when the running interpreter is another version.
 """
 
 from __future__ import annotations
@@ -107,8 +107,6 @@ def export_layer(
     layer_dir: Path,
     export_dir: Path,
     install_target: str,
-    *,
-    python: str | Path = sys.executable,
 ) -> Path:
     """Export the built layer to ``export_dir/install_target`` and run its postinstall."""
     entries = layer_entries(layer_dir, install_target)
@@ -120,7 +118,9 @@ def export_layer(
         # Staging is a sibling of the destination, so the peer paths postinstall writes
         # ("../cpython-3.11/...") already hold their final values.
         script = staging / POSTINSTALL
-        run_postinstall_script(f"postinstall of {install_target}", [python, "-X", "utf8", "-I", script])
+        run_postinstall_script(
+            f"postinstall of {install_target}", [sys.executable, "-X", "utf8", "-I", script]
+        )
         replace_dir(staging, export_dir / install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
