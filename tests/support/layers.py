@@ -23,6 +23,7 @@ import pytest
 
 if TYPE_CHECKING:
     from venvstacks.ship.publish import LayerProgress, LayerToPublish, PublishOptions, PublishResult
+    from venvstacks.stack.kinds import LayerKind
 
 PY = "{}.{}".format(*sys.version_info[:2])
 PY_FULL = "{}.{}.{}".format(*sys.version_info[:3])
@@ -125,13 +126,23 @@ class SampleStack:
 
     def layers(self) -> list[LayerToPublish]:
         from venvstacks.ship.publish import LayerToPublish
-        from venvstacks.stack.kinds import LayerKind
 
         return [
-            LayerToPublish(self.build_dir / RUNTIME, LayerKind.RUNTIME, runtime_metadata()),
-            LayerToPublish(self.build_dir / "framework-fw", LayerKind.FRAMEWORK, framework_metadata()),
-            LayerToPublish(self.build_dir / "app-hello", LayerKind.APPLICATION, app_metadata()),
+            LayerToPublish(self.build_dir / RUNTIME, runtime_metadata()),
+            LayerToPublish(self.build_dir / "framework-fw", framework_metadata()),
+            LayerToPublish(self.build_dir / "app-hello", app_metadata()),
         ]
+
+
+def kinds_and_names(layers: list[LayerToPublish]) -> list[tuple[LayerKind, str]]:
+    """What write_stack_metadata is told: each layer's kind (by its name's prefix) and name."""
+    from venvstacks.stack.kinds import LayerKind
+
+    def kind(name: str) -> LayerKind:
+        prefixed = [k for k in LayerKind if k.prefix and name.startswith(k.prefix)]
+        return prefixed[0] if prefixed else LayerKind.RUNTIME
+
+    return [(kind(la.layer_name), la.layer_name) for la in layers]
 
 
 def publish_all(
@@ -142,7 +153,7 @@ def publish_all(
 
     results = [publish_layer(layer, options, progress=progress) for layer in layers]
     if not options.dry_run:
-        write_stack_metadata(options.output_dir, [(la.kind, la.layer_name) for la in layers], options.suffix)
+        write_stack_metadata(options.output_dir, kinds_and_names(layers), options.suffix)
     return results
 
 

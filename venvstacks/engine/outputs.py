@@ -75,7 +75,7 @@ def publish_one(
     options: OutputOptions,
     identity: dict[str, Any],
 ) -> None:
-    to_publish = publish.LayerToPublish(env_dir, layer.kind, layer_metadata(stack, layer, identity))
+    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, identity))
     publish_opts = publish_options(options)
     publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(layer.env_name))
     publish.write_stack_metadata(publish_opts.output_dir, _kinds_and_names(stack), publish_opts.suffix)
@@ -84,7 +84,7 @@ def publish_one(
 def dry_run(
     stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
 ) -> dict[str, Any]:
-    to_publish = publish.LayerToPublish(env_dir, layer.kind, layer_metadata(stack, layer, identity))
+    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, identity))
     return publish.publish_layer(to_publish, publish_options(options, dry_run=True)).metadata
 
 

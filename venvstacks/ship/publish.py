@@ -1,8 +1,7 @@
 """Publishing: one reproducible archive per layer, plus ``__venvstacks__/`` metadata.
 
-The caller describes each layer with a :class:`LayerToPublish`: its build folder, its
-:class:`LayerKind` and the *common* metadata fields it
-computed from the lock and the stack (``layer_name``, ``install_target``,
+The caller describes each layer with a :class:`LayerToPublish`: its build folder and the
+*common* metadata fields it computed from the lock and the stack (``layer_name``, ``install_target``,
 ``requirements_hash``, ``lock_version``, ``locked_at``, ``runtime_layer``,
 ``python_implementation``, ``bound_to_implementation``, and for upper layers
 ``required_layers``, for apps ``app_launch_module``, ``app_launch_module_hash`` and
@@ -96,7 +95,6 @@ class PublishOptions:
 @dataclass(frozen=True)
 class LayerToPublish:
     layer_dir: Path
-    kind: LayerKind
     metadata: Mapping[str, Any]
 
     @property
@@ -107,7 +105,6 @@ class LayerToPublish:
 @dataclass(frozen=True)
 class PublishResult:
     layer_name: str
-    kind: LayerKind
     metadata: dict[str, Any]
     archive_path: Path
     status: Status
@@ -185,7 +182,7 @@ def publish_layer(
     archive_path = options.output_dir / str(metadata["archive_name"])
     if options.dry_run:
         planned: Status = "would-build" if plan.rebuild else "would-skip"
-        return PublishResult(layer.layer_name, layer.kind, metadata, archive_path, planned)
+        return PublishResult(layer.layer_name, metadata, archive_path, planned)
     if plan.rebuild:
         report = None
         if progress is not None:
@@ -212,7 +209,7 @@ def publish_layer(
     # matches, so the next run rebuilds instead of trusting a half-made archive.
     write_if_changed(meta_path, dump_json(metadata))
     status: Status = "built" if plan.rebuild else "unchanged"
-    return PublishResult(layer.layer_name, layer.kind, metadata, archive_path, status)
+    return PublishResult(layer.layer_name, metadata, archive_path, status)
 
 
 def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str]], suffix: str = "") -> Path:
