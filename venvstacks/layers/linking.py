@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from venvstacks.layout import (
     RUNTIME_PYTHON,
     site_packages,
 )
+from venvstacks.platforms import host_platform
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.modfiles import copy_module, module_hash, module_name
 from venvstacks.stack.spec import LayerSpec
@@ -113,7 +113,7 @@ def link_layer(plan: LinkPlan) -> None:
     dynlib.apply_links(env_dir, links)
     write_if_changed(env_dir / DYNLIB_MANIFEST, dump_json(links))
     # Linux only: macOS would need DYLD_LIBRARY_PATH and a zsh script (docs/concepts.md).
-    if plan.runtime is not None and sys.platform.startswith("linux"):
+    if plan.runtime is not None and host_platform().startswith("linux_"):
         _wrap_python(plan, plan.runtime)
     code = plan.sitecustomize()
     if code is not None:
