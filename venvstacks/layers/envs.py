@@ -23,7 +23,7 @@ import tomli_w
 from packaging.tags import parse_tag
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, write_atomic
+from venvstacks.fsutil import dump_json, load_json_text, read_json_object, write_atomic
 from venvstacks.layout import ENV_IDENTITY, INSTALLED, LAYER_PYTHON, RUNTIME_PYTHON, site_packages
 from venvstacks.lock import pylock
 from venvstacks.lock.locking import read_lock
@@ -108,12 +108,8 @@ def _finish(env_dir: Path, identity: Mapping[str, Any], lock_path: Path) -> None
 
 
 def _identity_matches(env_dir: Path, identity: Mapping[str, Any]) -> bool:
-    import json
-
-    try:
-        return bool(json.loads((env_dir / ENV_IDENTITY).read_text()) == json.loads(dump_json(identity)))
-    except (FileNotFoundError, ValueError):
-        return False
+    # Compared as JSON reads back (tuples are lists there); nothing recorded matches nothing.
+    return bool(read_json_object(env_dir / ENV_IDENTITY) == load_json_text(dump_json(identity)))
 
 
 def _discard(env_dir: Path) -> None:

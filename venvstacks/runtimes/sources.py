@@ -9,8 +9,8 @@ by `unpack_install_only` below, which refuses members that would land outside `p
 
 from __future__ import annotations
 
-import hashlib
 import re
+import shutil
 import threading
 import warnings
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ import pbs_installer
 from packaging.version import InvalidVersion, Version
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import is_sha256_hex
+from venvstacks.fsutil import is_sha256_hex, sha256_file
 from venvstacks.runtimes.download import DownloadError
 from venvstacks.runtimes.download import download as download_file
 
@@ -31,7 +31,6 @@ PBS_RELEASE_BASES = (
     "https://github.com/astral-sh/python-build-standalone/releases/download",
     "https://github.com/indygreg/python-build-standalone/releases/download",
 )
-_CHUNK = 1 << 20
 _PBS_NAME_VERSION = re.compile(r"^cpython-(\d+\.\d+\.\d+)[+-]")
 
 
@@ -109,17 +108,14 @@ def download(url: str, dest: Path) -> str:
 
 
 def copy_hashing(src: Path, dest: Path) -> str:
-    h = hashlib.sha256()
+    """Copy a local archive into the cache; the sha256 of the copy (what is unpacked)."""
     try:
-        with src.open("rb") as inp, dest.open("wb") as out:
-            for block in iter(lambda: inp.read(_CHUNK), b""):
-                h.update(block)
-                out.write(block)
+        shutil.copyfile(src, dest)
     except FileNotFoundError:
         raise FetchError(f"archive {src} does not exist") from None
     except OSError as exc:
         raise FetchError(f"could not read archive {src}: {exc}") from None
-    return h.hexdigest()
+    return sha256_file(dest)
 
 
 class ArchiveSource:

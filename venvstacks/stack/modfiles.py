@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,8 +144,7 @@ def _copy_regular(source: Path, target: Path) -> None:
         if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
             raise ModuleError(f"{source}: is not a regular file; remove it from the module")
         with open(target, "xb") as out:
-            while block := src.read(1 << 20):
-                out.write(block)
+            shutil.copyfileobj(src, out, 1 << 20)
     os.chmod(target, stat.S_IMODE(os.stat(source).st_mode) | 0o644)
 
 
