@@ -56,10 +56,12 @@ def _group(module: str) -> str:
     return _TOP_LEVEL[parts[0]]
 
 
-def _imports(path: Path) -> set[str]:
-    """Every venvstacks module `path` imports, wherever the import statement is."""
+def _imports(path: Path, top_level_only: bool = False) -> set[str]:
+    """Every venvstacks module `path` imports, wherever the import statement is (or, with
+    `top_level_only`, those imported when the module itself is)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body if top_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("venvstacks"))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -74,9 +76,9 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def _sources() -> dict[str, set[str]]:
+def _sources(top_level_only: bool = False) -> dict[str, set[str]]:
     paths = [p for p in PACKAGE.rglob("*.py") if "_injected" not in p.parts]
-    return {_module(p): _imports(p) for p in sorted(paths)}
+    return {_module(p): _imports(p, top_level_only) for p in sorted(paths)}
 
 
 def test_the_allowed_imports_form_no_cycle() -> None:
@@ -85,6 +87,11 @@ def test_the_allowed_imports_form_no_cycle() -> None:
 
 def test_every_module_belongs_to_a_group() -> None:
     assert {_group(module) for module in _sources()} <= ALLOWED.keys()
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """Import time has no cycle: a module's own imports never lead back to it."""
+    graphlib.TopologicalSorter(_sources(top_level_only=True)).prepare()  # raises CycleError
 
 
 def test_no_group_imports_one_above_it() -> None:
