@@ -11,13 +11,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from packaging.tags import Tag, parse_tag
 
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 from venvstacks.errors import VenvStacksError
 from venvstacks.layers.envs import check_wheel_tags
 from venvstacks.layout import site_packages
-from venvstacks.platforms import host_platform
+from venvstacks.platforms import ALL_PLATFORMS, host_platform
 from venvstacks.stack.targets import Target
 
 HOST = host_platform()
@@ -135,3 +136,15 @@ def test_a_wheel_that_does_not_fit_the_target_is_one_line(tmp_path: Path) -> Non
 )
 def test_what_uv_is_told_to_install_for(target: Target, platform: str, env: dict[str, str]) -> None:
     assert (target.uv_platform, target.install_env) == (platform, env)
+
+
+@pytest.mark.parametrize("platform", ALL_PLATFORMS)
+def test_every_platform_a_stack_may_name_has_markers_tags_and_a_uv_name(platform: str) -> None:
+    target = Target(platform, "3.11.9")
+    assert target.marker_env()["sys_platform"] in ("linux", "darwin", "win32")
+    assert target.uv_platform.split("-")[0] in ("x86_64", "aarch64")
+    assert any(target.accepts(tag) for tag in _pure_wheel_tags())
+
+
+def _pure_wheel_tags() -> list[Tag]:
+    return list(parse_tag("py3-none-any"))

@@ -20,23 +20,16 @@ from packaging.tags import Tag
 from venvstacks.platforms import major_minor
 from venvstacks.stack.spec import LayerSpec
 
-# sys_platform, platform_system, platform_machine, os_name for each platform name.
-PLATFORM_ENV = {
-    "linux_x86_64": ("linux", "Linux", "x86_64", "posix"),
-    "linux_aarch64": ("linux", "Linux", "aarch64", "posix"),
-    "macosx_arm64": ("darwin", "Darwin", "arm64", "posix"),
-    "macosx_x86_64": ("darwin", "Darwin", "x86_64", "posix"),
-    "win_amd64": ("win32", "Windows", "AMD64", "nt"),
-    "win_arm64": ("win32", "Windows", "ARM64", "nt"),
-}
-# uv's --python-platform names: Linux gets its glibc appended, macOS its version by env var.
-_UV_PLATFORM = {
-    "linux_x86_64": "x86_64-manylinux",
-    "linux_aarch64": "aarch64-manylinux",
-    "macosx_arm64": "aarch64-apple-darwin",
-    "macosx_x86_64": "x86_64-apple-darwin",
-    "win_amd64": "x86_64-pc-windows-msvc",
-    "win_arm64": "aarch64-pc-windows-msvc",
+# For each of platforms.ALL_PLATFORMS: its marker values (sys_platform, platform_system,
+# platform_machine, os_name) and uv's --python-platform name (Linux gets its glibc appended,
+# macOS its version by env var).
+_PLATFORMS = {
+    "linux_x86_64": ("linux", "Linux", "x86_64", "posix", "x86_64-manylinux"),
+    "linux_aarch64": ("linux", "Linux", "aarch64", "posix", "aarch64-manylinux"),
+    "macosx_arm64": ("darwin", "Darwin", "arm64", "posix", "aarch64-apple-darwin"),
+    "macosx_x86_64": ("darwin", "Darwin", "x86_64", "posix", "x86_64-apple-darwin"),
+    "win_amd64": ("win32", "Windows", "AMD64", "nt", "x86_64-pc-windows-msvc"),
+    "win_arm64": ("win32", "Windows", "ARM64", "nt", "aarch64-pc-windows-msvc"),
 }
 # The manylinux names from before PEP 600, by the glibc they stand for.
 _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
@@ -62,7 +55,7 @@ class Target:
         return ".".join(parts if len(parts) > 2 else [*parts, "0"])
 
     def marker_env(self) -> dict[str, str]:
-        sys_platform, system, machine, os_name = PLATFORM_ENV[self.platform]
+        sys_platform, system, machine, os_name, _ = _PLATFORMS[self.platform]
         return {
             "sys_platform": sys_platform,
             "platform_system": system,
@@ -87,7 +80,7 @@ class Target:
     @property
     def uv_platform(self) -> str:
         """uv's `--python-platform` value for installing wheels that suit this target."""
-        base = _UV_PLATFORM[self.platform]
+        base = _PLATFORMS[self.platform][4]
         return f"{base}_{self.glibc[0]}_{self.glibc[1]}" if self.platform.startswith("linux_") else base
 
     @property
@@ -130,7 +123,7 @@ def _supported_tags(
 
 
 def _platform_tags(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -> list[str]:
-    arch = PLATFORM_ENV[platform][2]
+    arch = _PLATFORMS[platform][2]
     if platform.startswith("win_"):
         return [platform]
     if platform.startswith("macosx_"):
