@@ -16,6 +16,12 @@ from typing import Any
 from venvstacks.errors import VenvStacksError
 
 
+def is_bytecode(name: str) -> bool:
+    """A `__pycache__` folder or a `.pyc` file: never copied, hashed or shipped (postinstall
+    byte-compiles on the target)."""
+    return name == "__pycache__" or name.endswith(".pyc")
+
+
 def write_if_changed(path: Path, text: str) -> bool:
     """Write text atomically, but only when it differs; returns whether it was written.
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
 from venvstacks.archive.writer import write_archive
 from venvstacks.errors import CommandError, VenvStacksError
-from venvstacks.fsutil import dump_json
+from venvstacks.fsutil import dump_json, is_bytecode
 from venvstacks.platforms import major_minor
 from venvstacks.tools import run
 
@@ -76,8 +76,8 @@ def left_out(stdlib: str, rel: str, name: str) -> bool:
     the shared library).
     """
     return (
-        name == "__pycache__"
-        or name.endswith((".pyc", ".pyo"))
+        is_bytecode(name)
+        or name.endswith(".pyo")
         or rel == f"{stdlib}/site-packages"
         or ((rel == stdlib or rel.startswith(stdlib + "/")) and name in _TEST_SUITES)
         or (rel == "bin" and not _BIN_KEEP.match(name))

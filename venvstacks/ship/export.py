@@ -39,7 +39,7 @@ from pathlib import Path
 
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import replace_dir
+from venvstacks.fsutil import is_bytecode, replace_dir
 from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, LAYER_PYTHON, POSTINSTALL, STATE_DIR
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.tools import run_postinstall_script
@@ -85,12 +85,7 @@ def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
 
 
 def _excluded(rel: str, name: str, skipped: set[str]) -> bool:
-    return (
-        rel in skipped
-        or name == "__pycache__"
-        or name.endswith(".pyc")
-        or ("/" not in rel and name.startswith("."))
-    )
+    return rel in skipped or is_bytecode(name) or ("/" not in rel and name.startswith("."))
 
 
 def _link_inside(link: str, root: str) -> str | None:

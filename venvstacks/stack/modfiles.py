@@ -36,11 +36,10 @@ from pathlib import Path
 from pathspec import GitIgnoreSpec
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import sha256_file
+from venvstacks.fsutil import is_bytecode, sha256_file
 
 # Generous for source code, but stops a module from filling the disk or the archive.
 MAX_FILE_BYTES = 256 * 1024 * 1024
-_ALWAYS_SKIPPED = ("__pycache__",)
 
 
 class ModuleError(VenvStacksError):
@@ -149,7 +148,7 @@ def _copy_regular(source: Path, target: Path) -> None:
 
 
 def _skipped(name: str) -> bool:
-    return name in _ALWAYS_SKIPPED or name.endswith(".pyc") or name.startswith(".git")
+    return is_bytecode(name) or name.startswith(".git")
 
 
 def _checked_target(path: Path, root: Path, shown: Path) -> str:
