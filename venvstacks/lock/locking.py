@@ -71,8 +71,8 @@ def lock_layer(
     layer: LayerSpec,
     python: Path,
     runtime_version: str,
-    options: LockOptions = DEFAULT_OPTIONS,
-    log: Callable[[str], None] = print,
+    options: LockOptions,
+    log: Callable[[str], None],
 ) -> bool:
     """Lock one layer for its runtime (`python`, CPython `runtime_version` X.Y.Z); returns
     whether its pylock changed."""
