@@ -29,6 +29,7 @@ from venvstacks.cli_options import (
     parse_command,
 )
 from venvstacks.cli_show import Invocation, Plan, print_show, show
+from venvstacks.console import say
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
@@ -264,9 +265,7 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
 def deploy_cmd(cmd: DeployCommand) -> int:
     from venvstacks.ship import deploy
 
-    result = deploy.deploy(
-        Path(cmd.published), Path(cmd.target), include=cmd.include, log=_say, jobs=cmd.jobs
-    )
+    result = deploy.deploy(Path(cmd.published), Path(cmd.target), include=cmd.include, log=say, jobs=cmd.jobs)
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
         print(f"Run {app.layer_name} with: {app}")
     print(
@@ -305,10 +304,6 @@ def init_cmd(cmd: InitCommand) -> int:
     print(f"wrote {', '.join(p.name for p in written)} in {folder}")
     print("next: `doit` there (or `venvstacks build`), then `_build/app-hello/bin/python -m hello`")
     return 0
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def _given(**options: Any) -> dict[str, Any]:
