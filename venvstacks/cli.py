@@ -29,7 +29,7 @@ from venvstacks.cli_options import (
     parse_command,
 )
 from venvstacks.cli_show import Invocation, Plan, print_show, show
-from venvstacks.console import say
+from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished layers are recorded; rerun to continue", file=sys.stderr)
+        say(INTERRUPTED)
         return 130
     except BrokenPipeError:  # e.g. `venvstacks show --json | head`
         sys.stderr.close()
