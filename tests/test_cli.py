@@ -202,6 +202,20 @@ def test_init_writes_a_starter_folder_that_loads(tmp_path: Path, capsys: pytest.
     assert [(e["name"], e["dependencies"]) for e in data["applications"]] == [("app-hello", ["cpython-3.12"])]
 
 
+@pytest.mark.parametrize("version", ["3", "cpython@3.12", "3.12-dev"])
+def test_init_refuses_a_python_version_the_stack_file_would_reject(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["init", str(tmp_path / "new"), "--python", version])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"venvstacks init: error: argument --python: {version!r} is not a CPython version like "
+        "3.12 or 3.12.1; see `venvstacks init --help`\n"
+    )
+    assert not (tmp_path / "new").exists()
+
+
 def test_init_writes_nothing_if_one_file_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / ".gitignore").write_text("mine\n")
     assert main(["init", str(tmp_path)]) == 1

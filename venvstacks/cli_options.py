@@ -10,6 +10,7 @@ and only when, their inputs changed (docs/differences.md).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -173,8 +174,19 @@ def _init_parser(sub: Any) -> None:
     cmd = sub.add_parser("init", help=text, description=text)
     cmd.add_argument("folder", nargs="?", default=".", help="the folder (default: the current one)")
     cmd.add_argument(
-        "--python", metavar="X.Y", help="its runtime's CPython version (default: the one running venvstacks)"
+        "--python",
+        metavar="X.Y",
+        type=_python_version,
+        help="its runtime's CPython version (default: the one running venvstacks)",
     )
+
+
+def _python_version(value: str) -> str:
+    # Checked here: the stack file would take it as "cpython@<value>", and a starter that the
+    # next command rejects is no start.
+    if not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a CPython version like 3.12 or 3.12.1")
+    return value
 
 
 def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
