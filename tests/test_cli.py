@@ -224,3 +224,22 @@ def test_init_writes_nothing_if_one_file_exists(tmp_path: Path, capsys: pytest.C
     assert err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore"]
     assert (tmp_path / ".gitignore").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command", ["show", "lock", "build", "local-export", "publish"])
+def test_help_says_what_each_runtime_source_does_and_the_defaults(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for said in (
+        "auto: download python-build-standalone's CPython, else fall back to one installed here",
+        "download: never fall back; local: never download",
+        "(default: $VENVSTACKS_RUNTIME_SOURCE, else auto)",
+        "(default: $VENVSTACKS_RUNTIME_MIRROR)",
+        "REQ, e.g. cpython@3.12; repeatable",
+        "(default: $VENVSTACKS_RUNTIME_CACHE, else venvstacks/runtimes in $XDG_CACHE_HOME or ~/.cache)",
+    ):
+        assert said in text

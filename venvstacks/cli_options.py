@@ -192,7 +192,10 @@ def _python_version(value: str) -> str:
 def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
     cmd.add_argument(
-        "--build-dir", default="_build", help="build folder, relative to the stack file (_build)"
+        "--build-dir",
+        default="_build",
+        metavar="DIR",
+        help="build folder, relative to the stack file (_build)",
     )
     cmd.add_argument(
         "--include",
@@ -211,18 +214,30 @@ def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     cmd.add_argument("-q", "--quiet", action="count", default=0, help=quieter)
     runtime = cmd.add_argument_group("runtimes (where CPython comes from; see docs/runtimes.md)")
     runtime.add_argument(
-        "--runtime-source", choices=["auto", "download", "local"], help="where runtimes come from"
+        "--runtime-source",
+        choices=["auto", "download", "local"],
+        help="auto: download python-build-standalone's CPython, else fall back to one installed "
+        "here (uv or pyenv; not portable); download: never fall back; local: never download "
+        "(default: $VENVSTACKS_RUNTIME_SOURCE, else auto)",
     )
     runtime.add_argument(
-        "--runtime-mirror", metavar="URL", help="base URL replacing python-build-standalone's"
+        "--runtime-mirror",
+        metavar="URL",
+        help="base URL replacing python-build-standalone's GitHub releases "
+        "(default: $VENVSTACKS_RUNTIME_MIRROR)",
     )
     runtime.add_argument(
         "--runtime-archive",
         action="append",
         metavar="REQ=LOC#sha256=HEX",
-        help="use this archive for a runtime",
+        help="use this archive (path or URL) for the runtime request REQ, e.g. cpython@3.12; repeatable",
     )
-    runtime.add_argument("--runtime-cache", metavar="DIR", help="the runtime cache folder")
+    runtime.add_argument(
+        "--runtime-cache",
+        metavar="DIR",
+        help="the runtime cache folder (default: $VENVSTACKS_RUNTIME_CACHE, else venvstacks/runtimes "
+        "in $XDG_CACHE_HOME or ~/.cache)",
+    )
 
 
 def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
@@ -259,7 +274,8 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
     if name in ("build", "publish", "local-export"):
         default_dir = "_export" if name == "local-export" else "_artifacts"
         what = "export" if name == "local-export" else "publish"
-        add("--output-dir", help=f"{what} folder, relative to the stack file (default: {default_dir})")
+        where = f"{what} folder, relative to the stack file (default: {default_dir})"
+        add("--output-dir", metavar="DIR", help=where)
         add("--publish-dependencies", action=BOOL, default=False, help="also export/publish the lower layers")
         add("--publish-derived", action=BOOL, default=False, help="also export/publish the layers above")
         add("--force", action=BOOL, default=False, help="redo the outputs even if nothing changed")
@@ -354,6 +370,7 @@ def _verify_parser(sub: Any) -> None:
     ver.add_argument(
         "--stack",
         default="venvstacks.toml",
+        metavar="PATH",
         help="with --rebuild: the stack file or its folder (./venvstacks.toml)",
     )
     ver.add_argument(
