@@ -243,3 +243,22 @@ def test_help_says_what_each_runtime_source_does_and_the_defaults(
         "(default: $VENVSTACKS_RUNTIME_CACHE, else venvstacks/runtimes in $XDG_CACHE_HOME or ~/.cache)",
     ):
         assert said in text
+
+
+def test_deploy_and_verify_given_a_stack_folder_say_which_folder_they_want(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The newcomer's slip: the stack folder instead of what publish or deploy wrote.
+    assert main(["init", str(tmp_path / "stack")]) == 0
+    capsys.readouterr()
+    assert main(["deploy", str(tmp_path / "stack"), str(tmp_path / "target")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'stack'}: no __venvstacks__/venvstacks.json found; pass the folder "
+        "`venvstacks publish` wrote (_artifacts beside the stack file, unless --output-dir named another)\n"
+    )
+    assert not (tmp_path / "target").exists()
+    assert main(["verify", str(tmp_path / "stack")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'stack'}: no deployed layer found; pass the folder `venvstacks deploy` "
+        "wrote (or `--rebuild` and a folder `venvstacks publish` wrote)\n"
+    )

@@ -146,7 +146,10 @@ def _find_stack_metadata(published: Path) -> Path:
     if tagged:
         names = ", ".join(p.name for p in tagged)
         raise VenvStacksError(f"{folder}: several platforms ({names}); pass one file instead")
-    raise VenvStacksError(f"{published}: no {METADATA_DIR}/venvstacks.json found")
+    raise VenvStacksError(
+        f"{published}: no {METADATA_DIR}/venvstacks.json found; pass the folder `venvstacks publish` "
+        "wrote (_artifacts beside the stack file, unless --output-dir named another)"
+    )
 
 
 def select_layers(
