@@ -262,3 +262,27 @@ def test_deploy_and_verify_given_a_stack_folder_say_which_folder_they_want(
         f"error: {tmp_path / 'stack'}: no deployed layer found; pass the folder `venvstacks deploy` "
         "wrote (or `--rebuild` and a folder `venvstacks publish` wrote)\n"
     )
+
+
+def test_the_starters_framework_example_works_as_its_comment_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["init", str(tmp_path), "--python", "3.12"]) == 0
+    spec = tmp_path / "venvstacks.toml"
+    lines = spec.read_text().splitlines()
+    # What a newcomer does: uncomment the framework (a table of three keys), then do what the
+    # next comment line says to the app.
+    start = lines.index("# [[frameworks]]")
+    lines[start : start + 4] = [line.removeprefix("# ") for line in lines[start : start + 4]]
+    assert (
+        lines[start + 4]
+        == '# An app then sits on it with `frameworks = ["web"]` in place of its `runtime = ...` line.'
+    )
+    app = lines.index("[[applications]]")
+    lines[app:] = [line.replace('runtime = "cpython-3.12"', 'frameworks = ["web"]') for line in lines[app:]]
+    spec.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["show", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    layers = [(e["name"], e["dependencies"]) for e in data["frameworks"] + data["applications"]]
+    assert layers == [("framework-web", ["cpython-3.12"]), ("app-hello", ["framework-web", "cpython-3.12"])]

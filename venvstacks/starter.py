@@ -20,6 +20,7 @@ requirements = []
 # name = "web"
 # runtime = "cpython-{python}"
 # requirements = ["httpx"]
+# An app then sits on it with `frameworks = ["web"]` in place of its `runtime = ...` line.
 
 [[applications]]
 name = "hello"
