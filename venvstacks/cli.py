@@ -267,7 +267,7 @@ def deploy_cmd(cmd: DeployCommand) -> int:
 
     result = deploy.deploy(Path(cmd.published), Path(cmd.target), include=cmd.include, log=say, jobs=cmd.jobs)
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
-        print(f"Run {app.layer_name} with: {app}")
+        print(f"run {app.layer_name} with: {app}")
     print(
         f"deployed {len(result.deployed)} layer(s), {len(result.unchanged)} unchanged, "
         f"into {result.target_dir}"
