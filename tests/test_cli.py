@@ -216,6 +216,15 @@ def test_init_refuses_a_python_version_the_stack_file_would_reject(
     assert not (tmp_path / "new").exists()
 
 
+def test_init_into_a_file_says_it_is_not_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes").write_text("mine\n")
+    notes = tmp_path / "notes"
+    assert main(["init", str(notes)]) == 1
+    problem = f"{notes} exists and is not a folder; choose another path"
+    assert capsys.readouterr().err == f"error: init {notes}: {problem}\n"
+    assert (tmp_path / "notes").read_text() == "mine\n"
+
+
 def test_init_writes_nothing_if_one_file_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / ".gitignore").write_text("mine\n")
     assert main(["init", str(tmp_path)]) == 1

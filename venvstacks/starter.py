@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import check_folder_path
 
 STACK = """\
 # A starter stack: one runtime and one application. docs/stack-file.md lists every field.
@@ -59,6 +60,7 @@ def default_python() -> str:
 
 def init_folder(folder: Path, python: str) -> list[Path]:
     """Write the starter files into folder; nothing is written if any of them exists."""
+    check_folder_path(folder, "init")
     files = {folder / name: text for name, text in starter_files(python).items()}
     present = [path.name for path in files if path.exists() or path.is_symlink()]
     if present:
