@@ -41,9 +41,9 @@ from filelock import FileLock
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
-    check_folder_path,
     dump_json,
     load_json_text,
+    make_folder,
     read_bounded_text,
     replace_dir,
     sha256_file,
@@ -231,8 +231,7 @@ def deploy(
     """
     target_dir = target_dir.absolute()
     layers = load_published(published)
-    check_folder_path(target_dir, "deploy target")
-    target_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(target_dir, "deploy target")
     with FileLock(target_dir / f"{STATE_FILE}.lock"):
         _remove_leftovers(target_dir)
         state = _read_state(target_dir)
