@@ -135,6 +135,17 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
     assert "usage: venvstacks" in capsys.readouterr().err
 
 
+def test_a_reset_lock_pattern_matching_no_layer_is_a_warning(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A typo would otherwise reset nothing, silently; the lock still runs, as upstream's does.
+    assert main(["lock", str(spec), "--reset-lock", "framework-tpo", "--reset-lock", "app-*", "--json"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: --reset-lock 'framework-tpo' matches no layer; `venvstacks show` lists them"
+    ]
+
+
 def test_a_usage_error_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["publish", str(spec), "--format", "tar.bz2"])

@@ -115,6 +115,12 @@ def load(_: None, cmd: StackCommand) -> Settings:
         local_wheels=tuple(rel(d) for d in cmd.local_wheels),
         reset=cmd.reset_lock,
     )
+    for pattern in cmd.reset_lock:  # a typo would otherwise pass unseen: nothing is reset
+        if not any(LockOptions(reset=(pattern,)).resets(layer) for layer in stack.layers):
+            print(
+                f"warning: --reset-lock {pattern!r} matches no layer; `venvstacks show` lists them",
+                file=sys.stderr,
+            )
     exporting = cmd.command == "local-export"
     out = OutputOptions(
         export_dir=rel(cmd.output_dir or "_export") if exporting else root / "_export",
