@@ -135,6 +135,17 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
     assert "usage: venvstacks" in capsys.readouterr().err
 
 
+def test_a_reset_lock_pattern_matching_no_layer_is_a_warning(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A typo would otherwise reset nothing, silently; the lock still runs, as upstream's does.
+    assert main(["lock", str(spec), "--reset-lock", "framework-tpo", "--reset-lock", "app-*", "--json"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: --reset-lock 'framework-tpo' matches no layer; `venvstacks show` lists them"
+    ]
+
+
 def test_a_usage_error_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["publish", str(spec), "--format", "tar.bz2"])
@@ -202,6 +213,29 @@ def test_init_writes_a_starter_folder_that_loads(tmp_path: Path, capsys: pytest.
     assert [(e["name"], e["dependencies"]) for e in data["applications"]] == [("app-hello", ["cpython-3.12"])]
 
 
+@pytest.mark.parametrize("version", ["3", "cpython@3.12", "3.12-dev"])
+def test_init_refuses_a_python_version_the_stack_file_would_reject(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["init", str(tmp_path / "new"), "--python", version])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"venvstacks init: error: argument --python: {version!r} is not a CPython version like "
+        "3.12 or 3.12.1; see `venvstacks init --help`\n"
+    )
+    assert not (tmp_path / "new").exists()
+
+
+def test_init_into_a_file_says_it_is_not_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes").write_text("mine\n")
+    notes = tmp_path / "notes"
+    assert main(["init", str(notes)]) == 1
+    problem = f"{notes} exists and is not a folder; choose another path"
+    assert capsys.readouterr().err == f"error: init {notes}: {problem}\n"
+    assert (tmp_path / "notes").read_text() == "mine\n"
+
+
 def test_init_writes_nothing_if_one_file_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / ".gitignore").write_text("mine\n")
     assert main(["init", str(tmp_path)]) == 1
@@ -210,3 +244,65 @@ def test_init_writes_nothing_if_one_file_exists(tmp_path: Path, capsys: pytest.C
     assert err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore"]
     assert (tmp_path / ".gitignore").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command", ["show", "lock", "build", "local-export", "publish"])
+def test_help_says_what_each_runtime_source_does_and_the_defaults(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for said in (
+        "auto: download python-build-standalone's CPython, else fall back to one installed here",
+        "download: never fall back; local: never download",
+        "(default: $VENVSTACKS_RUNTIME_SOURCE, else auto)",
+        "(default: $VENVSTACKS_RUNTIME_MIRROR)",
+        "REQ, e.g. cpython@3.12; repeatable",
+        "(default: $VENVSTACKS_RUNTIME_CACHE, else venvstacks/runtimes in $XDG_CACHE_HOME or ~/.cache)",
+    ):
+        assert said in text
+
+
+def test_deploy_and_verify_given_a_stack_folder_say_which_folder_they_want(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The newcomer's slip: the stack folder instead of what publish or deploy wrote.
+    assert main(["init", str(tmp_path / "stack")]) == 0
+    capsys.readouterr()
+    assert main(["deploy", str(tmp_path / "stack"), str(tmp_path / "target")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'stack'}: no __venvstacks__/venvstacks.json found; pass the folder "
+        "`venvstacks publish` wrote (_artifacts beside the stack file, unless --output-dir named another)\n"
+    )
+    assert not (tmp_path / "target").exists()
+    assert main(["verify", str(tmp_path / "stack")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'stack'}: no deployed layer found; pass the folder `venvstacks deploy` "
+        "wrote (or `--rebuild` and a folder `venvstacks publish` wrote)\n"
+    )
+
+
+def test_the_starters_framework_example_works_as_its_comment_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["init", str(tmp_path), "--python", "3.12"]) == 0
+    spec = tmp_path / "venvstacks.toml"
+    lines = spec.read_text().splitlines()
+    # What a newcomer does: uncomment the framework (a table of three keys), then do what the
+    # next comment line says to the app.
+    start = lines.index("# [[frameworks]]")
+    lines[start : start + 4] = [line.removeprefix("# ") for line in lines[start : start + 4]]
+    assert (
+        lines[start + 4]
+        == '# An app then sits on it with `frameworks = ["web"]` in place of its `runtime = ...` line.'
+    )
+    app = lines.index("[[applications]]")
+    lines[app:] = [line.replace('runtime = "cpython-3.12"', 'frameworks = ["web"]') for line in lines[app:]]
+    spec.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["show", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    layers = [(e["name"], e["dependencies"]) for e in data["frameworks"] + data["applications"]]
+    assert layers == [("framework-web", ["cpython-3.12"]), ("app-hello", ["framework-web", "cpython-3.12"])]

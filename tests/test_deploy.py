@@ -155,6 +155,24 @@ def test_a_target_below_a_file_is_refused(published: Path, tmp_path: Path) -> No
         quiet_deploy(published, tmp_path / "a-file" / "target")
 
 
+def test_a_target_linked_to_a_missing_folder_gets_that_folder(published: Path, tmp_path: Path) -> None:
+    # e.g. /opt/myapp -> /srv/myapp-2, made before /srv/myapp-2 exists
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "myapp")
+    result, _ = quiet_deploy(published, tmp_path / "link")
+    assert result.target_dir == tmp_path / "link"  # the name given is kept
+    assert layer_dirs(tmp_path / "real" / "myapp") == layer_dirs(tmp_path / "link") != []
+    assert (tmp_path / "link").is_symlink()
+
+
+def test_a_target_that_cannot_be_created_is_one_line(published: Path, tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # mkdir through it fails (ELOOP)
+    target = tmp_path / "loop" / "target"
+    with pytest.raises(VenvStacksError) as refused:
+        quiet_deploy(published, target)
+    assert str(refused.value).startswith(f"deploy target {target}: cannot create it (")
+    assert str(refused.value).endswith("); choose another path")
+
+
 def _damage(published: Path, name: str, how: str) -> None:
     archive = published / name
     data = archive.read_bytes()

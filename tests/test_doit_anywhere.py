@@ -165,5 +165,5 @@ def test_doit_without_a_stack_file_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: venvstacks.toml: stack file not found ({tmp_path.resolve() / 'venvstacks.toml'}); "
-        "pass the path to a venvstacks.toml"
+        "pass the path to a venvstacks.toml, or write a starter stack with `venvstacks init`"
     ]

@@ -86,6 +86,21 @@ def test_launch_module_that_is_itself_a_link_out_is_refused(
     assert "leads outside the stack folder" in line
 
 
+def test_launch_module_outside_the_stack_folder_is_named_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "stack"
+    root.mkdir()
+    (tmp_path / "outside.py").write_text("print('from outside')\n")
+    path = write_stack(root, RUNTIME + app("demo", extra='launch_module = "../outside.py"'), {})
+    line = one_error_line(capsys, ["show", str(path)])
+    assert line == (
+        "error: venvstacks.toml: layer 'app-demo': field 'launch_module': '../outside.py': "
+        f"{tmp_path / 'outside.py'}: leads outside the stack folder; "
+        "modules may only use files inside the stack folder"
+    )
+
+
 def test_links_inside_the_module_are_kept_as_links_in_the_copy(tmp_path: Path) -> None:
     root, pkg = _stack_with_package(tmp_path)
     (pkg / "data").mkdir()

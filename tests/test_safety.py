@@ -12,16 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stacks import Stack
+from tests.support.stacks import Run, Stack
 from tests.support.wheels import SimpleIndex
+from venvstacks.console import INTERRUPTED
 
 # Each test builds a stack end to end through the CLI, in subprocesses.
 pytestmark = pytest.mark.slow
 
 
 def _start_build(stack: Stack, command: str = "build", *args: str) -> subprocess.Popen[str]:
+    return _start(stack, "venvstacks", command, str(stack.spec), *args)
+
+
+def _start(stack: Stack, module: str, *args: str) -> subprocess.Popen[str]:
+    """`python -m module args` in the stack's folder (where plain doit finds dodo.py)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "venvstacks", command, str(stack.spec), *args],
+        [sys.executable, "-m", module, *args],
+        cwd=stack.root,
         env=stack.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -47,8 +54,8 @@ def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], timeou
 
 
 def _interrupt_while_fetching(
-    stack: Stack, index: SimpleIndex, wheel: str, sig: int = signal.SIGKILL
-) -> subprocess.Popen[str]:
+    stack: Stack, index: SimpleIndex, wheel: str, sig: int = signal.SIGKILL, plain_doit: bool = False
+) -> Run:
     """Start a build, and stop it while its install waits for ``wheel`` from the index.
 
     The index holds that file back until the build is gone, so the moment cannot pass
@@ -56,14 +63,14 @@ def _interrupt_while_fetching(
     """
     stack.uv_cache = stack.root.parent / "uv-cache"  # so the wheel cannot come from a cache
     release = index.hold(wheel)
-    proc = _start_build(stack)
+    proc = _start(stack, "doit") if plain_doit else _start_build(stack)
     try:
         assert index.wait_for_request(wheel), f"the build never asked for {wheel}"
         os.killpg(proc.pid, sig)
-        proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         release.set()
-    return proc
+    return Run(proc.returncode, out, err)
 
 
 def test_killed_install_redoes_only_that_layer(stack: Stack, package_index: SimpleIndex) -> None:
@@ -97,11 +104,34 @@ def test_killed_runtime_unpack_is_not_taken_as_done(stack: Stack) -> None:
 
 
 def test_ctrl_c_keeps_finished_layers(stack: Stack, package_index: SimpleIndex) -> None:
-    proc = _interrupt_while_fetching(stack, package_index, "idna-3.10-py3-none-any.whl", signal.SIGINT)
-    assert proc.returncode != 0
+    stopped = _interrupt_while_fetching(stack, package_index, "idna-3.10-py3-none-any.whl", signal.SIGINT)
+    assert stopped.code == 130
+    assert stopped.err.splitlines()[-1] == INTERRUPTED
+    # The runtime was built before the interrupt, but the run did not succeed: no summary
+    # saying "built cpython-3.11 ...", as if it had.
+    assert _summary_lines(stopped.out) == []
     run = stack.build()
     assert "install:cpython-3.11" not in run.ran  # finished before the interrupt: recorded
     assert {"install:framework-web", "install:app-hello"} <= run.ran
+    assert _summary_lines(run.out) != []
+
+
+def test_ctrl_c_in_plain_doit_is_one_line(stack: Stack, package_index: SimpleIndex) -> None:
+    (stack.root / "dodo.py").write_text("from venvstacks.dodo import *  # noqa: F403\n")
+    stopped = _interrupt_while_fetching(
+        stack, package_index, "idna-3.10-py3-none-any.whl", signal.SIGINT, plain_doit=True
+    )
+    assert "Traceback" not in stopped.err
+    assert stopped.err.splitlines()[-1] == INTERRUPTED
+    assert _summary_lines(stopped.out) == []
+    assert stopped.code == -signal.SIGINT  # as Python ends on Ctrl-C: 130 in a shell
+    run = stack.build()
+    assert "install:cpython-3.11" not in run.ran  # doit recorded it before the interrupt left
+    assert {"install:framework-web", "install:app-hello"} <= run.ran
+
+
+def _summary_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith(("built ", "up to date "))]
 
 
 def test_concurrent_builds_are_serialised(stack: Stack) -> None:

@@ -46,10 +46,13 @@ def test_publish_lists_each_archive_with_size_and_sha256(stack: Stack) -> None:
     header = _line(run.out, "published to ")
     assert header == f"published to {out_dir} (metadata in {out_dir / '__venvstacks__'}):"
     listed = {}
+    columns = set()
     for line in run.out.splitlines():
         if line.startswith("  ") and "sha256:" in line:
             name, *_, sha = line.split()
             listed[name] = sha.removeprefix("sha256:")
+            columns.add(line.index("sha256:"))
+    assert len(columns) == 1, run.out  # the hashes line up under each other
     archives = sorted(p.name for p in out_dir.glob("*.tar.gz"))
     assert sorted(listed) == archives == ["app-hello.tar.gz", "cpython-3.11.tar.gz", "framework-web.tar.gz"]
     for name, sha in listed.items():

@@ -53,7 +53,7 @@ def test_deployed_stack_runs_after_the_folder_moves(stack: Stack, tmp_path: Path
     stack.venvstacks("publish", str(stack.spec), "--format", "tar.zst", "--output-dir", "out")
     target = tmp_path / "deployed"
     run = stack.venvstacks("deploy", str(stack.root / "out"), str(target))
-    assert f"Run app-hello with: {target}/app-hello/bin/python -m hello\n" in run.out  # stdout
+    assert f"run app-hello with: {target}/app-hello/bin/python -m hello\n" in run.out  # stdout
     moved = tmp_path / "moved"
     shutil.move(target, moved)
     runtime = moved / "cpython-3.11" / "bin" / "python3"

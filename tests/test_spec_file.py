@@ -29,7 +29,7 @@ def test_invalid_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_stack_file_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "venvstacks.toml"
     line = one_error_line(capsys, ["show", str(path)])
-    hint = "pass the path to a venvstacks.toml"
+    hint = "pass the path to a venvstacks.toml, or write a starter stack with `venvstacks init`"
     assert line == f"error: venvstacks.toml: stack file not found ({path}); {hint}"
 
 

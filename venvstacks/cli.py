@@ -28,6 +28,7 @@ from venvstacks.cli_options import (
     parse_command,
 )
 from venvstacks.cli_show import Invocation, Plan, print_show, show
+from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished layers are recorded; rerun to continue", file=sys.stderr)
+        say(INTERRUPTED)
         return 130
     except BrokenPipeError:  # e.g. `venvstacks show --json | head`
         sys.stderr.close()
@@ -120,6 +121,12 @@ def load(_: None, cmd: StackCommand) -> Settings:
         local_wheels=tuple(rel(d) for d in cmd.local_wheels),
         reset=cmd.reset_lock,
     )
+    for pattern in cmd.reset_lock:  # a typo would otherwise pass unseen: nothing is reset
+        if not any(LockOptions(reset=(pattern,)).resets(layer) for layer in stack.layers):
+            print(
+                f"warning: --reset-lock {pattern!r} matches no layer; `venvstacks show` lists them",
+                file=sys.stderr,
+            )
     exporting = cmd.command == "local-export"
     out = OutputOptions(
         export_dir=rel(cmd.output_dir or DEFAULT_EXPORT_DIR) if exporting else root / DEFAULT_EXPORT_DIR,
@@ -270,11 +277,9 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
 def deploy_cmd(cmd: DeployCommand) -> int:
     from venvstacks.ship import deploy
 
-    result = deploy.deploy(
-        Path(cmd.published), Path(cmd.target), include=cmd.include, log=_say, jobs=cmd.jobs
-    )
+    result = deploy.deploy(Path(cmd.published), Path(cmd.target), include=cmd.include, log=say, jobs=cmd.jobs)
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
-        print(f"Run {app.layer_name} with: {app}")
+        print(f"run {app.layer_name} with: {app}")
     print(
         f"deployed {len(result.deployed)} layer(s), {len(result.unchanged)} unchanged, "
         f"into {result.target_dir}"
@@ -311,10 +316,6 @@ def init_cmd(cmd: InitCommand) -> int:
     print(f"wrote {', '.join(p.name for p in written)} in {folder}")
     print("next: `doit` there (or `venvstacks build`), then `_build/app-hello/bin/python -m hello`")
     return 0
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def _given(**options: Any) -> dict[str, Any]:

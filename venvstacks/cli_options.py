@@ -10,6 +10,7 @@ and only when, their inputs changed (docs/differences.md).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -175,8 +176,19 @@ def _init_parser(sub: Any) -> None:
     cmd = sub.add_parser("init", help=text, description=text)
     cmd.add_argument("folder", nargs="?", default=".", help="the folder (default: the current one)")
     cmd.add_argument(
-        "--python", metavar="X.Y", help="its runtime's CPython version (default: the one running venvstacks)"
+        "--python",
+        metavar="X.Y",
+        type=_python_version,
+        help="its runtime's CPython version (default: the one running venvstacks)",
     )
+
+
+def _python_version(value: str) -> str:
+    # Checked here: the stack file would take it as "cpython@<value>", and a starter that the
+    # next command rejects is no start.
+    if not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a CPython version like 3.12 or 3.12.1")
+    return value
 
 
 def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
@@ -184,6 +196,7 @@ def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     cmd.add_argument(
         "--build-dir",
         default=DEFAULT_BUILD_DIR,
+        metavar="DIR",
         help=f"build folder, relative to the stack file ({DEFAULT_BUILD_DIR})",
     )
     cmd.add_argument(
@@ -203,18 +216,30 @@ def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     cmd.add_argument("-q", "--quiet", action="count", default=0, help=quieter)
     runtime = cmd.add_argument_group("runtimes (where CPython comes from; see docs/runtimes.md)")
     runtime.add_argument(
-        "--runtime-source", choices=["auto", "download", "local"], help="where runtimes come from"
+        "--runtime-source",
+        choices=["auto", "download", "local"],
+        help="auto: download python-build-standalone's CPython, else fall back to one installed "
+        "here (uv or pyenv; not portable); download: never fall back; local: never download "
+        "(default: $VENVSTACKS_RUNTIME_SOURCE, else auto)",
     )
     runtime.add_argument(
-        "--runtime-mirror", metavar="URL", help="base URL replacing python-build-standalone's"
+        "--runtime-mirror",
+        metavar="URL",
+        help="base URL replacing python-build-standalone's GitHub releases "
+        "(default: $VENVSTACKS_RUNTIME_MIRROR)",
     )
     runtime.add_argument(
         "--runtime-archive",
         action="append",
         metavar="REQ=LOC#sha256=HEX",
-        help="use this archive for a runtime",
+        help="use this archive (path or URL) for the runtime request REQ, e.g. cpython@3.12; repeatable",
     )
-    runtime.add_argument("--runtime-cache", metavar="DIR", help="the runtime cache folder")
+    runtime.add_argument(
+        "--runtime-cache",
+        metavar="DIR",
+        help="the runtime cache folder (default: $VENVSTACKS_RUNTIME_CACHE, else venvstacks/runtimes "
+        "in $XDG_CACHE_HOME or ~/.cache)",
+    )
 
 
 def _flag(cmd: argparse.ArgumentParser) -> Callable[..., Any]:
@@ -257,7 +282,8 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
     if name in ("build", "publish", "local-export"):
         default_dir = DEFAULT_EXPORT_DIR if name == "local-export" else DEFAULT_PUBLISH_DIR
         what = "export" if name == "local-export" else "publish"
-        add("--output-dir", help=f"{what} folder, relative to the stack file (default: {default_dir})")
+        where = f"{what} folder, relative to the stack file (default: {default_dir})"
+        add("--output-dir", metavar="DIR", help=where)
         flag("--publish-dependencies", "also export/publish the lower layers")
         flag("--publish-derived", "also export/publish the layers above")
         flag("--force", "redo the outputs even if nothing changed")
@@ -335,6 +361,7 @@ def _verify_parser(sub: Any) -> None:
     ver.add_argument(
         "--stack",
         default=STACK_FILE,
+        metavar="PATH",
         help="with --rebuild: the stack file or its folder (./venvstacks.toml)",
     )
     ver.add_argument(

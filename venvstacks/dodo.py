@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from venvstacks.console import interrupt_in_one_line
 from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path
 from venvstacks.engine.tasks import CREATORS
 from venvstacks.layout import DEFAULT_BUILD_DIR
@@ -62,6 +63,7 @@ def _namespace(default_stack: str) -> dict[str, Any]:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     hold_build_lock(settings.build_dir)
+    interrupt_in_one_line()
     return namespace(settings)
 
 

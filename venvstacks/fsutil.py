@@ -147,3 +147,17 @@ def check_folder_path(path: Path, what: str) -> None:
                 problem = f"{candidate} exists and is not a folder"
                 raise VenvStacksError(f"{what} {path}: {problem}; choose another path")
             return
+
+
+def make_folder(path: Path, what: str) -> None:
+    """Create a folder the user named, or refuse in one line.
+
+    A symlink to a missing folder gets that folder made, as a build folder does (Path.mkdir
+    would stop at the link with "File exists").
+    """
+    check_folder_path(path, what)
+    try:
+        Path(os.path.realpath(path)).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise VenvStacksError(f"{what} {path}: cannot create it ({reason}); choose another path") from None

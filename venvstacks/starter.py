@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import check_folder_path
 from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
 from venvstacks.stack.spec import STACK_FILE
 
@@ -22,6 +23,7 @@ requirements = []
 # name = "web"
 # runtime = "cpython-{python}"
 # requirements = ["httpx"]
+# An app then sits on it with `frameworks = ["web"]` in place of its `runtime = ...` line.
 
 [[applications]]
 name = "hello"
@@ -60,6 +62,7 @@ def default_python() -> str:
 
 def init_folder(folder: Path, python: str) -> list[Path]:
     """Write the starter files into folder; nothing is written if any of them exists."""
+    check_folder_path(folder, "init")
     files = {folder / name: text for name, text in starter_files(python).items()}
     present = [path.name for path in files if path.exists() or path.is_symlink()]
     if present:

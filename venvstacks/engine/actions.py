@@ -9,10 +9,10 @@ compressors, the runtime downloader) only when it runs.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from venvstacks.console import say
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, write_if_changed
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 def log(message: str) -> None:
     # stderr: doit captures task stdout at the default verbosity, and these lines matter.
-    print(f"   {message}", file=sys.stderr, flush=True)
+    say(f"   {message}")
 
 
 def runtime_for(settings: Settings, layer: LayerSpec) -> Runtime:

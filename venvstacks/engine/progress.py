@@ -7,11 +7,12 @@ that it is still running. Steps leave notes with `note(layer, text)` from any th
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from venvstacks.console import say
 
 FIRST_AFTER = 2.0  # seconds a task runs before its first progress line
 EVERY = 5.0  # seconds between two lines for one task
@@ -47,7 +48,7 @@ class Heartbeat:
     def __init__(self, write: Callable[[str], None] | None = None) -> None:
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
-        self._write = write or _stderr
+        self._write = write or say
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -84,7 +85,3 @@ class Heartbeat:
         while not self._stop.wait(0.5):
             for line in self.tick(time.monotonic()):
                 self._write(line)
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

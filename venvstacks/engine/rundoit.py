@@ -206,7 +206,10 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
     def complete_run(self) -> None:
         self._heartbeat.close()
         super().complete_run()
-        if not (self._failed or self.failures or self.runtime_errors) and self._ran:
+        # doit reports the end of a run from a `finally:`, so Ctrl-C (or a bug's exception)
+        # on its way out also ends here: such a run did not succeed, and gets no summary.
+        cut_short = sys.exc_info()[1] is not None
+        if not (cut_short or self._failed or self.failures or self.runtime_errors) and self._ran:
             for line in summary_lines(self.settings, self._ran):
                 self.write(f"{line}\n")
 

@@ -62,14 +62,19 @@ def _published(settings: Settings, published: list[tuple[LayerSpec, bool]]) -> l
     if not published:
         return []
     out = settings.output
-    lines = [f"published to {out.publish_dir} (metadata in {out.publish_dir / METADATA_DIR}):"]
+    rows = []
     for layer, did_run in published:
         meta = read_json_object(out.publish_metadata(layer))
         sha256 = meta.get("archive_hashes", {}).get("sha256", "?")
         size = _size(int(meta.get("archive_size", 0)))
+        rows.append((str(meta.get("archive_name", layer.env_name)), size, sha256, did_run))
+    # Columns, so the sizes and hashes line up under each other.
+    names = max(len(row[0]) for row in rows)
+    sizes = max(len(row[1]) for row in rows)
+    lines = [f"published to {out.publish_dir} (metadata in {out.publish_dir / METADATA_DIR}):"]
+    for name, size, sha256, did_run in rows:
         lines.append(
-            f"  {meta.get('archive_name', layer.env_name)}  {size}  sha256:{sha256}"
-            + ("" if did_run else "  (up to date)")
+            f"  {name:<{names}}  {size:>{sizes}}  sha256:{sha256}" + ("" if did_run else "  (up to date)")
         )
     return lines
 

@@ -42,9 +42,9 @@ from filelock import FileLock
 from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
-    check_folder_path,
     dump_json,
     load_json_text,
+    make_folder,
     read_bounded_text,
     read_json_object,
     replace_dir,
@@ -147,7 +147,10 @@ def _find_stack_metadata(published: Path) -> Path:
     if tagged:
         names = ", ".join(p.name for p in tagged)
         raise VenvStacksError(f"{folder}: several platforms ({names}); pass one file instead")
-    raise VenvStacksError(f"{published}: no {METADATA_DIR}/venvstacks.json found")
+    raise VenvStacksError(
+        f"{published}: no {METADATA_DIR}/venvstacks.json found; pass the folder `venvstacks publish` "
+        "wrote (_artifacts beside the stack file, unless --output-dir named another)"
+    )
 
 
 def select_layers(
@@ -228,8 +231,7 @@ def deploy(
     """
     target_dir = target_dir.absolute()
     layers = load_published(published)
-    check_folder_path(target_dir, "deploy target")
-    target_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(target_dir, "deploy target")
     with FileLock(target_dir / f"{STATE_FILE}.lock"):
         _remove_leftovers(target_dir)
         state = read_json_object(target_dir / STATE_FILE)  # {}: every layer is deployed afresh

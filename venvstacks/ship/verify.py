@@ -61,7 +61,10 @@ def verify_deployed(deployed_dir: Path, published: Path | None = None) -> list[L
         p.name for p in deployed_dir.iterdir() if is_plain_name(p.name) and (p / LAYER_CONFIG).is_file()
     )
     if not present and not expected:
-        raise VenvStacksError(f"{deployed_dir}: no deployed layer found")
+        raise VenvStacksError(
+            f"{deployed_dir}: no deployed layer found; pass the folder `venvstacks deploy` wrote "
+            "(or `--rebuild` and a folder `venvstacks publish` wrote)"
+        )
     reports = [_verify_layer(deployed_dir / name, anchors.get(name), source) for name in present]
     reports += [
         LayerReport(name, (f"layer folder missing (listed in {source})",))

@@ -159,9 +159,9 @@ def _checked_target(path: Path, root: Path, shown: Path) -> str:
         reason = "is a symlink loop" if exc.errno == errno.ELOOP else f"cannot be resolved ({exc.strerror})"
         raise ModuleError(f"{shown}: {reason}; remove it from the module") from None
     if not _inside(real, str(root)):
+        to = "" if real == str(shown) else f" (to {real})"  # a link: where it leads
         raise ModuleError(
-            f"{shown}: leads outside the stack folder (to {real}); "
-            "modules may only use files inside the stack folder"
+            f"{shown}: leads outside the stack folder{to}; modules may only use files inside the stack folder"
         )
     return real
 

@@ -128,9 +128,8 @@ def load_stack(path: Path, warn: Callable[[str], None] | None = None) -> StackSp
         # Read through the path as given, so errors name it rather than a link's target.
         data = _read_toml(given)
     except FileNotFoundError:
-        raise SpecError(
-            path, None, None, f"stack file not found ({path.absolute()}); pass the path to a venvstacks.toml"
-        ) from None
+        hint = "pass the path to a venvstacks.toml, or write a starter stack with `venvstacks init`"
+        raise SpecError(path, None, None, f"stack file not found ({path.absolute()}); {hint}") from None
     return parse_stack(path, data, warn or _stderr_warning)
 
 
