@@ -251,6 +251,21 @@ def test_failed_export_leaves_nothing(stack: SampleStack, tmp_path: Path) -> Non
     assert os.listdir(tmp_path / "_export") == []
 
 
+@pytest.mark.parametrize("what", ["export", "publish"])
+def test_an_output_folder_that_cannot_be_created_is_one_line(
+    stack: SampleStack, tmp_path: Path, what: str
+) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # mkdir through it fails (ELOOP)
+    out = tmp_path / "loop" / "out"
+    with pytest.raises(VenvStacksError) as refused:  # not an OSError: doit would show a traceback
+        if what == "export":
+            export_layer(stack.layers()[2].layer_dir, out, APP)
+        else:
+            publish(stack, out)
+    assert str(refused.value).startswith(f"{what} folder {out}: cannot create it (")
+    assert str(refused.value).endswith("); choose another path")
+
+
 def test_export_of_a_folder_that_is_not_a_layer(tmp_path: Path) -> None:
     with pytest.raises(VenvStacksError, match=r"venvstacks_layer\.json: missing"):
         export_layer(tmp_path, tmp_path / "_export", "nothing")

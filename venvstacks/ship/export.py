@@ -39,7 +39,7 @@ from pathlib import Path
 
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import is_bytecode, replace_dir
+from venvstacks.fsutil import is_bytecode, make_folder, replace_dir
 from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, LAYER_PYTHON, POSTINSTALL, STATE_DIR
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.tools import run_postinstall_script
@@ -105,7 +105,7 @@ def export_layer(
 ) -> Path:
     """Export the built layer to ``export_dir/install_target`` and run its postinstall."""
     entries = layer_entries(layer_dir, install_target)
-    export_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(export_dir, "export folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{install_target}.partial-", dir=export_dir))
     try:
         staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the layer's mode

@@ -42,7 +42,7 @@ from typing import Any, Literal
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
 from venvstacks.archive.writer import deleted_if_left, write_archive
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
+from venvstacks.fsutil import dump_json, make_folder, read_json_object, write_if_changed
 from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
 from venvstacks.ship.export import layer_entries
@@ -233,7 +233,7 @@ def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str
 @contextlib.contextmanager
 def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
     """``text`` in a hidden file of ``folder`` while the archive is written, then removed."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "publish folder")
     # Named and registered before it exists, as the archive itself (see write_archive).
     with deleted_if_left(folder / f".files-manifest-{secrets.token_hex(8)}.tmp") as path:
         with path.open("x", encoding="utf-8", newline="\n") as f:
