@@ -6,10 +6,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.spec_files import RUNTIME
 from venvstacks.cli import main
 
 STACK = """
@@ -244,6 +247,35 @@ def test_init_writes_nothing_if_one_file_exists(tmp_path: Path, capsys: pytest.C
     assert err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore"]
     assert (tmp_path / ".gitignore").read_text() == "mine\n"
+
+
+def test_init_beside_an_existing_stack_writes_only_dodo_py(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = tmp_path / "venvstacks.toml"
+    stack.write_text(RUNTIME)  # the user's own stack, e.g. one made for the existing venvstacks
+    (tmp_path / ".gitignore").write_text("mine\n")
+    assert main(["init", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"wrote dodo.py in {tmp_path}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore", "dodo.py", "venvstacks.toml"]
+    assert stack.read_text() == RUNTIME and (tmp_path / ".gitignore").read_text() == "mine\n"
+    # plain doit in that folder now sees the stack's tasks
+    listed = subprocess.run(
+        [sys.executable, "-m", "doit", "list", "--all"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "lock:cpython-3.11" in listed.stdout.split()
+
+    assert main(["init", str(tmp_path)]) == 1  # a second time: dodo.py is there
+    refused = capsys.readouterr().err
+    assert refused.startswith(f"error: {tmp_path}: dodo.py already exists; init replaces no file")
+    (tmp_path / "dodo.py").unlink()
+    assert main(["init", str(tmp_path), "--python", "3.12"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {stack} already exists: --python only applies to a new stack "
+        "(set the runtime in that file)\n"
+    )
+    assert not (tmp_path / "dodo.py").exists()
 
 
 @pytest.mark.parametrize("command", ["show", "lock", "build", "local-export", "publish"])

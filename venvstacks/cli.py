@@ -312,9 +312,12 @@ def init_cmd(cmd: InitCommand) -> int:
     from venvstacks import starter
 
     folder = Path(cmd.folder).expanduser().resolve()
-    written = starter.init_folder(folder, cmd.python or starter.default_python())
+    written = starter.init_folder(folder, cmd.python)
     print(f"wrote {', '.join(p.name for p in written)} in {folder}")
-    print("next: `doit` there (or `venvstacks build`), then `_build/app-hello/bin/python -m hello`")
+    if len(written) == 1:  # only dodo.py, beside the user's own stack file
+        print("next: `doit` there builds its venvstacks.toml (`doit list` shows the tasks)")
+    else:
+        print("next: `doit` there (or `venvstacks build`), then `_build/app-hello/bin/python -m hello`")
     return 0
 
 

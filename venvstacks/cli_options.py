@@ -172,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _init_parser(sub: Any) -> None:
-    text = "write a starter stack (venvstacks.toml, a launch module, dodo.py, .gitignore) into a folder"
+    text = (
+        "write a starter stack (venvstacks.toml, a launch module, dodo.py, .gitignore) into a folder;"
+        " beside an existing venvstacks.toml, only dodo.py (for plain doit)"
+    )
     cmd = sub.add_parser("init", help=text, description=text)
     cmd.add_argument("folder", nargs="?", default=".", help="the folder (default: the current one)")
     cmd.add_argument(

@@ -60,10 +60,22 @@ def default_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def init_folder(folder: Path, python: str) -> list[Path]:
-    """Write the starter files into folder; nothing is written if any of them exists."""
+def init_folder(folder: Path, python: str | None) -> list[Path]:
+    """Write the starter files into folder; nothing is written if any of them exists.
+
+    Beside a stack file that is already there (the user's own, perhaps made for the
+    existing venvstacks), only `dodo.py` is written: plain `doit` then builds that stack.
+    """
     check_folder_path(folder, "init")
-    files = {folder / name: text for name, text in starter_files(python).items()}
+    if (folder / STACK_FILE).is_file():
+        if python is not None:
+            raise VenvStacksError(
+                f"{folder / STACK_FILE} already exists: --python only applies to a new stack "
+                "(set the runtime in that file)"
+            )
+        files = {folder / "dodo.py": DODO}
+    else:
+        files = {folder / name: text for name, text in starter_files(python or default_python()).items()}
     present = [path.name for path in files if path.exists() or path.is_symlink()]
     if present:
         verb = "exists" if len(present) == 1 else "exist"
