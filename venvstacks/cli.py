@@ -123,10 +123,7 @@ def load(_: None, cmd: StackCommand) -> Settings:
     )
     for pattern in cmd.reset_lock:  # a typo would otherwise pass unseen: nothing is reset
         if not any(LockOptions(reset=(pattern,)).resets(layer) for layer in stack.layers):
-            print(
-                f"warning: --reset-lock {pattern!r} matches no layer; `venvstacks show` lists them",
-                file=sys.stderr,
-            )
+            say(f"warning: --reset-lock {pattern!r} matches no layer; `venvstacks show` lists them")
     exporting = cmd.command == "local-export"
     out = OutputOptions(
         export_dir=rel(cmd.output_dir or DEFAULT_EXPORT_DIR) if exporting else root / DEFAULT_EXPORT_DIR,

@@ -10,7 +10,6 @@ and only when, their inputs changed (docs/differences.md).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -19,6 +18,7 @@ from typing import Any, NoReturn
 from venvstacks import __version__
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
+from venvstacks.stack.fields import REQUEST_RE
 from venvstacks.stack.spec import STACK_FILE
 
 DESCRIPTION = """\
@@ -189,7 +189,7 @@ def _init_parser(sub: Any) -> None:
 def _python_version(value: str) -> str:
     # Checked here: the stack file would take it as "cpython@<value>", and a starter that the
     # next command rejects is no start.
-    if not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", value):
+    if not REQUEST_RE.fullmatch(f"cpython@{value}"):
         raise argparse.ArgumentTypeError(f"{value!r} is not a CPython version like 3.12 or 3.12.1")
     return value
 

@@ -21,6 +21,7 @@ from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
+from venvstacks.console import say
 from venvstacks.engine.progress import Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
@@ -109,7 +110,7 @@ def check_state_db(db: Path) -> None:
     problem = _db_problem(db)
     if problem is None:
         return
-    print(f"warning: {db}: {problem}; deleted it (doit checks every task again)", file=sys.stderr, flush=True)
+    say(f"warning: {db}: {problem}; deleted it (doit checks every task again)")
     if db.is_dir() and not db.is_symlink():
         shutil.rmtree(db)
     else:
@@ -152,7 +153,7 @@ def hold_build_lock(build_dir: Path) -> None:
             lock.acquire(timeout=0)
         except Timeout:
             owner = owner_file.read_text().strip() if owner_file.exists() else "another process"
-            print(f"waiting for {build_dir} (in use by {owner})", file=sys.stderr, flush=True)
+            say(f"waiting for {build_dir} (in use by {owner})")
             lock.acquire()
         owner_file.write_text(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
     except OSError as exc:

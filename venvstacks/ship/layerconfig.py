@@ -4,17 +4,18 @@ others' code for it."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import load_json_text, read_bounded_text
 from venvstacks.layout import LAYER_CONFIG
 
 
 def read_layer_config(layer_dir: Path) -> dict[str, object]:
     path = layer_dir / LAYER_CONFIG
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # Bounded: in a deploy the file comes from a downloaded archive.
+        data = load_json_text(read_bounded_text(path))
     except FileNotFoundError:
         raise VenvStacksError(f"{path}: missing; is {layer_dir} a built layer?") from None
     except (OSError, ValueError) as exc:

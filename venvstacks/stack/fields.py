@@ -36,7 +36,8 @@ DEFAULT_LINUX_TARGET = "glibc@2.28"
 # so a framework and an application may share a name.
 _FRAMEWORK_PREFIX = LayerKind.FRAMEWORK.prefix
 # Matched with fullmatch: `$` would also accept a trailing newline. ASCII digits only.
-_REQUEST_RE = re.compile(r"(cpython|pypy)@([0-9]+)\.([0-9]+)(\.[0-9]+)?")
+# `python_implementation` (init --python checks its X.Y[.Z] with it too).
+REQUEST_RE = re.compile(r"(cpython|pypy)@([0-9]+)\.([0-9]+)(\.[0-9]+)?")
 _LINUX_TARGET_RE = re.compile(r"glibc(@([0-9]+)\.([0-9]+))?")
 _MACOS_TARGET_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 _DEFINE_INDEX = "define it as a [[tool.uv.index]]"
@@ -103,7 +104,7 @@ def python_implementation(t: LayerTable) -> str:
     request = t.fields.get("python_implementation")
     if not request:
         raise t.fail("python_implementation", 'missing; write e.g. "cpython@3.11" or "cpython@3.11.9"')
-    match = _REQUEST_RE.fullmatch(request)
+    match = REQUEST_RE.fullmatch(request)
     if not match:
         raise t.fail("python_implementation", f"{request!r} is not of the form cpython@X.Y or cpython@X.Y.Z")
     # Recognised so the message can say it is unsupported rather than malformed.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 from packaging import tags
 from packaging.markers import Marker
@@ -20,16 +21,26 @@ from packaging.tags import Tag
 from venvstacks.platforms import major_minor
 from venvstacks.stack.spec import LayerSpec
 
-# For each of platforms.ALL_PLATFORMS: its marker values (sys_platform, platform_system,
-# platform_machine, os_name) and uv's --python-platform name (Linux gets its glibc appended,
-# macOS its version by env var).
+
+class _Platform(NamedTuple):
+    """Marker values of a platform name, and uv's `--python-platform` name for it (Linux gets
+    its glibc appended, macOS its version by env var)."""
+
+    sys_platform: str
+    platform_system: str
+    platform_machine: str
+    os_name: str
+    uv_name: str
+
+
+# One per name in platforms.ALL_PLATFORMS.
 _PLATFORMS = {
-    "linux_x86_64": ("linux", "Linux", "x86_64", "posix", "x86_64-manylinux"),
-    "linux_aarch64": ("linux", "Linux", "aarch64", "posix", "aarch64-manylinux"),
-    "macosx_arm64": ("darwin", "Darwin", "arm64", "posix", "aarch64-apple-darwin"),
-    "macosx_x86_64": ("darwin", "Darwin", "x86_64", "posix", "x86_64-apple-darwin"),
-    "win_amd64": ("win32", "Windows", "AMD64", "nt", "x86_64-pc-windows-msvc"),
-    "win_arm64": ("win32", "Windows", "ARM64", "nt", "aarch64-pc-windows-msvc"),
+    "linux_x86_64": _Platform("linux", "Linux", "x86_64", "posix", "x86_64-manylinux"),
+    "linux_aarch64": _Platform("linux", "Linux", "aarch64", "posix", "aarch64-manylinux"),
+    "macosx_arm64": _Platform("darwin", "Darwin", "arm64", "posix", "aarch64-apple-darwin"),
+    "macosx_x86_64": _Platform("darwin", "Darwin", "x86_64", "posix", "x86_64-apple-darwin"),
+    "win_amd64": _Platform("win32", "Windows", "AMD64", "nt", "x86_64-pc-windows-msvc"),
+    "win_arm64": _Platform("win32", "Windows", "ARM64", "nt", "aarch64-pc-windows-msvc"),
 }
 # The manylinux names from before PEP 600, by the glibc they stand for.
 _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
@@ -55,12 +66,12 @@ class Target:
         return ".".join(parts if len(parts) > 2 else [*parts, "0"])
 
     def marker_env(self) -> dict[str, str]:
-        sys_platform, system, machine, os_name, _ = _PLATFORMS[self.platform]
+        facts = _PLATFORMS[self.platform]
         return {
-            "sys_platform": sys_platform,
-            "platform_system": system,
-            "platform_machine": machine,
-            "os_name": os_name,
+            "sys_platform": facts.sys_platform,
+            "platform_system": facts.platform_system,
+            "platform_machine": facts.platform_machine,
+            "os_name": facts.os_name,
             "python_version": self.py_major_minor,
             "python_full_version": self.py_full_version,
             "implementation_name": "cpython",
@@ -80,7 +91,7 @@ class Target:
     @property
     def uv_platform(self) -> str:
         """uv's `--python-platform` value for installing wheels that suit this target."""
-        base = _PLATFORMS[self.platform][4]
+        base = _PLATFORMS[self.platform].uv_name
         return f"{base}_{self.glibc[0]}_{self.glibc[1]}" if self.platform.startswith("linux_") else base
 
     @property
@@ -123,7 +134,7 @@ def _supported_tags(
 
 
 def _platform_tags(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -> list[str]:
-    arch = _PLATFORMS[platform][2]
+    arch = _PLATFORMS[platform].platform_machine
     if platform.startswith("win_"):
         return [platform]
     if platform.startswith("macosx_"):
