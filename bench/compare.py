@@ -131,7 +131,16 @@ class Ours:
 
     def publish(self) -> float:
         out = fresh(self.side.work / "_bench_artifacts")
-        cmd = [VENVSTACKS, "publish", self.side.work, "--format", "tar.xz", "--output-dir", out, "--force"]
+        cmd: list[str | Path] = [
+            VENVSTACKS,
+            "publish",
+            self.side.work,
+            "--format",
+            "tar.xz",
+            "--output-dir",
+            out,
+            "--force",
+        ]
         return run_ok(cmd).seconds
 
     def timed(self, scenario: str, once: Callable[[], Result]) -> float:

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,25 @@ def replace_dir(new: Path, dest: Path) -> None:
         os.rename(old, dest)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def copy_tree(src: Path, dst: Path, share: Callable[[Path], bool]) -> None:
+    """Copy folder ``src`` into ``dst`` as ``shutil.copytree`` does (links kept as links,
+    modes and times copied), but hard-link each file whose path relative to ``src``
+    ``share`` accepts, falling back to a copy where a link cannot be made (another file
+    system, a link limit). A hard link is the same file, mode included: only share files
+    that nothing ever writes in place or chmods on either side."""
+
+    def link_or_copy(source: str, dest: str) -> object:
+        if share(Path(source).relative_to(src)):
+            try:
+                os.link(source, dest)
+                return dest
+            except OSError:
+                pass
+        return shutil.copy2(source, dest)
+
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=link_or_copy)
 
 
 def check_folder_path(path: Path, what: str) -> None:

@@ -28,6 +28,7 @@ from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.layout import BUILD_LOCK
+from venvstacks.platforms import cores
 from venvstacks.stack.spec import STACK_FILE
 from venvstacks.tools import uv_bin
 
@@ -40,6 +41,9 @@ def doit_config(settings: Settings) -> dict[str, Any]:
         "minversion": "0.37.0",
         # threads: our actions wait on subprocesses, and closures cannot pickle for spawn.
         "par_type": "thread",
+        # Every core by default, for plain doit as for the CLI: most of a build waits on uv
+        # and the disk, and independent layers need no flag to go side by side (-n 1: serial).
+        "num_process": cores(),
         # A class per stack: doit makes the reporter itself, and the summary needs the settings.
         "reporter": type("StackReporter", (ProgressReporter,), {"settings": settings}),
         "default_tasks": ["lock", "build"],

@@ -21,7 +21,7 @@ from typing import Any, cast
 from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, read_json_object
+from venvstacks.fsutil import copy_tree, dump_json, read_json_object
 from venvstacks.platforms import major_minor
 from venvstacks.runtimes.local import LocalSource
 from venvstacks.runtimes.options import RuntimeOptions, parse_request
@@ -142,12 +142,23 @@ def install_runtime(runtime: Runtime, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
-        # copytree also gives tmp the source folder's mode (mkdtemp makes it 0700).
-        shutil.copytree(runtime.python_dir, tmp, symlinks=True, dirs_exist_ok=True)
+        # copy_tree also gives tmp the source folder's mode (mkdtemp makes it 0700).
+        copy_tree(runtime.python_dir, tmp, share=_stdlib_file)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _stdlib_file(relative: Path) -> bool:
+    """Files of a runtime's standard library (``lib/pythonX.Y/``, not ``site-packages``):
+    a layer shares them with the cache as hard links, since nothing writes them in place
+    (uv installs into site-packages; our own writes and Python's .pyc writes replace files
+    by rename). Everything else is copied, so nothing written in a build folder can ever
+    reach the cache."""
+    parts = relative.parts
+    in_stdlib = len(parts) >= 3 and parts[0] == "lib" and parts[1].startswith("python")
+    return in_stdlib and parts[2] != "site-packages"
 
 
 _ENTRY_FIELDS = {
