@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from venvstacks.errors import SpecError
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.stack import modfiles
 from venvstacks.stack.graph import LinearizationError, c3_linearize
@@ -29,7 +28,12 @@ from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.modfiles import module_name
 
 if TYPE_CHECKING:
+    from packaging import requirements as pep508
+
     from venvstacks.stack.spec import LayerSpec
+else:
+    # Parsing requirements compiles packaging's grammar (about 20 ms); bare names need none.
+    (pep508,) = lazy_modules("packaging.requirements")
 
 DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),
@@ -84,15 +88,21 @@ def strings(t: LayerTable, field: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+# A PEP 508 distribution name (packaging's own pattern for it), with nothing else.
+_BARE_NAME = re.compile(r"[A-Z0-9](?:[A-Z0-9._-]*[A-Z0-9])?\Z", re.IGNORECASE)
+
+
 def requirements(t: LayerTable) -> tuple[str, ...]:
     # Required even when empty, so a forgotten list is not silently an empty layer.
     if "requirements" not in t.fields:
         raise t.fail("requirements", "missing; list the layer's requirements (may be [])")
     values = strings(t, "requirements")
     for value in values:
+        if _BARE_NAME.match(value):
+            continue  # a PEP 508 name alone: valid, and the most common requirement
         try:
-            Requirement(value)
-        except InvalidRequirement as exc:
+            pep508.Requirement(value)
+        except pep508.InvalidRequirement as exc:
             first = str(exc).splitlines()[0]
             raise t.fail(
                 "requirements", f"invalid requirement {value!r} ({first}); use PEP 508 syntax"

@@ -12,14 +12,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from packaging import tags
-from packaging.markers import Marker
-from packaging.tags import Tag
-
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import major_minor
 from venvstacks.stack.spec import LayerSpec
+
+if TYPE_CHECKING:
+    from packaging import markers, tags
+else:
+    # Markers and wheel tags are asked about at lock and install time only, never in a no-op.
+    markers, tags = lazy_modules("packaging.markers", "packaging.tags")
 
 
 class _Platform(NamedTuple):
@@ -83,9 +86,9 @@ class Target:
         }
 
     def applies(self, marker: str | None) -> bool:
-        return marker is None or Marker(marker).evaluate(self.marker_env())
+        return marker is None or markers.Marker(marker).evaluate(self.marker_env())
 
-    def accepts(self, tag: Tag) -> bool:
+    def accepts(self, tag: tags.Tag) -> bool:
         return tag in _supported_tags(self.platform, self.py_major_minor, self.glibc, self.macos)
 
     @property
@@ -125,7 +128,7 @@ def target_text(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -
 @cache
 def _supported_tags(
     platform: str, py_version: str, glibc: tuple[int, int], macos: tuple[int, int]
-) -> frozenset[Tag]:
+) -> frozenset[tags.Tag]:
     major, minor = (int(p) for p in py_version.split("."))
     platforms = _platform_tags(platform, glibc, macos)
     # The ABI is given, so the tags never depend on the interpreter running venvstacks.
