@@ -160,8 +160,17 @@ def _sync(python: Path, lock_path: Path, layer: str, install: Install, *, system
         ]  # fmt: skip
         if system:
             cmd.append("--break-system-packages")
+        env = install.target.install_env
         try:
-            run(f"installing packages into {layer} (uv pip sync)", cmd, env=install.target.install_env)
+            # From uv's cache alone first: a lock names its wheels by URL, and uv revalidates
+            # (on some servers downloads again) a wheel cached by URL on every install. The
+            # lock's hashes pin the bytes either way; only what is not cached needs the network.
+            run(f"installing packages into {layer} from uv's cache", [*cmd, "--offline"], env=env)
+            return
+        except VenvStacksError:
+            pass
+        try:
+            run(f"installing packages into {layer} (uv pip sync)", cmd, env=env)
         except VenvStacksError as exc:
             raise VenvStacksError(f"layer {layer!r}: {exc}") from None
 
