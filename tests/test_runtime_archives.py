@@ -21,8 +21,9 @@ from tests.support.runtime_checks import Log, cache_contents
 from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.runtimes.cache import Runtime, ensure_runtime, install_runtime
+from venvstacks.runtimes.cache import ensure_runtime, install_runtime
 from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.runtimes.record import CacheEntry
 from venvstacks.runtimes.sources import unpack_install_only
 
 # -- explicit archives -------------------------------------------------------------------------
@@ -36,12 +37,12 @@ def test_explicit_archive_path(local_runtime_archive: RuntimeArchive, tmp_path: 
     )
     log = Log()
     runtime = ensure_runtime("cpython@3.11", opts, log)
-    assert (runtime.source, runtime.origin) == ("archive", str(local_runtime_archive.path))
-    assert (runtime.version, runtime.archive_sha256) == (
+    assert (runtime.record.source, runtime.record.origin) == ("archive", str(local_runtime_archive.path))
+    assert (runtime.record.version, runtime.record.archive_sha256) == (
         local_runtime_archive.version,
         local_runtime_archive.sha256,
     )
-    assert runtime.portable is False  # the archive was made from a local interpreter
+    assert runtime.record.portable is False  # the archive was made from a local interpreter
     assert ensure_runtime("cpython@3.11", opts, log) == runtime
     assert log == []
 
@@ -59,7 +60,7 @@ def test_explicit_archive_url_and_checks(
         ),
         Log(),
     )
-    assert (runtime.source, runtime.origin) == ("archive", url)
+    assert (runtime.record.source, runtime.record.origin) == ("archive", url)
 
     wrong = RuntimeOptions(cache_dir=tmp_path / "c2", archives={"cpython@3.11": f"{url}#sha256={'2' * 64}"})
     with pytest.raises(VenvStacksError, match=f"expected {'2' * 64}, got {sha}"):
@@ -173,7 +174,7 @@ def test_stale_temporaries_are_swept(runtime_cache: Path, tmp_path: Path) -> Non
     assert (cache / ".tmp-cpython-3.12-busy").exists()
 
 
-def test_install_runtime(local_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_install_runtime(local_runtime: CacheEntry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dest = tmp_path / "layer"
     install_runtime(local_runtime, dest)
     assert (dest / "bin" / "python3").is_symlink()
