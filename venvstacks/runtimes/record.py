@@ -41,9 +41,9 @@ class RuntimeRecord:
     def from_json(cls, data: Mapping[str, Any]) -> RuntimeRecord | None:
         """The record `data` holds (keys it does not know are ignored), or None if it holds none."""
         values: dict[str, Any] = {}
-        for f in fields(cls):
+        for f in fields(cls):  # annotations are strings here (`from __future__ import annotations`)
             value = data.get(f.name)
-            if f.name == "portable":
+            if f.type == "bool":  # a flag counts as set only when it says so
                 values[f.name] = value is True
             elif isinstance(value, str) and value:
                 values[f.name] = value
