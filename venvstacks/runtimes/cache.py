@@ -21,7 +21,7 @@ from typing import cast
 from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json
+from venvstacks.fsutil import copy_tree, dump_json
 from venvstacks.platforms import major_minor
 from venvstacks.runtimes.local import LocalSource
 from venvstacks.runtimes.options import RuntimeOptions, parse_request
@@ -118,7 +118,7 @@ def install_runtime(runtime: CacheEntry, dest: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         # copytree also gives tmp the source folder's mode (mkdtemp makes it 0700).
-        shutil.copytree(runtime.python_dir, tmp, symlinks=True, dirs_exist_ok=True)
+        copy_tree(runtime.python_dir, tmp, shown_as=dest)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
