@@ -140,23 +140,55 @@ def replace_dir(new: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def copy_tree(src: Path, dst: Path, share: Callable[[Path], bool]) -> None:
-    """Copy folder ``src`` into ``dst`` as ``shutil.copytree`` does (links kept as links,
-    modes and times copied), but hard-link each file whose path relative to ``src``
-    ``share`` accepts, falling back to a copy where a link cannot be made (another file
-    system, a link limit). A hard link is the same file, mode included: only share files
-    that nothing ever writes in place or chmods on either side."""
+class _CopyStopped(Exception):
+    """A file copytree could not copy: raised past copytree, which would note it and go on."""
 
-    def link_or_copy(source: str, dest: str) -> object:
-        if share(Path(source).relative_to(src)):
+    def __init__(self, error: OSError, source: str) -> None:
+        super().__init__(error)
+        self.error, self.source = error, source
+
+
+# str() of an OSError, which is all shutil.Error keeps of one: "[Errno 28] No space left on device: 'x'"
+_OS_ERROR_TEXT = re.compile(r"\[Errno (\d+)\] ([^:]+)")
+
+
+def copy_tree(src: Path, dest: Path, shown_as: Path, share: Callable[[Path], bool] | None = None) -> None:
+    """Copy the folder src into dest (links kept as links, modes and times copied, dest may
+    exist), stopping at the first failure with one OSError naming `shown_as`, the folder the
+    user knows.
+
+    shutil.copytree alone tries every other file after a failure and then raises one
+    shutil.Error listing them all: on a full disk, every file of the tree.
+
+    A file whose path relative to src `share` accepts becomes a hard link to src's (a copy
+    where a link cannot be made: another file system, a link limit). A hard link is the same
+    file, mode included: share only files that nothing writes in place or chmods on either side.
+    """
+
+    def copy_or_stop(source: str, target: str) -> object:
+        if share is not None and share(Path(source).relative_to(src)):
             try:
-                os.link(source, dest)
-                return dest
+                os.link(source, target)
+                return target
             except OSError:
                 pass
-        return shutil.copy2(source, dest)
+        try:
+            return shutil.copy2(source, target)
+        except OSError as exc:
+            raise _CopyStopped(exc, source) from exc
 
-    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=link_or_copy)
+    try:
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, copy_function=copy_or_stop)
+    except _CopyStopped as stop:
+        if stop.error.filename == stop.source:
+            raise stop.error from None  # reading failed, not writing: about src, not dest
+        raise OSError(stop.error.errno, stop.error.strerror, str(shown_as)) from None
+    except shutil.Error as exc:  # a folder or link copytree could not make (listed as text)
+        _, _, reason = exc.args[0][0]
+        parsed = _OS_ERROR_TEXT.match(reason)
+        if parsed is None:
+            raise VenvStacksError(f"{shown_as}: cannot copy {src} there: {reason}") from None
+        raise OSError(int(parsed[1]), parsed[2], str(shown_as)) from None
 
 
 def check_folder_path(path: Path, what: str) -> None:
