@@ -55,7 +55,8 @@ def install_runtime_layer(
         install_runtime(runtime, env_dir)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
     python = env_dir / RUNTIME_PYTHON
-    _sync(python, lock_path, env_dir.name, install, system=True)
+    if _has_work(env_dir, lock_path, record.version):
+        _sync(python, lock_path, env_dir.name, install, system=True)
     check_wheel_tags(env_dir, record.version, install.target)
     _finish(env_dir, identity, lock_path)
 
@@ -82,7 +83,8 @@ def install_venv_layer(
         _create_venv(runtime_dir / RUNTIME_PYTHON, env_dir, runtime.version)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
     _mark_relocatable(env_dir)
-    _sync(env_dir / LAYER_PYTHON, lock_path, env_dir.name, install, system=False)
+    if _has_work(env_dir, lock_path, runtime.version):
+        _sync(env_dir / LAYER_PYTHON, lock_path, env_dir.name, install, system=False)
     check_wheel_tags(env_dir, runtime.version, install.target)
     _remove_scripts(env_dir)
     _finish(env_dir, identity, lock_path)
@@ -147,6 +149,14 @@ def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) ->
     (bindir / "python").symlink_to(target)
     (bindir / "python3").symlink_to("python")
     (bindir / f"python{xy}").symlink_to("python")
+
+
+def _has_work(env_dir: Path, lock_path: Path, py_version: str) -> bool:
+    """Whether syncing to the lock could change the layer: it locks a package, or the layer
+    holds one (which a sync removes). An empty lock on an empty layer needs no uv run."""
+    if read_lock(lock_path).get("packages"):
+        return True
+    return any((env_dir / site_packages(py_version)).glob("*.dist-info"))
 
 
 def _sync(python: Path, lock_path: Path, layer: str, install: Install, *, system: bool) -> None:
