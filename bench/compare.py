@@ -41,7 +41,7 @@ from benchlib import (
     BenchError,
     Result,
     Samples,
-    add_requirement,
+    change_and_back,
     code_version,
     ensure_project_python,
     goal,
@@ -49,15 +49,12 @@ from benchlib import (
     one_line,
     prepare_upstream,
     rel,
-    restore,
     run_ok,
     sample_copy,
-    snapshot,
     sync_tree,
-    write_if_changed,
+    three_layer_stack,
 )
 from upstream import NEWEST_VERSION, Upstream, UpstreamError
-from upstream_selftest import SELFTEST_LAUNCH, SELFTEST_STACK
 
 SCENARIOS = ("cold", "noop", "changed", "rebuild", "publish")
 TITLES = {
@@ -90,13 +87,6 @@ class Side:
 
     def add(self, scenario: str, seconds: float) -> None:
         self.times.setdefault(scenario, Samples()).values.append(seconds)
-
-
-def three_layer_source() -> Path:
-    src = CACHE_DIR / "compare-three-src"
-    write_if_changed(src / "venvstacks.toml", SELFTEST_STACK)
-    write_if_changed(src / "launch_modules" / "hello.py", SELFTEST_LAUNCH)
-    return src
 
 
 def task_kinds(output: str) -> dict[str, float]:
@@ -185,21 +175,6 @@ class Theirs:
         return self.run("publish", "venvstacks.toml", "--force", "--output-dir", str(out))
 
 
-def change_and_back(work: Path, app: str, timed: Callable[[], float], untimed: Callable[[], object]) -> float:
-    """Add ``six`` to *app*, time the build, then restore the stack file and locks (untimed)."""
-    spec = work / "venvstacks.toml"
-    original = spec.read_text()
-    locks = snapshot(work / "requirements")
-    spec.write_text(add_requirement(original, app, "six"))
-    try:
-        seconds = timed()
-    finally:
-        spec.write_text(original)
-        restore(work / "requirements", locks)
-    untimed()
-    return seconds
-
-
 def fresh(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
@@ -266,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         for up in ups:
             up.ensure_installed()
         for stack in args.stacks.split(","):
-            source = three_layer_source() if stack == "three" else sample_copy()
+            source = three_layer_stack() if stack == "three" else sample_copy()
             compare_stack(stack, source, ups, rounds, stack == "three" or args.publish_sample)
     except (BenchError, UpstreamError) as exc:
         print(f"error: {one_line(exc)}")

@@ -48,20 +48,12 @@ from benchlib import (
     rel,
     run_ok,
     sample_copy,
-    write_if_changed,
+    three_layer_stack,
 )
-from upstream_selftest import SELFTEST_LAUNCH, SELFTEST_STACK
 
 BASELINE = "22727ac"  # the last commit before parallel deploy
-THREE = CACHE_DIR / "deploy-three"
 TARGETS = CACHE_DIR / "deploy-targets"
 KINDS = ("runtimes", "frameworks", "applications")
-
-
-def three_layer_stack() -> Path:
-    write_if_changed(THREE / "venvstacks.toml", SELFTEST_STACK)
-    write_if_changed(THREE / "launch_modules" / "hello.py", SELFTEST_LAUNCH)
-    return THREE
 
 
 def publish(stack_dir: Path) -> Path:

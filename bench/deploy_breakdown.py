@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchlib import CACHE_DIR, Samples, ensure_project_python, load_line, rel, sample_copy
-from deploy import base_python, layers_in_order, publish, three_layer_stack
+from benchlib import CACHE_DIR, Samples, ensure_project_python, load_line, rel, sample_copy, three_layer_stack
+from deploy import base_python, layers_in_order, publish
 
 WORK = CACHE_DIR / "deploy-breakdown"
 POOL_START = (

@@ -4,7 +4,7 @@ Run from the repo root: ``python3 bench/noop.py [--quick] [--skip-upstream] [--r
 [--layers 10,30,100]`` (it re-executes itself with ``.venv/bin/python``).  It prints:
 
 * the baseline, ``.venv/bin/python -c "import doit"`` (the floor for any doit-based no-op);
-* for the three-layer stack (``bench/.cache/noop-three``), ``stacks/sample`` (built in
+* for the three-layer stack (``bench/.cache/deploy-three``), ``stacks/sample`` (built in
   ``bench/.cache/sample-copy``) and generated stacks of 10, 30 and 100 layers
   (``bench/.cache/stack<N>``): the no-op time of ``venvstacks build <stack>`` and of plain
   ``doit -f dodo.py stack=<stack>/venvstacks.toml``, as ratios to the baseline (goal: within
@@ -34,11 +34,12 @@ from benchlib import (
     VENV_PYTHON,
     VENVSTACKS,
     BenchError,
+    Result,
     Samples,
-    add_requirement,
     build_dir_layers,
     build_ours,
     bytecode_line,
+    change_and_back,
     code_version,
     ensure_project_python,
     goal,
@@ -48,20 +49,17 @@ from benchlib import (
     ratio,
     rel,
     repeat,
-    restore,
     run_ok,
     sample_copy,
-    snapshot,
     stack_info,
+    three_layer_stack,
     write_if_changed,
 )
 from upstream import Upstream, UpstreamError
-from upstream_selftest import SELFTEST_LAUNCH, SELFTEST_STACK
 
 #: the app that gets `six` added (it sits on f0 only, so six is new to it)
 GENERATED_CHANGED_APP = "a00"
 SAMPLE_CHANGED_APP = "sklearn-import"
-THREE = CACHE_DIR / "noop-three"
 
 
 def generated_shape(layers: int) -> tuple[list[tuple[str, list[str], list[str]]], int]:
@@ -115,12 +113,6 @@ def make_stack(layers: int) -> Path:
     lines += ["", "[tool.uv]", 'exclude-newer = "2025-06-01T00:00:00Z"', ""]
     write_if_changed(folder / "venvstacks.toml", "\n".join(lines))
     return folder
-
-
-def three_layer_stack() -> Path:
-    write_if_changed(THREE / "venvstacks.toml", SELFTEST_STACK)
-    write_if_changed(THREE / "launch_modules" / "hello.py", SELFTEST_LAUNCH)
-    return THREE
 
 
 # Counts the files a run hashes in full: doit's md5 of a file dependency (it hashes only when
@@ -194,17 +186,15 @@ def change_cycle(stack_dir: Path, app: str) -> tuple[float, list[str], float]:
 
     Returns (seconds of the build after the change, tasks it ran, seconds of the restoring build).
     """
-    spec = stack_dir / "venvstacks.toml"
-    original = spec.read_text()
-    locks = snapshot(stack_dir / "requirements")
-    spec.write_text(add_requirement(original, app, "six"))
-    try:
-        changed = run_ok([VENVSTACKS, "build", stack_dir])
-    finally:
-        spec.write_text(original)
-        restore(stack_dir / "requirements", locks)
-    back = run_ok([VENVSTACKS, "build", stack_dir])
-    return changed.seconds, changed.tasks_run, back.seconds
+    changed: list[Result] = []
+    back: list[Result] = []
+
+    def build(into: list[Result]) -> float:
+        into.append(run_ok([VENVSTACKS, "build", stack_dir]))
+        return into[-1].seconds
+
+    seconds = change_and_back(stack_dir, app, lambda: build(changed), lambda: build(back))
+    return seconds, changed[0].tasks_run, back[0].seconds
 
 
 def upstream_noop(get_up: Callable[[], Upstream], stack_dir: Path, name: str, n: int) -> Samples | None:
