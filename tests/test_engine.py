@@ -18,11 +18,11 @@ from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.layers.linking import LinkPlan, Peer
 from venvstacks.layout import DYNLIB_MANIFEST, INSTALLED, LINKED, OutputOptions, lock_files
 from venvstacks.lock import locking
-from venvstacks.platforms import host_platform
+from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import StackSpec, load_stack
 
-ELSEWHERE = "win_arm64" if host_platform() != "win_arm64" else "linux_aarch64"
+ELSEWHERE = "win_arm64" if host_platform().name != "win_arm64" else "linux_aarch64"
 
 
 def _stack(tmp_path: Path, extra: str = "") -> StackSpec:
@@ -144,7 +144,7 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
         Peer(tmp_path / "_build/cpython-3.11", "cpython-3.11"),
         (Peer(tmp_path / "_build/framework-fw", fw_name),),
         stack.root,
-        (".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so"),
+        PLATFORMS["linux_x86_64"],
     )
     site = "lib/python3.11/site-packages"
     assert plan.layer_config() == {

@@ -16,7 +16,7 @@ from venvstacks.engine import progress
 from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.lock import locking
-from venvstacks.platforms import host_platform
+from venvstacks.platforms import Platform, host_platform
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
@@ -25,8 +25,10 @@ from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_target
 
 
-def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any]) -> dict[str, Any]:
-    """The fields shared by exported and published layers."""
+def layer_metadata(
+    stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any], platform: Platform
+) -> dict[str, Any]:
+    """The fields shared by exported and published layers built for `platform`."""
     meta = read_json_object(lock_files(stack, layer).meta)
     lowers = lower_layers(stack, layer)
     runtime = lowers[-1] if lowers else layer
@@ -38,13 +40,14 @@ def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[st
         "locked_at": meta.get("locked_at"),
         "runtime_layer": locking.deployed_name(stack, runtime),
         "python_implementation": f"{runtime_identity['implementation']}@{runtime_identity['version']}",
-        # POSIX venvs link to the runtime's python, so only runtimes are bound to it.
-        "bound_to_implementation": layer.kind is LayerKind.RUNTIME,
+        # POSIX venvs link to the runtime's python, so only runtimes are bound to it; Windows
+        # venvs hold a copy of its launcher.
+        "bound_to_implementation": layer.kind is LayerKind.RUNTIME or platform.bound_to_runtime,
         # Our additions: where the runtime came from, and whether it runs elsewhere.
         "runtime_source": runtime_identity.get("source"),
         "runtime_portable": runtime_identity.get("portable"),
         # The glibc or macOS version the installed wheels were chosen for.
-        **layer_target(layer, host_platform(), runtime_identity["version"]).metadata(),
+        **layer_target(layer, platform.name, runtime_identity["version"]).metadata(),
     }
     if layer.kind is not LayerKind.RUNTIME:
         data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]
@@ -60,10 +63,12 @@ def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[st
 def export_one(
     stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
 ) -> None:
-    metadata = layer_metadata(stack, layer, identity)
+    metadata = layer_metadata(stack, layer, identity, options.platform)
     target = options.export_metadata(layer)
     target.unlink(missing_ok=True)  # the layer is not exported until this is back
-    export.export_layer(env_dir, options.export_dir, str(metadata["install_target"]))
+    # Another system's layer is only copied: its postinstall.py runs on that system.
+    native = options.platform.name == host_platform().name
+    export.export_layer(env_dir, options.export_dir, str(metadata["install_target"]), postinstall=native)
     write_if_changed(target, dump_json(metadata))
     publish.write_stack_metadata(options.export_dir, _kinds_and_names(stack))
 
@@ -75,7 +80,7 @@ def publish_one(
     options: OutputOptions,
     identity: dict[str, Any],
 ) -> None:
-    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, identity))
+    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, identity, options.platform))
     publish_opts = publish_options(options)
     publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(layer.env_name))
     publish.write_stack_metadata(publish_opts.output_dir, _kinds_and_names(stack), publish_opts.suffix)
@@ -84,7 +89,7 @@ def publish_one(
 def dry_run(
     stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
 ) -> dict[str, Any]:
-    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, identity))
+    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, identity, options.platform))
     return publish.publish_layer(to_publish, publish_options(options, dry_run=True)).metadata
 
 
@@ -94,7 +99,7 @@ def publish_options(options: OutputOptions, dry_run: bool = False) -> publish.Pu
     return publish.PublishOptions(
         output_dir=options.publish_dir,
         target_platform=options.target_platform,
-        archive_format=ArchiveFormat(options.archive_format),
+        archive_format=ArchiveFormat(options.format),
         tag_outputs=options.tag_outputs,
         force=options.force,
         dry_run=dry_run,

@@ -22,9 +22,9 @@ from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, read_json_object
-from venvstacks.platforms import major_minor
+from venvstacks.platforms import Platform, host_platform, major_minor
 from venvstacks.runtimes.local import LocalSource
-from venvstacks.runtimes.options import RuntimeOptions, parse_request
+from venvstacks.runtimes.options import RuntimeOptions, archive_key, parse_request
 from venvstacks.runtimes.pack import LOCAL_MARKER
 from venvstacks.runtimes.sources import (
     ArchiveSource,
@@ -61,10 +61,11 @@ class Runtime:
     archive: Path  # the cached archive
     python_dir: Path  # the unpacked tree in the cache
     portable: bool  # False when made from a local interpreter
+    platform: str  # the platform it runs on
 
     def identity(self) -> dict[str, Any]:
         """What this runtime is, without cache paths: stable across reruns (a doit manifest)."""
-        return {
+        identity = {
             "request": self.request,
             "implementation": self.implementation,
             "version": self.version,
@@ -73,27 +74,38 @@ class Runtime:
             "archive_sha256": self.archive_sha256,
             "portable": self.portable,
         }
+        # Named for other platforms only: this machine's records stay as they were.
+        return identity if self.platform == host_platform().name else {**identity, "platform": self.platform}
 
 
-def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], None] = print) -> Runtime:
-    """The runtime for `request`: from the cache, else fetched per `options.policy`."""
+def ensure_runtime(
+    request: str,
+    options: RuntimeOptions,
+    log: Callable[[str], None] = print,
+    platform: Platform | None = None,
+) -> Runtime:
+    """The runtime for `request` on `platform` (default: this machine's): from the cache,
+    else fetched per `options.policy`. Only this machine's may come from a local CPython."""
     impl, version_request = parse_request(request)
-    explicit = _explicit_archives(options) if options.policy != "local" else None
-    cache = RuntimeCache(options.cache_dir)
+    platform = platform or host_platform()
+    foreign = platform.name != host_platform().name
+    explicit = _explicit_archives(options, platform) if options.policy != "local" or foreign else None
+    cache = RuntimeCache(options.cache_dir, platform.name)
     with cache.locked(impl, version_request, log):
         wanted = explicit.find(impl, version_request) if explicit else None
         if wanted is not None:
             # An explicit archive pins the exact bytes: only that archive may satisfy it.
             hit = cache.find_sha256(impl, version_request, cast(str, wanted.sha256))
         else:
-            hit = cache.find(impl, version_request, _CACHE_SOURCES[options.policy])
+            sources = _CACHE_SOURCES["download" if foreign else options.policy]
+            hit = cache.find(impl, version_request, sources)
         if hit is not None:
             return hit.runtime(request)
 
         failed: list[str] = []  # why each source tried could not provide it, in order
         reason = ""
-        if options.policy != "local":
-            remote: RuntimeSource = DownloadSource(options.mirror)
+        if options.policy != "local" or foreign:
+            remote: RuntimeSource = DownloadSource(options.mirror, platform)
             candidate: Candidate | None
             if explicit is not None and wanted is not None:
                 remote, candidate = explicit, wanted
@@ -102,14 +114,20 @@ def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], N
             if candidate is None:
                 reason = f"pbs-installer's download table has {_has(remote, impl, version_request)}"
                 failed.append(f"download: the table has {_has(remote, impl, version_request)}")
-                if options.policy == "download":
-                    raise _no_source(request, failed)
+                if options.policy == "download" or foreign:
+                    raise _no_source(_for(request, platform), failed)
             else:
                 try:
                     if candidate.source == "download":
                         log(f"{request}: downloading {candidate.origin}")
                     return cache.add(candidate, remote, request).runtime(request)
                 except FetchError as exc:
+                    if foreign:
+                        raise FetchError(
+                            f"runtime {_for(request, platform)}: {exc} (--runtime-mirror or "
+                            f"--runtime-archive '{platform.name}:{request}=LOC#sha256=HEX' "
+                            "can name another place)"
+                        ) from None
                     if options.policy == "download":
                         raise FetchError(
                             f"runtime {request}: {exc} (--runtime-mirror or --runtime-archive can "
@@ -171,12 +189,18 @@ def _read_entry(folder: Path) -> dict[str, Any] | None:
     return meta
 
 
-def _explicit_archives(options: RuntimeOptions) -> ArchiveSource:
+def _explicit_archives(options: RuntimeOptions, platform: Platform) -> ArchiveSource:
+    """The archives named for this platform (`PLATFORM:REQ`; a bare REQ is this machine's)."""
     archives = {}
     for request, value in options.archives.items():
-        key = parse_request(request)
-        archives[key] = parse_archive_location(value, f"runtime archive for {request}")
+        named, impl, version = archive_key(request)
+        if (named or host_platform().name) == platform.name:
+            archives[impl, version] = parse_archive_location(value, f"runtime archive for {request}")
     return ArchiveSource(archives)
+
+
+def _for(request: str, platform: Platform) -> str:
+    return request if platform.name == host_platform().name else f"{request} for {platform.name}"
 
 
 _NAMES = {"cpython": "CPython"}
@@ -218,6 +242,7 @@ class CacheEntry:
             archive=self.folder / m["archive"],
             python_dir=self.folder / "python",
             portable=m["portable"],
+            platform=m.get("platform", host_platform().name),
         )
 
 
@@ -228,8 +253,9 @@ class RuntimeCache:
     half-made entry is never seen; `runtime.json` is its proof of completeness.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, platform: str) -> None:
         self.root = root
+        self.platform = platform  # the platform whose entries this cache sees
 
     @contextmanager
     def locked(self, impl: str, version_request: str, log: Callable[[str], None]) -> Iterator[None]:
@@ -257,7 +283,9 @@ class RuntimeCache:
             return
         for meta_file in sorted(self.root.glob(f"[!.]*/{_ENTRY_FILE}")):
             meta = _read_entry(meta_file.parent)
-            if meta is not None:  # a damaged entry is as good as missing: it gets refetched
+            # A damaged entry is as good as missing: it gets refetched. Entries made before
+            # runtimes recorded their platform were all this machine's.
+            if meta is not None and meta.get("platform", host_platform().name) == self.platform:
                 yield CacheEntry(meta_file.parent, meta)
 
     def find(self, impl: str, version_request: str, sources: frozenset[str]) -> CacheEntry | None:
@@ -308,11 +336,12 @@ class RuntimeCache:
                 "archive_sha256": actual,
                 "archive": candidate.file_name,
                 "portable": candidate.portable and not (tmp / "python" / LOCAL_MARKER).exists(),
+                "platform": self.platform,
             }
             (tmp / _ENTRY_FILE).write_text(dump_json(meta), encoding="utf-8")
             final = self.root / f"{impl}-{version}-{candidate.source}-{actual[:12]}"
             existing = _read_entry(final)
-            if existing is not None:
+            if existing is not None and existing.get("platform", host_platform().name) == self.platform:
                 shutil.rmtree(tmp)  # the same bytes, already filed under another request
                 return CacheEntry(final, existing)
             # An incomplete or damaged leftover, if any: replaced by the fresh copy.

@@ -51,8 +51,8 @@ from venvstacks.fsutil import (
     sha256_file,
     write_atomic,
 )
-from venvstacks.layout import LAYER_CONFIG, LAYER_PYTHON, METADATA_DIR, POSTINSTALL, STACK_METADATA
-from venvstacks.platforms import cores
+from venvstacks.layout import LAYER_CONFIG, METADATA_DIR, POSTINSTALL, STACK_METADATA
+from venvstacks.platforms import cores, host_platform
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.published_meta import check_layer_metadata
@@ -368,7 +368,7 @@ def _is_app(layer: PublishedLayer) -> bool:
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
     layer_dir = target_dir / layer.install_target
-    rel = read_layer_config(layer_dir).get("python", LAYER_PYTHON.as_posix())
+    rel = read_layer_config(layer_dir).get("python", str(host_platform().layer_python))
     module = str(layer.metadata["app_launch_module"])
     argv = (str(layer_dir / str(rel)), "-m", module)
     return AppCommand(str(layer.metadata.get("layer_name")), argv)
