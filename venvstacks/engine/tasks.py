@@ -189,7 +189,8 @@ def export_tasks(settings: Settings) -> Iterator[TaskDict]:
         out = s.output
         config = {"export_dir": str(out.export_dir)}
         for layer in buildable(s):
-            doc = f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py"
+            then = "run its postinstall.py" if s.is_host else "leave its postinstall.py to the target"
+            doc = f"export {layer.env_name} to {out.export_dir.name}/ and {then}"
             task = _output_task(s, layer, actions.export, doc, out.export_metadata(layer), config)
             # Lower layers go first: an upper layer is exported beside them.
             lowers = lower_layers(s.stack, layer)
