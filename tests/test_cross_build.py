@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.foreign import PE, foreign_runtime_archive, load_postinstall, native_wheel
-from tests.support.runtime_fixtures import RuntimeArchive
+from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex, make_wheel
 from venvstacks.platforms import PLATFORMS, host_platform
@@ -209,3 +209,19 @@ def test_numpy_framework_for_windows_and_macos(tmp_path: Path, runtime_cache: Pa
     assert all(
         t and t.startswith("../../../lib/python3.11/site-packages/numpy/.dylibs/") for t in dylibs.values()
     )
+
+
+def test_another_platforms_runtime_comes_from_its_pbs_download(
+    cross_stack: Stack, runtime_mirror: Mirror
+) -> None:
+    """No archive named: pbs-installer's table names the Windows download, asked of the
+    mirror; one it does not have is one line saying how to name another place."""
+    run = cross_stack.build("--platform", "win_amd64", "--runtime-mirror", runtime_mirror.url, check=False)
+    assert run.code == 1
+    windows = "-x86_64-pc-windows-msvc-install_only_stripped.tar.gz"
+    asked = [p for p in runtime_mirror.requests if p.endswith(windows)]
+    assert asked and asked[0].split("/")[2].startswith("cpython-3.11.")  # /<date>/<file>
+    output = (run.out + run.err).splitlines()
+    line = next(line for line in output if "runtime cpython@3.11 for win_amd64:" in line)
+    assert "--runtime-archive 'win_amd64:cpython@3.11=LOC#sha256=HEX'" in line
+    assert "Traceback" not in run.out + run.err

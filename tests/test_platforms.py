@@ -14,11 +14,13 @@ import pytest
 
 from tests.support.foreign import MACHO, PE, load_postinstall
 from venvstacks import platforms
+from venvstacks.errors import VenvStacksError
 from venvstacks.layers.dynlib import find_libraries
 from venvstacks.layers.linking import LinkPlan, Peer, link_layer
 from venvstacks.layers.pywrapper import wrapper_script
 from venvstacks.layout import LAYER_CONFIG
 from venvstacks.platforms import ALL_PLATFORMS, PLATFORMS, host_platform
+from venvstacks.runtimes.options import archive_key
 from venvstacks.stack.spec import load_stack
 from venvstacks.stack.targets import Target
 
@@ -295,3 +297,10 @@ def test_postinstall_on_posix_makes_links_not_dll_calls(tmp_path: Path) -> None:
     assert os.readlink(app / "bin/python3") == "python"
     assert (app / "bin/python").read_bytes() == script
     assert "add_dll_directory" not in (app / site / "sitecustomize.py").read_text()
+
+
+def test_runtime_archives_name_their_platform() -> None:
+    assert archive_key("win_amd64:cpython@3.11") == ("win_amd64", "cpython", "3.11")
+    assert archive_key("cpython@3.11.9") == (None, "cpython", "3.11.9")  # this machine's
+    with pytest.raises(VenvStacksError, match="unknown platform 'mars'; choose from win_amd64, "):
+        archive_key("mars:cpython@3.11")

@@ -119,7 +119,7 @@ def ensure_runtime(
             else:
                 try:
                     if candidate.source == "download":
-                        log(f"{request}: downloading {candidate.origin}")
+                        log(f"{_for(request, platform)}: downloading {candidate.origin}")
                     return cache.add(candidate, remote, request).runtime(request)
                 except FetchError as exc:
                     if foreign:
