@@ -28,6 +28,7 @@ from venvstacks.layers import crossvenv
 from venvstacks.layout import ENV_IDENTITY, INSTALLED
 from venvstacks.lock import pylock
 from venvstacks.lock.locking import read_lock
+from venvstacks.platforms import Platform
 from venvstacks.runtimes.cache import Runtime, install_runtime
 from venvstacks.stack.targets import Target
 from venvstacks.tools import run, uv_bin
@@ -80,7 +81,7 @@ def install_venv_layer(
         _discard(env_dir)
         log(f"creating the virtual environment for {env_dir.name}")
         if install.cross_python is None:
-            _create_venv(runtime_dir / install.target.facts.runtime_python, env_dir, runtime.version)
+            _create_venv(runtime_dir, env_dir, runtime.version, install.target.facts)
         else:
             crossvenv.create_venv(runtime_dir, env_dir, runtime.version, install.target.facts)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
@@ -126,14 +127,16 @@ def _discard(env_dir: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _create_venv(base_python: Path, env_dir: Path, py_version: str) -> None:
+def _create_venv(runtime_dir: Path, env_dir: Path, py_version: str, platform: Platform) -> None:
+    """`python -m venv` run by the runtime itself (this machine's platform): with links on
+    POSIX, made relative as deployed; with copies on Windows, as the existing tool does."""
+    base_python = runtime_dir / platform.runtime_python
     tmp = env_dir.with_name(f".tmp-{env_dir.name}-{uuid.uuid4().hex[:8]}")
     try:
-        run(
-            f"creating venv {env_dir.name}",
-            [base_python, "-Im", "venv", "--without-pip", "--symlinks", tmp],
-        )
-        _relative_python_links(tmp, base_python, py_version)
+        how = "--copies" if platform.is_windows else "--symlinks"
+        run(f"creating venv {env_dir.name}", [base_python, "-Im", "venv", "--without-pip", how, tmp])
+        if not platform.is_windows:
+            _relative_python_links(tmp, base_python, py_version)
         # pyvenv.cfg names no path of the temp folder, so renaming it is safe.
         os.replace(tmp, env_dir)
     finally:
