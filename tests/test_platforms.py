@@ -4,6 +4,7 @@ files are shared libraries, and postinstall.py on each system, simulated."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform as stdlib_platform
@@ -21,6 +22,7 @@ from venvstacks.layers.pywrapper import wrapper_script
 from venvstacks.layout import LAYER_CONFIG
 from venvstacks.platforms import ALL_PLATFORMS, PLATFORMS, host_platform
 from venvstacks.runtimes.options import archive_key
+from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.stack.spec import load_stack
 from venvstacks.stack.targets import Target
 
@@ -304,3 +306,13 @@ def test_runtime_archives_name_their_platform() -> None:
     assert archive_key("cpython@3.11.9") == (None, "cpython", "3.11.9")  # this machine's
     with pytest.raises(VenvStacksError, match="unknown platform 'mars'; choose from win_amd64, "):
         archive_key("mars:cpython@3.11")
+
+
+def test_runtime_records_name_other_platforms_only() -> None:
+    host = RuntimeRecord("cpython@3.11", "cpython", "3.11.9", "archive", "/a.tar.gz", "a" * 64, True)
+    windows = dataclasses.replace(host, platform="win_amd64")
+    assert "platform" not in host.to_json()  # as records were before they named one
+    assert windows.to_json()["platform"] == "win_amd64"
+    assert RuntimeRecord.from_json(windows.to_json()) == windows
+    assert RuntimeRecord.from_json(host.to_json()) == host
+    assert not host.same_runtime(windows)
