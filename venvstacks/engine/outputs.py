@@ -23,7 +23,7 @@ from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.modfiles import module_hash, module_name
 from venvstacks.stack.spec import LayerSpec, StackSpec
-from venvstacks.stack.targets import layer_target
+from venvstacks.stack.targets import layer_target, macos_of
 
 
 def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime: RuntimeRecord) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def publish_one(
     runtime: RuntimeRecord,
 ) -> None:
     to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime))
-    publish_opts = publish_options(options)
+    publish_opts = publish_options(options, layer)
     publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(layer.env_name))
     publish.write_stack_metadata(publish_opts.output_dir, _kinds_and_names(stack), publish_opts.suffix)
 
@@ -90,13 +90,18 @@ def dry_run(
     stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, runtime: RuntimeRecord
 ) -> dict[str, Any]:
     to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime))
-    return publish.publish_layer(to_publish, publish_options(options, dry_run=True)).metadata
+    return publish.publish_layer(to_publish, publish_options(options, layer, dry_run=True)).metadata
 
 
-def publish_options(options: OutputOptions, dry_run: bool = False) -> publish.PublishOptions:
+def publish_options(
+    options: OutputOptions, layer: LayerSpec, dry_run: bool = False
+) -> publish.PublishOptions:
     """What the publisher is told: the doit target (`options.publish_metadata`) and the file
-    the publisher writes (`PublishOptions.layer_metadata_path`) are named by one layout function."""
+    the publisher writes (`PublishOptions.layer_metadata_path`) are named by one layout function.
+    A macOS layer's `target_platform` names its own deployment target (`macosx_target`)."""
+    platform = options.platform
     return publish.PublishOptions(
+        layer_platform=platform.tag(macos_of(layer)) if platform.is_macos else None,
         output_dir=options.publish_dir,
         target_platform=options.target_platform,
         archive_format=ArchiveFormat(options.format),
