@@ -144,6 +144,9 @@ def test_publish_for_windows_and_macos_from_here(cross_stack: Stack, tmp_path: P
     assert meta["macosx_target"] == "13.0"
 
     # --- the Windows layers deployed, their postinstall.py run as on Windows ---
+    refused = cross_stack.venvstacks("deploy", str(win), str(tmp_path / "here"), check=False)
+    elsewhere = f"deploy it on such a machine (this one is {HOST.name})"
+    assert (refused.code, refused.err) == (1, f"error: cpython-3.11 was built for win_amd64; {elsewhere}\n")
     deploy = tmp_path / "deploy"
     for name in ("cpython-3.11", "framework-native", "app-hello"):
         with zipfile.ZipFile(win / f"{name}.zip") as zf:

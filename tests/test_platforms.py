@@ -20,7 +20,7 @@ from venvstacks.layers.dynlib import find_libraries
 from venvstacks.layers.linking import LinkPlan, Peer, link_layer
 from venvstacks.layers.pywrapper import wrapper_script
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.platforms import ALL_PLATFORMS, PLATFORMS, host_platform
+from venvstacks.platforms import ALL_PLATFORMS, PLATFORMS, host_platform, platform_of_tag
 from venvstacks.runtimes.options import archive_key
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.stack.spec import load_stack
@@ -83,6 +83,13 @@ def test_names_each_tool_uses(
     assert (p.family, p.arch) == pbs  # pbs-installer's platform and architecture names
     assert p.tag((13, 0)) == tag
     assert p.extension_suffixes("3.11.9") == suffixes
+
+
+def test_a_target_platform_names_its_platform() -> None:
+    assert platform_of_tag("macosx_14_2_x86_64") is PLATFORMS["macosx_x86_64"]
+    assert platform_of_tag("macosx_11_0_arm64") is MAC
+    assert platform_of_tag("win_amd64") is WIN
+    assert platform_of_tag("macosx_10_9_universal2") is None  # not judged
 
 
 def test_target_tag_carries_the_macos_deployment_target() -> None:

@@ -163,6 +163,16 @@ ALL_PLATFORMS = tuple(PLATFORMS)
 _ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 
 
+def platform_of_tag(tag: str) -> Platform | None:
+    """The platform a `target_platform` names (`macosx_14_0_arm64` -> macosx_arm64), if known."""
+    if tag in PLATFORMS:
+        return PLATFORMS[tag]
+    for p in PLATFORMS.values():
+        if p.is_macos and tag.startswith("macosx_") and tag.endswith("_" + p.platform_machine):
+            return p
+    return None
+
+
 def host_platform() -> Platform:
     """This machine's platform."""
     machine = platform.machine().lower()
