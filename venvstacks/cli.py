@@ -13,6 +13,7 @@ ends the run early by returning the exit status.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
+from venvstacks.stack.modfiles import is_outside
 from venvstacks.stack.spec import load_stack
 from venvstacks.tools import set_verbose
 
@@ -97,6 +99,14 @@ def execute(command: StackCommand, steps: Sequence[Step]) -> int:
 def load(_: None, cmd: StackCommand) -> Settings:
     stack = load_stack(stack_path(cmd.spec_path))
     root = stack.root
+    outside = [
+        f"{layer.env_name}: {os.path.relpath(module, root)}"
+        for layer in stack.layers
+        for module in layer.modules
+        if is_outside(module, root)
+    ]
+    if outside:  # allowed, as the existing venvstacks does; but worth knowing what ships
+        say(f"note: module files from outside the stack folder: {'; '.join(outside)}")
 
     def rel(value: str) -> Path:
         # As upstream: relative paths are relative to the stack file's folder.
