@@ -258,7 +258,9 @@ def package_indexes(
     for dist, index in written.items():
         name = canonicalize_name(dist)  # as pip and uv: Torch and torch are one distribution
         if name in own:
-            raise t.fail("package_indexes", f"{dist!r} and another entry name the same distribution; keep one")
+            raise t.fail(
+                "package_indexes", f"{dist!r} and another entry name the same distribution; keep one"
+            )
         own[name] = index
         seen = merged.get(name)
         if seen is not None and seen != index and overrides.get(seen) != index:
