@@ -340,6 +340,27 @@ BAD: dict[str, Bad] = {
         "package_indexes",
         "declare the winner with index_overrides",
     ),
+    "lower-indexes-differing-in-name-case": Bad(
+        RUNTIME
+        + framework("a", extra='package_indexes = { IDNA = "mirror" }')
+        + framework("b", extra='package_indexes = { idna = "other" }')
+        + framework("c", deps='frameworks = ["a", "b"]')
+        + INDEX
+        + '[[tool.uv.index]]\nname = "other"\nurl = "http://127.0.0.1:9/other"\n',
+        "framework-c",
+        "package_indexes",
+        "declare the winner with index_overrides",
+    ),
+    "own-index-overriding-a-lower-one-undeclared": Bad(
+        RUNTIME
+        + framework("a", extra='package_indexes = { Idna = "mirror" }')
+        + framework("c", deps='frameworks = ["a"]', extra='package_indexes = { idnA = "other" }')
+        + INDEX
+        + '[[tool.uv.index]]\nname = "other"\nurl = "http://127.0.0.1:9/other"\n',
+        "framework-c",
+        "package_indexes",
+        "declare the override with index_overrides = { mirror = 'other' }",
+    ),
     "uv-index-not-an-array": Bad(
         RUNTIME + '\n[tool.uv]\nindex = "http://127.0.0.1:9/simple"\n',
         None,
