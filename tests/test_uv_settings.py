@@ -48,44 +48,92 @@ def test_resolution_settings_reach_uv(stack: Stack, setting: str) -> None:
     ("uv", "field", "reason"),
     [
         ("compile-bytecode = true\n", "tool.uv.compile-bytecode", "deploy byte-compiles"),
-        ("python-preference = 'only-system'\n", "tool.uv.python-preference", "runtimes"),
+        ("python-preference = 'only-system'\n", "tool.uv.python-preference", "runtimes itself"),
         ("no-binary = true\n", "tool.uv.no-binary", "wheels only"),
-        ("upgrade = true\n", "tool.uv.upgrade", "--upgrade"),
-        ("compile-bytecod = true\n", "tool.uv.compile-bytecod", "not a uv setting"),
+        ("conflicts = []\n", "tool.uv.conflicts", "not a uv project"),
+        ("compile-bytecod = true\n", "tool.uv.compile-bytecod", "(did you mean 'compile-bytecode'?)"),
         ("[tool.uv.pip]\nuniversal = true\n", "tool.uv.pip", "directly in [tool.uv]"),
-        (
-            '[tool.uv.sources]\nvstest-pin = { git = "https://example.invalid/x.git" }\n',
-            "tool.uv.sources.vstest-pin",
-            "build from source",
-        ),
     ],
 )
-def test_a_setting_that_cannot_apply_is_refused_in_one_line(
+def test_a_setting_without_effect_is_one_warning_and_the_stack_locks(
     stack: Stack, uv: str, field: str, reason: str
 ) -> None:
+    # As the existing venvstacks, which passes every key on: no key stops a stack.
     _pin_stack(stack, uv)
+    run = stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    warnings = [line for line in run.err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "Traceback" not in run.err
+    assert f"venvstacks.toml: field '{field}' is ignored" in warnings[0] and reason in warnings[0]
+    assert _locked_version(stack, "vstest-pin") == "2.0"
+
+
+def test_a_source_that_needs_a_build_is_refused_in_one_line(stack: Stack) -> None:
+    _pin_stack(stack, '[tool.uv.sources]\nvstest-pin = { git = "https://example.invalid/x.git" }\n')
     run = stack.venvstacks("lock", str(stack.spec), check=False)
-    assert run.code == 2
-    lines = run.err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in run.err
-    assert f"venvstacks.toml: field '{field}': cannot apply: " in lines[0] and reason in lines[0]
+    assert run.code == 2 and len(run.err.strip().splitlines()) == 1
+    assert "field 'tool.uv.sources.vstest-pin': cannot apply: " in run.err and "build from source" in run.err
     assert not (stack.root / "requirements").exists()
 
 
 def test_venvstacks_uv_toml_settings_are_checked_too(stack: Stack) -> None:
     (stack.root / "venvstacks.uv.toml").write_text("compile-bytecode = true\n")
-    run = stack.venvstacks("show", str(stack.spec), check=False)
-    assert run.code == 2
+    run = stack.venvstacks("show", str(stack.spec))
     assert run.err.strip() == (
-        "error: venvstacks.uv.toml: field 'compile-bytecode': cannot apply: "
+        "warning: venvstacks.uv.toml: field 'compile-bytecode' is ignored: "
         "layers never ship .pyc files: deploy byte-compiles on the target"
     )
+
+
+def test_upgrade_reaches_uv(stack: Stack) -> None:
+    make_wheel(stack.root / "wheels", "vstest-pin", "1.0")
+    _pin_stack(stack, "")
+    (stack.root / "wheels" / "vstest_pin-2.0-py3-none-any.whl").unlink()
+    stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    make_wheel(stack.root / "wheels", "vstest-pin", "2.0")
+    stack.spec.write_text(stack.spec.read_text() + 'prerelease = "allow"\n')
+    stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    assert _locked_version(stack, "vstest-pin") == "1.0"  # a relock keeps its pins...
+    stack.spec.write_text(stack.spec.read_text() + "upgrade = true\n")
+    stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    assert _locked_version(stack, "vstest-pin") == "2.0"  # ...unless [tool.uv] upgrade says otherwise
+
+
+def test_environments_spare_the_platforms_they_leave_out(stack: Stack) -> None:
+    # A package with a Linux wheel only: every platform of the layer must have a wheel,
+    # unless [tool.uv] environments (as in the existing venvstacks' mlx example) leave it out.
+    make_wheel(stack.root / "wheels", "vstest-linux", "1.0", tag="py3-none-manylinux_2_17_x86_64")
+    stack.framework_requirements = ["vstest-linux"]
+    stack.app_requirements = []
+    stack.write()
+    text = stack.spec.read_text()
+    failed = stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels", check=False)
+    assert failed.code != 0 and "vstest-linux==1.0 has no wheel for" in failed.out
+    environments = (
+        "\n[tool.uv]\nenvironments = [\"sys_platform == 'linux' and platform_machine == 'x86_64'\"]\n"
+    )
+    stack.spec.write_text(text + environments)
+    run = stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    assert (
+        "framework-web: win_amd64, win_arm64, linux_aarch64, macosx_arm64, macosx_x86_64 outside" in run.err
+    )
+    assert _locked_version(stack, "vstest-linux") == "1.0"
+    stack.spec.write_text(text + environments + "required-environments = [\"sys_platform == 'win32'\"]\n")
+    failed = stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels", check=False)
+    assert "vstest-linux==1.0 has no wheel for win_amd64" in failed.out
+
+
+def test_a_bad_environment_marker_is_one_line(stack: Stack) -> None:
+    _pin_stack(stack, "environments = [\"sys_platform = 'linux'\"]\n")
+    run = stack.venvstacks("show", str(stack.spec), check=False)
+    assert run.code == 2 and len(run.err.strip().splitlines()) == 1
+    assert "field 'tool.uv.environments': not a valid marker" in run.err
 
 
 # (a change to the stack file's [tool.uv] or the environment, whether it changes the lock)
 CHANGES: list[tuple[str, dict[str, str], bool]] = [
     ("", {}, False),
     ('prerelease = "allow"\n', {}, True),
+    ("environments = [\"sys_platform == 'linux'\"]\n", {}, True),
     ('exclude-newer = "2025-01-01T00:00:00Z"\n', {}, True),
     ("offline = true\n", {}, False),  # how uv reaches the index, not what it resolves
     ('link-mode = "copy"\n', {}, False),  # install only

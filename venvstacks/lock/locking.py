@@ -97,8 +97,13 @@ def lock_layer(
     except VenvStacksError as exc:
         raise VenvStacksError(f"{exc}{_pins_involved(str(exc), lowers, lower_locks)}") from None
     raw = pylock.relative_wheel_paths(raw, files.pylock.parent)
+    targets = layer_targets(layer, runtime_version)
     try:
-        locked = pylock.postprocess(raw, layer_targets(layer, runtime_version), _shared_names(lower_locks))
+        covered = uvconfig.environment_targets(stack, targets)
+        if len(covered) < len(targets):
+            left_out = ", ".join(t.platform for t in targets if t not in covered)
+            log(f"{layer.env_name}: {left_out} outside [tool.uv] environments: wheels not checked there")
+        locked = pylock.postprocess(raw, targets, _shared_names(lower_locks), covered)
     except pylock.CoverageError as exc:
         raise VenvStacksError(
             f"{stack.path.name}: layer {layer.env_name!r}: {exc.package} has no wheel for {exc.platform}; "

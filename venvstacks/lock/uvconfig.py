@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from venvstacks.stack import uvkeys
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.spec import LayerSpec, StackSpec
-from venvstacks.stack.targets import glibc_of, macos_of, target_text
+from venvstacks.stack.targets import Target, glibc_of, macos_of, target_text
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,9 @@ def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dic
         "lower": [lower.env_name for lower in lower_layers(stack, layer)],
         "versioned": layer.versioned,
         "project": project,
-        "uv": {k: v for k, v in settings.items() if k not in uvkeys.NETWORK},
+        # environments only when set, so that locks made before they were read stay valid
+        "uv": {k: v for k, v in settings.items() if k not in uvkeys.NETWORK}
+        | {k: stack.uv_config[k] for k in uvkeys.ENVIRONMENTS if k in stack.uv_config},
     }
     # Plain JSON (a TOML date becomes its text), as doit's config_changed needs.
     return dict(json.loads(json.dumps(inputs, sort_keys=True, default=str)))
@@ -132,3 +134,15 @@ def anchored(settings: dict[str, Any], root: Path) -> dict[str, Any]:
             {**i, "url": anchor(i.get("url"))} if isinstance(i, dict) else i for i in result["index"]
         ]
     return result
+
+
+def environment_targets(stack: StackSpec, targets: Sequence[Target]) -> list[Target]:
+    """The targets whose wheels a lock must cover: with `[tool.uv] environments` (which `uv
+    pip compile` does not take), those some environment admits, plus those that
+    `required-environments` name; without, all. This is what the existing venvstacks gets
+    from passing them to `uv lock`: resolution need not succeed outside the environments."""
+    environments = uvkeys.environment_markers(stack.path, stack.uv_config, "environments")
+    if not environments:
+        return list(targets)
+    required = uvkeys.environment_markers(stack.path, stack.uv_config, "required-environments")
+    return [t for t in targets if any(m.evaluate(t.marker_env()) for m in (*environments, *required))]
