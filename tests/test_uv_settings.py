@@ -14,7 +14,7 @@ from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
 from venvstacks.engine import tasks
 from venvstacks.engine.settings import Settings
-from venvstacks.lock import locking
+from venvstacks.lock import validity
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import load_stack
@@ -137,6 +137,7 @@ CHANGES: list[tuple[str, dict[str, str], bool]] = [
     ('exclude-newer = "2025-01-01T00:00:00Z"\n', {}, True),
     ("offline = true\n", {}, False),  # how uv reaches the index, not what it resolves
     ('link-mode = "copy"\n', {}, False),  # install only
+    ('find-links = ["elsewhere"]\n', {}, True),  # the stack's own sources count
     ("", {"MACOSX_DEPLOYMENT_TARGET": "11.0"}, True),  # the layers target macOS too
     ("", {"UV_EXCLUDE_NEWER": "2025-01-01T00:00:00Z"}, True),
 ]
@@ -149,7 +150,7 @@ def _inputs(stack: Stack, options: LockOptions) -> tuple[dict[str, Any], bool]:
     task = next(t for t in tasks.lock_tasks(settings) if t["name"] == "framework-web")
     check = task["uptodate"][0]
     assert isinstance(check, config_changed)
-    return check.config, locking.lock_is_valid(spec, spec.layer("framework-web"), options)
+    return check.config, validity.lock_is_valid(spec, spec.layer("framework-web"))
 
 
 @pytest.mark.parametrize(("uv", "env", "relock"), CHANGES)
@@ -169,6 +170,17 @@ def test_doit_and_the_lock_metadata_agree_on_the_inputs(
         monkeypatch.setenv(name, value)
     after, still_valid = _inputs(stack, options)
     assert (before != after, not still_valid) == (relock, relock)
+
+
+def test_command_line_package_sources_are_no_lock_input(stack: Stack) -> None:
+    # As in the existing venvstacks: they say where packages come from, not what is locked.
+    _pin_stack(stack, "")
+    stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
+    with_them, valid = _inputs(stack, LockOptions(index=False, local_wheels=(stack.root / "wheels",)))
+    without_them, still_valid = _inputs(stack, LockOptions())
+    assert with_them == without_them and valid and still_valid
+    run = stack.venvstacks("lock", str(stack.spec))  # no index reachable: any relock would fail
+    assert "lock:framework-web" not in run.ran and "lock:app-hello" not in run.ran
 
 
 def test_relative_find_links_are_read_from_the_stack_files_folder(stack: Stack) -> None:
@@ -191,3 +203,16 @@ def test_install_gets_the_stacks_network_settings(stack: Stack, monkeypatch: pyt
     run = stack.build("--no-index", "--local-wheels", "wheels")
     assert "lock:framework-web" not in run.ran  # uv pip compile did not run again
     assert cache.is_dir() and any(cache.iterdir())  # so uv pip sync used it
+
+
+@pytest.mark.slow
+def test_publish_after_a_build_with_local_wheels_neither_relocks_nor_reinstalls(stack: Stack) -> None:
+    # The existing venvstacks' documented flow: `build --local-wheels W`, then `publish`.
+    # vstest-pin is in W only, so a relock without W would fail.
+    _pin_stack(stack, "")
+    stack.build("--local-wheels", "wheels")
+    run = stack.venvstacks("publish", str(stack.spec), "--format", "tar.gz")
+    assert {t.partition(":")[0] for t in run.ran} == {"publish"}
+    assert (stack.root / "_artifacts" / "framework-web.tar.gz").exists()
+    export = stack.venvstacks("local-export", str(stack.spec))
+    assert {t.partition(":")[0] for t in export.ran} == {"export"}

@@ -49,7 +49,7 @@ def print_show(inv: Invocation, plan: Plan | None = None) -> None:
 
 
 def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
-    from venvstacks.lock import locking
+    from venvstacks.lock import locking, validity
 
     stack = inv.settings.stack
     data: dict[str, Any] = {
@@ -66,7 +66,7 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "name": layer.env_name,
             "install_target": locking.deployed_name(stack, layer),
-            "has_valid_lock": locking.lock_is_current(stack, layer, inv.settings.lock),
+            "has_valid_lock": validity.lock_is_current(stack, layer),
             "selected_operations": operations,
         }
         if _on_local_runtime(inv.settings, layer):

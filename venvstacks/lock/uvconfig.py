@@ -90,14 +90,15 @@ def install_settings(stack: StackSpec) -> dict[str, Any]:
     return anchored(settings, stack.root)
 
 
-def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dict[str, Any]:
-    """Everything of the stack and the command line that decides a layer's lock, besides
-    the lower layers' pins and the runtime's exact version. The doit `lock:` task reruns
-    when this changes, and the lock metadata's other_inputs_hash is its hash: one function,
-    so the two can never disagree."""
-    # Local wheel folders count by their place in the project, not on this machine.
-    wheels = tuple(Path(os.path.relpath(p, stack.root)) for p in options.local_wheels)
-    settings = uv_settings(stack, layer, options.index, wheels)
+def lock_inputs(stack: StackSpec, layer: LayerSpec) -> dict[str, Any]:
+    """Everything of the stack that decides a layer's lock, besides the lower layers' pins
+    and the runtime's exact version. The doit `lock:` task reruns when this changes, and the
+    lock metadata's other_inputs_hash is its hash: one function, so the two can never
+    disagree. The command line's package sources (`--local-wheels`, `--index`/`--no-index`)
+    are left out, as in the existing venvstacks: they say where packages come from, not what
+    is locked, so a lock made with them stays valid without them (and `publish` after
+    `build --local-wheels DIR` never relocks); the stack's own sources do count."""
+    settings = uv_settings(stack, layer, index=True, local_wheels=())
     project = resolver_project(stack, layer, "X.Y")  # the version is the runtime's, hashed apart
     inputs = {
         "python": layer.python_implementation,
