@@ -30,6 +30,7 @@ from venvstacks.cli_options import (
 )
 from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
+from venvstacks.engine.closure import layer_operations, task_closure
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
@@ -185,7 +186,10 @@ def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
         for layer in stack.layers
         if layer.env_name in ops
     }
-    return Plan(inv, ordered, tuple(_task_names(inv.settings, ordered)))
+    tasks = tuple(_task_names(inv.settings, ordered))
+    # What the run does: the tasks asked for and all that doit runs before them.
+    listing = layer_operations(inv.settings, task_closure(inv.settings, tasks))
+    return Plan(inv, listing, tasks, ordered)
 
 
 _OP_ORDER = ["lock", "build", "export", "publish"]
@@ -222,7 +226,7 @@ def prepare(plan: Plan, cmd: OperationCommand) -> Plan:
     settings = plan.inv.settings
     hold_build_lock(settings.build_dir)
     if cmd.clean:
-        for name in plan.operations:
+        for name in plan.requested:
             shutil.rmtree(settings.build_dir / name, ignore_errors=True)
     forced: list[str] = []
     if cmd.force:
@@ -230,7 +234,7 @@ def prepare(plan: Plan, cmd: OperationCommand) -> Plan:
     lock = settings.lock
     if lock.upgrade or lock.upgrade_packages or lock.reset:
         # Asking for newer versions must reach uv even when no input changed.
-        forced += [f"lock:{name}" for name in plan.operations if f"lock:{name}" in _all_lock_tasks(settings)]
+        forced += [f"lock:{name}" for name in plan.requested if f"lock:{name}" in _all_lock_tasks(settings)]
     if forced:
         check_ok(run_doit(settings, ["forget", *forced]))
     return plan
