@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.stacks import Stack
+from venvstacks.lock import upstream
 
 
 def _concat(items: list[str]) -> str:
@@ -138,3 +140,28 @@ def test_our_relock_names_the_input_that_changed(stack: Stack) -> None:
     stack.spec.write_text(stack.spec.read_text() + '\n[tool.uv]\nprerelease = "allow"\n')
     lines = stack.venvstacks("lock", str(stack.spec)).err.splitlines()
     assert "   locking cpython-3.11: the [tool.uv] settings changed" in lines
+
+
+def test_a_package_modules_hash_is_the_existing_tools(tmp_path: Path) -> None:
+    # Its hash_module over a folder: an os.walk with sorted subfolders, hashing each
+    # folder's name, then each file's name and "sha256:<hex>", prefixed "sha256/".
+    pkg = tmp_path / "pkg"
+    for rel, text in {
+        "__init__.py": "a",
+        "__main__.py": "b",
+        "sub/x.py": "c",
+        "sub/deeper/y.py": "d",
+    }.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+    (pkg / "empty").mkdir()
+    digest = hashlib.sha256()
+    for folder, subfolders, files in os.walk(pkg):
+        digest.update(Path(folder).name.encode())
+        subfolders.sort()
+        for name in sorted(files):
+            digest.update(name.encode())
+            digest.update(
+                ("sha256:" + hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest()).encode()
+            )
+    assert upstream._module_hash(pkg, tmp_path) == "sha256/" + digest.hexdigest()
