@@ -90,9 +90,10 @@ def version_inputs_hash(stack: StackSpec, layer: LayerSpec) -> str:
     return pylock.hash_strings(items)
 
 
-def why_invalid(stack: StackSpec, layer: LayerSpec) -> str | None:
+def why_invalid(stack: StackSpec, layer: LayerSpec, with_lowers: bool = True) -> str | None:
     """Why the layer needs locking, in a few words naming the input; None if its lock is valid
-    (its version may still need a bump, see `lock_is_current`)."""
+    (its version may still need a bump, see `lock_is_current`). `with_lowers=False` leaves
+    out the lower layers' own validity, which a lock of the existing venvstacks depends on."""
     files = lock_files(stack, layer)
     meta = read_json_object(files.meta)
     if not meta or not files.pylock.exists():
@@ -100,7 +101,7 @@ def why_invalid(stack: StackSpec, layer: LayerSpec) -> str | None:
     try:
         lock = read_lock(files.pylock)
         if upstream.made_by_existing_tool(meta):
-            return _why_theirs_invalid(stack, layer, meta, lock)
+            return _why_theirs_invalid(stack, layer, meta, lock, with_lowers)
         if meta.get("requirements_hash") != pylock.requirements_hash(lock):
             return f"{files.pylock.name} was changed since it was locked"
         return _changed_input(stack, layer, meta, input_hashes(stack, layer, lower_locks(stack, layer)))
@@ -175,7 +176,7 @@ def _changed_input(
 
 
 def _why_theirs_invalid(
-    stack: StackSpec, layer: LayerSpec, meta: dict[str, Any], lock: dict[str, Any]
+    stack: StackSpec, layer: LayerSpec, meta: dict[str, Any], lock: dict[str, Any], with_lowers: bool
 ) -> str | None:
     name = lock_files(stack, layer).pylock.name
     if meta.get("requirements_hash") != upstream.requirements_hash(lock):
@@ -184,8 +185,10 @@ def _why_theirs_invalid(
         return "its requirements changed"
     if meta.get("other_inputs_hash") != upstream.other_inputs_hash(stack, layer):
         return "its Python version, linux_target, macosx_target, runtime or frameworks changed"
-    for lower in lower_layers(stack, layer):
-        reason = why_invalid(stack, lower)
+    # Every layer below (lower_layers is transitive), each checked on its own: linear, not
+    # once per path down the graph.
+    for lower in lower_layers(stack, layer) if with_lowers else ():
+        reason = why_invalid(stack, lower, with_lowers=False)
         if reason is not None:
             return f"lower layer {lower.env_name} needs locking ({reason})"
     adopted = read_json_object(lock_files(stack, layer).adopted)
