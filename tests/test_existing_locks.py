@@ -165,3 +165,15 @@ def test_a_package_modules_hash_is_the_existing_tools(tmp_path: Path) -> None:
                 ("sha256:" + hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest()).encode()
             )
     assert upstream._module_hash(pkg, tmp_path) == "sha256/" + digest.hexdigest()
+
+
+def test_a_relocked_lower_layer_relocks_their_lock_above_it(stack: Stack, theirs: dict[Path, bytes]) -> None:
+    # Their metadata records no lower layer's pins: once a lower layer is relocked, the
+    # layers above are relocked too (as the existing venvstacks relocks derived layers).
+    stack.framework_requirements = ["idna", "six"]
+    stack.write()
+    assert _valid(stack) == {"cpython-3.11": True, "framework-web": False, "app-hello": False}
+    lines = stack.venvstacks("lock", str(stack.spec)).err.splitlines()
+    assert "   locking framework-web: its requirements changed" in lines
+    assert "   locking app-hello: lower layer framework-web was relocked since" in lines
+    assert _valid(stack) == dict.fromkeys(_LAYERS, True)
