@@ -27,7 +27,7 @@ from venvstacks.fsutil import dump_json, load_json_text, read_json_object, write
 from venvstacks.layers import crossvenv
 from venvstacks.layout import ENV_IDENTITY, INSTALLED
 from venvstacks.lock import pylock
-from venvstacks.lock.locking import read_lock
+from venvstacks.lock.validity import read_lock
 from venvstacks.platforms import Platform
 from venvstacks.runtimes.cache import install_runtime
 from venvstacks.runtimes.record import CacheEntry, RuntimeRecord
