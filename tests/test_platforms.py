@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from tests.support.foreign import MACHO, PE, load_postinstall
+from tests.support.spec_files import RUNTIME, app, framework
 from venvstacks import platforms
 from venvstacks.errors import VenvStacksError
 from venvstacks.layers.dynlib import find_libraries
@@ -117,23 +118,9 @@ def test_host_platform(
 
 # --- layer configs and the bin/python script --------------------------------------------------
 
-STACK = """\
-[[runtimes]]
-name = "cpython-3.11"
-python_implementation = "cpython@3.11"
-requirements = []
-
-[[frameworks]]
-name = "fw"
-runtime = "cpython-3.11"
-requirements = []
-
-[[applications]]
-name = "hello"
-frameworks = ["fw"]
-launch_module = "hello.py"
-requirements = []
-"""
+STACK = (
+    RUNTIME + framework("fw") + app("hello", deps='frameworks = ["fw"]', extra='launch_module = "hello.py"')
+)
 
 
 def _plan(tmp_path: Path, platform: platforms.Platform, layer: str = "app-hello") -> LinkPlan:
