@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import platform as stdlib_platform
+import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -19,7 +20,7 @@ from venvstacks import platforms
 from venvstacks.errors import VenvStacksError
 from venvstacks.layers.dynlib import find_libraries
 from venvstacks.layers.linking import LinkPlan, Peer, link_layer
-from venvstacks.layers.pywrapper import wrapper_script
+from venvstacks.layers.pywrapper import install_wrapper, wrapper_script
 from venvstacks.layout import LAYER_CONFIG
 from venvstacks.platforms import ALL_PLATFORMS, PLATFORMS, host_platform, platform_of_tag
 from venvstacks.runtimes.options import archive_key
@@ -310,3 +311,44 @@ def test_runtime_records_name_other_platforms_only() -> None:
     assert RuntimeRecord.from_json(windows.to_json()) == windows
     assert RuntimeRecord.from_json(host.to_json()) == host
     assert not host.same_runtime(windows)
+
+
+# --- macOS's bin/python script, run by zsh (here, when zsh is installed; on macOS, always) ---
+
+ZSH_PROBE = "import os, sys; print(sys.orig_argv[0]); print(os.environ.get('DYLD_LIBRARY_PATH'))"
+
+
+@pytest.fixture
+def zsh_wrapped(tmp_path: Path) -> Path:
+    """deploy/app/bin/python: macOS's script; python_ this test's own Python."""
+    if not Path("/bin/zsh").is_file():
+        pytest.skip("no /bin/zsh here to run macOS's bin/python script")
+    bin_dir = tmp_path / "deploy" / "app" / "bin"
+    bin_dir.mkdir(parents=True)
+    install_wrapper(bin_dir, Path(sys.executable), wrapper_script(["fw", "rt"], MAC), "3.11.7")
+    return tmp_path / "deploy"
+
+
+def _zsh_probe(python: Path, *env: str) -> subprocess.CompletedProcess[str]:
+    cmd = ["env", "-i", *env, str(python), "-c", ZSH_PROBE]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_macos_script_runs_under_zsh(zsh_wrapped: Path, tmp_path: Path) -> None:
+    bin_dir = zsh_wrapped / "app" / "bin"
+    fw, rt = (f"{bin_dir}/../../{name}/share/venv/dynlib" for name in ("fw", "rt"))
+    assert _zsh_probe(bin_dir / "python").stdout.splitlines() == [f"{bin_dir}/python", f"{fw}:{rt}"]
+    # The caller's folders first, none twice; python3 (a link to the script) works the same.
+    mine = f"/opt/mine:{rt}"
+    assert (
+        _zsh_probe(bin_dir / "python3", f"DYLD_LIBRARY_PATH={mine}").stdout.splitlines()[1] == f"{mine}:{fw}"
+    )
+    alias = tmp_path / "alias"
+    alias.symlink_to(zsh_wrapped)
+    assert _zsh_probe(alias / "app/bin/python3.11").stdout.splitlines()[0] == f"{alias}/app/bin/python"
+    (bin_dir / "python_").unlink()
+    missing = _zsh_probe(bin_dir / "python")
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        f"{bin_dir}/python_ is missing: run postinstall.py in {zsh_wrapped}/app\n",
+    )
