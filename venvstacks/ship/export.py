@@ -20,9 +20,10 @@ and it adds this package's ``_injected/postinstall.py`` as ``top/postinstall.py`
 
 ``export_layer(layer_dir, export_dir, install_target)`` materialises those entries as
 ``<export_dir>/<install_target>/`` (hard links where the filesystem allows, copies
-otherwise), then runs its ``postinstall.py`` with the running interpreter. The work happens
-in a hidden folder beside the destination, which is renamed into place only after
-postinstall succeeded, so an interrupted export never looks done.
+otherwise; symlinks where it allows them, copies of what they point at otherwise), then
+runs its ``postinstall.py`` with the running interpreter. The work happens in a hidden
+folder beside the destination, which is renamed into place only after postinstall
+succeeded, so an interrupted export never looks done.
 Because exported files may be hard links to build files, edit neither in place.
 Export a layer's runtime (and lower layers) first: postinstall byte-compiles with the
 runtime's Python when the running interpreter is another version.
@@ -40,7 +41,7 @@ from pathlib import Path
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, make_folder, replace_dir
-from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, LAYER_PYTHON, POSTINSTALL, STATE_DIR
+from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, POSTINSTALL, STATE_DIR
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.tools import run_postinstall_script
 
@@ -49,9 +50,10 @@ POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
 
 def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
     """The files, folders and symlinks of the built layer that ship, named ``top/...``."""
-    site_dir = read_layer_config(layer_dir).get("site_dir")
-    if not isinstance(site_dir, str):
-        raise VenvStacksError(f"{layer_dir / LAYER_CONFIG}: 'site_dir' must be a string")
+    config = read_layer_config(layer_dir)
+    site_dir, python = config.get("site_dir"), config.get("python")
+    if not isinstance(site_dir, str) or not isinstance(python, str):
+        raise VenvStacksError(f"{layer_dir / LAYER_CONFIG}: 'site_dir' and 'python' must be strings")
     skipped = {"pyvenv.cfg", POSTINSTALL, f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
     root = os.path.abspath(layer_dir)
     entries = [
@@ -74,7 +76,7 @@ def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
             elif os.path.isdir(path):
                 keep_dirs.append(name)
                 entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
-            elif rel == LAYER_PYTHON.as_posix() and (layer_dir / DEPLOYED_WRAPPER).is_file():
+            elif rel == python and (layer_dir / DEPLOYED_WRAPPER).is_file():
                 entries.append(ArchiveEntry(f"{top}/{rel}", layer_dir / DEPLOYED_WRAPPER))
             elif os.path.isfile(path):
                 entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
@@ -98,12 +100,9 @@ def _link_inside(link: str, root: str) -> str | None:
     return os.path.relpath(resolved, here) if os.path.isabs(target) else target
 
 
-def export_layer(
-    layer_dir: Path,
-    export_dir: Path,
-    install_target: str,
-) -> Path:
-    """Export the built layer to ``export_dir/install_target`` and run its postinstall."""
+def export_layer(layer_dir: Path, export_dir: Path, install_target: str, postinstall: bool = True) -> Path:
+    """Export the built layer to ``export_dir/install_target`` and run its postinstall
+    (unless told not to: a layer cross-built for another system runs it there)."""
     entries = layer_entries(layer_dir, install_target)
     make_folder(export_dir, "export folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{install_target}.partial-", dir=export_dir))
@@ -113,9 +112,10 @@ def export_layer(
         # Staging is a sibling of the destination, so the peer paths postinstall writes
         # ("../cpython-3.11/...") already hold their final values.
         script = staging / POSTINSTALL
-        run_postinstall_script(
-            f"postinstall of {install_target}", [sys.executable, "-X", "utf8", "-I", script]
-        )
+        if postinstall:
+            run_postinstall_script(
+                f"postinstall of {install_target}", [sys.executable, "-X", "utf8", "-I", script]
+            )
         replace_dir(staging, export_dir / install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -124,13 +124,18 @@ def export_layer(
 
 
 def materialise(entries: list[ArchiveEntry], top: str, dest: Path) -> None:
-    """Recreate entries named ``top/...`` below ``dest``, hard-linking files if possible."""
+    """Recreate entries named ``top/...`` below ``dest``, hard-linking files if possible.
+
+    Symlinks come last: where the filesystem refuses them (FAT, some network mounts), what
+    they point at is copied instead, as the existing venvstacks does, from what was already
+    exported (so nothing left out of the layer comes back through a link)."""
     can_link = True
+    links = []
     for entry in sorted(entries):
         rel = entry.name.removeprefix(top).lstrip("/")
         path = dest / rel
         if entry.link_target is not None:
-            os.symlink(entry.link_target, path)
+            links.append((entry.link_target, path))
         elif entry.source.is_dir():
             path.mkdir(exist_ok=True)
         else:
@@ -144,3 +149,29 @@ def materialise(entries: list[ArchiveEntry], top: str, dest: Path) -> None:
                         raise
                     can_link = False
             shutil.copy2(entry.source, path)
+    can_symlink = True
+    for target, path in links:
+        if can_symlink:
+            try:
+                os.symlink(target, path)
+                continue
+            except OSError as exc:
+                if exc.errno not in _NO_SYMLINKS:
+                    raise
+                can_symlink = False
+        _copy_link_target(path.parent / target, path, dest)
+
+
+# What creating a symlink fails with where the filesystem has none.
+_NO_SYMLINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
+
+
+def _copy_link_target(target: Path, path: Path, dest: Path) -> None:
+    """Put a copy of the exported `target` (inside `dest`: `layer_entries` keeps only links
+    staying inside the layer) where a link to it was refused."""
+    if not os.path.lexists(target):
+        return  # it points at something that does not ship: the link would dangle too
+    if target.is_dir():
+        shutil.copytree(target, path, copy_function=shutil.copy2)
+    else:
+        shutil.copy2(target, path)
