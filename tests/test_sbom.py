@@ -260,6 +260,12 @@ def test_licenses_from_published_sboms_and_what_differs(published: Stack, tmp_pa
     (app,) = json.loads(from_sboms.out)
     assert app["packages"] == from_build[0]["packages"]
     assert [p["package"] for p in app["denied"]] == ["gplpkg"]
+    framework = licenses(published, "--from", str(out), "--include", "framework-*", "--json")
+    (web,) = json.loads(framework.out)
+    assert (web["app"], web["layers"]) == ("framework-web", ["framework-web", "cpython-3.11"])
+    nothing = licenses(published, "--from", str(out), "--include", "app-nope")
+    assert nothing.code == 1
+    assert nothing.err.strip() == f"error: --include 'app-nope' matches no layer published in {out}"
 
     # The build now says another licence for idna than the SBOM in the publish folder (as
     # after a rebuild from a wheel whose metadata changed).

@@ -137,30 +137,43 @@ def licenses(inv: Invocation | None, cmd: LicensesCommand) -> int:
     deny = licensing.deny_list(cmd.deny)
     if cmd.from_dir is not None:
         contents = published_contents(Path(cmd.from_dir))
-        tops = [name for name, c in contents.items() if _chosen(c, cmd.include)]
+        tops = _chosen(contents, cmd.include, cmd.from_dir)
         apps = [app_list(top, contents, cmd.from_dir) for top in tops]
-    else:
-        assert inv is not None
-        from venvstacks.engine.tasks import buildable
+        return report(apps, deny, cmd.json)
+    assert inv is not None
+    from venvstacks.engine.tasks import buildable
 
-        host = {layer.env_name for layer in buildable(inv.settings)}
-        chosen = [
-            layer.env_name
-            for layer in inv.selected
-            if layer.env_name in host and (cmd.include or layer.kind is LayerKind.APPLICATION)
-        ]
-        contents = built_contents(inv.settings, chosen)
-        published = _published_if_any(inv.settings.output.publish_dir)
-        by_name = {c.layer_name: c.layer.install_target for c in contents.values()}
-        apps = [with_published(app_list(by_name[n], contents, "the build"), published) for n in chosen]
+    host = {layer.env_name for layer in buildable(inv.settings)}
+    chosen = []
+    for layer in inv.selected:
+        if not cmd.include and layer.kind is not LayerKind.APPLICATION:
+            continue
+        if layer.env_name in host:
+            chosen.append(layer.env_name)
+        else:  # as the build says it: what is not built here has no list here
+            print(f"skipping {layer.env_name}: not built on this machine", file=sys.stderr)
+    contents = built_contents(inv.settings, chosen)
+    published = _published_if_any(inv.settings.output.publish_dir)
+    by_name = {c.layer_name: c.layer.install_target for c in contents.values()}
+    apps = [with_published(app_list(by_name[n], contents, "the build"), published) for n in chosen]
     return report(apps, deny, cmd.json)
 
 
-def _chosen(contents: LayerContents, include: Sequence[str]) -> bool:
+def _chosen(contents: Mapping[str, LayerContents], include: Sequence[str], where: str) -> list[str]:
+    """The apps published in ``where``, or the layers ``include`` matches by either name."""
     if not include:
-        return contents.layer.kind is LayerKind.APPLICATION
-    names = (contents.layer_name, contents.layer.install_target)
-    return any(fnmatchcase(name, pattern) for pattern in include for name in names)
+        return [name for name, c in contents.items() if c.layer.kind is LayerKind.APPLICATION]
+    chosen = []
+    for pattern in include:
+        matched = [
+            name
+            for name, c in contents.items()
+            if fnmatchcase(c.layer_name, pattern) or fnmatchcase(name, pattern)
+        ]
+        if not matched:
+            raise VenvStacksError(f"--include {pattern!r} matches no layer published in {where}")
+        chosen += [name for name in matched if name not in chosen]
+    return chosen
 
 
 def _published_if_any(folder: Path) -> dict[str, LayerContents]:

@@ -208,7 +208,7 @@ def _licenses_parser(sub: Any) -> None:
         "--from",
         dest="from_dir",
         metavar="DIR",
-        help="read the SBOMs published in DIR instead of the built layers (STACK is then not read)",
+        help="read the SBOMs published in DIR instead of the built layers (no stack file or build needed)",
     )
     cmd.add_argument(
         "--deny",
