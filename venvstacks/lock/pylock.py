@@ -88,14 +88,20 @@ def _check_coverage(entry: Mapping[str, Any], used_by: Sequence[Target], targets
 
 
 def _wheel_tags(entry: Mapping[str, Any]) -> list[Tag]:
-    tags: list[Tag] = []
-    for wheel in entry.get("wheels", []):
-        name = wheel.get("name") or str(wheel.get("url") or wheel.get("path", "")).rsplit("/", 1)[-1]
-        try:
-            tags.extend(parse_wheel_filename(name.replace("%2B", "+"))[3])
-        except InvalidWheelFilename:
-            continue
-    return tags
+    return [tag for wheel in entry.get("wheels", []) for tag in wheel_tags(wheel)]
+
+
+def wheel_tags(wheel: Mapping[str, Any]) -> frozenset[Tag]:
+    """The tags of one of a package's wheels in a lock (none if its name is not a wheel's)."""
+    try:
+        return parse_wheel_filename(wheel_file_name(wheel).replace("%2B", "+"))[3]
+    except InvalidWheelFilename:
+        return frozenset()
+
+
+def wheel_file_name(wheel: Mapping[str, Any]) -> str:
+    """A lock's wheel entry's file name: its `name`, else the end of its URL or path."""
+    return str(wheel.get("name") or str(wheel.get("url") or wheel.get("path", "")).rsplit("/", 1)[-1])
 
 
 _FULL_VERSION_CLAUSE = re.compile(

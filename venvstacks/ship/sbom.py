@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
 
 from venvstacks import __version__
 from venvstacks.errors import VenvStacksError
-from venvstacks.lock.pylock import FROM_LOWER_LAYER
+from venvstacks.lock.pylock import FROM_LOWER_LAYER, wheel_file_name, wheel_tags
 from venvstacks.ship.distinfo import LICENCE_SOURCES, Installed, Licence
 from venvstacks.ship.licensing import CLASSIFIER_IDS
 from venvstacks.stack.kinds import LayerKind
@@ -111,7 +111,7 @@ class LayerContents:
 
 
 def packages(installed: Sequence[Installed], lock: Mapping[str, Any]) -> tuple[Package, ...]:
-    """The installed distributions, each with its wheel's hash and index from the lock."""
+    """The installed distributions, each with its wheel's hash and source from the lock."""
     by_name: dict[str, Mapping[str, Any]] = {
         canonicalize_name(str(p["name"])): p
         for p in lock.get("packages", [])
@@ -124,7 +124,7 @@ def packages(installed: Sequence[Installed], lock: Mapping[str, Any]) -> tuple[P
             result.append(Package(dist.name, dist.version, dist.licence, dist.size))
             continue
         wheel = _installed_wheel(entry.get("wheels", []), dist.wheel_tags)
-        name = None if wheel is None else _wheel_name(wheel)
+        name = None if wheel is None else wheel_file_name(wheel)
         sha = None if wheel is None else wheel.get("hashes", {}).get("sha256")
         url = None if wheel is None or not wheel.get("url") else str(wheel["url"])
         index = None if entry.get("index") is None else str(entry["index"])
@@ -135,18 +135,8 @@ def packages(installed: Sequence[Installed], lock: Mapping[str, Any]) -> tuple[P
 def _installed_wheel(wheels: Sequence[Mapping[str, Any]], tags: frozenset[str]) -> Mapping[str, Any] | None:
     if len(wheels) == 1:
         return wheels[0]
-    for wheel in wheels:  # the one whose tags are the installed WHEEL file's
-        try:
-            wheel_tags = parse_wheel_filename(_wheel_name(wheel).replace("%2B", "+"))[3]
-        except InvalidWheelFilename:
-            continue
-        if {str(t) for t in wheel_tags} == tags:
-            return wheel
-    return None
-
-
-def _wheel_name(wheel: Mapping[str, Any]) -> str:
-    return str(wheel.get("name") or str(wheel.get("url") or wheel.get("path", "")).rsplit("/", 1)[-1])
+    # The one whose tags are the installed WHEEL file's.
+    return next((w for w in wheels if {str(t) for t in wheel_tags(w)} == tags), None)
 
 
 def runtime_from_identity(identity: Mapping[str, Any]) -> Runtime:
