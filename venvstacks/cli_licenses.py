@@ -25,10 +25,8 @@ from venvstacks.fsutil import read_bounded_text, sha256_bytes
 from venvstacks.layout import LINKED, sbom_name
 from venvstacks.ship import licensing
 from venvstacks.ship.distinfo import Licence
-from venvstacks.ship.sbom import PSF, LayerContents, read_sbom
+from venvstacks.ship.sbom import RUNTIME_LICENCE, LayerContents, read_sbom
 from venvstacks.stack.kinds import LayerKind
-
-RUNTIME_LICENCE = Licence("expression", (PSF,))
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 PROPERTY = "venvstacks:"
 _NAMESPACE = uuid.UUID("5d1e6a2c-6b53-4d1f-9a65-5f0c4a1e7b21")  # venvstacks' own, for uuid5
 _IDS_TO_CLASSIFIERS = {spdx: classifier for classifier, spdx in CLASSIFIER_IDS.items()}
-PSF = "PSF-2.0"
+PSF = "PSF-2.0"  # CPython's licence
+RUNTIME_LICENCE = Licence("expression", (PSF,))
 
 
 @dataclass(frozen=True)
