@@ -279,6 +279,22 @@ def test_licenses_from_published_sboms_and_what_differs(published: Stack, tmp_pa
     finally:
         metadata.write_text(original)
 
+    # A published SBOM that is not what its metadata says: the list, and one warning.
+    artifacts = published.root / "_artifacts"
+    sbom_file = artifacts / f"{metadata_files(artifacts)['framework-web']['archive_name']}.cdx.json"
+    original = sbom_file.read_text()
+    try:
+        sbom_file.write_text(original.replace("BSD-3-Clause", "MIT"))
+        warned = licenses(published, str(published.spec), "--json")
+        assert warned.code == 0
+        assert json.loads(warned.out)[0]["packages"] == from_build[0]["packages"]
+        assert warned.err.strip() == (
+            f"warning: not compared with the published SBOMs: {sbom_file}: "
+            "its sha256 is not the sbom_sha256 its metadata records"
+        )
+    finally:
+        sbom_file.write_text(original)
+
     # An SBOM that does not match its metadata's sha256 is refused, in one line.
     meta = metadata_files(out)["framework-web"]
     tampered = out / f"{meta['archive_name']}.cdx.json"

@@ -10,7 +10,6 @@ classifiers and files are read), so CI can gate on it.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
@@ -19,10 +18,11 @@ from typing import Any
 
 from venvstacks.cli_options import LicensesCommand
 from venvstacks.cli_show import Invocation
+from venvstacks.console import say
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import read_bounded_text, sha256_bytes
-from venvstacks.layout import LINKED, sbom_name
+from venvstacks.layout import LINKED, METADATA_DIR, sbom_name
 from venvstacks.ship import licensing
 from venvstacks.ship.distinfo import Licence
 from venvstacks.ship.sbom import RUNTIME_LICENCE, LayerContents, read_sbom
@@ -149,7 +149,7 @@ def licenses(inv: Invocation | None, cmd: LicensesCommand) -> int:
         if layer.env_name in host:
             chosen.append(layer.env_name)
         else:  # as the build says it: what is not built here has no list here
-            print(f"skipping {layer.env_name}: not built on this machine", file=sys.stderr)
+            say(f"skipping {layer.env_name}: not built on this machine")
     contents = built_contents(inv.settings, chosen)
     published = _published_if_any(inv.settings.output.publish_dir)
     by_name = {c.layer_name: c.layer.install_target for c in contents.values()}
@@ -175,10 +175,14 @@ def _chosen(contents: Mapping[str, LayerContents], include: Sequence[str], where
 
 
 def _published_if_any(folder: Path) -> dict[str, LayerContents]:
+    """The SBOMs in the stack's publish folder, to compare with; none if nothing is published."""
+    if not (folder / METADATA_DIR).is_dir():
+        return {}
     try:
         return published_contents(folder)
-    except VenvStacksError:
-        return {}  # nothing published yet (or not readable): nothing to compare with
+    except VenvStacksError as exc:  # the list is still right; only the comparison is lost
+        say(f"warning: not compared with the published SBOMs: {exc}")
+        return {}
 
 
 def report(apps: Sequence[AppList], deny: frozenset[str], as_json: bool) -> int:
@@ -195,7 +199,7 @@ def report(apps: Sequence[AppList], deny: frozenset[str], as_json: bool) -> int:
     else:
         print("\n\n".join(_app_text(app, hits, unchecked) for app, hits, unchecked in result))
     if denied:
-        print(f"denied: {len(denied)} package(s) need a licence on the --deny list", file=sys.stderr)
+        say(f"denied: {len(denied)} package(s) need a licence on the --deny list")
         return 1
     return 0
 
