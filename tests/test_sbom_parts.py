@@ -13,8 +13,10 @@ import pytest
 from tests.support.layers import sample_stack
 from venvstacks import cli
 from venvstacks.archive.formats import ArchiveFormat
+from venvstacks.engine.contents import runtime_component
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes
+from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import sbom
 from venvstacks.ship.distinfo import Installed, Licence
 from venvstacks.ship.licensing import check, deny_list
@@ -101,12 +103,13 @@ def test_the_installed_wheel_is_the_one_whose_tags_match() -> None:
 
 def test_the_runtime_component_names_its_build() -> None:
     url = "https://example.invalid/20240107/cpython-3.11.7+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz"
-    identity = {"version": "3.11.7", "source": "download", "origin": url, "archive_sha256": "c" * 64}
-    downloaded = sbom.runtime_from_identity(identity)
+    record = RuntimeRecord("cpython@3.11", "cpython", "3.11.7", "download", url, "c" * 64, portable=True)
+    downloaded = runtime_component(record)
     assert downloaded.described() == (
         "python-build-standalone cpython-3.11.7+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz"
     )
-    local = sbom.runtime_from_identity({**identity, "source": "local", "origin": "/opt/python"})
+    assert (downloaded.version, downloaded.archive_sha256) == ("3.11.7", "c" * 64)
+    local = runtime_component(replace(record, source="local", origin="/opt/python", portable=False))
     assert local.described() == "packed from a local CPython"
 
 

@@ -92,7 +92,7 @@ def with_published(app: AppList, published: Mapping[str, LayerContents]) -> AppL
 
 def built_contents(settings: Settings, names: Sequence[str]) -> dict[str, LayerContents]:
     """The contents of the named layers (build names) and every layer below them."""
-    from venvstacks.engine.actions import runtime_identity
+    from venvstacks.engine.actions import runtime_record
     from venvstacks.engine.contents import layer_contents
     from venvstacks.stack.graph import lower_layers
 
@@ -105,7 +105,7 @@ def built_contents(settings: Settings, names: Sequence[str]) -> dict[str, LayerC
         env_dir = settings.env_dir(layer)
         if not (env_dir / LINKED).exists():
             raise VenvStacksError(f"{layer.env_name} is not built yet; run `venvstacks build` first")
-        contents = layer_contents(stack, layer, env_dir, runtime_identity(settings, layer))
+        contents = layer_contents(stack, layer, env_dir, runtime_record(settings, layer))
         result[contents.layer.install_target] = contents
     return result
 

@@ -5,11 +5,11 @@ record. Used by `publish:` and `export:` (the SBOM) and by `venvstacks licenses`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from venvstacks.fsutil import read_json_object
 from venvstacks.layout import lock_files
 from venvstacks.lock import locking
+from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import sbom
 from venvstacks.ship.distinfo import installed_distributions
 from venvstacks.ship.layerconfig import read_layer_config
@@ -33,30 +33,34 @@ def layer_contents(
     stack: StackSpec,
     layer: LayerSpec,
     env_dir: Path,
-    runtime_identity: dict[str, Any],
+    runtime: RuntimeRecord,
     archive_sha256: str | None = None,
 ) -> sbom.LayerContents:
     site_dir = str(read_layer_config(env_dir).get("site_dir"))
     files = lock_files(stack, layer)
     installed = installed_distributions(env_dir, site_dir)
-    runtime = sbom.runtime_from_identity(runtime_identity) if layer.kind is LayerKind.RUNTIME else None
     return sbom.LayerContents(
         layer=layer_ref(stack, layer),
         layer_name=layer.env_name,
         locked_at=str(read_json_object(files.meta).get("locked_at")),
         packages=sbom.packages(installed, locking.read_lock(files.pylock)),
-        runtime=runtime,
+        runtime=runtime_component(runtime) if layer.kind is LayerKind.RUNTIME else None,
         lowers=tuple(layer_ref(stack, lower) for lower in lower_layers(stack, layer)),
         archive_sha256=archive_sha256,
     )
 
 
-def sbom_writer(
-    stack: StackSpec, layer: LayerSpec, env_dir: Path, runtime_identity: dict[str, Any]
-) -> SbomWriter:
+def runtime_component(record: RuntimeRecord) -> sbom.Runtime:
+    """A runtime layer's CPython, from what `runtime:` recorded."""
+    # A download or an explicit archive is a python-build-standalone archive, named by its file.
+    build = None if record.source == "local" else record.origin.rstrip("/").rsplit("/", 1)[-1]
+    return sbom.Runtime(record.version, record.source, build or None, record.archive_sha256)
+
+
+def sbom_writer(stack: StackSpec, layer: LayerSpec, env_dir: Path, runtime: RuntimeRecord) -> SbomWriter:
     """The SBOM of the layer's archive, given that archive's sha256 (what publish.py calls)."""
 
     def write(archive_sha256: str) -> str:
-        return sbom.sbom_text(layer_contents(stack, layer, env_dir, runtime_identity, archive_sha256))
+        return sbom.sbom_text(layer_contents(stack, layer, env_dir, runtime, archive_sha256))
 
     return write

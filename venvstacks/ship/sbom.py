@@ -140,14 +140,6 @@ def _installed_wheel(wheels: Sequence[Mapping[str, Any]], tags: frozenset[str]) 
     return next((w for w in wheels if {str(t) for t in wheel_tags(w)} == tags), None)
 
 
-def runtime_from_identity(identity: Mapping[str, Any]) -> Runtime:
-    """The runtime component from what `runtime:<rt>` recorded (engine/actions.py)."""
-    source = str(identity.get("source"))
-    origin = str(identity.get("origin") or "")
-    build = None if source == "local" else origin.rstrip("/").rsplit("/", 1)[-1] or None
-    return Runtime(str(identity["version"]), source, build, str(identity.get("archive_sha256", "")))
-
-
 # --- the document ---------------------------------------------------------------------------
 
 
