@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lock": "lock the selected layers (uv runs only where inputs changed)",
         "build": "lock if needed, then build the selected layers and the layers below them",
         "local-export": "build if needed, then export layers to a folder where they run",
-        "publish": "build if needed, then publish layers as reproducible archives",
+        "publish": "build if needed, then publish layers as reproducible archives, each with its SBOM",
     }
     for name, help_text in helps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
