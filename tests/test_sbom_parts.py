@@ -182,3 +182,28 @@ def test_show_graph_dot_and_its_refusal_with_json(capsys: pytest.CaptureFixture[
         cli.main(["show", str(SAMPLE), "--graph", "dot", "--json"])
     assert refused.value.code == 2
     assert "--json: not allowed with argument --graph" in capsys.readouterr().err
+
+
+def test_an_app_list_needs_every_layer_below_and_marks_what_differs() -> None:
+    from venvstacks.cli_licenses import app_list, with_published
+
+    app = contents("e" * 64)
+    with pytest.raises(VenvStacksError) as missing:
+        app_list("app-hello", {"app-hello": app}, "out")
+    assert (
+        str(missing.value) == "app-hello runs on framework-web@3, but out has no SBOM of it; publish it too"
+    )
+
+    framework = sbom.LayerContents(app.lowers[0], "framework-web", app.locked_at, (), None, (app.lowers[1],))
+    cpython = sbom.Runtime("3.11.7", "local", None, "c" * 64)
+    runtime = sbom.LayerContents(app.lowers[1], "cpython-3.11", app.locked_at, (), cpython, ())
+    layers = {"app-hello": app, "framework-web@3": framework, "cpython-3.11": runtime}
+    listed = app_list("app-hello", layers, "out")
+    assert listed.layers == ("app-hello", "framework-web@3", "cpython-3.11")
+    assert [(r.package, r.layer) for r in listed.rows][-1] == ("cpython", "cpython-3.11")
+
+    idna = app.packages[1]
+    before = replace(idna, licence=Licence("expression", ("MIT",)))
+    published = {"app-hello": replace(app, packages=(app.packages[0], before, app.packages[2]))}
+    marked = with_published(listed, published)
+    assert [(r.package, r.published) for r in marked.rows if r.published] == [("idna", before.licence)]
