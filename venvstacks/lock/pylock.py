@@ -45,9 +45,16 @@ class CoverageError(ValueError):
         super().__init__(package, platform)
 
 
-def postprocess(raw: Mapping[str, Any], targets: Sequence[Target], shared: Iterable[str]) -> dict[str, Any]:
+def postprocess(
+    raw: Mapping[str, Any],
+    targets: Sequence[Target],
+    shared: Iterable[str],
+    covered: Sequence[Target] | None = None,
+) -> dict[str, Any]:
     """Fit uv's universal lock to the layer: drop packages no target needs, simplify markers
-    true everywhere, mark lower-layer packages, keep wheels only, and check wheel coverage."""
+    true everywhere, mark lower-layer packages, keep wheels only, and check wheel coverage
+    for the `covered` targets (default: all)."""
+    covered = targets if covered is None else covered
     shared_names = {canonicalize_name(s) for s in shared}
     packages: list[dict[str, Any]] = []
     for pkg in raw.get("packages", []):
@@ -61,7 +68,7 @@ def postprocess(raw: Mapping[str, Any], targets: Sequence[Target], shared: Itera
         entry = {k: v for k, v in pkg.items() if k not in ("sdist", "vcs", "directory", "archive", "marker")}
         if len(used_by) < len(targets) and marker:
             entry["marker"] = marker
-        _check_coverage(entry, used_by, targets)
+        _check_coverage(entry, [t for t in used_by if t in covered], targets)
         packages.append(_ordered(entry))
     packages.sort(key=lambda p: canonicalize_name(p["name"]))
     result = {k: v for k, v in raw.items() if k != "packages"}
@@ -94,14 +101,22 @@ def _wheel_tags(entry: Mapping[str, Any]) -> list[Tag]:
 def wheel_tags(wheel: Mapping[str, Any]) -> frozenset[Tag]:
     """The tags of one of a package's wheels in a lock (none if its name is not a wheel's)."""
     try:
-        return parse_wheel_filename(wheel_file_name(wheel).replace("%2B", "+"))[3]
+        return parse_wheel_filename(wheel_file_name(wheel))[3]
     except InvalidWheelFilename:
         return frozenset()
 
 
 def wheel_file_name(wheel: Mapping[str, Any]) -> str:
-    """A lock's wheel entry's file name: its `name`, else the end of its URL or path."""
-    return str(wheel.get("name") or str(wheel.get("url") or wheel.get("path", "")).rsplit("/", 1)[-1])
+    """Its `name`, else the last part of its URL (without query or fragment) or path, fully
+    percent-decoded: a URL may escape any character (`%2B` for the `+` of a local version,
+    `%21` for an epoch's `!`), and a wheel's own name has no `%` to be mistaken."""
+    if wheel.get("name"):
+        where = str(wheel["name"])
+    elif wheel.get("url"):
+        where = urlsplit(str(wheel["url"])).path
+    else:
+        where = str(wheel.get("path", ""))
+    return unquote(where.rsplit("/", 1)[-1])
 
 
 _FULL_VERSION_CLAUSE = re.compile(
