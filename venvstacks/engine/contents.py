@@ -9,6 +9,7 @@ from pathlib import Path
 from venvstacks.fsutil import read_json_object
 from venvstacks.layout import lock_files
 from venvstacks.lock import locking
+from venvstacks.lock.validity import read_lock
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import sbom
 from venvstacks.ship.distinfo import installed_distributions
@@ -43,7 +44,7 @@ def layer_contents(
         layer=layer_ref(stack, layer),
         layer_name=layer.env_name,
         locked_at=str(read_json_object(files.meta).get("locked_at")),
-        packages=sbom.packages(installed, locking.read_lock(files.pylock)),
+        packages=sbom.packages(installed, read_lock(files.pylock)),
         runtime=runtime_component(runtime) if layer.kind is LayerKind.RUNTIME else None,
         lowers=tuple(layer_ref(stack, lower) for lower in lower_layers(stack, layer)),
         archive_sha256=archive_sha256,
