@@ -98,7 +98,11 @@ def test_the_installed_wheel_is_the_one_whose_tags_match() -> None:
     came_with_runtime = Installed("pip", "24.0", Licence("unknown"), 5, frozenset({"py3-none-any"}))
     (x, pip) = sbom.packages([mac, came_with_runtime], lock)
     assert (x.wheel, x.wheel_sha256) == ("x-1.0-cp311-cp311-macosx_11_0_arm64.whl", "b" * 64)
-    assert (pip.name, pip.wheel_sha256, pip.url) == ("pip", None, None)
+    assert (pip.name, pip.wheel_sha256, pip.url, pip.in_lock) == ("pip", None, None, False)
+    assert x.in_lock
+    linux = replace(mac, wheel_tags=frozenset({"cp311-cp311-manylinux_2_28_x86_64"}))
+    (unmatched,) = sbom.packages([linux], lock)  # in the lock, but no wheel with its tags
+    assert (unmatched.wheel_sha256, unmatched.in_lock) == (None, True)
 
 
 def test_the_runtime_component_names_its_build() -> None:
@@ -127,7 +131,7 @@ def contents(archive_sha256: str | None) -> sbom.LayerContents:
             "idna.whl",
             "https://x/idna.whl",
         ),
-        sbom.Package("zzz", "1", Licence("files", ("LICENSE", "NOTICE")), 300),
+        sbom.Package("zzz", "1", Licence("files", ("LICENSE", "NOTICE")), 300, in_lock=False),
     )
     app = sbom.LayerRef("app-hello", LayerKind.APPLICATION, 1, "sha256:33")
     return sbom.LayerContents(

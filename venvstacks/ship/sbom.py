@@ -58,10 +58,11 @@ class Package:
     version: str
     licence: Licence
     size: int
-    wheel_sha256: str | None = None  # None: not in the lock (it came with the runtime)
+    wheel_sha256: str | None = None  # None: not in the lock, or none of its wheels has these tags
     wheel: str | None = None  # the wheel's file name
     url: str | None = None  # where the wheel was downloaded from (None: a local wheel)
     index: str | None = None  # the package index, when the lock names one (uv's do not)
+    in_lock: bool = True  # False: it came with the runtime (python-build-standalone's pip)
 
     @property
     def purl(self) -> str:
@@ -122,7 +123,7 @@ def packages(installed: Sequence[Installed], lock: Mapping[str, Any]) -> tuple[P
     for dist in installed:
         entry = by_name.get(dist.name)
         if entry is None or str(entry.get("version")) != dist.version:
-            result.append(Package(dist.name, dist.version, dist.licence, dist.size))
+            result.append(Package(dist.name, dist.version, dist.licence, dist.size, in_lock=False))
             continue
         wheel = _installed_wheel(entry.get("wheels", []), dist.wheel_tags)
         name = None if wheel is None else wheel_file_name(wheel)
@@ -210,7 +211,7 @@ def _package_component(package: Package) -> Component:
     props = [_prop("license_source", package.licence.source), _prop("size", str(package.size))]
     if package.wheel:
         props.append(_prop("wheel", package.wheel))
-    if package.wheel_sha256 is None:
+    if not package.in_lock:
         props.append(_prop("in_lock", "false"))
     return Component(
         name=package.name,
@@ -351,6 +352,7 @@ def _read_package(component: Mapping[str, Any]) -> Package:
         wheel=props.get("wheel"),
         url=refs.get("wheel"),
         index=refs.get("index"),
+        in_lock=props.get("in_lock") != "false",
     )
 
 
