@@ -132,19 +132,27 @@ def published_contents(folder: Path) -> dict[str, LayerContents]:
 
 
 def licenses(inv: Invocation | None, cmd: LicensesCommand) -> int:
-    deny = licensing.deny_list(cmd.deny)
+    deny = licensing.deny_list(cmd.deny)  # first: a typo in --deny is reported before any reading
     if cmd.from_dir is not None:
-        contents = published_contents(Path(cmd.from_dir))
-        tops = _chosen(contents, cmd.include, cmd.from_dir)
-        apps = [app_list(top, contents, cmd.from_dir) for top in tops]
-        return report(apps, deny, cmd.json)
-    assert inv is not None
+        apps = _from_published(Path(cmd.from_dir), cmd.include)
+    else:
+        assert inv is not None
+        apps = _from_build(inv, cmd.include)
+    return report(apps, deny, cmd.json)
+
+
+def _from_published(folder: Path, include: Sequence[str]) -> list[AppList]:
+    contents = published_contents(folder)
+    return [app_list(top, contents, str(folder)) for top in _chosen(contents, include, str(folder))]
+
+
+def _from_build(inv: Invocation, include: Sequence[str]) -> list[AppList]:
     from venvstacks.engine.tasks import buildable
 
     host = {layer.env_name for layer in buildable(inv.settings)}
     chosen = []
     for layer in inv.selected:
-        if not cmd.include and layer.kind is not LayerKind.APPLICATION:
+        if not include and layer.kind is not LayerKind.APPLICATION:
             continue
         if layer.env_name in host:
             chosen.append(layer.env_name)
@@ -153,8 +161,7 @@ def licenses(inv: Invocation | None, cmd: LicensesCommand) -> int:
     contents = built_contents(inv.settings, chosen)
     published = _published_if_any(inv.settings.output.publish_dir)
     by_name = {c.layer_name: c.layer.install_target for c in contents.values()}
-    apps = [with_published(app_list(by_name[n], contents, "the build"), published) for n in chosen]
-    return report(apps, deny, cmd.json)
+    return [with_published(app_list(by_name[n], contents, "the build"), published) for n in chosen]
 
 
 def _chosen(contents: Mapping[str, LayerContents], include: Sequence[str], where: str) -> list[str]:
