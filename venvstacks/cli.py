@@ -29,7 +29,7 @@ from venvstacks.cli_options import (
 )
 from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
-from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
+from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path, stop_and_release
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
@@ -46,7 +46,7 @@ from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.spec import load_stack
-from venvstacks.tools import set_verbose
+from venvstacks.tools import exit_status, set_verbose, stop_on_signals
 
 Step = Callable[[Any, Any], Any]
 """Takes the previous step's result and the command; an int result is the exit status."""
@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = parse_command(argv)
     if command is None:
         return 2
+    stop_on_signals()  # SIGTERM and SIGHUP (CI cancels, `timeout`, `kill`) as Ctrl-C
     try:
         if isinstance(command, DeployCommand):
             return deploy_cmd(command)
@@ -69,9 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP
+        stop_and_release()
         say(INTERRUPTED)
-        return 130
+        return exit_status(interrupt)
     except BrokenPipeError:  # e.g. `venvstacks show --json | head`
         sys.stderr.close()
         return 1

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.console import interrupt_in_one_line
-from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path
+from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path, stop_and_release
 from venvstacks.engine.tasks import CREATORS
 from venvstacks.layout import DEFAULT_BUILD_DIR
 from venvstacks.stack.spec import STACK_FILE
+from venvstacks.tools import stop_on_signals
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
 # creator per task kind. The names are fixed; their values come from the stack (__getattr__).
@@ -63,7 +64,8 @@ def _namespace(default_stack: str) -> dict[str, Any]:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     hold_build_lock(settings.build_dir)
-    interrupt_in_one_line()
+    stop_on_signals()  # SIGTERM and SIGHUP (CI cancels, `timeout`, `kill`) as Ctrl-C
+    interrupt_in_one_line(stop_and_release)
     return namespace(settings)
 
 

@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol, TypeVar
 
 from venvstacks.platforms import cores
+from venvstacks.tools import on_stop
 
 T = TypeVar("T")
 _Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
@@ -62,6 +63,7 @@ def _stop_all() -> None:
 
 
 atexit.register(_stop_all)
+on_stop(_stop_all)  # a stopped run (SIGTERM, Ctrl-C) stops its encoders before it ends
 
 
 class DaemonPool:

@@ -29,7 +29,7 @@ from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.layout import BUILD_LOCK
 from venvstacks.stack.spec import STACK_FILE
-from venvstacks.tools import uv_bin
+from venvstacks.tools import stop_children, uv_bin
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:
@@ -159,8 +159,17 @@ def hold_build_lock(build_dir: Path) -> None:
     except OSError as exc:
         # A read-only or full build folder: nothing can be recorded there.
         raise VenvStacksError(f"cannot use the build folder: {os_error_line(exc)}") from None
+    if not _held:
+        atexit.register(stop_and_release)
     _held[build_dir] = lock
-    atexit.register(lock.release)
+
+
+def stop_and_release() -> None:
+    """End of a run, interrupted or not: stop every tool still running and remove temporary
+    files, and only then release the build folders, so a waiting run finds nothing under way."""
+    stop_children()
+    while _held:
+        _held.popitem()[1].release()
 
 
 class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
