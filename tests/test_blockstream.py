@@ -90,8 +90,11 @@ def test_an_exception_stops_the_blocks_being_compressed() -> None:
         writer.write(b"x" * (block * 2 + 100))  # two blocks running, a third being filled
         raise KeyboardInterrupt
     fed_at_exit = _SlowEncoder.fed
-    time.sleep(0.1)
-    assert _SlowEncoder.fed == fed_at_exit  # nothing still running after the with block
+    # The writer's own workers end once its blocks are done; joined, no encoder can still run.
+    for worker in [t for t in threading.enumerate() if t.name.startswith("compress-own-")]:
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+    assert _SlowEncoder.fed == fed_at_exit  # nothing was still running after the with block
     assert fed_at_exit < block * 2  # the abort cut the work short
     assert raw.getvalue() == b""  # and nothing half-done reached the output
 

@@ -66,6 +66,7 @@ def _venvstacks(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.slow  # runs the venvstacks command in subprocesses
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "folder"])
 def test_a_damaged_state_database_is_deleted_with_one_warning(
     tmp_path: Path, runtime_cache: Path, damage: str
@@ -132,6 +133,7 @@ def test_a_read_only_build_folder_is_one_line(tmp_path: Path, monkeypatch: pytes
     )
 
 
+@pytest.mark.slow  # runs the venvstacks command in subprocesses
 @pytest.mark.parametrize("damage", ["not = [toml", "= no key", 'lock-version = "1.0"\npackages = "x"\n'])
 def test_show_marks_a_damaged_pylock_as_needing_a_lock(
     tmp_path: Path, runtime_cache: Path, damage: str
@@ -147,6 +149,7 @@ def test_show_marks_a_damaged_pylock_as_needing_a_lock(
     assert json.loads(run.stdout)["runtimes"][0]["has_valid_lock"] is False
 
 
+@pytest.mark.slow  # runs the venvstacks command in subprocesses
 def test_a_bad_tool_uv_value_names_the_stack_file_not_a_temporary_file(
     tmp_path: Path, runtime_cache: Path
 ) -> None:

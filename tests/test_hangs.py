@@ -90,6 +90,7 @@ def silent_index() -> Iterator[str]:
     server.close()
 
 
+@pytest.mark.slow  # runs the venvstacks command in a subprocess
 def test_an_index_that_never_answers_fails_the_lock_in_one_line(
     silent_index: str, runtime_cache: Path, tmp_path: Path
 ) -> None:

@@ -1,4 +1,5 @@
-"""The incremental contract (DESIGN.md): each change reruns exactly these tasks, nothing else."""
+"""The incremental contract (docs/doit.md, "Which change triggers what"): each change reruns
+exactly these tasks, nothing else."""
 
 from __future__ import annotations
 

@@ -5,10 +5,23 @@ and the platforms that would work."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from packaging.tags import parse_tag
 
-from tests.support.pylock_data import LINUX, LINUX_ARM, MAC_ARM, WIN, WIN_ARM, binary, lock, names, pure
+from tests.support.pylock_data import (
+    LINUX,
+    LINUX_ARM,
+    MAC_ARM,
+    WIN,
+    WIN_ARM,
+    binary,
+    by_name,
+    lock,
+    names,
+    pure,
+)
 from venvstacks.lock.pylock import CoverageError, postprocess
 from venvstacks.stack.targets import Target
 
@@ -169,9 +182,22 @@ def test_python_tags_and_abi3(tag: str, py: str, accepted: bool) -> None:
 def test_abi3_wheel_covers_every_later_python() -> None:
     raw = lock(binary("cryptography", "44.0.0", "cp39-abi3-manylinux_2_28_x86_64", "cp39-abi3-win_amd64"))
     for py in ("3.9", "3.11", "3.13"):
-        postprocess(raw, [Target("linux_x86_64", py), Target("win_amd64", py)], [])
+        result = postprocess(raw, [Target("linux_x86_64", py), Target("win_amd64", py)], [])
+        # Both abi3 wheels are kept for the later Python, not dropped as not matching cp3XX.
+        assert wheel_names(result, "cryptography") == [
+            "cryptography-44.0.0-cp39-abi3-manylinux_2_28_x86_64.whl",
+            "cryptography-44.0.0-cp39-abi3-win_amd64.whl",
+        ]
 
 
 def test_compressed_tag_sets_count_per_tag() -> None:
-    raw = lock(binary("pkg", "1", "cp311-cp311-manylinux_2_5_x86_64.manylinux1_x86_64.musllinux_1_1_x86_64"))
-    postprocess(raw, [Target("linux_x86_64", "3.11", glibc=(2, 17))], [])
+    wheel = "cp311-cp311-manylinux_2_5_x86_64.manylinux1_x86_64.musllinux_1_1_x86_64"
+    raw = lock(binary("pkg", "1", wheel))
+    result = postprocess(raw, [Target("linux_x86_64", "3.11", glibc=(2, 17))], [])
+    assert wheel_names(result, "pkg") == [f"pkg-1-{wheel}.whl"]
+    # The musllinux tag in the set does not make the wheel fit a target it does not name.
+    assert not covered(wheel.replace("manylinux_2_5_x86_64.manylinux1_x86_64.", ""), LINUX)
+
+
+def wheel_names(result: dict[str, Any], package: str) -> list[str]:
+    return sorted(w["url"].rsplit("/", 1)[-1] for w in by_name(result, package)["wheels"])
