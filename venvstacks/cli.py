@@ -276,11 +276,14 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
 def deploy_cmd(cmd: DeployCommand) -> int:
     from venvstacks.ship import deploy
 
-    result = deploy.deploy(Path(cmd.published), Path(cmd.target), include=cmd.include, log=say, jobs=cmd.jobs)
+    result = deploy.deploy(
+        Path(cmd.published), Path(cmd.target), include=cmd.include, log=say, jobs=cmd.jobs, check=cmd.check
+    )
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
         print(f"run {app.layer_name} with: {app}")
+    repaired = f" ({len(result.repaired)} repaired)" if result.repaired else ""
     print(
-        f"deployed {len(result.deployed)} layer(s), {len(result.unchanged)} unchanged, "
+        f"deployed {len(result.deployed)} layer(s){repaired}, {len(result.unchanged)} unchanged, "
         f"into {result.target_dir}"
     )
     return 0
@@ -298,11 +301,13 @@ def verify_cmd(cmd: VerifyCommand) -> int:
         rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack), allow)
         lines, ok = [r.line() for r in rebuilt], all(r.reproduced for r in rebuilt)
     else:
-        from venvstacks.ship.verify import verify_deployed
+        from venvstacks.ship.verify import repair_hint, verify_deployed
 
         published = Path(cmd.published) if cmd.published else None
         reports = verify_deployed(Path(cmd.folder), published)
         lines, ok = [r.line() for r in reports], all(r.ok for r in reports)
+        if not ok:
+            lines.append(repair_hint(Path(cmd.folder).absolute(), published))
     print("\n".join(lines))
     return 0 if ok else 1
 

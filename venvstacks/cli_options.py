@@ -87,6 +87,7 @@ class DeployCommand:
     target: str
     include: tuple[str, ...] = ()
     jobs: int | None = None  # layers unpacked at once; None: one per core
+    check: bool = True  # check the layers it would skip against their manifests
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,13 @@ def _deploy_parser(sub: Any) -> None:
         default=None,
         metavar="N",
         help="unpack up to N layers at once (default: one per core; 1: one layer after another)",
+    )
+    dep.add_argument(
+        "--check",
+        action=BOOL,
+        default=True,
+        help="check each layer already deployed against its file manifest, as verify does, and "
+        "deploy again the ones that differ (default: on; --no-check trusts the deploy record)",
     )
 
 

@@ -18,7 +18,9 @@ it needs are in place), and only then is it renamed into place, replacing an old
 Layers that do not need each other are unpacked and finished at the same time
 (``layerpool.py``).
 A small state file (``.venvstacks-deploy.json``) records each layer's archive sha256, so a
-redeploy skips unchanged layers; if the whole folder was moved since, the skipped layers'
+redeploy skips unchanged layers, once their files are checked against their manifests (as
+``venvstacks verify`` does; ``check=False`` skips that): a layer that differs is deployed
+again, which repairs it. If the whole folder was moved since, the skipped layers'
 ``postinstall.py`` is rerun so their absolute paths follow. The returned
 :class:`DeployResult` says how to run each app: ``<target>/<app>/bin/python -m <module>``.
 """
@@ -55,6 +57,7 @@ from venvstacks.layout import LAYER_CONFIG, LAYER_PYTHON, METADATA_DIR, POSTINST
 from venvstacks.platforms import cores
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
+from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import check_layer_metadata
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.tools import run_postinstall_script
@@ -98,6 +101,7 @@ class DeployResult:
     deployed: tuple[str, ...]  # install targets unpacked by this run
     unchanged: tuple[str, ...]  # install targets skipped (same sha256 already there)
     apps: tuple[AppCommand, ...]
+    repaired: tuple[str, ...] = ()  # among deployed: recorded as current, but they differed
 
 
 # --- planning (pure) ---------------------------------------------------------------------
@@ -222,6 +226,7 @@ def deploy(
     include: Sequence[str] = (),
     log: Callable[[str], None] = print,
     jobs: int | None = None,
+    check: bool = True,
 ) -> DeployResult:
     """Deploy the published layers selected by ``include`` into ``target_dir``.
 
@@ -238,12 +243,16 @@ def deploy(
         recorded: dict[str, Any] = state.setdefault("layers", {})
         selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))
         todo = {la.install_target for la in selected if not _is_current(la, target_dir, recorded)}
+        skipped = [la for la in selected if la.install_target not in todo]
+        repaired = _damaged(skipped, target_dir, log) if check else set()
+        todo |= repaired
         for layer in selected:  # every archive is checked before any is unpacked
             if layer.install_target in todo:
                 _verify_archive(layer)
         if state.get("path") not in (None, str(target_dir)):
             _relink_moved(target_dir, [t for t in recorded if t not in todo], log)
         state["path"] = str(target_dir)
+        state["published"] = str(published.absolute())  # what `verify` tells to redeploy from
         write_atomic(target_dir / STATE_FILE, dump_json(state))
 
         def record(layer: PublishedLayer) -> None:
@@ -266,7 +275,23 @@ def deploy(
     apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
     deployed = tuple(la.install_target for la in selected if la.install_target in todo)
     unchanged = tuple(la.install_target for la in selected if la.install_target not in todo)
-    return DeployResult(target_dir, deployed, unchanged, apps)
+    return DeployResult(target_dir, deployed, unchanged, apps, tuple(t for t in deployed if t in repaired))
+
+
+def _damaged(skipped: Sequence[PublishedLayer], target_dir: Path, log: Callable[[str], None]) -> set[str]:
+    """The layers among ``skipped`` whose files differ from their published manifests."""
+    found = set()
+    for layer in skipped:
+        anchor = layer.metadata.get("files_manifest_sha256")
+        problems, _ = check_deployed(
+            target_dir / layer.install_target, anchor if isinstance(anchor, str) else None, "the metadata"
+        )
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            why = f"it differs from what was published: {problems[0]}{more}"
+            log(f"Redeploying {layer.install_target}: {why}")
+            found.add(layer.install_target)
+    return found
 
 
 def _unpack_layer(
