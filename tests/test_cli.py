@@ -98,6 +98,26 @@ def test_include_matching_nothing(spec: Path, capsys: pytest.CaptureFixture[str]
     assert "warning: --include 'app-nope' matches no layer" in capsys.readouterr().err
 
 
+def test_a_stack_file_name_or_a_near_miss_gets_the_build_name_it_meant(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", str(spec), "--include", "top", "--json"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --include 'top' matches no layer; did you mean framework-top?"
+    ]
+    assert main(["build", str(spec), "--include", "app-ap", "--include", "*app", "--json"]) == 1
+    assert (
+        "--include 'app-ap' matches no layer; did you mean app-app or app-winapp?" in capsys.readouterr().err
+    )
+    assert main(["lock", str(spec), "--reset-lock", "base", "--json"]) == 0
+    assert "warning: --reset-lock 'base' matches no layer; did you mean framework-base?" in (
+        capsys.readouterr().err
+    )
+    # What a pattern selects is unchanged: build names only, as in the existing tool.
+    selected = plan(capsys, "build", str(spec), "--include", "top", "--allow-missing")
+    assert not any(selected.values())
+
+
 def test_show_only_prints_the_tree(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", str(spec), "--show-only"]) == 0
     out = capsys.readouterr().out
@@ -144,9 +164,7 @@ def test_a_reset_lock_pattern_matching_no_layer_is_a_warning(
     # A typo would otherwise reset nothing, silently; the lock still runs, as upstream's does.
     assert main(["lock", str(spec), "--reset-lock", "framework-tpo", "--reset-lock", "app-*", "--json"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert warnings == [
-        "warning: --reset-lock 'framework-tpo' matches no layer; `venvstacks show` lists them"
-    ]
+    assert warnings == ["warning: --reset-lock 'framework-tpo' matches no layer; did you mean framework-top?"]
 
 
 def test_a_usage_error_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:

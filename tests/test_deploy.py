@@ -123,8 +123,16 @@ def test_include_adds_what_the_selected_layers_need(published: Path, tmp_path: P
     assert result.deployed == (RUNTIME, FW, APP)
     result, _ = quiet_deploy(published, tmp_path / "b", include=["framework-fw@2"])
     assert result.deployed == (RUNTIME, FW) and result.apps == ()
-    with pytest.raises(VenvStacksError, match="matches no published layer"):
+    with pytest.raises(VenvStacksError, match=r"matches no published layer$"):
         quiet_deploy(published, tmp_path / "c", include=["nothing*"])
+
+
+def test_include_naming_a_layer_as_the_stack_file_does_says_what_it_meant(
+    published: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(VenvStacksError) as info:
+        quiet_deploy(published, tmp_path / "c", include=["hello"])
+    assert str(info.value) == "--include hello: matches no published layer; did you mean app-hello?"
 
 
 def test_metadata_file_and_tagged_outputs(stack: SampleStack, tmp_path: Path) -> None:

@@ -167,3 +167,23 @@ def test_doit_without_a_stack_file_is_one_line(tmp_path: Path) -> None:
         f"error: venvstacks.toml: stack file not found ({tmp_path.resolve() / 'venvstacks.toml'}); "
         "pass the path to a venvstacks.toml, or write a starter stack with `venvstacks init`"
     ]
+
+
+def test_plain_doit_given_a_stack_file_name_says_which_task_was_meant(tmp_path: Path) -> None:
+    (tmp_path / "dodo.py").write_text("from venvstacks.dodo import *  # noqa: F403\n")
+    (tmp_path / "launch_fetch.py").write_text("")
+    (tmp_path / "venvstacks.toml").write_text(
+        FOUR_APPS.format(apps=APP.format(name="fetch"), url="http://127.0.0.1:9/simple")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "doit", "-n", "2", "build:fetch"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 3
+    assert proc.stderr.splitlines() == [
+        "error: no task build:fetch: 'fetch' is no layer's build name; did you mean build:app-fetch?"
+    ]
+    assert not (tmp_path / "_build" / "app-fetch").exists()

@@ -45,6 +45,7 @@ from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
+from venvstacks.stack.kinds import did_you_mean
 from venvstacks.stack.spec import load_stack
 from venvstacks.tools import exit_status, set_verbose, stop_on_signals
 
@@ -125,7 +126,8 @@ def load(_: None, cmd: StackCommand) -> Settings:
     )
     for pattern in cmd.reset_lock:  # a typo would otherwise pass unseen: nothing is reset
         if not any(LockOptions(reset=(pattern,)).resets(layer) for layer in stack.layers):
-            say(f"warning: --reset-lock {pattern!r} matches no layer; `venvstacks show` lists them")
+            hint = did_you_mean(pattern, (layer.env_name for layer in stack.layers))
+            say(f"warning: --reset-lock {pattern!r} matches no layer{hint or _SHOW_LISTS}")
     exporting = cmd.command == "local-export"
     out = OutputOptions(
         export_dir=rel(cmd.output_dir or DEFAULT_EXPORT_DIR) if exporting else root / DEFAULT_EXPORT_DIR,
@@ -143,11 +145,15 @@ def load(_: None, cmd: StackCommand) -> Settings:
 def select_layers(settings: Settings, cmd: StackCommand) -> Invocation:
     chosen, unmatched = select(settings.stack, cmd.include)
     for pattern in unmatched:
-        message = f"--include {pattern!r} matches no layer; `venvstacks show` lists them"
+        hint = did_you_mean(pattern, (layer.env_name for layer in settings.stack.layers))
+        message = f"--include {pattern!r} matches no layer{hint or _SHOW_LISTS}"
         if not cmd.allow_missing:
             raise VenvStacksError(message)
         print(f"warning: {message}", file=sys.stderr)
     return Invocation(cmd, settings, tuple(chosen))
+
+
+_SHOW_LISTS = "; `venvstacks show` lists them"
 
 
 def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:

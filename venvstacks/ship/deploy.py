@@ -59,7 +59,7 @@ from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import check_layer_metadata
-from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.kinds import LayerKind, did_you_mean
 from venvstacks.tools import run_postinstall_script
 
 STATE_FILE = ".venvstacks-deploy.json"
@@ -175,7 +175,9 @@ def select_layers(
             )
         ]
         if not wanted:
-            raise VenvStacksError(f"--include {' '.join(include)}: matches no published layer")
+            names = [str(layer.metadata.get("layer_name")) for layer in layers]
+            hint = did_you_mean(include[0], names) if len(include) == 1 else ""
+            raise VenvStacksError(f"--include {' '.join(include)}: matches no published layer{hint}")
     else:
         wanted = list(layers)
     chosen: dict[str, PublishedLayer] = {}
