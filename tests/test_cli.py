@@ -356,3 +356,48 @@ def test_the_starters_framework_example_works_as_its_comment_says(
     data = json.loads(capsys.readouterr().out)
     layers = [(e["name"], e["dependencies"]) for e in data["frameworks"] + data["applications"]]
     assert layers == [("framework-web", ["cpython-3.12"]), ("app-hello", ["framework-web", "cpython-3.12"])]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["show", "S"], ["build", "S"], ["deploy", "P", "T"], ["verify", "D"], ["init", "F"]],
+)
+def test_every_command_takes_v_and_q_before_or_after_its_name(argv: list[str]) -> None:
+    from venvstacks.cli_options import parse_command
+
+    for given in (["-q", *argv], [*argv, "-q"], ["-q", *argv, "--quiet"]):
+        command = parse_command(given)
+        assert getattr(command, "quiet", None) == given.count("-q") + given.count("--quiet"), given
+    command = parse_command(["-v", *argv, "-v"])
+    assert getattr(command, "verbose", None) == 2
+
+
+def test_show_v_lists_requirements_and_q_leaves_out_the_legend(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec.write_text(
+        spec.read_text().replace(
+            'name = "top"\nframeworks = ["base"]\nrequirements = []',
+            'name = "top"\nframeworks = ["base"]\nrequirements = ["idna>=3"]',
+        )
+    )
+    assert main(["show", str(spec)]) == 0
+    plain = capsys.readouterr().out.splitlines()
+    assert main(["-v", "show", str(spec)]) == 0
+    louder = capsys.readouterr().out.splitlines()
+    assert [line for line in louder if line not in plain] == ["|   |   requires idna>=3"]
+    assert main(["show", str(spec), "-q"]) == 0
+    quieter = capsys.readouterr().out.splitlines()
+    assert quieter == [line for line in plain if not line.startswith("(")]
+    assert len(quieter) < len(plain)
+
+
+def test_init_q_prints_nothing_and_v_names_each_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-q", "init", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().out == ""
+    assert (tmp_path / "a" / "venvstacks.toml").is_file()
+    assert main(["init", str(tmp_path / "b"), "-v"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'b' / 'venvstacks.toml'}" in out.splitlines()

@@ -196,3 +196,21 @@ def test_deploy_command_says_what_it_repaired(
     )
     assert main(["deploy", str(published), str(deployed), "--no-check"]) == 0
     assert "deployed 0 layer(s), 3 unchanged" in capsys.readouterr().out
+
+
+def test_v_and_q_on_verify_and_deploy(
+    published: Path, deployed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for change in (_tamper, _add, _make_executable):
+        change(deployed / FW)
+    (deployed / FW / SITE / "more.pth").write_text("")
+    (deployed / FW / SITE / "zz.pth").write_text("")  # four differences: three shown by default
+    code, out = lines(deployed, capsys, "-q")
+    assert code == 1 and [line.split()[:2] for line in out[:-1]] == [["FAIL", f"{FW}:"]]
+    assert out[0].endswith("; and 1 more")
+    code, out = lines(deployed, capsys, "-v")
+    assert code == 1 and len(out) == 4 and "zz.pth" in out[2] and "and 1 more" not in out[2]
+    assert main(["-q", "deploy", str(published), str(deployed)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no "Redeploying ..." or "Deploying ..." lines
+    assert "deployed 1 layer(s) (1 repaired)" in captured.out

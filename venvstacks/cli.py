@@ -282,8 +282,11 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
 def deploy_cmd(cmd: DeployCommand) -> int:
     from venvstacks.ship import deploy
 
+    if cmd.verbose:
+        set_verbose(True)  # each postinstall.py's output, as it comes
+    log = say if not cmd.quiet else lambda _: None
     result = deploy.deploy(
-        Path(cmd.published), Path(cmd.target), include=cmd.include, log=say, jobs=cmd.jobs, check=cmd.check
+        Path(cmd.published), Path(cmd.target), include=cmd.include, log=log, jobs=cmd.jobs, check=cmd.check
     )
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
         print(f"run {app.layer_name} with: {app}")
@@ -305,16 +308,20 @@ def verify_cmd(cmd: VerifyCommand) -> int:
         if allow is None and allow_local_runtime_default():
             allow = True
         rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack), allow)
-        lines, ok = [r.line() for r in rebuilt], all(r.reproduced for r in rebuilt)
+        lines = [r.line() for r in rebuilt if not (cmd.quiet and r.reproduced)]
+        ok = all(r.reproduced for r in rebuilt)
     else:
-        from venvstacks.ship.verify import repair_hint, verify_deployed
+        from venvstacks.ship.verify import SHOWN, repair_hint, verify_deployed
 
         published = Path(cmd.published) if cmd.published else None
         reports = verify_deployed(Path(cmd.folder), published)
-        lines, ok = [r.line() for r in reports], all(r.ok for r in reports)
+        shown = None if cmd.verbose else SHOWN
+        lines = [r.line(shown) for r in reports if not (cmd.quiet and r.ok)]
+        ok = all(r.ok for r in reports)
         if not ok:
             lines.append(repair_hint(Path(cmd.folder).absolute(), published))
-    print("\n".join(lines))
+    if lines:
+        print("\n".join(lines))
     return 0 if ok else 1
 
 
@@ -323,6 +330,10 @@ def init_cmd(cmd: InitCommand) -> int:
 
     folder = Path(cmd.folder).expanduser().resolve()
     written = starter.init_folder(folder, cmd.python)
+    if cmd.quiet:
+        return 0
+    for path in written if cmd.verbose else ():
+        print(f"wrote {path}")
     print(f"wrote {', '.join(p.name for p in written)} in {folder}")
     if len(written) == 1:  # only dodo.py, beside the user's own stack file
         print("next: `doit` there builds its venvstacks.toml (`doit list` shows the tasks)")

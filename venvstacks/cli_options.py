@@ -88,6 +88,8 @@ class DeployCommand:
     include: tuple[str, ...] = ()
     jobs: int | None = None  # layers unpacked at once; None: one per core
     check: bool = True  # check the layers it would skip against their manifests
+    verbose: int = 0
+    quiet: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,16 @@ class VerifyCommand:
     rebuild: bool = False
     stack: str = STACK_FILE
     allow_local_runtime: bool | None = None  # None: as published (or VENVSTACKS_ALLOW_LOCAL_RUNTIME=1)
+    verbose: int = 0
+    quiet: int = 0
 
 
 @dataclass(frozen=True)
 class InitCommand:
     folder: str = "."
     python: str | None = None  # X.Y; None: the Python running venvstacks
+    verbose: int = 0
+    quiet: int = 0
 
 
 Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand
@@ -185,6 +191,7 @@ def _init_parser(sub: Any) -> None:
         type=_python_version,
         help="its runtime's CPython version (default: the one running venvstacks)",
     )
+    loudness(cmd, "also name each file written, with its path", "print only errors")
 
 
 def _python_version(value: str) -> str:
@@ -193,6 +200,12 @@ def _python_version(value: str) -> str:
     if not REQUEST_RE.fullmatch(f"cpython@{value}"):
         raise argparse.ArgumentTypeError(f"{value!r} is not a CPython version like 3.12 or 3.12.1")
     return value
+
+
+def loudness(cmd: argparse.ArgumentParser, louder: str, quieter: str) -> None:
+    """-v and -q, which every command takes (also before its name: `venvstacks -q deploy`)."""
+    cmd.add_argument("-v", "--verbose", action="count", default=0, help=louder)
+    cmd.add_argument("-q", "--quiet", action="count", default=0, help=quieter)
 
 
 def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
@@ -212,12 +225,10 @@ def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     cmd.add_argument(
         "--allow-missing", action=BOOL, default=False, help="only warn when --include matches nothing"
     )
-    # Accepted everywhere, as upstream's global options; show runs no task, so its help
-    # does not offer them.
-    louder = "show the output of every task, and uv's own" if runs_tasks else argparse.SUPPRESS
-    quieter = "print only failures" if runs_tasks else argparse.SUPPRESS
-    cmd.add_argument("-v", "--verbose", action="count", default=0, help=louder)
-    cmd.add_argument("-q", "--quiet", action="count", default=0, help=quieter)
+    if runs_tasks:
+        loudness(cmd, "show the output of every task, and uv's own", "print only failures")
+    else:
+        loudness(cmd, "also list each layer's requirements", "leave out the legend below the tree")
     runtime = cmd.add_argument_group("runtimes (where CPython comes from; see docs/runtimes.md)")
     runtime.add_argument(
         "--runtime-source",
@@ -351,6 +362,7 @@ def _deploy_parser(sub: Any) -> None:
         help="check each layer already deployed against its file manifest, as verify does, and "
         "deploy again the ones that differ (default: on; --no-check trusts the deploy record)",
     )
+    loudness(dep, "also show what each postinstall.py prints", "print only the summary and failures")
 
 
 def _verify_parser(sub: Any) -> None:
@@ -382,3 +394,4 @@ def _verify_parser(sub: Any) -> None:
         help="with --rebuild: rebuild on a runtime packed from a local CPython "
         "(default: as the published metadata's runtime_portable says)",
     )
+    loudness(ver, "list every difference of a layer, not only the first three", "print only what differs")

@@ -38,12 +38,14 @@ class LayerReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def line(self) -> str:
+    def line(self, shown_at_most: int | None = SHOWN) -> str:
+        """`ok` or `FAIL` with the first `shown_at_most` differences (None: every one)."""
         if self.ok:
             note = f"; {self.note}" if self.note else ""
             return f"ok    {self.name} ({self.checked} entries{note})"
-        shown = "; ".join(self.problems[:SHOWN])
-        more = len(self.problems) - SHOWN
+        limit = len(self.problems) if shown_at_most is None else shown_at_most
+        shown = "; ".join(self.problems[:limit])
+        more = len(self.problems) - limit
         tail = f"; and {more} more" if more > 0 else ""
         count = f"{len(self.problems)} difference{'s' if len(self.problems) != 1 else ''}"
         return f"FAIL  {self.name}: {count}: {shown}{tail}"
