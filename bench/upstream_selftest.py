@@ -126,7 +126,7 @@ sys.path.insert(0, sys.argv[1])
 from venvstacks.runtimes.cache import ensure_runtime
 from venvstacks.runtimes.options import RuntimeOptions
 rt = ensure_runtime(sys.argv[2], RuntimeOptions.from_env(policy="local"), log=lambda m: None)
-print(json.dumps({"archive": str(rt.archive), "version": rt.version}))
+print(json.dumps({"archive": str(rt.archive), "version": rt.record.version}))
 """
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +221,54 @@ def test_hostile_published_archive_is_refused(published: Path, tmp_path: Path) -
         quiet_deploy(published, tmp_path / "target")
     assert {k: v for k, v in tree(tmp_path).items() if not k.startswith("target")} == before
     assert layer_dirs(tmp_path / "target") == sorted([RUNTIME, FW])
+
+
+def _after_the_check(monkeypatch: pytest.MonkeyPatch, target: str, change: Callable[[], None]) -> None:
+    """Run `change` right after deploy has checked the archive of `target`."""
+    from venvstacks.ship import deploy as deploy_module
+
+    real = deploy_module._verify_archive
+
+    def check_then_change(layer: PublishedLayer) -> Any:
+        checked = real(layer)
+        if layer.install_target == target:
+            change()
+        return checked
+
+    monkeypatch.setattr(deploy_module, "_verify_archive", check_then_change)
+
+
+def test_deploy_unpacks_the_bytes_it_checked_not_an_archive_put_in_their_place(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planted = tmp_path / "planted.tar.gz"
+    with tarfile.open(planted, "w:gz") as tf:
+        top = tarfile.TarInfo(APP)
+        top.type = tarfile.DIRTYPE
+        tf.addfile(top)
+        tf.addfile(tarfile.TarInfo(f"{APP}/planted.txt"), io.BytesIO(b""))
+    _after_the_check(monkeypatch, APP, lambda: os.replace(planted, published / f"{APP}.tar.gz"))
+    quiet_deploy(published, tmp_path / "target")
+    assert not (tmp_path / "target" / APP / "planted.txt").exists()
+    assert run_app(tmp_path / "target" / APP)["values"] == EXPECTED
+
+
+def test_deploy_refuses_an_archive_changed_in_place_after_its_check(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def append() -> None:
+        with (published / f"{APP}.tar.gz").open("ab") as f:
+            f.write(b"\0" * 512)  # after the compressed stream: the unpacker never reads it
+
+    _after_the_check(monkeypatch, APP, append)
+    with pytest.raises(VenvStacksError) as err:
+        quiet_deploy(published, tmp_path / "target")
+    assert str(err.value) == (
+        f"refusing to unpack {APP}.tar.gz: it changed after its sha256 was checked; "
+        "run again to check it anew"
+    )
+    assert APP not in layer_dirs(tmp_path / "target")
+    assert not list((tmp_path / "target").glob(".*partial*"))
 
 
 # --- local export ------------------------------------------------------------------------

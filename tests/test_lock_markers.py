@@ -9,13 +9,13 @@ import pytest
 from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
 from venvstacks.lock.pylock import needs_full_version
-from venvstacks.runtimes.cache import Runtime
+from venvstacks.runtimes.record import CacheEntry
 
 
 def test_python_full_version_markers_use_the_runtimes_patch_release(
-    stack: Stack, local_runtime: Runtime
+    stack: Stack, local_runtime: CacheEntry
 ) -> None:
-    version = local_runtime.version  # e.g. 3.11.7
+    version = local_runtime.record.version  # e.g. 3.11.7
     if version.endswith(".0"):
         pytest.skip(f"the local runtime {version} cannot tell X.Y.Z from X.Y.0")
     for name in ("vstest-patch-new", "vstest-patch-old"):

@@ -6,6 +6,7 @@ plain and reproducible. No network is used: URLs are served by an HTTP server on
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -13,16 +14,20 @@ import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from doit.exceptions import TaskFailed
 
 from tests.support.runtime_checks import Log, cache_contents
 from tests.support.runtime_fixtures import Mirror, RuntimeArchive
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import act
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
-from venvstacks.runtimes.cache import Runtime, ensure_runtime, install_runtime
+from venvstacks.runtimes.cache import ensure_runtime, install_runtime
 from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.runtimes.record import CacheEntry
 from venvstacks.runtimes.sources import unpack_install_only
 
 # -- explicit archives -------------------------------------------------------------------------
@@ -36,12 +41,12 @@ def test_explicit_archive_path(local_runtime_archive: RuntimeArchive, tmp_path: 
     )
     log = Log()
     runtime = ensure_runtime("cpython@3.11", opts, log)
-    assert (runtime.source, runtime.origin) == ("archive", str(local_runtime_archive.path))
-    assert (runtime.version, runtime.archive_sha256) == (
+    assert (runtime.record.source, runtime.record.origin) == ("archive", str(local_runtime_archive.path))
+    assert (runtime.record.version, runtime.record.archive_sha256) == (
         local_runtime_archive.version,
         local_runtime_archive.sha256,
     )
-    assert runtime.portable is False  # the archive was made from a local interpreter
+    assert runtime.record.portable is False  # the archive was made from a local interpreter
     assert ensure_runtime("cpython@3.11", opts, log) == runtime
     assert log == []
 
@@ -59,7 +64,7 @@ def test_explicit_archive_url_and_checks(
         ),
         Log(),
     )
-    assert (runtime.source, runtime.origin) == ("archive", url)
+    assert (runtime.record.source, runtime.record.origin) == ("archive", url)
 
     wrong = RuntimeOptions(cache_dir=tmp_path / "c2", archives={"cpython@3.11": f"{url}#sha256={'2' * 64}"})
     with pytest.raises(VenvStacksError, match=f"expected {'2' * 64}, got {sha}"):
@@ -173,7 +178,7 @@ def test_stale_temporaries_are_swept(runtime_cache: Path, tmp_path: Path) -> Non
     assert (cache / ".tmp-cpython-3.12-busy").exists()
 
 
-def test_install_runtime(local_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_install_runtime(local_runtime: CacheEntry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dest = tmp_path / "layer"
     install_runtime(local_runtime, dest)
     assert (dest / "bin" / "python3").is_symlink()
@@ -189,3 +194,49 @@ def test_install_runtime(local_runtime: Runtime, tmp_path: Path, monkeypatch: py
     with pytest.raises(KeyboardInterrupt):
         install_runtime(local_runtime, tmp_path / "interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layer"]
+
+
+FULL_DISK_HINT = "free some space there and run again (nothing half-written is kept)"
+
+
+def _act_line(step: Callable[[], None]) -> str:
+    """What a task running `step` fails with, as doit prints it (a traceback fails the test)."""
+    failure = act(lambda settings, name: step(), cast(Settings, None), "cpython-3.11")
+    assert isinstance(failure, TaskFailed)
+    return str(failure.message)
+
+
+def test_a_full_disk_while_installing_a_runtime_is_one_line_naming_the_folder(
+    local_runtime: CacheEntry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, copied = shutil.copyfile, list[str]()
+
+    def fills_up(src: str, dst: str, **kwargs: Any) -> str:
+        if len(copied) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")  # as sendfile says it: no path
+        copied.append(dst)
+        return real(src, dst, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", fills_up)
+    dest = tmp_path / "_build" / "cpython-3.11"
+    line = _act_line(lambda: install_runtime(local_runtime, dest))
+    assert line == f"{dest}: No space left on device; {FULL_DISK_HINT}"
+    assert len(copied) == 3  # it stopped there, instead of trying (and listing) every other file
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_made_while_installing_a_runtime_is_one_line(
+    local_runtime: CacheEntry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.makedirs
+
+    def full(name: str, *args: Any, **kwargs: Any) -> None:
+        if not os.path.isdir(name):
+            raise OSError(errno.ENOSPC, "No space left on device", name)
+        real(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", full)
+    dest = tmp_path / "_build" / "cpython-3.11"
+    line = _act_line(lambda: install_runtime(local_runtime, dest))
+    assert line == f"{dest}: No space left on device; {FULL_DISK_HINT}"
+    assert list(dest.parent.iterdir()) == []

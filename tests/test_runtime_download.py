@@ -18,8 +18,9 @@ from tests.support.runtime_checks import Log, cache_contents, probe
 from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from venvstacks.errors import VenvStacksError
 from venvstacks.runtimes import local as runtime_local
-from venvstacks.runtimes.cache import Runtime, ensure_runtime
+from venvstacks.runtimes.cache import ensure_runtime
 from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.runtimes.record import CacheEntry
 from venvstacks.runtimes.sources import PBS_RELEASE_BASES
 
 DATE = "20991231"
@@ -75,21 +76,21 @@ def test_download_from_mirror_then_cache_hit(
     log = Log()
     runtime = ensure_runtime("cpython@3.11", opts, log)
     assert asked == ["3.11"]
-    assert runtime.origin == url.replace("+", "%2B")
-    assert runtime.identity() == {
+    assert runtime.record.origin == url.replace("+", "%2B")
+    assert runtime.record.to_json() == {
         "request": "cpython@3.11",
         "implementation": "cpython",
         "version": local_runtime_archive.version,
         "source": "download",
-        "origin": runtime.origin,
+        "origin": runtime.record.origin,
         "archive_sha256": local_runtime_archive.sha256,
         # The served archive was made from a local interpreter, and it says so inside.
         "portable": False,
     }
-    assert log == [f"cpython@3.11: downloading {runtime.origin}"]
+    assert log == [f"cpython@3.11: downloading {runtime.record.origin}"]
     assert runtime.archive.read_bytes() == local_runtime_archive.path.read_bytes()
     assert probe(runtime.python_dir)["prefix"] == str(runtime.python_dir)
-    assert str(tmp_path) not in json.dumps(runtime.identity())
+    assert str(tmp_path) not in json.dumps(runtime.record.to_json())
 
     served = len(runtime_mirror.requests)
     again = ensure_runtime("cpython@3.11", opts, log)
@@ -99,7 +100,7 @@ def test_download_from_mirror_then_cache_hit(
 
     # A downloaded runtime never satisfies the `local` policy.
     local = ensure_runtime("cpython@3.11", RuntimeOptions(cache_dir=tmp_path / "cache", policy="local"), log)
-    assert local.source == "local" and len(no_local_packing) == 1
+    assert local.record.source == "local" and len(no_local_packing) == 1
     assert len(cache_contents(tmp_path / "cache")) == 2
 
 
@@ -136,7 +137,7 @@ def test_download_failure_with_download_policy(
 def test_auto_falls_back_to_local_in_one_line(
     runtime_mirror: Mirror,
     no_local_packing: list[Path],
-    local_runtime: Runtime,
+    local_runtime: CacheEntry,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
@@ -144,11 +145,15 @@ def test_auto_falls_back_to_local_in_one_line(
     opts = RuntimeOptions(cache_dir=tmp_path / "cache", policy="auto", mirror=runtime_mirror.url)
     log = Log()
     runtime = ensure_runtime("cpython@3.11", opts, log)
-    assert (runtime.source, runtime.portable, runtime.version) == ("local", False, local_runtime.version)
-    assert runtime.origin == local_runtime.origin
+    assert (runtime.record.source, runtime.record.portable, runtime.record.version) == (
+        "local",
+        False,
+        local_runtime.record.version,
+    )
+    assert runtime.record.origin == local_runtime.record.origin
     fallback = [line for line in log if "falling back" in line]
     assert len(fallback) == 1
-    assert "HTTP 404" in fallback[0] and runtime.origin in fallback[0]
+    assert "HTTP 404" in fallback[0] and runtime.record.origin in fallback[0]
     # The cache comes first: the next run neither downloads nor says anything.
     served, said = len(runtime_mirror.requests), len(log)
     assert ensure_runtime("cpython@3.11", opts, log) == runtime
@@ -156,7 +161,7 @@ def test_auto_falls_back_to_local_in_one_line(
     assert len(no_local_packing) == 1
 
 
-def test_unknown_exact_version_lists_what_exists(local_runtime: Runtime, tmp_path: Path) -> None:
+def test_unknown_exact_version_lists_what_exists(local_runtime: CacheEntry, tmp_path: Path) -> None:
     for policy in ("auto", "local"):
         opts = RuntimeOptions(cache_dir=tmp_path / "cache", policy=policy)
         with pytest.raises(VenvStacksError) as err:
@@ -165,7 +170,7 @@ def test_unknown_exact_version_lists_what_exists(local_runtime: Runtime, tmp_pat
         assert message.startswith("runtime cpython@3.11.99: no source could provide it (")
         assert "\n" not in message
         local = message.split("local: ")[1]
-        assert local.startswith("no local CPython 3.11.99 found (") and local_runtime.version in local
+        assert local.startswith("no local CPython 3.11.99 found (") and local_runtime.record.version in local
         assert ("download: the table has no 3.11.99, only 3.11." in message) == (policy == "auto")
         assert cache_contents(tmp_path / "cache") == []
 

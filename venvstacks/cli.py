@@ -257,7 +257,7 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
     if not cmd.dry_run:
         return plan
     from venvstacks.engine import outputs
-    from venvstacks.engine.actions import runtime_identity
+    from venvstacks.engine.actions import runtime_record
 
     settings = plan.inv.settings
     result = []
@@ -268,13 +268,13 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
         layer = settings.stack.layer(name)
         if not (settings.env_dir(layer) / LINKED).exists():
             raise VenvStacksError(f"{name} is not built yet; run `venvstacks build` first")
-        identity = runtime_identity(settings, layer)
+        record = runtime_record(settings, layer)
         if op == "publish":
             result.append(
-                outputs.dry_run(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
+                outputs.dry_run(settings.stack, layer, settings.env_dir(layer), settings.output, record)
             )
         else:
-            result.append(outputs.layer_metadata(settings.stack, layer, identity))
+            result.append(outputs.layer_metadata(settings.stack, layer, record))
     print(dump_json(result), end="")
     return 0
 

@@ -10,7 +10,7 @@ from typing import Any
 from venvstacks.cli_options import OperationCommand, StackCommand
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
-from venvstacks.fsutil import read_json_object
+from venvstacks.runtimes.record import read_record
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.spec import LayerSpec
@@ -112,4 +112,5 @@ def show_text(
 def _on_local_runtime(settings: Settings, layer: LayerSpec) -> bool:
     """Whether the layer's runtime, as last fetched, was packed from a local CPython."""
     # Not fetched yet: nothing recorded, nothing to say.
-    return read_json_object(settings.runtime_state(layer)).get("portable") is False
+    record = read_record(settings.runtime_state(layer))
+    return record is not None and not record.portable

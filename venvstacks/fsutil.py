@@ -139,6 +139,46 @@ def replace_dir(new: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+class _CopyStopped(Exception):
+    """A file copytree could not copy: raised past copytree, which would note it and go on."""
+
+    def __init__(self, error: OSError, source: str) -> None:
+        super().__init__(error)
+        self.error, self.source = error, source
+
+
+def _copy_or_stop(src: str, dst: str) -> object:
+    try:
+        return shutil.copy2(src, dst)
+    except OSError as exc:
+        raise _CopyStopped(exc, src) from exc
+
+
+# str() of an OSError, which is all shutil.Error keeps of one: "[Errno 28] No space left on device: 'x'"
+_OS_ERROR_TEXT = re.compile(r"\[Errno (\d+)\] ([^:]+)")
+
+
+def copy_tree(src: Path, dest: Path, shown_as: Path) -> None:
+    """Copy the folder src into dest (links kept as links, dest may exist), stopping at the
+    first failure with one OSError naming `shown_as`, the folder the user knows.
+
+    shutil.copytree alone tries every other file after a failure and then raises one
+    shutil.Error listing them all: on a full disk, every file of the tree.
+    """
+    try:
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, copy_function=_copy_or_stop)
+    except _CopyStopped as stop:
+        if stop.error.filename == stop.source:
+            raise stop.error from None  # reading failed, not writing: about src, not dest
+        raise OSError(stop.error.errno, stop.error.strerror, str(shown_as)) from None
+    except shutil.Error as exc:  # a folder or link copytree could not make (listed as text)
+        _, _, reason = exc.args[0][0]
+        parsed = _OS_ERROR_TEXT.match(reason)
+        if parsed is None:
+            raise VenvStacksError(f"{shown_as}: cannot copy {src} there: {reason}") from None
+        raise OSError(int(parsed[1]), parsed[2], str(shown_as)) from None
+
+
 def check_folder_path(path: Path, what: str) -> None:
     """Refuse, in one line, a folder path that cannot be made: it, or a parent, is a file."""
     for candidate in (path, *path.parents):

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from venvstacks.fsutil import sha256_file
-from venvstacks.runtimes.cache import Runtime, ensure_runtime
+from venvstacks.runtimes.cache import ensure_runtime
 from venvstacks.runtimes.local import LocalSource
 from venvstacks.runtimes.options import RuntimeOptions
+from venvstacks.runtimes.record import CacheEntry
 
 SESSION_REQUEST = "cpython@3.11"
 
@@ -72,22 +73,24 @@ def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def local_runtime(runtime_cache: Path) -> Runtime:
-    """The `Runtime` for cpython@3.11 held in `runtime_cache` (do not modify its files)."""
+def local_runtime(runtime_cache: Path) -> CacheEntry:
+    """The `CacheEntry` for cpython@3.11 held in `runtime_cache` (do not modify its files)."""
     return ensure_runtime(
         SESSION_REQUEST, RuntimeOptions(cache_dir=runtime_cache, policy="local"), log=_quiet
     )
 
 
 @pytest.fixture(scope="session")
-def local_runtime_archive(local_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> RuntimeArchive:
+def local_runtime_archive(
+    local_runtime: CacheEntry, tmp_path_factory: pytest.TempPathFactory
+) -> RuntimeArchive:
     """An install_only archive of the local CPython 3.11 (a copy outside the cache)."""
     folder = tmp_path_factory.mktemp("runtime-archive")
     path = folder / local_runtime.archive.name
     shutil.copyfile(local_runtime.archive, path)
     sha256 = sha256_file(path)
-    assert sha256 == local_runtime.archive_sha256
-    return RuntimeArchive(path, sha256, local_runtime.version)
+    assert sha256 == local_runtime.record.archive_sha256
+    return RuntimeArchive(path, sha256, local_runtime.record.version)
 
 
 @pytest.fixture(scope="session")

@@ -29,10 +29,11 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import zstandard
 
+from venvstacks.archive.checked import CheckedArchive
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.archive.xzblocks import open_xz
 from venvstacks.errors import VenvStacksError
@@ -62,18 +63,29 @@ class _Member:
 
 
 def unpack_to_staging(
-    archive: Path, dest_parent: Path, top: str, *, stop: threading.Event | None = None
+    archive: Path,
+    dest_parent: Path,
+    top: str,
+    *,
+    stop: threading.Event | None = None,
+    checked: CheckedArchive | None = None,
 ) -> Path:
     """Unpack ``archive`` (all members under ``top/``) into a new folder beside
     ``dest_parent/top`` and return that folder. The caller moves it into place with
     :func:`replace_dir`, or deletes it. Once ``stop`` is set, unpacking ends (between two
-    members) with :class:`Stopped` and the folder is removed."""
-    fmt = _format_of(archive)
+    members) with :class:`Stopped` and the folder is removed.
+
+    ``checked``: the archive as its sha256 was checked, still open: exactly those bytes are
+    unpacked, and the folder is refused if the file was written to since."""
     dest_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{top}.partial-", dir=dest_parent))
     try:
         staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the layer's mode
-        _unpack(archive, fmt, staging, top, stop or threading.Event())
+        with contextlib.ExitStack() as owned:
+            raw = checked.file if checked is not None else owned.enter_context(archive.open("rb"))
+            _unpack(archive.name, raw, _format_of(archive.name, raw), staging, top, stop or threading.Event())
+        if checked is not None and not checked.unchanged():
+            raise _Refused("it changed after its sha256 was checked; run again to check it anew")
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         reason = str(exc) if isinstance(exc, _Refused) else f"damaged or truncated ({exc})"
@@ -92,27 +104,28 @@ _MAGIC = {
 }
 
 
-def _format_of(archive: Path) -> ArchiveFormat:
+def _format_of(name: str, raw: BinaryIO) -> ArchiveFormat:
     """The format its name ends with, else the one its first bytes show."""
     try:
-        return ArchiveFormat.from_name(archive.name)
+        return ArchiveFormat.from_name(name)
     except VenvStacksError:
-        with archive.open("rb") as f:
-            head = f.read(8)
+        head = os.pread(raw.fileno(), 8, 0)
         for fmt, magic in _MAGIC.items():
             if head.startswith(magic):
                 return fmt
         raise
 
 
-def _unpack(archive: Path, fmt: ArchiveFormat, staging: Path, top: str, stop: threading.Event) -> None:
+def _unpack(
+    name: str, raw: BinaryIO, fmt: ArchiveFormat, staging: Path, top: str, stop: threading.Event
+) -> None:
     seen: dict[str, _Member] = {}
     links: list[_Member] = []
     made = {staging}  # folders known to exist (no symlink exists below staging yet)
-    reader = _read_zip(archive, top) if fmt is ArchiveFormat.ZIP else _read_tar(archive, fmt, top)
+    reader = _read_zip(raw, top) if fmt is ArchiveFormat.ZIP else _read_tar(raw, fmt, top)
     for member, data in reader:
         if stop.is_set():
-            raise Stopped(f"unpacking {archive.name} was stopped")
+            raise Stopped(f"unpacking {name} was stopped")
         if member.rel in seen:
             raise _Refused(f"duplicate member {top}/{member.rel}")
         seen[member.rel] = member
@@ -196,22 +209,25 @@ _SPECIAL = "is a device, fifo or other special file"
 
 
 @contextlib.contextmanager
-def open_tar(archive: Path, fmt: ArchiveFormat) -> Iterator[tarfile.TarFile]:
-    """The archive as a tar stream (members in order, read once), whatever its compression."""
-    with archive.open("rb") as raw, contextlib.ExitStack() as stack:
+def open_tar(archive: Path | BinaryIO, fmt: ArchiveFormat) -> Iterator[tarfile.TarFile]:
+    """The archive (a path, or an open file read from its start) as a tar stream (members
+    in order, read once), whatever its compression."""
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(archive.open("rb")) if isinstance(archive, Path) else archive
+        raw.seek(0)
         stream: Any
         if fmt is ArchiveFormat.TAR_GZ:
             stream = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
         elif fmt is ArchiveFormat.TAR_XZ:
-            stream = stack.enter_context(open_xz(archive))  # our blocks decode in parallel
+            stream = stack.enter_context(open_xz(raw))  # our blocks decode in parallel
         else:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
             stream = stack.enter_context(reader)
         yield stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
 
 
-def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
-    with open_tar(archive, fmt) as tf:
+def _read_tar(raw: BinaryIO, fmt: ArchiveFormat, top: str) -> _Read:
+    with open_tar(raw, fmt) as tf:
         for ti in tf:
             rel = _member_rel(ti.name, top)
             if ti.isreg():
@@ -227,8 +243,8 @@ def _read_tar(archive: Path, fmt: ArchiveFormat, top: str) -> _Read:
                 raise _Refused(f"member {ti.name!r} {_SPECIAL}")
 
 
-def _read_zip(archive: Path, top: str) -> _Read:
-    with zipfile.ZipFile(archive) as zf:
+def _read_zip(raw: BinaryIO, top: str) -> _Read:
+    with zipfile.ZipFile(raw) as zf:
         for info in zf.infolist():
             rel = _member_rel(info.filename, top)
             mode = info.external_attr >> 16

@@ -13,6 +13,7 @@ the same bytes, on one core. A damaged stream raises :class:`lzma.LZMAError` eit
 
 from __future__ import annotations
 
+import contextlib
 import io
 import lzma
 import os
@@ -22,7 +23,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from venvstacks.archive.blockstream import shared_pool
 from venvstacks.platforms import cores
@@ -43,29 +44,39 @@ class _NotOurs(Exception):
     """The file is not a run of streams we can cut; read it the plain way."""
 
 
-def open_xz(path: Path) -> io.RawIOBase | lzma.LZMAFile:
-    """The decompressed content of ``path``, streams decoded in parallel when they can be."""
-    try:
-        streams = split_streams(path)
-    except (_NotOurs, OSError):
-        streams = []
-    if len(streams) < 2:
-        return lzma.LZMAFile(path, "rb")
-    return ParallelXzReader(path, streams)
+def open_xz(source: Path | BinaryIO) -> io.RawIOBase | lzma.LZMAFile:
+    """The decompressed content of ``source`` (a path, or an open file that stays open and is
+    read from its start), streams decoded in parallel when they can be."""
+    with contextlib.ExitStack() as owned:
+        f = owned.enter_context(source.open("rb")) if isinstance(source, Path) else source
+        try:
+            streams = _split(f)
+        except (_NotOurs, OSError):
+            streams = []
+        if len(streams) >= 2:
+            return ParallelXzReader(os.dup(f.fileno()), streams)
+    if isinstance(source, Path):
+        return lzma.LZMAFile(source, "rb")
+    source.seek(0)
+    return lzma.LZMAFile(source, "rb")
 
 
 def split_streams(path: Path) -> list[XzStream]:
     """The xz streams of ``path``, first to last, read from their indexes (nothing decoded)."""
     with path.open("rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        streams: list[XzStream] = []
-        while end > 0:
-            end = _skip_padding(f, end)
-            if end == 0:
-                break
-            stream = _stream_ending_at(f, end)
-            streams.append(stream)
-            end = stream.offset
+        return _split(f)
+
+
+def _split(f: IO[bytes]) -> list[XzStream]:
+    end = f.seek(0, os.SEEK_END)
+    streams: list[XzStream] = []
+    while end > 0:
+        end = _skip_padding(f, end)
+        if end == 0:
+            break
+        stream = _stream_ending_at(f, end)
+        streams.append(stream)
+        end = stream.offset
     streams.reverse()
     return streams
 
@@ -149,9 +160,10 @@ def _decode(fd: int, stream: XzStream) -> bytes:
 class ParallelXzReader(io.RawIOBase):
     """Reads the decoded streams in order, with up to ``cores() + 1`` decoded ahead."""
 
-    def __init__(self, path: Path, streams: list[XzStream]) -> None:
+    def __init__(self, fd: int, streams: list[XzStream]) -> None:
+        """``fd``: the open .xz file, which the reader closes (pass it a duplicate to keep one)."""
         super().__init__()
-        self._fd = os.open(path, os.O_RDONLY)
+        self._fd = fd
         self._todo = deque(streams)
         self._window = cores() + 1
         self._ahead: deque[Future[bytes]] = deque()

@@ -8,24 +8,24 @@ compressors, the runtime downloader) only when it runs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from venvstacks.console import say
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, write_if_changed
+from venvstacks.fsutil import write_if_changed
 from venvstacks.layout import RUNTIME_PYTHON, lock_files
 from venvstacks.lock import uvconfig
 from venvstacks.platforms import host_platform
+from venvstacks.runtimes.record import RuntimeRecord, read_record, record_text, unpacked_in
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.spec import LayerSpec
 from venvstacks.stack.targets import layer_target
 
 if TYPE_CHECKING:
     from venvstacks.layers.linking import LinkPlan
-    from venvstacks.runtimes.cache import Runtime
+    from venvstacks.runtimes.record import CacheEntry
 
 
 def log(message: str) -> None:
@@ -33,39 +33,71 @@ def log(message: str) -> None:
     say(f"   {message}")
 
 
-def runtime_for(settings: Settings, layer: LayerSpec) -> Runtime:
+def fetch_runtime(settings: Settings, name: str) -> None:
+    """`runtime:`, the one step that resolves a runtime: it writes the record all others read."""
     from venvstacks.runtimes.cache import ensure_runtime
 
-    return ensure_runtime(settings.runtime_layer(layer).python_implementation, settings.runtimes, log)
-
-
-def fetch_runtime(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
-    write_if_changed(settings.runtime_state(layer), dump_json(runtime_for(settings, layer).identity()))
+    entry = ensure_runtime(layer.python_implementation, settings.runtimes, log)
+    write_if_changed(settings.runtime_state(layer), record_text(entry.record))
+
+
+def runtime_in_cache(settings: Settings, name: str) -> bool:
+    """`runtime:` is done only while the runtime cache in use still holds what it recorded
+    (the cache may have been deleted, moved, or `--runtime-cache` changed since)."""
+    record = read_record(settings.runtime_state(settings.stack.layer(name)))
+    return record is not None and unpacked_in(settings.runtimes.cache_dir, record) is not None
+
+
+def runtime_record(settings: Settings, layer: LayerSpec) -> RuntimeRecord:
+    """What `runtime:<rt>` recorded about the runtime a layer runs on."""
+    path = settings.runtime_state(layer)
+    record = read_record(path)
+    if record is None:
+        name = settings.runtime_layer(layer).env_name
+        raise VenvStacksError(
+            f"{path}: no runtime record for {name}; `venvstacks build` (or `doit runtime:{name}`) writes it"
+        )
+    return record
+
+
+def unpacked_runtime(settings: Settings, layer: LayerSpec) -> CacheEntry:
+    """Where the runtime cache holds the recorded runtime unpacked (never resolved again)."""
+    record = runtime_record(settings, layer)
+    entry = unpacked_in(settings.runtimes.cache_dir, record)
+    if entry is None:
+        name = settings.runtime_layer(layer).env_name
+        raise VenvStacksError(
+            f"the runtime cache {settings.runtimes.cache_dir} no longer holds {record.implementation} "
+            f"{record.version}, which runtime:{name} recorded; run again and runtime:{name} fetches it"
+        )
+    return entry
 
 
 def lock(settings: Settings, name: str) -> None:
     from venvstacks.lock import locking
 
     layer = settings.stack.layer(name)
-    runtime = runtime_for(settings, layer)
+    runtime = unpacked_runtime(settings, layer)
     python = runtime.python_dir / RUNTIME_PYTHON
-    locking.lock_layer(settings.stack, layer, python, runtime.version, settings.lock, log)
+    locking.lock_layer(settings.stack, layer, python, runtime.record.version, settings.lock, log)
 
 
 def install(settings: Settings, name: str) -> None:
     from venvstacks.layers import envs
 
     layer = settings.stack.layer(name)
-    runtime = runtime_for(settings, layer)
+    record = runtime_record(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
-    target = layer_target(layer, host_platform(), runtime.version)
+    target = layer_target(layer, host_platform(), record.version)
     how = envs.Install(target, uvconfig.install_settings(settings.stack))
     if layer.kind is LayerKind.RUNTIME:
-        envs.install_runtime_layer(runtime, settings.env_dir(layer), pylock, how, log)
+        envs.install_runtime_layer(
+            unpacked_runtime(settings, layer), settings.env_dir(layer), pylock, how, log
+        )
     else:
         runtime_dir = settings.env_dir(settings.runtime_layer(layer))
-        envs.install_venv_layer(runtime, runtime_dir, settings.env_dir(layer), pylock, how, log)
+        envs.install_venv_layer(record, runtime_dir, settings.env_dir(layer), pylock, how, log)
 
 
 def link(settings: Settings, name: str) -> None:
@@ -84,20 +116,20 @@ def export(settings: Settings, name: str) -> None:
     from venvstacks.engine import outputs
 
     layer = settings.stack.layer(name)
-    identity = runtime_identity(settings, layer)
-    outputs.export_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
+    record = runtime_record(settings, layer)
+    outputs.export_one(settings.stack, layer, settings.env_dir(layer), settings.output, record)
 
 
 def publish(settings: Settings, name: str) -> None:
     from venvstacks.engine import outputs
 
     layer = settings.stack.layer(name)
-    identity = runtime_identity(settings, layer)
-    if not identity.get("portable", True):
+    record = runtime_record(settings, layer)
+    if not record.portable:
         runtime = settings.runtime_layer(layer).env_name
         on = "" if runtime == name else f" runs on {runtime}, which"
         what = (
-            f"{name}{on} was packed from the local CPython at {identity['origin']} "
+            f"{name}{on} was packed from the local CPython at {record.origin} "
             "and runs on machines like this one only"
         )
         if not settings.output.allow_local_runtime:
@@ -107,19 +139,14 @@ def publish(settings: Settings, name: str) -> None:
                 "downloaded (docs/runtimes.md)"
             )
         log(f"warning: publishing anyway (--allow-local-runtime): {what}")
-    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, identity)
-
-
-def runtime_identity(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
-    """What `runtime:<rt>` recorded about the runtime a layer runs on."""
-    return dict(json.loads(settings.runtime_state(layer).read_text()))
+    outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, record)
 
 
 def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
     from venvstacks.layers import linking
     from venvstacks.lock import locking
 
-    version = runtime_identity(settings, layer)["version"]
+    version = runtime_record(settings, layer).version
 
     def peer(lower: LayerSpec) -> linking.Peer:
         return linking.Peer(settings.env_dir(lower), locking.deployed_name(settings.stack, lower))

@@ -17,6 +17,7 @@ from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.lock import locking
 from venvstacks.platforms import host_platform
+from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
@@ -25,26 +26,26 @@ from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_target
 
 
-def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[str, Any]) -> dict[str, Any]:
+def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime: RuntimeRecord) -> dict[str, Any]:
     """The fields shared by exported and published layers."""
     meta = read_json_object(lock_files(stack, layer).meta)
     lowers = lower_layers(stack, layer)
-    runtime = lowers[-1] if lowers else layer
+    runtime_layer = lowers[-1] if lowers else layer
     data: dict[str, Any] = {
         "layer_name": layer.env_name,
         "install_target": locking.deployed_name(stack, layer),
         "requirements_hash": meta.get("requirements_hash"),
         "lock_version": meta.get("lock_version", 1),
         "locked_at": meta.get("locked_at"),
-        "runtime_layer": locking.deployed_name(stack, runtime),
-        "python_implementation": f"{runtime_identity['implementation']}@{runtime_identity['version']}",
+        "runtime_layer": locking.deployed_name(stack, runtime_layer),
+        "python_implementation": f"{runtime.implementation}@{runtime.version}",
         # POSIX venvs link to the runtime's python, so only runtimes are bound to it.
         "bound_to_implementation": layer.kind is LayerKind.RUNTIME,
         # Our additions: where the runtime came from, and whether it runs elsewhere.
-        "runtime_source": runtime_identity.get("source"),
-        "runtime_portable": runtime_identity.get("portable"),
+        "runtime_source": runtime.source,
+        "runtime_portable": runtime.portable,
         # The glibc or macOS version the installed wheels were chosen for.
-        **layer_target(layer, host_platform(), runtime_identity["version"]).metadata(),
+        **layer_target(layer, host_platform(), runtime.version).metadata(),
     }
     if layer.kind is not LayerKind.RUNTIME:
         data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]
@@ -58,9 +59,9 @@ def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime_identity: dict[st
 
 
 def export_one(
-    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
+    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, runtime: RuntimeRecord
 ) -> None:
-    metadata = layer_metadata(stack, layer, identity)
+    metadata = layer_metadata(stack, layer, runtime)
     target = options.export_metadata(layer)
     target.unlink(missing_ok=True)  # the layer is not exported until this is back
     export.export_layer(env_dir, options.export_dir, str(metadata["install_target"]))
@@ -73,18 +74,18 @@ def publish_one(
     layer: LayerSpec,
     env_dir: Path,
     options: OutputOptions,
-    identity: dict[str, Any],
+    runtime: RuntimeRecord,
 ) -> None:
-    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, identity))
+    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime))
     publish_opts = publish_options(options)
     publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(layer.env_name))
     publish.write_stack_metadata(publish_opts.output_dir, _kinds_and_names(stack), publish_opts.suffix)
 
 
 def dry_run(
-    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, identity: dict[str, Any]
+    stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, runtime: RuntimeRecord
 ) -> dict[str, Any]:
-    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, identity))
+    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime))
     return publish.publish_layer(to_publish, publish_options(options, dry_run=True)).metadata
 
 

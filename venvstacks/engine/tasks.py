@@ -89,7 +89,9 @@ def runtime_tasks(settings: Settings) -> Iterator[TaskDict]:
             "doc": f"fetch {layer.python_implementation} for {layer.env_name} into the runtime cache",
             "actions": [(act, [actions.fetch_runtime, settings, layer.env_name])],
             "targets": [settings.runtime_state(layer)],
-            "uptodate": [config_changed(source)],
+            # The record holds no cache path (moving the cache wakes nothing above), so
+            # whether the cache in use still holds the runtime is checked here.
+            "uptodate": [config_changed(source), (actions.runtime_in_cache, [settings, layer.env_name])],
             "clean": True,
         }
 

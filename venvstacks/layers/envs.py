@@ -28,7 +28,8 @@ from venvstacks.layout import ENV_IDENTITY, INSTALLED, LAYER_PYTHON, RUNTIME_PYT
 from venvstacks.lock import pylock
 from venvstacks.lock.locking import read_lock
 from venvstacks.platforms import major_minor
-from venvstacks.runtimes.cache import Runtime, install_runtime
+from venvstacks.runtimes.cache import install_runtime
+from venvstacks.runtimes.record import CacheEntry, RuntimeRecord
 from venvstacks.stack.targets import Target
 from venvstacks.tools import run, uv_bin
 
@@ -42,24 +43,25 @@ class Install:
 
 
 def install_runtime_layer(
-    runtime: Runtime, env_dir: Path, lock_path: Path, install: Install, log: Callable[[str], None]
+    runtime: CacheEntry, env_dir: Path, lock_path: Path, install: Install, log: Callable[[str], None]
 ) -> None:
     """Unpack the runtime into its layer folder (if needed) and sync its own packages."""
-    identity = {"kind": "runtime", "runtime": runtime.identity(), "target": install.target.describe()}
+    record = runtime.record
+    identity = {"kind": "runtime", "runtime": record.to_json(), "target": install.target.describe()}
     _start(env_dir)
     if not _identity_matches(env_dir, identity):
         _discard(env_dir)
-        log(f"unpacking {runtime.implementation} {runtime.version} into {env_dir.name}")
+        log(f"unpacking {record.implementation} {record.version} into {env_dir.name}")
         install_runtime(runtime, env_dir)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
     python = env_dir / RUNTIME_PYTHON
     _sync(python, lock_path, env_dir.name, install, system=True)
-    check_wheel_tags(env_dir, runtime.version, install.target)
+    check_wheel_tags(env_dir, record.version, install.target)
     _finish(env_dir, identity, lock_path)
 
 
 def install_venv_layer(
-    runtime: Runtime,
+    runtime: RuntimeRecord,
     runtime_dir: Path,
     env_dir: Path,
     lock_path: Path,
@@ -69,7 +71,7 @@ def install_venv_layer(
     """Create (or reuse) the layer's venv on its runtime, then sync it to its lock."""
     identity = {
         "kind": "venv",
-        "runtime": runtime.identity(),
+        "runtime": runtime.to_json(),
         "runtime_dir": runtime_dir.name,
         "target": install.target.describe(),
     }

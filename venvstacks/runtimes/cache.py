@@ -1,10 +1,11 @@
 """Where a layer's CPython comes from: the runtime cache, a download, or this machine.
 
-One verb, `ensure_runtime`, returns a `Runtime` held in a persistent cache outside the build
-folder. Whatever the source (see sources.py and local.py), the cache keeps
-the same two things per runtime: the sha256-checked `install_only` archive and an unpacked
-copy of it. The cache is consulted first, so a runtime, once there, is what later builds get
-(stable doit manifests, no network on reruns).
+One verb, `ensure_runtime`, returns the cache entry holding a runtime (its record, see
+record.py) in a persistent cache outside the build folder; only `runtime:` calls it.
+Whatever the source (see sources.py and local.py), the cache keeps the same two things per
+runtime: the sha256-checked `install_only` archive and an unpacked copy of it. The cache is
+consulted first, so a runtime, once there, is what later builds get (stable doit manifests,
+no network on reruns).
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, read_json_object
+from venvstacks.fsutil import copy_tree, dump_json
 from venvstacks.platforms import major_minor
 from venvstacks.runtimes.local import LocalSource
 from venvstacks.runtimes.options import RuntimeOptions, parse_request
 from venvstacks.runtimes.pack import LOCAL_MARKER
+from venvstacks.runtimes.record import ENTRY_FILE, ENTRY_PYTHON, CacheEntry, RuntimeRecord
 from venvstacks.runtimes.sources import (
     ArchiveSource,
     Candidate,
@@ -40,7 +41,6 @@ from venvstacks.runtimes.sources import (
     version_matches,
 )
 
-_ENTRY_FILE = "runtime.json"
 # Cached runtimes a policy may reuse: a runtime made from a local interpreter never
 # satisfies `download`, a downloaded one never satisfies `local`.
 _CACHE_SOURCES: dict[str, frozenset[str]] = {
@@ -50,32 +50,7 @@ _CACHE_SOURCES: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Runtime:
-    request: str  # as written in the stack file, e.g. "cpython@3.11"
-    implementation: str
-    version: str  # resolved X.Y.Z
-    source: str  # "download" | "archive" | "local"
-    origin: str  # URL or local path it came from
-    archive_sha256: str
-    archive: Path  # the cached archive
-    python_dir: Path  # the unpacked tree in the cache
-    portable: bool  # False when made from a local interpreter
-
-    def identity(self) -> dict[str, Any]:
-        """What this runtime is, without cache paths: stable across reruns (a doit manifest)."""
-        return {
-            "request": self.request,
-            "implementation": self.implementation,
-            "version": self.version,
-            "source": self.source,
-            "origin": self.origin,
-            "archive_sha256": self.archive_sha256,
-            "portable": self.portable,
-        }
-
-
-def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], None] = print) -> Runtime:
+def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], None] = print) -> CacheEntry:
     """The runtime for `request`: from the cache, else fetched per `options.policy`."""
     impl, version_request = parse_request(request)
     explicit = _explicit_archives(options) if options.policy != "local" else None
@@ -88,7 +63,7 @@ def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], N
         else:
             hit = cache.find(impl, version_request, _CACHE_SOURCES[options.policy])
         if hit is not None:
-            return hit.runtime(request)
+            return hit.for_request(request)
 
         failed: list[str] = []  # why each source tried could not provide it, in order
         reason = ""
@@ -108,7 +83,7 @@ def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], N
                 try:
                     if candidate.source == "download":
                         log(f"{request}: downloading {candidate.origin}")
-                    return cache.add(candidate, remote, request).runtime(request)
+                    return cache.add(candidate, remote, request)
                 except FetchError as exc:
                     if options.policy == "download":
                         raise FetchError(
@@ -132,43 +107,22 @@ def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], N
             log(f"{request}: {reason}; falling back to {what} (portable only to machines like this one)")
         else:
             log(f"{request}: packaging {what}")
-        return cache.add(found, local, request).runtime(request)
+        return cache.add(found, local, request)
 
 
-def install_runtime(runtime: Runtime, dest: Path) -> None:
+def install_runtime(runtime: CacheEntry, dest: Path) -> None:
     """Copy the unpacked runtime to dest, which appears only once the copy is complete."""
     if dest.exists() or dest.is_symlink():
-        raise VenvStacksError(f"cannot install {runtime.request} into {dest}: it already exists")
+        raise VenvStacksError(f"cannot install {runtime.record.request} into {dest}: it already exists")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         # copytree also gives tmp the source folder's mode (mkdtemp makes it 0700).
-        shutil.copytree(runtime.python_dir, tmp, symlinks=True, dirs_exist_ok=True)
+        copy_tree(runtime.python_dir, tmp, shown_as=dest)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-_ENTRY_FIELDS = {
-    "implementation": str,
-    "version": str,
-    "source": str,
-    "origin": str,
-    "archive_sha256": str,
-    "archive": str,
-    "portable": bool,
-}
-
-
-def _read_entry(folder: Path) -> dict[str, Any] | None:
-    """A cache entry's runtime.json if it is intact and complete, else None."""
-    meta = read_json_object(folder / _ENTRY_FILE)
-    if not all(isinstance(meta.get(k), t) for k, t in _ENTRY_FIELDS.items()):
-        return None
-    if not (folder / "python").is_dir():
-        return None
-    return meta
 
 
 def _explicit_archives(options: RuntimeOptions) -> ArchiveSource:
@@ -201,28 +155,8 @@ def _no_source(request: str, failed: list[str]) -> VenvStacksError:
     return VenvStacksError(f"runtime {request}: no source could provide it ({'; '.join(failed)})")
 
 
-@dataclass(frozen=True)
-class CacheEntry:
-    folder: Path
-    meta: dict[str, Any]
-
-    def runtime(self, request: str) -> Runtime:
-        m = self.meta
-        return Runtime(
-            request=request,
-            implementation=m["implementation"],
-            version=m["version"],
-            source=m["source"],
-            origin=m["origin"],
-            archive_sha256=m["archive_sha256"],
-            archive=self.folder / m["archive"],
-            python_dir=self.folder / "python",
-            portable=m["portable"],
-        )
-
-
 class RuntimeCache:
-    """`<cache>/<impl>-<version>-<source>-<sha12>/{<archive>, python/, runtime.json}`.
+    """A folder of cache entries (record.CacheEntry), one per runtime archive.
 
     An entry is assembled in a `.tmp-*` folder beside it and renamed into place whole, so a
     half-made entry is never seen; `runtime.json` is its proof of completeness.
@@ -255,30 +189,28 @@ class RuntimeCache:
     def entries(self) -> Iterator[CacheEntry]:
         if not self.root.is_dir():
             return
-        for meta_file in sorted(self.root.glob(f"[!.]*/{_ENTRY_FILE}")):
-            meta = _read_entry(meta_file.parent)
-            if meta is not None:  # a damaged entry is as good as missing: it gets refetched
-                yield CacheEntry(meta_file.parent, meta)
+        for meta_file in sorted(self.root.glob(f"[!.]*/{ENTRY_FILE}")):
+            entry = CacheEntry.read(meta_file.parent)
+            if entry is not None:  # a damaged entry is as good as missing: it gets refetched
+                yield entry
 
     def find(self, impl: str, version_request: str, sources: frozenset[str]) -> CacheEntry | None:
         matches = [
             e
             for e in self.entries()
-            if e.meta.get("implementation") == impl
-            and e.meta.get("source") in sources
-            and version_matches(str(e.meta.get("version")), version_request)
+            if e.record.implementation == impl
+            and e.record.source in sources
+            and version_matches(e.record.version, version_request)
         ]
         # Prefer what runs anywhere, then the newest patch release.
-        matches.sort(key=lambda e: (bool(e.meta["portable"]), version_key(e.meta["version"])))
+        matches.sort(key=lambda e: (e.record.portable, version_key(e.record.version)))
         return matches[-1] if matches else None
 
     def find_sha256(self, impl: str, version_request: str, sha256: str) -> CacheEntry | None:
         for e in self.entries():
-            if (
-                e.meta.get("archive_sha256") == sha256
-                and e.meta.get("implementation") == impl
-                and version_matches(str(e.meta.get("version")), version_request)
-            ):
+            r = e.record
+            same = r.archive_sha256 == sha256 and r.implementation == impl
+            if same and version_matches(r.version, version_request):
                 return e
         return None
 
@@ -297,28 +229,29 @@ class RuntimeCache:
                     f"{what} has the wrong sha256: expected {candidate.sha256}, got {actual}; refusing it"
                 )
             unpack_install_only(archive, tmp, what)
-            version = read_version(tmp / "python") or candidate.version
+            version = read_version(tmp / ENTRY_PYTHON) or candidate.version
             if not version_matches(version, version_request):
                 raise VenvStacksError(f"{what} holds {impl} {version}, not {impl} {version_request}")
-            meta = {
-                "implementation": impl,
-                "version": version,
-                "source": candidate.source,
-                "origin": candidate.origin,
-                "archive_sha256": actual,
-                "archive": candidate.file_name,
-                "portable": candidate.portable and not (tmp / "python" / LOCAL_MARKER).exists(),
-            }
-            (tmp / _ENTRY_FILE).write_text(dump_json(meta), encoding="utf-8")
-            final = self.root / f"{impl}-{version}-{candidate.source}-{actual[:12]}"
-            existing = _read_entry(final)
+            record = RuntimeRecord(
+                request=request,
+                implementation=impl,
+                version=version,
+                source=candidate.source,
+                origin=candidate.origin,
+                archive_sha256=actual,
+                portable=candidate.portable and not (tmp / ENTRY_PYTHON / LOCAL_MARKER).exists(),
+            )
+            final = self.root / record.entry_name
+            entry = CacheEntry(final, record, candidate.file_name)
+            (tmp / ENTRY_FILE).write_text(dump_json(entry.to_json()), encoding="utf-8")
+            existing = CacheEntry.read(final)
             if existing is not None:
                 shutil.rmtree(tmp)  # the same bytes, already filed under another request
-                return CacheEntry(final, existing)
+                return existing.for_request(request)
             # An incomplete or damaged leftover, if any: replaced by the fresh copy.
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
-            return CacheEntry(final, meta)
+            return entry
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -27,6 +27,7 @@ again, which repairs it. If the whole folder was moved since, the skipped layers
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import shlex
@@ -41,6 +42,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from venvstacks.archive.checked import CheckedArchive, open_checked
 from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
@@ -50,7 +52,6 @@ from venvstacks.fsutil import (
     read_bounded_text,
     read_json_object,
     replace_dir,
-    sha256_file,
     write_atomic,
 )
 from venvstacks.layout import LAYER_CONFIG, LAYER_PYTHON, METADATA_DIR, POSTINSTALL, STACK_METADATA
@@ -239,7 +240,7 @@ def deploy(
     target_dir = target_dir.absolute()
     layers = load_published(published)
     make_folder(target_dir, "deploy target")
-    with FileLock(target_dir / f"{STATE_FILE}.lock"):
+    with FileLock(target_dir / f"{STATE_FILE}.lock"), contextlib.ExitStack() as opened:
         _remove_leftovers(target_dir)
         state = read_json_object(target_dir / STATE_FILE)  # {}: every layer is deployed afresh
         recorded: dict[str, Any] = state.setdefault("layers", {})
@@ -248,9 +249,12 @@ def deploy(
         skipped = [la for la in selected if la.install_target not in todo]
         repaired = _damaged(skipped, target_dir, log) if check else set()
         todo |= repaired
-        for layer in selected:  # every archive is checked before any is unpacked
-            if layer.install_target in todo:
-                _verify_archive(layer)
+        # Every archive is checked before any is unpacked, and kept open until it is.
+        checked = {
+            la.install_target: opened.enter_context(_verify_archive(la))
+            for la in selected
+            if la.install_target in todo
+        }
         if state.get("path") not in (None, str(target_dir)):
             _relink_moved(target_dir, [t for t in recorded if t not in todo], log)
         state["path"] = str(target_dir)
@@ -266,7 +270,9 @@ def deploy(
             write_atomic(target_dir / STATE_FILE, dump_json(state))
 
         steps = LayerSteps(
-            unpack=lambda layer, stop: _unpack_layer(layer, target_dir, stop, log),
+            unpack=lambda layer, stop: _unpack_layer(
+                layer, checked[layer.install_target], target_dir, stop, log
+            ),
             finish=lambda layer, staging: _finish_layer(layer, staging, target_dir),
             discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
             on_done=record,
@@ -297,10 +303,14 @@ def _damaged(skipped: Sequence[PublishedLayer], target_dir: Path, log: Callable[
 
 
 def _unpack_layer(
-    layer: PublishedLayer, target_dir: Path, stop: threading.Event, log: Callable[[str], None]
+    layer: PublishedLayer,
+    checked: CheckedArchive,
+    target_dir: Path,
+    stop: threading.Event,
+    log: Callable[[str], None],
 ) -> Path:
     log(f"Deploying {layer.install_target} from {layer.archive.name}")
-    return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop)
+    return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop, checked=checked)
 
 
 def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path) -> None:
@@ -365,21 +375,26 @@ def _archive_sha256(layer: PublishedLayer) -> str:
     return str(hashes["sha256"])
 
 
-def _verify_archive(layer: PublishedLayer) -> None:
+def _verify_archive(layer: PublishedLayer) -> CheckedArchive:
+    """The archive, checked and kept open: what is unpacked is what was checked."""
     path = layer.archive
     if not path.is_file():
         raise VenvStacksError(f"{path}: archive missing for layer {layer.install_target}")
-    size, expected = path.stat().st_size, layer.metadata.get("archive_size")
-    if expected is not None and size != expected:
-        raise VenvStacksError(
-            f"{path.name}: {size} bytes but {expected} were published; incomplete download?"
-        )
-    actual = sha256_file(path)
-    if actual != _archive_sha256(layer):
-        raise VenvStacksError(
-            f"{path.name}: sha256 {actual} does not match the published "
-            f"{_archive_sha256(layer)}; the archive is damaged or was replaced"
-        )
+    checked = open_checked(path)
+    expected = layer.metadata.get("archive_size")
+    with contextlib.ExitStack() as on_error:
+        on_error.enter_context(checked)
+        if expected is not None and checked.size != expected:
+            raise VenvStacksError(
+                f"{path.name}: {checked.size} bytes but {expected} were published; incomplete download?"
+            )
+        if checked.sha256 != _archive_sha256(layer):
+            raise VenvStacksError(
+                f"{path.name}: sha256 {checked.sha256} does not match the published "
+                f"{_archive_sha256(layer)}; the archive is damaged or was replaced"
+            )
+        on_error.pop_all()
+    return checked
 
 
 def _check_complete(selected: Sequence[PublishedLayer], target_dir: Path) -> None:
