@@ -22,6 +22,7 @@ from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
 from venvstacks.console import say
+from venvstacks.engine.actions import new_run
 from venvstacks.engine.progress import Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
@@ -53,6 +54,7 @@ def namespace(settings: Settings) -> dict[str, Any]:
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     check_state_db(settings.doit_db)
     uv_bin()  # resolve once on the main thread, before tasks run in threads
+    new_run()
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
         ns[f"task_{kind}"] = _creator(kind, creator, settings)
