@@ -401,3 +401,49 @@ def test_init_q_prints_nothing_and_v_names_each_file(
     assert main(["init", str(tmp_path / "b"), "-v"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / 'b' / 'venvstacks.toml'}" in out.splitlines()
+
+
+def test_leftovers_of_removed_layers_are_named_and_pruned(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = spec.parent
+    kept = [root / "_build/app-app/share/venv/metadata/build-state", root / "_build/notes"]
+    left = [root / "_build/app-old/share/venv/metadata/build-state"]
+    for folder in kept + left:
+        folder.mkdir(parents=True)
+    for name in ("app-app", "app-old"):
+        (root / "requirements" / name).mkdir(parents=True)
+        (root / "requirements" / name / f"pylock.{name}.toml").write_text("")
+        meta = root / "_artifacts/__venvstacks__/env_metadata" / f"{name}.json"
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({"layer_name": name, "archive_name": f"{name}.tar.xz"}))
+        (root / "_artifacts" / f"{name}.tar.xz").write_bytes(b"")
+    (root / "_build/.runtimes").mkdir()
+    (root / "_build/.runtimes/cpython-3.10.json").write_text("{}")
+    expected = [
+        "_artifacts/__venvstacks__/env_metadata/app-old.json",
+        "_artifacts/app-old.tar.xz",
+        "_build/.runtimes/cpython-3.10.json",
+        "_build/app-old",
+        "requirements/app-old",
+    ]
+    note = (
+        "note: 5 leftover(s) of layers no longer in the stack (app-old, cpython-3.10): "
+        f"{', '.join(expected)}; `venvstacks prune` removes them"
+    )
+    assert main(["show", str(spec)]) == 0
+    assert capsys.readouterr().err.splitlines() == [note]
+    assert main(["build", str(spec), "--show-only"]) == 0
+    assert note in capsys.readouterr().err.splitlines()
+    assert main(["prune", str(spec)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"removed {root / p}" for p in expected] + [
+        f"removed 5 leftover(s) of layers no longer in {spec}"
+    ]
+    assert not any((root / p).exists() for p in expected)
+    assert all(folder.is_dir() for folder in kept)
+    assert (root / "requirements/app-app/pylock.app-app.toml").exists() and (
+        root / "_artifacts/app-app.tar.xz"
+    ).exists()
+    assert main(["show", str(spec)]) == 0
+    assert capsys.readouterr().err == ""

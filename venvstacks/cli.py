@@ -29,6 +29,7 @@ from venvstacks.cli_options import (
 )
 from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
+from venvstacks.engine import leftovers
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path, stop_and_release
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return init_cmd(command)
         if isinstance(command, OperationCommand):
             return execute(command, OPERATION_STEPS)
-        return execute(command, SHOW_STEPS)
+        return execute(command, PRUNE_STEPS if command.command == "prune" else SHOW_STEPS)
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -140,6 +141,26 @@ def load(_: None, cmd: StackCommand) -> Settings:
     if cmd.output_dir:
         check_folder_path(rel(cmd.output_dir), "--output-dir")
     return Settings(stack, rel(cmd.build_dir), runtimes, lock, out)
+
+
+def mention_leftovers(settings: Settings, cmd: StackCommand) -> Settings:
+    """`show` and `build` name what renamed or removed layers left behind (`prune` removes it)."""
+    if cmd.command in ("show", "build") and not cmd.json:
+        found = leftovers.find_leftovers(settings)
+        if found:
+            say(leftovers.note(found, settings.stack.root))
+    return settings
+
+
+def prune(settings: Settings, cmd: StackCommand) -> int:
+    if settings.build_dir.is_dir():
+        hold_build_lock(settings.build_dir)  # no build may be writing what is removed
+    found = leftovers.find_leftovers(settings)
+    leftovers.remove(found)
+    for item in found if not cmd.quiet else ():
+        print(f"removed {item.path}" + (f" (of layer {item.layer})" if cmd.verbose else ""))
+    print(f"removed {len(found)} leftover(s) of layers no longer in {settings.stack.path}")
+    return 0
 
 
 def select_layers(settings: Settings, cmd: StackCommand) -> Invocation:
@@ -359,5 +380,15 @@ def _archives(values: Sequence[str] | None) -> dict[str, str]:
     return archives
 
 
-SHOW_STEPS: tuple[Step, ...] = (load, select_layers, show)
-OPERATION_STEPS: tuple[Step, ...] = (load, select_layers, plan_tasks, show_plan, dry_run, prepare, run_tasks)
+SHOW_STEPS: tuple[Step, ...] = (load, mention_leftovers, select_layers, show)
+OPERATION_STEPS: tuple[Step, ...] = (
+    load,
+    mention_leftovers,
+    select_layers,
+    plan_tasks,
+    show_plan,
+    dry_run,
+    prepare,
+    run_tasks,
+)
+PRUNE_STEPS: tuple[Step, ...] = (load, prune)

@@ -132,6 +132,7 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
         "verify": VerifyCommand,
         "init": InitCommand,
         "show": StackCommand,
+        "prune": StackCommand,
     }
     kind = kinds.get(args.command, OperationCommand)
     known = {f.name for f in fields(kind)}
@@ -174,8 +175,27 @@ def build_parser() -> argparse.ArgumentParser:
     _deploy_parser(sub)
     _verify_parser(sub)
     _init_parser(sub)
+    _prune_parser(sub)
     parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
+
+
+def _prune_parser(sub: Any) -> None:
+    text = (
+        "remove what layers no longer in the stack left behind: their build folders, lock folders "
+        "and published archives (in _artifacts); `show` and `build` name them"
+    )
+    cmd = sub.add_parser("prune", help=text, description=text)
+    cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
+    cmd.add_argument(
+        "--build-dir",
+        default=DEFAULT_BUILD_DIR,
+        metavar="DIR",
+        help=f"build folder, relative to the stack file ({DEFAULT_BUILD_DIR})",
+    )
+    loudness(
+        cmd, "also name the layer each path belonged to", "print only how many were removed, not each path"
+    )
 
 
 def _init_parser(sub: Any) -> None:
