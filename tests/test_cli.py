@@ -447,3 +447,30 @@ def test_leftovers_of_removed_layers_are_named_and_pruned(
     ).exists()
     assert main(["show", str(spec)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_every_page_a_message_or_help_names_is_one_venvstacks_docs_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import re
+
+    from venvstacks.cli_docs import docs_folder, topics
+    from venvstacks.cli_options import build_parser
+
+    repo = Path(__file__).parents[1]
+    folder = docs_folder()
+    assert folder is not None and set(topics(folder)) == {p.stem for p in (repo / "docs").glob("*.md")}
+    parser = build_parser()
+    helps = [parser.format_help(), *(cmd.format_help() for cmd in parser.commands.values())]  # type: ignore[attr-defined]
+    assert not any(re.search(r"docs/[\w-]+\.md", text) for text in helps)  # a path a pip user lacks
+    texts = [*helps, *(p.read_text() for p in (repo / "venvstacks").rglob("*.py")), *(
+        p.read_text() for p in (repo / "docs").glob("*.md"))]  # fmt: skip
+    named = {m for text in texts for m in re.findall(r"venvstacks docs ([\w-]+)", text)} - {"TOPIC"}
+    assert named and named <= set(topics(folder)), named - set(topics(folder))
+    for topic in sorted(named):
+        assert main(["docs", topic]) == 0
+        assert capsys.readouterr().out == (folder / f"{topic}.md").read_text().rstrip("\n") + "\n"
+    assert main(["docs", "runtime"]) == 1
+    assert capsys.readouterr().err == (
+        "error: no documentation page 'runtime'; did you mean runtimes? `venvstacks docs` lists them\n"
+    )

@@ -39,6 +39,7 @@ _TOP_LEVEL = {
     "cli": "cli",
     "cli_options": "cli",
     "cli_show": "cli",
+    "cli_docs": "cli",
     "dodo": "cli",
     "starter": "cli",
     "__main__": "cli",

@@ -21,6 +21,7 @@ from typing import Any
 
 from venvstacks.cli_options import (
     DeployCommand,
+    DocsCommand,
     InitCommand,
     OperationCommand,
     StackCommand,
@@ -66,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return verify_cmd(command)
         if isinstance(command, InitCommand):
             return init_cmd(command)
+        if isinstance(command, DocsCommand):
+            return docs_cmd(command)
         if isinstance(command, OperationCommand):
             return execute(command, OPERATION_STEPS)
         return execute(command, PRUNE_STEPS if command.command == "prune" else SHOW_STEPS)
@@ -359,7 +362,24 @@ def init_cmd(cmd: InitCommand) -> int:
     if len(written) == 1:  # only dodo.py, beside the user's own stack file
         print("next: `doit` there builds its venvstacks.toml (`doit list` shows the tasks)")
     else:
-        print("next: `doit` there (or `venvstacks build`), then `_build/app-hello/bin/python -m hello`")
+        # From the layer folder: `python -m hello` in the stack folder imports the source
+        # hello.py lying there, not the built copy, and edits would seem to need no build.
+        print(
+            "next: `doit` there (or `venvstacks build`), then `(cd _build/app-hello && bin/python -m hello)`"
+        )
+    return 0
+
+
+def docs_cmd(cmd: DocsCommand) -> int:
+    from venvstacks import cli_docs
+
+    if cmd.topic is None:
+        text = "\n".join(cli_docs.topics(cli_docs.docs_folder_or_fail())) if cmd.quiet else cli_docs.listing()
+    else:
+        text = cli_docs.page_text(cmd.topic)
+        if cmd.verbose:
+            say(f"({cli_docs.page_path(cmd.topic)})")
+    print(text.rstrip("\n"))
     return 0
 
 

@@ -26,8 +26,9 @@ Build layered Python environments (runtime, frameworks, applications) from a
 venvstacks.toml. The build is a doit task graph: only layers whose inputs changed are
 relocked, rebuilt, rewired, exported or published. Plain `doit` runs the same graph in a
 folder whose dodo.py is `from venvstacks.dodo import *` (`venvstacks init` writes one).
-Documentation: the docs/ folder of the venvstacks source (cli.md for the command line).
-`venvstacks COMMAND --help` lists a command's options.
+Documentation: `venvstacks docs` lists the pages installed with venvstacks, `venvstacks
+docs cli` prints the one about the command line. `venvstacks COMMAND --help` lists a
+command's options.
 """
 
 BOOL = argparse.BooleanOptionalAction
@@ -111,7 +112,14 @@ class InitCommand:
     quiet: int = 0
 
 
-Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand
+@dataclass(frozen=True)
+class DocsCommand:
+    topic: str | None = None  # None: list the pages
+    verbose: int = 0
+    quiet: int = 0
+
+
+Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand | DocsCommand
 
 
 def parse_command(argv: Sequence[str] | None) -> Command | None:
@@ -131,6 +139,7 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
         "deploy": DeployCommand,
         "verify": VerifyCommand,
         "init": InitCommand,
+        "docs": DocsCommand,
         "show": StackCommand,
         "prune": StackCommand,
     }
@@ -176,8 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     _verify_parser(sub)
     _init_parser(sub)
     _prune_parser(sub)
+    _docs_parser(sub)
     parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
+
+
+def _docs_parser(sub: Any) -> None:
+    text = "print a documentation page (installed with venvstacks); without TOPIC, list them"
+    cmd = sub.add_parser("docs", help=text, description=text)
+    cmd.add_argument(
+        "topic", nargs="?", help="a page: concepts, stack-file, runtimes, cli, doit, deployment, ..."
+    )
+    loudness(cmd, "also say which file the page is", "list the topics only, without titles")
 
 
 def _prune_parser(sub: Any) -> None:
@@ -249,7 +268,7 @@ def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
         loudness(cmd, "show the output of every task, and uv's own", "print only failures")
     else:
         loudness(cmd, "also list each layer's requirements", "leave out the legend below the tree")
-    runtime = cmd.add_argument_group("runtimes (where CPython comes from; see docs/runtimes.md)")
+    runtime = cmd.add_argument_group("runtimes (where CPython comes from; `venvstacks docs runtimes`)")
     runtime.add_argument(
         "--runtime-source",
         choices=["auto", "download", "local"],

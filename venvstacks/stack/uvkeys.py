@@ -61,7 +61,7 @@ INSTALL = frozenset({"link-mode", "reinstall", "reinstall-package", "concurrent-
 MAPPED = frozenset({"index", "sources"})
 
 _WHEELS_ONLY = "venvstacks installs wheels only (no builds from source)"
-_RUNTIMES = "venvstacks provides the Python runtimes itself (see docs/runtimes.md)"
+_RUNTIMES = "venvstacks provides the Python runtimes itself (`venvstacks docs runtimes`)"
 _PROJECT = "a uv project setting; a layer is not a uv project"
 _NO_PYC = "layers never ship .pyc files: deploy byte-compiles on the target"
 
