@@ -2,7 +2,8 @@
 """Bootstrap and run the project: `python3 dev.py sample` or `python3 dev.py test`.
 
 Creates `.venv` (once) with the project, its test tools and its docs tool (MkDocs) installed
-from the package index, as pyproject.toml's `test` and `docs` extras say, then runs inside it. Needs only Python >= 3.11 with venv and pip.
+from the package index, as pyproject.toml's `test` and `docs` extras say, then runs inside
+it. Needs only Python >= 3.11 with venv and pip.
 """
 
 from __future__ import annotations
