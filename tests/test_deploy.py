@@ -271,6 +271,37 @@ def test_deploy_refuses_an_archive_changed_in_place_after_its_check(
     assert not list((tmp_path / "target").glob(".*partial*"))
 
 
+def test_a_failed_postinstall_names_the_layer_not_its_staging_folder(published: Path, tmp_path: Path) -> None:
+    # A layer config that postinstall refuses (a path leaving the deployment folder).
+    archive = published / f"{APP}.tar.gz"
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(archive) as tf:
+        tf.extractall(unpacked, filter="tar")
+    config = unpacked / APP / LAYER_CONFIG
+    config.write_text(json.dumps({**json.loads(config.read_text()), "pylib_dirs": ["../../outside"]}))
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(unpacked / APP, APP)
+    republish_app_archive(published, archive)
+    with pytest.raises(CommandError) as err:
+        quiet_deploy(published, tmp_path / "target")
+    assert str(err.value).startswith(f"postinstall of {APP} failed (exit 1): "), str(err.value)
+    assert ".partial-" not in str(err.value)
+
+
+def test_an_archive_without_a_layer_config_names_the_layer_not_its_staging_folder(
+    published: Path, tmp_path: Path
+) -> None:
+    archive = published / f"{APP}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        top = tarfile.TarInfo(APP)
+        top.type = tarfile.DIRTYPE
+        tf.addfile(top)
+    republish_app_archive(published, archive)
+    with pytest.raises(VenvStacksError) as err:
+        quiet_deploy(published, tmp_path / "target")
+    assert str(err.value) == f"{APP}/{LAYER_CONFIG}: missing; is {APP} a built layer?"
+
+
 # --- local export ------------------------------------------------------------------------
 
 

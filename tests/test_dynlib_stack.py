@@ -216,7 +216,8 @@ def test_two_libraries_with_one_name_is_a_one_line_error(
     assert len(failed) == 1 and "Traceback" not in run.out + run.err
     site = "lib/python3.11/site-packages"
     assert f"{site}/publisher/{SONAME} and {site}/publisher_twin/{SONAME}" in failed[0]
-    assert "venvstacks.toml: layer 'publisher': field 'dynlib_exclude'" in failed[0]
+    # named as every other message names it: its build name
+    assert "venvstacks.toml: layer 'framework-publisher': field 'dynlib_exclude'" in failed[0]
 
     # excluding one of them settles it
     text = stack.spec.read_text().replace("dynlib_exclude = []", 'dynlib_exclude = ["publisher_twin/*"]')

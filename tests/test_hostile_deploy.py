@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tarfile
+import tracemalloc
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +96,36 @@ def test_random_bytes_named_tar_gz_are_refused(tmp_path: Path) -> None:
     with pytest.raises(VenvStacksError, match=r"refusing to unpack layer\.tar\.gz: damaged or truncated"):
         unpack_to_staging(archive, tmp_path / "target", "layer")
     assert list((tmp_path / "target").iterdir()) == []
+
+
+def _zip_with_link(archive: Path, target: bytes) -> None:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("layer/"), b"")
+        link = zipfile.ZipInfo("layer/link")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, target)
+
+
+def test_a_zip_symlink_target_is_read_with_a_size_bound(tmp_path: Path) -> None:
+    archive = tmp_path / "layer.zip"
+    _zip_with_link(archive, b"a" * (64 << 20))  # 64 MiB, deflated to some 64 KiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(VenvStacksError) as err:
+            unpack_to_staging(archive, tmp_path / "target", "layer")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(err.value) == "refusing to unpack layer.zip: symlink layer/link has a target over 4096 bytes"
+    assert peak < 8 << 20  # the target was not read whole
+    assert list((tmp_path / "target").iterdir()) == []
+
+
+def test_a_zip_symlink_target_that_is_not_utf8_is_kept_as_bytes(tmp_path: Path) -> None:
+    archive = tmp_path / "layer.zip"
+    _zip_with_link(archive, b"caf\xe9")
+    staging = unpack_to_staging(archive, tmp_path / "target", "layer")
+    assert os.readlink(os.fsencode(staging / "link")) == b"caf\xe9"
 
 
 def test_top_member_linking_to_dot_is_refused(tmp_path: Path) -> None:

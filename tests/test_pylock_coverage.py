@@ -90,6 +90,20 @@ def test_wheel_name_is_taken_from_name_url_or_path() -> None:
     assert names(postprocess(raw, [LINUX], [])) == ["a", "b", "c"]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://x/d-1%212.0-py3-none-any.whl",  # an epoch's "!"
+        "https://x/d-1-py3-none-manylinux%5F2%5F17%5Fx86%5F64.whl",  # any escape at all
+        "https://x/d-1%2blocal-py3-none-any.whl",  # lower-case hex
+        "https://x/d-1-py3-none-any.whl#sha256=00",  # a fragment is not part of the name
+    ],
+)
+def test_wheel_names_in_urls_are_fully_percent_decoded(url: str) -> None:
+    raw = lock({"name": "d", "version": "1", "wheels": [{"url": url}]})
+    assert names(postprocess(raw, [LINUX], [])) == ["d"]  # not "no wheel for linux_x86_64"
+
+
 def test_unparseable_wheel_names_do_not_count() -> None:
     raw = lock({"name": "a", "version": "1", "wheels": [{"url": "https://x/download/latest"}]})
     with pytest.raises(CoverageError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,17 @@ def test_publish_refuses_a_runtime_whose_record_does_not_say_portable(tmp_path: 
     )
     assert f"or delete the cached local one ({cached})" in failure.message
     assert not (tmp_path / "_artifacts").exists()
+
+
+def test_show_marks_a_runtime_whose_record_does_not_say_portable(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, {k: v for k, v in RECORD.items() if k != "portable"})
+    run = subprocess.run(
+        [sys.executable, "-m", "venvstacks", "show", "--json", str(settings.stack.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(run.stdout)["runtimes"][0]["local_runtime"] is True
 
 
 def test_a_step_without_a_record_says_which_task_writes_it(tmp_path: Path) -> None:

@@ -205,6 +205,7 @@ def _member_rel(name: str, top: str) -> str:
 
 
 _Read = Iterator[tuple[_Member, IO[bytes] | None]]
+MAX_LINK_TARGET = 4096  # bytes: PATH_MAX on Linux, more than macOS allows
 _SPECIAL = "is a device, fifo or other special file"
 
 
@@ -249,7 +250,7 @@ def _read_zip(raw: BinaryIO, top: str) -> _Read:
             rel = _member_rel(info.filename, top)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                yield _Member(rel, "symlink", link=zf.read(info).decode()), None
+                yield _Member(rel, "symlink", link=_zip_link_target(zf, info)), None
             elif info.is_dir() or stat.S_ISDIR(mode):
                 yield _Member(rel, "dir"), None
             elif stat.S_ISREG(mode) or stat.S_IFMT(mode) == 0:
@@ -259,3 +260,13 @@ def _read_zip(raw: BinaryIO, top: str) -> _Read:
                     yield _Member(rel, "file", file_mode, mtime), data
             else:
                 raise _Refused(f"member {info.filename!r} {_SPECIAL}")
+
+
+def _zip_link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """A zip symlink's target is its member's content: read no more of it than a path can be
+    (its declared size could be a lie, and deflate turns a few KiB into gigabytes)."""
+    with zf.open(info) as data:
+        target = data.read(MAX_LINK_TARGET + 1)
+    if len(target) > MAX_LINK_TARGET:
+        raise _Refused(f"symlink {info.filename} has a target over {MAX_LINK_TARGET} bytes")
+    return os.fsdecode(target)  # bytes as they are, as tarfile keeps them (surrogateescape)

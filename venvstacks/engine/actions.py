@@ -110,7 +110,7 @@ def link(settings: Settings, name: str) -> None:
     try:
         linking.link_layer(link_plan(settings, layer))
     except AmbiguousLibrary as exc:
-        raise SpecError(settings.stack.path, layer.name, "dynlib_exclude", str(exc)) from None
+        raise SpecError(settings.stack.path, layer.env_name, "dynlib_exclude", str(exc)) from None
 
 
 def export(settings: Settings, name: str) -> None:

@@ -90,12 +90,24 @@ def _check_coverage(entry: Mapping[str, Any], used_by: Sequence[Target], targets
 def _wheel_tags(entry: Mapping[str, Any]) -> list[Tag]:
     tags: list[Tag] = []
     for wheel in entry.get("wheels", []):
-        name = wheel.get("name") or str(wheel.get("url") or wheel.get("path", "")).rsplit("/", 1)[-1]
         try:
-            tags.extend(parse_wheel_filename(name.replace("%2B", "+"))[3])
+            tags.extend(parse_wheel_filename(_wheel_file_name(wheel))[3])
         except InvalidWheelFilename:
             continue
     return tags
+
+
+def _wheel_file_name(wheel: Mapping[str, Any]) -> str:
+    """Its `name`, else the last part of its URL (without query or fragment) or path, fully
+    percent-decoded: a URL may escape any character (`%2B` for the `+` of a local version,
+    `%21` for an epoch's `!`), and a wheel's own name has no `%` to be mistaken."""
+    if wheel.get("name"):
+        where = str(wheel["name"])
+    elif wheel.get("url"):
+        where = urlsplit(str(wheel["url"])).path
+    else:
+        where = str(wheel.get("path", ""))
+    return unquote(where.rsplit("/", 1)[-1])
 
 
 _FULL_VERSION_CLAUSE = re.compile(

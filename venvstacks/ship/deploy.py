@@ -317,7 +317,7 @@ def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path) -> Non
     try:
         # Staging is a sibling of the destination, so postinstall can finish the layer
         # before it becomes visible under its real name.
-        run_postinstall(staging)
+        run_postinstall(staging, layer.install_target)
         replace_dir(staging, target_dir / layer.install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -333,14 +333,17 @@ def _relink_moved(target_dir: Path, targets: Sequence[str], log: Callable[[str],
         run_postinstall(layer_dir)
 
 
-def run_postinstall(layer_dir: Path) -> None:
-    """Run a deployed layer's ``postinstall.py`` with its base Python (else this one)."""
+def run_postinstall(layer_dir: Path, name: str | None = None) -> None:
+    """Run a deployed layer's ``postinstall.py`` with its base Python (else this one).
+
+    ``name``: the layer's install target, when ``layer_dir`` is its staging folder (messages
+    name layers as everywhere else, never by a temporary folder)."""
     runner: Path | str = sys.executable
-    base = read_layer_config(layer_dir).get("base_python")
+    base = read_layer_config(layer_dir, name).get("base_python")
     if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
         runner = os.path.normpath(os.path.join(layer_dir, base))
     cmd = [runner, "-X", "utf8", "-I", layer_dir / POSTINSTALL]
-    run_postinstall_script(f"postinstall of {layer_dir.name}", cmd)
+    run_postinstall_script(f"postinstall of {name or layer_dir.name}", cmd)
 
 
 def _is_runtime(layer_dir: Path) -> bool:

@@ -11,15 +11,17 @@ from venvstacks.fsutil import load_json_text, read_bounded_text
 from venvstacks.layout import LAYER_CONFIG
 
 
-def read_layer_config(layer_dir: Path) -> dict[str, object]:
+def read_layer_config(layer_dir: Path, name: str | None = None) -> dict[str, object]:
+    """``name``: the layer's name for messages, when ``layer_dir`` is a temporary folder."""
     path = layer_dir / LAYER_CONFIG
+    shown = f"{name}/{LAYER_CONFIG}" if name else str(path)
     try:
         # Bounded: in a deploy the file comes from a downloaded archive.
         data = load_json_text(read_bounded_text(path))
     except FileNotFoundError:
-        raise VenvStacksError(f"{path}: missing; is {layer_dir} a built layer?") from None
+        raise VenvStacksError(f"{shown}: missing; is {name or layer_dir} a built layer?") from None
     except (OSError, ValueError) as exc:
-        raise VenvStacksError(f"{path}: unreadable ({exc})") from None
+        raise VenvStacksError(f"{shown}: unreadable ({exc})") from None
     if not isinstance(data, dict):
-        raise VenvStacksError(f"{path}: expected a JSON object")
+        raise VenvStacksError(f"{shown}: expected a JSON object")
     return data
