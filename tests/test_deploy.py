@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -412,3 +413,31 @@ def test_layers_needing_each_other_are_refused() -> None:
     two = _published(LayerKind.FRAMEWORK, "framework-two", "cpython-3.11", "framework-one")
     with pytest.raises(VenvStacksError, match="need each other in a cycle: framework-"):
         select_layers([rt, one, two], [], lambda target: False)
+
+
+def test_a_layer_deploying_for_over_two_seconds_says_how_it_gets_on(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from venvstacks.ship import deploy as deploy_module
+
+    real = deploy_module.run_postinstall
+    ticked = threading.Event()
+    said: list[str] = []
+
+    def log(line: str) -> None:
+        said.append(line)
+        if line.startswith(f"   {APP}: postinstall.py"):
+            ticked.set()
+
+    def slow_postinstall(layer_dir: Path, name: str) -> None:
+        if name == APP:  # runs on until the ticker has spoken (a marker, not a clock)
+            assert ticked.wait(60), said
+        real(layer_dir, name)
+
+    monkeypatch.setattr(deploy_module, "run_postinstall", slow_postinstall)
+    result = deploy(published, tmp_path / "target", log=log, jobs=1)
+    assert APP in result.deployed
+    (line,) = [line for line in said if line.startswith(f"   {APP}: ")]
+    assert re.fullmatch(rf"   {APP}: postinstall\.py \(byte-compiling\) running \((\d+)s\)", line), line

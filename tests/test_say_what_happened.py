@@ -118,3 +118,35 @@ def test_a_long_task_reports_progress_on_stderr(
     # Whole seconds as printed; a busy machine may print the line a little late.
     first = re.fullmatch(r"lock:app-hello: still running \((\d+)s\)", progress or "")
     assert first is not None and int(first[1]) >= FIRST_AFTER, progress
+
+
+def test_a_long_install_says_what_uv_reports(stack: Stack, package_index: SimpleIndex) -> None:
+    stack.uv_cache = stack.root.parent / "uv-cache"  # so the wheel cannot come from a cache
+    stack.venvstacks("lock", str(stack.spec))
+    wheel = "six-1.17.0-py3-none-any.whl"
+    stack.app_requirements = ["attrs", "idna", "six"]
+    stack.write()
+    stack.venvstacks("lock", str(stack.spec))
+    release = package_index.hold(wheel)  # uv waits for it while install:app-hello runs on
+    command = [sys.executable, "-m", "venvstacks", "build", str(stack.spec)]
+    said = []
+    try:
+        with subprocess.Popen(
+            command, env=stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.startswith("   install:app-hello: "):
+                    said.append(line.strip())
+                    if "uv: " in line:
+                        break
+            release.set()
+            proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    finally:
+        release.set()
+    # uv's own latest progress line, not "still running" (here: the environment it syncs; on
+    # a big wheel, `Downloading torch (846.1MiB)`).
+    assert re.fullmatch(
+        r"install:app-hello: uv: Using Python 3\.11\.\d+ environment at: .* \(\d+s\)", said[-1]
+    ), said

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 
@@ -12,6 +14,11 @@ from venvstacks.tools import Stopped
 
 # What Ctrl-C leaves on stderr, from the command and from plain doit alike.
 INTERRUPTED = "interrupted: finished layers are recorded; rerun to continue"
+
+# A long step stays silent for its first FIRST_AFTER seconds, then says how it is getting on
+# every EVERY seconds: doit's tasks (engine/progress.py) and deploy's layers alike.
+FIRST_AFTER = 2.0
+EVERY = 5.0
 
 
 def say(line: str) -> None:
@@ -58,3 +65,29 @@ class _OneLineInterrupt:
             sys.stdout.flush()
             signal.signal(value.signo, signal.SIG_DFL)
             os.kill(os.getpid(), value.signo)
+
+
+class Ticker:
+    """While its `with` block runs: after FIRST_AFTER s, and then every EVERY s, one line
+    `   <what()> (<seconds>s)` through ``write``. For one long step of its own (deploying a
+    layer); doit's tasks share one heartbeat instead (engine/progress.py)."""
+
+    def __init__(self, what: Callable[[], str], write: Callable[[str], None] = say) -> None:
+        self._what, self._write = what, write
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="venvstacks-ticker", daemon=True)
+
+    def __enter__(self) -> Ticker:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _tick(self) -> None:
+        wait = FIRST_AFTER
+        while not self._done.wait(wait):
+            self._write(f"   {self._what()} ({time.monotonic() - self._started:.0f}s)")
+            wait = EVERY

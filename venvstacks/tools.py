@@ -50,10 +50,13 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     timeout_hint: str = "",
+    progress: Callable[[str], bool] | None = None,
 ) -> str:
     """Run a command, capture its output, raise CommandError on failure.
 
-    With `-v` the output is also shown as it comes, each line indented by `   | `. With
+    With `-v` the output is also shown as it comes, each line indented by `   | `.
+    `progress` sees each line as it comes; a line it returns True for is a progress report,
+    left out of the output returned (and of a failure's message). With
     `timeout`, a command still running after that many seconds is stopped with every process
     it started, and reported in one line (`timeout_hint` says how to give it longer).
     """
@@ -67,7 +70,7 @@ def run(
     try:
         with _Child(args, cwd, tool_env(env)) as proc:
             # A thread reads the output, so the wait below can time out meanwhile.
-            reader = threading.Thread(target=_collect, args=(proc, lines), daemon=True)
+            reader = threading.Thread(target=_collect, args=(proc, lines, progress), daemon=True)
             reader.start()
             try:
                 returncode = proc.wait(timeout=timeout)
@@ -87,10 +90,11 @@ def run(
     return output
 
 
-def _collect(proc: subprocess.Popen[str], lines: list[str]) -> None:
+def _collect(proc: subprocess.Popen[str], lines: list[str], progress: Callable[[str], bool] | None) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
-        lines.append(line)
+        if progress is None or not progress(line.strip()):
+            lines.append(line)
         if _verbose[0]:
             print(f"   | {line}", end="", file=sys.stderr, flush=True)
 

@@ -8,11 +8,13 @@ compressors, the runtime downloader) only when it runs.
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from venvstacks.console import say
+from venvstacks.engine import progress
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_if_changed
@@ -91,7 +93,8 @@ def install(settings: Settings, name: str) -> None:
     record = runtime_record(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
     target = layer_target(layer, host_platform(), record.version)
-    how = envs.Install(target, uvconfig.install_settings(settings.stack))
+    report = functools.partial(progress.note, name)  # the heartbeat prints the latest
+    how = envs.Install(target, uvconfig.install_settings(settings.stack), report)
     if layer.kind is LayerKind.RUNTIME:
         envs.install_runtime_layer(
             unpacked_runtime(settings, layer), settings.env_dir(layer), pylock, how, log

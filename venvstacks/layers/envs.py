@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -40,6 +41,22 @@ class Install:
 
     target: Target
     uv_settings: Mapping[str, Any]  # the stack's network and install settings (a uv.toml)
+    report: Callable[[str], None] = lambda _: None  # what uv says it is doing, as it says it
+
+    def progress_line(self, line: str) -> bool:
+        """Whether ``line`` is one of uv's progress lines; if so, it is reported."""
+        if not _UV_PROGRESS.match(line):
+            return False
+        self.report(f"uv: {line}")
+        return True
+
+
+# What uv prints as it goes, without --quiet and without a terminal: counts, downloads with
+# their sizes, and one line per package added (+), removed (-) or changed (~).
+_UV_PROGRESS = re.compile(
+    r"(Resolved|Prepared|Installed|Uninstalled|Audited|Checked|Downloading|Downloaded|Building|Built"
+    r"|Using|Bytecode compiled) |[+~-] \S+(==|@| @ )"
+)
 
 
 def install_runtime_layer(
@@ -158,12 +175,15 @@ def _sync(python: Path, lock_path: Path, layer: str, install: Install, *, system
         cmd: list[str | Path] = [
             uv_bin(), "pip", "sync", lock_path, "--python", python,
             "--python-platform", install.target.uv_platform,
-            "--no-config", "--config-file", config, "--preview-features", "pylock", "--quiet",
+            "--no-config", "--config-file", config, "--preview-features", "pylock",
         ]  # fmt: skip
         if system:
             cmd.append("--break-system-packages")
         try:
-            run(f"installing packages into {layer} (uv pip sync)", cmd, env=install.target.install_env)
+            # Without --quiet: uv's own progress lines (resolved, downloading torch (846.1MiB),
+            # installed ...) become the step's note; the rest is its message.
+            what = f"installing packages into {layer} (uv pip sync)"
+            run(what, cmd, env=install.target.install_env, progress=install.progress_line)
         except VenvStacksError as exc:
             raise VenvStacksError(f"layer {layer!r}: {exc}") from None
 

@@ -44,6 +44,7 @@ from filelock import FileLock
 
 from venvstacks.archive.checked import CheckedArchive, open_checked
 from venvstacks.archive.unpack import unpack_to_staging
+from venvstacks.console import Ticker
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
     dump_json,
@@ -273,7 +274,7 @@ def deploy(
             unpack=lambda layer, stop: _unpack_layer(
                 layer, checked[layer.install_target], target_dir, stop, log
             ),
-            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir),
+            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir, log),
             discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
             on_done=record,
         )
@@ -310,14 +311,22 @@ def _unpack_layer(
     log: Callable[[str], None],
 ) -> Path:
     log(f"Deploying {layer.install_target} from {layer.archive.name}")
-    return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop, checked=checked)
+    with Ticker(lambda: f"{layer.install_target}: {_unpacked_share(checked)}", log):
+        return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop, checked=checked)
 
 
-def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path) -> None:
+def _unpacked_share(checked: CheckedArchive) -> str:
+    # How far the unpacker has read the archive (the file position, without its buffer's lock).
+    done = os.lseek(checked.file.fileno(), 0, os.SEEK_CUR)
+    return f"{min(done, checked.size) * 100 // max(checked.size, 1)}% of {checked.size / 1e6:.0f} MB unpacked"
+
+
+def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path, log: Callable[[str], None]) -> None:
     try:
         # Staging is a sibling of the destination, so postinstall can finish the layer
         # before it becomes visible under its real name.
-        run_postinstall(staging, layer.install_target)
+        with Ticker(lambda: f"{layer.install_target}: postinstall.py (byte-compiling) running", log):
+            run_postinstall(staging, layer.install_target)
         replace_dir(staging, target_dir / layer.install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
