@@ -29,9 +29,10 @@ from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.ship.deploy import STATE_FILE, PublishedLayer, deploy, select_layers
+from venvstacks.ship.deploy import STATE_FILE, deploy, select_layers
 from venvstacks.ship.export import export_layer
 from venvstacks.ship.publish import PublishOptions
+from venvstacks.ship.published_meta import PublishedLayer
 from venvstacks.stack.kinds import LayerKind
 
 FW, APP = "framework-fw@2", "app-hello"

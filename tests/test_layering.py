@@ -40,6 +40,8 @@ _TOP_LEVEL = {
     "cli_options": "cli",
     "cli_show": "cli",
     "cli_docs": "cli",
+    "cli_prune": "cli",
+    "cli_parsers": "cli",
     "dodo": "cli",
     "starter": "cli",
     "__main__": "cli",

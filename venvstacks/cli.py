@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from venvstacks import cli_docs
 from venvstacks.cli_options import (
     DeployCommand,
     DocsCommand,
@@ -29,9 +30,9 @@ from venvstacks.cli_options import (
     VerifyCommand,
     parse_command,
 )
+from venvstacks.cli_prune import mention_leftovers, prune
 from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
-from venvstacks.engine import leftovers
 from venvstacks.engine.closure import layer_operations, task_closure
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path, stop_and_release
 from venvstacks.engine.settings import Settings
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(command, InitCommand):
             return init_cmd(command)
         if isinstance(command, DocsCommand):
-            return docs_cmd(command)
+            return cli_docs.docs_cmd(command)
         if isinstance(command, OperationCommand):
             return execute(command, OPERATION_STEPS)
         return execute(command, PRUNE_STEPS if command.command == "prune" else SHOW_STEPS)
@@ -155,26 +156,6 @@ def load(_: None, cmd: StackCommand) -> Settings:
     if cmd.output_dir:
         check_folder_path(rel(cmd.output_dir), "--output-dir")
     return Settings(stack, rel(cmd.build_dir), runtimes, lock, out)
-
-
-def mention_leftovers(settings: Settings, cmd: StackCommand) -> Settings:
-    """`show` and `build` name what renamed or removed layers left behind (`prune` removes it)."""
-    if cmd.command in ("show", "build") and not cmd.json:
-        found = leftovers.find_leftovers(settings)
-        if found:
-            say(leftovers.note(found, settings.stack.root))
-    return settings
-
-
-def prune(settings: Settings, cmd: StackCommand) -> int:
-    if settings.build_dir.is_dir():
-        hold_build_lock(settings.build_dir)  # no build may be writing what is removed
-    found = leftovers.find_leftovers(settings)
-    leftovers.remove(found)
-    for item in found if not cmd.quiet else ():
-        print(f"removed {item.path}" + (f" (of layer {item.layer})" if cmd.verbose else ""))
-    print(f"removed {len(found)} leftover(s) of layers no longer in {settings.stack.path}")
-    return 0
 
 
 def select_layers(settings: Settings, cmd: StackCommand) -> Invocation:
@@ -381,19 +362,6 @@ def init_cmd(cmd: InitCommand) -> int:
         print(
             "next: `doit` there (or `venvstacks build`), then `(cd _build/app-hello && bin/python -m hello)`"
         )
-    return 0
-
-
-def docs_cmd(cmd: DocsCommand) -> int:
-    from venvstacks import cli_docs
-
-    if cmd.topic is None:
-        text = "\n".join(cli_docs.topics(cli_docs.docs_folder_or_fail())) if cmd.quiet else cli_docs.listing()
-    else:
-        text = cli_docs.page_text(cmd.topic)
-        if cmd.verbose:
-            say(f"({cli_docs.page_path(cmd.topic)})")
-    print(text.rstrip("\n"))
     return 0
 
 

@@ -14,6 +14,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from venvstacks.cli_options import DocsCommand
+from venvstacks.console import say
 from venvstacks.errors import VenvStacksError
 
 INSTALLED_DOCS = Path("share") / "venvstacks" / "docs"
@@ -75,3 +77,14 @@ def docs_folder_or_fail() -> Path:
             "they are the docs/ folder of its source"
         )
     return folder
+
+
+def docs_cmd(cmd: DocsCommand) -> int:
+    if cmd.topic is None:
+        text = "\n".join(topics(docs_folder_or_fail())) if cmd.quiet else listing()
+    else:
+        text = page_text(cmd.topic)
+        if cmd.verbose:
+            say(f"({page_path(cmd.topic)})")
+    print(text.rstrip("\n"))
+    return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from venvstacks.engine.settings import Settings
 from venvstacks.fsutil import read_json_object
 from venvstacks.layout import LOCKS_DIR, RUNTIME_STATE_DIR, STATE_DIR, layer_metadata_file
-from venvstacks.ship.deploy import is_plain_name
+from venvstacks.ship.published_meta import is_plain_name
 
 
 @dataclass(frozen=True)

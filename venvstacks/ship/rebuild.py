@@ -33,8 +33,8 @@ from venvstacks.archive.unpack import open_tar
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.fsutil import sha256_file
 from venvstacks.platforms import cores
-from venvstacks.ship.deploy import PublishedLayer, load_published
 from venvstacks.ship.publish import archive_name
+from venvstacks.ship.published_meta import PublishedLayer, load_published
 from venvstacks.ship.scratch import copy_stack
 from venvstacks.tools import stop_group
 

@@ -21,8 +21,9 @@ from typing import Any
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import read_json_object
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.ship.deploy import STATE_FILE, is_plain_name, load_published
+from venvstacks.ship.deploy import STATE_FILE
 from venvstacks.ship.manifest import check_deployed
+from venvstacks.ship.published_meta import is_plain_name, load_published
 
 SHOWN = 3  # differences printed per layer; the rest are counted
 
