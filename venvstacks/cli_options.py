@@ -23,6 +23,7 @@ from venvstacks.cli_parsers import (
     init_parser,
     loudness,
     prune_parser,
+    stack_and_build_folder,
     verify_parser,
 )
 from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
@@ -198,13 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
-    cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
-    cmd.add_argument(
-        "--build-dir",
-        default=DEFAULT_BUILD_DIR,
-        metavar="DIR",
-        help=f"build folder, relative to the stack file ({DEFAULT_BUILD_DIR})",
-    )
+    stack_and_build_folder(cmd)
     cmd.add_argument(
         "--include",
         action="append",

@@ -11,6 +11,17 @@ from venvstacks.stack.fields import REQUEST_RE
 from venvstacks.stack.spec import STACK_FILE
 
 
+def stack_and_build_folder(cmd: argparse.ArgumentParser) -> None:
+    """The stack file and the build folder: what every command reading a stack takes."""
+    cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
+    cmd.add_argument(
+        "--build-dir",
+        default=DEFAULT_BUILD_DIR,
+        metavar="DIR",
+        help=f"build folder, relative to the stack file ({DEFAULT_BUILD_DIR})",
+    )
+
+
 def loudness(cmd: argparse.ArgumentParser, louder: str, quieter: str) -> None:
     """-v and -q, which every command takes (also before its name: `venvstacks -q deploy`)."""
     cmd.add_argument("-v", "--verbose", action="count", default=0, help=louder)
@@ -32,13 +43,7 @@ def prune_parser(sub: Any) -> None:
         "and published archives (in _artifacts); `show` and `build` name them"
     )
     cmd = sub.add_parser("prune", help=text, description=text)
-    cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
-    cmd.add_argument(
-        "--build-dir",
-        default=DEFAULT_BUILD_DIR,
-        metavar="DIR",
-        help=f"build folder, relative to the stack file ({DEFAULT_BUILD_DIR})",
-    )
+    stack_and_build_folder(cmd)
     loudness(
         cmd, "also name the layer each path belonged to", "print only how many were removed, not each path"
     )
