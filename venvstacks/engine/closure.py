@@ -49,6 +49,7 @@ def layer_operations(settings: Settings, tasks: Iterable[str]) -> dict[str, list
     ops: dict[str, set[str]] = {}
     for task in tasks:
         kind, _, name = task.partition(":")
+        name = name.rpartition("/")[2]  # another platform's task: `build:win_amd64/app-x`
         if kind in OPERATION_OF_TASK:
             ops.setdefault(name, set()).add(OPERATION_OF_TASK[kind])
     return {

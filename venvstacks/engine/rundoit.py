@@ -76,7 +76,7 @@ _GROUP_DOCS = {
     "runtime": "fetch every runtime into the runtime cache",
     "lock": "lock every layer (only layers whose inputs changed run uv)",
     "install": "create every layer environment and install its packages",
-    "build": "build every layer for this machine (the default)",
+    "build": "build every layer for this machine, or the platforms named (the default)",
     "export": "export every built layer to the export folder",
     "publish": "publish every built layer as an archive",
 }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from venvstacks.engine.settings import Settings
 from venvstacks.fsutil import read_json_object
-from venvstacks.layout import LAYER_PYTHON, METADATA_DIR
+from venvstacks.layout import METADATA_DIR
 from venvstacks.runtimes.record import read_record
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.modfiles import module_name
@@ -17,19 +17,22 @@ from venvstacks.stack.spec import LayerSpec
 
 def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:
     """`ran`: each task the run saw -> whether it ran (False: it was up to date)."""
-    layers = {layer.env_name: layer for layer in settings.stack.layers}
-    by_op: dict[str, list[tuple[LayerSpec, bool]]] = {}
-    for task, did_run in ran.items():
-        op, _, name = task.partition(":")
-        if name in layers:
-            by_op.setdefault(op, []).append((layers[name], did_run))
-    exported = bool(by_op.get("export"))  # then the apps to run are the exported ones
-    lines = _built(settings, by_op.get("build", []), with_apps=not exported)
-    lines += _exported(settings, by_op.get("export", []))
-    lines += _published(settings, by_op.get("publish", []))
-    return lines + _local_runtimes(
-        settings, [layers[n] for n in {t.partition(":")[2] for t in ran} if n in layers]
-    )
+    lines = []
+    for build in settings.builds():
+        layers = {build.task_name(layer.env_name): layer for layer in build.stack.layers}
+        by_op: dict[str, list[tuple[LayerSpec, bool]]] = {}
+        for task, did_run in ran.items():
+            op, _, name = task.partition(":")
+            if name in layers:
+                by_op.setdefault(op, []).append((layers[name], did_run))
+        if by_op and not build.is_host:
+            lines.append(f"for {build.platform.name} (cross-built):")
+        exported = bool(by_op.get("export"))  # then the apps to run are the exported ones
+        lines += _built(build, by_op.get("build", []), with_apps=not exported)
+        lines += _exported(build, by_op.get("export", []))
+        lines += _published(build, by_op.get("publish", []))
+        lines += _local_runtimes(build, [layer for pairs in by_op.values() for layer, _ in pairs])
+    return lines
 
 
 def _local_runtimes(settings: Settings, layers: list[LayerSpec]) -> list[str]:
@@ -53,8 +56,8 @@ def _built(settings: Settings, built: list[tuple[LayerSpec, bool]], with_apps: b
     for layer, did_run in built:
         state = "built" if did_run else "up to date"
         lines.append(f"{state:<10}  {layer.env_name:<{width}}  {settings.env_dir(layer)}")
-    if with_apps:
-        lines += [_run_line(layer, settings.env_dir(layer)) for layer, _ in built if _is_app(layer)]
+    if with_apps and settings.is_host:
+        lines += [_run_line(settings, layer, settings.env_dir(layer)) for layer, _ in built if _is_app(layer)]
     return lines
 
 
@@ -69,8 +72,8 @@ def _exported(settings: Settings, exported: list[tuple[LayerSpec, bool]]) -> lis
             read_json_object(out.export_metadata(layer)).get("install_target", layer.env_name)
         )
         lines.append(f"  {folder}{'' if did_run else '  (up to date)'}")
-        if _is_app(layer):
-            apps.append(_run_line(layer, folder))
+        if _is_app(layer) and settings.is_host:
+            apps.append(_run_line(settings, layer, folder))
     return lines + apps
 
 
@@ -99,9 +102,9 @@ def _is_app(layer: LayerSpec) -> bool:
     return layer.kind is LayerKind.APPLICATION and layer.launch_module is not None
 
 
-def _run_line(layer: LayerSpec, folder: Path) -> str:
+def _run_line(settings: Settings, layer: LayerSpec, folder: Path) -> str:
     assert layer.launch_module is not None
-    argv = [str(folder / LAYER_PYTHON), "-m", module_name(layer.launch_module)]
+    argv = [str(folder / settings.platform.layer_python), "-m", module_name(layer.launch_module)]
     return f"run {layer.env_name} with: {shlex.join(argv)}"
 
 

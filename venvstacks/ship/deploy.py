@@ -53,8 +53,8 @@ from venvstacks.fsutil import (
     replace_dir,
     write_atomic,
 )
-from venvstacks.layout import LAYER_CONFIG, LAYER_PYTHON, POSTINSTALL
-from venvstacks.platforms import cores
+from venvstacks.layout import LAYER_CONFIG, POSTINSTALL
+from venvstacks.platforms import cores, host_platform, platform_of_tag
 from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.manifest import check_deployed
@@ -85,6 +85,20 @@ class DeployResult:
 
 
 # --- planning (pure) ---------------------------------------------------------------------
+
+
+def _check_platform(layers: Sequence[PublishedLayer]) -> None:
+    """Layers built for another platform deploy there: their postinstall.py, run here, would
+    wire them for this machine instead (an unknown target_platform is not judged)."""
+    host = host_platform()
+    for layer in layers:
+        tag = str(layer.metadata.get("target_platform", ""))
+        built_for = platform_of_tag(tag)
+        if built_for is not None and built_for.name != host.name:
+            raise VenvStacksError(
+                f"{layer.install_target} was built for {tag}; deploy it on such a machine "
+                f"(this one is {host.name})"
+            )
 
 
 def select_layers(
@@ -168,6 +182,7 @@ def deploy(
     """
     target_dir = target_dir.absolute()
     layers = load_published(published)
+    _check_platform(layers)
     make_folder(target_dir, "deploy target")
     with FileLock(target_dir / f"{STATE_FILE}.lock"), contextlib.ExitStack() as opened:
         _remove_leftovers(target_dir)
@@ -350,7 +365,7 @@ def _is_app(layer: PublishedLayer) -> bool:
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
     layer_dir = target_dir / layer.install_target
-    rel = read_layer_config(layer_dir).get("python", LAYER_PYTHON.as_posix())
+    rel = read_layer_config(layer_dir).get("python", str(host_platform().layer_python))
     module = str(layer.metadata["app_launch_module"])
     argv = (str(layer_dir / str(rel)), "-m", module)
     return AppCommand(str(layer.metadata.get("layer_name")), argv)
