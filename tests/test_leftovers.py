@@ -75,7 +75,9 @@ publish_layer(LayerToPublish(Path(sys.argv[1]), fields), PublishOptions(Path(sys
 def test_a_sigkilled_publish_leaves_a_manifest_that_the_next_publish_removes(tmp_path: Path) -> None:
     layer = tmp_path / "app-x"
     (layer / LAYER_CONFIG).parent.mkdir(parents=True)
-    (layer / LAYER_CONFIG).write_text(json.dumps({"site_dir": "lib/python3.11/site-packages"}))
+    (layer / LAYER_CONFIG).write_text(
+        json.dumps({"site_dir": "lib/python3.11/site-packages", "python": "bin/python"})
+    )
     (layer / "big").write_bytes(os.urandom(64 * 1024 * 1024))  # xz takes seconds over this
     out = tmp_path / "published"
     cmd = [sys.executable, "-c", PUBLISHER, str(layer), str(out)]
