@@ -42,6 +42,8 @@ _TOP_LEVEL = {
     "cli_docs": "cli",
     "cli_prune": "cli",
     "cli_parsers": "cli",
+    "cli_graph": "cli",
+    "cli_licenses": "cli",
     "dodo": "cli",
     "starter": "cli",
     "__main__": "cli",

@@ -25,6 +25,7 @@ from venvstacks.cli_options import (
     DeployCommand,
     DocsCommand,
     InitCommand,
+    LicensesCommand,
     OperationCommand,
     StackCommand,
     VerifyCommand,
@@ -71,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return init_cmd(command)
         if isinstance(command, DocsCommand):
             return cli_docs.docs_cmd(command)
+        if isinstance(command, LicensesCommand):
+            return licenses_cmd(command)
         if isinstance(command, OperationCommand):
             return execute(command, OPERATION_STEPS)
         return execute(command, PRUNE_STEPS if command.command == "prune" else SHOW_STEPS)
@@ -348,6 +351,14 @@ def verify_cmd(cmd: VerifyCommand) -> int:
     if lines:
         print("\n".join(lines))
     return 0 if ok else 1
+
+
+def licenses_cmd(cmd: LicensesCommand) -> int:
+    from venvstacks.cli_licenses import licenses
+
+    if cmd.from_dir is not None:  # published SBOMs say everything: no stack file needed
+        return licenses(None, cmd)
+    return execute(cmd, (load, select_layers, licenses))
 
 
 def init_cmd(cmd: InitCommand) -> int:

@@ -9,7 +9,9 @@ The caller describes each layer with a :class:`LayerToPublish`: its build folder
 adds the archive fields ``archive_build``, ``archive_name``, ``target_platform``,
 ``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format`` and
 ``files_manifest_sha256`` (the sha256 of the file manifest each archive carries as
-``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py).
+``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py). A layer given an
+``sbom`` writer also gets ``<archive name>.cdx.json`` beside its archive (sbom.py) and
+``sbom_sha256``, that file's sha256; the archive itself does not change.
 
 Entry points::
 
@@ -41,8 +43,8 @@ from typing import Any, Literal
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
 from venvstacks.archive.writer import deleted_if_left, temporary_file, write_archive
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, make_folder, read_json_object, write_if_changed
-from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, stack_metadata_file, tag_suffix
+from venvstacks.fsutil import dump_json, make_folder, read_json_object, sha256_bytes, write_if_changed
+from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, sbom_name, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
 from venvstacks.ship.export import layer_entries
 from venvstacks.ship.manifest import archive_manifest, manifest_sha256, manifest_text
@@ -66,6 +68,7 @@ ARCHIVE_BUILD_FIELDS = (
     "archive_size",
     "archive_hashes",
     "files_manifest_sha256",
+    "sbom_sha256",
 )
 
 _stack_file_lock = threading.Lock()
@@ -98,10 +101,15 @@ class PublishOptions:
         return layer_metadata_file(self.output_dir, layer_name, self.suffix)
 
 
+SbomWriter = Callable[[str], str]
+"""Given the archive's sha256, the text of the layer's SBOM (see sbom.py)."""
+
+
 @dataclass(frozen=True)
 class LayerToPublish:
     layer_dir: Path
     metadata: Mapping[str, Any]
+    sbom: SbomWriter | None = None
 
     @property
     def layer_name(self) -> str:
@@ -211,6 +219,11 @@ def publish_layer(
             "archive_hashes": {"sha256": info.sha256},
             "files_manifest_sha256": manifest_sha256(manifest),
         }
+    if layer.sbom is not None:
+        # Rewritten even beside an unchanged archive: a lost or stale SBOM comes back.
+        text = layer.sbom(str(metadata["archive_hashes"]["sha256"]))
+        write_if_changed(options.output_dir / sbom_name(str(metadata["archive_name"])), text)
+        metadata = {**metadata, "sbom_sha256": sha256_bytes(text.encode())}
     # Written after the archive: a crash in between leaves old metadata, which no longer
     # matches, so the next run rebuilds instead of trusting a half-made archive.
     write_if_changed(meta_path, dump_json(metadata))
