@@ -21,6 +21,7 @@ from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
 from venvstacks.console import say
+from venvstacks.engine.actions import new_run
 from venvstacks.engine.progress import Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
@@ -30,7 +31,7 @@ from venvstacks.layout import BUILD_LOCK
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
 from venvstacks.stack.spec import STACK_FILE
-from venvstacks.tools import uv_bin
+from venvstacks.tools import stop_children, uv_bin
 
 if sys.platform != "win32":
     import fcntl
@@ -64,6 +65,7 @@ def namespace(settings: Settings) -> dict[str, Any]:
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     check_state_db(settings.doit_db)
     uv_bin()  # resolve once on the main thread, before tasks run in threads
+    new_run()
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
         ns[f"task_{kind}"] = _creator(kind, creator, settings)
@@ -148,7 +150,7 @@ def _db_problem(db: Path) -> str | None:
     return None
 
 
-_held: set[Path] = set()
+_held: dict[Path, Callable[[], None]] = {}  # build folder -> the release of its lock
 
 
 def hold_build_lock(build_dir: Path) -> None:
@@ -169,8 +171,9 @@ def hold_build_lock(build_dir: Path) -> None:
     except OSError as exc:
         # A read-only or full build folder: nothing can be recorded there.
         raise VenvStacksError(f"cannot use the build folder: {os_error_line(exc)}") from None
-    _held.add(build_dir)
-    atexit.register(release)
+    if not _held:
+        atexit.register(stop_and_release)
+    _held[build_dir] = release
 
 
 def _lock_exclusively(path: Path, waiting: Callable[[], None]) -> Callable[[], None]:
@@ -196,6 +199,14 @@ def _lock_exclusively(path: Path, waiting: Callable[[], None]) -> Callable[[], N
         os.close(fd)
         raise
     return lambda: os.close(fd)  # closing the descriptor releases the lock
+
+
+def stop_and_release() -> None:
+    """End of a run, interrupted or not: stop every tool still running and remove temporary
+    files, and only then release the build folders, so a waiting run finds nothing under way."""
+    stop_children()
+    while _held:
+        _held.popitem()[1]()
 
 
 class ProgressReporter(ConsoleReporter):  # type: ignore[misc]

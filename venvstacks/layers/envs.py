@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -50,6 +51,22 @@ class Install:
     # Cross-building: this machine's Python, which uv runs in place of the target's own;
     # packages then go straight into the layer's site-packages (uv's --target).
     cross_python: Path | None = None
+    report: Callable[[str], None] = lambda _: None  # what uv says it is doing, as it says it
+
+    def progress_line(self, line: str) -> bool:
+        """Whether ``line`` is one of uv's progress lines; if so, it is reported."""
+        if not _UV_PROGRESS.match(line):
+            return False
+        self.report(f"uv: {line}")
+        return True
+
+
+# What uv prints as it goes, without --quiet and without a terminal: counts, downloads with
+# their sizes, and one line per package added (+), removed (-) or changed (~).
+_UV_PROGRESS = re.compile(
+    r"(Resolved|Prepared|Installed|Uninstalled|Audited|Checked|Downloading|Downloaded|Building|Built"
+    r"|Using|Bytecode compiled) |[+~-] \S+(==|@| @ )"
+)
 
 
 def install_runtime_layer(
@@ -183,7 +200,7 @@ def _sync(
         cmd: list[str | Path] = [
             uv_bin(), "pip", "sync", lock_path,
             "--python-platform", install.target.uv_platform,
-            "--no-config", "--config-file", config, "--preview-features", "pylock", "--quiet",
+            "--no-config", "--config-file", config, "--preview-features", "pylock",
         ]  # fmt: skip
         if install.cross_python is not None:
             site = env_dir / install.target.facts.site_packages(py_version)
@@ -192,12 +209,13 @@ def _sync(
             cmd += ["--python", env_dir / python]
             if python == install.target.facts.runtime_python:
                 cmd.append("--break-system-packages")
-        _run_sync(layer, cmd, install.target.install_env)
+        _run_sync(layer, cmd, install)
     if install.cross_python is not None:
         crossvenv.move_data_files(env_dir, install.target.facts.site_packages(py_version))
 
 
-def _run_sync(layer: str, cmd: list[str | Path], env: Mapping[str, str]) -> None:
+def _run_sync(layer: str, cmd: list[str | Path], install: Install) -> None:
+    env = install.target.install_env
     try:
         # From uv's cache alone first: a lock names its wheels by URL, and uv revalidates
         # (on some servers downloads again) a wheel cached by URL on every install. The
@@ -207,7 +225,10 @@ def _run_sync(layer: str, cmd: list[str | Path], env: Mapping[str, str]) -> None
     except VenvStacksError:
         pass
     try:
-        run(f"installing packages into {layer} (uv pip sync)", cmd, env=env)
+        # Without --quiet: uv's own progress lines (resolved, downloading torch (846.1MiB),
+        # installed ...) become the step's note; the rest is its message.
+        what = f"installing packages into {layer} (uv pip sync)"
+        run(what, cmd, env=env, progress=install.progress_line)
     except VenvStacksError as exc:
         raise VenvStacksError(f"layer {layer!r}: {exc}") from None
 

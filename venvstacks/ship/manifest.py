@@ -33,6 +33,7 @@ from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes, sha256_file
 from venvstacks.layout import FILES_MANIFEST
 from venvstacks.platforms import cores, major_minor
+from venvstacks.ship.layerconfig import read_layer_config
 
 FORMAT = 1
 
@@ -164,6 +165,22 @@ def written_by_postinstall(rel: str, config: Mapping[str, Any]) -> bool:
     # python_: the interpreter link run by the bin/python script (layers/pywrapper.py)
     links = {python, f"{python}_", f"{bin_dir}/python3", f"{bin_dir}/python{version}"}
     return rel in {"pyvenv.cfg", f"{site_dir}/sitecustomize.py"} or rel in links
+
+
+def check_deployed(layer_dir: Path, anchor: str | None, source: str) -> tuple[list[str], int]:
+    """What differs between a deployed layer and what was published (its manifest, whose
+    sha256 ``anchor`` comes from ``source``; None: the manifest it carries is trusted), and
+    how many entries were compared. `verify` reports it; `deploy` repairs what it finds."""
+    try:
+        config = read_layer_config(layer_dir)
+        manifest, manifest_hash = read_manifest(layer_dir)
+    except VenvStacksError as exc:
+        return [str(exc)], 0
+    problems = []
+    if anchor is not None and anchor != manifest_hash:
+        problems.append(f"{FILES_MANIFEST.as_posix()}: not the one in {source}")
+    problems += differences(manifest, scan_layer(layer_dir), config)
+    return problems, len(manifest)
 
 
 def differences(
