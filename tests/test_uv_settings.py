@@ -80,7 +80,7 @@ def test_venvstacks_uv_toml_settings_are_checked_too(stack: Stack) -> None:
     run = stack.venvstacks("show", str(stack.spec))
     assert run.err.strip() == (
         "warning: venvstacks.uv.toml: field 'compile-bytecode' is ignored: "
-        "layers never ship .pyc files: deploy byte-compiles on the target"
+        "uv's .pyc files never ship: deploy byte-compiles on the target, or publish --bytecode ships its own"
     )
 
 

@@ -153,7 +153,7 @@ def load(_: None, cmd: StackCommand) -> Settings:
         archive_format=cmd.format,
         tag_outputs=cmd.tag_outputs,
         force=cmd.force,
-        **_given(allow_local_runtime=cmd.allow_local_runtime),
+        **_given(allow_local_runtime=cmd.allow_local_runtime, bytecode=cmd.bytecode),
     )
     if cmd.output_dir:
         check_folder_path(rel(cmd.output_dir), "--output-dir")

@@ -101,6 +101,7 @@ class OperationCommand(StackCommand):
     format: str | None = None  # None: each platform's default (zip for Windows, else tar.xz)
     platform: tuple[str, ...] = ()  # the platforms to build; none: this machine's
     allow_local_runtime: bool | None = None  # None: VENVSTACKS_ALLOW_LOCAL_RUNTIME decides
+    bytecode: bool | None = None  # None: VENVSTACKS_BYTECODE decides
 
 
 @dataclass(frozen=True)
@@ -357,6 +358,13 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
         flag(
             "--allow-local-runtime",
             "publish layers whose runtime was packed from a local CPython (not portable)",
+            default=None,
+        )
+        flag(
+            "--bytecode",
+            "ship reproducible .pyc files of each layer's library in its archive, so deploy "
+            "compiles nothing (bigger archives; plain doit: VENVSTACKS_BYTECODE=1; "
+            "`venvstacks docs publishing`)",
             default=None,
         )
         flag("--tag-outputs", "add platform and build number to output names")

@@ -112,6 +112,11 @@ def allow_local_runtime_default() -> bool:
     return os.environ.get("VENVSTACKS_ALLOW_LOCAL_RUNTIME", "") not in ("", "0")
 
 
+def bytecode_default() -> bool:
+    """`VENVSTACKS_BYTECODE=1`: plain doit's way to say --bytecode."""
+    return os.environ.get("VENVSTACKS_BYTECODE", "") not in ("", "0")
+
+
 @dataclass(frozen=True)
 class OutputOptions:
     export_dir: Path
@@ -122,6 +127,8 @@ class OutputOptions:
     target_platform: str = field(default_factory=platform_tag)
     # Publish layers whose runtime was packed from a local CPython (not portable).
     allow_local_runtime: bool = field(default_factory=lambda: allow_local_runtime_default())
+    # Ship reproducible pycs in the archives (ship/bytecode.py).
+    bytecode: bool = field(default_factory=lambda: bytecode_default())
     platform: Platform = field(default_factory=host_platform)
 
     @property

@@ -113,6 +113,7 @@ def publish_options(
         tag_outputs=options.tag_outputs,
         force=options.force,
         dry_run=dry_run,
+        bytecode=options.bytecode,
     )
 
 

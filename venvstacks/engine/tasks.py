@@ -207,6 +207,8 @@ def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
             "format": out.format,
             "tag": out.tag_outputs,
             "platform": out.target_platform,
+            # Only when on: every existing publish task's inputs stay what they were.
+            **({"bytecode": True} if out.bytecode else {}),
         }
         for layer in buildable(s):
             doc = f"publish {layer.env_name} as a {out.format} archive in {out.publish_dir.name}/"

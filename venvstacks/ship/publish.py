@@ -9,7 +9,10 @@ The caller describes each layer with a :class:`LayerToPublish`: its build folder
 adds the archive fields ``archive_build``, ``archive_name``, ``target_platform``,
 ``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format`` and
 ``files_manifest_sha256`` (the sha256 of the file manifest each archive carries as
-``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py). A layer given an
+``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py). A layer published
+with ``options.bytecode`` (``--bytecode``) also gets ``bytecode_included: true``, and its
+archive carries reproducible pycs of its library (bytecode.py); without it the field is
+absent and the archive is byte-identical to one published before the option existed. A layer given an
 ``sbom`` writer also gets ``<archive name>.cdx.json`` beside its archive (sbom.py) and
 ``sbom_sha256``, that file's sha256; the archive itself does not change.
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +50,9 @@ from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, make_folder, read_json_object, sha256_bytes, write_if_changed
 from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, sbom_name, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
+from venvstacks.ship.bytecode import bytecode_entries, compiler_for
 from venvstacks.ship.export import layer_entries
+from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.manifest import archive_manifest, manifest_sha256, manifest_text
 from venvstacks.stack.kinds import LayerKind
 
@@ -71,6 +77,9 @@ ARCHIVE_BUILD_FIELDS = (
     "sbom_sha256",
 )
 
+# The one metadata field saying the archive carries bytecode (only present, as true, if so).
+BYTECODE_FIELD = "bytecode_included"
+
 _stack_file_lock = threading.Lock()
 
 LayerProgress = Callable[[str, int, int], None]
@@ -85,6 +94,7 @@ class PublishOptions:
     tag_outputs: bool = False
     force: bool = False
     dry_run: bool = False
+    bytecode: bool = False  # ship unchecked-hash pycs of the layer's library (bytecode.py)
     # The layer's own target_platform when it is not the run's (a macOS layer names its
     # deployment target); metadata file names keep the run's (`suffix`).
     layer_platform: str | None = None
@@ -146,6 +156,8 @@ def plan_layer(
     inputs = dict(layer.metadata)
     inputs["target_platform"] = options.layer_target_platform
     inputs["archive_format"] = str(options.archive_format)
+    if options.bytecode:  # absent otherwise: default metadata stays as it always was
+        inputs[BYTECODE_FIELD] = True
     build = 1
     if previous is not None and previous.get("lock_version") == inputs["lock_version"]:
         last = int(previous.get("archive_build", 0))
@@ -203,16 +215,16 @@ def publish_layer(
             name = layer.layer_name
             report = lambda done, total: progress(name, done, total)  # noqa: E731
         top = str(metadata["install_target"])
-        entries = layer_entries(layer.layer_dir, top)
-        manifest = manifest_text(archive_manifest(entries, top))
-        with _manifest_file(options.output_dir, manifest) as manifest_file:
-            info = write_archive(
-                archive_path,
-                [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST.as_posix()}", manifest_file)],
-                options.archive_format,
-                epoch=lock_epoch(str(metadata["locked_at"])),
-                progress=report,
-            )
+        with _layer_entries(layer, options, top) as entries:
+            manifest = manifest_text(archive_manifest(entries, top))
+            with _manifest_file(options.output_dir, manifest) as manifest_file:
+                info = write_archive(
+                    archive_path,
+                    [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST.as_posix()}", manifest_file)],
+                    options.archive_format,
+                    epoch=lock_epoch(str(metadata["locked_at"])),
+                    progress=report,
+                )
         metadata = {
             **metadata,
             "archive_size": info.size,
@@ -259,3 +271,17 @@ def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
         with path.open("x", encoding="utf-8", newline="\n") as f:
             f.write(text)
         yield path
+
+
+@contextlib.contextmanager
+def _layer_entries(layer: LayerToPublish, options: PublishOptions, top: str) -> Iterator[list[ArchiveEntry]]:
+    """The layer's shipped entries, with its compiled bytecode if `options.bytecode` (the pycs
+    live in a scratch folder until the archive is written)."""
+    entries = layer_entries(layer.layer_dir, top)
+    if not options.bytecode:
+        yield entries
+        return
+    config = read_layer_config(layer.layer_dir)
+    compiler = compiler_for(layer.layer_dir, config, options.target_platform, layer.layer_name)
+    with tempfile.TemporaryDirectory(prefix="venvstacks-bytecode-") as scratch:
+        yield sorted(entries + bytecode_entries(entries, top, compiler, Path(scratch)))

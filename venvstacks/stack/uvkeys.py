@@ -85,7 +85,9 @@ _RUNTIMES = (
     "(`venvstacks docs runtimes`)"
 )
 _PROJECT = "a uv project setting; a layer is not a uv project"
-_NO_PYC = "layers never ship .pyc files: deploy byte-compiles on the target"
+_NO_PYC = (
+    "uv's .pyc files never ship: deploy byte-compiles on the target, or publish --bytecode ships its own"
+)
 _PUBLISH = "venvstacks publishes archives, not packages"
 
 # Accepted, as the existing venvstacks accepts them, but with no effect here: one warning each.
