@@ -230,3 +230,20 @@ def _compile_child() -> str:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return str(module.COMPILE_CHILD)
+
+
+@pytest.mark.slow
+def test_the_command_line_option_reaches_the_archives(stack: Stack) -> None:
+    stack.build()
+
+    def publish(*args: str) -> dict[str, Any]:
+        stack.venvstacks("publish", str(stack.spec), "--format", "tar.gz", "--include", "app-hello", *args)
+        return _layer_meta(stack.root / "_artifacts", "app-hello")
+
+    shipped = publish("--bytecode")
+    archive = stack.root / "_artifacts" / "app-hello.tar.gz"
+    assert shipped[BYTECODE_FIELD] is True and _pycs(archive)
+    assert publish("--bytecode")["archive_build"] == shipped["archive_build"]  # up to date
+    plain = publish()
+    assert BYTECODE_FIELD not in plain and plain["archive_build"] == shipped["archive_build"] + 1
+    assert _pycs(archive) == {}

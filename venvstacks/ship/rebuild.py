@@ -33,7 +33,7 @@ from venvstacks.archive.unpack import open_tar
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.fsutil import sha256_file
 from venvstacks.platforms import cores
-from venvstacks.ship.publish import archive_name
+from venvstacks.ship.publish import BYTECODE_FIELD, archive_name
 from venvstacks.ship.published_meta import PublishedLayer, load_published
 from venvstacks.ship.scratch import copy_stack
 from venvstacks.tools import stop_group
@@ -117,6 +117,9 @@ def _publish(
     cmd = [sys.executable, "-m", "venvstacks", "publish", str(spec), "--output-dir", str(out)]
     cmd += ["--format", str(fmt), "--tag-outputs" if tagged else "--no-tag-outputs", "-j", str(cores())]
     cmd += ["--allow-local-runtime" if allow_local else "--no-allow-local-runtime"]
+    # As published: the archives of a --bytecode publish hold its pycs.
+    bytecode = any(la.metadata.get(BYTECODE_FIELD) is True for la in layers)
+    cmd += ["--bytecode" if bytecode else "--no-bytecode"]
     for layer in layers:
         cmd += ["--include", str(layer.metadata.get("layer_name"))]
     # The build's own progress goes to stderr, as it would for `venvstacks publish`. Its own
