@@ -20,6 +20,14 @@ against the recipe with our parallel postinstall.py) and, on the last deployed s
 ``venvstacks verify <target>``. For each stack it then measures the work any deploy must do
 (CPU of ``tar -xJf`` of every archive, and of byte-compiling every layer in one process) and
 prints the best ratio recipe/ours that work allows on idle cores.
+
+With ``--bytecode`` it also publishes each stack with ``venvstacks publish --bytecode`` into
+``_artifacts-bytecode`` (untimed) and prints, per stack: the archive sizes with and without
+bytecode; the one-process recipe (on the archives without bytecode, as users deploy them
+today) against ``venvstacks deploy`` of each, taking turns (goal from issue 24: at least 3x
+faster than that recipe on the sample, with bytecode); and the first-import time of each app
+right after a fresh deploy of each (``bin/python -c "import <launch module>"``, the app's
+first run), with and without.
 """
 
 from __future__ import annotations
@@ -56,11 +64,14 @@ TARGETS = CACHE_DIR / "deploy-targets"
 KINDS = ("runtimes", "frameworks", "applications")
 
 
-def publish(stack_dir: Path) -> Path:
-    """``venvstacks publish <stack> -j 2`` (a no-op when nothing changed); the artifacts folder."""
-    result = run_ok([VENVSTACKS, "publish", stack_dir, "-j", "2"])
-    print(f"  publish {rel(stack_dir)}: {result.seconds:.1f} s (untimed preparation)")
-    return stack_dir / "_artifacts"
+def publish(stack_dir: Path, bytecode: bool = False) -> Path:
+    """``venvstacks publish <stack> -j 2`` (a no-op when nothing changed); the artifacts folder.
+    ``bytecode``: with ``--bytecode``, into ``_artifacts-bytecode``."""
+    out = stack_dir / ("_artifacts-bytecode" if bytecode else "_artifacts")
+    extra: list[str | Path] = ["--bytecode", "--output-dir", out] if bytecode else []
+    result = run_ok([VENVSTACKS, "publish", stack_dir, "-j", "2", *extra])
+    print(f"  publish {rel(stack_dir)}{' --bytecode' if bytecode else ''}: {result.seconds:.1f} s (untimed)")
+    return out
 
 
 def layers_in_order(artifacts: Path) -> list[tuple[str, Path]]:
@@ -199,17 +210,102 @@ def work_floor(artifacts: Path, n: int) -> None:
     print(f"  best recipe / ours with {cores} idle cores and the same work: {best:.2f}x")
 
 
+def archive_sizes(label: str, plain: Path, bytecode: Path) -> None:
+    """The archives' sizes, layer by layer and in all, without and with bytecode."""
+    with_pyc = dict(layers_in_order(bytecode))
+    total = [0, 0]
+    print(f"\nstack {label}: archive sizes, without / with bytecode")
+    for name, archive in layers_in_order(plain):
+        sizes = archive.stat().st_size, with_pyc[name].stat().st_size
+        total = [total[0] + sizes[0], total[1] + sizes[1]]
+        print(f"  {name}: {sizes[0] / 1e6:.1f} MB / {sizes[1] / 1e6:.1f} MB ({sizes[1] / sizes[0]:.2f}x)")
+    print(f"  all: {total[0] / 1e6:.1f} MB / {total[1] / 1e6:.1f} MB ({total[1] / total[0]:.2f}x)")
+
+
+def compare_bytecode(label: str, plain: Path, bytecode: Path, n: int) -> None:
+    """The one-process recipe on today's archives against our deploy of each kind."""
+    old = serial_postinstall()
+    runs: dict[str, Callable[[Path], None]] = {
+        "recipe, old postinstall": lambda target: recipe(plain, target, old),
+        "ours": lambda target: ours(plain, target),
+        "ours, bytecode": lambda target: ours(bytecode, target),
+        "recipe, bytecode": lambda target: recipe(bytecode, target),
+    }
+    sides = {name: Samples() for name in runs}
+    target = TARGETS / "target"
+    for _ in range(n):
+        for name, how in runs.items():
+            fresh(target)
+            wall, cpu = timed(how, target)
+            sides[name].values.append(wall)
+            sides[name].cpu.append(cpu)
+    print(f"\nstack {label}: deploy with and without bytecode")
+    print(f"  recipe with {BASELINE}'s postinstall.py, archives without bytecode: ", end="")
+    print(sides["recipe, old postinstall"].summary())
+    print(f"  ours, archives without bytecode:        {sides['ours'].summary()}")
+    print(f"  ours, archives with bytecode:           {sides['ours, bytecode'].summary()}")
+    print(f"  recipe (our postinstall.py), bytecode:  {sides['recipe, bytecode'].summary()}")
+    base = sides["recipe, old postinstall"].median
+    for name, want in (("ours", 1.5), ("ours, bytecode", 3.0)):
+        speedup = base / sides[name].median
+        print(f"  one-process recipe / {name}: {speedup:.2f}x; {goal(f'at least {want}x', speedup >= want)}")
+
+
+def first_imports(label: str, plain: Path, bytecode: Path, n: int) -> None:
+    """Each app's first import right after a fresh ``venvstacks deploy``, without and with
+    bytecode (run as a user's launcher would: none of the bench's pycache variables)."""
+    apps = _apps(plain)
+    times: dict[tuple[str, bool], Samples] = {(app, pyc): Samples() for app in apps for pyc in (False, True)}
+    target = TARGETS / "target"
+    for _ in range(n):
+        for pyc, artifacts in ((False, plain), (True, bytecode)):
+            fresh(target)
+            ours(artifacts, target)
+            for app, module in apps.items():
+                python = target / app / "bin" / "python"
+                wall, _ = timed(run_plain, [python, "-c", f"import {module}"])
+                times[(app, pyc)].values.append(wall)
+    print(f"\nstack {label}: first import of each app right after deploy, without / with bytecode")
+    for app, module in apps.items():
+        without, with_pyc = times[(app, False)].median, times[(app, True)].median
+        print(f"  {app} (import {module}): {without:.3f} s / {with_pyc:.3f} s")
+
+
+def _apps(artifacts: Path) -> dict[str, str]:
+    meta = json.loads((artifacts / "__venvstacks__" / "venvstacks.json").read_text())
+    return {
+        str(app["install_target"]): str(app["app_launch_module"]) for app in meta["layers"]["applications"]
+    }
+
+
+def with_bytecode(n: int) -> None:
+    for label, stack_dir in (("three-layer", three_layer_stack()), ("sample", sample_copy())):
+        plain, bytecode = publish(stack_dir), publish(stack_dir, bytecode=True)
+        archive_sizes(label, plain, bytecode)
+        compare_bytecode(label, plain, bytecode, n)
+        first_imports(label, plain, bytecode, n)
+
+
 def main(argv: list[str] | None = None) -> int:
     ensure_project_python()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="2 runs of each side instead of 5")
     ap.add_argument("--repeats", type=int, help="runs of each side (default 5, --quick 2)")
+    ap.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="only compare archives published with and without --bytecode (sizes, deploy, first import)",
+    )
     args = ap.parse_args(argv)
     n = max(1, args.repeats or (2 if args.quick else 5))
     print(f"bench/deploy.py: {load_line()}; medians of {n} runs per side, taking turns")
     print(f"code: {code_version()}")
     print("(the machine may be shared: compare the two sides of one run, not runs of different times)")
     try:
+        if args.bytecode:
+            with_bytecode(n)
+            print(f"\nload at the end: {load_line()}")
+            return 0
         three = publish(three_layer_stack())
         sample = publish(sample_copy())
         compare("three-layer (cpython-3.11, web: idna, hello: attrs)", three, n)
