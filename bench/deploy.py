@@ -145,13 +145,9 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def compare(label: str, artifacts: Path, n: int) -> Path:
-    old = serial_postinstall()
-    runs: dict[str, Callable[[Path], None]] = {
-        "recipe": lambda target: recipe(artifacts, target),
-        "recipe, old postinstall": lambda target: recipe(artifacts, target, old),
-        "ours": lambda target: ours(artifacts, target),
-    }
+def take_turns(runs: dict[str, Callable[[Path], None]], n: int) -> tuple[dict[str, Samples], Path]:
+    """Each run n times into a fresh target, taking turns; the samples and the target, which
+    holds the last run's deploy."""
     sides = {name: Samples() for name in runs}
     target = TARGETS / "target"  # one path for every side: the same path lengths
     for _ in range(n):
@@ -160,6 +156,17 @@ def compare(label: str, artifacts: Path, n: int) -> Path:
             wall, cpu = timed(how, target)
             sides[name].values.append(wall)
             sides[name].cpu.append(cpu)
+    return sides, target
+
+
+def compare(label: str, artifacts: Path, n: int) -> Path:
+    old = serial_postinstall()
+    runs: dict[str, Callable[[Path], None]] = {
+        "recipe": lambda target: recipe(artifacts, target),
+        "recipe, old postinstall": lambda target: recipe(artifacts, target, old),
+        "ours": lambda target: ours(artifacts, target),
+    }
+    sides, target = take_turns(runs, n)
     layers = len(layers_in_order(artifacts))
     print(f"\nstack {label}: {layers} layers, {rel(artifacts)}")
     print(f"  recipe (tar -xJf each, then each postinstall.py):  {sides['recipe'].summary()}")
@@ -231,14 +238,7 @@ def compare_bytecode(label: str, plain: Path, bytecode: Path, n: int) -> None:
         "ours, bytecode": lambda target: ours(bytecode, target),
         "recipe, bytecode": lambda target: recipe(bytecode, target),
     }
-    sides = {name: Samples() for name in runs}
-    target = TARGETS / "target"
-    for _ in range(n):
-        for name, how in runs.items():
-            fresh(target)
-            wall, cpu = timed(how, target)
-            sides[name].values.append(wall)
-            sides[name].cpu.append(cpu)
+    sides, _ = take_turns(runs, n)
     print(f"\nstack {label}: deploy with and without bytecode")
     print(f"  recipe with {BASELINE}'s postinstall.py, archives without bytecode: ", end="")
     print(sides["recipe, old postinstall"].summary())
