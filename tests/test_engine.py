@@ -16,7 +16,7 @@ from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.layers.linking import LinkPlan, Peer
-from venvstacks.layout import DYNLIB_MANIFEST, INSTALLED, LINKED, OutputOptions, lock_files
+from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, lock_files
 from venvstacks.lock import locking
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
@@ -41,7 +41,7 @@ def _settings(stack: StackSpec, **outputs: Any) -> Settings:
 
 
 def _tasks(settings: Settings) -> dict[str, TaskDict]:
-    return {f"{kind}:{t['name']}": t for kind, make in CREATORS.items() for t in make(settings)}
+    return {kind.task(t["name"]): t for kind, make in CREATORS.items() for t in make(settings)}
 
 
 def test_each_layer_gets_its_tasks_with_the_layers_below_as_dependencies(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_each_layer_gets_its_tasks_with_the_layers_below_as_dependencies(tmp_pat
     assert stack.root / "hello.py" in build["file_dep"]
     # ...and on a lower layer's changed library set, which it also publishes for those above
     assert settings.env_dir(fw) / DYNLIB_MANIFEST in build["file_dep"]
-    assert build["targets"] == [settings.env_dir(hello) / LINKED, settings.env_dir(hello) / DYNLIB_MANIFEST]
+    assert build["targets"] == [settings.env_dir(hello) / BUILT, settings.env_dir(hello) / DYNLIB_MANIFEST]
     # every step is the typed function itself, with the layer's name
     assert tasks["install:app-hello"]["actions"][0][1][:3:2] == [actions.install, "app-hello"]
     assert tasks["publish:app-hello"]["actions"][0][1][0] is actions.publish

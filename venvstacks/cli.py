@@ -31,13 +31,14 @@ from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
+from venvstacks.engine.taskkind import Force, TaskKind, TaskName
 from venvstacks.engine.tasks import buildable
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.fsutil import check_folder_path, dump_json
 from venvstacks.layout import (
+    BUILT,
     DEFAULT_EXPORT_DIR,
     DEFAULT_PUBLISH_DIR,
-    LINKED,
     OutputOptions,
     allow_local_runtime_default,
 )
@@ -152,11 +153,12 @@ def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
     """Which operation each layer gets (upstream's selection rules), and the doit tasks."""
     stack = inv.settings.stack
     if cmd.command == "build":
-        main_ops = ["build" if cmd.build else "lock"] + (["publish"] if cmd.publish else [])
+        main_ops = [TaskKind.BUILD if cmd.build else TaskKind.LOCK]
+        main_ops += [TaskKind.PUBLISH] if cmd.publish else []
     else:
-        main_ops = [{"lock": "lock", "local-export": "export", "publish": "publish"}[cmd.command]]
-    outputs_op = [op for op in main_ops if op in ("export", "publish")]
-    ops: dict[str, list[str]] = {layer.env_name: list(main_ops) for layer in inv.selected}
+        main_ops = [_COMMAND_KIND[cmd.command]]
+    outputs_op = [op for op in main_ops if op.is_output]
+    ops: dict[str, list[TaskKind]] = {layer.env_name: list(main_ops) for layer in inv.selected}
     # --include-dependencies / --no-include-dependencies overrides the *-dependencies flags.
     deps = cmd.include_dependencies
     publish_deps = cmd.publish_dependencies if deps is None else deps
@@ -165,23 +167,23 @@ def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
             for lower in lower_layers(stack, layer):
                 ops.setdefault(lower.env_name, []).extend(outputs_op)
         for upper in derived_layers(stack, layer):
-            wanted = ["lock"] if cmd.command == "lock" else []  # upstream relocks derived layers
-            wanted += ["build"] if cmd.build_derived else []
+            wanted = [TaskKind.LOCK] if cmd.command == "lock" else []  # upstream relocks derived layers
+            wanted += [TaskKind.BUILD] if cmd.build_derived else []
             wanted += outputs_op if cmd.publish_derived else []
             if wanted:
                 ops.setdefault(upper.env_name, []).extend(wanted)
     ordered = {
-        layer.env_name: sorted(set(ops[layer.env_name]), key=_OP_ORDER.index)
+        layer.env_name: sorted(set(ops[layer.env_name]), key=lambda kind: kind.order)
         for layer in stack.layers
         if layer.env_name in ops
     }
     return Plan(inv, ordered, tuple(_task_names(inv.settings, ordered)))
 
 
-_OP_ORDER = ["lock", "build", "export", "publish"]
+_COMMAND_KIND = {"lock": TaskKind.LOCK, "local-export": TaskKind.EXPORT, "publish": TaskKind.PUBLISH}
 
 
-def _task_names(settings: Settings, ops: dict[str, list[str]]) -> list[str]:
+def _task_names(settings: Settings, ops: dict[str, list[TaskKind]]) -> list[str]:
     host = {layer.env_name for layer in buildable(settings)}
     tasks = []
     for name, layer_ops in ops.items():
@@ -192,9 +194,9 @@ def _task_names(settings: Settings, ops: dict[str, list[str]]) -> list[str]:
         if name not in host:
             # Locks cover every platform; builds only this machine's.
             print(f"locking only {name}: not built for {host_platform()}", file=sys.stderr)
-            tasks.append(f"lock:{name}")
+            tasks.append(TaskKind.LOCK.task(name))
             continue
-        tasks += [f"{op}:{name}" for op in layer_ops]
+        tasks += [op.task(name) for op in layer_ops]
     return tasks
 
 
@@ -216,18 +218,21 @@ def prepare(plan: Plan, cmd: OperationCommand) -> Plan:
             shutil.rmtree(settings.build_dir / name, ignore_errors=True)
     forced: list[str] = []
     if cmd.force:
-        forced += [t for t in plan.tasks if t.startswith(("export:", "publish:"))]
+        forced += [t for t in plan.tasks if _forced_by(t) is Force.OUTPUTS]
     lock = settings.lock
     if lock.upgrade or lock.upgrade_packages or lock.reset:
-        # Asking for newer versions must reach uv even when no input changed.
-        forced += [f"lock:{name}" for name in plan.operations if f"lock:{name}" in _all_lock_tasks(settings)]
+        # Asking for newer versions must reach uv even when no input changed: every planned
+        # layer's lock, also of a layer only built (a build locks first).
+        layers = [settings.stack.layer(name) for name in plan.operations]
+        forced += [TaskKind.LOCK.task(layer.env_name) for layer in layers if layer.enabled]
     if forced:
         check_ok(run_doit(settings, ["forget", *forced]))
     return plan
 
 
-def _all_lock_tasks(settings: Settings) -> set[str]:
-    return {f"lock:{layer.env_name}" for layer in settings.stack.layers if layer.enabled}
+def _forced_by(task: str) -> Force | None:
+    name = TaskName.parse(task)
+    return None if name is None else name.kind.forced_by
 
 
 def run_tasks(plan: Plan, cmd: OperationCommand) -> int:
@@ -254,14 +259,15 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
     settings = plan.inv.settings
     result = []
     for task in plan.tasks:
-        op, _, name = task.partition(":")
-        if op not in ("export", "publish"):
+        parsed = TaskName.parse(task)
+        if parsed is None or not parsed.kind.is_output:
             continue
+        op, name = parsed.kind, parsed.layer
         layer = settings.stack.layer(name)
-        if not (settings.env_dir(layer) / LINKED).exists():
+        if not (settings.env_dir(layer) / BUILT).exists():
             raise VenvStacksError(f"{name} is not built yet; run `venvstacks build` first")
         record = runtime_record(settings, layer)
-        if op == "publish":
+        if op is TaskKind.PUBLISH:
             result.append(
                 outputs.dry_run(settings.stack, layer, settings.env_dir(layer), settings.output, record)
             )

@@ -9,6 +9,7 @@ from typing import Any
 
 from venvstacks.cli_options import OperationCommand, StackCommand
 from venvstacks.engine.settings import Settings
+from venvstacks.engine.taskkind import TaskKind
 from venvstacks.engine.tasks import buildable
 from venvstacks.runtimes.record import read_record
 from venvstacks.stack.graph import lower_layers
@@ -26,7 +27,7 @@ class Invocation:
 @dataclass(frozen=True)
 class Plan:
     inv: Invocation
-    operations: dict[str, list[str]]  # layer build name -> operations, in stack order
+    operations: dict[str, list[TaskKind]]  # layer build name -> operations, in stack order
     tasks: tuple[str, ...]
 
     @property
@@ -61,13 +62,15 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
     for layer in layers:
         if plan is not None:
             operations = plan.operations[layer.env_name]
+        elif layer.env_name in host:
+            operations = [TaskKind.LOCK, TaskKind.BUILD]
         else:
-            operations = ["lock", "build"] if layer.env_name in host else (["lock"] if layer.enabled else [])
+            operations = [TaskKind.LOCK] if layer.enabled else []
         entry: dict[str, Any] = {
             "name": layer.env_name,
             "install_target": locking.deployed_name(stack, layer),
             "has_valid_lock": locking.lock_is_current(stack, layer, inv.settings.lock),
-            "selected_operations": operations,
+            "selected_operations": [kind.prefix for kind in operations],
         }
         if _on_local_runtime(inv.settings, layer):
             entry["local_runtime"] = True

@@ -25,13 +25,13 @@ from typing import Any
 
 from venvstacks.console import interrupt_in_one_line
 from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path
-from venvstacks.engine.tasks import CREATORS
+from venvstacks.engine.taskkind import TaskKind
 from venvstacks.layout import DEFAULT_BUILD_DIR
 from venvstacks.stack.spec import STACK_FILE
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
 # creator per task kind. The names are fixed; their values come from the stack (__getattr__).
-__all__ = ["DOIT_CONFIG", *(f"task_{kind}" for kind in CREATORS)]  # noqa: F822
+__all__ = ["DOIT_CONFIG", *(f"task_{kind.prefix}" for kind in TaskKind)]  # noqa: F822
 
 DEFAULT_STACK = STACK_FILE
 

@@ -100,7 +100,8 @@ def install(settings: Settings, name: str) -> None:
         envs.install_venv_layer(record, runtime_dir, settings.env_dir(layer), pylock, how, log)
 
 
-def link(settings: Settings, name: str) -> None:
+def build(settings: Settings, name: str) -> None:
+    """`build:`, wiring an installed layer to the layers below it (layers/linking.py)."""
     from venvstacks.errors import SpecError
     from venvstacks.layers import linking
     from venvstacks.layers.dynlib import AmbiguousLibrary

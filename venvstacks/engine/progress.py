@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from venvstacks.console import say
+from venvstacks.engine.taskkind import TaskName
 
 FIRST_AFTER = 2.0  # seconds a task runs before its first progress line
 EVERY = 5.0  # seconds between two lines for one task
@@ -34,6 +35,11 @@ def _take_note(layer: str) -> str | None:
 def _drop_note(layer: str) -> None:
     with _lock:
         _notes.pop(layer, None)
+
+
+def _layer_of(task: str) -> str:
+    name = TaskName.parse(task)
+    return task if name is None else name.layer
 
 
 @dataclass
@@ -63,7 +69,7 @@ class Heartbeat:
     def finished(self, task: str) -> None:
         with self._lock:
             self._running.pop(task, None)
-        _drop_note(task.partition(":")[2])
+        _drop_note(_layer_of(task))
 
     def tick(self, now: float) -> list[str]:
         lines = []
@@ -72,7 +78,7 @@ class Heartbeat:
                 if now < run.next_line:
                     continue
                 run.next_line = now + EVERY
-                what = _take_note(task.partition(":")[2]) or "still running"
+                what = _take_note(_layer_of(task)) or "still running"
                 lines.append(f"   {task}: {what} ({now - run.started:.0f}s)")
         return lines
 

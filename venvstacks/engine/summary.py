@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from venvstacks.engine.settings import Settings
+from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.fsutil import read_json_object
 from venvstacks.layout import LAYER_PYTHON, METADATA_DIR
 from venvstacks.stack.kinds import LayerKind
@@ -17,15 +18,15 @@ from venvstacks.stack.spec import LayerSpec
 def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:
     """`ran`: each task the run saw -> whether it ran (False: it was up to date)."""
     layers = {layer.env_name: layer for layer in settings.stack.layers}
-    by_op: dict[str, list[tuple[LayerSpec, bool]]] = {}
+    by_kind: dict[TaskKind, list[tuple[LayerSpec, bool]]] = {}
     for task, did_run in ran.items():
-        op, _, name = task.partition(":")
-        if name in layers:
-            by_op.setdefault(op, []).append((layers[name], did_run))
-    exported = bool(by_op.get("export"))  # then the apps to run are the exported ones
-    lines = _built(settings, by_op.get("build", []), with_apps=not exported)
-    lines += _exported(settings, by_op.get("export", []))
-    lines += _published(settings, by_op.get("publish", []))
+        name = TaskName.parse(task)
+        if name is not None and name.layer in layers:
+            by_kind.setdefault(name.kind, []).append((layers[name.layer], did_run))
+    exported = bool(by_kind.get(TaskKind.EXPORT))  # then the apps to run are the exported ones
+    lines = _built(settings, by_kind.get(TaskKind.BUILD, []), with_apps=not exported)
+    lines += _exported(settings, by_kind.get(TaskKind.EXPORT, []))
+    lines += _published(settings, by_kind.get(TaskKind.PUBLISH, []))
     return lines
 
 

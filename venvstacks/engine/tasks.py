@@ -29,6 +29,7 @@ from doit.tools import config_changed
 from venvstacks import layout
 from venvstacks.engine import actions
 from venvstacks.engine.settings import Settings, Step
+from venvstacks.engine.taskkind import TaskKind
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.layout import lock_files
 from venvstacks.lock import uvconfig
@@ -110,7 +111,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
                 *(_module_files(stack, layer) if layer.versioned else []),  # they name its next version
                 settings.runtime_state(layer),  # its exact version decides markers
             ],
-            "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
+            "task_dep": [TaskKind.RUNTIME.task(settings.runtime_layer(layer).env_name)],
             "targets": [files.pylock, files.meta],
             "uptodate": [config_changed(_lock_inputs(settings, layer))],
         }
@@ -127,7 +128,7 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
                 lock_files(settings.stack, layer).pylock,
                 settings.runtime_state(layer),
             ],
-            "task_dep": [] if runtime is layer else [f"install:{runtime.env_name}"],
+            "task_dep": [] if runtime is layer else [TaskKind.INSTALL.task(runtime.env_name)],
             "targets": [settings.env_dir(layer) / layout.INSTALLED],
             # Which of a package's wheels is installed follows the target (same lock or not).
             "uptodate": [
@@ -151,7 +152,7 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
             "name": layer.env_name,
             "doc": f"build {layer.env_name}: wire it to its lower layers"
             + (" and copy its launch modules" if layer.launch_module else ""),
-            "actions": [(act, [actions.link, settings, layer.env_name])],
+            "actions": [(act, [actions.build, settings, layer.env_name])],
             "file_dep": [
                 settings.env_dir(layer) / layout.INSTALLED,
                 *versioned_metas,
@@ -159,13 +160,13 @@ def build_tasks(settings: Settings) -> Iterator[TaskDict]:
                 *(settings.env_dir(lower) / layout.DYNLIB_MANIFEST for lower in lowers),
                 *_module_files(stack, layer),
             ],
-            "task_dep": [f"build:{lower.env_name}" for lower in lowers],
+            "task_dep": [TaskKind.BUILD.task(lower.env_name) for lower in lowers],
             "targets": [
-                settings.env_dir(layer) / layout.LINKED,
+                settings.env_dir(layer) / layout.BUILT,
                 settings.env_dir(layer) / layout.DYNLIB_MANIFEST,
             ],
             "clean": True,
-            "uptodate": [config_changed(_link_inputs(settings, layer))],
+            "uptodate": [config_changed(_build_inputs(settings, layer))],
         }
 
 
@@ -176,7 +177,8 @@ def export_tasks(settings: Settings) -> Iterator[TaskDict]:
         doc = f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py"
         task = _output_task(settings, layer, actions.export, doc, out.export_metadata(layer), config)
         # Lower layers go first: an upper layer is exported beside them.
-        yield {**task, "task_dep": [f"export:{lower.env_name}" for lower in lower_layers(stack, layer)]}
+        lowers = lower_layers(stack, layer)
+        yield {**task, "task_dep": [TaskKind.EXPORT.task(lower.env_name) for lower in lowers]}
 
 
 def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
@@ -209,7 +211,7 @@ def _output_task(
 
 def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
     """A built layer's outputs, plus its lock metadata (which names its deployed version)."""
-    return [settings.env_dir(layer) / layout.LINKED, lock_files(settings.stack, layer).meta]
+    return [settings.env_dir(layer) / layout.BUILT, lock_files(settings.stack, layer).meta]
 
 
 def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
@@ -217,7 +219,7 @@ def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
     return uvconfig.lock_inputs(settings.stack, layer, settings.lock)
 
 
-def _link_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
+def _build_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
     return {
         "build_dir": str(settings.build_dir),
         "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
@@ -238,11 +240,11 @@ def _module_files(stack: StackSpec, layer: LayerSpec) -> list[Path]:
     return [path for m in layer.modules for path in module_inputs(m, stack.root)]
 
 
-CREATORS: dict[str, Callable[[Settings], Iterator[TaskDict]]] = {
-    "runtime": runtime_tasks,
-    "lock": lock_tasks,
-    "install": install_tasks,
-    "build": build_tasks,
-    "export": export_tasks,
-    "publish": publish_tasks,
+CREATORS: dict[TaskKind, Callable[[Settings], Iterator[TaskDict]]] = {
+    TaskKind.RUNTIME: runtime_tasks,
+    TaskKind.LOCK: lock_tasks,
+    TaskKind.INSTALL: install_tasks,
+    TaskKind.BUILD: build_tasks,
+    TaskKind.EXPORT: export_tasks,
+    TaskKind.PUBLISH: publish_tasks,
 }

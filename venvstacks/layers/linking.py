@@ -22,12 +22,12 @@ from typing import Any
 from venvstacks.fsutil import dump_json, write_atomic, write_if_changed
 from venvstacks.layers import dynlib, pywrapper
 from venvstacks.layout import (
+    BUILT,
     DEPLOYED_WRAPPER,
     DYNLIB_DIR,
     DYNLIB_MANIFEST,
     LAYER_CONFIG,
     LAYER_PYTHON,
-    LINKED,
     MODULES_STATE,
     RUNTIME_PYTHON,
     site_packages,
@@ -104,7 +104,7 @@ class LinkPlan:
 def link_layer(plan: LinkPlan) -> None:
     """Raises `dynlib.AmbiguousLibrary` when two libraries want one link name."""
     env_dir = plan.env_dir
-    (env_dir / LINKED).unlink(missing_ok=True)
+    (env_dir / BUILT).unlink(missing_ok=True)
     site_dir = env_dir / plan.site_dir
     libraries = dynlib.find_libraries(
         env_dir, plan.site_dir, plan.extension_suffixes, plan.layer.dynlib_exclude
@@ -125,7 +125,7 @@ def link_layer(plan: LinkPlan) -> None:
         "dynlib": links,
         "modules": {module_name(m): module_hash(m, plan.stack_root) for m in plan.modules()},
     }
-    write_atomic(env_dir / LINKED, dump_json(manifest))
+    write_atomic(env_dir / BUILT, dump_json(manifest))
 
 
 def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
