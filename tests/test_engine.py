@@ -20,7 +20,8 @@ from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, 
 from venvstacks.lock import locking
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
-from venvstacks.stack.spec import StackSpec, load_stack
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.spec import load_stack
 
 ELSEWHERE = "win_arm64" if host_platform() != "win_arm64" else "linux_aarch64"
 

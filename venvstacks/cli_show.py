@@ -14,7 +14,7 @@ from venvstacks.engine.tasks import buildable
 from venvstacks.runtimes.record import read_record
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import LayerSpec
+from venvstacks.stack.model import LayerSpec
 
 
 @dataclass(frozen=True)

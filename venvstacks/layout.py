@@ -10,12 +10,9 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from venvstacks.platforms import major_minor, platform_tag
-
-if TYPE_CHECKING:
-    from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.model import LayerSpec, StackSpec
 
 # Inside each layer folder: its interpreter (a runtime's own python3; a venv layer's python,
 # a link to the runtime's or the script in front of it), bookkeeping that never ships, and the

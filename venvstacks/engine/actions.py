@@ -20,7 +20,7 @@ from venvstacks.lock import uvconfig
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.record import RuntimeRecord, read_record, record_text, unpacked_in
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import LayerSpec
+from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.targets import layer_target
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_hash, module_name
-from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_target
 
 

@@ -21,7 +21,7 @@ from venvstacks.layout import (
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.model import LayerSpec, StackSpec
 
 
 @dataclass(frozen=True)

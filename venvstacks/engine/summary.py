@@ -11,8 +11,8 @@ from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.fsutil import read_json_object
 from venvstacks.layout import LAYER_PYTHON, METADATA_DIR
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
-from venvstacks.stack.spec import LayerSpec
 
 
 def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:

@@ -37,8 +37,8 @@ from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_inputs
-from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import glibc_of, macos_of, target_text
 
 TaskDict = dict[str, Any]

@@ -34,8 +34,8 @@ from venvstacks.layout import (
 )
 from venvstacks.platforms import host_platform
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import copy_module, module_hash, module_name
-from venvstacks.stack.spec import LayerSpec
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ class LinkPlan:
         dynlib_dirs = [f"../{p.deployed_name}/{DYNLIB_DIR.as_posix()}" for p in self.peers]
         config.update(py_version=self.py_version, site_dir=site, dynlib_dirs=dynlib_dirs)
         if self.layer.kind is LayerKind.APPLICATION:
-            config["launch_module"] = self.layer.launch_module_name
+            launch = self.layer.launch_module
+            config["launch_module"] = module_name(launch) if launch else None
         return config
 
     def sitecustomize(self) -> str | None:

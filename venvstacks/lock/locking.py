@@ -29,8 +29,8 @@ from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import major_minor
 from venvstacks.stack import naming
 from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_hash, module_name
-from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_targets
 from venvstacks.tools import run, uv_bin
 

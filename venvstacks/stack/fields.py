@@ -3,8 +3,8 @@
 `venvstacks.stack.spec` checks which fields a table may have and their TOML types; the functions
 here check what the values say (a valid requirement, a known platform or index, an existing
 module) and resolve them against the layers defined above. Each raises a `SpecError` naming
-the file, the layer and the field. `LayerKind` is not used here (the caller decides which
-fields each kind has), so this module sits below `venvstacks.stack.spec` with no import cycle.
+the file, the layer and the field. It reads the data model (`venvstacks.stack.model`), never
+the parser in `spec` that calls it, so `stack/` has no import cycle.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -26,10 +26,8 @@ from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.stack import modfiles
 from venvstacks.stack.graph import LinearizationError, c3_linearize
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
-
-if TYPE_CHECKING:
-    from venvstacks.stack.spec import LayerSpec
 
 DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),

@@ -19,7 +19,7 @@ from packaging.markers import Marker
 from packaging.tags import Tag
 
 from venvstacks.platforms import major_minor
-from venvstacks.stack.spec import LayerSpec
+from venvstacks.stack.model import LayerSpec
 
 
 class _Platform(NamedTuple):
