@@ -65,29 +65,43 @@ def plan(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, list[str]]
 
 
 def test_build_selects_included_layers(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert plan(capsys, "build", str(spec), "--include", "framework-top") == {"framework-top": ["build"]}
+    # A build also locks, and builds what is below (the listing is what the run does).
+    lock_build = ["lock", "build"]
+    assert plan(capsys, "build", str(spec), "--include", "framework-top") == {
+        "cpython-3.11": lock_build,
+        "framework-base": lock_build,
+        "framework-top": lock_build,
+    }
 
 
 def test_derived_and_dependency_flags(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ops = plan(capsys, "build", str(spec), "--include", "framework-base", "--build-derived", "--publish")
-    assert ops["framework-base"] == ["build", "publish"]
-    assert ops["framework-top"] == ["build"] and ops["app-app"] == ["build"]
+    assert ops["framework-base"] == ["lock", "build", "publish"]
+    assert ops["framework-top"] == ops["app-app"] == ops["cpython-3.11"] == ["lock", "build"]
+    assert "app-winapp" not in ops
     ops = plan(capsys, "publish", str(spec), "--include", "app-app", "--publish-dependencies")
     assert ops == {
-        name: ["publish"] for name in ("cpython-3.11", "framework-base", "framework-top", "app-app")
+        name: ["lock", "build", "publish"]
+        for name in ("cpython-3.11", "framework-base", "framework-top", "app-app")
     }
     ops = plan(capsys, "build", str(spec), "--include", "app-app", "--publish", "--publish-dependencies",
                "--no-include-dependencies")  # fmt: skip
-    assert ops == {"app-app": ["build", "publish"]}
+    assert ops == {
+        "cpython-3.11": ["lock", "build"],
+        "framework-base": ["lock", "build"],
+        "framework-top": ["lock", "build"],
+        "app-app": ["lock", "build", "publish"],
+    }
 
 
 def test_lock_relocks_derived_layers(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ops = plan(capsys, "lock", str(spec), "--include", "framework-top")
-    assert ops == {"framework-top": ["lock"], "app-app": ["lock"]}
+    assert ops == {name: ["lock"] for name in ("cpython-3.11", "framework-base", "framework-top", "app-app")}
 
 
 def test_no_build_only_locks(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert plan(capsys, "build", str(spec), "--include", "app-app", "--no-build") == {"app-app": ["lock"]}
+    ops = plan(capsys, "build", str(spec), "--include", "app-app", "--no-build")
+    assert ops == {name: ["lock"] for name in ("cpython-3.11", "framework-base", "framework-top", "app-app")}
 
 
 def test_include_matching_nothing(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,7 +115,7 @@ def test_include_matching_nothing(spec: Path, capsys: pytest.CaptureFixture[str]
 def test_show_only_prints_the_tree(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", str(spec), "--show-only"]) == 0
     out = capsys.readouterr().out
-    assert "+-- *app-app  [build]" in out and "|   |   +-- framework-top" in out
+    assert "+-- *app-app  [lock, build]" in out and "|   |   +-- framework-top" in out
 
 
 def test_spec_path_defaults_to_the_current_folder(

@@ -17,7 +17,7 @@ from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.layers.linking import LinkPlan, Peer
 from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, lock_files
-from venvstacks.lock import locking
+from venvstacks.lock import locking, validity
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.model import StackSpec
@@ -100,7 +100,7 @@ def _write_meta(stack: StackSpec, name: str, requirements_hash: str) -> int:
     files = lock_files(stack, layer)
     files.meta.parent.mkdir(parents=True, exist_ok=True)
     locked = {"packages": [{"name": "idna", "version": requirements_hash}]}
-    inputs = {key: "sha256:x" for key in locking._INPUT_KEYS}
+    inputs = {key: "sha256:x" for key in validity.INPUT_KEYS}
     return locking._write_meta(stack, layer, files, locked, inputs)
 
 
@@ -121,16 +121,16 @@ def test_a_lock_is_valid_only_for_the_inputs_it_was_made_from(tmp_path: Path) ->
     stack = _stack(tmp_path)
     runtime = stack.layer("cpython-3.11")
     files = lock_files(stack, runtime)
-    assert not locking.lock_is_valid(stack, runtime)  # nothing locked yet
+    assert not validity.lock_is_valid(stack, runtime)  # nothing locked yet
     files.pylock.parent.mkdir(parents=True, exist_ok=True)
     files.pylock.write_text('lock-version = "1.0"\ncreated-by = "test"\npackages = []\n')
-    inputs = locking._input_hashes(stack, runtime, [], locking.DEFAULT_OPTIONS)
-    locking._write_meta(stack, runtime, files, locking.read_lock(files.pylock), inputs)
-    assert locking.lock_is_valid(stack, runtime) and locking.lock_is_current(stack, runtime)
+    inputs = validity.input_hashes(stack, runtime, [])
+    locking._write_meta(stack, runtime, files, validity.read_lock(files.pylock), inputs)
+    assert validity.lock_is_valid(stack, runtime) and validity.lock_is_current(stack, runtime)
     files.pylock.write_text(
         'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "x", version = "1"}]\n'
     )
-    assert not locking.lock_is_valid(stack, runtime)  # edited by hand: not what was recorded
+    assert not validity.lock_is_valid(stack, runtime)  # edited by hand: not what was recorded
 
 
 @pytest.mark.parametrize("versioned", [False, True])

@@ -9,6 +9,7 @@ and the copy alike, because all three come from one function.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.support.spec_files import RUNTIME, app, one_error_line, write_stack
 from tests.support.stacks import Stack
+from venvstacks.cli import main
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import build_tasks
 from venvstacks.errors import VenvStacksError
@@ -63,41 +65,61 @@ def test_link_out_of_the_stack_folder_is_refused_in_one_line(
     path = write_stack(root, RUNTIME + app("demo", extra='launch_module = "pkg"'), {})
     line = one_error_line(capsys, ["show", str(path)])
     assert "layer 'app-demo'" in line and "field 'launch_module'" in line
-    assert "key.pem" in line and "leads outside the stack folder" in line
+    assert "key.pem" in line and "a symlink pointing outside its module" in line
 
 
 def test_linked_folder_out_of_the_stack_is_refused(tmp_path: Path) -> None:
     root, pkg = _stack_with_package(tmp_path)
     _secret(tmp_path)
     (pkg / "keys").symlink_to(tmp_path / "outside", target_is_directory=True)
-    with pytest.raises(ModuleError, match="leads outside the stack folder"):
+    with pytest.raises(ModuleError, match="a symlink pointing outside its module"):
         module_files(pkg, root)
 
 
-def test_launch_module_that_is_itself_a_link_out_is_refused(
+def test_launch_module_written_as_a_link_out_is_used_and_noted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The stack file names the link: whoever wrote it chose where it leads.
     root = tmp_path / "stack"
     root.mkdir()
     elsewhere = tmp_path / "outside.py"
     elsewhere.write_text("print('from outside')\n")
     (root / "launch.py").symlink_to(elsewhere)
-    line = one_error_line(capsys, ["show", str(write_stack(root, RUNTIME + app("demo"), {}))])
-    assert "leads outside the stack folder" in line
+    assert main(["show", str(write_stack(root, RUNTIME + app("demo"), {}))]) == 0
+    assert "note: module files from outside the stack folder: app-demo: launch.py" in capsys.readouterr().err
+    assert [e.source for e in module_files(root / "launch.py", root)] == [elsewhere]
 
 
-def test_launch_module_outside_the_stack_folder_is_named_once(
+def test_modules_outside_the_stack_folder_load_and_are_named_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # As the existing venvstacks' own sample project: support_modules = ["../other/empty.py"].
     root = tmp_path / "stack"
     root.mkdir()
     (tmp_path / "outside.py").write_text("print('from outside')\n")
-    path = write_stack(root, RUNTIME + app("demo", extra='launch_module = "../outside.py"'), {})
-    line = one_error_line(capsys, ["show", str(path)])
-    assert line == (
-        "error: venvstacks.toml: layer 'app-demo': field 'launch_module': '../outside.py': "
-        f"{tmp_path / 'outside.py'}: leads outside the stack folder; "
-        "modules may only use files inside the stack folder"
+    (tmp_path / "shared" / "util").mkdir(parents=True)
+    (tmp_path / "shared" / "util" / "__init__.py").write_text("X = 1\n")
+    extra = 'launch_module = "../outside.py"\nsupport_modules = ["../shared/util"]'
+    path = write_stack(root, RUNTIME + app("demo", extra=extra), {})
+    assert main(["show", str(path)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "note: module files from outside the stack folder: app-demo: ../outside.py; app-demo: ../shared/util"
+    ]
+    stack = load_stack(path)
+    assert [m.name for m in stack.layers[1].modules] == ["outside.py", "util"]
+    assert [e.rel for e in module_files(tmp_path / "shared" / "util", root)] == ["__init__.py"]
+
+
+def test_module_names_clash_before_either_is_looked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As the existing venvstacks: the clash is the error, though neither path exists.
+    extra = 'launch_module = "name.py"\nsupport_modules = ["conflicting/name"]'
+    line = one_error_line(capsys, ["show", str(write_stack(tmp_path, RUNTIME + app("l", extra=extra), {}))])
+    assert line.endswith(
+        "field 'support_modules': module name 'name' is used twice (also by launch_module); "
+        "module names must be unique"
     )
 
 
@@ -185,8 +207,9 @@ def test_gitignored_and_cached_files_are_not_hashed_watched_or_copied(tmp_path: 
     (pkg / "scratch" / "notes.py").write_text("")
     (pkg / "__pycache__").mkdir()
     (pkg / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
-    (pkg / ".git").mkdir()
-    (pkg / ".git" / "HEAD").write_text("ref\n")
+    (pkg / ".github").mkdir()  # .git* entries never count (a .git folder would make pkg a repository)
+    (pkg / ".github" / "ci.yml").write_text("on: push\n")
+    (pkg / ".gitattributes").write_text("* text\n")
     expected = ["__init__.py", "__main__.py", "keep.secret"]
     assert [e.rel for e in module_files(pkg, root)] == expected
     assert [p.relative_to(pkg).as_posix() for p in module_inputs(pkg, root)] == expected
@@ -289,3 +312,58 @@ def test_a_package_with_an_inner_link_builds_publishes_and_deploys(stack: Stack,
     python = target / "app-hello" / "bin" / "python"
     run = subprocess.run([str(python), "-m", "hello"], capture_output=True, text=True, check=True)
     assert "read through an inner link" in run.stdout
+
+
+# --- .gitignore files from the repository root down, checked against git itself ---------------
+
+_REPO_FILES = {
+    ".gitignore": "*.log\nsecret*\n/examples/demo/pkg/build/\n",
+    "examples/.gitignore": "!keep.log\n*.tmp\n",
+    "examples/demo/pkg/__init__.py": "",
+    "examples/demo/pkg/__main__.py": "",
+    "examples/demo/pkg/run.log": "noise",
+    "examples/demo/pkg/keep.log": "kept",
+    "examples/demo/pkg/x.tmp": "",
+    "examples/demo/pkg/secret.txt": "s3cret",
+    "examples/demo/pkg/local-only.txt": "excluded by .git/info/exclude only",
+    "examples/demo/pkg/build/out.py": "",
+    "examples/demo/pkg/sub/.gitignore": "!y.tmp\nz.py\n",
+    "examples/demo/pkg/sub/y.tmp": "",
+    "examples/demo/pkg/sub/z.py": "",
+    "examples/demo/pkg/sub/w.py": "",
+    "examples/demo/pkg/sub/deep/secret_notes.py": "",
+    "examples/demo/pkg/sub/deep/v.py": "",
+}
+
+
+def _git(repo: Path, *args: str, stdin: str = "") -> str:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    done = subprocess.run(
+        ["git", "-c", f"core.excludesFile={os.devnull}", *args],
+        cwd=repo, input=stdin, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr  # check-ignore: 1 when nothing is ignored
+    return done.stdout
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git to compare with")
+def test_module_files_are_what_git_check_ignore_keeps(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    for rel, content in _REPO_FILES.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(content)
+    _git(repo, "init", "-q")
+    # Not committed, so not ours to honour: the same commit must build alike everywhere.
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("local-only.txt\n")
+    root, pkg = repo / "examples" / "demo", repo / "examples" / "demo" / "pkg"
+    candidates = sorted(
+        p.relative_to(repo).as_posix() for p in pkg.rglob("*") if p.is_file() and p.name != ".gitignore"
+    )
+    (repo / ".git" / "info" / "exclude").write_text("")
+    ignored = set(_git(repo, "check-ignore", "--no-index", "--stdin", stdin="\n".join(candidates)).split())
+    kept = [c.removeprefix("examples/demo/pkg/") for c in candidates if c not in ignored]
+    assert "run.log" not in kept and "keep.log" in kept and "sub/y.tmp" in kept  # the rules bite
+    (repo / ".git" / "info" / "exclude").write_text("local-only.txt\n")
+    assert [e.rel for e in module_files(pkg, root) if not e.is_dir] == kept
+    assert "local-only.txt" in kept

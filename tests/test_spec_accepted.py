@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.spec_files import INDEX, RUNTIME, RUNTIME_312, app, framework, write_stack
+from tests.support.spec_files import INDEX, OTHER_INDEX, RUNTIME, RUNTIME_312, app, framework, write_stack
 from venvstacks.cli import main
 from venvstacks.errors import SpecError
 from venvstacks.layout import lock_files
@@ -239,3 +239,18 @@ def test_side_uv_config_ignored_with_tool_uv(tmp_path: Path) -> None:
 def test_other_tool_tables_are_ignored(tmp_path: Path) -> None:
     stack, _ = _load(tmp_path, RUNTIME + '\n[tool.other]\nkey = "value"\n')
     assert stack.uv_config == {}
+
+
+def test_a_declared_index_override_lets_an_upper_layer_take_a_package_elsewhere(tmp_path: Path) -> None:
+    # As the existing venvstacks: names are compared canonically (Torch is torch).
+    toml = (
+        RUNTIME
+        + framework("fw", extra='package_indexes = { IDNA = "mirror" }')
+        + app("demo", deps='frameworks = ["fw"]', extra='package_indexes = { Idna = "other" }\n'
+              'index_overrides = { mirror = "other" }')
+        + INDEX
+        + OTHER_INDEX
+    )  # fmt: skip
+    stack, _ = _load(tmp_path, toml, {"launch.py": ""})
+    assert stack.layer("framework-fw").package_indexes == (("idna", "mirror"),)
+    assert stack.layer("app-demo").package_indexes == (("idna", "other"),)

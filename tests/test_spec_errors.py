@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.spec_files import INDEX, RUNTIME, RUNTIME_312, app, framework, one_error_line, write_stack
+from tests.support.spec_files import (
+    INDEX,
+    OTHER_INDEX,
+    RUNTIME,
+    RUNTIME_312,
+    app,
+    framework,
+    one_error_line,
+    write_stack,
+)
 from venvstacks.errors import SpecError
 from venvstacks.stack.spec import load_stack
 
@@ -28,6 +37,21 @@ class Bad:
     field: str | None
     hint: str  # words telling the user what to do (or what is expected)
     files: dict[str, str] = dataclasses.field(default_factory=lambda: {"launch.py": "print('hi')\n"})
+
+
+def _lower_indexes_disagree(spelled: str) -> Bad:
+    """Two lower layers take one distribution (spelled as given by the first) from two indexes."""
+    return Bad(
+        RUNTIME
+        + framework("a", extra=f'package_indexes = {{ {spelled} = "mirror" }}')
+        + framework("b", extra='package_indexes = { idna = "other" }')
+        + framework("c", deps='frameworks = ["a", "b"]')
+        + INDEX
+        + OTHER_INDEX,
+        "framework-c",
+        "package_indexes",
+        "declare the winner with index_overrides",
+    )
 
 
 BAD: dict[str, Bad] = {
@@ -329,16 +353,17 @@ BAD: dict[str, Bad] = {
         "index_overrides",
         "names unknown index 'nowhere'",
     ),
-    "conflicting-lower-indexes": Bad(
+    "conflicting-lower-indexes": _lower_indexes_disagree("idna"),
+    "lower-indexes-differing-in-name-case": _lower_indexes_disagree("IDNA"),  # one distribution
+    "own-index-overriding-a-lower-one-undeclared": Bad(
         RUNTIME
-        + framework("a", extra='package_indexes = { idna = "mirror" }')
-        + framework("b", extra='package_indexes = { idna = "other" }')
-        + framework("c", deps='frameworks = ["a", "b"]')
+        + framework("a", extra='package_indexes = { Idna = "mirror" }')
+        + framework("c", deps='frameworks = ["a"]', extra='package_indexes = { idnA = "other" }')
         + INDEX
-        + '[[tool.uv.index]]\nname = "other"\nurl = "http://127.0.0.1:9/other"\n',
+        + OTHER_INDEX,
         "framework-c",
         "package_indexes",
-        "declare the winner with index_overrides",
+        "declare the override with index_overrides = { mirror = 'other' }",
     ),
     "uv-index-not-an-array": Bad(
         RUNTIME + '\n[tool.uv]\nindex = "http://127.0.0.1:9/simple"\n',

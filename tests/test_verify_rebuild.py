@@ -13,10 +13,13 @@ from subprocess import PIPE
 
 import pytest
 
+from tests.support.spec_files import RUNTIME, app, write_stack
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 from venvstacks.layout import DOIT_DB
 from venvstacks.ship.scratch import copy_stack
+from venvstacks.stack.modfiles import module_hash
+from venvstacks.stack.spec import load_stack
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +152,8 @@ def test_copy_skips_output_folders_of_any_name(stack: Stack, tmp_path: Path) -> 
     (stack.root / "requirements" / "kept.txt").write_text("x")
     (stack.root / "notes").mkdir()
     (stack.root / ".gitignore").write_text("*.log\n")
-    copied = copy_stack(stack.spec, tmp_path / "copy")
+    copied_file, copied = copy_stack(stack.spec, tmp_path / "copy")
+    assert copied_file == tmp_path / "copy" / "venvstacks.toml"
     assert copied == [".gitignore", "hello.py", "helper.py", "requirements", "venvstacks.toml"]
     listing = sorted(p.relative_to(tmp_path / "copy").as_posix() for p in (tmp_path / "copy").rglob("*"))
     assert listing == [
@@ -160,3 +164,31 @@ def test_copy_skips_output_folders_of_any_name(stack: Stack, tmp_path: Path) -> 
         "requirements/kept.txt",
         "venvstacks.toml",
     ]
+
+
+def test_copy_keeps_modules_outside_the_stack_folder_and_the_gitignores_above(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)  # the repository root: its .gitignore counts
+    (repo / ".gitignore").write_text("*.log\n")
+    util = repo / "shared" / "util"
+    util.mkdir(parents=True)
+    (util / "__init__.py").write_text("X = 1\n")
+    (util / "run.log").write_text("noise\n")
+    extra = 'support_modules = ["../../shared/util"]'
+    spec = write_stack(repo / "examples" / "demo", RUNTIME + app("demo", extra=extra), {"launch.py": ""})
+    copied_file, copied = copy_stack(spec, tmp_path / "copy")
+    assert copied_file == tmp_path / "copy" / "examples" / "demo" / "venvstacks.toml"
+    assert copied == ["../../shared/util", "launch.py", "venvstacks.toml"]
+    listing = sorted(p.relative_to(tmp_path / "copy").as_posix() for p in (tmp_path / "copy").rglob("*"))
+    assert listing == [
+        ".gitignore",
+        "examples",
+        "examples/demo",
+        "examples/demo/launch.py",
+        "examples/demo/venvstacks.toml",
+        "shared",
+        "shared/util",
+        "shared/util/__init__.py",
+    ]
+    copy = load_stack(copied_file)
+    assert module_hash(copy.layers[1].support_modules[0], copy.root) == module_hash(util, spec.parent)

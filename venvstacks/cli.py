@@ -13,6 +13,7 @@ ends the run early by returning the exit status.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from venvstacks.cli_options import (
 )
 from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
+from venvstacks.engine.closure import layer_operations, task_closure
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import Force, TaskKind, TaskName
@@ -46,6 +48,7 @@ from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
+from venvstacks.stack.modfiles import is_outside
 from venvstacks.stack.spec import load_stack
 from venvstacks.tools import set_verbose
 
@@ -98,6 +101,14 @@ def execute(command: StackCommand, steps: Sequence[Step]) -> int:
 def load(_: None, cmd: StackCommand) -> Settings:
     stack = load_stack(stack_path(cmd.spec_path))
     root = stack.root
+    outside = [
+        f"{layer.env_name}: {os.path.relpath(module, root)}"
+        for layer in stack.layers
+        for module in layer.modules
+        if is_outside(module, root)
+    ]
+    if outside:  # allowed, as the existing venvstacks does; but worth knowing what ships
+        say(f"note: module files from outside the stack folder: {'; '.join(outside)}")
 
     def rel(value: str) -> Path:
         # As upstream: relative paths are relative to the stack file's folder.
@@ -177,7 +188,10 @@ def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
         for layer in stack.layers
         if layer.env_name in ops
     }
-    return Plan(inv, ordered, tuple(_task_names(inv.settings, ordered)))
+    tasks = tuple(_task_names(inv.settings, ordered))
+    # What the run does: the tasks asked for and all that doit runs before them.
+    listing = layer_operations(inv.settings, task_closure(inv.settings, tasks))
+    return Plan(inv, listing, tasks, ordered)
 
 
 _COMMAND_KIND = {"lock": TaskKind.LOCK, "local-export": TaskKind.EXPORT, "publish": TaskKind.PUBLISH}
@@ -214,16 +228,16 @@ def prepare(plan: Plan, cmd: OperationCommand) -> Plan:
     settings = plan.inv.settings
     hold_build_lock(settings.build_dir)
     if cmd.clean:
-        for name in plan.operations:
+        for name in plan.requested:
             shutil.rmtree(settings.build_dir / name, ignore_errors=True)
     forced: list[str] = []
     if cmd.force:
         forced += [t for t in plan.tasks if _forced_by(t) is Force.OUTPUTS]
     lock = settings.lock
     if lock.upgrade or lock.upgrade_packages or lock.reset:
-        # Asking for newer versions must reach uv even when no input changed: every planned
+        # Asking for newer versions must reach uv even when no input changed: every requested
         # layer's lock, also of a layer only built (a build locks first).
-        layers = [settings.stack.layer(name) for name in plan.operations]
+        layers = [settings.stack.layer(name) for name in plan.requested]
         forced += [TaskKind.LOCK.task(layer.env_name) for layer in layers if layer.enabled]
     if forced:
         check_ok(run_doit(settings, ["forget", *forced]))

@@ -27,8 +27,9 @@ class Invocation:
 @dataclass(frozen=True)
 class Plan:
     inv: Invocation
-    operations: dict[str, list[TaskKind]]  # layer build name -> operations, in stack order
-    tasks: tuple[str, ...]
+    operations: dict[str, list[TaskKind]]  # layer build name -> what the run does to it, in stack order
+    tasks: tuple[str, ...]  # the tasks asked of doit (which runs what they need first)
+    requested: dict[str, list[TaskKind]]  # layer build name -> the operations the command asked for
 
     @property
     def command(self) -> OperationCommand:
@@ -46,11 +47,23 @@ def show(inv: Invocation, _: StackCommand) -> int:
 
 def print_show(inv: Invocation, plan: Plan | None = None) -> None:
     data = show_data(inv, plan)
-    print(json.dumps(data, indent=2) if inv.command.json else show_text(data))
+    print(json.dumps(_upstream_names(data), indent=2) if inv.command.json else show_text(data))
+
+
+def _upstream_names(data: dict[str, Any]) -> dict[str, Any]:
+    """As the existing venvstacks names them in `selected_operations`: a local export is its
+    `publish` step (it has no operation of its own)."""
+    for kind in LayerKind:
+        for entry in data[kind.value]:
+            ops = entry["selected_operations"]
+            entry["selected_operations"] = list(
+                dict.fromkeys("publish" if op == "export" else op for op in ops)
+            )
+    return data
 
 
 def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
-    from venvstacks.lock import locking
+    from venvstacks.lock import locking, validity
 
     stack = inv.settings.stack
     data: dict[str, Any] = {
@@ -69,7 +82,7 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "name": layer.env_name,
             "install_target": locking.deployed_name(stack, layer),
-            "has_valid_lock": locking.lock_is_current(stack, layer, inv.settings.lock),
+            "has_valid_lock": validity.lock_is_current(stack, layer),
             "selected_operations": [kind.prefix for kind in operations],
         }
         if _on_local_runtime(inv.settings, layer):

@@ -76,6 +76,7 @@ class LockFiles:
     pylock: Path
     meta: Path
     summary: Path
+    adopted: Path  # our input hashes beside a lock the existing venvstacks made (lock/validity.py)
 
 
 def requirements_dir(root: Path, env_name: str) -> Path:
@@ -96,6 +97,7 @@ def _lock_files(root: Path, env_name: str, stem: str) -> LockFiles:
         pylock=folder / f"pylock.{stem}.toml",
         meta=folder / f"pylock.{stem}.meta.json",
         summary=folder / f"packages-{env_name}.txt",
+        adopted=folder / f"pylock.{stem}.inputs.json",
     )
 
 

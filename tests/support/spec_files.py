@@ -32,6 +32,7 @@ name = "mirror"
 url = "http://127.0.0.1:9/simple"
 explicit = true
 """
+OTHER_INDEX = '[[tool.uv.index]]\nname = "other"\nurl = "http://127.0.0.1:9/other"\n'
 
 
 def framework(name: str, deps: str = 'runtime = "cpython-3.11"', extra: str = "") -> str:

@@ -41,6 +41,13 @@ class TaskKind(Enum):
         """Whether its tasks write a layer to an output folder (export, publish)."""
         return self in (TaskKind.EXPORT, TaskKind.PUBLISH)
 
+    @property
+    def operation(self) -> TaskKind | None:
+        """The operation a task of this kind is part of, as `--show-only` lists it: install is
+        part of build; `runtime:` fetches what a runtime layer's lock and build need, part of
+        neither."""
+        return {TaskKind.RUNTIME: None, TaskKind.INSTALL: TaskKind.BUILD}.get(self, self)
+
     def task(self, layer: str, platform: str | None = None) -> str:
         """The name of this kind's task for a layer (`build:app-x`)."""
         return str(TaskName(self, layer, platform))

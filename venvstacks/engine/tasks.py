@@ -215,8 +215,9 @@ def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
 
 
 def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
-    # --upgrade and --reset-lock force a rerun instead (see lock_tasks).
-    return uvconfig.lock_inputs(settings.stack, layer, settings.lock)
+    # --upgrade and --reset-lock force a rerun instead (see cli.prepare); the command
+    # line's package sources are no lock input.
+    return uvconfig.lock_inputs(settings.stack, layer)
 
 
 def _build_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, load_json_text, read_json_object, write_atomic
 from venvstacks.layout import ENV_IDENTITY, INSTALLED, LAYER_PYTHON, RUNTIME_PYTHON, site_packages
 from venvstacks.lock import pylock
-from venvstacks.lock.locking import read_lock
+from venvstacks.lock.validity import read_lock
 from venvstacks.platforms import major_minor
 from venvstacks.runtimes.cache import install_runtime
 from venvstacks.runtimes.record import CacheEntry, RuntimeRecord

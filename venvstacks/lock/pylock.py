@@ -45,9 +45,16 @@ class CoverageError(ValueError):
         super().__init__(package, platform)
 
 
-def postprocess(raw: Mapping[str, Any], targets: Sequence[Target], shared: Iterable[str]) -> dict[str, Any]:
+def postprocess(
+    raw: Mapping[str, Any],
+    targets: Sequence[Target],
+    shared: Iterable[str],
+    covered: Sequence[Target] | None = None,
+) -> dict[str, Any]:
     """Fit uv's universal lock to the layer: drop packages no target needs, simplify markers
-    true everywhere, mark lower-layer packages, keep wheels only, and check wheel coverage."""
+    true everywhere, mark lower-layer packages, keep wheels only, and check wheel coverage
+    for the `covered` targets (default: all)."""
+    covered = targets if covered is None else covered
     shared_names = {canonicalize_name(s) for s in shared}
     packages: list[dict[str, Any]] = []
     for pkg in raw.get("packages", []):
@@ -61,7 +68,7 @@ def postprocess(raw: Mapping[str, Any], targets: Sequence[Target], shared: Itera
         entry = {k: v for k, v in pkg.items() if k not in ("sdist", "vcs", "directory", "archive", "marker")}
         if len(used_by) < len(targets) and marker:
             entry["marker"] = marker
-        _check_coverage(entry, used_by, targets)
+        _check_coverage(entry, [t for t in used_by if t in covered], targets)
         packages.append(_ordered(entry))
     packages.sort(key=lambda p: canonicalize_name(p["name"]))
     result = {k: v for k, v in raw.items() if k != "packages"}

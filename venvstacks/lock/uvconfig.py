@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from venvstacks.stack import uvkeys
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.model import LayerSpec, StackSpec
-from venvstacks.stack.targets import glibc_of, macos_of, target_text
+from venvstacks.stack.targets import Target, glibc_of, macos_of, target_text
 
 
 @dataclass(frozen=True)
@@ -90,14 +90,15 @@ def install_settings(stack: StackSpec) -> dict[str, Any]:
     return anchored(settings, stack.root)
 
 
-def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dict[str, Any]:
-    """Everything of the stack and the command line that decides a layer's lock, besides
-    the lower layers' pins and the runtime's exact version. The doit `lock:` task reruns
-    when this changes, and the lock metadata's other_inputs_hash is its hash: one function,
-    so the two can never disagree."""
-    # Local wheel folders count by their place in the project, not on this machine.
-    wheels = tuple(Path(os.path.relpath(p, stack.root)) for p in options.local_wheels)
-    settings = uv_settings(stack, layer, options.index, wheels)
+def lock_inputs(stack: StackSpec, layer: LayerSpec) -> dict[str, Any]:
+    """Everything of the stack that decides a layer's lock, besides the lower layers' pins
+    and the runtime's exact version. The doit `lock:` task reruns when this changes, and the
+    lock metadata's other_inputs_hash is its hash: one function, so the two can never
+    disagree. The command line's package sources (`--local-wheels`, `--index`/`--no-index`)
+    are left out, as in the existing venvstacks: they say where packages come from, not what
+    is locked, so a lock made with them stays valid without them (and `publish` after
+    `build --local-wheels DIR` never relocks); the stack's own sources do count."""
+    settings = uv_settings(stack, layer, index=True, local_wheels=())
     project = resolver_project(stack, layer, "X.Y")  # the version is the runtime's, hashed apart
     inputs = {
         "python": layer.python_implementation,
@@ -105,7 +106,9 @@ def lock_inputs(stack: StackSpec, layer: LayerSpec, options: LockOptions) -> dic
         "lower": [lower.env_name for lower in lower_layers(stack, layer)],
         "versioned": layer.versioned,
         "project": project,
-        "uv": {k: v for k, v in settings.items() if k not in uvkeys.NETWORK},
+        # environments only when set, so that locks made before they were read stay valid
+        "uv": {k: v for k, v in settings.items() if k not in uvkeys.NETWORK}
+        | {k: stack.uv_config[k] for k in uvkeys.ENVIRONMENTS if k in stack.uv_config},
     }
     # Plain JSON (a TOML date becomes its text), as doit's config_changed needs.
     return dict(json.loads(json.dumps(inputs, sort_keys=True, default=str)))
@@ -132,3 +135,15 @@ def anchored(settings: dict[str, Any], root: Path) -> dict[str, Any]:
             {**i, "url": anchor(i.get("url"))} if isinstance(i, dict) else i for i in result["index"]
         ]
     return result
+
+
+def environment_targets(stack: StackSpec, targets: Sequence[Target]) -> list[Target]:
+    """The targets whose wheels a lock must cover: with `[tool.uv] environments` (which `uv
+    pip compile` does not take), those some environment admits, plus those that
+    `required-environments` name; without, all. This is what the existing venvstacks gets
+    from passing them to `uv lock`: resolution need not succeed outside the environments."""
+    environments = uvkeys.environment_markers(stack.path, stack.uv_config, "environments")
+    if not environments:
+        return list(targets)
+    required = uvkeys.environment_markers(stack.path, stack.uv_config, "required-environments")
+    return [t for t in targets if any(m.evaluate(t.marker_env()) for m in (*environments, *required))]

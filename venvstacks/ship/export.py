@@ -20,9 +20,10 @@ and it adds this package's ``_injected/postinstall.py`` as ``top/postinstall.py`
 
 ``export_layer(layer_dir, export_dir, install_target)`` materialises those entries as
 ``<export_dir>/<install_target>/`` (hard links where the filesystem allows, copies
-otherwise), then runs its ``postinstall.py`` with the running interpreter. The work happens
-in a hidden folder beside the destination, which is renamed into place only after
-postinstall succeeded, so an interrupted export never looks done.
+otherwise; symlinks where it allows them, copies of what they point at otherwise), then
+runs its ``postinstall.py`` with the running interpreter. The work happens in a hidden
+folder beside the destination, which is renamed into place only after postinstall
+succeeded, so an interrupted export never looks done.
 Because exported files may be hard links to build files, edit neither in place.
 Export a layer's runtime (and lower layers) first: postinstall byte-compiles with the
 runtime's Python when the running interpreter is another version.
@@ -124,13 +125,18 @@ def export_layer(
 
 
 def materialise(entries: list[ArchiveEntry], top: str, dest: Path) -> None:
-    """Recreate entries named ``top/...`` below ``dest``, hard-linking files if possible."""
+    """Recreate entries named ``top/...`` below ``dest``, hard-linking files if possible.
+
+    Symlinks come last: where the filesystem refuses them (FAT, some network mounts), what
+    they point at is copied instead, as the existing venvstacks does, from what was already
+    exported (so nothing left out of the layer comes back through a link)."""
     can_link = True
+    links = []
     for entry in sorted(entries):
         rel = entry.name.removeprefix(top).lstrip("/")
         path = dest / rel
         if entry.link_target is not None:
-            os.symlink(entry.link_target, path)
+            links.append((entry.link_target, path))
         elif entry.source.is_dir():
             path.mkdir(exist_ok=True)
         else:
@@ -144,3 +150,29 @@ def materialise(entries: list[ArchiveEntry], top: str, dest: Path) -> None:
                         raise
                     can_link = False
             shutil.copy2(entry.source, path)
+    can_symlink = True
+    for target, path in links:
+        if can_symlink:
+            try:
+                os.symlink(target, path)
+                continue
+            except OSError as exc:
+                if exc.errno not in _NO_SYMLINKS:
+                    raise
+                can_symlink = False
+        _copy_link_target(path.parent / target, path, dest)
+
+
+# What creating a symlink fails with where the filesystem has none.
+_NO_SYMLINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
+
+
+def _copy_link_target(target: Path, path: Path, dest: Path) -> None:
+    """Put a copy of the exported `target` (inside `dest`: `layer_entries` keeps only links
+    staying inside the layer) where a link to it was refused."""
+    if not os.path.lexists(target):
+        return  # it points at something that does not ship: the link would dangle too
+    if target.is_dir():
+        shutil.copytree(target, path, copy_function=shutil.copy2)
+    else:
+        shutil.copy2(target, path)

@@ -83,10 +83,10 @@ def verify_rebuild(
     try:
         with _sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="venvstacks-rebuild-") as scratch:
             copy = Path(scratch) / (stack_file.parent.name or "stack")
-            copied = copy_stack(stack_file, copy)
+            copied_file, copied = copy_stack(stack_file, copy)
             print(f"rebuilding in {scratch} from a copy of: {', '.join(copied)}", file=sys.stderr)
             out = Path(scratch) / "_artifacts"
-            _publish(copy / stack_file.name, out, fmt, published, allow)
+            _publish(copied_file, out, fmt, published, allow)
             rebuilt = {str(la.metadata.get("layer_name")): la for la in load_published(out)}
             return [_compare(la, rebuilt.get(str(la.metadata.get("layer_name")))) for la in published]
     except OSError as exc:  # the user's disk or folder: one line, not a traceback

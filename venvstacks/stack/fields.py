@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from venvstacks.errors import SpecError
 from venvstacks.platforms import ALL_PLATFORMS
@@ -244,13 +245,28 @@ def package_indexes(
     overrides = dict(index_overrides(t, known))
     merged: dict[str, str] = {}
     for spec in reversed(lower):
-        for dist, index in spec.package_indexes:
+        for dist, index in spec.package_indexes:  # canonical names, as stored below
             seen = merged.get(dist)
             if seen is not None and seen != index:
                 index = _settle_conflict(t, dist, seen, index, overrides)
             merged[dist] = index
-    own = t.fields.get("package_indexes", {})
-    _check_indexes(t, "package_indexes", own.items(), known)
+    written = t.fields.get("package_indexes", {})
+    _check_indexes(t, "package_indexes", written.items(), known)
+    own: dict[str, str] = {}
+    for dist, index in written.items():
+        name = canonicalize_name(dist)  # as pip and uv: Torch and torch are one distribution
+        if name in own:
+            raise t.fail(
+                "package_indexes", f"{dist!r} and another entry name the same distribution; keep one"
+            )
+        own[name] = index
+        seen = merged.get(name)
+        if seen is not None and seen != index and overrides.get(seen) != index:
+            raise t.fail(
+                "package_indexes",
+                f"takes {name!r} from {index!r} while a lower layer takes it from {seen!r}; "
+                f"declare the override with index_overrides = {{ {seen} = {index!r} }}",
+            )
     merged.update(own)
     return tuple(sorted(merged.items()))
 
@@ -301,24 +317,30 @@ def modules(t: LayerTable) -> tuple[Path, tuple[Path, ...]]:
         raise t.fail(
             "launch_module", "missing; applications need a launch module (a .py file or package folder)"
         )
-    launch = _module_path(t, "launch_module", t.fields["launch_module"])
-    support = tuple(_module_path(t, "support_modules", s) for s in strings(t, "support_modules"))
-    seen = {module_name(launch): "launch_module"}
-    for path in support:
-        name = module_name(path)
+    written = [("launch_module", str(t.fields["launch_module"]))]
+    written += [("support_modules", s) for s in strings(t, "support_modules")]
+    # Names first, as the existing venvstacks: a clash is the error, whatever exists.
+    seen: dict[str, str] = {}
+    for field, value in written:
+        name = module_name(_written_path(t, value))
         if name in seen:
             raise t.fail(
-                "support_modules",
+                field,
                 f"module name {name!r} is used twice (also by {seen[name]}); module names must be unique",
             )
-        seen[name] = "support_modules"
-    return launch, support
+        seen[name] = field
+    paths = [_module_path(t, field, value) for field, value in written]
+    return paths[0], tuple(paths[1:])
+
+
+def _written_path(t: LayerTable, value: str) -> Path:
+    # Not resolved: the name is the one written (a symlinked module keeps its link's name);
+    # modfiles checks where it really leads.
+    return Path(os.path.abspath(t.path.parent / value))
 
 
 def _module_path(t: LayerTable, field: str, value: str) -> Path:
-    # Not resolved: the name is the one written (a symlinked module keeps its link's name);
-    # modfiles checks where it really leads.
-    path = Path(os.path.abspath(t.path.parent / value))
+    path = _written_path(t, value)
     if not path.exists():
         raise t.fail(field, f"{value!r} does not exist (paths are relative to the stack file's folder)")
     if path.is_file() and path.suffix != ".py":

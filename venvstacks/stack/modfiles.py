@@ -7,16 +7,22 @@ launch or support module is made of.
 A module's files are everything under it except:
 
 * `__pycache__` folders, `*.pyc` files and `.git*` entries (as the existing venvstacks);
-* what the `.gitignore` files of the stack folder (and of folders between it and the
-  module, and inside the module) ignore, with git's rules (the existing venvstacks asks git
-  through dulwich; we read the files ourselves, no git needed).
+* what the `.gitignore` files ignore, with git's rules, from the root of the git repository
+  holding the module down to the module and inside it (without a repository: from the stack
+  folder down, or from the module's own folder for a module outside the stack folder). Only
+  `.gitignore` files count, never `.git/info/exclude` or a global excludes file: those are
+  not committed, so the same commit would build differently on two machines. The existing
+  venvstacks asks git through dulwich; we read the files ourselves, no git needed.
 
-A module is untrusted input and may be hostile, so walking it refuses, in one line:
+A module path written in the stack file may lead anywhere, also outside the stack folder
+(as in the existing venvstacks: the stack file is trusted as much as the code it launches).
+What nobody wrote down is untrusted and may be hostile, so walking a module refuses, in one
+line:
 
-* a module outside the stack folder, or one that holds the stack folder itself;
-* a symlink, unless it points inside the module's own folder (then it is kept as a
-  relative link, and the copy points at the copy): nothing outside the module is ever
-  read, hashed, copied or published;
+* a module that is or holds the stack folder;
+* a symlink inside a module folder, unless it points inside that module's own folder (then
+  it is kept as a relative link, and the copy points at the copy): nothing outside the
+  module is ever read, hashed, copied or published;
 * FIFOs, sockets and devices (reading one may never end), and links to them;
 * symlink loops and dangling links;
 * files over `MAX_FILE_BYTES`.
@@ -57,8 +63,10 @@ class ModuleFile:
 
 
 def module_name(path: Path) -> str:
-    """The name a launch or support module is imported by: a file's stem, a package's folder."""
-    return path.stem if path.is_file() else path.name
+    """The name a launch or support module is imported by: a .py file's stem, a package's
+    folder name. Decided by the path alone (a missing path too), as the existing venvstacks
+    does, so that two modules of one name are reported before either is looked for."""
+    return path.stem if path.suffix == ".py" and not path.is_dir() else path.name
 
 
 def module_files(module: Path, root: Path) -> list[ModuleFile]:
@@ -68,13 +76,13 @@ def module_files(module: Path, root: Path) -> list[ModuleFile]:
     the stack folder. A single-file module gives one entry with rel "".
     """
     root = Path(os.path.realpath(root))
-    real = Path(_checked_target(module, root, module))
+    real = Path(_resolved(module, module))
     if real == root or real in root.parents:
         raise ModuleError(f"{module}: holds the stack folder ({root}); point at a module inside it")
     if not real.is_dir():
         _check_regular(real, module)
         return [ModuleFile("", real)]
-    ignore = _GitIgnores(root)
+    ignore = _GitIgnores(ignore_root(real, root))
     entries: list[ModuleFile] = []
     for dirpath, dirnames, filenames in os.walk(real):
         here = Path(dirpath)
@@ -88,7 +96,7 @@ def module_files(module: Path, root: Path) -> list[ModuleFile]:
             if _skipped(name) or ignore.ignored(path, is_dir):
                 continue
             if stat.S_ISLNK(st.st_mode):
-                entries.append(ModuleFile(rel, path, link=_kept_link(path, real, root)))
+                entries.append(ModuleFile(rel, path, link=_kept_link(path, real)))
             elif is_dir:
                 kept_dirs.append(name)
                 entries.append(ModuleFile(rel, path, is_dir=True))
@@ -151,24 +159,33 @@ def _skipped(name: str) -> bool:
     return is_bytecode(name) or name.startswith(".git")
 
 
-def _checked_target(path: Path, root: Path, shown: Path) -> str:
-    """Where `path` really is; it must exist and lie inside the stack folder."""
+def is_outside(module: Path, root: Path) -> bool:
+    """Whether a module path (as written, made absolute) leads out of the stack folder."""
+    return not _inside(os.path.realpath(module), os.path.realpath(root))
+
+
+def ignore_root(folder: Path, root: Path) -> Path:
+    """Where the `.gitignore` files that decide about `folder` (real) start: its git
+    repository's root, else the stack folder `root` (real) if it holds `folder`, else
+    `folder` itself."""
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return root if _inside(str(folder), str(root)) else folder
+
+
+def _resolved(path: Path, shown: Path) -> str:
+    """Where `path` really is; it must exist."""
     try:
-        real = os.path.realpath(path, strict=True)
+        return os.path.realpath(path, strict=True)
     except OSError as exc:
         reason = "is a symlink loop" if exc.errno == errno.ELOOP else f"cannot be resolved ({exc.strerror})"
         raise ModuleError(f"{shown}: {reason}; remove it from the module") from None
-    if not _inside(real, str(root)):
-        to = "" if real == str(shown) else f" (to {real})"  # a link: where it leads
-        raise ModuleError(
-            f"{shown}: leads outside the stack folder{to}; modules may only use files inside the stack folder"
-        )
-    return real
 
 
-def _kept_link(link: Path, module: Path, root: Path) -> str:
+def _kept_link(link: Path, module: Path) -> str:
     """A symlink's target, relative to its folder, if it stays inside the module."""
-    real = _checked_target(link, root, link)
+    real = _resolved(link, link)
     if not _inside(real, str(module)):
         raise ModuleError(
             f"{link}: a symlink pointing outside its module (to {real}); replace it with the file itself"
@@ -197,7 +214,7 @@ def _inside(path: str, folder: str) -> bool:
 
 
 class _GitIgnores:
-    """The `.gitignore` files from the stack folder down to the folder being walked.
+    """The `.gitignore` files from `root` (see `ignore_root`) down to the folder being walked.
 
     As git: patterns are relative to their file's folder, a deeper file overrides a
     shallower one, and an ignored folder is not entered (its contents stay ignored).

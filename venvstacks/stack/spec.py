@@ -105,7 +105,7 @@ def parse_stack(path: Path, data: Mapping[str, Any], warn: Callable[[str], None]
             + fields.did_you_mean(unknown[0], TOP_LEVEL)
             + "; expected [[runtimes]], [[frameworks]], [[applications]] or [tool.uv]",
         )
-    uv_config = _uv_config(path, data)
+    uv_config = _uv_config(path, data, warn)
     parser = _Parser(path, uv_config, warn, _framework_names(data))
     for kind in LayerKind:
         tables = data.get(kind.value, [])
@@ -128,7 +128,7 @@ def _framework_names(data: Mapping[str, Any]) -> set[Any]:
     return {t["name"] for t in frameworks if isinstance(t, dict) and isinstance(t.get("name"), str)}
 
 
-def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+def _uv_config(path: Path, data: Mapping[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
     tool = data.get("tool", {})
     if not isinstance(tool, dict):
         raise SpecError(path, None, "tool", "must be a table")
@@ -136,13 +136,13 @@ def _uv_config(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
     if inline is not None:
         if not isinstance(inline, dict):
             raise SpecError(path, None, "tool.uv", "must be a table")
-        uvkeys.check_settings(path, inline, "tool.uv.")
+        uvkeys.check_settings(path, inline, "tool.uv.", warn)
         return dict(inline)
     # As upstream: a venvstacks.uv.toml beside the stack file is used only without [tool.uv].
     side_file = path.parent / UV_SETTINGS_FILE
     if side_file.exists():
         settings = _read_toml(side_file)
-        uvkeys.check_settings(side_file, settings, "")
+        uvkeys.check_settings(side_file, settings, "", warn)
         return settings
     return {}
 

@@ -2,17 +2,21 @@
 
 A setting either changes what a lock resolves to (a lock input), or only how uv reaches
 the network (given to locking and installing, never a reason to relock), or only how
-installing works, or is mapped by venvstacks itself (`index`, `sources`), or cannot apply to
-a venvstacks build and is refused with the reason, so that no setting is dropped unseen.
+installing works, or is applied by venvstacks itself (`index`, `sources`, `environments`,
+`required-environments`), or has no effect on a venvstacks build and is ignored with one
+warning line saying why. No key stops a stack, as none stops the existing venvstacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from packaging.markers import InvalidMarker, Marker
+
 from venvstacks.errors import SpecError
+from venvstacks.stack.fields import did_you_mean
 
 # Change the resolution: written to the uv.toml of `uv pip compile` and part of the lock inputs.
 RESOLUTION = frozenset({
@@ -34,6 +38,10 @@ RESOLUTION = frozenset({
     "no-build",
     "no-build-package",
     "torch-backend",
+    "no-sources",
+    "no-sources-package",
+    "upgrade",
+    "upgrade-package",
 })  # fmt: skip
 
 # How uv talks to indexes and its cache: given to both `uv pip compile` and `uv pip sync`.
@@ -60,12 +68,20 @@ INSTALL = frozenset({"link-mode", "reinstall", "reinstall-package", "concurrent-
 # Read by venvstacks: `index` is each layer's index list, `sources` stack-wide package_indexes.
 MAPPED = frozenset({"index", "sources"})
 
-_WHEELS_ONLY = "venvstacks installs wheels only (no builds from source)"
-_RUNTIMES = "venvstacks provides the Python runtimes itself (see docs/runtimes.md)"
+# Marker lists that `uv pip compile` (which venvstacks locks with) does not take: venvstacks
+# applies them itself to each layer's platforms (venvstacks.lock.locking), as lock inputs.
+ENVIRONMENTS = ("environments", "required-environments")
+
+_WHEELS_ONLY = (
+    "venvstacks installs wheels only (as the existing venvstacks), so build settings have no effect"
+)
+_RUNTIMES = "venvstacks provides the Python runtimes itself; uv never chooses or downloads one"
 _PROJECT = "a uv project setting; a layer is not a uv project"
 _NO_PYC = "layers never ship .pyc files: deploy byte-compiles on the target"
+_PUBLISH = "venvstacks publishes archives, not packages"
 
-REFUSED: dict[str, str] = {
+# Accepted, as the existing venvstacks accepts them, but with no effect here: one warning each.
+IGNORED: dict[str, str] = {
     "no-binary": _WHEELS_ONLY,
     "no-binary-package": _WHEELS_ONLY,
     "config-settings": _WHEELS_ONLY,
@@ -85,17 +101,12 @@ REFUSED: dict[str, str] = {
     "pyodide-install-mirror": _RUNTIMES,
     "python-downloads-json-url": _RUNTIMES,
     "compile-bytecode": _NO_PYC,
-    "no-sources": "it would drop the layers' package_indexes; remove it",
-    "no-sources-package": "it would drop the layers' package_indexes; remove it",
-    "upgrade": "use `venvstacks lock --upgrade` instead",
-    "upgrade-package": "use `venvstacks lock --upgrade-package NAME` instead",
-    "environments": "a layer's platforms say what it is locked for",
-    "required-environments": "a layer's platforms say what it is locked for",
-    "minimum-libc-version": "use the layer's linux_target",
-    "pip": "venvstacks sets uv pip's own options; put resolver settings directly in [tool.uv]",
-    "publish-url": "venvstacks publishes archives, not packages",
-    "trusted-publishing": "venvstacks publishes archives, not packages",
-    "check-url": "venvstacks publishes archives, not packages",
+    "minimum-libc-version": "each layer's linux_target says which glibc it is for",
+    "pip": "it applies to uv's pip interface only, which the existing venvstacks does not use "
+    "for locking; put resolver settings directly in [tool.uv]",
+    "publish-url": _PUBLISH,
+    "trusted-publishing": _PUBLISH,
+    "check-url": _PUBLISH,
     "add-bounds": _PROJECT,
     "audit": _PROJECT,
     "cache-keys": _PROJECT,
@@ -110,20 +121,24 @@ REFUSED: dict[str, str] = {
 }
 
 
-def refusal(key: str) -> str | None:
-    """Why `key` cannot be used in a stack's uv settings, or None if it can."""
-    if key in RESOLUTION or key in NETWORK or key in INSTALL or key in MAPPED:
+def ignored(key: str) -> str | None:
+    """Why `key` has no effect on a venvstacks build, or None if it is used."""
+    if key in RESOLUTION or key in NETWORK or key in INSTALL or key in MAPPED or key in ENVIRONMENTS:
         return None
-    return REFUSED.get(key, "not a uv setting venvstacks knows (uv 0.13)")
+    return IGNORED.get(key, "not a uv setting venvstacks knows (uv 0.13)")
 
 
-def check_settings(path: Path, settings: Mapping[str, Any], prefix: str) -> None:
-    """Refuse, in one line naming it, a setting that cannot apply; `prefix` is how the file
-    spells the table (`tool.uv.` in a stack file, nothing in venvstacks.uv.toml)."""
+def check_settings(path: Path, settings: Mapping[str, Any], prefix: str, warn: Callable[[str], None]) -> None:
+    """Warn, in one line naming it, about a setting that has no effect here, and refuse one
+    that venvstacks applies but cannot read; `prefix` is how the file spells the table
+    (`tool.uv.` in a stack file, nothing in venvstacks.uv.toml)."""
     for key in settings:
-        reason = refusal(key)
+        reason = ignored(key)
         if reason is not None:
-            raise SpecError(path, None, prefix + key, f"cannot apply: {reason}")
+            hint = did_you_mean(key, KNOWN) if key not in IGNORED else ""
+            warn(f"{path.name}: field '{prefix}{key}' is ignored{hint}: {reason}")
+    for key in ENVIRONMENTS:
+        environment_markers(path, settings, key, prefix)
     sources = settings.get("sources", {})
     if not isinstance(sources, Mapping):
         raise SpecError(path, None, prefix + "sources", "must be a table")
@@ -145,6 +160,25 @@ def check_settings(path: Path, settings: Mapping[str, Any], prefix: str) -> None
             )
 
 
+def environment_markers(
+    path: Path, settings: Mapping[str, Any], key: str, prefix: str = "tool.uv."
+) -> tuple[Marker, ...]:
+    """`environments` or `required-environments`: a list of PEP 508 markers (uv also takes
+    a single string)."""
+    value = settings.get(key, [])
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise SpecError(
+            path, None, prefix + key, "must be a list of marker strings, like [\"sys_platform == 'linux'\"]"
+        )
+    try:
+        return tuple(Marker(v) for v in values)
+    except InvalidMarker as exc:
+        raise SpecError(
+            path, None, prefix + key, f"not a valid marker ({str(exc).splitlines()[0]})"
+        ) from None
+
+
 def _index_names(path: Path, indexes: Any, prefix: str) -> set[str]:
     """The names of the [[tool.uv.index]] tables, each checked to be a string."""
     if not isinstance(indexes, list) or not all(isinstance(i, Mapping) for i in indexes):
@@ -160,3 +194,6 @@ def _index_names(path: Path, indexes: Any, prefix: str) -> set[str]:
 def stack_sources(settings: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """`[tool.uv.sources]` as stack-wide package_indexes: (distribution, index name)."""
     return tuple(sorted((dist, str(src["index"])) for dist, src in settings.get("sources", {}).items()))
+
+
+KNOWN = RESOLUTION | NETWORK | INSTALL | MAPPED | set(ENVIRONMENTS) | set(IGNORED)

@@ -1,0 +1,202 @@
+"""Whether a layer's lock still fits its inputs, and if not, which input changed.
+
+A lock is valid when its pylock is what its metadata recorded and the inputs it was made
+from are the layer's inputs now. The command line's package sources (`--local-wheels`,
+`--index`/`--no-index`) are not inputs: they say where packages come from, not what is
+locked (see `uvconfig.lock_inputs`).
+
+Locks made by the existing venvstacks carry its own metadata, which records fewer inputs,
+hashed its way (`venvstacks.lock.upstream`). Such a lock is valid as it stands when its own
+hashes match and every lower layer's lock is valid as well; nothing committed is rewritten.
+The first `lock:` run that finds it valid records our fuller input hashes in a file beside
+it (`LockFiles.adopted`), so that a later change the existing tool never recorded (a
+`[tool.uv]` setting, a lower layer's pins) relocks it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from venvstacks.errors import VenvStacksError
+from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
+from venvstacks.layout import lock_files
+from venvstacks.lock import pylock, upstream, uvconfig
+from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.model import LayerSpec, StackSpec
+from venvstacks.stack.modfiles import module_hash, module_name
+
+INPUT_KEYS = ("lock_input_hash", "other_inputs_hash", "constraints_hash")
+# What each lock input (uvconfig.lock_inputs) is, in a relock's one line.
+_OTHER_INPUTS = {
+    "python": "the runtime's python_implementation",
+    "targets": "platforms, linux_target or macosx_target",
+    "lower": "the lower layers",
+    "versioned": "versioned",
+    "project": "package_indexes or [tool.uv.sources]",
+    "uv": "the [tool.uv] settings",
+}
+_DAMAGED = (VenvStacksError, ValueError, TypeError, KeyError, AttributeError)
+
+
+def read_lock(path: Path) -> dict[str, Any]:
+    """A pylock's contents ({} if missing); callers must not modify what is returned."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return {}
+    # Planning reads every lower layer's lock for every layer: parse each version once.
+    return _parsed_lock(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_lock(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise VenvStacksError(f"{path}: not a valid pylock file ({exc}); delete it and lock again") from None
+
+
+def lower_locks(stack: StackSpec, layer: LayerSpec) -> list[dict[str, Any]]:
+    return [read_lock(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
+
+
+def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[dict[str, Any]]) -> dict[str, str]:
+    """What a lock records of its inputs; equal hashes mean uv would resolve the same."""
+    return {
+        "lock_input_hash": pylock.hash_strings(layer.requirements),
+        "other_inputs_hash": pylock.hash_strings([json.dumps(uvconfig.lock_inputs(stack, layer))]),
+        "constraints_hash": pylock.hash_strings(pylock.constraint_lines(lowers)),
+    }
+
+
+def other_inputs(stack: StackSpec, layer: LayerSpec) -> dict[str, str]:
+    """Each lock input's own hash: recorded so a relock can say which one changed."""
+    inputs = uvconfig.lock_inputs(stack, layer)
+    return {key: pylock.hash_strings([json.dumps(value, sort_keys=True)]) for key, value in inputs.items()}
+
+
+def version_inputs_hash(stack: StackSpec, layer: LayerSpec) -> str:
+    items = [f"env_name={layer.env_name}", f"versioned={layer.versioned}"]
+    if layer.versioned:
+        # As in the existing venvstacks: new app code is a new version of a versioned app,
+        # deployed beside the old one, even when its packages stay the same.
+        items += [f"module={module_name(m)}:{module_hash(m, stack.root)}" for m in layer.modules]
+    return pylock.hash_strings(items)
+
+
+def why_invalid(stack: StackSpec, layer: LayerSpec, with_lowers: bool = True) -> str | None:
+    """Why the layer needs locking, in a few words naming the input; None if its lock is valid
+    (its version may still need a bump, see `lock_is_current`). `with_lowers=False` leaves
+    out the lower layers' own validity, which a lock of the existing venvstacks depends on."""
+    files = lock_files(stack, layer)
+    meta = read_json_object(files.meta)
+    if not meta or not files.pylock.exists():
+        return "it has no lock yet"
+    try:
+        lock = read_lock(files.pylock)
+        if upstream.made_by_existing_tool(meta):
+            return _why_theirs_invalid(stack, layer, meta, lock, with_lowers)
+        if meta.get("requirements_hash") != pylock.requirements_hash(lock):
+            return f"{files.pylock.name} was changed since it was locked"
+        return _changed_input(stack, layer, meta, input_hashes(stack, layer, lower_locks(stack, layer)))
+    except _DAMAGED:
+        return "its lock, or a lower layer's, cannot be read"
+
+
+def lock_is_valid(stack: StackSpec, layer: LayerSpec) -> bool:
+    """The lock exists, is intact, and was made from the layer's current inputs (uv would
+    resolve the same packages; the version may still need a bump, see lock_is_current)."""
+    return why_invalid(stack, layer) is None
+
+
+def lock_is_current(stack: StackSpec, layer: LayerSpec) -> bool:
+    """Locking would change nothing: the lock is valid and its version is up to date."""
+    return lock_is_valid(stack, layer) and version_is_current(stack, layer)
+
+
+def version_is_current(stack: StackSpec, layer: LayerSpec) -> bool:
+    meta = read_json_object(lock_files(stack, layer).meta)
+    if upstream.made_by_existing_tool(meta):
+        # As the existing venvstacks: version inputs count for versioned layers only.
+        expected = upstream.version_inputs_hash(stack, layer)
+        return not layer.versioned or meta.get("version_inputs_hash") == expected
+    return bool(meta.get("version_inputs_hash") == version_inputs_hash(stack, layer))
+
+
+def fits_runtime(stack: StackSpec, layer: LayerSpec, runtime_version: str) -> bool:
+    """Markers such as python_full_version >= "3.11.4" were decided for the runtime of the
+    last lock: another patch release must decide them again. A lock whose markers never
+    name the exact version (None) fits every patch release, so committed locks stay valid
+    on machines whose runtime is another X.Y.Z; a lock of ours from before the exact
+    version was recorded (no key) is redone. The existing venvstacks records no exact
+    version: its lock fits when its markers name none."""
+    files = lock_files(stack, layer)
+    meta = read_json_object(files.meta)
+    if upstream.made_by_existing_tool(meta):
+        return not pylock.needs_full_version(read_lock(files.pylock), runtime_version)
+    return "python_full_version" in meta and meta["python_full_version"] in (None, runtime_version)
+
+
+def adopt(stack: StackSpec, layer: LayerSpec) -> bool:
+    """Record our input hashes beside a valid lock the existing venvstacks made (its own
+    files untouched); returns whether the record was new."""
+    files = lock_files(stack, layer)
+    meta = read_json_object(files.meta)
+    if not upstream.made_by_existing_tool(meta):
+        return False
+    record = {
+        "requirements_hash": meta.get("requirements_hash"),
+        **input_hashes(stack, layer, lower_locks(stack, layer)),
+        "other_inputs": other_inputs(stack, layer),
+    }
+    return write_if_changed(files.adopted, dump_json(record))
+
+
+def _changed_input(
+    stack: StackSpec, layer: LayerSpec, recorded: dict[str, Any], now: dict[str, str]
+) -> str | None:
+    if recorded.get("lock_input_hash") != now["lock_input_hash"]:
+        return "its requirements changed"
+    if recorded.get("constraints_hash") != now["constraints_hash"]:
+        return "a lower layer's pins changed"
+    if recorded.get("other_inputs_hash") == now["other_inputs_hash"]:
+        return None
+    before = recorded.get("other_inputs")
+    if isinstance(before, dict):
+        changed = [_OTHER_INPUTS[k] for k, v in other_inputs(stack, layer).items() if before.get(k) != v]
+        if changed:
+            return f"{', '.join(changed)} changed"
+    return "its settings changed (" + ", ".join(_OTHER_INPUTS.values()) + ")"
+
+
+def _why_theirs_invalid(
+    stack: StackSpec, layer: LayerSpec, meta: dict[str, Any], lock: dict[str, Any], with_lowers: bool
+) -> str | None:
+    name = lock_files(stack, layer).pylock.name
+    if meta.get("requirements_hash") != upstream.requirements_hash(lock):
+        return f"{name} was changed since the existing venvstacks locked it"
+    if meta.get("lock_input_hash") != upstream.lock_input_hash(layer):
+        return "its requirements changed"
+    if meta.get("other_inputs_hash") != upstream.other_inputs_hash(stack, layer):
+        return "its Python version, linux_target, macosx_target, runtime or frameworks changed"
+    # Every layer below (lower_layers is transitive), each checked on its own: linear, not
+    # once per path down the graph.
+    for lower in lower_layers(stack, layer) if with_lowers else ():
+        reason = why_invalid(stack, lower, with_lowers=False)
+        if reason is not None:
+            return f"lower layer {lower.env_name} needs locking ({reason})"
+    adopted = read_json_object(lock_files(stack, layer).adopted)
+    if adopted.get("requirements_hash") == meta.get("requirements_hash"):
+        return _changed_input(stack, layer, adopted, input_hashes(stack, layer, lower_locks(stack, layer)))
+    # Never adopted: its lower layers' pins are those it was locked against only while
+    # they are the existing tool's locks too.
+    for lower in lower_layers(stack, layer):
+        if not upstream.made_by_existing_tool(read_json_object(lock_files(stack, lower).meta)):
+            return f"lower layer {lower.env_name} was relocked since"
+    return None
