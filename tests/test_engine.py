@@ -18,6 +18,7 @@ from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.layers.linking import LinkPlan, Peer
 from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, lock_files
 from venvstacks.lock import locking, validity
+from venvstacks.lock.lockmeta import InputHashes
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.model import StackSpec
@@ -100,8 +101,8 @@ def _write_meta(stack: StackSpec, name: str, requirements_hash: str) -> int:
     files = lock_files(stack, layer)
     files.meta.parent.mkdir(parents=True, exist_ok=True)
     locked = {"packages": [{"name": "idna", "version": requirements_hash}]}
-    inputs = {key: "sha256:x" for key in validity.INPUT_KEYS}
-    return locking._write_meta(stack, layer, files, locked, inputs)
+    inputs = InputHashes("sha256:x", "sha256:x", "sha256:x")
+    return locking._write_meta(stack, layer, files, locked, inputs, None)
 
 
 def test_versioned_layers_get_a_new_version_only_when_their_packages_change(tmp_path: Path) -> None:
@@ -125,7 +126,7 @@ def test_a_lock_is_valid_only_for_the_inputs_it_was_made_from(tmp_path: Path) ->
     files.pylock.parent.mkdir(parents=True, exist_ok=True)
     files.pylock.write_text('lock-version = "1.0"\ncreated-by = "test"\npackages = []\n')
     inputs = validity.input_hashes(stack, runtime, [])
-    locking._write_meta(stack, runtime, files, validity.read_lock(files.pylock), inputs)
+    locking._write_meta(stack, runtime, files, validity.read_lock(files.pylock), inputs, None)
     assert validity.lock_is_valid(stack, runtime) and validity.lock_is_current(stack, runtime)
     files.pylock.write_text(
         'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "x", version = "1"}]\n'

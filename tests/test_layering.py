@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
 _TOP_LEVEL = {
     "__init__": BASE,
     "errors": BASE,
+    "jsondoc": BASE,
     "platforms": BASE,
     "fsutil": BASE,
     "tools": BASE,

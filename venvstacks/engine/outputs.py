@@ -13,9 +13,10 @@ from typing import Any
 
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.engine import progress
-from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
+from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.lock import locking
+from venvstacks.lock.lockmeta import LockMetadata
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import export, publish
@@ -28,15 +29,15 @@ from venvstacks.stack.targets import layer_target
 
 def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime: RuntimeRecord) -> dict[str, Any]:
     """The fields shared by exported and published layers."""
-    meta = read_json_object(lock_files(stack, layer).meta)
+    meta = LockMetadata.read(lock_files(stack, layer).meta) or LockMetadata()
     lowers = lower_layers(stack, layer)
     runtime_layer = lowers[-1] if lowers else layer
     data: dict[str, Any] = {
         "layer_name": layer.env_name,
         "install_target": locking.deployed_name(stack, layer),
-        "requirements_hash": meta.get("requirements_hash"),
-        "lock_version": meta.get("lock_version", 1),
-        "locked_at": meta.get("locked_at"),
+        "requirements_hash": meta.requirements_hash,
+        "lock_version": 1 if meta.lock_version is None else meta.lock_version,
+        "locked_at": meta.locked_at,
         "runtime_layer": locking.deployed_name(stack, runtime_layer),
         "python_implementation": f"{runtime.implementation}@{runtime.version}",
         # POSIX venvs link to the runtime's python, so only runtimes are bound to it.

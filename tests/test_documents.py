@@ -1,0 +1,100 @@
+"""Each document on disk is one typed class: what it writes reads back to the same bytes, and
+a field of the wrong type is one line naming the file and the field (and, for a layer's
+document, the layer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.spec_files import RUNTIME, app, framework, write_stack
+from venvstacks.cli import main
+from venvstacks.jsondoc import DocumentError
+from venvstacks.layout import lock_files
+from venvstacks.lock import locking, validity
+from venvstacks.lock.lockmeta import AdoptedInputs, LockMetadata
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.spec import load_stack
+
+_LOCK = 'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "idna", version = "3.7"}]\n'
+
+
+def _stack(tmp_path: Path) -> StackSpec:
+    toml = RUNTIME + framework("fw", extra="versioned = true") + app("hello", deps='frameworks = ["fw"]')
+    return load_stack(write_stack(tmp_path, toml, {"launch.py": "print(1)\n"}))
+
+
+def _locked(stack: StackSpec, name: str) -> Path:
+    """A lock of ours for one layer, with the metadata `lock:` writes; returns the metadata file."""
+    layer = stack.layer(name)
+    files = lock_files(stack, layer)
+    files.pylock.parent.mkdir(parents=True, exist_ok=True)
+    files.pylock.write_text(_LOCK)
+    inputs = validity.input_hashes(stack, layer, validity.lower_locks(stack, layer))
+    locking._write_meta(stack, layer, files, validity.read_lock(files.pylock), inputs, "3.11.9")
+    return files.meta
+
+
+def test_lock_metadata_reads_back_to_the_bytes_written(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    meta_file = _locked(stack, "framework-fw")
+    text = meta_file.read_text()
+    meta = LockMetadata.from_json(json.loads(text), meta_file)
+    assert meta.text() == text
+    assert meta.lock_version == 1 and meta.python_full_version == "3.11.9" and not meta.by_existing_tool
+    assert set(json.loads(text)) == {
+        "layer_name",
+        "requirements_hash",
+        "lock_input_hash",
+        "other_inputs_hash",
+        "constraints_hash",
+        "python_full_version",
+        "other_inputs",
+        "version_inputs_hash",
+        "lock_version",
+        "locked_at",
+    }
+    # a lock of ours from before the exact version was recorded: no key, not a null
+    del_key = {k: v for k, v in json.loads(text).items() if k != "python_full_version"}
+    old = LockMetadata.from_json(del_key, meta_file)
+    assert not old.full_version_recorded and "python_full_version" not in old.to_json()
+
+
+def test_the_existing_tools_lock_metadata_is_told_apart() -> None:
+    theirs = {"lock_input_hash": "sha256:a", "requirements_hash": "sha256:b", "lock_version": 3}
+    meta = LockMetadata.from_json(theirs, Path("pylock.x.meta.json"))
+    assert meta.by_existing_tool and meta.lock_version == 3 and meta.layer_name is None
+
+
+def test_adopted_inputs_read_back_to_the_bytes_written(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    layer = stack.layer("app-hello")
+    record = AdoptedInputs("sha256:r", validity.input_hashes(stack, layer, []), {"uv": "sha256:u"})
+    path = tmp_path / "pylock.app-hello.inputs.json"
+    path.write_text(record.text())
+    assert AdoptedInputs.read(path) == record
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("lock_version", "2", "must be an integer, not '2' (a string)"),
+        ("lock_version", True, "must be an integer, not True (a boolean)"),
+        ("requirements_hash", 7, "must be a string, not 7 (a number)"),
+        ("other_inputs", ["uv"], "must be an object, not ['uv'] (a list)"),
+    ],
+)
+def test_a_bad_lock_metadata_value_is_one_line_naming_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object, said: str
+) -> None:
+    stack = _stack(tmp_path)
+    meta_file = _locked(stack, "framework-fw")
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), field: value}))
+    with pytest.raises(DocumentError) as caught:
+        LockMetadata.read(meta_file)
+    assert str(caught.value) == f"{meta_file}: field {field!r}: {said}; delete it and lock the layer again"
+    # what a user sees: that line, no traceback, a failing exit status
+    assert main(["show", str(stack.path)]) == 1
+    assert capsys.readouterr().err == f"error: {caught.value}\n"
