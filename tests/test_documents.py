@@ -12,7 +12,8 @@ import pytest
 from tests.support.spec_files import RUNTIME, app, framework, write_stack
 from venvstacks.cli import main
 from venvstacks.jsondoc import DocumentError
-from venvstacks.layout import lock_files
+from venvstacks.layerconfig import read_layer_config
+from venvstacks.layout import LAYER_CONFIG, lock_files
 from venvstacks.lock import locking, validity
 from venvstacks.lock.lockmeta import AdoptedInputs, LockMetadata
 from venvstacks.stack.model import StackSpec
@@ -98,3 +99,34 @@ def test_a_bad_lock_metadata_value_is_one_line_naming_file_and_field(
     # what a user sees: that line, no traceback, a failing exit status
     assert main(["show", str(stack.path)]) == 1
     assert capsys.readouterr().err == f"error: {caught.value}\n"
+
+
+def test_a_bad_layer_config_value_is_one_line_naming_the_layer_file_and_field(tmp_path: Path) -> None:
+    layer = tmp_path / ".app-x.partial-1234"  # a deploy's staging folder: messages name the layer
+    (layer / LAYER_CONFIG).parent.mkdir(parents=True)
+    good = {
+        "python": "bin/python",
+        "base_python": "../rt/bin/python3",
+        "py_version": "3.11.9",
+        "site_dir": "lib",
+    }
+    (layer / LAYER_CONFIG).write_text(json.dumps({**good, "pylib_dirs": "../rt/lib"}))
+    with pytest.raises(DocumentError) as caught:
+        read_layer_config(layer, "app-x")
+    assert str(caught.value) == (
+        f"app-x/{LAYER_CONFIG}: field 'pylib_dirs': must be a list, not '../rt/lib' (a string); "
+        "the layer is damaged or was edited; build or deploy it again"
+    )
+    (layer / LAYER_CONFIG).write_text(json.dumps({**good, "launch_module": None}))
+    config = read_layer_config(layer)
+    assert (
+        config.app
+        and config.launch_module is None
+        and config.to_json()
+        == {
+            **good,
+            "pylib_dirs": [],
+            "dynlib_dirs": [],
+            "launch_module": None,
+        }
+    )

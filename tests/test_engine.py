@@ -15,6 +15,7 @@ from venvstacks.engine.outputs import ProgressLine, publish_options
 from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.layers.linking import LinkPlan, Peer
 from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, lock_files
 from venvstacks.lock import locking, validity
@@ -149,7 +150,7 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
         (".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so"),
     )
     site = "lib/python3.11/site-packages"
-    assert plan.layer_config() == {
+    assert plan.layer_config().to_json() == {
         "python": "bin/python",
         "base_python": "../cpython-3.11/bin/python3",
         "pylib_dirs": [f"../{fw_name}/{site}", f"../cpython-3.11/{site}"],
@@ -161,7 +162,10 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
     custom = plan.sitecustomize()
     assert custom is not None
     assert custom.index("framework-fw/lib") < custom.index("cpython-3.11/lib")  # frameworks first
-    json.dumps(plan.layer_config())  # what is written is plain JSON
+    # what is written is plain JSON, and reads back as written
+    written = tmp_path / "venvstacks_layer.json"
+    written.write_text(plan.layer_config().text())
+    assert LayerConfig.from_json(json.loads(written.read_text()), written) == plan.layer_config()
 
 
 def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:

@@ -37,6 +37,7 @@ _TOP_LEVEL = {
     "tools": BASE,
     "console": BASE,
     "layout": "layout",
+    "layerconfig": "layout",
     "cli": "cli",
     "cli_options": "cli",
     "cli_show": "cli",

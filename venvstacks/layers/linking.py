@@ -17,9 +17,9 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from venvstacks.fsutil import dump_json, write_atomic, write_if_changed
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.layers import dynlib, pywrapper
 from venvstacks.layout import (
     BUILT,
@@ -65,27 +65,22 @@ class LinkPlan:
         """The lower layers in sys.path order: frameworks, then the runtime."""
         return () if self.runtime is None else (*self.frameworks, self.runtime)
 
-    def layer_config(self) -> dict[str, Any]:
-        """Upstream's venvstacks_layer.json fields, relative to the layer folder."""
+    def layer_config(self) -> LayerConfig:
+        """Its venvstacks_layer.json, relative to the layer folder."""
         site = self.site_dir.as_posix()
-        if self.runtime is None:
-            config: dict[str, Any] = {
-                "python": RUNTIME_PYTHON.as_posix(),
-                "base_python": RUNTIME_PYTHON.as_posix(),
-                "pylib_dirs": [],
-            }
-        else:
-            config = {
-                "python": LAYER_PYTHON.as_posix(),
-                "base_python": f"../{self.runtime.deployed_name}/{RUNTIME_PYTHON.as_posix()}",
-                "pylib_dirs": [f"../{p.deployed_name}/{site}" for p in self.peers],
-            }
-        dynlib_dirs = [f"../{p.deployed_name}/{DYNLIB_DIR.as_posix()}" for p in self.peers]
-        config.update(py_version=self.py_version, site_dir=site, dynlib_dirs=dynlib_dirs)
-        if self.layer.kind is LayerKind.APPLICATION:
-            launch = self.layer.launch_module
-            config["launch_module"] = module_name(launch) if launch else None
-        return config
+        launch = self.layer.launch_module
+        return LayerConfig(
+            python=(RUNTIME_PYTHON if self.runtime is None else LAYER_PYTHON).as_posix(),
+            py_version=self.py_version,
+            site_dir=site,
+            base_python=RUNTIME_PYTHON.as_posix()
+            if self.runtime is None
+            else f"../{self.runtime.deployed_name}/{RUNTIME_PYTHON.as_posix()}",
+            pylib_dirs=tuple(f"../{p.deployed_name}/{site}" for p in self.peers),
+            dynlib_dirs=tuple(f"../{p.deployed_name}/{DYNLIB_DIR.as_posix()}" for p in self.peers),
+            app=self.layer.kind is LayerKind.APPLICATION,
+            launch_module=module_name(launch) if launch else None,
+        )
 
     def sitecustomize(self) -> str | None:
         if self.runtime is None:
@@ -119,10 +114,10 @@ def link_layer(plan: LinkPlan) -> None:
     code = plan.sitecustomize()
     if code is not None:
         write_if_changed(site_dir / "sitecustomize.py", code)
-    write_if_changed(env_dir / LAYER_CONFIG, dump_json(plan.layer_config()))
+    write_if_changed(env_dir / LAYER_CONFIG, plan.layer_config().text())
     _copy_modules(env_dir, site_dir, plan.modules(), plan.stack_root)
     manifest = {
-        "layer_config": plan.layer_config(),
+        "layer_config": plan.layer_config().to_json(),
         "dynlib": links,
         "modules": {module_name(m): module_hash(m, plan.stack_root) for m in plan.modules()},
     }

@@ -52,9 +52,9 @@ from venvstacks.fsutil import (
     replace_dir,
     write_atomic,
 )
-from venvstacks.layout import LAYER_CONFIG, LAYER_PYTHON, METADATA_DIR, POSTINSTALL, STACK_METADATA
+from venvstacks.layerconfig import read_layer_config
+from venvstacks.layout import LAYER_CONFIG, METADATA_DIR, POSTINSTALL, STACK_METADATA
 from venvstacks.platforms import cores
-from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.published_meta import check_layer_metadata
 from venvstacks.stack.kinds import LayerKind
@@ -312,16 +312,15 @@ def run_postinstall(layer_dir: Path, name: str | None = None) -> None:
     ``name``: the layer's install target, when ``layer_dir`` is its staging folder (messages
     name layers as everywhere else, never by a temporary folder)."""
     runner: Path | str = sys.executable
-    base = read_layer_config(layer_dir, name).get("base_python")
-    if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
+    base = read_layer_config(layer_dir, name).base_python
+    if base is not None and os.path.exists(os.path.join(layer_dir, base)):
         runner = os.path.normpath(os.path.join(layer_dir, base))
     cmd = [runner, "-X", "utf8", "-I", layer_dir / POSTINSTALL]
     run_postinstall_script(f"postinstall of {name or layer_dir.name}", cmd)
 
 
 def _is_runtime(layer_dir: Path) -> bool:
-    config = read_layer_config(layer_dir)
-    return config.get("python") == config.get("base_python")
+    return read_layer_config(layer_dir).is_runtime
 
 
 def _remove_leftovers(target_dir: Path) -> None:
@@ -386,7 +385,7 @@ def _is_app(layer: PublishedLayer) -> bool:
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
     layer_dir = target_dir / layer.install_target
-    rel = read_layer_config(layer_dir).get("python", LAYER_PYTHON.as_posix())
+    rel = read_layer_config(layer_dir).python
     module = str(layer.metadata["app_launch_module"])
     argv = (str(layer_dir / str(rel)), "-m", module)
     return AppCommand(str(layer.metadata.get("layer_name")), argv)

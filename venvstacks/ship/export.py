@@ -41,8 +41,8 @@ from pathlib import Path
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, make_folder, replace_dir
-from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, LAYER_PYTHON, POSTINSTALL, STATE_DIR
-from venvstacks.ship.layerconfig import read_layer_config
+from venvstacks.layerconfig import read_layer_config
+from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_PYTHON, POSTINSTALL, STATE_DIR
 from venvstacks.tools import run_postinstall_script
 
 POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
@@ -50,9 +50,7 @@ POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
 
 def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
     """The files, folders and symlinks of the built layer that ship, named ``top/...``."""
-    site_dir = read_layer_config(layer_dir).get("site_dir")
-    if not isinstance(site_dir, str):
-        raise VenvStacksError(f"{layer_dir / LAYER_CONFIG}: 'site_dir' must be a string")
+    site_dir = read_layer_config(layer_dir).site_dir
     skipped = {"pyvenv.cfg", POSTINSTALL, f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
     root = os.path.abspath(layer_dir)
     entries = [

@@ -26,11 +26,11 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from venvstacks.archive.formats import ArchiveEntry, normal_mode
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes, sha256_file
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.layout import FILES_MANIFEST
 from venvstacks.platforms import cores, major_minor
 
@@ -150,25 +150,22 @@ def _hash_file(path: Path) -> Entry:
 # --- comparing ---------------------------------------------------------------------------
 
 
-def written_by_postinstall(rel: str, config: Mapping[str, Any]) -> bool:
+def written_by_postinstall(rel: str, config: LayerConfig) -> bool:
     """Whether postinstall.py may have written ``rel`` (see the module docstring)."""
     parts = rel.split("/")
     if "__pycache__" in parts:
         return parts[-1] == "__pycache__" or rel.endswith(".pyc")
-    site_dir = str(config.get("site_dir", ""))
-    python = str(config.get("python", ""))
-    if config.get("python") == config.get("base_python"):
+    if config.is_runtime:
         return False  # a runtime layer: postinstall only byte-compiles it
+    python = config.python
     bin_dir = posixpath.dirname(python)
-    version = major_minor(str(config.get("py_version", "")))
+    version = major_minor(config.py_version)
     # python_: the interpreter link run by the bin/python script (layers/pywrapper.py)
     links = {python, f"{python}_", f"{bin_dir}/python3", f"{bin_dir}/python{version}"}
-    return rel in {"pyvenv.cfg", f"{site_dir}/sitecustomize.py"} or rel in links
+    return rel in {"pyvenv.cfg", f"{config.site_dir}/sitecustomize.py"} or rel in links
 
 
-def differences(
-    expected: Mapping[str, Entry], actual: Mapping[str, Entry], config: Mapping[str, Any]
-) -> list[str]:
+def differences(expected: Mapping[str, Entry], actual: Mapping[str, Entry], config: LayerConfig) -> list[str]:
     """What differs between a layer's manifest and its folder, one short phrase each, by path."""
     found: list[str] = []
     for rel in sorted(expected.keys() | actual.keys()):

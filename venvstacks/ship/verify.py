@@ -19,9 +19,9 @@ from typing import Any
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import read_json_object
+from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import FILES_MANIFEST, LAYER_CONFIG
 from venvstacks.ship.deploy import STATE_FILE, is_plain_name, load_published
-from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.manifest import differences, read_manifest, scan_layer
 
 SHOWN = 3  # differences printed per layer; the rest are counted
