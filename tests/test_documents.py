@@ -16,6 +16,7 @@ from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG, lock_files
 from venvstacks.lock import locking, validity
 from venvstacks.lock.lockmeta import AdoptedInputs, LockMetadata
+from venvstacks.ship.manifest import Entry, FilesManifest
 from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import load_stack
 
@@ -130,3 +131,21 @@ def test_a_bad_layer_config_value_is_one_line_naming_the_layer_file_and_field(tm
             "launch_module": None,
         }
     )
+
+
+def test_the_files_manifest_reads_back_to_the_bytes_written(tmp_path: Path) -> None:
+    written = FilesManifest(
+        {
+            "bin/python": Entry("symlink", target="../../rt/bin/python3"),
+            "lib": Entry("dir"),
+            "lib/x.py": Entry("file", 0o644, 3, "ab" * 32),
+        }
+    )
+    path = tmp_path / "venvstacks_files.json"
+    path.write_text(written.text())
+    assert FilesManifest.from_json(json.loads(path.read_text()), path).text() == path.read_text()
+    bad = json.loads(path.read_text())
+    bad["entries"]["lib/x.py"]["size"] = "3"
+    with pytest.raises(DocumentError) as caught:
+        FilesManifest.from_json(bad, path)
+    assert str(caught.value).startswith(f"{path}: field 'lib/x.py.size': must be an integer, not '3'")

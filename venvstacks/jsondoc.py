@@ -59,14 +59,19 @@ class Fields:
     path: Path
     layer: str | None = None
     fix: str = DAMAGED
+    within: str | None = None  # an object inside the document: its fields are `within.field`
 
     @classmethod
-    def of(cls, data: Any, path: Path, layer: str | None = None, fix: str = DAMAGED) -> Fields:
+    def of(
+        cls, data: Any, path: Path, layer: str | None = None, fix: str = DAMAGED, within: str | None = None
+    ) -> Fields:
         if not isinstance(data, Mapping):
-            raise DocumentError(path, layer, None, f"must be an object, not {json_type(data)}", fix)
-        return cls(data, path, layer, fix)
+            raise DocumentError(path, layer, within, f"must be an object, not {json_type(data)}", fix)
+        return cls(data, path, layer, fix, within)
 
     def fail(self, field: str | None, message: str) -> DocumentError:
+        if self.within:
+            field = self.within if field is None else f"{self.within}.{field}"
         return DocumentError(self.path, self.layer, field, message, self.fix)
 
     def has(self, field: str) -> bool:
