@@ -24,6 +24,7 @@ from venvstacks.engine.rundoit import check_state_db, hold_build_lock
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import act
 from venvstacks.errors import VenvStacksError
+from venvstacks.platforms import host_platform
 from venvstacks.runtimes.cache import ensure_runtime
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import load_stack
@@ -179,7 +180,7 @@ def test_a_build_step_that_hits_a_full_disk_is_redone_when_space_returns(
     stack = load_stack(root / "venvstacks.toml")
     env = tmp_path / "_build" / "app-demo"
     runtime = linking.Peer(tmp_path / "_build" / "cpython-3.11", "cpython-3.11")
-    plan = linking.LinkPlan(stack.layer("app-demo"), env, "3.11.9", runtime, (), root, (".so",))
+    plan = linking.LinkPlan(stack.layer("app-demo"), env, "3.11.9", runtime, (), root, host_platform())
 
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(env))

@@ -20,11 +20,14 @@ from venvstacks.layers.dynlib import (
 )
 from venvstacks.layers.elf import shared_library_soname
 from venvstacks.layers.pywrapper import install_wrapper, wrapper_script
+from venvstacks.platforms import PLATFORMS
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF libraries: Linux only")
+pytestmark = pytest.mark.linux_only  # ELF libraries
 
-SITE = Path("lib/python3.11/site-packages")
-SUFFIXES = (".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so")
+LINUX = PLATFORMS["linux_x86_64"]
+SITE = LINUX.site_packages("3.11")
+SUFFIXES = LINUX.extension_suffixes("3.11")
+DYNLIB = LINUX.dynlib_dir
 
 
 def _library(path: Path, soname: str | None = None) -> Path:
@@ -59,18 +62,18 @@ def test_libraries_are_found_by_elf_type_and_name(tmp_path: Path) -> None:
     _library(site / "pkg/__pycache__/libcached.so")
     (site / "pkg/notes.so.txt").write_text("not a library")
     (site / "pkg/data.so").write_bytes(b"\x7fELF but truncated")
-    found = find_libraries(tmp_path, SITE, SUFFIXES, exclude=())
+    found = find_libraries(tmp_path, SITE, SUFFIXES, (), LINUX)
     assert [(lib.path, lib.link_names) for lib in found] == [
         (f"{SITE}/cuda/lib/libcudart.so.12", ("libcudart.so.12",)),
         (f"{SITE}/pkg.libs/libfoo-1a2b.so.1.2.3", ("libfoo-1a2b.so.1.2.3", "libfoo.so.1")),
     ]
-    links = plan_links(tmp_path, found)
-    apply_links(tmp_path, links)
+    links = plan_links(tmp_path, DYNLIB, found)
+    apply_links(tmp_path, DYNLIB, links)
     folder = tmp_path / "share/venv/dynlib"
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["libcudart.so.12", "libfoo-1a2b.so.1.2.3", "libfoo.so.1"]
     assert os.readlink(folder / "libfoo.so.1") == f"../../../{SITE}/pkg.libs/libfoo-1a2b.so.1.2.3"
-    apply_links(tmp_path, {})
+    apply_links(tmp_path, DYNLIB, {})
     assert not folder.exists()
 
 
@@ -99,17 +102,17 @@ def test_one_name_for_two_different_files_is_ambiguous(tmp_path: Path) -> None:
     _library(site / "one/libdup.so")
     _library(site / "two/libdup.so")
     with pytest.raises(AmbiguousLibrary) as caught:
-        plan_links(tmp_path, find_libraries(tmp_path, SITE, SUFFIXES, exclude=()))
+        plan_links(tmp_path, DYNLIB, find_libraries(tmp_path, SITE, SUFFIXES, (), LINUX))
     assert str(caught.value) == (
         f"{SITE}/one/libdup.so and {SITE}/two/libdup.so would both be linked as "
         "share/venv/dynlib/libdup.so; add a pattern matching one of them to dynlib_exclude"
     )
-    assert plan_links(tmp_path, find_libraries(tmp_path, SITE, SUFFIXES, exclude=["two/*"])) == {
+    assert plan_links(tmp_path, DYNLIB, find_libraries(tmp_path, SITE, SUFFIXES, ["two/*"], LINUX)) == {
         "libdup.so": f"{SITE}/one/libdup.so"
     }
     # the very same bytes in two vendored folders are not a conflict
     (site / "two/libdup.so").write_bytes((site / "one/libdup.so").read_bytes())
-    links = plan_links(tmp_path, find_libraries(tmp_path, SITE, SUFFIXES, exclude=()))
+    links = plan_links(tmp_path, DYNLIB, find_libraries(tmp_path, SITE, SUFFIXES, (), LINUX))
     assert links == {"libdup.so": f"{SITE}/one/libdup.so"}
 
 
@@ -122,7 +125,7 @@ def wrapped(tmp_path: Path) -> Path:
     deploy = tmp_path / "deploy"
     bin_dir = deploy / "app" / "bin"
     bin_dir.mkdir(parents=True)
-    install_wrapper(bin_dir, Path(sys.executable), wrapper_script(["fw", "rt"]), "3.11.7")
+    install_wrapper(bin_dir, Path(sys.executable), wrapper_script(["fw", "rt"], LINUX), "3.11.7")
     return deploy
 
 

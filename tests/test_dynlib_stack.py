@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from tests.support.wheels import SimpleIndex
 # Every test builds a stack through the CLI (gcc-made wheels, uv, venvs): slow.
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF libraries: Linux only"),
+    pytest.mark.linux_only,  # ELF libraries
 ]
 
 STACK = """\

@@ -3,6 +3,7 @@ validity, the layer config, and where outputs go. No subprocess, no doit run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ from venvstacks.layers.linking import LinkPlan, Peer
 from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, lock_files
 from venvstacks.lock import locking, validity
 from venvstacks.lock.lockmeta import InputHashes
-from venvstacks.platforms import host_platform
+from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import load_stack
 
-ELSEWHERE = "win_arm64" if host_platform() != "win_arm64" else "linux_aarch64"
+ELSEWHERE = "win_arm64" if host_platform().name != "win_arm64" else "linux_aarch64"
+MAC = "macosx_arm64" if host_platform().name != "macosx_arm64" else "macosx_x86_64"
+MAC13, MAC14 = (MAC.replace("macosx_", f"macosx_{v}_0_") for v in (13, 14))
 
 
 def _stack(tmp_path: Path, extra: str = "") -> StackSpec:
@@ -92,7 +95,9 @@ def test_publish_targets_are_the_metadata_files_the_writer_writes(tmp_path: Path
     tasks = _tasks(settings)
     target = stack.root / "_artifacts/__venvstacks__/env_metadata/app-hello-linux_x86_64.json"
     assert tasks["publish:app-hello"]["targets"] == [target]
-    assert publish_options(settings.output).layer_metadata_path("app-hello") == target
+    assert (
+        publish_options(settings.output, stack.layer("app-hello")).layer_metadata_path("app-hello") == target
+    )
     export = stack.root / "_export/__venvstacks__/env_metadata/app-hello.json"
     assert tasks["export:app-hello"]["targets"] == [export]
 
@@ -147,7 +152,7 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
         Peer(tmp_path / "_build/cpython-3.11", "cpython-3.11"),
         (Peer(tmp_path / "_build/framework-fw", fw_name),),
         stack.root,
-        (".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so"),
+        PLATFORMS["linux_x86_64"],
     )
     site = "lib/python3.11/site-packages"
     assert plan.layer_config().to_json() == {
@@ -185,3 +190,30 @@ def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:
     beat.finished("publish:cpython-3.11")
     assert beat.tick(1000.0) == []
     beat.close()
+
+
+def test_other_platforms_tasks_folders_and_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--platform` a macOS (not this machine's): tasks of its own, its own build and output
+    folders; a layer naming its own macosx_target is published as that target, in the run's
+    files."""
+    monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
+    extra = app("mac14", extra='launch_module = "hello.py"\nmacosx_target = "14.0"')
+    stack = _stack(tmp_path, extra)
+    run = dataclasses.replace(_settings(stack, tag_outputs=True), platforms=(MAC,))
+    tasks = _tasks(run)
+    mac = run.builds()[0]
+    assert tasks[f"build:{MAC}/app-hello"]["task_dep"] == [
+        f"build:{MAC}/framework-fw",
+        f"build:{MAC}/cpython-3.11",
+    ]
+    assert mac.env_dir(stack.layer("app-hello")) == stack.root / f"_build/{MAC}/app-hello"
+    assert "install:app-hello" not in tasks and "runtime:cpython-3.11" in tasks  # locking runs here
+    target = stack.root / f"_artifacts/{MAC}/__venvstacks__/env_metadata/app-mac14-{MAC13}.json"
+    assert tasks[f"publish:{MAC}/app-mac14"]["targets"] == [target]
+    options = publish_options(mac.output, stack.layer("app-mac14"))
+    assert (options.layer_target_platform, options.layer_metadata_path("app-mac14")) == (
+        MAC14,
+        target,
+    )
+    assert publish_options(mac.output, stack.layer("app-hello")).layer_target_platform == MAC13
+    assert mac.output.format == "tar.xz" and run.builds()[0].output.publish_dir.name == MAC

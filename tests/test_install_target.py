@@ -17,12 +17,11 @@ from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 from venvstacks.errors import VenvStacksError
 from venvstacks.layers.envs import check_wheel_tags
-from venvstacks.layout import site_packages
 from venvstacks.platforms import ALL_PLATFORMS, host_platform
 from venvstacks.stack.targets import Target
 
 HOST = host_platform()
-ARCH = HOST.partition("_")[2]
+ARCH = HOST.arch
 
 STACK = """\
 [[runtimes]]
@@ -49,12 +48,12 @@ url = "{url}"
 default = true
 """
 
-pytestmark = pytest.mark.skipif(not HOST.startswith("linux_"), reason="manylinux wheels need Linux")
+pytestmark = pytest.mark.linux_only  # manylinux wheels
 
 
 def _installed(stack: Stack, layer: str) -> tuple[str, str]:
     """(the WHEEL file's tag, the module's own TAG) of vstest-glibc in the layer."""
-    site = stack.build_dir / layer / site_packages("3.11")
+    site = stack.build_dir / layer / HOST.site_packages("3.11")
     wheel = (site / "vstest_glibc-1.0.dist-info" / "WHEEL").read_text()
     tag = next(line.partition(":")[2].strip() for line in wheel.splitlines() if line.startswith("Tag:"))
     python = stack.build_dir / layer / "bin" / "python"
@@ -76,7 +75,7 @@ def test_old_glibc_target_gets_the_old_wheel(
         simple_index.add("vstest-glibc", "1.0", tag, body=f"TAG = {tag!r}\n")
     stack = Stack(tmp_path / "stack", runtime_cache, index_url=None)
     stack.root.mkdir(parents=True)
-    stack.spec.write_text(STACK.format(host=HOST, url=simple_index.url))
+    stack.spec.write_text(STACK.format(host=HOST.name, url=simple_index.url))
     stack.venvstacks("local-export", str(stack.spec))
 
     assert _installed(stack, "framework-old") == (f"py3-none-manylinux_2_17_{ARCH}",) * 2
@@ -94,7 +93,7 @@ def test_old_glibc_target_gets_the_old_wheel(
 
 
 def _fake_install(env_dir: Path, dist: str, tags: list[str]) -> None:
-    info = env_dir / site_packages("3.11") / f"{dist}.dist-info"
+    info = env_dir / HOST.site_packages("3.11") / f"{dist}.dist-info"
     info.mkdir(parents=True)
     lines = ["Wheel-Version: 1.0", "Root-Is-Purelib: false", *(f"Tag: {t}" for t in tags)]
     (info / "WHEEL").write_text("\n".join(lines) + "\n")

@@ -23,6 +23,7 @@ from tests.support.layers import (
     sample_stack,
 )
 from venvstacks.layers.pywrapper import wrapper_script
+from venvstacks.platforms import PLATFORMS
 from venvstacks.ship.export import POSTINSTALL_SCRIPT, layer_entries, materialise
 
 FW, APP = "framework-fw@2", "app-hello"
@@ -197,7 +198,7 @@ def test_missing_runtime_only_skips_compiling(stack: SampleStack, tmp_path: Path
 def test_library_script_stays_and_python_underscore_is_linked(stack: SampleStack, tmp_path: Path) -> None:
     built_python = stack.build_dir / "app-hello" / "bin" / "python"
     built_python.unlink()
-    script = wrapper_script([FW, RUNTIME])
+    script = wrapper_script([FW, RUNTIME], PLATFORMS["linux_x86_64"])
     built_python.write_text(script)
     built_python.chmod(0o755)
     deploy = unpack_layers(stack, tmp_path / "deploy")

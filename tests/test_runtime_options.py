@@ -78,7 +78,7 @@ def test_options_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     ("env", "message"),
     [
         ({"VENVSTACKS_RUNTIME_SOURCE": "github"}, "not one of auto, download, local"),
-        ({"VENVSTACKS_RUNTIME_ARCHIVES": "cpython@3.11"}, "write it as REQ=PATH_OR_URL"),
+        ({"VENVSTACKS_RUNTIME_ARCHIVES": "cpython@3.11"}, r"write it as \[PLATFORM:\]REQ=PATH_OR_URL"),
         ({"VENVSTACKS_RUNTIME_ARCHIVES": "cpython@3.11=/x.tar.gz"}, "is not PATH_OR_URL#sha256"),
         ({"VENVSTACKS_RUNTIME_ARCHIVES": "cpython@3.11=/x#sha256=12"}, "64 hex digits"),
         ({"VENVSTACKS_RUNTIME_ARCHIVES": f"py3=/x#sha256={'0' * 64}"}, "is not IMPLEMENTATION"),

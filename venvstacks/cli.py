@@ -33,8 +33,7 @@ from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.closure import layer_operations, task_closure
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
 from venvstacks.engine.settings import Settings
-from venvstacks.engine.taskkind import Force, TaskKind, TaskName
-from venvstacks.engine.tasks import buildable
+from venvstacks.engine.taskkind import Force, TaskKind, TaskName, subtask_name
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.fsutil import check_folder_path, dump_json
 from venvstacks.layout import (
@@ -45,7 +44,6 @@ from venvstacks.layout import (
     allow_local_runtime_default,
 )
 from venvstacks.lock.uvconfig import LockOptions
-from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.modfiles import is_outside
@@ -147,7 +145,8 @@ def load(_: None, cmd: StackCommand) -> Settings:
     )
     if cmd.output_dir:
         check_folder_path(rel(cmd.output_dir), "--output-dir")
-    return Settings(stack, rel(cmd.build_dir), runtimes, lock, out)
+    platforms = tuple(dict.fromkeys(cmd.platform))  # each once, in the order given
+    return Settings(stack, rel(cmd.build_dir), runtimes, lock, out, platforms)
 
 
 def select_layers(settings: Settings, cmd: StackCommand) -> Invocation:
@@ -198,19 +197,22 @@ _COMMAND_KIND = {"lock": TaskKind.LOCK, "local-export": TaskKind.EXPORT, "publis
 
 
 def _task_names(settings: Settings, ops: dict[str, list[TaskKind]]) -> list[str]:
-    host = {layer.env_name for layer in buildable(settings)}
-    tasks = []
+    tasks: list[str] = []
     for name, layer_ops in ops.items():
         layer = settings.stack.layer(name)
         if not layer.enabled:
             print(f"skipping {name}: disabled (platforms = [])", file=sys.stderr)
             continue
-        if name not in host:
-            # Locks cover every platform; builds only this machine's.
-            print(f"locking only {name}: not built for {host_platform()}", file=sys.stderr)
-            tasks.append(TaskKind.LOCK.task(name))
-            continue
-        tasks += [op.task(name) for op in layer_ops]
+        lock = TaskKind.LOCK.task(name)
+        if TaskKind.LOCK in layer_ops:
+            tasks.append(lock)
+        for build in settings.builds():
+            if build.platform.name not in layer.platforms:
+                # Locks cover every platform; builds only the platforms asked for.
+                print(f"locking only {name}: not built for {build.platform.name}", file=sys.stderr)
+                tasks += [] if lock in tasks else [lock]
+                continue
+            tasks += [build.task(op, name) for op in layer_ops if op is not TaskKind.LOCK]
     return tasks
 
 
@@ -229,7 +231,8 @@ def prepare(plan: Plan, cmd: OperationCommand) -> Plan:
     hold_build_lock(settings.build_dir)
     if cmd.clean:
         for name in plan.requested:
-            shutil.rmtree(settings.build_dir / name, ignore_errors=True)
+            for build in settings.builds():
+                shutil.rmtree(build.env_dir(settings.stack.layer(name)), ignore_errors=True)
     forced: list[str] = []
     if cmd.force:
         forced += [t for t in plan.tasks if _forced_by(t) is Force.OUTPUTS]
@@ -270,14 +273,18 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
     from venvstacks.engine import outputs
     from venvstacks.engine.actions import runtime_record
 
-    settings = plan.inv.settings
+    builds = {
+        (None if build.is_host else build.platform.name, layer.env_name): (build, layer)
+        for build in plan.inv.settings.builds()
+        for layer in build.stack.layers
+    }
     result = []
     for task in plan.tasks:
         parsed = TaskName.parse(task)
         if parsed is None or not parsed.kind.is_output:
             continue
-        op, name = parsed.kind, parsed.layer
-        layer = settings.stack.layer(name)
+        op, name = parsed.kind, subtask_name(parsed.layer, parsed.platform)
+        settings, layer = builds[parsed.platform, parsed.layer]
         if not (settings.env_dir(layer) / BUILT).exists():
             raise VenvStacksError(f"{name} is not built yet; run `venvstacks build` first")
         record = runtime_record(settings, layer)
@@ -349,7 +356,7 @@ def _archives(values: Sequence[str] | None) -> dict[str, str]:
         request, sep, location = value.partition("=")
         if not sep or "#sha256=" not in location:
             raise VenvStacksError(
-                f"--runtime-archive {value!r}: write it as cpython@X.Y.Z=PATH_OR_URL#sha256=HEX"
+                f"--runtime-archive {value!r}: write it as [PLATFORM:]cpython@X.Y.Z=PATH_OR_URL#sha256=HEX"
             )
         archives[request] = location
     return archives

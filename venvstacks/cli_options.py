@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from venvstacks import __version__
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
+from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.stack.fields import REQUEST_RE
 from venvstacks.stack.spec import STACK_FILE
 
@@ -77,7 +78,8 @@ class OperationCommand(StackCommand):
     force: bool = False
     dry_run: bool = False
     tag_outputs: bool = False
-    format: str = "tar.xz"
+    format: str | None = None  # None: each platform's default (zip for Windows, else tar.xz)
+    platform: tuple[str, ...] = ()  # the platforms to build; none: this machine's
     allow_local_runtime: bool | None = None  # None: VENVSTACKS_ALLOW_LOCAL_RUNTIME decides
 
 
@@ -287,6 +289,16 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
         what = "export" if name == "local-export" else "publish"
         where = f"{what} folder, relative to the stack file (default: {default_dir})"
         add("--output-dir", metavar="DIR", help=where)
+        add(
+            "--platform",
+            action="append",
+            choices=ALL_PLATFORMS,
+            metavar="NAME",
+            help="build for this platform (repeatable; one of "
+            f"{', '.join(ALL_PLATFORMS)}); other than this machine's, it is cross-built in "
+            "<build-dir>/NAME with outputs in <output-dir>/NAME (default: this machine's only; "
+            "docs/platforms.md)",
+        )
         flag("--publish-dependencies", "also export/publish the lower layers")
         flag("--publish-derived", "also export/publish the layers above")
         flag("--force", "redo the outputs even if nothing changed")
@@ -299,7 +311,11 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
         )
         flag("--tag-outputs", "add platform and build number to output names")
         formats = [fmt.value for fmt in ArchiveFormat]
-        add("--format", choices=formats, default=formats[0], help=f"archive format (default: {formats[0]})")
+        add(
+            "--format",
+            choices=formats,
+            help="archive format for every platform (default: zip for Windows layers, tar.xz otherwise)",
+        )
 
 
 def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:

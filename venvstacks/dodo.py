@@ -7,6 +7,7 @@ work on `./venvstacks.toml`. doit variables choose another stack or build folder
 paths in them are taken from the folder doit works in (the folder of `dodo.py`):
 
     doit stack=../other/venvstacks.toml build_dir=/tmp/build
+    doit platform=win_amd64,macosx_arm64     # cross-build for these platforms (docs/platforms.md)
 
 The build folder defaults to `_build` beside the stack file, as for the `venvstacks`
 command, so both share one doit state database. Runtime sources come from the
@@ -58,6 +59,7 @@ def _namespace(default_stack: str) -> dict[str, Any]:
             # As the CLI's --build-dir default; a path given on doit's command line is the user's own.
             build_dir=Path(build_dir).resolve() if build_dir else stack.root / DEFAULT_BUILD_DIR,
             runtimes=RuntimeOptions.from_env(),
+            platforms=_platforms(get_var("platform", "")),
         )
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -65,6 +67,19 @@ def _namespace(default_stack: str) -> dict[str, Any]:
     hold_build_lock(settings.build_dir)
     interrupt_in_one_line()
     return namespace(settings)
+
+
+def _platforms(value: str) -> tuple[str, ...]:
+    from venvstacks.errors import VenvStacksError
+    from venvstacks.platforms import ALL_PLATFORMS
+
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    for name in names:
+        if name not in ALL_PLATFORMS:
+            raise VenvStacksError(
+                f"platform={value}: unknown platform {name!r}; choose from {', '.join(ALL_PLATFORMS)}"
+            )
+    return names
 
 
 def __getattr__(name: str) -> Any:

@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from venvstacks.platforms import major_minor, platform_tag
+from venvstacks.platforms import Platform, host_platform, platform_tag
 from venvstacks.stack.model import LayerSpec, StackSpec
+from venvstacks.stack.targets import default_macos
 
-# Inside each layer folder: its interpreter (a runtime's own python3; a venv layer's python,
-# a link to the runtime's or the script in front of it), bookkeeping that never ships, and the
-# deployable layer config.
-RUNTIME_PYTHON = Path("bin/python3")
-LAYER_PYTHON = Path("bin/python")
+# Inside each layer folder: bookkeeping that never ships and the deployable layer config.
+# (Its interpreter, site-packages and shared-library folder differ by platform: see
+# platforms.Platform.)
 STATE_DIR = Path("share/venv/metadata/build-state")
 INSTALLED = STATE_DIR / "installed.json"  # target of install:<layer>
 ENV_IDENTITY = STATE_DIR / "env.json"
 BUILT = STATE_DIR / "built.json"  # target of build:<layer>
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
-DYNLIB_DIR = Path("share/venv/dynlib")  # links to the layer's shared libraries (Linux, macOS)
-DYNLIB_MANIFEST = STATE_DIR / "dynlib.json"  # those links; upper layers' build: depends on it
+DYNLIB_MANIFEST = STATE_DIR / "dynlib.json"  # its shared-library links; upper layers' build: depends on it
 DEPLOYED_WRAPPER = STATE_DIR / "python.deployed"  # bin/python as exported and published
 MODULES_STATE = STATE_DIR / "modules.json"  # an app's module names, to remove ones dropped
 
@@ -63,11 +61,6 @@ def stack_metadata_file(output_dir: Path, suffix: str = "") -> Path:
 def tag_suffix(target_platform: str, tag_outputs: bool) -> str:
     """What ``--tag-outputs`` adds to metadata file names."""
     return f"-{target_platform}" if tag_outputs else ""
-
-
-def site_packages(py_version: str) -> Path:
-    """A layer's site-packages folder, relative to the layer, for Python ``X.Y[.Z]``."""
-    return Path("lib") / f"python{major_minor(py_version)}" / "site-packages"
 
 
 @dataclass(frozen=True)
@@ -110,12 +103,30 @@ def allow_local_runtime_default() -> bool:
 class OutputOptions:
     export_dir: Path
     publish_dir: Path
-    archive_format: str = "tar.xz"
+    archive_format: str | None = None  # --format; None: the platform's default (`format`)
     tag_outputs: bool = False
     force: bool = False
     target_platform: str = field(default_factory=platform_tag)
     # Publish layers whose runtime was packed from a local CPython (not portable).
     allow_local_runtime: bool = field(default_factory=lambda: allow_local_runtime_default())
+    platform: Platform = field(default_factory=host_platform)
+
+    @property
+    def format(self) -> str:
+        """The archive format: `--format`, else the platform's (zip for Windows, else tar.xz)."""
+        return self.archive_format or self.platform.default_format
+
+    def for_platform(self, platform: Platform) -> OutputOptions:
+        """Where another platform's layers go: `<output-dir>/<platform>/`, tagged as that
+        platform (macOS: with the deployment target named by `$MACOSX_DEPLOYMENT_TARGET`,
+        else 13.0, as the layers are installed for)."""
+        return replace(
+            self,
+            export_dir=self.export_dir / platform.name,
+            publish_dir=self.publish_dir / platform.name,
+            target_platform=platform.tag(default_macos()),
+            platform=platform,
+        )
 
     def export_metadata(self, layer: LayerSpec) -> Path:
         return layer_metadata_file(self.export_dir, layer.env_name)

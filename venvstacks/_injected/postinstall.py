@@ -7,15 +7,20 @@ hold absolute paths, and nothing else in a layer does.
 
 What it does, driven by ``share/venv/metadata/venvstacks_layer.json``:
 
-* for layered environments (``python`` differs from ``base_python``): points the layer's
-  interpreter at the runtime with a relative symlink, and writes ``pyvenv.cfg`` and
-  ``<site_dir>/sitecustomize.py`` (which adds the lower layers' site-packages with
-  ``site.addsitedir`` so their ``.pth`` files work too). When ``bin/python`` is the script
-  that puts the lower layers' shared-library folders (``dynlib_dirs``) on
-  ``LD_LIBRARY_PATH``, the link is ``bin/python_``, which the script runs; otherwise it is
-  ``bin/python`` itself. ``python3`` and ``python3.X`` link to ``bin/python`` either way;
-* for every layer: byte-compiles ``lib/`` with the layer's own Python version, one
-  process per core.
+* for layered environments (``python`` differs from ``base_python``): writes ``pyvenv.cfg``
+  and ``<site_dir>/sitecustomize.py`` (which adds the lower layers' site-packages with
+  ``site.addsitedir`` so their ``.pth`` files work too). On Linux and macOS it also points
+  the layer's interpreter at the runtime with a relative symlink: when ``bin/python`` is the
+  script that puts the lower layers' shared-library folders (``dynlib_dirs``) on
+  ``LD_LIBRARY_PATH`` (macOS: ``DYLD_LIBRARY_PATH``), the link is ``bin/python_``, which the
+  script runs; otherwise it is ``bin/python`` itself. ``python3`` and ``python3.X`` link to
+  ``bin/python`` either way. On Windows ``Scripts/python.exe`` is already a copy of the
+  venv launcher (no links), and ``sitecustomize.py`` also adds each lower layer's
+  ``Library/bin`` with ``os.add_dll_directory``, so extension modules find their DLLs;
+* for every layer: byte-compiles its library folder (``lib/``, on Windows ``Lib/``) with
+  the layer's own Python version, one process per core.
+
+Which system it is on is decided here, on the target (``os.name``), never at build time.
 
 Paths are made absolute without resolving symlinks, and any path that leaves the
 deployment folder is refused (one line on stderr, exit status 1).
@@ -37,15 +42,19 @@ class Refused(Exception):
     pass
 
 
-def main():
-    layer_dir = os.path.dirname(os.path.abspath(__file__))
+def main(layer_dir=None, windows=None):
+    """Finish the layer in layer_dir (default: this script's folder). windows=None: as the
+    running system says; tests pass True or False to simulate the other systems."""
+    layer_dir = layer_dir or os.path.dirname(os.path.abspath(__file__))
     deploy_dir = os.path.dirname(layer_dir)
+    windows = os.name == "nt" if windows is None else windows
     try:
         with open(os.path.join(layer_dir, CONFIG), encoding="utf-8") as f:
             config = json.load(f)
-        layer = Layer(layer_dir, deploy_dir, config)
+        layer = Layer(layer_dir, deploy_dir, config, windows)
         if layer.is_venv:
-            layer.link_python()
+            if not windows:  # Windows cannot be relied on for symlinks; python.exe is a copy
+                layer.link_python()
             layer.write_pyvenv_cfg()
             layer.write_sitecustomize()
         layer.compile_lib()
@@ -62,9 +71,10 @@ def fail(message):
 
 
 class Layer:
-    def __init__(self, layer_dir, deploy_dir, config):
+    def __init__(self, layer_dir, deploy_dir, config, windows):
         self.dir = layer_dir
         self.deploy_dir = deploy_dir
+        self.windows = windows
         self.py_version = str(config["py_version"])
         self.is_venv = config["python"] != config["base_python"]
         # Everything is checked before anything is written.
@@ -113,10 +123,16 @@ class Layer:
             "from site import addsitedir",
         ]
         lines += [f"addsitedir({p!r})" for p in self.pylib_dirs]
+        if self.windows:
+            # A folder added later (a layer deployed after this one) needs postinstall again.
+            lines.append("from os import add_dll_directory")
+            for path in self.dynlib_dirs:
+                call = f"add_dll_directory({path!r})"
+                lines.append(call if os.path.isdir(path) else "# not found: " + call)
         write_text(os.path.join(self.site_dir, "sitecustomize.py"), "\n".join(lines) + "\n")
 
     def compile_lib(self):
-        lib_dir = os.path.join(self.dir, "lib")
+        lib_dir = os.path.join(self.dir, "Lib" if self.windows else "lib")
         if not os.path.isdir(lib_dir):
             return
         # .pyc files are only useful to the layer's own Python version.

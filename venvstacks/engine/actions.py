@@ -15,7 +15,7 @@ from venvstacks.console import say
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_if_changed
-from venvstacks.layout import RUNTIME_PYTHON, lock_files
+from venvstacks.layout import lock_files
 from venvstacks.lock import uvconfig
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.record import RuntimeRecord, read_record, record_text, unpacked_in
@@ -38,7 +38,7 @@ def fetch_runtime(settings: Settings, name: str) -> None:
     from venvstacks.runtimes.cache import ensure_runtime
 
     layer = settings.stack.layer(name)
-    entry = ensure_runtime(layer.python_implementation, settings.runtimes, log)
+    entry = ensure_runtime(layer.python_implementation, settings.runtimes, log, settings.platform)
     write_if_changed(settings.runtime_state(layer), record_text(entry.record))
 
 
@@ -79,7 +79,7 @@ def lock(settings: Settings, name: str) -> None:
 
     layer = settings.stack.layer(name)
     runtime = unpacked_runtime(settings, layer)
-    python = runtime.python_dir / RUNTIME_PYTHON
+    python = runtime.python_dir / host_platform().runtime_python
     locking.lock_layer(settings.stack, layer, python, runtime.record.version, settings.lock, log)
 
 
@@ -89,8 +89,8 @@ def install(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     record = runtime_record(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
-    target = layer_target(layer, host_platform(), record.version)
-    how = envs.Install(target, uvconfig.install_settings(settings.stack))
+    target = layer_target(layer, settings.platform.name, record.version)
+    how = envs.Install(target, uvconfig.install_settings(settings.stack), _cross_python(settings, layer))
     if layer.kind is LayerKind.RUNTIME:
         envs.install_runtime_layer(
             unpacked_runtime(settings, layer), settings.env_dir(layer), pylock, how, log
@@ -98,6 +98,14 @@ def install(settings: Settings, name: str) -> None:
     else:
         runtime_dir = settings.env_dir(settings.runtime_layer(layer))
         envs.install_venv_layer(record, runtime_dir, settings.env_dir(layer), pylock, how, log)
+
+
+def _cross_python(settings: Settings, layer: LayerSpec) -> Path | None:
+    """When cross-building, this machine's runtime of the same request: uv runs it in
+    place of the target's (told the target's platform and version)."""
+    if settings.is_host:
+        return None
+    return unpacked_runtime(settings.host(), layer).python_dir / host_platform().runtime_python
 
 
 def build(settings: Settings, name: str) -> None:
@@ -154,14 +162,7 @@ def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
 
     runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
     frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
-    suffixes = extension_suffixes(settings.env_dir(settings.runtime_layer(layer)) / RUNTIME_PYTHON)
     root = settings.stack.root
-    return linking.LinkPlan(layer, settings.env_dir(layer), version, runtime, frameworks, root, suffixes)
-
-
-def extension_suffixes(python: Path) -> tuple[str, ...]:
-    """The file name endings that make a file an extension module for this Python."""
-    from venvstacks.tools import run
-
-    code = "import importlib.machinery as m; print('\\n'.join(m.EXTENSION_SUFFIXES))"
-    return tuple(run(f"asking {python} for its extension suffixes", [python, "-I", "-c", code]).split())
+    return linking.LinkPlan(
+        layer, settings.env_dir(layer), version, runtime, frameworks, root, settings.platform
+    )

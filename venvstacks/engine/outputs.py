@@ -17,18 +17,19 @@ from venvstacks.fsutil import dump_json, write_if_changed
 from venvstacks.layout import OutputOptions, lock_files
 from venvstacks.lock import locking
 from venvstacks.lock.lockmeta import LockMetadata
-from venvstacks.platforms import host_platform
+from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import export, publish
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_hash, module_name
-from venvstacks.stack.targets import layer_target
+from venvstacks.stack.targets import layer_target, macos_of
 
 
 def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime: RuntimeRecord) -> dict[str, Any]:
-    """The fields shared by exported and published layers."""
+    """The fields shared by exported and published layers (for the runtime's platform)."""
+    platform = PLATFORMS[runtime.platform]
     meta = LockMetadata.read(lock_files(stack, layer).meta) or LockMetadata()
     lowers = lower_layers(stack, layer)
     runtime_layer = lowers[-1] if lowers else layer
@@ -40,13 +41,14 @@ def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime: RuntimeRecord) -
         "locked_at": meta.locked_at,
         "runtime_layer": locking.deployed_name(stack, runtime_layer),
         "python_implementation": f"{runtime.implementation}@{runtime.version}",
-        # POSIX venvs link to the runtime's python, so only runtimes are bound to it.
-        "bound_to_implementation": layer.kind is LayerKind.RUNTIME,
+        # POSIX venvs link to the runtime's python, so only runtimes are bound to it; Windows
+        # venvs hold a copy of its launcher.
+        "bound_to_implementation": layer.kind is LayerKind.RUNTIME or platform.bound_to_runtime,
         # Our additions: where the runtime came from, and whether it runs elsewhere.
         "runtime_source": runtime.source,
         "runtime_portable": runtime.portable,
         # The glibc or macOS version the installed wheels were chosen for.
-        **layer_target(layer, host_platform(), runtime.version).metadata(),
+        **layer_target(layer, platform.name, runtime.version).metadata(),
     }
     if layer.kind is not LayerKind.RUNTIME:
         data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]
@@ -65,7 +67,9 @@ def export_one(
     metadata = layer_metadata(stack, layer, runtime)
     target = options.export_metadata(layer)
     target.unlink(missing_ok=True)  # the layer is not exported until this is back
-    export.export_layer(env_dir, options.export_dir, str(metadata["install_target"]))
+    # Another system's layer is only copied: its postinstall.py runs on that system.
+    native = runtime.platform == host_platform().name
+    export.export_layer(env_dir, options.export_dir, str(metadata["install_target"]), postinstall=native)
     write_if_changed(target, dump_json(metadata))
     publish.write_stack_metadata(options.export_dir, _kinds_and_names(stack))
 
@@ -78,7 +82,7 @@ def publish_one(
     runtime: RuntimeRecord,
 ) -> None:
     to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime))
-    publish_opts = publish_options(options)
+    publish_opts = publish_options(options, layer)
     publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(layer.env_name))
     publish.write_stack_metadata(publish_opts.output_dir, _kinds_and_names(stack), publish_opts.suffix)
 
@@ -87,16 +91,21 @@ def dry_run(
     stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, runtime: RuntimeRecord
 ) -> dict[str, Any]:
     to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime))
-    return publish.publish_layer(to_publish, publish_options(options, dry_run=True)).metadata
+    return publish.publish_layer(to_publish, publish_options(options, layer, dry_run=True)).metadata
 
 
-def publish_options(options: OutputOptions, dry_run: bool = False) -> publish.PublishOptions:
+def publish_options(
+    options: OutputOptions, layer: LayerSpec, dry_run: bool = False
+) -> publish.PublishOptions:
     """What the publisher is told: the doit target (`options.publish_metadata`) and the file
-    the publisher writes (`PublishOptions.layer_metadata_path`) are named by one layout function."""
+    the publisher writes (`PublishOptions.layer_metadata_path`) are named by one layout function.
+    A macOS layer's `target_platform` names its own deployment target (`macosx_target`)."""
+    platform = options.platform
     return publish.PublishOptions(
+        layer_platform=platform.tag(macos_of(layer)) if platform.is_macos else None,
         output_dir=options.publish_dir,
         target_platform=options.target_platform,
-        archive_format=ArchiveFormat(options.archive_format),
+        archive_format=ArchiveFormat(options.format),
         tag_outputs=options.tag_outputs,
         force=options.force,
         dry_run=dry_run,

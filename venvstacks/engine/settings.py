@@ -7,9 +7,10 @@ here so that neither of those modules imports the other for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from venvstacks.engine.taskkind import TaskKind, subtask_name
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import (
     DEFAULT_EXPORT_DIR,
@@ -19,6 +20,7 @@ from venvstacks.layout import (
     OutputOptions,
 )
 from venvstacks.lock.uvconfig import LockOptions
+from venvstacks.platforms import PLATFORMS, Platform, host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec, StackSpec
@@ -31,6 +33,10 @@ class Settings:
     runtimes: RuntimeOptions
     lock: LockOptions = field(default_factory=LockOptions)
     outputs: OutputOptions | None = None  # default: _export and _artifacts beside the stack
+    # Every platform the run builds (`--platform`); none named: this machine's only.
+    platforms: tuple[str, ...] = ()
+    # The platform these settings build for (one of `platforms`; see `builds`).
+    platform: Platform = field(default_factory=host_platform)
 
     def __post_init__(self) -> None:
         # A module folder holding an output folder would be copied into itself, build after build.
@@ -52,19 +58,48 @@ class Settings:
                         )
 
     @property
+    def is_host(self) -> bool:
+        """Built natively, in the build folder itself, with today's task names; other
+        platforms are cross-built in a folder (and output folders) named after them."""
+        return self.platform.name == host_platform().name
+
+    def builds(self) -> list[Settings]:
+        """One settings per platform the run builds."""
+        if not self.platforms:
+            return [replace(self, platform=host_platform())]
+        return [replace(self, platform=PLATFORMS[name]) for name in self.platforms]
+
+    def host(self) -> Settings:
+        """The settings of this machine's platform: locking always runs here."""
+        return replace(self, platform=host_platform())
+
+    def task_name(self, layer_name: str) -> str:
+        """A layer's doit subtask name on this platform (`app-x`, `win_amd64/app-x`)."""
+        return subtask_name(layer_name, None if self.is_host else self.platform.name)
+
+    def task(self, kind: TaskKind, layer_name: str) -> str:
+        """The name of a layer's task of this kind on this platform (`build:win_amd64/app-x`)."""
+        return kind.task(layer_name, None if self.is_host else self.platform.name)
+
+    @property
+    def platform_dir(self) -> Path:
+        return self.build_dir if self.is_host else self.build_dir / self.platform.name
+
+    @property
     def output(self) -> OutputOptions:
         root = self.stack.root
-        return self.outputs or OutputOptions(
+        out = self.outputs or OutputOptions(
             export_dir=root / DEFAULT_EXPORT_DIR, publish_dir=root / DEFAULT_PUBLISH_DIR
         )
+        return out if self.is_host else out.for_platform(self.platform)
 
     def env_dir(self, layer: LayerSpec) -> Path:
-        return self.build_dir / layer.env_name
+        return self.platform_dir / layer.env_name
 
     def runtime_state(self, layer: LayerSpec) -> Path:
         """The manifest of the runtime a layer runs on (what `runtime:<rt>` produces)."""
         name = layer.env_name if layer.kind is LayerKind.RUNTIME else str(layer.runtime)
-        return self.build_dir / RUNTIME_STATE_DIR / f"{name}.json"
+        return self.platform_dir / RUNTIME_STATE_DIR / f"{name}.json"
 
     def runtime_layer(self, layer: LayerSpec) -> LayerSpec:
         return layer if layer.runtime is None else self.stack.layer(layer.runtime)

@@ -9,7 +9,7 @@ from pathlib import Path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.fsutil import read_json_object
-from venvstacks.layout import LAYER_PYTHON, METADATA_DIR
+from venvstacks.layout import METADATA_DIR
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
@@ -17,16 +17,21 @@ from venvstacks.stack.modfiles import module_name
 
 def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:
     """`ran`: each task the run saw -> whether it ran (False: it was up to date)."""
-    layers = {layer.env_name: layer for layer in settings.stack.layers}
-    by_kind: dict[TaskKind, list[tuple[LayerSpec, bool]]] = {}
-    for task, did_run in ran.items():
-        name = TaskName.parse(task)
-        if name is not None and name.layer in layers:
-            by_kind.setdefault(name.kind, []).append((layers[name.layer], did_run))
-    exported = bool(by_kind.get(TaskKind.EXPORT))  # then the apps to run are the exported ones
-    lines = _built(settings, by_kind.get(TaskKind.BUILD, []), with_apps=not exported)
-    lines += _exported(settings, by_kind.get(TaskKind.EXPORT, []))
-    lines += _published(settings, by_kind.get(TaskKind.PUBLISH, []))
+    lines = []
+    for build in settings.builds():
+        layers = {layer.env_name: layer for layer in build.stack.layers}
+        platform = None if build.is_host else build.platform.name
+        by_kind: dict[TaskKind, list[tuple[LayerSpec, bool]]] = {}
+        for task, did_run in ran.items():
+            name = TaskName.parse(task)
+            if name is not None and name.platform == platform and name.layer in layers:
+                by_kind.setdefault(name.kind, []).append((layers[name.layer], did_run))
+        if by_kind and not build.is_host:
+            lines.append(f"for {build.platform.name} (cross-built):")
+        exported = bool(by_kind.get(TaskKind.EXPORT))  # then the apps to run are the exported ones
+        lines += _built(build, by_kind.get(TaskKind.BUILD, []), with_apps=not exported)
+        lines += _exported(build, by_kind.get(TaskKind.EXPORT, []))
+        lines += _published(build, by_kind.get(TaskKind.PUBLISH, []))
     return lines
 
 
@@ -38,8 +43,8 @@ def _built(settings: Settings, built: list[tuple[LayerSpec, bool]], with_apps: b
     for layer, did_run in built:
         state = "built" if did_run else "up to date"
         lines.append(f"{state:<10}  {layer.env_name:<{width}}  {settings.env_dir(layer)}")
-    if with_apps:
-        lines += [_run_line(layer, settings.env_dir(layer)) for layer, _ in built if _is_app(layer)]
+    if with_apps and settings.is_host:
+        lines += [_run_line(settings, layer, settings.env_dir(layer)) for layer, _ in built if _is_app(layer)]
     return lines
 
 
@@ -54,8 +59,8 @@ def _exported(settings: Settings, exported: list[tuple[LayerSpec, bool]]) -> lis
             read_json_object(out.export_metadata(layer)).get("install_target", layer.env_name)
         )
         lines.append(f"  {folder}{'' if did_run else '  (up to date)'}")
-        if _is_app(layer):
-            apps.append(_run_line(layer, folder))
+        if _is_app(layer) and settings.is_host:
+            apps.append(_run_line(settings, layer, folder))
     return lines + apps
 
 
@@ -84,9 +89,9 @@ def _is_app(layer: LayerSpec) -> bool:
     return layer.kind is LayerKind.APPLICATION and layer.launch_module is not None
 
 
-def _run_line(layer: LayerSpec, folder: Path) -> str:
+def _run_line(settings: Settings, layer: LayerSpec, folder: Path) -> str:
     assert layer.launch_module is not None
-    argv = [str(folder / LAYER_PYTHON), "-m", module_name(layer.launch_module)]
+    argv = [str(folder / settings.platform.layer_python), "-m", module_name(layer.launch_module)]
     return f"run {layer.env_name} with: {shlex.join(argv)}"
 
 

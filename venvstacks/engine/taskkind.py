@@ -1,4 +1,5 @@
-"""The kinds of task a layer gets, and their names: `<kind>:<layer>` (docs/doit.md).
+"""The kinds of task a layer gets, and their names: `<kind>:<layer>`, or `<kind>:<platform>/<layer>`
+for a layer cross-built for another platform (docs/doit.md, docs/platforms.md).
 
 Every place that makes a task name, reads one back, orders the operations of a run, documents
 a task group or forces tasks to rerun asks `TaskKind`, so a kind is spelled once.
@@ -23,7 +24,7 @@ class TaskKind(Enum):
     RUNTIME = ("runtime", "fetch every runtime into the runtime cache", None)
     LOCK = ("lock", "lock every layer (only layers whose inputs changed run uv)", Force.RELOCK)
     INSTALL = ("install", "create every layer environment and install its packages", None)
-    BUILD = ("build", "build every layer for this machine (the default)", None)
+    BUILD = ("build", "build every layer for this machine, or the platforms named (the default)", None)
     EXPORT = ("export", "export every built layer to the export folder", Force.OUTPUTS)
     PUBLISH = ("publish", "publish every built layer as an archive", Force.OUTPUTS)
 
@@ -61,6 +62,11 @@ class TaskKind(Enum):
         raise ValueError(f"no task kind {prefix!r}")
 
 
+def subtask_name(layer: str, platform: str | None = None) -> str:
+    """A layer's doit subtask name: its build name, or for a cross-build `<platform>/<layer>`."""
+    return f"{platform}/{layer}" if platform else layer
+
+
 DEFAULT_KINDS = (TaskKind.LOCK, TaskKind.BUILD)
 """What a plain `doit` runs."""
 
@@ -74,8 +80,7 @@ class TaskName:
     platform: str | None = None  # None: this machine
 
     def __str__(self) -> str:
-        where = f"{self.platform}/" if self.platform else ""
-        return f"{self.kind.prefix}:{where}{self.layer}"
+        return f"{self.kind.prefix}:{subtask_name(self.layer, self.platform)}"
 
     @classmethod
     def parse(cls, task: str) -> TaskName | None:

@@ -33,7 +33,6 @@ from venvstacks.engine.taskkind import TaskKind
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.layout import lock_files
 from venvstacks.lock import uvconfig
-from venvstacks.platforms import host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
@@ -49,9 +48,8 @@ def lockable(settings: Settings) -> list[LayerSpec]:
 
 
 def buildable(settings: Settings) -> list[LayerSpec]:
-    """Layers that can be built on this machine (locks cover every platform; builds do not)."""
-    host = host_platform()
-    return [layer for layer in lockable(settings) if host in layer.platforms]
+    """Layers that can be built for the settings' platform (locks cover every platform; builds do not)."""
+    return [layer for layer in lockable(settings) if settings.platform.name in layer.platforms]
 
 
 # --- actions (module level, so they pickle) ---------------------------------------------
@@ -78,26 +76,32 @@ def remove_tree(path: Path) -> None:
 
 
 def runtime_tasks(settings: Settings) -> Iterator[TaskDict]:
-    for layer in lockable(settings):
-        if layer.kind is not LayerKind.RUNTIME:
-            continue
-        source = {
-            "request": layer.python_implementation,
-            **_runtime_options_digest(settings.runtimes),
-        }
-        yield {
-            "name": layer.env_name,
-            "doc": f"fetch {layer.python_implementation} for {layer.env_name} into the runtime cache",
-            "actions": [(act, [actions.fetch_runtime, settings, layer.env_name])],
-            "targets": [settings.runtime_state(layer)],
-            # The record holds no cache path (moving the cache wakes nothing above), so
-            # whether the cache in use still holds the runtime is checked here.
-            "uptodate": [config_changed(source), (actions.runtime_in_cache, [settings, layer.env_name])],
-            "clean": True,
-        }
+    host = settings.host()
+    # This machine's runtimes always: locking runs them, and cross-builds run uv with them.
+    wanted = [(host, lockable(host))] + [(s, buildable(s)) for s in settings.builds() if not s.is_host]
+    for s, layers in wanted:
+        for layer in layers:
+            if layer.kind is not LayerKind.RUNTIME:
+                continue
+            source = {
+                "request": layer.python_implementation,
+                **_runtime_options_digest(settings.runtimes),
+            }
+            what = layer.env_name if s.is_host else f"{layer.env_name} on {s.platform.name}"
+            yield {
+                "name": s.task_name(layer.env_name),
+                "doc": f"fetch {layer.python_implementation} for {what} into the runtime cache",
+                "actions": [(act, [actions.fetch_runtime, s, layer.env_name])],
+                "targets": [s.runtime_state(layer)],
+                # The record holds no cache path (moving the cache wakes nothing above), so
+                # whether the cache in use still holds the runtime is checked here.
+                "uptodate": [config_changed(source), (actions.runtime_in_cache, [s, layer.env_name])],
+                "clean": True,
+            }
 
 
 def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
+    settings = settings.host()  # one lock per layer, for every platform, made here
     stack = settings.stack
     for layer in lockable(settings):
         files = lock_files(stack, layer)
@@ -118,80 +122,99 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
 
 
 def install_tasks(settings: Settings) -> Iterator[TaskDict]:
-    for layer in buildable(settings):
-        runtime = settings.runtime_layer(layer)
-        yield {
-            "name": layer.env_name,
-            "doc": f"create {layer.env_name} and install its locked packages",
-            "actions": [(act, [actions.install, settings, layer.env_name])],
-            "file_dep": [
-                lock_files(settings.stack, layer).pylock,
-                settings.runtime_state(layer),
-            ],
-            "task_dep": [] if runtime is layer else [TaskKind.INSTALL.task(runtime.env_name)],
-            "targets": [settings.env_dir(layer) / layout.INSTALLED],
-            # Which of a package's wheels is installed follows the target (same lock or not).
-            "uptodate": [
-                config_changed(
-                    {
-                        "target": target_text(host_platform(), glibc_of(layer), macos_of(layer)),
-                        "uv": uvconfig.install_settings(settings.stack),
-                    }
-                )
-            ],
-            "clean": [(remove_tree, [settings.env_dir(layer)])],  # `doit clean`: the whole layer
-        }
+    for s in settings.builds():
+        for layer in buildable(s):
+            yield _install_task(s, layer)
+
+
+def _install_task(settings: Settings, layer: LayerSpec) -> TaskDict:
+    runtime = settings.runtime_layer(layer)
+    file_dep = [lock_files(settings.stack, layer).pylock, settings.runtime_state(layer)]
+    task_dep = [] if runtime is layer else [settings.task(TaskKind.INSTALL, runtime.env_name)]
+    if not settings.is_host:  # uv runs this machine's runtime in place of the target's
+        file_dep.append(settings.host().runtime_state(layer))
+        task_dep += [
+            settings.task(TaskKind.RUNTIME, runtime.env_name),
+            TaskKind.RUNTIME.task(runtime.env_name),
+        ]
+    on = "" if settings.is_host else f" for {settings.platform.name}"
+    return {
+        "name": settings.task_name(layer.env_name),
+        "doc": f"create {layer.env_name}{on} and install its locked packages",
+        "actions": [(act, [actions.install, settings, layer.env_name])],
+        "file_dep": file_dep,
+        "task_dep": task_dep,
+        "targets": [settings.env_dir(layer) / layout.INSTALLED],
+        # Which of a package's wheels is installed follows the target (same lock or not).
+        "uptodate": [
+            config_changed(
+                {
+                    "target": target_text(settings.platform.name, glibc_of(layer), macos_of(layer)),
+                    "uv": uvconfig.install_settings(settings.stack),
+                }
+            )
+        ],
+        "clean": [(remove_tree, [settings.env_dir(layer)])],  # `doit clean`: the whole layer
+    }
 
 
 def build_tasks(settings: Settings) -> Iterator[TaskDict]:
+    for s in settings.builds():
+        for layer in buildable(s):
+            yield _build_task(s, layer)
+
+
+def _build_task(settings: Settings, layer: LayerSpec) -> TaskDict:
     stack = settings.stack
-    for layer in buildable(settings):
-        lowers = lower_layers(stack, layer)
-        versioned_metas = [lock_files(stack, lower).meta for lower in lowers if lower.versioned]
-        yield {
-            "name": layer.env_name,
-            "doc": f"build {layer.env_name}: wire it to its lower layers"
-            + (" and copy its launch modules" if layer.launch_module else ""),
-            "actions": [(act, [actions.build, settings, layer.env_name])],
-            "file_dep": [
-                settings.env_dir(layer) / layout.INSTALLED,
-                *versioned_metas,
-                # content-compared: a lower layer rebuilt with the same libraries wakes nothing
-                *(settings.env_dir(lower) / layout.DYNLIB_MANIFEST for lower in lowers),
-                *_module_files(stack, layer),
-            ],
-            "task_dep": [TaskKind.BUILD.task(lower.env_name) for lower in lowers],
-            "targets": [
-                settings.env_dir(layer) / layout.BUILT,
-                settings.env_dir(layer) / layout.DYNLIB_MANIFEST,
-            ],
-            "clean": True,
-            "uptodate": [config_changed(_build_inputs(settings, layer))],
-        }
+    lowers = lower_layers(stack, layer)
+    versioned_metas = [lock_files(stack, lower).meta for lower in lowers if lower.versioned]
+    return {
+        "name": settings.task_name(layer.env_name),
+        "doc": f"build {layer.env_name}: wire it to its lower layers"
+        + (" and copy its launch modules" if layer.launch_module else ""),
+        "actions": [(act, [actions.build, settings, layer.env_name])],
+        "file_dep": [
+            settings.env_dir(layer) / layout.INSTALLED,
+            *versioned_metas,
+            # content-compared: a lower layer rebuilt with the same libraries wakes nothing
+            *(settings.env_dir(lower) / layout.DYNLIB_MANIFEST for lower in lowers),
+            *_module_files(stack, layer),
+        ],
+        "task_dep": [settings.task(TaskKind.BUILD, lower.env_name) for lower in lowers],
+        "targets": [
+            settings.env_dir(layer) / layout.BUILT,
+            settings.env_dir(layer) / layout.DYNLIB_MANIFEST,
+        ],
+        "clean": True,
+        "uptodate": [config_changed(_build_inputs(settings, layer))],
+    }
 
 
 def export_tasks(settings: Settings) -> Iterator[TaskDict]:
-    stack, out = settings.stack, settings.output
-    config = {"export_dir": str(out.export_dir)}
-    for layer in buildable(settings):
-        doc = f"export {layer.env_name} to {out.export_dir.name}/ and run its postinstall.py"
-        task = _output_task(settings, layer, actions.export, doc, out.export_metadata(layer), config)
-        # Lower layers go first: an upper layer is exported beside them.
-        lowers = lower_layers(stack, layer)
-        yield {**task, "task_dep": [TaskKind.EXPORT.task(lower.env_name) for lower in lowers]}
+    for s in settings.builds():
+        out = s.output
+        config = {"export_dir": str(out.export_dir)}
+        for layer in buildable(s):
+            then = "run its postinstall.py" if s.is_host else "leave its postinstall.py to the target"
+            doc = f"export {layer.env_name} to {out.export_dir.name}/ and {then}"
+            task = _output_task(s, layer, actions.export, doc, out.export_metadata(layer), config)
+            # Lower layers go first: an upper layer is exported beside them.
+            lowers = lower_layers(s.stack, layer)
+            yield {**task, "task_dep": [s.task(TaskKind.EXPORT, lower.env_name) for lower in lowers]}
 
 
 def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
-    out = settings.output
-    config = {
-        "dir": str(out.publish_dir),
-        "format": str(out.archive_format),
-        "tag": out.tag_outputs,
-        "platform": out.target_platform,
-    }
-    for layer in buildable(settings):
-        doc = f"publish {layer.env_name} as a {out.archive_format} archive in {out.publish_dir.name}/"
-        yield _output_task(settings, layer, actions.publish, doc, out.publish_metadata(layer), config)
+    for s in settings.builds():
+        out = s.output
+        config = {
+            "dir": str(out.publish_dir),
+            "format": out.format,
+            "tag": out.tag_outputs,
+            "platform": out.target_platform,
+        }
+        for layer in buildable(s):
+            doc = f"publish {layer.env_name} as a {out.format} archive in {out.publish_dir.name}/"
+            yield _output_task(s, layer, actions.publish, doc, out.publish_metadata(layer), config)
 
 
 def _output_task(
@@ -199,7 +222,7 @@ def _output_task(
 ) -> TaskDict:
     """An export: or publish: task: it reads the built layer and writes one metadata file last."""
     return {
-        "name": layer.env_name,
+        "name": settings.task_name(layer.env_name),
         "doc": doc,
         "actions": [(act, [step, settings, layer.env_name])],
         "file_dep": _built(settings, layer),

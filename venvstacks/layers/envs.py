@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import tomli_w
@@ -24,10 +24,11 @@ from packaging.tags import parse_tag
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json, load_json_text, read_json_object, write_atomic
-from venvstacks.layout import ENV_IDENTITY, INSTALLED, LAYER_PYTHON, RUNTIME_PYTHON, site_packages
+from venvstacks.layers import crossvenv
+from venvstacks.layout import ENV_IDENTITY, INSTALLED
 from venvstacks.lock import pylock
 from venvstacks.lock.validity import read_lock
-from venvstacks.platforms import major_minor
+from venvstacks.platforms import Platform
 from venvstacks.runtimes.cache import install_runtime
 from venvstacks.runtimes.record import CacheEntry, RuntimeRecord
 from venvstacks.stack.targets import Target
@@ -40,6 +41,9 @@ class Install:
 
     target: Target
     uv_settings: Mapping[str, Any]  # the stack's network and install settings (a uv.toml)
+    # Cross-building: this machine's Python, which uv runs in place of the target's own;
+    # packages then go straight into the layer's site-packages (uv's --target).
+    cross_python: Path | None = None
 
 
 def install_runtime_layer(
@@ -54,8 +58,7 @@ def install_runtime_layer(
         log(f"unpacking {record.implementation} {record.version} into {env_dir.name}")
         install_runtime(runtime, env_dir)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
-    python = env_dir / RUNTIME_PYTHON
-    _sync(python, lock_path, env_dir.name, install, system=True)
+    _sync(env_dir, record.version, lock_path, install, python=install.target.facts.runtime_python)
     check_wheel_tags(env_dir, record.version, install.target)
     _finish(env_dir, identity, lock_path)
 
@@ -79,12 +82,15 @@ def install_venv_layer(
     if not _identity_matches(env_dir, identity):
         _discard(env_dir)
         log(f"creating the virtual environment for {env_dir.name}")
-        _create_venv(runtime_dir / RUNTIME_PYTHON, env_dir, runtime.version)
+        if install.cross_python is None:
+            _create_venv(runtime_dir, env_dir, runtime.version, install.target.facts)
+        else:
+            crossvenv.create_venv(runtime_dir, env_dir, runtime.version, install.target.facts)
         write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
     _mark_relocatable(env_dir)
-    _sync(env_dir / LAYER_PYTHON, lock_path, env_dir.name, install, system=False)
+    _sync(env_dir, runtime.version, lock_path, install, python=install.target.facts.layer_python)
     check_wheel_tags(env_dir, runtime.version, install.target)
-    _remove_scripts(env_dir)
+    _remove_scripts(env_dir, runtime.version, install)
     _finish(env_dir, identity, lock_path)
 
 
@@ -123,14 +129,16 @@ def _discard(env_dir: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _create_venv(base_python: Path, env_dir: Path, py_version: str) -> None:
+def _create_venv(runtime_dir: Path, env_dir: Path, py_version: str, platform: Platform) -> None:
+    """`python -m venv` run by the runtime itself (this machine's platform): with links on
+    POSIX, made relative as deployed; with copies on Windows, as the existing tool does."""
+    base_python = runtime_dir / platform.runtime_python
     tmp = env_dir.with_name(f".tmp-{env_dir.name}-{uuid.uuid4().hex[:8]}")
     try:
-        run(
-            f"creating venv {env_dir.name}",
-            [base_python, "-Im", "venv", "--without-pip", "--symlinks", tmp],
-        )
-        _relative_python_links(tmp, base_python, py_version)
+        how = "--copies" if platform.is_windows else "--symlinks"
+        run(f"creating venv {env_dir.name}", [base_python, "-Im", "venv", "--without-pip", how, tmp])
+        if not platform.is_windows:
+            _relative_python_links(tmp, base_python, py_version)
         # pyvenv.cfg names no path of the temp folder, so renaming it is safe.
         os.replace(tmp, env_dir)
     finally:
@@ -140,37 +148,45 @@ def _create_venv(base_python: Path, env_dir: Path, py_version: str) -> None:
 def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) -> None:
     """Point bin/python at the runtime with a relative link, as the deployed layout does."""
     bindir = env_dir / "bin"
-    xy = major_minor(py_version)
-    target = os.path.relpath(base_python, bindir)
-    for name in ("python", "python3", f"python{xy}"):
+    for name in crossvenv.python_aliases(py_version):
         (bindir / name).unlink(missing_ok=True)
-    (bindir / "python").symlink_to(target)
-    (bindir / "python3").symlink_to("python")
-    (bindir / f"python{xy}").symlink_to("python")
+    crossvenv.link_python(bindir, base_python, py_version)
 
 
-def _sync(python: Path, lock_path: Path, layer: str, install: Install, *, system: bool) -> None:
+def _sync(
+    env_dir: Path, py_version: str, lock_path: Path, install: Install, *, python: PurePosixPath
+) -> None:
+    """Sync the layer to its lock with `python` (relative to the layer), or when cross-building
+    with this machine's Python told the target's version, into the layer's site-packages."""
     # The target, not this machine, decides which of a package's wheels is installed: a
     # newer glibc here must not pick a manylinux_2_28 wheel for a glibc@2.17 layer.
+    layer = env_dir.name
     with tempfile.TemporaryDirectory(prefix="venvstacks-install-") as tmp:
         config = Path(tmp) / "uv.toml"
         config.write_text(tomli_w.dumps(dict(install.uv_settings)))
         cmd: list[str | Path] = [
-            uv_bin(), "pip", "sync", lock_path, "--python", python,
+            uv_bin(), "pip", "sync", lock_path,
             "--python-platform", install.target.uv_platform,
             "--no-config", "--config-file", config, "--preview-features", "pylock", "--quiet",
         ]  # fmt: skip
-        if system:
-            cmd.append("--break-system-packages")
+        if install.cross_python is not None:
+            site = env_dir / install.target.facts.site_packages(py_version)
+            cmd += ["--python", install.cross_python, "--python-version", py_version, "--target", site]
+        else:
+            cmd += ["--python", env_dir / python]
+            if python == install.target.facts.runtime_python:
+                cmd.append("--break-system-packages")
         try:
             run(f"installing packages into {layer} (uv pip sync)", cmd, env=install.target.install_env)
         except VenvStacksError as exc:
             raise VenvStacksError(f"layer {layer!r}: {exc}") from None
+    if install.cross_python is not None:
+        crossvenv.move_data_files(env_dir, install.target.facts.site_packages(py_version))
 
 
 def check_wheel_tags(env_dir: Path, py_version: str, target: Target) -> None:
     """Every installed wheel must suit the layer's target; fail naming the first that does not."""
-    for wheel_file in sorted(env_dir.glob(f"{site_packages(py_version)}/*.dist-info/WHEEL")):
+    for wheel_file in sorted(env_dir.glob(f"{target.facts.site_packages(py_version)}/*.dist-info/WHEEL")):
         wheel_tags = [
             tag
             for line in wheel_file.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -206,21 +222,29 @@ def _relocatable_script(item: Path, env_dir: Path) -> bool:
     return data.startswith(_RELOCATABLE_SCRIPT) and os.fsencode(env_dir) not in data
 
 
-def _remove_scripts(env_dir: Path) -> None:
+def _remove_scripts(env_dir: Path, py_version: str, install: Install) -> None:
     """Drop activate scripts and anything naming the build folder (an absolute shebang):
     they cannot be relocated, and would make published archives depend on that path.
-    The console scripts uv wrote relocatable (see _mark_relocatable) stay."""
-    bindir = env_dir / "bin"
+    The console scripts uv wrote relocatable (see _mark_relocatable) stay. A cross-built
+    layer keeps none: uv wrote them into site-packages/bin, for this machine."""
+    facts = install.target.facts
+    site = env_dir / facts.site_packages(py_version)
+    bindir = site / "bin" if install.cross_python is not None else env_dir / facts.scripts_dir
     removed = False
-    for item in bindir.iterdir():
-        if not item.name.startswith("python") and not _relocatable_script(item, env_dir):
+    for item in bindir.iterdir() if bindir.is_dir() else ():
+        keep = install.cross_python is None and (
+            item.name.startswith("python") or _relocatable_script(item, env_dir)
+        )
+        if not keep:
             removed = True
             if item.is_dir() and not item.is_symlink():
                 shutil.rmtree(item)
             else:
                 item.unlink()
+    if install.cross_python is not None and bindir.is_dir():
+        bindir.rmdir()
     if removed:
-        for record in env_dir.glob("lib/python*/site-packages/*.dist-info/RECORD"):
+        for record in site.glob("*.dist-info/RECORD"):
             _drop_missing_scripts(record, bindir)
 
 

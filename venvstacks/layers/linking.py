@@ -5,9 +5,10 @@ deployable layer config `share/venv/metadata/venvstacks_layer.json` (relative pa
 layers by their deployed names), links the layer's shared libraries into
 `share/venv/dynlib` (`dynlib.py`), makes `bin/python` the script that finds the lower
 layers' libraries (`pywrapper.py`; a second copy naming deployed names is kept for export
-and publishing), and copies an application's launch and support modules. This is cheap
-and never touches installed packages, so a lower layer's new deployed name or library set
-only reruns this step above it.
+and publishing; Windows layers have neither: postinstall's sitecustomize.py adds the lower
+layers' `Library/bin` with `os.add_dll_directory`), and copies an application's launch and
+support modules. This is cheap and never touches installed packages, so a lower layer's
+new deployed name or library set only reruns this step above it.
 """
 
 from __future__ import annotations
@@ -16,23 +17,13 @@ import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from venvstacks.fsutil import dump_json, write_atomic, write_if_changed
 from venvstacks.layerconfig import LayerConfig
 from venvstacks.layers import dynlib, pywrapper
-from venvstacks.layout import (
-    BUILT,
-    DEPLOYED_WRAPPER,
-    DYNLIB_DIR,
-    DYNLIB_MANIFEST,
-    LAYER_CONFIG,
-    LAYER_PYTHON,
-    MODULES_STATE,
-    RUNTIME_PYTHON,
-    site_packages,
-)
-from venvstacks.platforms import host_platform
+from venvstacks.layout import BUILT, DEPLOYED_WRAPPER, DYNLIB_MANIFEST, LAYER_CONFIG, MODULES_STATE
+from venvstacks.platforms import Platform
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import copy_module, module_hash, module_name
@@ -54,11 +45,11 @@ class LinkPlan:
     runtime: Peer | None  # None for runtime layers
     frameworks: tuple[Peer, ...]  # C3 order
     stack_root: Path  # the stack folder: modules are read only from inside it
-    extension_suffixes: tuple[str, ...]  # the runtime's importlib.machinery.EXTENSION_SUFFIXES
+    platform: Platform  # the platform the layer is built for
 
     @property
-    def site_dir(self) -> Path:
-        return site_packages(self.py_version)
+    def site_dir(self) -> PurePosixPath:
+        return self.platform.site_packages(self.py_version)
 
     @property
     def peers(self) -> tuple[Peer, ...]:
@@ -66,18 +57,18 @@ class LinkPlan:
         return () if self.runtime is None else (*self.frameworks, self.runtime)
 
     def layer_config(self) -> LayerConfig:
-        """Its venvstacks_layer.json, relative to the layer folder."""
-        site = self.site_dir.as_posix()
+        """Its venvstacks_layer.json (the existing venvstacks' fields), relative to the layer folder."""
+        site, runtime_python = str(self.site_dir), str(self.platform.runtime_python)
         launch = self.layer.launch_module
         return LayerConfig(
-            python=(RUNTIME_PYTHON if self.runtime is None else LAYER_PYTHON).as_posix(),
+            python=runtime_python if self.runtime is None else str(self.platform.layer_python),
             py_version=self.py_version,
             site_dir=site,
-            base_python=RUNTIME_PYTHON.as_posix()
+            base_python=runtime_python
             if self.runtime is None
-            else f"../{self.runtime.deployed_name}/{RUNTIME_PYTHON.as_posix()}",
+            else f"../{self.runtime.deployed_name}/{runtime_python}",
             pylib_dirs=tuple(f"../{p.deployed_name}/{site}" for p in self.peers),
-            dynlib_dirs=tuple(f"../{p.deployed_name}/{DYNLIB_DIR.as_posix()}" for p in self.peers),
+            dynlib_dirs=tuple(f"../{p.deployed_name}/{self.platform.dynlib_dir}" for p in self.peers),
             app=self.layer.kind is LayerKind.APPLICATION,
             launch_module=module_name(launch) if launch else None,
         )
@@ -102,14 +93,15 @@ def link_layer(plan: LinkPlan) -> None:
     env_dir = plan.env_dir
     (env_dir / BUILT).unlink(missing_ok=True)
     site_dir = env_dir / plan.site_dir
-    libraries = dynlib.find_libraries(
-        env_dir, plan.site_dir, plan.extension_suffixes, plan.layer.dynlib_exclude
-    )
-    links = dynlib.plan_links(env_dir, libraries)
-    dynlib.apply_links(env_dir, links)
+    platform = plan.platform
+    suffixes = platform.extension_suffixes(plan.py_version)
+    libraries = dynlib.find_libraries(env_dir, plan.site_dir, suffixes, plan.layer.dynlib_exclude, platform)
+    links = dynlib.plan_links(env_dir, platform.dynlib_dir, libraries)
+    if not platform.is_windows:  # Library/bin is the wheels' own folder, never ours to rewrite
+        dynlib.apply_links(env_dir, platform.dynlib_dir, links)
     write_if_changed(env_dir / DYNLIB_MANIFEST, dump_json(links))
-    # Linux only: macOS would need DYLD_LIBRARY_PATH and a zsh script (docs/concepts.md).
-    if plan.runtime is not None and host_platform().startswith("linux_"):
+    # Windows needs no script: postinstall's sitecustomize.py calls os.add_dll_directory.
+    if plan.runtime is not None and platform.wrapper_shell is not None:
         _wrap_python(plan, plan.runtime)
     code = plan.sitecustomize()
     if code is not None:
@@ -126,11 +118,13 @@ def link_layer(plan: LinkPlan) -> None:
 
 def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
     """bin/python names the build folders; the copy that ships names the deployed ones."""
-    build_script = pywrapper.wrapper_script([p.build_dir.name for p in plan.peers])
-    base_python = runtime.build_dir / RUNTIME_PYTHON
-    pywrapper.install_wrapper(plan.env_dir / LAYER_PYTHON.parent, base_python, build_script, plan.py_version)
+    platform = plan.platform
+    build_script = pywrapper.wrapper_script([p.build_dir.name for p in plan.peers], platform)
+    base_python = runtime.build_dir / platform.runtime_python
+    bin_dir = plan.env_dir / platform.scripts_dir
+    pywrapper.install_wrapper(bin_dir, base_python, build_script, plan.py_version)
     deployed = plan.env_dir / DEPLOYED_WRAPPER
-    write_if_changed(deployed, pywrapper.wrapper_script([p.deployed_name for p in plan.peers]))
+    write_if_changed(deployed, pywrapper.wrapper_script([p.deployed_name for p in plan.peers], platform))
     deployed.chmod(0o755)  # exported as a hard link, archived with this mode
 
 

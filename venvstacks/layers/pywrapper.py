@@ -9,6 +9,8 @@ interpreter) with `exec -a .../bin/python`, so `sys.executable` and `pyvenv.cfg`
 still the layer's. Every path is relative to the script's own folder, so a moved
 deployment keeps working, and folders reached through symlinks keep the names the caller
 used (only links to the script itself are followed). bash, not sh: dash has no `exec -a`.
+On macOS the same script runs under zsh (bash 3 is all macOS ships) and sets
+`DYLD_LIBRARY_PATH`; Windows layers have no script (`os.add_dll_directory` instead).
 
 The same layout as the existing venvstacks, so an app deployed by either behaves alike.
 """
@@ -21,11 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from venvstacks.fsutil import write_if_changed
-from venvstacks.layout import DYNLIB_DIR
-from venvstacks.platforms import major_minor
+from venvstacks.platforms import Platform, major_minor
 
 REAL_PYTHON = "python_"
 
+# Linux's script; `wrapper_script` adapts it to the platform.
 _HEAD = """\
 #!/bin/bash
 # Written by venvstacks. Lets extension modules find the shared libraries of the layers
@@ -60,12 +62,17 @@ exec -a "$bin_dir/python" "$bin_dir/python_" "$@"
 """
 
 
-def wrapper_script(lower_layers: Sequence[str]) -> str:
+def wrapper_script(lower_layers: Sequence[str], platform: Platform) -> str:
     """The script for a layer whose lower layers (folder names, runtime last) are given."""
-    folders = [shlex.quote(f"{name}/{DYNLIB_DIR.as_posix()}") for name in lower_layers]
+    folders = [shlex.quote(f"{name}/{platform.dynlib_dir}") for name in lower_layers]
     # "..", not a trimmed $bin_dir: the kernel resolves it from the real layer folder, so a
     # layer reached through a symlink of its own still finds its peers.
-    return _HEAD + "".join(f'add_dynlib_dir "$bin_dir"/../../{f}\n' for f in folders) + _TAIL
+    script = _HEAD + "".join(f'add_dynlib_dir "$bin_dir"/../../{f}\n' for f in folders) + _TAIL
+    # The template is Linux's; macOS differs in its shell and the loader's variable only.
+    shell, var = platform.wrapper_shell, platform.dynlib_mechanism
+    if shell is None:
+        raise ValueError(f"{platform.name} layers have no bin/python script")
+    return script.replace("#!/bin/bash\n", f"#!{shell}\n", 1).replace("LD_LIBRARY_PATH", var)
 
 
 def install_wrapper(bin_dir: Path, base_python: Path, script: str, py_version: str) -> None:

@@ -22,9 +22,9 @@ from filelock import FileLock, Timeout
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import copy_tree, dump_json
-from venvstacks.platforms import major_minor
+from venvstacks.platforms import Platform, host_platform, major_minor
 from venvstacks.runtimes.local import LocalSource
-from venvstacks.runtimes.options import RuntimeOptions, parse_request
+from venvstacks.runtimes.options import RuntimeOptions, archive_key, parse_request
 from venvstacks.runtimes.pack import LOCAL_MARKER
 from venvstacks.runtimes.record import ENTRY_FILE, ENTRY_PYTHON, CacheEntry, RuntimeRecord
 from venvstacks.runtimes.sources import (
@@ -50,25 +50,33 @@ _CACHE_SOURCES: dict[str, frozenset[str]] = {
 }
 
 
-def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], None] = print) -> CacheEntry:
-    """The runtime for `request`: from the cache, else fetched per `options.policy`."""
+def ensure_runtime(
+    request: str,
+    options: RuntimeOptions,
+    log: Callable[[str], None] = print,
+    platform: Platform | None = None,
+) -> CacheEntry:
+    """The runtime for `request` on `platform` (default: this machine's): from the cache,
+    else fetched per `options.policy`. Only this machine's may come from a local CPython."""
     impl, version_request = parse_request(request)
-    explicit = _explicit_archives(options) if options.policy != "local" else None
-    cache = RuntimeCache(options.cache_dir)
+    platform = platform or host_platform()
+    foreign = platform.name != host_platform().name
+    explicit = _explicit_archives(options, platform) if options.policy != "local" or foreign else None
+    cache = RuntimeCache(options.cache_dir, platform.name)
     with cache.locked(impl, version_request, log):
         wanted = explicit.find(impl, version_request) if explicit else None
         if wanted is not None:
             # An explicit archive pins the exact bytes: only that archive may satisfy it.
             hit = cache.find_sha256(impl, version_request, cast(str, wanted.sha256))
         else:
-            hit = cache.find(impl, version_request, _CACHE_SOURCES[options.policy])
+            hit = cache.find(impl, version_request, _CACHE_SOURCES["download" if foreign else options.policy])
         if hit is not None:
             return hit.for_request(request)
 
         failed: list[str] = []  # why each source tried could not provide it, in order
         reason = ""
-        if options.policy != "local":
-            remote: RuntimeSource = DownloadSource(options.mirror)
+        if options.policy != "local" or foreign:
+            remote: RuntimeSource = DownloadSource(options.mirror, platform)
             candidate: Candidate | None
             if explicit is not None and wanted is not None:
                 remote, candidate = explicit, wanted
@@ -77,14 +85,20 @@ def ensure_runtime(request: str, options: RuntimeOptions, log: Callable[[str], N
             if candidate is None:
                 reason = f"pbs-installer's download table has {_has(remote, impl, version_request)}"
                 failed.append(f"download: the table has {_has(remote, impl, version_request)}")
-                if options.policy == "download":
-                    raise _no_source(request, failed)
+                if options.policy == "download" or foreign:
+                    raise _no_source(_for(request, platform), failed)
             else:
                 try:
                     if candidate.source == "download":
-                        log(f"{request}: downloading {candidate.origin}")
+                        log(f"{_for(request, platform)}: downloading {candidate.origin}")
                     return cache.add(candidate, remote, request)
                 except FetchError as exc:
+                    if foreign:
+                        raise FetchError(
+                            f"runtime {_for(request, platform)}: {exc} (--runtime-mirror or "
+                            f"--runtime-archive '{platform.name}:{request}=LOC#sha256=HEX' "
+                            "can name another place)"
+                        ) from None
                     if options.policy == "download":
                         raise FetchError(
                             f"runtime {request}: {exc} (--runtime-mirror or --runtime-archive can "
@@ -125,12 +139,18 @@ def install_runtime(runtime: CacheEntry, dest: Path) -> None:
         raise
 
 
-def _explicit_archives(options: RuntimeOptions) -> ArchiveSource:
+def _explicit_archives(options: RuntimeOptions, platform: Platform) -> ArchiveSource:
+    """The archives named for this platform (`PLATFORM:REQ`; a bare REQ is this machine's)."""
     archives = {}
     for request, value in options.archives.items():
-        key = parse_request(request)
-        archives[key] = parse_archive_location(value, f"runtime archive for {request}")
+        named, impl, version = archive_key(request)
+        if (named or host_platform().name) == platform.name:
+            archives[impl, version] = parse_archive_location(value, f"runtime archive for {request}")
     return ArchiveSource(archives)
+
+
+def _for(request: str, platform: Platform) -> str:
+    return request if platform.name == host_platform().name else f"{request} for {platform.name}"
 
 
 _NAMES = {"cpython": "CPython"}
@@ -162,8 +182,9 @@ class RuntimeCache:
     half-made entry is never seen; `runtime.json` is its proof of completeness.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, platform: str) -> None:
         self.root = root
+        self.platform = platform  # the platform whose entries this cache sees
 
     @contextmanager
     def locked(self, impl: str, version_request: str, log: Callable[[str], None]) -> Iterator[None]:
@@ -191,7 +212,8 @@ class RuntimeCache:
             return
         for meta_file in sorted(self.root.glob(f"[!.]*/{ENTRY_FILE}")):
             entry = CacheEntry.read(meta_file.parent)
-            if entry is not None:  # a damaged entry is as good as missing: it gets refetched
+            # A damaged entry is as good as missing: it gets refetched.
+            if entry is not None and entry.record.platform == self.platform:
                 yield entry
 
     def find(self, impl: str, version_request: str, sources: frozenset[str]) -> CacheEntry | None:
@@ -240,12 +262,13 @@ class RuntimeCache:
                 origin=candidate.origin,
                 archive_sha256=actual,
                 portable=candidate.portable and not (tmp / ENTRY_PYTHON / LOCAL_MARKER).exists(),
+                platform=self.platform,
             )
             final = self.root / record.entry_name
             entry = CacheEntry(final, record, candidate.file_name)
             (tmp / ENTRY_FILE).write_text(dump_json(entry.to_json()), encoding="utf-8")
             existing = CacheEntry.read(final)
-            if existing is not None:
+            if existing is not None and existing.record.same_runtime(record):
                 shutil.rmtree(tmp)  # the same bytes, already filed under another request
                 return existing.for_request(request)
             # An incomplete or damaged leftover, if any: replaced by the fresh copy.

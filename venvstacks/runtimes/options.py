@@ -15,6 +15,7 @@ from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.platforms import ALL_PLATFORMS
 
 Policy = Literal["auto", "download", "local"]
 POLICIES: tuple[str, ...] = get_args(Policy)
@@ -32,11 +33,12 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def parse_archive_entry(text: str) -> tuple[str, str]:
-    """`cpython@3.11.7=PATH_OR_URL#sha256=HEX` -> ("cpython@3.11.7", "PATH_OR_URL#sha256=HEX")."""
+    """`cpython@3.11.7=PATH_OR_URL#sha256=HEX` -> ("cpython@3.11.7", "PATH_OR_URL#sha256=HEX");
+    the request may name a platform first: `win_amd64:cpython@3.11=...`."""
     request, sep, location = text.strip().partition("=")
     if not sep:
-        raise VenvStacksError(f"runtime archive {text!r}: write it as REQ=PATH_OR_URL#sha256=HEX")
-    parse_request(request.strip())
+        raise VenvStacksError(f"runtime archive {text!r}: write it as [PLATFORM:]REQ=PATH_OR_URL#sha256=HEX")
+    archive_key(request.strip())
     _check_location(location.strip(), f"runtime archive for {request.strip()}")
     return request.strip(), location.strip()
 
@@ -57,7 +59,7 @@ class RuntimeOptions:
         if self.mirror is not None:
             _check_mirror(self.mirror)
         for request, location in self.archives.items():
-            parse_request(request)
+            archive_key(request)
             _check_location(location, f"runtime archive for {request}")
 
     @classmethod
@@ -87,6 +89,16 @@ class RuntimeOptions:
             mirror=mirror,
             archives=archives,
         )
+
+
+def archive_key(key: str) -> tuple[str | None, str, str]:
+    """`[PLATFORM:]impl@X.Y[.Z]` -> (platform name or None for this machine's, impl, version)."""
+    platform, sep, request = key.strip().rpartition(":")
+    if sep and platform not in ALL_PLATFORMS:
+        raise VenvStacksError(
+            f"runtime archive {key!r}: unknown platform {platform!r}; choose from {', '.join(ALL_PLATFORMS)}"
+        )
+    return (platform or None, *parse_request(request))
 
 
 def parse_request(request: str) -> tuple[str, str]:

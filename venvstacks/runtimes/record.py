@@ -15,11 +15,12 @@ every run, including a no-op one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from venvstacks.fsutil import dump_json, is_sha256_hex, read_json_object
+from venvstacks.platforms import host_platform
 
 ENTRY_FILE = "runtime.json"  # in a cache entry: its record, the proof the entry is complete
 ENTRY_PYTHON = "python"  # in a cache entry: the unpacked install_only tree
@@ -36,10 +37,14 @@ class RuntimeRecord:
     # False when packed from a local interpreter; a record that does not say counts as not
     # portable, so nothing is published as portable on a guess.
     portable: bool = False
+    # The platform it runs on (platforms.PLATFORMS); records and entries written before
+    # runtimes named one were all this machine's.
+    platform: str = field(default_factory=lambda: host_platform().name)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RuntimeRecord | None:
         """The record `data` holds (keys it does not know are ignored), or None if it holds none."""
+        data = {"platform": host_platform().name, **data}
         values: dict[str, Any] = {}
         for f in fields(cls):  # annotations are strings here (`from __future__ import annotations`)
             value = data.get(f.name)
@@ -53,7 +58,11 @@ class RuntimeRecord:
         return record if is_sha256_hex(record.archive_sha256) else None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Named for other platforms only: this machine's records read as they always have.
+        if self.platform == host_platform().name:
+            del data["platform"]
+        return data
 
     @property
     def entry_name(self) -> str:

@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_sha256_hex, sha256_file
+from venvstacks.platforms import Platform
 from venvstacks.runtimes.download import DownloadError
 from venvstacks.runtimes.download import download as download_file
 
@@ -122,7 +123,8 @@ class ArchiveSource:
     """Archives named explicitly per request (`--runtime-archive REQ=LOC#sha256=HEX`)."""
 
     def __init__(self, archives: dict[tuple[str, str], tuple[str, str]]) -> None:
-        self.archives = archives  # (implementation, version request) -> (location, sha256)
+        # (implementation, version request) -> (location, sha256), for one platform
+        self.archives = archives
 
     def find(self, implementation: str, version_request: str) -> Candidate | None:
         entry = self.archives.get((implementation, version_request))
@@ -151,8 +153,8 @@ _TABLE_LOCK = threading.Lock()
 _LISTED_MINORS = range(8, 20)
 
 
-def _lookup(request: str, implementation: str) -> tuple[str, str, str | None] | None:
-    """(X.Y.Z, url, sha256) of pbs-installer's best match for this machine, or None.
+def _lookup(request: str, implementation: str, platform: Platform) -> tuple[str, str, str | None] | None:
+    """(X.Y.Z, url, sha256) of pbs-installer's best match for the platform, or None.
 
     The first lookup loads its table (it costs ~70 ms), quietly: the table is read with a
     deprecated importlib.resources call whose warning says nothing a venvstacks user can act
@@ -162,16 +164,20 @@ def _lookup(request: str, implementation: str) -> tuple[str, str, str | None] | 
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             found, (url, sha256) = pbs_installer.get_download_link(
-                request, implementation=cast(Literal["cpython", "pypy"], implementation), build_dir=False
+                request,
+                arch=platform.arch,
+                platform=platform.family,
+                implementation=cast(Literal["cpython", "pypy"], implementation),
+                build_dir=False,
             )
         except ValueError:
             return None
     return f"{found.major}.{found.minor}.{found.micro}", url, sha256
 
 
-def _install_only(request: str, implementation: str) -> tuple[str, str, str, str] | None:
+def _install_only(request: str, implementation: str, platform: Platform) -> tuple[str, str, str, str] | None:
     """(X.Y.Z, url, sha256, file name) of the best install_only archive, or None."""
-    found = _lookup(request, implementation)
+    found = _lookup(request, implementation, platform)
     if found is None:
         return None
     version, url, sha256 = found
@@ -185,13 +191,14 @@ def _install_only(request: str, implementation: str) -> tuple[str, str, str, str
 
 class DownloadSource:
     """python-build-standalone `install_only` archives listed in pbs-installer's table
-    (for this machine's platform and architecture, as pbs-installer names them)."""
+    (for one platform and architecture, as pbs-installer names them)."""
 
-    def __init__(self, mirror: str | None):
+    def __init__(self, mirror: str | None, platform: Platform):
         self.mirror = mirror.rstrip("/") if mirror else None
+        self.platform = platform
 
     def find(self, implementation: str, version_request: str) -> Candidate | None:
-        found = _install_only(version_request, implementation)
+        found = _install_only(version_request, implementation, self.platform)
         if found is None:
             return None
         version, url, sha256, name = found
@@ -209,7 +216,7 @@ class DownloadSource:
 
     def available(self, implementation: str) -> list[str]:
         """The newest version of each minor series the table has an install_only archive for."""
-        found = (_install_only(f"3.{minor}", implementation) for minor in _LISTED_MINORS)
+        found = (_install_only(f"3.{minor}", implementation, self.platform) for minor in _LISTED_MINORS)
         return sorted((f[0] for f in found if f is not None), key=version_key)
 
     def fetch(self, candidate: Candidate, dest_archive: Path) -> str:
@@ -235,8 +242,10 @@ def unpack_install_only(archive: Path, dest: Path, what: str) -> None:
 
 
 def read_version(python_dir: Path) -> str | None:
-    """The exact CPython version, from the headers (no need to run anything)."""
-    for header in sorted(python_dir.glob("include/python3*/patchlevel.h")):
+    """The exact CPython version, from the headers (no need to run anything, so it works
+    for any platform's runtime): `include/pythonX.Y/patchlevel.h`, on Windows `include/`."""
+    headers = [*python_dir.glob("include/python3*/patchlevel.h"), *python_dir.glob("include/patchlevel.h")]
+    for header in sorted(headers):
         m = re.search(r'#define\s+PY_VERSION\s+"([^"+]+)', header.read_text("utf-8", "replace"))
         if m:
             return m.group(1)

@@ -54,7 +54,7 @@ from venvstacks.fsutil import (
 )
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG, METADATA_DIR, POSTINSTALL, STACK_METADATA
-from venvstacks.platforms import cores
+from venvstacks.platforms import cores, host_platform, platform_of_tag
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.published_meta import check_layer_metadata
 from venvstacks.stack.kinds import LayerKind
@@ -129,6 +129,20 @@ def load_published(published: Path) -> list[PublishedLayer]:
             if not is_plain_name(name):
                 raise VenvStacksError(f"{meta_file}: {name!r} is not a plain layer or file name")
     return layers
+
+
+def _check_platform(layers: Sequence[PublishedLayer]) -> None:
+    """Layers built for another platform deploy there: their postinstall.py, run here, would
+    wire them for this machine instead (an unknown target_platform is not judged)."""
+    host = host_platform()
+    for layer in layers:
+        tag = str(layer.metadata.get("target_platform", ""))
+        built_for = platform_of_tag(tag)
+        if built_for is not None and built_for.name != host.name:
+            raise VenvStacksError(
+                f"{layer.install_target} was built for {tag}; deploy it on such a machine "
+                f"(this one is {host.name})"
+            )
 
 
 def is_plain_name(name: str) -> bool:
@@ -232,6 +246,7 @@ def deploy(
     """
     target_dir = target_dir.absolute()
     layers = load_published(published)
+    _check_platform(layers)
     make_folder(target_dir, "deploy target")
     with FileLock(target_dir / f"{STATE_FILE}.lock"), contextlib.ExitStack() as opened:
         _remove_leftovers(target_dir)

@@ -42,7 +42,7 @@ from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, make_folder, replace_dir
 from venvstacks.layerconfig import read_layer_config
-from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_PYTHON, POSTINSTALL, STATE_DIR
+from venvstacks.layout import DEPLOYED_WRAPPER, POSTINSTALL, STATE_DIR
 from venvstacks.tools import run_postinstall_script
 
 POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
@@ -50,7 +50,8 @@ POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
 
 def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
     """The files, folders and symlinks of the built layer that ship, named ``top/...``."""
-    site_dir = read_layer_config(layer_dir).site_dir
+    config = read_layer_config(layer_dir)
+    site_dir, python = config.site_dir, config.python
     skipped = {"pyvenv.cfg", POSTINSTALL, f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
     root = os.path.abspath(layer_dir)
     entries = [
@@ -73,7 +74,7 @@ def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
             elif os.path.isdir(path):
                 keep_dirs.append(name)
                 entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
-            elif rel == LAYER_PYTHON.as_posix() and (layer_dir / DEPLOYED_WRAPPER).is_file():
+            elif rel == python and (layer_dir / DEPLOYED_WRAPPER).is_file():
                 entries.append(ArchiveEntry(f"{top}/{rel}", layer_dir / DEPLOYED_WRAPPER))
             elif os.path.isfile(path):
                 entries.append(ArchiveEntry(f"{top}/{rel}", Path(path)))
@@ -97,12 +98,9 @@ def _link_inside(link: str, root: str) -> str | None:
     return os.path.relpath(resolved, here) if os.path.isabs(target) else target
 
 
-def export_layer(
-    layer_dir: Path,
-    export_dir: Path,
-    install_target: str,
-) -> Path:
-    """Export the built layer to ``export_dir/install_target`` and run its postinstall."""
+def export_layer(layer_dir: Path, export_dir: Path, install_target: str, postinstall: bool = True) -> Path:
+    """Export the built layer to ``export_dir/install_target`` and run its postinstall
+    (unless told not to: a layer cross-built for another system runs it there)."""
     entries = layer_entries(layer_dir, install_target)
     make_folder(export_dir, "export folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{install_target}.partial-", dir=export_dir))
@@ -112,9 +110,10 @@ def export_layer(
         # Staging is a sibling of the destination, so the peer paths postinstall writes
         # ("../cpython-3.11/...") already hold their final values.
         script = staging / POSTINSTALL
-        run_postinstall_script(
-            f"postinstall of {install_target}", [sys.executable, "-X", "utf8", "-I", script]
-        )
+        if postinstall:
+            run_postinstall_script(
+                f"postinstall of {install_target}", [sys.executable, "-X", "utf8", "-I", script]
+            )
         replace_dir(staging, export_dir / install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -83,6 +83,13 @@ class PublishOptions:
     tag_outputs: bool = False
     force: bool = False
     dry_run: bool = False
+    # The layer's own target_platform when it is not the run's (a macOS layer names its
+    # deployment target); metadata file names keep the run's (`suffix`).
+    layer_platform: str | None = None
+
+    @property
+    def layer_target_platform(self) -> str:
+        return self.layer_platform or self.target_platform
 
     @property
     def suffix(self) -> str:
@@ -130,7 +137,7 @@ def plan_layer(
     if missing:
         raise VenvStacksError(f"layer {layer.metadata.get('layer_name')!r}: missing {missing}")
     inputs = dict(layer.metadata)
-    inputs["target_platform"] = options.target_platform
+    inputs["target_platform"] = options.layer_target_platform
     inputs["archive_format"] = str(options.archive_format)
     build = 1
     if previous is not None and previous.get("lock_version") == inputs["lock_version"]:
@@ -142,7 +149,7 @@ def plan_layer(
             build = last  # same inputs give the same bytes: a lost archive keeps its number
         else:
             build = last + 1
-    tag = (options.target_platform, build) if options.tag_outputs else None
+    tag = (options.layer_target_platform, build) if options.tag_outputs else None
     inputs["archive_build"] = build
     inputs["archive_name"] = archive_name(str(inputs["install_target"]), options.archive_format, tag)
     return LayerPlan(inputs, rebuild=True)

@@ -12,36 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
-from typing import NamedTuple
 
 from packaging import tags
 from packaging.markers import Marker
 from packaging.tags import Tag
 
-from venvstacks.platforms import major_minor
+from venvstacks.platforms import PLATFORMS, Platform, major_minor
 from venvstacks.stack.model import LayerSpec
 
-
-class _Platform(NamedTuple):
-    """Marker values of a platform name, and uv's `--python-platform` name for it (Linux gets
-    its glibc appended, macOS its version by env var)."""
-
-    sys_platform: str
-    platform_system: str
-    platform_machine: str
-    os_name: str
-    uv_name: str
-
-
-# One per name in platforms.ALL_PLATFORMS.
-_PLATFORMS = {
-    "linux_x86_64": _Platform("linux", "Linux", "x86_64", "posix", "x86_64-manylinux"),
-    "linux_aarch64": _Platform("linux", "Linux", "aarch64", "posix", "aarch64-manylinux"),
-    "macosx_arm64": _Platform("darwin", "Darwin", "arm64", "posix", "aarch64-apple-darwin"),
-    "macosx_x86_64": _Platform("darwin", "Darwin", "x86_64", "posix", "x86_64-apple-darwin"),
-    "win_amd64": _Platform("win32", "Windows", "AMD64", "nt", "x86_64-pc-windows-msvc"),
-    "win_arm64": _Platform("win32", "Windows", "ARM64", "nt", "aarch64-pc-windows-msvc"),
-}
 # The manylinux names from before PEP 600, by the glibc they stand for.
 _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
 DEFAULT_MACOS = "13.0"
@@ -57,6 +35,11 @@ class Target:
     macos: tuple[int, int] = (13, 0)
 
     @property
+    def facts(self) -> Platform:
+        """Everything else that differs by platform (layout, libraries, archive format)."""
+        return PLATFORMS[self.platform]
+
+    @property
     def py_major_minor(self) -> str:
         return major_minor(self.py_version)
 
@@ -66,7 +49,7 @@ class Target:
         return ".".join(parts if len(parts) > 2 else [*parts, "0"])
 
     def marker_env(self) -> dict[str, str]:
-        facts = _PLATFORMS[self.platform]
+        facts = PLATFORMS[self.platform]
         return {
             "sys_platform": facts.sys_platform,
             "platform_system": facts.platform_system,
@@ -91,33 +74,38 @@ class Target:
     @property
     def uv_platform(self) -> str:
         """uv's `--python-platform` value for installing wheels that suit this target."""
-        base = _PLATFORMS[self.platform].uv_name
-        return f"{base}_{self.glibc[0]}_{self.glibc[1]}" if self.platform.startswith("linux_") else base
+        facts = PLATFORMS[self.platform]
+        return f"{facts.uv_name}_{self.glibc[0]}_{self.glibc[1]}" if facts.is_linux else facts.uv_name
 
     @property
     def install_env(self) -> dict[str, str]:
         """Environment variables uv reads for the target (macOS: the oldest version to support)."""
-        if self.platform.startswith("macosx_"):
+        if PLATFORMS[self.platform].is_macos:
             return {"MACOSX_DEPLOYMENT_TARGET": f"{self.macos[0]}.{self.macos[1]}"}
         return {}
+
+    @property
+    def tag(self) -> str:
+        """`target_platform` of an archive built for this target (macOS: its deployment target)."""
+        return PLATFORMS[self.platform].tag(self.macos)
 
     def describe(self) -> str:
         return target_text(self.platform, self.glibc, self.macos)
 
     def metadata(self) -> dict[str, str]:
         """The limit a built layer was installed for, named as the stack file's field."""
-        if self.platform.startswith("linux_"):
+        if PLATFORMS[self.platform].is_linux:
             return {"linux_target": f"glibc@{self.glibc[0]}.{self.glibc[1]}"}
-        if self.platform.startswith("macosx_"):
+        if PLATFORMS[self.platform].is_macos:
             return {"macosx_target": f"{self.macos[0]}.{self.macos[1]}"}
         return {}
 
 
 def target_text(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -> str:
     """A target as a stack file says it: `linux_x86_64 glibc@2.17`, `macosx_arm64 13.0`."""
-    if platform.startswith("linux_"):
+    if PLATFORMS[platform].is_linux:
         return f"{platform} glibc@{glibc[0]}.{glibc[1]}"
-    if platform.startswith("macosx_"):
+    if PLATFORMS[platform].is_macos:
         return f"{platform} {macos[0]}.{macos[1]}"
     return platform
 
@@ -134,10 +122,10 @@ def _supported_tags(
 
 
 def _platform_tags(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -> list[str]:
-    arch = _PLATFORMS[platform].platform_machine
-    if platform.startswith("win_"):
+    arch = PLATFORMS[platform].platform_machine
+    if PLATFORMS[platform].is_windows:
         return [platform]
-    if platform.startswith("macosx_"):
+    if PLATFORMS[platform].is_macos:
         return list(tags.mac_platforms(macos, arch))
     names = []
     for minor in range(glibc[1], 4, -1):  # every glibc 2.x the target has, newest first
@@ -155,7 +143,15 @@ def glibc_of(layer: LayerSpec) -> tuple[int, int]:
 
 def macos_of(layer: LayerSpec) -> tuple[int, int]:
     """The layer's `macosx_target`, else `$MACOSX_DEPLOYMENT_TARGET`, else 13.0 (as upstream)."""
-    text = layer.macosx_target or os.environ.get("MACOSX_DEPLOYMENT_TARGET") or DEFAULT_MACOS
+    return _macos_version(layer.macosx_target) if layer.macosx_target else default_macos()
+
+
+def default_macos() -> tuple[int, int]:
+    """The macOS version of layers that name none: `$MACOSX_DEPLOYMENT_TARGET`, else 13.0."""
+    return _macos_version(os.environ.get("MACOSX_DEPLOYMENT_TARGET") or DEFAULT_MACOS)
+
+
+def _macos_version(text: str) -> tuple[int, int]:
     parts = [int(p) for p in text.split(".")]
     return parts[0], (parts[1] if len(parts) > 1 else 0)
 
