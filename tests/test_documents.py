@@ -13,9 +13,11 @@ from tests.support.spec_files import RUNTIME, app, framework, write_stack
 from venvstacks.cli import main
 from venvstacks.jsondoc import DocumentError
 from venvstacks.layerconfig import read_layer_config
-from venvstacks.layout import LAYER_CONFIG, lock_files
+from venvstacks.layers.state import EnvIdentity
+from venvstacks.layout import ENV_IDENTITY, LAYER_CONFIG, lock_files
 from venvstacks.lock import locking, validity
 from venvstacks.lock.lockmeta import AdoptedInputs, LockMetadata
+from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship.manifest import Entry, FilesManifest
 from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import load_stack
@@ -149,3 +151,14 @@ def test_the_files_manifest_reads_back_to_the_bytes_written(tmp_path: Path) -> N
     with pytest.raises(DocumentError) as caught:
         FilesManifest.from_json(bad, path)
     assert str(caught.value).startswith(f"{path}: field 'lib/x.py.size': must be an integer, not '3'")
+
+
+def test_the_env_identity_reads_back_and_a_damaged_one_counts_as_none(tmp_path: Path) -> None:
+    record = RuntimeRecord("cpython@3.11", "cpython", "3.11.9", "local", "/usr", "ab" * 32)
+    identity = EnvIdentity("venv", record, "linux_x86_64 glibc@2.28", "cpython-3.11")
+    identity.write(tmp_path)
+    assert EnvIdentity.read(tmp_path) == identity
+    assert EnvIdentity.read(tmp_path / "nothing") is None
+    written = tmp_path / ENV_IDENTITY
+    written.write_text(written.read_text().replace('"venv"', "7"))  # the step then remakes the layer
+    assert EnvIdentity.read(tmp_path) is None

@@ -13,15 +13,15 @@ new deployed name or library set only reruns this step above it.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from venvstacks.fsutil import dump_json, write_atomic, write_if_changed
+from venvstacks.fsutil import write_atomic, write_if_changed
 from venvstacks.layerconfig import LayerConfig
 from venvstacks.layers import dynlib, pywrapper
+from venvstacks.layers.state import Built, dynlib_text, modules_text, previous_modules
 from venvstacks.layout import BUILT, DEPLOYED_WRAPPER, DYNLIB_MANIFEST, LAYER_CONFIG, MODULES_STATE
 from venvstacks.platforms import Platform
 from venvstacks.stack.kinds import LayerKind
@@ -99,7 +99,7 @@ def link_layer(plan: LinkPlan) -> None:
     links = dynlib.plan_links(env_dir, platform.dynlib_dir, libraries)
     if not platform.is_windows:  # Library/bin is the wheels' own folder, never ours to rewrite
         dynlib.apply_links(env_dir, platform.dynlib_dir, links)
-    write_if_changed(env_dir / DYNLIB_MANIFEST, dump_json(links))
+    write_if_changed(env_dir / DYNLIB_MANIFEST, dynlib_text(links))
     # Windows needs no script: postinstall's sitecustomize.py calls os.add_dll_directory.
     if plan.runtime is not None and platform.wrapper_shell is not None:
         _wrap_python(plan, plan.runtime)
@@ -108,12 +108,8 @@ def link_layer(plan: LinkPlan) -> None:
         write_if_changed(site_dir / "sitecustomize.py", code)
     write_if_changed(env_dir / LAYER_CONFIG, plan.layer_config().text())
     _copy_modules(env_dir, site_dir, plan.modules(), plan.stack_root)
-    manifest = {
-        "layer_config": plan.layer_config().to_json(),
-        "dynlib": links,
-        "modules": {module_name(m): module_hash(m, plan.stack_root) for m in plan.modules()},
-    }
-    write_atomic(env_dir / BUILT, dump_json(manifest))
+    modules = {module_name(m): module_hash(m, plan.stack_root) for m in plan.modules()}
+    write_atomic(env_dir / BUILT, Built(plan.layer_config(), links, modules).text())
 
 
 def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
@@ -128,17 +124,10 @@ def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
     deployed.chmod(0o755)  # exported as a hard link, archived with this mode
 
 
-def _previous_modules(env_dir: Path) -> list[str]:
-    try:
-        return list(json.loads((env_dir / MODULES_STATE).read_text()))
-    except (FileNotFoundError, ValueError):
-        return []
-
-
 def _copy_modules(env_dir: Path, site_dir: Path, modules: Sequence[Path], root: Path) -> None:
     """Replace the copies of the app's own modules, removing ones no longer listed."""
     names = [module_name(m) for m in modules]
-    for old in set(_previous_modules(env_dir)) | set(names):
+    for old in set(previous_modules(env_dir)) | set(names):
         for stale in (site_dir / old, site_dir / f"{old}.py"):
             if stale.is_dir() and not stale.is_symlink():
                 shutil.rmtree(stale)
@@ -146,4 +135,4 @@ def _copy_modules(env_dir: Path, site_dir: Path, modules: Sequence[Path], root: 
                 stale.unlink()
     for module in modules:
         copy_module(module, root, site_dir / module.name)
-    write_atomic(env_dir / MODULES_STATE, json.dumps(names))
+    write_atomic(env_dir / MODULES_STATE, modules_text(names))
