@@ -1,19 +1,11 @@
 """The doit task graph of a stack: the whole build, readable in one sitting.
 
-Per layer (build names as in the stack file's layers):
-
-  runtime:<rt>      fetch the runtime into the shared runtime cache
-  lock:<layer>      lock with uv against the pins of every lower layer
-  install:<layer>   create the environment and sync it to the lock
-  build:<layer>     wire it to the layers below (sitecustomize, layer config, shared-library
-                    links and the bin/python script, app modules)
-  export:<layer>    copy it to the export folder and run its postinstall.py there
-  publish:<layer>   archive it reproducibly, with its __venvstacks__ metadata
-
-Task functions return plain dicts; every action is a module-level function taking a
-frozen `Settings`, so the graph also works with doit's process runner where it can.
-Each target is a small manifest written last, holding only what follows from the task's
-inputs: an identical rerun leaves its dependants asleep.
+Per layer, one task of each kind (`taskkind.TaskKind`: runtime, lock, install, build,
+export, publish; what each does and when it reruns: docs/doit.md). Task functions return
+plain dicts; every action is a module-level function taking a frozen `Settings`, so the
+graph also works with doit's process runner where it can. Each target is a small manifest
+written last, holding only what follows from the task's inputs: an identical rerun leaves
+its dependants asleep.
 """
 
 from __future__ import annotations

@@ -1,30 +1,14 @@
-"""Publishing: one reproducible archive per layer, plus ``__venvstacks__/`` metadata.
+"""Publishing: one reproducible archive per layer, and its ``__venvstacks__`` metadata.
 
-The caller describes each layer with a :class:`LayerToPublish`: its build folder and the
-*common* metadata fields it computed from the lock and the stack (``layer_name``, ``install_target``,
-``requirements_hash``, ``lock_version``, ``locked_at``, ``runtime_layer``,
-``python_implementation``, ``bound_to_implementation``, and for upper layers
-``required_layers``, for apps ``app_launch_module``, ``app_launch_module_hash`` and
-``app_support_modules``; extra fields such as ``runtime_source`` pass through). This module
-adds the archive fields ``archive_build``, ``archive_name``, ``target_platform``,
-``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format`` and
-``files_manifest_sha256`` (the sha256 of the file manifest each archive carries as
-``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py).
-
-Entry points::
-
-    result = publish_layer(layer, options, progress=cb)       # one layer
-    path = write_stack_metadata(output_dir, [(kind, name), ...])  # venvstacks.json, after any layer
-
-``publish_layer`` skips the archive when the metadata computed from the inputs equals the
-previous ``env_metadata`` file and the archive still exists (archive bytes are never
-re-hashed for that check), unless ``options.force``. ``archive_build`` starts at 1 for each
-``lock_version`` and goes up by one on every forced or changed rebuild; a missing archive
-whose inputs are unchanged is rebuilt under its old number (the bytes are the same). With
-``options.dry_run`` nothing is written and the metadata that would be written is returned
-(a layer that would be rebuilt has no ``archive_size``/``archive_hashes`` yet).
-Independent layers may be published from several threads at once (doit's ``-j``; the
-compressors release the GIL); every output byte is the same as in a serial run.
+``publish_layer`` archives the files ``export.layer_entries`` ships, plus the layer's file
+manifest (``manifest.py``), with the lock time as every member's time, so the same inputs
+give the same bytes; it adds the archive fields to the metadata the caller computed and
+writes the layer's metadata file last, so a crash never leaves metadata naming an archive
+that was not finished. It plans first (``plan_layer``, pure): an unchanged layer whose
+archive still exists is not archived again, which is what makes ``--dry-run`` and
+incremental publishing one decision. ``write_stack_metadata`` gathers the layer files into
+``venvstacks.json``. Each field, ``archive_build``'s rules and the folder layout are in
+docs/publishing.md.
 """
 
 from __future__ import annotations
