@@ -18,6 +18,8 @@ from venvstacks.layout import ENV_IDENTITY, LAYER_CONFIG, lock_files
 from venvstacks.lock import locking, validity
 from venvstacks.lock.lockmeta import AdoptedInputs, LockMetadata
 from venvstacks.runtimes.record import RuntimeRecord
+from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
+from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.ship.manifest import Entry, FilesManifest
 from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import load_stack
@@ -162,3 +164,35 @@ def test_the_env_identity_reads_back_and_a_damaged_one_counts_as_none(tmp_path: 
     written = tmp_path / ENV_IDENTITY
     written.write_text(written.read_text().replace('"venv"', "7"))  # the step then remakes the layer
     assert EnvIdentity.read(tmp_path) is None
+
+
+def test_layer_metadata_keeps_fields_it_does_not_know_and_names_a_bad_one(tmp_path: Path) -> None:
+    path = tmp_path / "app-x.json"
+    data = {
+        "layer_name": "app-x",
+        "install_target": "app-x@2",
+        "lock_version": 2,
+        "required_layers": ["framework-y"],
+        "app_support_modules": [{"name": "helper", "hash": "sha256:h"}],
+        "archive_hashes": {"sha256": "ab" * 32},
+        "bound_to_implementation": False,
+        "added_by_a_newer_version": {"x": [1]},
+    }
+    meta = LayerMetadata.from_json(data, path)
+    assert meta.to_json() == data and meta.extra == {"added_by_a_newer_version": {"x": [1]}}
+    assert meta.archive_sha256 == "ab" * 32 and meta.needs == ["framework-y"]
+    with pytest.raises(DocumentError) as caught:
+        LayerMetadata.from_json({**data, "app_support_modules": [{"name": "helper"}]}, path)
+    assert str(caught.value) == (
+        f"{path}: layer 'app-x': field 'app_support_modules[0].hash': is missing; "
+        "the metadata is damaged or was edited"
+    )
+
+
+def test_the_deploy_state_reads_back_and_a_damaged_one_is_empty(tmp_path: Path) -> None:
+    state = DeployState(str(tmp_path)).with_layer("app-x@2", DeployedLayer("ab" * 32, "app-x", "cd" * 32))
+    state.write(tmp_path)
+    assert DeployState.read(tmp_path) == state
+    assert json.loads((tmp_path / STATE_FILE).read_text())["layers"]["app-x@2"]["layer_name"] == "app-x"
+    (tmp_path / STATE_FILE).write_text('{"layers": {"app-x@2": {"sha256": 3}}}')
+    assert DeployState.read(tmp_path) == DeployState()  # every layer is deployed afresh

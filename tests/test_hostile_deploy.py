@@ -63,7 +63,7 @@ def test_any_metadata_values_load_or_fail_in_one_line(
     except VenvStacksError as exc:
         assert "\n" not in str(exc)
         return
-    assert isinstance(layers[0].metadata["archive_size"], int)
+    assert isinstance(layers[0].metadata.archive_size, int)
 
 
 def test_archive_size_as_a_string_names_the_field(tmp_path: Path) -> None:

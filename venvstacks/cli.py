@@ -294,7 +294,7 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
             )
         else:
             result.append(outputs.layer_metadata(settings.stack, layer, record))
-    print(dump_json(result), end="")
+    print(dump_json([meta.to_json() for meta in result]), end="")
     return 0
 
 

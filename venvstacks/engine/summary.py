@@ -8,8 +8,8 @@ from pathlib import Path
 
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind, TaskName
-from venvstacks.fsutil import read_json_object
 from venvstacks.layout import METADATA_DIR
+from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
@@ -55,9 +55,8 @@ def _exported(settings: Settings, exported: list[tuple[LayerSpec, bool]]) -> lis
     lines = [f"exported to {out.export_dir}:"]
     apps = []
     for layer, did_run in exported:
-        folder = out.export_dir / str(
-            read_json_object(out.export_metadata(layer)).get("install_target", layer.env_name)
-        )
+        meta = LayerMetadata.read(out.export_metadata(layer))
+        folder = out.export_dir / (layer.env_name if meta is None else meta.install_target)
         lines.append(f"  {folder}{'' if did_run else '  (up to date)'}")
         if _is_app(layer) and settings.is_host:
             apps.append(_run_line(settings, layer, folder))
@@ -70,10 +69,9 @@ def _published(settings: Settings, published: list[tuple[LayerSpec, bool]]) -> l
     out = settings.output
     rows = []
     for layer, did_run in published:
-        meta = read_json_object(out.publish_metadata(layer))
-        sha256 = meta.get("archive_hashes", {}).get("sha256", "?")
-        size = _size(int(meta.get("archive_size", 0)))
-        rows.append((str(meta.get("archive_name", layer.env_name)), size, sha256, did_run))
+        meta = LayerMetadata.read(out.publish_metadata(layer)) or LayerMetadata(layer.env_name)
+        size = _size(meta.archive_size or 0)
+        rows.append((meta.archive_name or layer.env_name, size, meta.archive_sha256 or "?", did_run))
     # Columns, so the sizes and hashes line up under each other.
     names = max(len(row[0]) for row in rows)
     sizes = max(len(row[1]) for row in rows)

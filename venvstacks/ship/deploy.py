@@ -33,10 +33,9 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 
@@ -44,44 +43,36 @@ from venvstacks.archive.checked import CheckedArchive, open_checked
 from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
-    dump_json,
-    load_json_text,
     make_folder,
-    read_bounded_text,
-    read_json_object,
     replace_dir,
-    write_atomic,
 )
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG, METADATA_DIR, POSTINSTALL, STACK_METADATA
 from venvstacks.platforms import cores, host_platform, platform_of_tag
+from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
+from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.ship.layerpool import LayerSteps, run_layers
-from venvstacks.ship.published_meta import check_layer_metadata
+from venvstacks.ship.published_meta import read_published
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.tools import run_postinstall_script
 
-STATE_FILE = ".venvstacks-deploy.json"
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
 
 @dataclass(frozen=True)
 class PublishedLayer:
     kind: LayerKind
-    metadata: Mapping[str, Any]
+    metadata: LayerMetadata
     archive: Path
 
     @property
     def install_target(self) -> str:
-        return str(self.metadata["install_target"])
+        return self.metadata.install_target
 
     @property
     def needs(self) -> list[str]:
         """Install targets of the layers this one runs on (runtime first)."""
-        deps = [str(d) for d in self.metadata.get("required_layers") or []]
-        runtime = self.metadata.get("runtime_layer")
-        if runtime and runtime != self.install_target:
-            deps.insert(0, str(runtime))
-        return deps
+        return self.metadata.needs
 
 
 @dataclass(frozen=True)
@@ -107,25 +98,18 @@ class DeployResult:
 def load_published(published: Path) -> list[PublishedLayer]:
     """Read a stack's published metadata; ``published`` is the output folder or the file."""
     meta_file = _find_stack_metadata(published)
-    try:
-        data = load_json_text(read_bounded_text(meta_file))
-        groups = data["layers"]
-        archive_dir = meta_file.parent
-        if archive_dir.name == METADATA_DIR:
-            archive_dir = archive_dir.parent
-        for kind in LayerKind:
-            for index, meta in enumerate(groups.get(kind.value, [])):
-                check_layer_metadata(meta_file, f"{kind.value}[{index}]", meta)
-        layers = [
-            PublishedLayer(kind, meta, archive_dir / str(meta["archive_name"]))
-            for kind in LayerKind
-            for meta in groups.get(kind.value, [])
-        ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise VenvStacksError(f"{meta_file}: not valid venvstacks metadata ({exc})") from None
+    stack = read_published(meta_file)
+    archive_dir = meta_file.parent
+    if archive_dir.name == METADATA_DIR:
+        archive_dir = archive_dir.parent
+    layers = [
+        PublishedLayer(kind, meta, archive_dir / str(meta.archive_name))
+        for kind in LayerKind
+        for meta in stack.layers[kind]
+    ]
     for layer in layers:
         # These become paths below the target folder: a hostile "../x" must not.
-        for name in (layer.install_target, str(layer.metadata["archive_name"]), *layer.needs):
+        for name in (layer.install_target, str(layer.metadata.archive_name), *layer.needs):
             if not is_plain_name(name):
                 raise VenvStacksError(f"{meta_file}: {name!r} is not a plain layer or file name")
     return layers
@@ -136,7 +120,7 @@ def _check_platform(layers: Sequence[PublishedLayer]) -> None:
     wire them for this machine instead (an unknown target_platform is not judged)."""
     host = host_platform()
     for layer in layers:
-        tag = str(layer.metadata.get("target_platform", ""))
+        tag = layer.metadata.target_platform or ""
         built_for = platform_of_tag(tag)
         if built_for is not None and built_for.name != host.name:
             raise VenvStacksError(
@@ -180,7 +164,7 @@ def select_layers(
             layer
             for layer in layers
             if any(
-                fnmatch.fnmatchcase(str(layer.metadata.get("layer_name")), pat)
+                fnmatch.fnmatchcase(str(layer.metadata.layer_name), pat)
                 or fnmatch.fnmatchcase(layer.install_target, pat)
                 for pat in include
             )
@@ -250,28 +234,26 @@ def deploy(
     make_folder(target_dir, "deploy target")
     with FileLock(target_dir / f"{STATE_FILE}.lock"), contextlib.ExitStack() as opened:
         _remove_leftovers(target_dir)
-        state = read_json_object(target_dir / STATE_FILE)  # {}: every layer is deployed afresh
-        recorded: dict[str, Any] = state.setdefault("layers", {})
+        state = DeployState.read(target_dir)  # empty: every layer is deployed afresh
         selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))
-        todo = {la.install_target for la in selected if not _is_current(la, target_dir, recorded)}
+        todo = {la.install_target for la in selected if not _is_current(la, target_dir, state)}
         # Every archive is checked before any is unpacked, and kept open until it is.
         checked = {
             la.install_target: opened.enter_context(_verify_archive(la))
             for la in selected
             if la.install_target in todo
         }
-        if state.get("path") not in (None, str(target_dir)):
-            _relink_moved(target_dir, [t for t in recorded if t not in todo], log)
-        state["path"] = str(target_dir)
-        write_atomic(target_dir / STATE_FILE, dump_json(state))
+        if state.path not in (None, str(target_dir)):
+            _relink_moved(target_dir, [t for t in state.layers if t not in todo], log)
+        state = replace(state, path=str(target_dir))
+        state.write(target_dir)
 
         def record(layer: PublishedLayer) -> None:
-            recorded[layer.install_target] = {
-                "layer_name": layer.metadata.get("layer_name"),
-                "sha256": _archive_sha256(layer),
-                "files_manifest_sha256": layer.metadata.get("files_manifest_sha256"),
-            }
-            write_atomic(target_dir / STATE_FILE, dump_json(state))
+            nonlocal state
+            meta = layer.metadata
+            deployed = DeployedLayer(_archive_sha256(layer), meta.layer_name, meta.files_manifest_sha256)
+            state = state.with_layer(layer.install_target, deployed)
+            state.write(target_dir)
 
         steps = LayerSteps(
             unpack=lambda layer, stop: _unpack_layer(
@@ -349,20 +331,20 @@ def _is_deployed(layer_dir: Path) -> bool:
     return (layer_dir / LAYER_CONFIG).is_file()
 
 
-def _is_current(layer: PublishedLayer, target_dir: Path, recorded: Mapping[str, Any]) -> bool:
-    entry = recorded.get(layer.install_target)
+def _is_current(layer: PublishedLayer, target_dir: Path, state: DeployState) -> bool:
+    entry = state.layers.get(layer.install_target)
     return (
-        isinstance(entry, dict)
-        and entry.get("sha256") == _archive_sha256(layer)
+        entry is not None
+        and entry.sha256 == _archive_sha256(layer)
         and _is_deployed(target_dir / layer.install_target)
     )
 
 
 def _archive_sha256(layer: PublishedLayer) -> str:
-    hashes = layer.metadata.get("archive_hashes")
-    if not isinstance(hashes, dict) or not isinstance(hashes.get("sha256"), str):
+    sha256 = layer.metadata.archive_sha256
+    if sha256 is None:
         raise VenvStacksError(f"{layer.install_target}: published metadata has no sha256")
-    return str(hashes["sha256"])
+    return sha256
 
 
 def _verify_archive(layer: PublishedLayer) -> CheckedArchive:
@@ -371,7 +353,7 @@ def _verify_archive(layer: PublishedLayer) -> CheckedArchive:
     if not path.is_file():
         raise VenvStacksError(f"{path}: archive missing for layer {layer.install_target}")
     checked = open_checked(path)
-    expected = layer.metadata.get("archive_size")
+    expected = layer.metadata.archive_size
     with contextlib.ExitStack() as on_error:
         on_error.enter_context(checked)
         if expected is not None and checked.size != expected:
@@ -395,12 +377,12 @@ def _check_complete(selected: Sequence[PublishedLayer], target_dir: Path) -> Non
 
 
 def _is_app(layer: PublishedLayer) -> bool:
-    return layer.kind is LayerKind.APPLICATION and bool(layer.metadata.get("app_launch_module"))
+    return layer.kind is LayerKind.APPLICATION and bool(layer.metadata.app_launch_module)
 
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
     layer_dir = target_dir / layer.install_target
     rel = read_layer_config(layer_dir).python
-    module = str(layer.metadata["app_launch_module"])
+    module = str(layer.metadata.app_launch_module)
     argv = (str(layer_dir / str(rel)), "-m", module)
-    return AppCommand(str(layer.metadata.get("layer_name")), argv)
+    return AppCommand(str(layer.metadata.layer_name), argv)

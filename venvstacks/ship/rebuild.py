@@ -87,17 +87,15 @@ def verify_rebuild(
             print(f"rebuilding in {scratch} from a copy of: {', '.join(copied)}", file=sys.stderr)
             out = Path(scratch) / "_artifacts"
             _publish(copied_file, out, fmt, published, allow)
-            rebuilt = {str(la.metadata.get("layer_name")): la for la in load_published(out)}
-            return [_compare(la, rebuilt.get(str(la.metadata.get("layer_name")))) for la in published]
+            rebuilt = {la.metadata.layer_name: la for la in load_published(out)}
+            return [_compare(la, rebuilt.get(la.metadata.layer_name)) for la in published]
     except OSError as exc:  # the user's disk or folder: one line, not a traceback
         detail = os_error_line(exc) if exc.filename is not None else str(exc)
         raise VenvStacksError(f"verify --rebuild: {detail}") from exc
 
 
 def _allow_local_runtime(published: Sequence[PublishedLayer], given: bool | None) -> bool:
-    local = [
-        str(la.metadata.get("layer_name")) for la in published if la.metadata.get("runtime_portable") is False
-    ]
+    local = [str(la.metadata.layer_name) for la in published if la.metadata.runtime_portable is False]
     if local and given is False:
         raise VenvStacksError(
             f"{local[0]} was published on a local runtime (runtime_portable: false in its metadata); "
@@ -134,7 +132,7 @@ def _publish(
     cmd += ["--format", str(fmt), "--tag-outputs" if tagged else "--no-tag-outputs", "-j", str(cores())]
     cmd += ["--allow-local-runtime" if allow_local else "--no-allow-local-runtime"]
     for layer in layers:
-        cmd += ["--include", str(layer.metadata.get("layer_name"))]
+        cmd += ["--include", str(layer.metadata.layer_name)]
     # The build's own progress goes to stderr, as it would for `venvstacks publish`. Its own
     # session: on Ctrl-C or SIGTERM, it and its uv processes stop before the scratch goes.
     # Its temporary files (and uv's) go inside the scratch folder, removed with it even if
@@ -157,8 +155,8 @@ def _publish(
 
 
 def _compare(published: PublishedLayer, rebuilt: PublishedLayer | None) -> Rebuilt:
-    name = str(published.metadata.get("layer_name"))
-    expected = str((published.metadata.get("archive_hashes") or {}).get("sha256", ""))
+    name = str(published.metadata.layer_name)
+    expected = published.metadata.archive_sha256 or ""
     if rebuilt is None:
         return Rebuilt(name, expected, None, "not rebuilt: not in the stack, or not built on this platform")
     actual = sha256_file(rebuilt.archive)

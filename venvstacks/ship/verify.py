@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import read_json_object
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import FILES_MANIFEST, LAYER_CONFIG
-from venvstacks.ship.deploy import STATE_FILE, is_plain_name, load_published
+from venvstacks.ship.deploy import is_plain_name, load_published
+from venvstacks.ship.deploystate import STATE_FILE, DeployState
 from venvstacks.ship.manifest import differences, read_manifest, scan_layer
 
 SHOWN = 3  # differences printed per layer; the rest are counted
@@ -93,11 +93,10 @@ def _published_hashes(deployed_dir: Path, published: Path | None) -> tuple[dict[
     """install target -> published files_manifest_sha256, and where that came from."""
     if published is not None:
         layers = load_published(published)
-        hashes = {la.install_target: la.metadata.get("files_manifest_sha256") for la in layers}
+        hashes = {la.install_target: la.metadata.files_manifest_sha256 for la in layers}
         return _strings(hashes), f"the published metadata of {published}"
-    recorded = read_json_object(deployed_dir / STATE_FILE).get("layers")
-    recorded = recorded if isinstance(recorded, dict) else {}
-    hashes = {t: e.get("files_manifest_sha256") for t, e in recorded.items() if isinstance(e, dict)}
+    recorded = DeployState.read(deployed_dir).layers
+    hashes = {target: layer.files_manifest_sha256 for target, layer in recorded.items()}
     return _strings(hashes), f"the deploy record {STATE_FILE}"
 
 
