@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import VenvStacksError, located
 from venvstacks.fsutil import load_json_text, read_bounded_text
 
 T = TypeVar("T")
@@ -27,12 +27,7 @@ class DocumentError(VenvStacksError):
     """A document holds a value its class cannot take: names the file, layer and field."""
 
     def __init__(self, path: Path, layer: str | None, field: str | None, message: str, fix: str) -> None:
-        where = [str(path)]
-        if layer:
-            where.append(f"layer {layer!r}")
-        if field:
-            where.append(f"field {field!r}")
-        super().__init__(f"{': '.join(where)}: {message}; {fix}")
+        super().__init__(f"{located(str(path), layer, field)}: {message}; {fix}")
         self.path = path
         self.field = field
 
@@ -88,22 +83,14 @@ class Fields:
         value = self.data.get(field)
         return None if value is None else self._typed(field, value, str)
 
-    @overload
-    def integer(self, field: str) -> int | None: ...
-    @overload
-    def integer(self, field: str, default: int) -> int: ...
-    def integer(self, field: str, default: int | None = None) -> int | None:
-        """An integer (not a boolean), or `default` when absent or null."""
+    def integer(self, field: str) -> int | None:
+        """An integer (not a boolean), or None when absent or null."""
         value = self.data.get(field)
-        return default if value is None else self._typed(field, value, int)
+        return None if value is None else self._typed(field, value, int)
 
-    @overload
-    def flag(self, field: str) -> bool | None: ...
-    @overload
-    def flag(self, field: str, default: bool) -> bool: ...
-    def flag(self, field: str, default: bool | None = None) -> bool | None:
+    def flag(self, field: str) -> bool | None:
         value = self.data.get(field)
-        return default if value is None else self._typed(field, value, bool)
+        return None if value is None else self._typed(field, value, bool)
 
     def texts(self, field: str) -> tuple[str, ...] | None:
         """A list of strings, or None when absent or null."""

@@ -96,8 +96,8 @@ def _entry(f: Fields) -> Entry:
         raise f.fail("kind", f"must be one of {', '.join(_KINDS)}, not {kind!r}")
     return Entry(
         kind,
-        f.integer("mode", 0),
-        f.integer("size", 0),
+        f.integer("mode") or 0,
+        f.integer("size") or 0,
         f.opt_text("sha256") or "",
         f.opt_text("target") or "",
     )
