@@ -93,9 +93,13 @@ def test_publish_for_windows_and_macos_from_here(cross_stack: Stack, tmp_path: P
 
     # --- Windows: zip, Scripts/python.exe, Lib/site-packages, Library/bin, no bin/ ---
     win = out / "win_amd64"
-    assert sorted(p.name for p in win.iterdir()) == [
-        "__venvstacks__", "app-hello.zip", "cpython-3.11.zip", "framework-native.zip",
-    ]  # fmt: skip
+    zips = ["app-hello.zip", "cpython-3.11.zip", "framework-native.zip"]
+    assert sorted(p.name for p in win.iterdir()) == sorted(
+        ["__venvstacks__", *zips, *(f"{name}.cdx.json" for name in zips)]
+    )
+    # Each archive's SBOM, made here from the Windows layer's own .dist-info.
+    sbom = json.loads((win / "framework-native.zip.cdx.json").read_text())
+    assert [c["purl"] for c in sbom["components"] if "purl" in c] == ["pkg:pypi/vstest-native@1.0"]
     fw = _names(win / "framework-native.zip")
     assert {
         "framework-native/Scripts/python.exe",

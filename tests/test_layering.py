@@ -41,6 +41,8 @@ _TOP_LEVEL = {
     "cli": "cli",
     "cli_options": "cli",
     "cli_show": "cli",
+    "cli_graph": "cli",
+    "cli_licenses": "cli",
     "dodo": "cli",
     "starter": "cli",
     "__main__": "cli",

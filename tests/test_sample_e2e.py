@@ -3,12 +3,15 @@ publish, deploy, and run its apps from each place."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.support.runtime_checks import local_cpython
 from tests.support.stacks import Stack
@@ -47,6 +50,36 @@ def _run_apps(folder: Path) -> None:
         assert "Environment launch module executed successfully" in out
 
 
+def _check_sboms(root: Path, artifacts: Path) -> None:
+    """Every archive has a valid SBOM whose packages are its lock's, with the lock's hashes."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    validator = JsonStrictValidator(SchemaVersion.V1_6)
+    metas = sorted((artifacts / "__venvstacks__" / "env_metadata").glob("*.json"))
+    assert len(metas) == 7
+    for meta_file in metas:
+        meta = json.loads(meta_file.read_text())
+        text = (artifacts / f"{meta['archive_name']}.cdx.json").read_text()
+        assert validator.validate_str(text) is None
+        found = {
+            c["name"]: (c["version"], c["hashes"][0]["content"])
+            for c in json.loads(text)["components"]
+            if c["bom-ref"].startswith("pkg:pypi/")
+        }
+        (lock_file,) = (root / "requirements" / meta["layer_name"]).glob("pylock.*.toml")
+        lock = {
+            canonicalize_name(p["name"]): p
+            for p in tomllib.loads(lock_file.read_text()).get("packages", [])
+            if p.get("marker") != "sys_platform == 'from_lower_layer'"
+        }
+        for name, (version, sha256) in found.items():
+            assert lock[name]["version"] == version
+            assert sha256 in {w["hashes"]["sha256"] for w in lock[name]["wheels"]}
+        # Only packages some platforms leave out (dlltracer is Windows only) may be missing.
+        assert {n for n, p in lock.items() if "marker" not in p} <= set(found), meta["layer_name"]
+
+
 @pytest.mark.slow
 @pytest.mark.network  # numpy, scipy, scikit-learn from the real package index
 def test_sample_stack_builds_exports_publishes_and_deploys(tmp_path: Path, runtime_cache: Path) -> None:
@@ -78,3 +111,10 @@ def test_sample_stack_builds_exports_publishes_and_deploys(tmp_path: Path, runti
     }  # only what the apps need: framework-http-client serves the macOS/Windows app
     _run_apps(target)
     _check_libraries(target)
+    _check_sboms(root, root / "_artifacts")
+    listed = json.loads(stack.venvstacks("licenses", str(stack.spec), "--json").out)
+    assert [app["app"] for app in listed] == ["app-scipy-import@2", "app-sklearn-import"]
+    for app in listed:
+        layers = {row["layer"] for row in app["packages"]}
+        assert layers == set(app["layers"]) - {app["app"]}  # the apps add no packages of their own
+        assert [row["package"] for row in app["packages"]].count("cpython") == 1

@@ -44,7 +44,10 @@ def test_publish_lists_each_archive_with_size_and_sha256(stack: Stack) -> None:
     run = stack.venvstacks("publish", str(stack.spec), "--format", "tar.gz")
     out_dir = stack.root / "_artifacts"
     header = _line(run.out, "published to ")
-    assert header == f"published to {out_dir} (metadata in {out_dir / '__venvstacks__'}):"
+    assert header == (
+        f"published to {out_dir} (metadata in {out_dir / '__venvstacks__'}; "
+        "each archive's SBOM beside it as <archive>.cdx.json):"
+    )
     listed = {}
     columns = set()
     for line in run.out.splitlines():

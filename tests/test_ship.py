@@ -36,8 +36,9 @@ def test_publish_from_two_fresh_build_folders_is_identical(stack: Stack) -> None
         stack.venvstacks("publish", str(stack.spec), "--build-dir", f"_build{n}", "--output-dir", f"out{n}",
                          "--format", "tar.gz", "-j", "2")  # fmt: skip
     first, second = _archives(stack.root / "out1"), _archives(stack.root / "out2")
-    assert sorted(first) == ["app-hello.tar.gz", "cpython-3.11.tar.gz", "framework-web.tar.gz"]
-    assert first == second
+    archives = ["app-hello.tar.gz", "cpython-3.11.tar.gz", "framework-web.tar.gz"]
+    assert sorted(first) == sorted(archives + [f"{name}.cdx.json" for name in archives])
+    assert first == second  # the archives and their SBOMs
     meta = json.loads((stack.root / "out1/__venvstacks__/venvstacks.json").read_text())
     app = meta["layers"]["applications"][0]
     assert app["archive_hashes"]["sha256"] == first["app-hello.tar.gz"]

@@ -23,6 +23,7 @@ from typing import Any
 from venvstacks.cli_options import (
     DeployCommand,
     InitCommand,
+    LicensesCommand,
     OperationCommand,
     StackCommand,
     VerifyCommand,
@@ -65,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return verify_cmd(command)
         if isinstance(command, InitCommand):
             return init_cmd(command)
+        if isinstance(command, LicensesCommand):
+            return licenses_cmd(command)
         if isinstance(command, OperationCommand):
             return execute(command, OPERATION_STEPS)
         return execute(command, SHOW_STEPS)
@@ -330,6 +333,14 @@ def verify_cmd(cmd: VerifyCommand) -> int:
         lines, ok = [r.line() for r in reports], all(r.ok for r in reports)
     print("\n".join(lines))
     return 0 if ok else 1
+
+
+def licenses_cmd(cmd: LicensesCommand) -> int:
+    from venvstacks.cli_licenses import licenses
+
+    if cmd.from_dir is not None:  # published SBOMs say everything: no stack file needed
+        return licenses(None, cmd)
+    return execute(cmd, (load, select_layers, licenses))
 
 
 def init_cmd(cmd: InitCommand) -> int:

@@ -53,6 +53,17 @@ class StackCommand:
 
 
 @dataclass(frozen=True)
+class ShowCommand(StackCommand):
+    graph: str | None = None  # "mermaid" | "dot": the layer graph instead of the listing
+
+
+@dataclass(frozen=True)
+class LicensesCommand(StackCommand):
+    from_dir: str | None = None  # read published SBOMs there instead of the built layers
+    deny: tuple[str, ...] = ()  # SPDX identifiers
+
+
+@dataclass(frozen=True)
 class OperationCommand(StackCommand):
     """`lock`, `build`, `local-export` and `publish`; a command lacking an option gets its default."""
 
@@ -107,6 +118,7 @@ class InitCommand:
 
 
 Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand
+GRAPH_FORMATS = ("mermaid", "dot")
 
 
 def parse_command(argv: Sequence[str] | None) -> Command | None:
@@ -126,7 +138,8 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
         "deploy": DeployCommand,
         "verify": VerifyCommand,
         "init": InitCommand,
-        "show": StackCommand,
+        "show": ShowCommand,
+        "licenses": LicensesCommand,
     }
     kind = kinds.get(args.command, OperationCommand)
     known = {f.name for f in fields(kind)}
@@ -157,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lock": "lock the selected layers (uv runs only where inputs changed)",
         "build": "lock if needed, then build the selected layers and the layers below them",
         "local-export": "build if needed, then export layers to a folder where they run",
-        "publish": "build if needed, then publish layers as reproducible archives",
+        "publish": "build if needed, then publish layers as reproducible archives, each with its SBOM",
     }
     for name, help_text in helps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -165,12 +178,47 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "show":
             _operation_options(cmd, name)
         else:
-            cmd.add_argument("--json", action="store_true", help="print the stack as JSON")
+            _show_options(cmd)
+    _licenses_parser(sub)
     _deploy_parser(sub)
     _verify_parser(sub)
     _init_parser(sub)
     parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
+
+
+def _show_options(cmd: argparse.ArgumentParser) -> None:
+    out = cmd.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the stack as JSON")
+    out.add_argument(
+        "--graph",
+        choices=GRAPH_FORMATS,
+        help="print the layer graph (edges from each layer to those it uses, in sys.path order) "
+        "as Mermaid (renders on GitHub and GitLab) or Graphviz dot; not with --json",
+    )
+
+
+def _licenses_parser(sub: Any) -> None:
+    text = (
+        "list what each app ships (its layer, frameworks and runtime) with every package's licence, "
+        "from the built layers or published SBOMs (docs/sbom.md)"
+    )
+    cmd = sub.add_parser("licenses", help=text, description=text)
+    _stack_options(cmd, runs_tasks=False)
+    cmd.add_argument("--json", action="store_true", help="print the lists as JSON")
+    cmd.add_argument(
+        "--from",
+        dest="from_dir",
+        metavar="DIR",
+        help="read the SBOMs published in DIR instead of the built layers (no stack file or build needed)",
+    )
+    cmd.add_argument(
+        "--deny",
+        action="append",
+        metavar="SPDX_ID",
+        help="exit with status 1 if a package cannot be used without this licence, e.g. GPL-3.0-only "
+        "(an OR passes if one choice is allowed, an AND fails if any part is denied); repeatable",
+    )
 
 
 def _init_parser(sub: Any) -> None:

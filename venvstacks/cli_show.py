@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from venvstacks.cli_options import OperationCommand, StackCommand
+from venvstacks.cli_options import OperationCommand, ShowCommand, StackCommand
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind
 from venvstacks.engine.tasks import buildable
@@ -40,7 +40,12 @@ class Plan:
 # --- printing ------------------------------------------------------------------------------------
 
 
-def show(inv: Invocation, _: StackCommand) -> int:
+def show(inv: Invocation, cmd: StackCommand) -> int:
+    if isinstance(cmd, ShowCommand) and cmd.graph is not None:
+        from venvstacks.cli_graph import RENDERERS, layer_graph
+
+        print(RENDERERS[cmd.graph](layer_graph(inv.settings.stack, inv.selected)))
+        return 0
     print_show(inv)
     return 0
 

@@ -53,6 +53,16 @@ def layer_metadata_file(output_dir: Path, layer_name: str, suffix: str = "") -> 
     return output_dir / METADATA_DIR / "env_metadata" / f"{layer_name}{suffix}.json"
 
 
+def sbom_name(archive_name: str) -> str:
+    """A published layer's CycloneDX SBOM, beside its archive (ship/sbom.py)."""
+    return f"{archive_name}.cdx.json"
+
+
+def export_sbom_file(export_dir: Path, install_target: str) -> Path:
+    """An exported layer's SBOM: inside the layer, beside its other metadata."""
+    return export_dir / install_target / LAYER_CONFIG.parent / sbom_name(install_target)
+
+
 def stack_metadata_file(output_dir: Path, suffix: str = "") -> Path:
     """The stack's ``venvstacks.json``, gathered from the layer metadata files beside it."""
     return output_dir / METADATA_DIR / f"{STACK_METADATA}{suffix}.json"

@@ -29,28 +29,34 @@ def make_wheel(
     body: str = "",
     package: bool = False,
     scripts: dict[str, str] | None = None,
+    metadata: str = "",
 ) -> Path:
     """Write a minimal valid wheel whose module `<name>` (a package if asked) says where it
-    came from. `scripts`: console scripts, name -> function of the module (`body` defines it)."""
+    came from. `scripts`: console scripts, name -> function of the module (`body` defines it);
+    `metadata`: more METADATA lines, such as `License-Expression: MIT\n`."""
     dist = name.replace("-", "_")
     module = f"{dist}/__init__.py" if package else f"{dist}.py"
     files = {module: f"VERSION = {version!r}\n{body}".encode()}
     if scripts:
         lines = "".join(f"{script} = {dist}:{func}\n" for script, func in scripts.items())
         files[f"{dist}-{version}.dist-info/entry_points.txt"] = f"[console_scripts]\n{lines}".encode()
-    return write_wheel(folder, name, version, tag, files)
+    return write_wheel(folder, name, version, tag, files, metadata)
 
 
-def write_wheel(folder: Path, name: str, version: str, tag: str, files: Mapping[str, bytes]) -> Path:
+def write_wheel(
+    folder: Path, name: str, version: str, tag: str, files: Mapping[str, bytes], metadata: str = ""
+) -> Path:
     """Write a valid wheel holding `files` (paths inside site-packages) plus its metadata."""
     dist = name.replace("-", "_")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dist}-{version}-{tag}.whl"
     info = f"{dist}-{version}.dist-info"
     purelib = "true" if tag.endswith("-any") else "false"
+    meta_version = "2.4" if metadata else "2.1"  # 2.4: License-Expression, License-File
+    core = f"Metadata-Version: {meta_version}\nName: {name}\nVersion: {version}\n{metadata}"
     contents = {
         **files,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/METADATA": core.encode(),
         f"{info}/WHEEL": (
             f"Wheel-Version: 1.0\nGenerator: venvstacks-tests\nRoot-Is-Purelib: {purelib}\nTag: {tag}\n"
         ).encode(),
@@ -77,8 +83,10 @@ class SimpleIndex:
     held: dict[str, threading.Event] = field(default_factory=dict)  # file name -> its release
     changed: threading.Condition = field(default_factory=threading.Condition)  # a request came
 
-    def add(self, name: str, version: str, tag: str = "py3-none-any", body: str = "") -> Path:
-        return make_wheel(self.root, name, version, tag, body)
+    def add(
+        self, name: str, version: str, tag: str = "py3-none-any", body: str = "", metadata: str = ""
+    ) -> Path:
+        return make_wheel(self.root, name, version, tag, body, metadata=metadata)
 
     @property
     def host(self) -> str:

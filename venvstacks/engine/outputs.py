@@ -8,17 +8,18 @@ describes exactly what the output folder holds.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from venvstacks.archive.formats import ArchiveFormat
-from venvstacks.engine import progress
-from venvstacks.fsutil import write_if_changed
-from venvstacks.layout import OutputOptions, lock_files
+from venvstacks.engine import contents, progress
+from venvstacks.fsutil import sha256_bytes, write_if_changed
+from venvstacks.layout import OutputOptions, export_sbom_file, lock_files
 from venvstacks.lock import locking
 from venvstacks.lock.lockmeta import LockMetadata
 from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.record import RuntimeRecord
-from venvstacks.ship import export, publish
+from venvstacks.ship import export, publish, sbom
 from venvstacks.ship.layermeta import LayerMetadata, SupportModule
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
@@ -71,7 +72,11 @@ def export_one(
     target.unlink(missing_ok=True)  # the layer is not exported until this is back
     # Another system's layer is only copied: its postinstall.py runs on that system.
     native = runtime.platform == host_platform().name
-    export.export_layer(env_dir, options.export_dir, metadata.install_target, postinstall=native)
+    top = metadata.install_target
+    export.export_layer(env_dir, options.export_dir, top, postinstall=native)
+    text = sbom.sbom_text(contents.layer_contents(stack, layer, env_dir, runtime))
+    write_if_changed(export_sbom_file(options.export_dir, top), text)
+    metadata = replace(metadata, sbom_sha256=sha256_bytes(text.encode()))
     write_if_changed(target, metadata.text())
     publish.write_stack_metadata(options.export_dir, _kinds_and_names(stack))
 
@@ -83,7 +88,8 @@ def publish_one(
     options: OutputOptions,
     runtime: RuntimeRecord,
 ) -> None:
-    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime))
+    sbom_writer = contents.sbom_writer(stack, layer, env_dir, runtime)
+    to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime), sbom_writer)
     publish_opts = publish_options(options, layer)
     publish.publish_layer(to_publish, publish_opts, progress=ProgressLine(layer.env_name))
     publish.write_stack_metadata(publish_opts.output_dir, _kinds_and_names(stack), publish_opts.suffix)

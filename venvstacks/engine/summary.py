@@ -75,7 +75,10 @@ def _published(settings: Settings, published: list[tuple[LayerSpec, bool]]) -> l
     # Columns, so the sizes and hashes line up under each other.
     names = max(len(row[0]) for row in rows)
     sizes = max(len(row[1]) for row in rows)
-    lines = [f"published to {out.publish_dir} (metadata in {out.publish_dir / METADATA_DIR}):"]
+    lines = [
+        f"published to {out.publish_dir} (metadata in {out.publish_dir / METADATA_DIR}; "
+        "each archive's SBOM beside it as <archive>.cdx.json):"
+    ]
     for name, size, sha256, did_run in rows:
         lines.append(
             f"  {name:<{names}}  {size:>{sizes}}  sha256:{sha256}" + ("" if did_run else "  (up to date)")

@@ -102,16 +102,18 @@ def _check_coverage(entry: Mapping[str, Any], used_by: Sequence[Target], targets
 
 
 def _wheel_tags(entry: Mapping[str, Any]) -> list[Tag]:
-    tags: list[Tag] = []
-    for wheel in entry.get("wheels", []):
-        try:
-            tags.extend(parse_wheel_filename(_wheel_file_name(wheel))[3])
-        except InvalidWheelFilename:
-            continue
-    return tags
+    return [tag for wheel in entry.get("wheels", []) for tag in wheel_tags(wheel)]
 
 
-def _wheel_file_name(wheel: Mapping[str, Any]) -> str:
+def wheel_tags(wheel: Mapping[str, Any]) -> frozenset[Tag]:
+    """The tags of one of a package's wheels in a lock (none if its name is not a wheel's)."""
+    try:
+        return parse_wheel_filename(wheel_file_name(wheel))[3]
+    except InvalidWheelFilename:
+        return frozenset()
+
+
+def wheel_file_name(wheel: Mapping[str, Any]) -> str:
     """Its `name`, else the last part of its URL (without query or fragment) or path, fully
     percent-decoded: a URL may escape any character (`%2B` for the `+` of a local version,
     `%21` for an epoch's `!`), and a wheel's own name has no `%` to be mistaken."""

@@ -55,6 +55,7 @@ class LayerMetadata:
     archive_size: int | None = None
     archive_hashes: Mapping[str, str] | None = None
     files_manifest_sha256: str | None = None
+    sbom_sha256: str | None = None  # of `<archive>.cdx.json` (or an export's SBOM) beside it
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields not named above
 
     @property
@@ -79,6 +80,7 @@ class LayerMetadata:
             archive_size=None,
             archive_hashes=None,
             files_manifest_sha256=None,
+            sbom_sha256=None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -131,6 +133,7 @@ class LayerMetadata:
             archive_size=f.integer("archive_size"),
             archive_hashes=hashes,
             files_manifest_sha256=f.opt_text("files_manifest_sha256"),
+            sbom_sha256=f.opt_text("sbom_sha256"),
             extra={k: v for k, v in f.data.items() if k not in known},
         )
 

@@ -7,7 +7,9 @@ writes the layer's metadata file last, so a crash never leaves metadata naming a
 that was not finished. It plans first (``plan_layer``, pure): an unchanged layer whose
 archive still exists is not archived again, which is what makes ``--dry-run`` and
 incremental publishing one decision. ``write_stack_metadata`` gathers the layer files into
-``venvstacks.json``. Each field, ``archive_build``'s rules and the folder layout are in
+``venvstacks.json``. A layer given an ``sbom`` writer also gets ``<archive name>.cdx.json``
+beside its archive (sbom.py) and its sha256 as ``sbom_sha256``; the archive does not change.
+Each field, ``archive_build``'s rules and the folder layout are in
 docs/publishing.md.
 """
 
@@ -25,9 +27,9 @@ from typing import Literal
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
 from venvstacks.archive.writer import deleted_if_left, write_archive
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import make_folder, write_if_changed
+from venvstacks.fsutil import make_folder, sha256_bytes, write_if_changed
 from venvstacks.jsondoc import read_document
-from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, stack_metadata_file, tag_suffix
+from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, sbom_name, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
 from venvstacks.ship.export import layer_entries
 from venvstacks.ship.layermeta import LayerMetadata, StackMetadata
@@ -76,10 +78,15 @@ class PublishOptions:
         return layer_metadata_file(self.output_dir, layer_name, self.suffix)
 
 
+SbomWriter = Callable[[str], str]
+"""Given the archive's sha256, the text of the layer's SBOM (see sbom.py)."""
+
+
 @dataclass(frozen=True)
 class LayerToPublish:
     layer_dir: Path
     metadata: LayerMetadata  # the common fields (engine/outputs.layer_metadata)
+    sbom: SbomWriter | None = None
 
     @property
     def layer_name(self) -> str:
@@ -189,6 +196,11 @@ def publish_layer(
             archive_hashes={"sha256": info.sha256},
             files_manifest_sha256=manifest_sha256(manifest),
         )
+    if layer.sbom is not None:
+        # Rewritten even beside an unchanged archive: a lost or stale SBOM comes back.
+        text = layer.sbom(str(metadata.archive_sha256))
+        write_if_changed(options.output_dir / sbom_name(str(metadata.archive_name)), text)
+        metadata = replace(metadata, sbom_sha256=sha256_bytes(text.encode()))
     # Written after the archive: a crash in between leaves old metadata, which no longer
     # matches, so the next run rebuilds instead of trusting a half-made archive.
     write_if_changed(meta_path, metadata.text())

@@ -1,0 +1,368 @@
+"""A layer's CycloneDX 1.6 SBOM (``<archive name>.cdx.json``), made with cyclonedx-python-lib.
+
+What a layer holds is first gathered as plain data, :class:`LayerContents`: its installed
+distributions joined with its lock (:func:`packages`), the CPython of a runtime layer, and the
+lower layers it runs on. :func:`sbom_text` turns that into the document and
+:func:`read_sbom` reads one back (`venvstacks licenses --from`), so the two directions
+share one vocabulary, the ``venvstacks:`` properties below.
+
+The document (docs/sbom.md has a reader's view):
+
+* ``metadata.component``: the layer itself (``bom-ref`` ``layer:<deployed name>``; the
+  archive's sha256 when published);
+* ``components``: one ``library`` per installed distribution (purl ``pkg:pypi/...``, the
+  installed wheel's sha256 from the lock, where it came from: the wheel's URL and the index
+  where the lock names one, its licence, its files' size), a runtime layer's CPython as a
+  ``platform``, and every lower layer the layer runs on (named by deployed name and lock
+  hash, not archive hash, so that lower layers can still be republished alone);
+* ``dependencies``: the layer on all of those.
+
+Reproducible: the timestamp is the lock time, every ``bom-ref`` is derived from names, and
+the serial number from the archive's sha256 (an export, having no archive, derives it from
+the document's own content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import canonicalize_name
+
+from venvstacks import __version__
+from venvstacks.errors import VenvStacksError
+from venvstacks.lock.pylock import FROM_LOWER_LAYER, wheel_file_name, wheel_tags
+from venvstacks.ship.distinfo import LICENCE_SOURCES, Installed, Licence
+from venvstacks.ship.licensing import CLASSIFIER_IDS
+from venvstacks.stack.kinds import LayerKind
+
+if TYPE_CHECKING:
+    from cyclonedx.model.component import Component
+    from cyclonedx.model.license import License
+
+PROPERTY = "venvstacks:"
+_NAMESPACE = uuid.UUID("5d1e6a2c-6b53-4d1f-9a65-5f0c4a1e7b21")  # venvstacks' own, for uuid5
+_IDS_TO_CLASSIFIERS = {spdx: classifier for classifier, spdx in CLASSIFIER_IDS.items()}
+PSF = "PSF-2.0"  # CPython's licence
+RUNTIME_LICENCE = Licence("expression", (PSF,))
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str  # canonical
+    version: str
+    licence: Licence
+    size: int
+    wheel_sha256: str | None = None  # None: not in the lock, or none of its wheels has these tags
+    wheel: str | None = None  # the wheel's file name
+    url: str | None = None  # where the wheel was downloaded from (None: a local wheel)
+    index: str | None = None  # the package index, when the lock names one (uv's do not)
+    in_lock: bool = True  # False: it came with the runtime (python-build-standalone's pip)
+
+    @property
+    def purl(self) -> str:
+        return f"pkg:pypi/{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The CPython a runtime layer is."""
+
+    version: str
+    source: str  # "download" | "archive" | "local"
+    build: str | None  # the python-build-standalone archive; None when packed from a local CPython
+    archive_sha256: str
+
+    def described(self) -> str:
+        if self.build is None:
+            return "packed from a local CPython"
+        return f"python-build-standalone {self.build}"
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """A layer as others name it: by deployed name and lock hash, never by archive hash."""
+
+    install_target: str
+    kind: LayerKind
+    lock_version: int
+    requirements_hash: str
+
+    @property
+    def ref(self) -> str:
+        return f"layer:{self.install_target}"
+
+
+@dataclass(frozen=True)
+class LayerContents:
+    layer: LayerRef
+    layer_name: str
+    locked_at: str
+    packages: tuple[Package, ...]
+    runtime: Runtime | None  # a runtime layer's CPython
+    lowers: tuple[LayerRef, ...]  # the layers it runs on, in sys.path order
+    archive_sha256: str | None = None  # None: exported, not archived
+
+
+# --- gathering (pure) -------------------------------------------------------------------
+
+
+def packages(installed: Sequence[Installed], lock: Mapping[str, Any]) -> tuple[Package, ...]:
+    """The installed distributions, each with its wheel's hash and source from the lock."""
+    by_name: dict[str, Mapping[str, Any]] = {
+        canonicalize_name(str(p["name"])): p
+        for p in lock.get("packages", [])
+        if p.get("marker") != FROM_LOWER_LAYER
+    }
+    result = []
+    for dist in installed:
+        entry = by_name.get(dist.name)
+        if entry is None or str(entry.get("version")) != dist.version:
+            result.append(Package(dist.name, dist.version, dist.licence, dist.size, in_lock=False))
+            continue
+        wheel = _installed_wheel(entry.get("wheels", []), dist.wheel_tags)
+        name = None if wheel is None else wheel_file_name(wheel)
+        sha = None if wheel is None else wheel.get("hashes", {}).get("sha256")
+        url = None if wheel is None or not wheel.get("url") else str(wheel["url"])
+        index = None if entry.get("index") is None else str(entry["index"])
+        result.append(Package(dist.name, dist.version, dist.licence, dist.size, sha, name, url, index))
+    return tuple(result)
+
+
+def _installed_wheel(wheels: Sequence[Mapping[str, Any]], tags: frozenset[str]) -> Mapping[str, Any] | None:
+    if len(wheels) == 1:
+        return wheels[0]
+    # The one whose tags are the installed WHEEL file's.
+    return next((w for w in wheels if {str(t) for t in wheel_tags(w)} == tags), None)
+
+
+# --- the document ---------------------------------------------------------------------------
+
+
+def sbom_text(contents: LayerContents) -> str:
+    """The CycloneDX 1.6 JSON document, byte for byte the same for the same contents."""
+    if contents.archive_sha256 is not None:
+        seed = f"archive:{contents.archive_sha256}"
+    else:  # an export: the content itself, written once with a placeholder serial number
+        seed = "content:" + hashlib.sha256(_render(contents, uuid.UUID(int=0)).encode()).hexdigest()
+    return _render(contents, uuid.uuid5(_NAMESPACE, seed))
+
+
+def _render(contents: LayerContents, serial: uuid.UUID) -> str:
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.tool import ToolRepository
+    from cyclonedx.output.json import JsonV1Dot6
+
+    top = _layer_component(contents.layer, contents.layer_name)
+    top.hashes.update(_sha256(contents.archive_sha256))
+    top.properties.add(_prop("layers_below", " ".join(low.install_target for low in contents.lowers)))
+    parts = [_package_component(p) for p in contents.packages]
+    if contents.runtime is not None:
+        parts.append(_runtime_component(contents.runtime))
+    lowers = [_layer_component(low) for low in contents.lowers]
+    tools = ToolRepository(components=[_tool()])
+    metadata = BomMetaData(component=top, tools=tools, timestamp=_lock_time(contents.locked_at))
+    bom = Bom(components=[*parts, *lowers], serial_number=serial, metadata=metadata)
+    bom.register_dependency(top, [*lowers, *parts])
+    for component in (*parts, *lowers):
+        bom.register_dependency(component, [])
+    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+
+
+def _layer_component(layer: LayerRef, layer_name: str | None = None) -> Component:
+    from cyclonedx.model.component import Component, ComponentType
+
+    kinds = {
+        LayerKind.RUNTIME: ComponentType.PLATFORM,
+        LayerKind.FRAMEWORK: ComponentType.FRAMEWORK,
+        LayerKind.APPLICATION: ComponentType.APPLICATION,
+    }
+    props = [
+        _prop("kind", layer.kind.singular),
+        _prop("lock_version", str(layer.lock_version)),
+        _prop("requirements_hash", layer.requirements_hash),
+    ]
+    if layer_name is not None:
+        props.append(_prop("layer_name", layer_name))
+    return Component(
+        name=layer.install_target,
+        version=str(layer.lock_version),
+        type=kinds[layer.kind],
+        bom_ref=layer.ref,
+        properties=props,
+    )
+
+
+def _package_component(package: Package) -> Component:
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
+    from cyclonedx.model.component import Component
+    from packageurl import PackageURL
+
+    refs = [
+        ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(where), comment=what)
+        for where, what in ((package.url, "wheel"), (package.index, "index"))
+        if where
+    ]
+    props = [_prop("license_source", package.licence.source), _prop("size", str(package.size))]
+    if package.wheel:
+        props.append(_prop("wheel", package.wheel))
+    if not package.in_lock:
+        props.append(_prop("in_lock", "false"))
+    return Component(
+        name=package.name,
+        version=package.version,
+        bom_ref=package.purl,
+        purl=PackageURL(type="pypi", name=package.name, version=package.version),
+        hashes=_sha256(package.wheel_sha256),
+        licenses=_licences(package.licence),
+        external_references=refs,
+        properties=props,
+    )
+
+
+def _runtime_component(runtime: Runtime) -> Component:
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.license import DisjunctiveLicense
+
+    props = [_prop("runtime_source", runtime.source), _prop("runtime_build", runtime.described())]
+    return Component(
+        name="cpython",
+        version=runtime.version,
+        type=ComponentType.PLATFORM,
+        bom_ref=f"runtime:cpython@{runtime.version}",
+        licenses=[DisjunctiveLicense(id=PSF)],
+        hashes=_sha256(runtime.archive_sha256),
+        properties=props,
+        description=f"CPython {runtime.version}, {runtime.described()}",
+    )
+
+
+def _licences(licence: Licence) -> list[License]:
+    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+
+    if licence.source == "expression":
+        return [LicenseExpression(licence.values[0])]
+    if licence.source == "classifiers":
+        return [
+            DisjunctiveLicense(id=CLASSIFIER_IDS[v]) if v in CLASSIFIER_IDS else DisjunctiveLicense(name=v)
+            for v in licence.values
+        ]
+    return [DisjunctiveLicense(name=v) for v in licence.values or ("unknown",)]
+
+
+def _tool() -> Component:
+    from cyclonedx.model.component import Component, ComponentType
+
+    return Component(
+        name="venvstacks", version=__version__, type=ComponentType.APPLICATION, bom_ref="venvstacks"
+    )
+
+
+def _sha256(digest: str | None) -> list[Any]:
+    from cyclonedx.model import HashAlgorithm, HashType
+
+    return [HashType(alg=HashAlgorithm.SHA_256, content=digest)] if digest else []
+
+
+def _prop(name: str, value: str) -> Any:
+    from cyclonedx.model import Property
+
+    return Property(name=PROPERTY + name, value=value)
+
+
+def _lock_time(locked_at: str) -> datetime:
+    from venvstacks.ship.publish import lock_epoch
+
+    return datetime.fromtimestamp(lock_epoch(locked_at), UTC)
+
+
+# --- reading one back ------------------------------------------------------------------------
+
+
+def read_sbom(text: str, where: str) -> LayerContents:
+    """What :func:`sbom_text` wrote (`where` names the file in errors)."""
+    try:
+        doc = json.loads(text)
+        top = doc["metadata"]["component"]
+        layer = _read_layer(top)
+        props = _props(top)
+        lower_names = props.get("layers_below", "").split()
+        by_ref = {c["bom-ref"]: c for c in doc.get("components", [])}
+        lowers = {c["name"]: _read_layer(c) for c in by_ref.values() if c["bom-ref"].startswith("layer:")}
+        found = [_read_package(c) for c in by_ref.values() if c["bom-ref"].startswith("pkg:pypi/")]
+        pkgs = tuple(sorted(found, key=lambda p: p.name))
+        runtimes = [_read_runtime(c) for c in by_ref.values() if c["bom-ref"].startswith("runtime:")]
+        sha = _read_sha256(top)
+        return LayerContents(
+            layer=layer,
+            layer_name=props["layer_name"],
+            locked_at=doc["metadata"]["timestamp"],
+            packages=pkgs,
+            runtime=runtimes[0] if runtimes else None,
+            lowers=tuple(lowers[name] for name in lower_names),
+            archive_sha256=sha,
+        )
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise VenvStacksError(f"{where}: not an SBOM written by venvstacks ({why})") from None
+
+
+def _props(component: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        p["name"].removeprefix(PROPERTY): p["value"]
+        for p in component.get("properties", [])
+        if p["name"].startswith(PROPERTY)
+    }
+
+
+def _read_layer(component: Mapping[str, Any]) -> LayerRef:
+    props = _props(component)
+    kind = next(k for k in LayerKind if k.singular == props["kind"])
+    return LayerRef(component["name"], kind, int(props["lock_version"]), props["requirements_hash"])
+
+
+def _read_package(component: Mapping[str, Any]) -> Package:
+    props = _props(component)
+    source = props["license_source"]
+    if source not in LICENCE_SOURCES:
+        raise ValueError(f"license_source {source!r}")
+    values: list[str] = []
+    for entry in component.get("licenses", []):
+        if "expression" in entry:
+            values.append(entry["expression"])
+        elif "id" in entry["license"]:
+            spdx = entry["license"]["id"]
+            values.append(_IDS_TO_CLASSIFIERS.get(spdx, spdx) if source == "classifiers" else spdx)
+        else:
+            values.append(entry["license"]["name"])
+    licence = Licence(source, ()) if source == "unknown" else Licence(source, tuple(sorted(values)))
+    sha = _read_sha256(component)
+    refs = {r.get("comment"): r["url"] for r in component.get("externalReferences", [])}
+    return Package(
+        name=component["name"],
+        version=component["version"],
+        licence=licence,
+        size=int(props["size"]),
+        wheel_sha256=sha,
+        wheel=props.get("wheel"),
+        url=refs.get("wheel"),
+        index=refs.get("index"),
+        in_lock=props.get("in_lock") != "false",
+    )
+
+
+def _read_runtime(component: Mapping[str, Any]) -> Runtime:
+    props = _props(component)
+    build = props["runtime_build"].removeprefix("python-build-standalone ")
+    sha = _read_sha256(component) or ""
+    local = props["runtime_source"] == "local"
+    return Runtime(component["version"], props["runtime_source"], None if local else build, sha)
+
+
+def _read_sha256(component: Mapping[str, Any]) -> str | None:
+    return next((h["content"] for h in component.get("hashes", []) if h["alg"] == "SHA-256"), None)
