@@ -27,16 +27,18 @@ def test_group_tasks_and_foreign_tasks_are_no_layer_task(task: str) -> None:
 
 
 def test_the_kinds_come_in_the_order_a_layer_goes_through_them() -> None:
-    kinds = sorted(TaskKind, key=lambda kind: kind.order, reverse=True)
-    assert [kind.prefix for kind in sorted(kinds, key=lambda k: k.order)] == [
-        "runtime",
-        "lock",
-        "install",
-        "build",
-        "export",
-        "publish",
-    ]
+    by_order = sorted(TaskKind, key=lambda kind: kind.order)
+    assert [kind.prefix for kind in by_order] == ["runtime", "lock", "install", "build", "export", "publish"]
     assert [kind.prefix for kind in DEFAULT_KINDS] == ["lock", "build"]
+    # what --show-only lists: install is part of build, runtime: of neither
+    assert {kind.prefix: getattr(kind.operation, "prefix", None) for kind in TaskKind} == {
+        "runtime": None,
+        "lock": "lock",
+        "install": "build",
+        "build": "build",
+        "export": "export",
+        "publish": "publish",
+    }
 
 
 def test_what_forces_each_kind_to_rerun() -> None:
