@@ -62,12 +62,16 @@ def _group(module: str) -> str:
 
 
 def _imports(path: Path, top_level_only: bool = False) -> set[str]:
-    """Every venvstacks module `path` imports, wherever the import statement is (or, with
+    """Every venvstacks module `path` imports, wherever the import statement is, modules it
+    declares loaded on first use (`lazy_modules("venvstacks....")`) included (or, with
     `top_level_only`, those imported when the module itself is)."""
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body if top_level_only else ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_modules":
+            names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            found.update(name for name in names if name.startswith("venvstacks"))
+        elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("venvstacks"))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if not node.module.startswith("venvstacks"):
