@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Bootstrap and run the project: `python3 dev.py sample` or `python3 dev.py test`.
 
-Creates `.venv` (once) with the project and its test tools installed from the package
-index, then runs inside it. Needs only Python >= 3.11 with venv and pip.
+Creates `.venv` (once) with the project, its test tools and its docs tool (MkDocs) installed
+from the package index, as pyproject.toml's `test` and `docs` extras say, then runs inside
+it. Needs only Python >= 3.11 with venv and pip.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def ensure_venv() -> None:
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[test,docs]"], check=True)
     STAMP.write_text(wanted)
 
 
@@ -56,6 +58,9 @@ def test() -> None:
     run(str(BIN / "ruff"), "check", ".")
     run(str(BIN / "ruff"), "format", "--check", ".")
     run(str(BIN / "mypy"))
+    # The documentation site, so that no link or anchor between the pages breaks.
+    with tempfile.TemporaryDirectory(prefix="venvstacks-site-") as site:
+        run(str(BIN / "mkdocs"), "build", "--strict", "--site-dir", site)
     run(str(BIN / "python"), "-m", "pytest", "-q", *sys.argv[2:])
 
 

@@ -13,7 +13,7 @@ from typing import IO
 
 import pytest
 
-from venvstacks.archive.blockstream import BlockWriter, gzip_writer, shared_pool, xz_filters, xz_writer
+from venvstacks.archive.blockstream import _STEP, BlockWriter, gzip_writer, shared_pool, xz_filters, xz_writer
 
 DATA = b"".join(i.to_bytes(4, "little") * 50 for i in range(20000))  # ~4 MB, compressible
 BLOCK = 64 * 1024
@@ -40,11 +40,12 @@ def test_xz_is_the_same_for_any_thread_count_and_reads_back_whole() -> None:
     assert outputs[0] == expected
 
 
-def test_progress_counts_input_once_its_block_is_compressed_and_written() -> None:
+def test_progress_counts_input_as_each_step_of_a_block_is_compressed() -> None:
     seen: list[int] = []
     raw = io.BytesIO()
-    _write_in_pieces(xz_writer(raw, block_size=BLOCK, on_output=seen.append), DATA)
-    assert seen == [*range(BLOCK, len(DATA), BLOCK), len(DATA)]
+    data = DATA[: 3 * _STEP + 1000]  # one block of four steps: the figure moves inside it
+    _write_in_pieces(xz_writer(raw, block_size=4 * _STEP, on_output=seen.append), data)
+    assert seen == [_STEP, 2 * _STEP, 3 * _STEP, len(data)]
 
 
 def test_gzip_members_are_plain_and_reproducible() -> None:

@@ -112,6 +112,26 @@ def test_include_matching_nothing(spec: Path, capsys: pytest.CaptureFixture[str]
     assert "warning: --include 'app-nope' matches no layer" in capsys.readouterr().err
 
 
+def test_a_stack_file_name_or_a_near_miss_gets_the_build_name_it_meant(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", str(spec), "--include", "top", "--json"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --include 'top' matches no layer; did you mean framework-top?"
+    ]
+    assert main(["build", str(spec), "--include", "app-ap", "--include", "*app", "--json"]) == 1
+    assert (
+        "--include 'app-ap' matches no layer; did you mean app-app or app-winapp?" in capsys.readouterr().err
+    )
+    assert main(["lock", str(spec), "--reset-lock", "base", "--json"]) == 0
+    assert "warning: --reset-lock 'base' matches no layer; did you mean framework-base?" in (
+        capsys.readouterr().err
+    )
+    # What a pattern selects is unchanged: build names only, as in the existing tool.
+    selected = plan(capsys, "build", str(spec), "--include", "top", "--allow-missing")
+    assert not any(selected.values())
+
+
 def test_show_only_prints_the_tree(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", str(spec), "--show-only"]) == 0
     out = capsys.readouterr().out
@@ -158,9 +178,7 @@ def test_a_reset_lock_pattern_matching_no_layer_is_a_warning(
     # A typo would otherwise reset nothing, silently; the lock still runs, as upstream's does.
     assert main(["lock", str(spec), "--reset-lock", "framework-tpo", "--reset-lock", "app-*", "--json"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert warnings == [
-        "warning: --reset-lock 'framework-tpo' matches no layer; `venvstacks show` lists them"
-    ]
+    assert warnings == ["warning: --reset-lock 'framework-tpo' matches no layer; did you mean framework-top?"]
 
 
 def test_a_usage_error_is_one_line(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -352,3 +370,123 @@ def test_the_starters_framework_example_works_as_its_comment_says(
     data = json.loads(capsys.readouterr().out)
     layers = [(e["name"], e["dependencies"]) for e in data["frameworks"] + data["applications"]]
     assert layers == [("framework-web", ["cpython-3.12"]), ("app-hello", ["framework-web", "cpython-3.12"])]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["show", "S"], ["build", "S"], ["deploy", "P", "T"], ["verify", "D"], ["init", "F"]],
+)
+def test_every_command_takes_v_and_q_before_or_after_its_name(argv: list[str]) -> None:
+    from venvstacks.cli_options import parse_command
+
+    for given in (["-q", *argv], [*argv, "-q"], ["-q", *argv, "--quiet"]):
+        command = parse_command(given)
+        assert getattr(command, "quiet", None) == given.count("-q") + given.count("--quiet"), given
+    command = parse_command(["-v", *argv, "-v"])
+    assert getattr(command, "verbose", None) == 2
+
+
+def test_show_v_lists_requirements_and_q_leaves_out_the_legend(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec.write_text(
+        spec.read_text().replace(
+            'name = "top"\nframeworks = ["base"]\nrequirements = []',
+            'name = "top"\nframeworks = ["base"]\nrequirements = ["idna>=3"]',
+        )
+    )
+    assert main(["show", str(spec)]) == 0
+    plain = capsys.readouterr().out.splitlines()
+    assert main(["-v", "show", str(spec)]) == 0
+    louder = capsys.readouterr().out.splitlines()
+    assert [line for line in louder if line not in plain] == ["|   |   requires idna>=3"]
+    assert main(["show", str(spec), "-q"]) == 0
+    quieter = capsys.readouterr().out.splitlines()
+    assert quieter == [line for line in plain if not line.startswith("(")]
+    assert len(quieter) < len(plain)
+
+
+def test_init_q_prints_nothing_and_v_names_each_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-q", "init", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().out == ""
+    assert (tmp_path / "a" / "venvstacks.toml").is_file()
+    assert main(["init", str(tmp_path / "b"), "-v"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'b' / 'venvstacks.toml'}" in out.splitlines()
+
+
+def test_leftovers_of_removed_layers_are_named_and_pruned(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = spec.parent
+    kept = [root / "_build/app-app/share/venv/metadata/build-state", root / "_build/notes"]
+    left = [root / "_build/app-old/share/venv/metadata/build-state"]
+    for folder in kept + left:
+        folder.mkdir(parents=True)
+    for name in ("app-app", "app-old"):
+        (root / "requirements" / name).mkdir(parents=True)
+        (root / "requirements" / name / f"pylock.{name}.toml").write_text("")
+        meta = root / "_artifacts/__venvstacks__/env_metadata" / f"{name}.json"
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(
+            json.dumps({"layer_name": name, "install_target": name, "archive_name": f"{name}.tar.xz"})
+        )
+        (root / "_artifacts" / f"{name}.tar.xz").write_bytes(b"")
+    (root / "_build/.runtimes").mkdir()
+    (root / "_build/.runtimes/cpython-3.10.json").write_text("{}")
+    expected = [
+        "_artifacts/__venvstacks__/env_metadata/app-old.json",
+        "_artifacts/app-old.tar.xz",
+        "_build/.runtimes/cpython-3.10.json",
+        "_build/app-old",
+        "requirements/app-old",
+    ]
+    note = (
+        "note: 5 leftover(s) of layers no longer in the stack (app-old, cpython-3.10): "
+        f"{', '.join(expected)}; `venvstacks prune` removes them"
+    )
+    assert main(["show", str(spec)]) == 0
+    assert capsys.readouterr().err.splitlines() == [note]
+    assert main(["build", str(spec), "--show-only"]) == 0
+    assert note in capsys.readouterr().err.splitlines()
+    assert main(["prune", str(spec)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"removed {root / p}" for p in expected] + [
+        f"removed 5 leftover(s) of layers no longer in {spec}"
+    ]
+    assert not any((root / p).exists() for p in expected)
+    assert all(folder.is_dir() for folder in kept)
+    assert (root / "requirements/app-app/pylock.app-app.toml").exists() and (
+        root / "_artifacts/app-app.tar.xz"
+    ).exists()
+    assert main(["show", str(spec)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_every_page_a_message_or_help_names_is_one_venvstacks_docs_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import re
+
+    from venvstacks.cli_docs import docs_folder, topics
+    from venvstacks.cli_options import build_parser
+
+    repo = Path(__file__).parents[1]
+    folder = docs_folder()
+    assert folder is not None and set(topics(folder)) == {p.stem for p in (repo / "docs").glob("*.md")}
+    parser = build_parser()
+    helps = [parser.format_help(), *(cmd.format_help() for cmd in parser.commands.values())]  # type: ignore[attr-defined]
+    assert not any(re.search(r"docs/[\w-]+\.md", text) for text in helps)  # a path a pip user lacks
+    texts = [*helps, *(p.read_text() for p in (repo / "venvstacks").rglob("*.py")), *(
+        p.read_text() for p in (repo / "docs").glob("*.md"))]  # fmt: skip
+    named = {m for text in texts for m in re.findall(r"venvstacks docs ([\w-]+)", text)} - {"TOPIC"}
+    assert named and named <= set(topics(folder)), named - set(topics(folder))
+    for topic in sorted(named):
+        assert main(["docs", topic]) == 0
+        assert capsys.readouterr().out == (folder / f"{topic}.md").read_text().rstrip("\n") + "\n"
+    assert main(["docs", "runtime"]) == 1
+    assert capsys.readouterr().err == (
+        "error: no documentation page 'runtime'; did you mean runtimes? `venvstacks docs` lists them\n"
+    )

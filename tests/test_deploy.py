@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -28,11 +29,12 @@ from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.ship.deploy import PublishedLayer, deploy, select_layers
+from venvstacks.ship.deploy import deploy, select_layers
 from venvstacks.ship.deploystate import STATE_FILE
 from venvstacks.ship.export import export_layer
 from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.ship.publish import PublishOptions
+from venvstacks.ship.published_meta import PublishedLayer
 from venvstacks.stack.kinds import LayerKind
 
 FW, APP = "framework-fw@2", "app-hello"
@@ -127,8 +129,16 @@ def test_include_adds_what_the_selected_layers_need(published: Path, tmp_path: P
     assert result.deployed == (RUNTIME, FW, APP)
     result, _ = quiet_deploy(published, tmp_path / "b", include=["framework-fw@2"])
     assert result.deployed == (RUNTIME, FW) and result.apps == ()
-    with pytest.raises(VenvStacksError, match="matches no published layer"):
+    with pytest.raises(VenvStacksError, match=r"matches no published layer$"):
         quiet_deploy(published, tmp_path / "c", include=["nothing*"])
+
+
+def test_include_naming_a_layer_as_the_stack_file_does_says_what_it_meant(
+    published: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(VenvStacksError) as info:
+        quiet_deploy(published, tmp_path / "c", include=["hello"])
+    assert str(info.value) == "--include hello: matches no published layer; did you mean app-hello?"
 
 
 def test_metadata_file_and_tagged_outputs(stack: SampleStack, tmp_path: Path) -> None:
@@ -406,3 +416,31 @@ def test_layers_needing_each_other_are_refused() -> None:
     two = _published(LayerKind.FRAMEWORK, "framework-two", "cpython-3.11", "framework-one")
     with pytest.raises(VenvStacksError, match="need each other in a cycle: framework-"):
         select_layers([rt, one, two], [], lambda target: False)
+
+
+def test_a_layer_deploying_for_over_two_seconds_says_how_it_gets_on(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from venvstacks.ship import deploy as deploy_module
+
+    real = deploy_module.run_postinstall
+    ticked = threading.Event()
+    said: list[str] = []
+
+    def log(line: str) -> None:
+        said.append(line)
+        if line.startswith(f"   {APP}: postinstall.py"):
+            ticked.set()
+
+    def slow_postinstall(layer_dir: Path, name: str) -> None:
+        if name == APP:  # runs on until the ticker has spoken (a marker, not a clock)
+            assert ticked.wait(60), said
+        real(layer_dir, name)
+
+    monkeypatch.setattr(deploy_module, "run_postinstall", slow_postinstall)
+    result = deploy(published, tmp_path / "target", log=log, jobs=1)
+    assert APP in result.deployed
+    (line,) = [line for line in said if line.startswith(f"   {APP}: ")]
+    assert re.fullmatch(rf"   {APP}: postinstall\.py \(byte-compiling\) running \((\d+)s\)", line), line

@@ -61,6 +61,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     tmp = tmp_path_factory.mktemp("installed")
     source = tmp / "source"  # a copy: building writes build/ and egg-info beside the sources
     shutil.copytree(REPO / "venvstacks", source / "venvstacks", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "docs", source / "docs")  # the package's description, and `venvstacks docs`
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     uv = [sys.executable, "-m", "uv"]
@@ -167,3 +168,68 @@ def test_doit_without_a_stack_file_is_one_line(tmp_path: Path) -> None:
         f"error: venvstacks.toml: stack file not found ({tmp_path.resolve() / 'venvstacks.toml'}); "
         "pass the path to a venvstacks.toml, or write a starter stack with `venvstacks init`"
     ]
+
+
+def test_plain_doit_given_a_stack_file_name_says_which_task_was_meant(tmp_path: Path) -> None:
+    (tmp_path / "dodo.py").write_text("from venvstacks.dodo import *  # noqa: F403\n")
+    (tmp_path / "launch_fetch.py").write_text("")
+    (tmp_path / "venvstacks.toml").write_text(
+        FOUR_APPS.format(apps=APP.format(name="fetch"), url="http://127.0.0.1:9/simple")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "doit", "-n", "2", "build:fetch"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 3
+    assert proc.stderr.splitlines() == [
+        "error: no task build:fetch: 'fetch' is no layer's build name; did you mean build:app-fetch?"
+    ]
+    assert not (tmp_path / "_build" / "app-fetch").exists()
+
+
+@pytest.mark.slow
+def test_a_users_path_from_the_wheel_init_build_publish_deploy_break_repair(
+    tmp_path: Path, installed: Installed, runtime_cache: Path
+) -> None:
+    env = _env(runtime_cache, installed)
+    env["VENVSTACKS_ALLOW_LOCAL_RUNTIME"] = "1"  # the session's runtimes are local CPythons
+    folder = tmp_path / "mine"
+    init = _ok(installed.run(tmp_path, "venvstacks", "init", "mine", env=env), ["init"])
+    hint = init.out.splitlines()[-1]
+    assert "`(cd _build/app-hello && bin/python -m hello)`" in hint
+    _ok(installed.run(folder, "doit", env=env), ["doit"])
+    # The hint, as a user runs it from the stack folder: the built copy runs, not ./hello.py.
+    (folder / "hello.py").write_text("print('the source, not the build')\n")
+    ran = subprocess.run(["sh", "-c", "cd _build/app-hello && bin/python -m hello"], cwd=folder,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert ran.stdout.startswith("hello from "), ran.stdout
+
+    _ok(installed.run(folder, "venvstacks", "publish", "--format", "tar.gz", env=env), ["publish"])
+    target = tmp_path / "deployed"
+    _ok(installed.run(folder, "venvstacks", "deploy", "_artifacts", str(target), env=env), ["deploy"])
+    (target / "app-hello" / "share" / "venv" / "metadata" / "venvstacks_layer.json").write_text("{}")
+    broken = installed.run(folder, "venvstacks", "verify", str(target), env=env)
+    assert broken.code == 1
+    assert broken.out.splitlines()[-1].startswith(
+        f"to repair: venvstacks deploy {folder / '_artifacts'} {target}"
+    )
+    repaired = _ok(
+        installed.run(folder, "venvstacks", "deploy", "_artifacts", str(target), env=env), ["deploy"]
+    )
+    assert "(1 repaired)" in repaired.out and "Redeploying app-hello: " in repaired.err
+    _ok(installed.run(folder, "venvstacks", "verify", str(target), env=env), ["verify"])
+
+    # Every page a message names is there, from the installed package alone.
+    listed = _ok(installed.run(folder, "venvstacks", "docs", "-q", env=env), ["docs"]).out.split()
+    assert set(listed) == {p.stem for p in (REPO / "docs").glob("*.md")}
+    page = _ok(installed.run(folder, "venvstacks", "docs", "deployment", env=env), ["docs"]).out
+    assert page == (REPO / "docs" / "deployment.md").read_text().rstrip("\n") + "\n"
+    python = installed.bin / "python"
+    description = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.metadata('venvstacks').get_payload())"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert description.startswith("# venvstacks") and "dev.py" not in description

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.procs import ends
 from tests.support.spec_files import RUNTIME, framework
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import LAYER_CONFIG
@@ -39,6 +40,27 @@ def test_a_postinstall_that_never_returns_is_stopped(tmp_path: Path, monkeypatch
     pid = int(marker.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # killed and reaped, not left running
+
+
+def test_a_postinstall_out_of_time_is_stopped_with_its_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As compileall's worker processes: a child of postinstall.py goes with it."""
+    layer = tmp_path / "app-x"
+    (layer / LAYER_CONFIG).parent.mkdir(parents=True)
+    (layer / LAYER_CONFIG).write_text('{"python": "bin/python", "py_version": "3.11.9", "site_dir": "lib"}')
+    marker = tmp_path / "worker-pid"
+    worker = "import time\nwhile True:\n    time.sleep(60)\n"
+    (layer / "postinstall.py").write_text(
+        "import pathlib, subprocess, sys, time\n"
+        f"worker = subprocess.Popen([sys.executable, '-c', {worker!r}])\n"
+        f"pathlib.Path({str(marker)!r}).write_text(str(worker.pid))\n"
+        "while True:\n    time.sleep(60)\n"
+    )
+    monkeypatch.setenv("VENVSTACKS_POSTINSTALL_TIMEOUT", "2")
+    with pytest.raises(VenvStacksError, match="did not finish within 2 s"):
+        run_postinstall(layer)
+    assert ends(int(marker.read_text())), "the postinstall's worker was left running"
 
 
 @pytest.fixture

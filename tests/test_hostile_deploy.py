@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.errors import VenvStacksError
-from venvstacks.ship.deploy import load_published
+from venvstacks.ship.published_meta import load_published
 
 _HYPO = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 _GOOD = {

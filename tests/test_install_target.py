@@ -147,3 +147,25 @@ def test_every_platform_a_stack_may_name_has_markers_tags_and_a_uv_name(platform
 
 def _pure_wheel_tags() -> list[Tag]:
     return list(parse_tag("py3-none-any"))
+
+
+def test_uvs_progress_lines_are_reported_and_kept_out_of_a_failure() -> None:
+    from venvstacks.layers.envs import Install
+    from venvstacks.stack.targets import Target
+    from venvstacks.tools import run
+
+    reported: list[str] = []
+    how = Install(Target("linux_x86_64", "3.11.7"), {}, report=reported.append)
+    script = (
+        "echo 'Using Python 3.11.7 environment at: /x'; echo 'Downloading torch (846.1MiB)'; "
+        "echo ' Downloaded torch'; echo ' + torch==2.5.1'; echo 'error: no space left'; exit 1"
+    )
+    with pytest.raises(VenvStacksError) as info:
+        run("installing", ["sh", "-c", script], progress=how.progress_line)
+    assert reported == [
+        "uv: Using Python 3.11.7 environment at: /x",
+        "uv: Downloading torch (846.1MiB)",
+        "uv: Downloaded torch",
+        "uv: + torch==2.5.1",
+    ]
+    assert str(info.value) == "installing failed (exit 1): error: no space left"

@@ -72,6 +72,13 @@ def test_publish_refuses_a_runtime_whose_record_does_not_say_portable(tmp_path: 
     assert str(failure.message).startswith(
         "refusing to publish: cpython-3.11 was packed from the local CPython at /opt/python"
     )
+    record = RuntimeRecord.from_json(RECORD)
+    assert record is not None
+    cached = settings.runtimes.cache_dir / record.entry_name
+    assert "--runtime-source download (python-build-standalone's CPython; add --runtime-mirror URL" in (
+        failure.message
+    )
+    assert f"or delete the cached local one ({cached})" in failure.message
     assert not (tmp_path / "_artifacts").exists()
 
 

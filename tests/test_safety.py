@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.procs import left_running
 from tests.support.stacks import Run, Stack
 from tests.support.wheels import SimpleIndex
 from venvstacks.console import INTERRUPTED
@@ -165,3 +166,72 @@ def test_ctrl_c_during_publish_stops_soon_and_leaves_no_partial_archive(
     assert proc.returncode != 0
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
     assert not (out / "cpython-3.11.tar.xz").exists()
+
+
+# --- SIGTERM (and SIGHUP) is Ctrl-C ------------------------------------------------------
+# Sent to the command's own process only, as `kill PID`, `timeout` or a CI cancel does: what
+# it started is stopped by the command itself, not by the signal reaching a whole group.
+
+
+def _temporaries(*folders: Path) -> list[Path]:
+    return [p for folder in folders if folder.is_dir() for p in folder.rglob("*") if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("plain_doit", [False, True])
+def test_sigterm_during_an_install_stops_uv_before_the_next_run_may_start(
+    stack: Stack, package_index: SimpleIndex, plain_doit: bool
+) -> None:
+    (stack.root / "dodo.py").write_text("from venvstacks.dodo import *  # noqa: F403\n")
+    stack.uv_cache = stack.root.parent / "uv-cache"  # so the wheel cannot come from a cache
+    wheel = "idna-3.10-py3-none-any.whl"
+    release = package_index.hold(wheel)  # uv waits for it until the test ends
+    first = _start(stack, "doit") if plain_doit else _start_build(stack)
+    try:
+        assert package_index.wait_for_request(wheel), f"the build never asked for {wheel}"
+        first.send_signal(signal.SIGTERM)
+        second = _start_build(stack)  # started at once: it must wait for the first to stop
+        owner = stack.build_dir / ".venvstacks.lock.owner"
+        assert _wait_for(lambda: owner.exists() and f"pid {second.pid}:" in owner.read_text(), second)
+        # The second run holds the build folder: by then nothing the first one started runs on
+        # (the first itself is on its way out).
+        assert left_running(first.pid) == []
+        _, err = first.communicate(timeout=60)
+    finally:
+        release.set()
+    second.communicate(timeout=300)
+    assert left_running(first.pid) == []
+    assert err.splitlines()[-1] == INTERRUPTED, err
+    assert "Traceback" not in err
+    # 128 + 15 as the command's exit status; plain doit dies of the signal, as of Ctrl-C.
+    assert first.returncode == (-signal.SIGTERM if plain_doit else 128 + signal.SIGTERM)
+    assert second.returncode == 0
+    assert _temporaries(stack.build_dir) == []
+    assert "idna from" in stack.run_app()
+
+
+def test_sigterm_during_a_publish_leaves_no_temporary_file(stack: Stack, tmp_path: Path) -> None:
+    stack.build()
+    out = tmp_path / "published"
+    proc = _start_build(stack, "publish", "--output-dir", str(out), "--jobs", "2")
+    assert _wait_for(lambda: any(out.glob(".cpython-3.11.tar.xz.*.tmp")), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.splitlines()[-1] == INTERRUPTED
+    assert left_running(proc.pid) == []
+    assert _temporaries(out) == []
+    assert not (out / "cpython-3.11.tar.xz").exists()
+
+
+def test_sighup_during_a_deploy_leaves_no_partial_folder(stack: Stack, tmp_path: Path) -> None:
+    out = tmp_path / "published"
+    stack.venvstacks("publish", str(stack.spec), "--output-dir", str(out), "--format", "tar.gz")
+    target = tmp_path / "deployed"
+    proc = _start(stack, "venvstacks", "deploy", str(out), str(target), "--jobs", "1")
+    assert _wait_for(lambda: any(target.glob(".*partial*")), proc)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGHUP, err
+    assert err.splitlines()[-1] == INTERRUPTED
+    assert left_running(proc.pid) == []
+    assert [p.name for p in target.iterdir() if ".partial-" in p.name or ".tmp" in p.name] == []

@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,23 +102,48 @@ def test_a_long_task_reports_progress_on_stderr(
     stack = Stack(tmp_path / "stack", runtime_cache, package_index.url, app_requirements=["vstest-slow"])
     stack.write()
     stack.spec.write_text(stack.spec.read_text() + f'\n[tool.uv]\nextra-index-url = ["{simple_index.url}"]\n')
-    command = [sys.executable, "-m", "venvstacks", "lock", str(stack.spec)]
-    progress = None
+    # Meanwhile uv waits for the held file: lock:app-hello runs on.
+    progress = _progress_line(stack, ["lock"], "   lock:app-hello: ", release)
+    assert simple_index.wait_for_request(wheel.name + ".metadata", timeout=0)  # it was held
+    # Whole seconds as printed; a busy machine may print the line a little late.
+    first = re.fullmatch(r"lock:app-hello: still running \((\d+)s\)", progress or "")
+    assert first is not None and int(first[1]) >= FIRST_AFTER, progress
+
+
+def test_a_long_install_says_what_uv_reports(stack: Stack, package_index: SimpleIndex) -> None:
+    stack.uv_cache = stack.root.parent / "uv-cache"  # so the wheel cannot come from a cache
+    stack.venvstacks("lock", str(stack.spec))
+    wheel = "six-1.17.0-py3-none-any.whl"
+    stack.app_requirements = ["attrs", "idna", "six"]
+    stack.write()
+    stack.venvstacks("lock", str(stack.spec))
+    release = package_index.hold(wheel)  # uv waits for it while install:app-hello runs on
+    said = _progress_line(stack, ["build"], "   install:app-hello: ", release, until="uv: ")
+    # uv's own latest progress line, not "still running" (here: the environment it syncs; on
+    # a big wheel, `Downloading torch (846.1MiB)`).
+    expected = r"install:app-hello: uv: Using Python 3\.11\.\d+ environment at: .* \(\d+s\)"
+    assert re.fullmatch(expected, said or ""), said
+
+
+def _progress_line(
+    stack: Stack, command: list[str], start: str, release: threading.Event, until: str = ""
+) -> str | None:
+    """The first progress line a run prints that starts with ``start`` and holds ``until``,
+    read as it comes while the index holds a file back; then the file is released."""
+    argv = [sys.executable, "-m", "venvstacks", *command, str(stack.spec)]
+    found = None
     try:
         with subprocess.Popen(
-            command, env=stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            argv, env=stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         ) as proc:
             assert proc.stderr is not None
-            for line in proc.stderr:  # meanwhile uv waits for the held file: lock:app-hello runs on
-                if line.startswith("   lock:app-hello: "):
-                    progress = line.strip()
+            for line in proc.stderr:
+                if line.startswith(start) and until in line:
+                    found = line.strip()
                     break
             release.set()
             proc.communicate(timeout=120)
         assert proc.returncode == 0
     finally:
         release.set()
-    assert simple_index.wait_for_request(wheel.name + ".metadata", timeout=0)  # it was held
-    # Whole seconds as printed; a busy machine may print the line a little late.
-    first = re.fullmatch(r"lock:app-hello: still running \((\d+)s\)", progress or "")
-    assert first is not None and int(first[1]) >= FIRST_AFTER, progress
+    return found

@@ -156,3 +156,61 @@ def test_a_missing_layer_is_reported(deployed: Path, capsys: pytest.CaptureFixtu
     assert code == 1
     record = "the deploy record .venvstacks-deploy.json"
     assert out[0] == f"FAIL  {APP}: 1 difference: layer folder missing (listed in {record})"
+
+
+@pytest.mark.parametrize("change", [_tamper, _delete, _add, _make_executable, _fifo])
+def test_deploy_again_repairs_what_verify_reports(
+    published: Path, deployed: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], str]
+) -> None:
+    expected = change(deployed / FW)
+    code, out = lines(deployed, capsys)
+    assert code == 1
+    assert out[-1] == (
+        f"to repair: venvstacks deploy {published} {deployed} "
+        "(redeploys the layers that differ; docs: `venvstacks docs deployment`)"
+    )
+    said: list[str] = []
+    result = deploy(published, deployed, log=said.append)
+    assert result.repaired == result.deployed == (FW,)
+    assert f"Redeploying {FW}: it differs from what was published: {expected}" in said
+    code, out = lines(deployed, capsys)
+    assert code == 0, out
+
+
+def test_deploy_no_check_trusts_the_record(published: Path, deployed: Path) -> None:
+    _tamper(deployed / FW)
+    result = deploy(published, deployed, log=lambda _: None, check=False)
+    assert result.deployed == result.repaired == ()
+    assert "evil" in (deployed / FW / SITE / "fwpkg" / "__init__.py").read_text()
+
+
+def test_deploy_command_says_what_it_repaired(
+    published: Path, deployed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _delete(deployed / FW)
+    assert main(["deploy", str(published), str(deployed)]) == 0
+    captured = capsys.readouterr()
+    assert f"deployed 1 layer(s) (1 repaired), 2 unchanged, into {deployed}" in captured.out
+    assert f"Redeploying {FW}: it differs from what was published: {SITE}/fwpkg/__init__.py: missing" in (
+        captured.err
+    )
+    assert main(["deploy", str(published), str(deployed), "--no-check"]) == 0
+    assert "deployed 0 layer(s), 3 unchanged" in capsys.readouterr().out
+
+
+def test_v_and_q_on_verify_and_deploy(
+    published: Path, deployed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for change in (_tamper, _add, _make_executable):
+        change(deployed / FW)
+    (deployed / FW / SITE / "more.pth").write_text("")
+    (deployed / FW / SITE / "zz.pth").write_text("")  # four differences: three shown by default
+    code, out = lines(deployed, capsys, "-q")
+    assert code == 1 and [line.split()[:2] for line in out[:-1]] == [["FAIL", f"{FW}:"]]
+    assert out[0].endswith("; and 1 more")
+    code, out = lines(deployed, capsys, "-v")
+    assert code == 1 and len(out) == 4 and "zz.pth" in out[2] and "and 1 more" not in out[2]
+    assert main(["-q", "deploy", str(published), str(deployed)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no "Redeploying ..." or "Deploying ..." lines
+    assert "deployed 1 layer(s) (1 repaired)" in captured.out

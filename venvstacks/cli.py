@@ -20,8 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from venvstacks import cli_docs
 from venvstacks.cli_options import (
     DeployCommand,
+    DocsCommand,
     InitCommand,
     LicensesCommand,
     OperationCommand,
@@ -29,10 +31,11 @@ from venvstacks.cli_options import (
     VerifyCommand,
     parse_command,
 )
+from venvstacks.cli_prune import mention_leftovers, prune
 from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.closure import layer_operations, task_closure
-from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path
+from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path, stop_and_release
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import Force, TaskKind, TaskName, subtask_name
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
@@ -47,9 +50,10 @@ from venvstacks.layout import (
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
+from venvstacks.stack.kinds import did_you_mean
 from venvstacks.stack.modfiles import is_outside
 from venvstacks.stack.spec import load_stack
-from venvstacks.tools import set_verbose
+from venvstacks.tools import exit_status, set_verbose, stop_on_signals
 
 Step = Callable[[Any, Any], Any]
 """Takes the previous step's result and the command; an int result is the exit status."""
@@ -59,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = parse_command(argv)
     if command is None:
         return 2
+    stop_on_signals()  # SIGTERM and SIGHUP (CI cancels, `timeout`, `kill`) as Ctrl-C
     try:
         if isinstance(command, DeployCommand):
             return deploy_cmd(command)
@@ -66,17 +71,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return verify_cmd(command)
         if isinstance(command, InitCommand):
             return init_cmd(command)
+        if isinstance(command, DocsCommand):
+            return cli_docs.docs_cmd(command)
         if isinstance(command, LicensesCommand):
             return licenses_cmd(command)
         if isinstance(command, OperationCommand):
             return execute(command, OPERATION_STEPS)
-        return execute(command, SHOW_STEPS)
+        return execute(command, PRUNE_STEPS if command.command == "prune" else SHOW_STEPS)
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP
+        stop_and_release()
         say(INTERRUPTED)
-        return 130
+        return exit_status(interrupt)
     except BrokenPipeError:  # e.g. `venvstacks show --json | head`
         sys.stderr.close()
         return 1
@@ -136,7 +144,8 @@ def load(_: None, cmd: StackCommand) -> Settings:
     )
     for pattern in cmd.reset_lock:  # a typo would otherwise pass unseen: nothing is reset
         if not any(LockOptions(reset=(pattern,)).resets(layer) for layer in stack.layers):
-            say(f"warning: --reset-lock {pattern!r} matches no layer; `venvstacks show` lists them")
+            hint = did_you_mean(pattern, (layer.env_name for layer in stack.layers))
+            say(f"warning: --reset-lock {pattern!r} matches no layer{hint or _SHOW_LISTS}")
     exporting = cmd.command == "local-export"
     out = OutputOptions(
         export_dir=rel(cmd.output_dir or DEFAULT_EXPORT_DIR) if exporting else root / DEFAULT_EXPORT_DIR,
@@ -155,11 +164,15 @@ def load(_: None, cmd: StackCommand) -> Settings:
 def select_layers(settings: Settings, cmd: StackCommand) -> Invocation:
     chosen, unmatched = select(settings.stack, cmd.include)
     for pattern in unmatched:
-        message = f"--include {pattern!r} matches no layer; `venvstacks show` lists them"
+        hint = did_you_mean(pattern, (layer.env_name for layer in settings.stack.layers))
+        message = f"--include {pattern!r} matches no layer{hint or _SHOW_LISTS}"
         if not cmd.allow_missing:
             raise VenvStacksError(message)
         print(f"warning: {message}", file=sys.stderr)
     return Invocation(cmd, settings, tuple(chosen))
+
+
+_SHOW_LISTS = "; `venvstacks show` lists them"
 
 
 def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
@@ -304,11 +317,17 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
 def deploy_cmd(cmd: DeployCommand) -> int:
     from venvstacks.ship import deploy
 
-    result = deploy.deploy(Path(cmd.published), Path(cmd.target), include=cmd.include, log=say, jobs=cmd.jobs)
+    if cmd.verbose:
+        set_verbose(True)  # each postinstall.py's output, as it comes
+    log = say if not cmd.quiet else lambda _: None
+    result = deploy.deploy(
+        Path(cmd.published), Path(cmd.target), include=cmd.include, log=log, jobs=cmd.jobs, check=cmd.check
+    )
     for app in result.apps:  # on stdout, with the summary: what a script running deploy wants
         print(f"run {app.layer_name} with: {app}")
+    repaired = f" ({len(result.repaired)} repaired)" if result.repaired else ""
     print(
-        f"deployed {len(result.deployed)} layer(s), {len(result.unchanged)} unchanged, "
+        f"deployed {len(result.deployed)} layer(s){repaired}, {len(result.unchanged)} unchanged, "
         f"into {result.target_dir}"
     )
     return 0
@@ -324,14 +343,20 @@ def verify_cmd(cmd: VerifyCommand) -> int:
         if allow is None and allow_local_runtime_default():
             allow = True
         rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack), allow)
-        lines, ok = [r.line() for r in rebuilt], all(r.reproduced for r in rebuilt)
+        lines = [r.line() for r in rebuilt if not (cmd.quiet and r.reproduced)]
+        ok = all(r.reproduced for r in rebuilt)
     else:
-        from venvstacks.ship.verify import verify_deployed
+        from venvstacks.ship.verify import SHOWN, repair_hint, verify_deployed
 
         published = Path(cmd.published) if cmd.published else None
         reports = verify_deployed(Path(cmd.folder), published)
-        lines, ok = [r.line() for r in reports], all(r.ok for r in reports)
-    print("\n".join(lines))
+        shown = None if cmd.verbose else SHOWN
+        lines = [r.line(shown) for r in reports if not (cmd.quiet and r.ok)]
+        ok = all(r.ok for r in reports)
+        if not ok:
+            lines.append(repair_hint(Path(cmd.folder).absolute(), published))
+    if lines:
+        print("\n".join(lines))
     return 0 if ok else 1
 
 
@@ -348,11 +373,19 @@ def init_cmd(cmd: InitCommand) -> int:
 
     folder = Path(cmd.folder).expanduser().resolve()
     written = starter.init_folder(folder, cmd.python)
+    if cmd.quiet:
+        return 0
+    for path in written if cmd.verbose else ():
+        print(f"wrote {path}")
     print(f"wrote {', '.join(p.name for p in written)} in {folder}")
     if len(written) == 1:  # only dodo.py, beside the user's own stack file
         print("next: `doit` there builds its venvstacks.toml (`doit list` shows the tasks)")
     else:
-        print("next: `doit` there (or `venvstacks build`), then `_build/app-hello/bin/python -m hello`")
+        # From the layer folder: `python -m hello` in the stack folder imports the source
+        # hello.py lying there, not the built copy, and edits would seem to need no build.
+        print(
+            "next: `doit` there (or `venvstacks build`), then `(cd _build/app-hello && bin/python -m hello)`"
+        )
     return 0
 
 
@@ -373,5 +406,15 @@ def _archives(values: Sequence[str] | None) -> dict[str, str]:
     return archives
 
 
-SHOW_STEPS: tuple[Step, ...] = (load, select_layers, show)
-OPERATION_STEPS: tuple[Step, ...] = (load, select_layers, plan_tasks, show_plan, dry_run, prepare, run_tasks)
+SHOW_STEPS: tuple[Step, ...] = (load, mention_leftovers, select_layers, show)
+OPERATION_STEPS: tuple[Step, ...] = (
+    load,
+    mention_leftovers,
+    select_layers,
+    plan_tasks,
+    show_plan,
+    dry_run,
+    prepare,
+    run_tasks,
+)
+PRUNE_STEPS: tuple[Step, ...] = (load, prune)

@@ -112,7 +112,7 @@ def built_contents(settings: Settings, names: Sequence[str]) -> dict[str, LayerC
 
 def published_contents(folder: Path) -> dict[str, LayerContents]:
     """Every SBOM a publish folder holds, checked against the sha256 its metadata records."""
-    from venvstacks.ship.deploy import load_published
+    from venvstacks.ship.published_meta import load_published
 
     result = {}
     for layer in load_published(folder):
@@ -232,7 +232,7 @@ def _app_text(app: AppList, hits: list[tuple[Row, str]], unchecked: list[tuple[R
     for row in app.rows:
         what = f"{row.package} {row.version} ({row.layer})"
         if row.licence.source == "unknown":
-            lines.append(f"  unknown licence: {what}: it declares none (docs/sbom.md)")
+            lines.append(f"  unknown licence: {what}: it declares none (`venvstacks docs sbom`)")
         if row.published is not None:
             lines.append(f"  differs from the published SBOM: {what}: {row.published.text()} there")
     lines += [f"  denied: {r.package} {r.version} ({r.layer}): {why}" for r, why in hits]

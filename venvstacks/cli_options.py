@@ -17,9 +17,17 @@ from typing import Any, NoReturn
 
 from venvstacks import __version__
 from venvstacks.archive.formats import ArchiveFormat
+from venvstacks.cli_parsers import (
+    deploy_parser,
+    docs_parser,
+    init_parser,
+    loudness,
+    prune_parser,
+    stack_and_build_folder,
+    verify_parser,
+)
 from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
 from venvstacks.platforms import ALL_PLATFORMS
-from venvstacks.stack.fields import REQUEST_RE
 from venvstacks.stack.spec import STACK_FILE
 
 DESCRIPTION = """\
@@ -27,8 +35,9 @@ Build layered Python environments (runtime, frameworks, applications) from a
 venvstacks.toml. The build is a doit task graph: only layers whose inputs changed are
 relocked, rebuilt, rewired, exported or published. Plain `doit` runs the same graph in a
 folder whose dodo.py is `from venvstacks.dodo import *` (`venvstacks init` writes one).
-Documentation: the docs/ folder of the venvstacks source (cli.md for the command line).
-`venvstacks COMMAND --help` lists a command's options.
+Documentation: `venvstacks docs` lists the pages installed with venvstacks, `venvstacks
+docs cli` prints the one about the command line. `venvstacks COMMAND --help` lists a
+command's options.
 """
 
 BOOL = argparse.BooleanOptionalAction
@@ -100,6 +109,9 @@ class DeployCommand:
     target: str
     include: tuple[str, ...] = ()
     jobs: int | None = None  # layers unpacked at once; None: one per core
+    check: bool = True  # check the layers it would skip against their manifests
+    verbose: int = 0
+    quiet: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,15 +121,26 @@ class VerifyCommand:
     rebuild: bool = False
     stack: str = STACK_FILE
     allow_local_runtime: bool | None = None  # None: as published (or VENVSTACKS_ALLOW_LOCAL_RUNTIME=1)
+    verbose: int = 0
+    quiet: int = 0
 
 
 @dataclass(frozen=True)
 class InitCommand:
     folder: str = "."
     python: str | None = None  # X.Y; None: the Python running venvstacks
+    verbose: int = 0
+    quiet: int = 0
 
 
-Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand
+@dataclass(frozen=True)
+class DocsCommand:
+    topic: str | None = None  # None: list the pages
+    verbose: int = 0
+    quiet: int = 0
+
+
+Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand | DocsCommand
 GRAPH_FORMATS = ("mermaid", "dot")
 
 
@@ -138,8 +161,10 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
         "deploy": DeployCommand,
         "verify": VerifyCommand,
         "init": InitCommand,
+        "docs": DocsCommand,
         "show": ShowCommand,
         "licenses": LicensesCommand,
+        "prune": StackCommand,
     }
     kind = kinds.get(args.command, OperationCommand)
     known = {f.name for f in fields(kind)}
@@ -180,9 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             _show_options(cmd)
     _licenses_parser(sub)
-    _deploy_parser(sub)
-    _verify_parser(sub)
-    _init_parser(sub)
+    deploy_parser(sub)
+    verify_parser(sub)
+    init_parser(sub)
+    prune_parser(sub)
+    docs_parser(sub)
     parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
 
@@ -201,10 +228,11 @@ def _show_options(cmd: argparse.ArgumentParser) -> None:
 def _licenses_parser(sub: Any) -> None:
     text = (
         "list what each app ships (its layer, frameworks and runtime) with every package's licence, "
-        "from the built layers or published SBOMs (docs/sbom.md)"
+        "from the built layers or published SBOMs (`venvstacks docs sbom`)"
     )
     cmd = sub.add_parser("licenses", help=text, description=text)
-    _stack_options(cmd, runs_tasks=False)
+    accepted = "accepted, as by every command; the lists are the same"
+    _stack_options(cmd, runs_tasks=False, loud=(accepted, accepted))
     cmd.add_argument("--json", action="store_true", help="print the lists as JSON")
     cmd.add_argument(
         "--from",
@@ -221,37 +249,13 @@ def _licenses_parser(sub: Any) -> None:
     )
 
 
-def _init_parser(sub: Any) -> None:
-    text = (
-        "write a starter stack (venvstacks.toml, a launch module, dodo.py, .gitignore) into a folder;"
-        " beside an existing venvstacks.toml, only dodo.py (for plain doit)"
-    )
-    cmd = sub.add_parser("init", help=text, description=text)
-    cmd.add_argument("folder", nargs="?", default=".", help="the folder (default: the current one)")
-    cmd.add_argument(
-        "--python",
-        metavar="X.Y",
-        type=_python_version,
-        help="its runtime's CPython version (default: the one running venvstacks)",
-    )
-
-
-def _python_version(value: str) -> str:
-    # Checked here: the stack file would take it as "cpython@<value>", and a starter that the
-    # next command rejects is no start.
-    if not REQUEST_RE.fullmatch(f"cpython@{value}"):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a CPython version like 3.12 or 3.12.1")
-    return value
-
-
-def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
-    cmd.add_argument("spec_path", nargs="?", help="the stack file or its folder (default: ./venvstacks.toml)")
-    cmd.add_argument(
-        "--build-dir",
-        default=DEFAULT_BUILD_DIR,
-        metavar="DIR",
-        help=f"build folder, relative to the stack file ({DEFAULT_BUILD_DIR})",
-    )
+def _stack_options(
+    cmd: argparse.ArgumentParser,
+    runs_tasks: bool,
+    loud: tuple[str, str] = ("also list each layer's requirements", "leave out the legend below the tree"),
+) -> None:
+    """``loud``: what -v and -q do, for a command that runs no task (show's by default)."""
+    stack_and_build_folder(cmd)
     cmd.add_argument(
         "--include",
         action="append",
@@ -261,13 +265,11 @@ def _stack_options(cmd: argparse.ArgumentParser, runs_tasks: bool) -> None:
     cmd.add_argument(
         "--allow-missing", action=BOOL, default=False, help="only warn when --include matches nothing"
     )
-    # Accepted everywhere, as upstream's global options; show runs no task, so its help
-    # does not offer them.
-    louder = "show the output of every task, and uv's own" if runs_tasks else argparse.SUPPRESS
-    quieter = "print only failures" if runs_tasks else argparse.SUPPRESS
-    cmd.add_argument("-v", "--verbose", action="count", default=0, help=louder)
-    cmd.add_argument("-q", "--quiet", action="count", default=0, help=quieter)
-    runtime = cmd.add_argument_group("runtimes (where CPython comes from; see docs/runtimes.md)")
+    if runs_tasks:
+        loudness(cmd, "show the output of every task, and uv's own", "print only failures")
+    else:
+        loudness(cmd, *loud)
+    runtime = cmd.add_argument_group("runtimes (where CPython comes from; `venvstacks docs runtimes`)")
     runtime.add_argument(
         "--runtime-source",
         choices=["auto", "download", "local"],
@@ -345,7 +347,7 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
             help="build for this platform (repeatable; one of "
             f"{', '.join(ALL_PLATFORMS)}); other than this machine's, it is cross-built in "
             "<build-dir>/NAME with outputs in <output-dir>/NAME (default: this machine's only; "
-            "docs/platforms.md)",
+            "`venvstacks docs platforms`)",
         )
         flag("--publish-dependencies", "also export/publish the lower layers")
         flag("--publish-derived", "also export/publish the layers above")
@@ -386,55 +388,3 @@ def _lock_options(cmd: argparse.ArgumentParser, name: str) -> None:
         flag("--if-needed", "accepted: locking always runs only if needed")
     else:
         flag("--lock-if-needed", "--lock", "accepted: locks are always checked")
-
-
-def _deploy_parser(sub: Any) -> None:
-    text = "unpack published layers into a folder, check them, and run their postinstall"
-    dep = sub.add_parser("deploy", help=text, description=text)
-    dep.add_argument("published", help="a publish output folder (or its __venvstacks__ metadata file)")
-    dep.add_argument("target", help="the folder to deploy into (created if missing)")
-    dep.add_argument(
-        "--include",
-        action="append",
-        metavar="PATTERN",
-        help="deploy these layers (build name or deployed name, fnmatch; repeatable) and what they need",
-    )
-    dep.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="unpack up to N layers at once (default: one per core; 1: one layer after another)",
-    )
-
-
-def _verify_parser(sub: Any) -> None:
-    text = "check deployed layers against their published file manifests (--rebuild: rebuild the archives)"
-    ver = sub.add_parser("verify", help=text, description=text)
-    ver.add_argument(
-        "folder", help="a deployment folder; with --rebuild, a publish output folder (or its metadata file)"
-    )
-    ver.add_argument(
-        "--published",
-        metavar="DIR",
-        help="check the manifests against this publication's metadata (default: the deploy record)",
-    )
-    ver.add_argument(
-        "--rebuild",
-        action="store_true",
-        help="rebuild every published layer from the stack's committed locks and compare the archives",
-    )
-    ver.add_argument(
-        "--stack",
-        default=STACK_FILE,
-        metavar="PATH",
-        help="with --rebuild: the stack file or its folder (./venvstacks.toml)",
-    )
-    ver.add_argument(
-        "--allow-local-runtime",
-        action=BOOL,
-        default=None,
-        help="with --rebuild: rebuild on a runtime packed from a local CPython "
-        "(default: as the published metadata's runtime_portable says)",
-    )

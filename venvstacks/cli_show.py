@@ -52,7 +52,12 @@ def show(inv: Invocation, cmd: StackCommand) -> int:
 
 def print_show(inv: Invocation, plan: Plan | None = None) -> None:
     data = show_data(inv, plan)
-    print(json.dumps(_upstream_names(data), indent=2) if inv.command.json else show_text(data))
+    if inv.command.json:
+        print(json.dumps(_upstream_names(data), indent=2))
+        return
+    cmd = inv.command
+    requirements = {la.env_name: la.requirements for la in inv.settings.stack.layers} if cmd.verbose else {}
+    print(show_text(data, requirements, legend=not cmd.quiet))
 
 
 def _upstream_names(data: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +103,10 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
     return data
 
 
-def show_text(data: dict[str, Any]) -> str:
+def show_text(
+    data: dict[str, Any], requirements: dict[str, tuple[str, ...]] | None = None, legend: bool = True
+) -> str:
+    """The tree `show` prints; with `requirements` (-v), each layer's own under it."""
     lines = [data["spec_name"]]
     for kind in (k.value for k in LayerKind):
         if not data[kind]:
@@ -113,6 +121,9 @@ def show_text(data: dict[str, Any]) -> str:
             local = "  (local runtime)" if entry.get("local_runtime") else ""
             lines.append(f"|   +-- {mark}{name}  [{ops}]{local}")
             lines += [f"|   |   +-- {dep}" for dep in entry.get("dependencies", [])]
+            lines += [f"|   |   requires {req}" for req in (requirements or {}).get(entry["name"], ())]
+    if not legend:
+        return "\n".join(lines)
     lines.append("(* = no valid lock yet; [..] = this machine's steps, run only where out of date)")
     if any(e.get("local_runtime") for kind in (k.value for k in LayerKind) for e in data[kind]):
         lines.append("(local runtime = packed from a CPython here: publish needs --allow-local-runtime)")

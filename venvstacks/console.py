@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 
+from venvstacks.tools import Stopped
+
 # What Ctrl-C leaves on stderr, from the command and from plain doit alike.
 INTERRUPTED = "interrupted: finished layers are recorded; rerun to continue"
+
+# A long step stays silent for its first FIRST_AFTER seconds, then says how it is getting on
+# every EVERY seconds: doit's tasks (engine/progress.py) and deploy's layers alike.
+FIRST_AFTER = 2.0
+EVERY = 5.0
 
 
 def say(line: str) -> None:
@@ -21,15 +32,16 @@ def say(line: str) -> None:
     sys.stderr.flush()
 
 
-def interrupt_in_one_line() -> None:
-    """Make an uncaught KeyboardInterrupt print INTERRUPTED instead of its traceback.
+def interrupt_in_one_line(stop: Callable[[], None]) -> None:
+    """Make an uncaught KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP as `Stopped`) call
+    `stop` and print INTERRUPTED instead of its traceback.
 
-    For plain `doit`, where Ctrl-C leaves doit's own `main()` (the command catches it
+    For plain `doit`, where the interrupt leaves doit's own `main()` (the command catches it
     itself). doit has recorded the finished tasks by then, so only the traceback goes: Python
-    still exits as killed by SIGINT (status 130 in a shell).
+    still exits as killed by the signal (status 128 + its number in a shell).
     """
     if not isinstance(sys.excepthook, _OneLineInterrupt):
-        sys.excepthook = _OneLineInterrupt(sys.excepthook)
+        sys.excepthook = _OneLineInterrupt(sys.excepthook, stop)
 
 
 ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], object]
@@ -38,11 +50,44 @@ ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None]
 class _OneLineInterrupt:
     """A `sys.excepthook`: INTERRUPTED for KeyboardInterrupt, the previous hook for the rest."""
 
-    def __init__(self, previous: ExceptHook) -> None:
+    def __init__(self, previous: ExceptHook, stop: Callable[[], None]) -> None:
         self.previous = previous
+        self.stop = stop
 
     def __call__(self, kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-        if issubclass(kind, KeyboardInterrupt):
-            say(INTERRUPTED)
-        else:
+        if not issubclass(kind, KeyboardInterrupt):
             self.previous(kind, value, tb)
+            return
+        self.stop()
+        say(INTERRUPTED)
+        if isinstance(value, Stopped):
+            # Python dies of SIGINT itself after an uncaught Ctrl-C; die of this one likewise.
+            sys.stdout.flush()
+            signal.signal(value.signo, signal.SIG_DFL)
+            os.kill(os.getpid(), value.signo)
+
+
+class Ticker:
+    """While its `with` block runs: after FIRST_AFTER s, and then every EVERY s, one line
+    `   <what()> (<seconds>s)` through ``write``. For one long step of its own (deploying a
+    layer); doit's tasks share one heartbeat instead (engine/progress.py)."""
+
+    def __init__(self, what: Callable[[], str], write: Callable[[str], None] = say) -> None:
+        self._what, self._write = what, write
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="venvstacks-ticker", daemon=True)
+
+    def __enter__(self) -> Ticker:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _tick(self) -> None:
+        wait = FIRST_AFTER
+        while not self._done.wait(wait):
+            self._write(f"   {self._what()} ({time.monotonic() - self._started:.0f}s)")
+            wait = EVERY

@@ -19,16 +19,20 @@ dodo file can also ask for another default stack: `globals().update(tasks_for("p
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from venvstacks.console import interrupt_in_one_line
-from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path
-from venvstacks.engine.taskkind import TaskKind
+from venvstacks.console import interrupt_in_one_line, say
+from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path, stop_and_release
+from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.layout import DEFAULT_BUILD_DIR
+from venvstacks.stack.kinds import did_you_mean
+from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import STACK_FILE
+from venvstacks.tools import stop_on_signals
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
 # creator per task kind. The names are fixed; their values come from the stack (__getattr__).
@@ -64,9 +68,29 @@ def _namespace(default_stack: str) -> dict[str, Any]:
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    _check_task_names(settings.stack, sys.argv[1:])
     hold_build_lock(settings.build_dir)
-    interrupt_in_one_line()
+    stop_on_signals()  # SIGTERM and SIGHUP (CI cancels, `timeout`, `kill`) as Ctrl-C
+    interrupt_in_one_line(stop_and_release)
     return namespace(settings)
+
+
+def _check_task_names(stack: StackSpec, argv: list[str]) -> None:
+    """`doit build:fetch` names a layer as the stack file does: say which task was meant.
+
+    doit itself answers an unknown task with "Invalid parameter"; a dodo file only sees the
+    command line, so this looks at its `KIND:NAME` words (where doit takes a task name); a
+    task name elsewhere (`doit info`'s, for one) gets doit's own message.
+    """
+    names = [layer.env_name for layer in stack.layers]
+    for word in argv:
+        task = TaskName.parse(word)  # a cross-build's task: STEP:PLATFORM/NAME
+        if task is None or any(fnmatch.fnmatchcase(n, task.layer) for n in names):
+            continue
+        hint = did_you_mean(task.layer, names, before=str(TaskName(task.kind, "", task.platform)))
+        if hint:
+            say(f"error: no task {word}: {task.layer!r} is no layer's build name{hint}")
+            raise SystemExit(3)  # doit's status for an error before any task runs
 
 
 def _platforms(value: str) -> tuple[str, ...]:

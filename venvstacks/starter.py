@@ -11,7 +11,7 @@ from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUB
 from venvstacks.stack.spec import STACK_FILE
 
 STACK = """\
-# A starter stack: one runtime and one application. docs/stack-file.md lists every field.
+# A starter stack: one runtime and one application. `venvstacks docs stack-file` lists every field.
 
 [[runtimes]]
 name = "cpython-{python}"
@@ -33,14 +33,15 @@ requirements = []
 """
 
 LAUNCH = """\
-\"\"\"Run with `_build/app-hello/bin/python -m hello` once `doit` (or `venvstacks build`) is done.\"\"\"
+\"\"\"Run with `(cd _build/app-hello && bin/python -m hello)` once `doit` (or `venvstacks build`) is
+done: from the layer folder, so that Python imports the built copy, not this file.\"\"\"
 
 import sys
 
 print(f"hello from {sys.prefix}")
 """
 
-DODO = "from venvstacks.dodo import *  # noqa: F403  (docs/doit.md)\n"
+DODO = "from venvstacks.dodo import *  # noqa: F403  (`venvstacks docs doit`)\n"
 
 GITIGNORE = "".join(f"{folder}/\n" for folder in (DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR))
 

@@ -33,6 +33,7 @@ from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat, normal_mode
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.platforms import cores
+from venvstacks.tools import check_stopping, on_stop
 
 Progress = Callable[[int, int], None]
 """Called with (bytes of file content done, total bytes of file content)."""
@@ -43,8 +44,9 @@ _ZSTD_LEVEL = 10
 _ZIP_EPOCH_MIN = 315532800  # 1980-01-01: the earliest time a zip member can carry
 
 
-# Archives being written. A Ctrl-C reaches the main thread only; when doit runs tasks in its
-# (daemon) threads, the interpreter exits without letting them clean up, so do it for them.
+# Archives being written. A Ctrl-C or SIGTERM reaches the main thread only; when doit runs
+# tasks in its (daemon) threads, the interpreter exits without letting them clean up, so do
+# it for them: when the run stops (before the build folder is released), and at exit.
 _unfinished: set[Path] = set()
 
 
@@ -52,6 +54,15 @@ _unfinished: set[Path] = set()
 def _remove_unfinished() -> None:
     for tmp in list(_unfinished):
         tmp.unlink(missing_ok=True)
+
+
+on_stop(_remove_unfinished)
+
+
+def temporary_file(folder: Path, stem: str) -> Path:
+    """A name for a temporary file of a publish in ``folder``: hidden, with the writer's pid
+    in it, so a later run can tell a killed writer's leftover from one still being written."""
+    return folder / f".{stem}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
 @contextlib.contextmanager
@@ -67,7 +78,8 @@ def deleted_if_left(tmp: Path) -> Iterator[Path]:
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete half-written archives whose writer is gone (killed mid-publish); returns them."""
+    """Delete the temporary files (half-written archives, manifests) whose writer is gone
+    (killed mid-publish); returns them."""
     removed = []
     for tmp in folder.glob(".*.pid*.tmp"):
         pid_part = tmp.name.rsplit(".pid", 1)[1].split(".", 1)[0]
@@ -126,12 +138,10 @@ def write_archive(
     report = _Progress(total, progress, count_reads=fmt is not ArchiveFormat.TAR_XZ)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
+    check_stopping()  # a thread still going after Ctrl-C or SIGTERM starts no new archive
     # Named and registered before it exists: a Ctrl-C landing just after the file is made
-    # (mkstemp's own return was such a gap) still finds it to delete. The writer's pid is in
-    # the name, so a later run can tell a killed writer's leftover from an archive another
-    # process is still writing.
-    tmp = path.parent / f".{path.name}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    with deleted_if_left(tmp):
+    # (mkstemp's own return was such a gap) still finds it to delete.
+    with deleted_if_left(temporary_file(path.parent, path.name)) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as raw:
             if fmt is ArchiveFormat.ZIP:
@@ -227,6 +237,7 @@ class _Progress:
             callback(0, total)
 
     def add(self, n: int) -> None:
+        check_stopping()  # the archive's thread stops at its next read once the run stops
         self.done += n
         if self.callback and n and self.count_reads:
             self.callback(self.done, self.total)

@@ -8,10 +8,13 @@ compressors, the runtime downloader) only when it runs.
 
 from __future__ import annotations
 
+import functools
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from venvstacks.console import say
+from venvstacks.engine import progress
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_if_changed
@@ -90,7 +93,10 @@ def install(settings: Settings, name: str) -> None:
     record = runtime_record(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
     target = layer_target(layer, settings.platform.name, record.version)
-    how = envs.Install(target, uvconfig.install_settings(settings.stack), _cross_python(settings, layer))
+    report = functools.partial(progress.note, name)  # the heartbeat prints the latest
+    how = envs.Install(
+        target, uvconfig.install_settings(settings.stack), _cross_python(settings, layer), report
+    )
     if layer.kind is LayerKind.RUNTIME:
         envs.install_runtime_layer(
             unpacked_runtime(settings, layer), settings.env_dir(layer), pylock, how, log
@@ -137,18 +143,51 @@ def publish(settings: Settings, name: str) -> None:
     if not record.portable:
         runtime = settings.runtime_layer(layer).env_name
         on = "" if runtime == name else f" runs on {runtime}, which"
-        what = (
-            f"{name}{on} was packed from the local CPython at {record.origin} "
-            "and runs on machines like this one only"
-        )
+        what = f"{name}{on} was packed from the local CPython at {record.origin}"
         if not settings.output.allow_local_runtime:
             raise VenvStacksError(
-                f"refusing to publish: {what}; pass --allow-local-runtime (plain doit: "
-                "VENVSTACKS_ALLOW_LOCAL_RUNTIME=1) to publish it anyway, or let the runtime be "
-                "downloaded (docs/runtimes.md)"
+                f"refusing to publish: {what}, {LOCAL_ONLY}; {portable_ways(settings, record)}"
             )
-        log(f"warning: publishing anyway (--allow-local-runtime): {what}")
+        if warn_once(runtime):
+            log(
+                f"warning: publishing anyway (--allow-local-runtime): {runtime} was packed from the "
+                f"local CPython at {record.origin}; every layer published on it {LOCAL_ONLY}"
+            )
     outputs.publish_one(settings.stack, layer, settings.env_dir(layer), settings.output, record)
+
+
+LOCAL_ONLY = "runs on machines like this one only"
+
+
+def portable_ways(settings: Settings, record: RuntimeRecord) -> str:
+    """What to run for a portable runtime instead of a local one (publish's refusal)."""
+    cached = settings.runtimes.cache_dir / record.entry_name
+    return (
+        f"for a portable runtime, run again with --runtime-source download (python-build-standalone's "
+        f"CPython; add --runtime-mirror URL where GitHub cannot be reached) or --runtime-archive "
+        f"{record.request}=PATH_OR_URL#sha256=HEX, or delete the cached local one ({cached}) so "
+        "the default source downloads again; or publish it as it is with --allow-local-runtime "
+        "(plain doit: the VENVSTACKS_RUNTIME_* and VENVSTACKS_ALLOW_LOCAL_RUNTIME=1 variables); "
+        "`venvstacks docs runtimes` tells more"
+    )
+
+
+_warned: set[str] = set()  # runtimes whose --allow-local-runtime warning this run gave
+_warned_lock = threading.Lock()
+
+
+def new_run() -> None:
+    """A run starts (the graph is made for it): its warnings are given afresh."""
+    with _warned_lock:
+        _warned.clear()
+
+
+def warn_once(key: str) -> bool:
+    """Whether this run has not warned about ``key`` yet (parallel tasks ask at once)."""
+    with _warned_lock:
+        first = key not in _warned
+        _warned.add(key)
+    return first
 
 
 def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:

@@ -128,7 +128,7 @@ class ProgressLine:
 
     def __call__(self, _name: str, done: int, total: int) -> None:
         size = f"{total / 1e6:.0f} MB"
-        # xz counts finished blocks (32 MiB): a small layer shows nothing before its end.
+        # xz counts the input compressed so far, in 1 MiB steps of its 32 MiB blocks.
         text = f"{done * 100 // total}% of {size} archived" if done and total else f"archiving {size}"
         progress.note(self.layer, text)
 

@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from venvstacks.console import say
+from venvstacks.console import EVERY, FIRST_AFTER, say
 from venvstacks.engine.taskkind import TaskName
 
-FIRST_AFTER = 2.0  # seconds a task runs before its first progress line
-EVERY = 5.0  # seconds between two lines for one task
+__all__ = ["EVERY", "FIRST_AFTER", "Heartbeat", "note"]
 
 _lock = threading.Lock()
 _notes: dict[str, str] = {}  # layer build name -> the latest note of its running step

@@ -22,6 +22,7 @@ from doit.reporter import ConsoleReporter
 from filelock import FileLock, Timeout
 
 from venvstacks.console import say
+from venvstacks.engine.actions import new_run
 from venvstacks.engine.progress import Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
@@ -30,7 +31,7 @@ from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.layout import BUILD_LOCK
 from venvstacks.stack.spec import STACK_FILE
-from venvstacks.tools import uv_bin
+from venvstacks.tools import stop_children, uv_bin
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:
@@ -54,6 +55,7 @@ def namespace(settings: Settings) -> dict[str, Any]:
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     check_state_db(settings.doit_db)
     uv_bin()  # resolve once on the main thread, before tasks run in threads
+    new_run()
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
         ns[f"task_{kind.prefix}"] = _creator(kind, creator, settings)
@@ -150,8 +152,17 @@ def hold_build_lock(build_dir: Path) -> None:
     except OSError as exc:
         # A read-only or full build folder: nothing can be recorded there.
         raise VenvStacksError(f"cannot use the build folder: {os_error_line(exc)}") from None
+    if not _held:
+        atexit.register(stop_and_release)
     _held[build_dir] = lock
-    atexit.register(lock.release)
+
+
+def stop_and_release() -> None:
+    """End of a run, interrupted or not: stop every tool still running and remove temporary
+    files, and only then release the build folders, so a waiting run finds nothing under way."""
+    stop_children()
+    while _held:
+        _held.popitem()[1].release()
 
 
 class ProgressReporter(ConsoleReporter):  # type: ignore[misc]

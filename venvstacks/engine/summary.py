@@ -9,6 +9,7 @@ from pathlib import Path
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.layout import METADATA_DIR
+from venvstacks.runtimes.record import read_record
 from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
@@ -32,6 +33,20 @@ def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:
         lines += _built(build, by_kind.get(TaskKind.BUILD, []), with_apps=not exported)
         lines += _exported(build, by_kind.get(TaskKind.EXPORT, []))
         lines += _published(build, by_kind.get(TaskKind.PUBLISH, []))
+        lines += _local_runtimes(build, [layer for pairs in by_kind.values() for layer, _ in pairs])
+    return lines
+
+
+def _local_runtimes(settings: Settings, layers: list[LayerSpec]) -> list[str]:
+    """Which runtimes of the run came from a CPython on this machine, said once at its end."""
+    lines = []
+    for name in sorted({settings.runtime_layer(layer).env_name for layer in layers}):
+        record = read_record(settings.runtime_state(settings.stack.layer(name)))
+        if record is not None and not record.portable:
+            lines.append(
+                f"local runtime: {name} is the local CPython at {record.origin}, packed here: it and the "
+                "layers on it run on machines like this one only (`venvstacks docs runtimes`: portable ones)"
+            )
     return lines
 
 

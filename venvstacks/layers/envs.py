@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -45,6 +46,22 @@ class Install:
     # Cross-building: this machine's Python, which uv runs in place of the target's own;
     # packages then go straight into the layer's site-packages (uv's --target).
     cross_python: Path | None = None
+    report: Callable[[str], None] = lambda _: None  # what uv says it is doing, as it says it
+
+    def progress_line(self, line: str) -> bool:
+        """Whether ``line`` is one of uv's progress lines; if so, it is reported."""
+        if not _UV_PROGRESS.match(line):
+            return False
+        self.report(f"uv: {line}")
+        return True
+
+
+# What uv prints as it goes, without --quiet and without a terminal: counts, downloads with
+# their sizes, and one line per package added (+), removed (-) or changed (~).
+_UV_PROGRESS = re.compile(
+    r"(Resolved|Prepared|Installed|Uninstalled|Audited|Checked|Downloading|Downloaded|Building|Built"
+    r"|Using|Bytecode compiled) |[+~-] \S+(==|@| @ )"
+)
 
 
 def install_runtime_layer(
@@ -153,7 +170,7 @@ def _sync(
         cmd: list[str | Path] = [
             uv_bin(), "pip", "sync", lock_path,
             "--python-platform", install.target.uv_platform,
-            "--no-config", "--config-file", config, "--preview-features", "pylock", "--quiet",
+            "--no-config", "--config-file", config, "--preview-features", "pylock",
         ]  # fmt: skip
         if install.cross_python is not None:
             site = env_dir / install.target.facts.site_packages(py_version)
@@ -163,7 +180,10 @@ def _sync(
             if python == install.target.facts.runtime_python:
                 cmd.append("--break-system-packages")
         try:
-            run(f"installing packages into {layer} (uv pip sync)", cmd, env=install.target.install_env)
+            # Without --quiet: uv's own progress lines (resolved, downloading torch (846.1MiB),
+            # installed ...) become the step's note; the rest is its message.
+            what = f"installing packages into {layer} (uv pip sync)"
+            run(what, cmd, env=install.target.install_env, progress=install.progress_line)
         except VenvStacksError as exc:
             raise VenvStacksError(f"layer {layer!r}: {exc}") from None
     if install.cross_python is not None:

@@ -18,7 +18,9 @@ it needs are in place), and only then is it renamed into place, replacing an old
 Layers that do not need each other are unpacked and finished at the same time
 (``layerpool.py``).
 A small state file (``.venvstacks-deploy.json``) records each layer's archive sha256, so a
-redeploy skips unchanged layers; if the whole folder was moved since, the skipped layers'
+redeploy skips unchanged layers, once their files are checked against their manifests (as
+``venvstacks verify`` does; ``check=False`` skips that): a layer that differs is deployed
+again, which repairs it. If the whole folder was moved since, the skipped layers'
 ``postinstall.py`` is rerun so their absolute paths follow. The returned
 :class:`DeployResult` says how to run each app: ``<target>/<app>/bin/python -m <module>``.
 """
@@ -41,38 +43,23 @@ from filelock import FileLock
 
 from venvstacks.archive.checked import CheckedArchive, open_checked
 from venvstacks.archive.unpack import unpack_to_staging
+from venvstacks.console import Ticker
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
     make_folder,
     replace_dir,
 )
 from venvstacks.layerconfig import read_layer_config
-from venvstacks.layout import LAYER_CONFIG, METADATA_DIR, POSTINSTALL, STACK_METADATA
+from venvstacks.layout import LAYER_CONFIG, POSTINSTALL
 from venvstacks.platforms import cores, host_platform, platform_of_tag
 from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
-from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.ship.layerpool import LayerSteps, run_layers
-from venvstacks.ship.published_meta import read_published
-from venvstacks.stack.kinds import LayerKind
+from venvstacks.ship.manifest import check_deployed
+from venvstacks.ship.published_meta import PublishedLayer, is_plain_name, load_published
+from venvstacks.stack.kinds import LayerKind, did_you_mean
 from venvstacks.tools import run_postinstall_script
 
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
-
-
-@dataclass(frozen=True)
-class PublishedLayer:
-    kind: LayerKind
-    metadata: LayerMetadata
-    archive: Path
-
-    @property
-    def install_target(self) -> str:
-        return self.metadata.install_target
-
-    @property
-    def needs(self) -> list[str]:
-        """Install targets of the layers this one runs on (runtime first)."""
-        return self.metadata.needs
 
 
 @dataclass(frozen=True)
@@ -90,29 +77,10 @@ class DeployResult:
     deployed: tuple[str, ...]  # install targets unpacked by this run
     unchanged: tuple[str, ...]  # install targets skipped (same sha256 already there)
     apps: tuple[AppCommand, ...]
+    repaired: tuple[str, ...] = ()  # among deployed: recorded as current, but they differed
 
 
 # --- planning (pure) ---------------------------------------------------------------------
-
-
-def load_published(published: Path) -> list[PublishedLayer]:
-    """Read a stack's published metadata; ``published`` is the output folder or the file."""
-    meta_file = _find_stack_metadata(published)
-    stack = read_published(meta_file)
-    archive_dir = meta_file.parent
-    if archive_dir.name == METADATA_DIR:
-        archive_dir = archive_dir.parent
-    layers = [
-        PublishedLayer(kind, meta, archive_dir / str(meta.archive_name))
-        for kind in LayerKind
-        for meta in stack.layers[kind]
-    ]
-    for layer in layers:
-        # These become paths below the target folder: a hostile "../x" must not.
-        for name in (layer.install_target, str(layer.metadata.archive_name), *layer.needs):
-            if not is_plain_name(name):
-                raise VenvStacksError(f"{meta_file}: {name!r} is not a plain layer or file name")
-    return layers
 
 
 def _check_platform(layers: Sequence[PublishedLayer]) -> None:
@@ -127,29 +95,6 @@ def _check_platform(layers: Sequence[PublishedLayer]) -> None:
                 f"{layer.install_target} was built for {tag}; deploy it on such a machine "
                 f"(this one is {host.name})"
             )
-
-
-def is_plain_name(name: str) -> bool:
-    """A single path component that is neither hidden (our staging names) nor special."""
-    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
-
-
-def _find_stack_metadata(published: Path) -> Path:
-    if published.is_file():
-        return published
-    folder = published / METADATA_DIR if (published / METADATA_DIR).is_dir() else published
-    if (folder / f"{STACK_METADATA}.json").is_file():
-        return folder / f"{STACK_METADATA}.json"
-    tagged = sorted(folder.glob(f"{STACK_METADATA}-*.json"))
-    if len(tagged) == 1:
-        return tagged[0]
-    if tagged:
-        names = ", ".join(p.name for p in tagged)
-        raise VenvStacksError(f"{folder}: several platforms ({names}); pass one file instead")
-    raise VenvStacksError(
-        f"{published}: no {METADATA_DIR}/venvstacks.json found; pass the folder `venvstacks publish` "
-        "wrote (_artifacts beside the stack file, unless --output-dir named another)"
-    )
 
 
 def select_layers(
@@ -170,7 +115,9 @@ def select_layers(
             )
         ]
         if not wanted:
-            raise VenvStacksError(f"--include {' '.join(include)}: matches no published layer")
+            names = [str(layer.metadata.layer_name) for layer in layers]
+            hint = did_you_mean(include[0], names) if len(include) == 1 else ""
+            raise VenvStacksError(f"--include {' '.join(include)}: matches no published layer{hint}")
     else:
         wanted = list(layers)
     chosen: dict[str, PublishedLayer] = {}
@@ -221,6 +168,7 @@ def deploy(
     include: Sequence[str] = (),
     log: Callable[[str], None] = print,
     jobs: int | None = None,
+    check: bool = True,
 ) -> DeployResult:
     """Deploy the published layers selected by ``include`` into ``target_dir``.
 
@@ -237,6 +185,9 @@ def deploy(
         state = DeployState.read(target_dir)  # empty: every layer is deployed afresh
         selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))
         todo = {la.install_target for la in selected if not _is_current(la, target_dir, state)}
+        skipped = [la for la in selected if la.install_target not in todo]
+        repaired = _damaged(skipped, target_dir, log) if check else set()
+        todo |= repaired
         # Every archive is checked before any is unpacked, and kept open until it is.
         checked = {
             la.install_target: opened.enter_context(_verify_archive(la))
@@ -245,7 +196,8 @@ def deploy(
         }
         if state.path not in (None, str(target_dir)):
             _relink_moved(target_dir, [t for t in state.layers if t not in todo], log)
-        state = replace(state, path=str(target_dir))
+        # published: what `verify` tells to redeploy from
+        state = replace(state, path=str(target_dir), published=str(published.absolute()))
         state.write(target_dir)
 
         def record(layer: PublishedLayer) -> None:
@@ -259,7 +211,7 @@ def deploy(
             unpack=lambda layer, stop: _unpack_layer(
                 layer, checked[layer.install_target], target_dir, stop, log
             ),
-            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir),
+            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir, log),
             discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
             on_done=record,
         )
@@ -269,7 +221,21 @@ def deploy(
     apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
     deployed = tuple(la.install_target for la in selected if la.install_target in todo)
     unchanged = tuple(la.install_target for la in selected if la.install_target not in todo)
-    return DeployResult(target_dir, deployed, unchanged, apps)
+    return DeployResult(target_dir, deployed, unchanged, apps, tuple(t for t in deployed if t in repaired))
+
+
+def _damaged(skipped: Sequence[PublishedLayer], target_dir: Path, log: Callable[[str], None]) -> set[str]:
+    """The layers among ``skipped`` whose files differ from their published manifests."""
+    found = set()
+    for layer in skipped:
+        anchor = layer.metadata.files_manifest_sha256
+        problems, _ = check_deployed(target_dir / layer.install_target, anchor, "the metadata")
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            why = f"it differs from what was published: {problems[0]}{more}"
+            log(f"Redeploying {layer.install_target}: {why}")
+            found.add(layer.install_target)
+    return found
 
 
 def _unpack_layer(
@@ -280,14 +246,22 @@ def _unpack_layer(
     log: Callable[[str], None],
 ) -> Path:
     log(f"Deploying {layer.install_target} from {layer.archive.name}")
-    return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop, checked=checked)
+    with Ticker(lambda: f"{layer.install_target}: {_unpacked_share(checked)}", log):
+        return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop, checked=checked)
 
 
-def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path) -> None:
+def _unpacked_share(checked: CheckedArchive) -> str:
+    # How far the unpacker has read the archive (the file position, without its buffer's lock).
+    done = os.lseek(checked.file.fileno(), 0, os.SEEK_CUR)
+    return f"{min(done, checked.size) * 100 // max(checked.size, 1)}% of {checked.size / 1e6:.0f} MB unpacked"
+
+
+def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path, log: Callable[[str], None]) -> None:
     try:
         # Staging is a sibling of the destination, so postinstall can finish the layer
         # before it becomes visible under its real name.
-        run_postinstall(staging, layer.install_target)
+        with Ticker(lambda: f"{layer.install_target}: postinstall.py (byte-compiling) running", log):
+            run_postinstall(staging, layer.install_target)
         replace_dir(staging, target_dir / layer.install_target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -34,6 +34,7 @@ class DeployedLayer:
 @dataclass(frozen=True)
 class DeployState:
     path: str | None = None  # the folder as it was when last deployed into
+    published: str | None = None  # the publish folder deployed from (what verify says to redeploy from)
     layers: Mapping[str, DeployedLayer] = field(default_factory=dict)  # by install target
 
     def with_layer(self, target: str, layer: DeployedLayer) -> DeployState:
@@ -43,6 +44,8 @@ class DeployState:
         data: dict[str, Any] = {"layers": {t: la.to_json() for t, la in self.layers.items()}}
         if self.path is not None:
             data["path"] = self.path
+        if self.published is not None:
+            data["published"] = self.published
         return data
 
     @classmethod
@@ -54,7 +57,7 @@ class DeployState:
             layers[target] = DeployedLayer(
                 e.text("sha256"), e.opt_text("layer_name"), e.opt_text("files_manifest_sha256")
             )
-        return cls(f.opt_text("path"), layers)
+        return cls(f.opt_text("path"), f.opt_text("published"), layers)
 
     @classmethod
     def read(cls, folder: Path) -> DeployState:

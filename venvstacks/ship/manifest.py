@@ -32,7 +32,7 @@ from venvstacks.archive.formats import ArchiveEntry, normal_mode
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import load_json_text, sha256_bytes, sha256_file
 from venvstacks.jsondoc import Fields
-from venvstacks.layerconfig import LayerConfig
+from venvstacks.layerconfig import LayerConfig, read_layer_config
 from venvstacks.layout import FILES_MANIFEST
 from venvstacks.platforms import cores, major_minor
 
@@ -205,6 +205,22 @@ def written_by_postinstall(rel: str, config: LayerConfig) -> bool:
     # python_: the interpreter link run by the bin/python script (layers/pywrapper.py)
     links = {python, f"{python}_", f"{bin_dir}/python3", f"{bin_dir}/python{version}"}
     return rel in {"pyvenv.cfg", f"{config.site_dir}/sitecustomize.py"} or rel in links
+
+
+def check_deployed(layer_dir: Path, anchor: str | None, source: str) -> tuple[list[str], int]:
+    """What differs between a deployed layer and what was published (its manifest, whose
+    sha256 ``anchor`` comes from ``source``; None: the manifest it carries is trusted), and
+    how many entries were compared. `verify` reports it; `deploy` repairs what it finds."""
+    try:
+        config = read_layer_config(layer_dir)
+        manifest, manifest_hash = read_manifest(layer_dir)
+    except VenvStacksError as exc:
+        return [str(exc)], 0
+    problems = []
+    if anchor is not None and anchor != manifest_hash:
+        problems.append(f"{FILES_MANIFEST.as_posix()}: not the one in {source}")
+    problems += differences(manifest, scan_layer(layer_dir), config)
+    return problems, len(manifest)
 
 
 def differences(expected: Mapping[str, Entry], actual: Mapping[str, Entry], config: LayerConfig) -> list[str]:

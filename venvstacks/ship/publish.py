@@ -16,7 +16,6 @@ docs/publishing.md.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
-from venvstacks.archive.writer import deleted_if_left, write_archive
+from venvstacks.archive.writer import deleted_if_left, temporary_file, write_archive
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import make_folder, sha256_bytes, write_if_changed
 from venvstacks.jsondoc import read_document
@@ -231,8 +230,9 @@ def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str
 def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
     """``text`` in a hidden file of ``folder`` while the archive is written, then removed."""
     make_folder(folder, "publish folder")
-    # Named and registered before it exists, as the archive itself (see write_archive).
-    with deleted_if_left(folder / f".files-manifest-{secrets.token_hex(8)}.tmp") as path:
+    # Named and registered before it exists, as the archive itself (see write_archive); a
+    # killed publish's leftover is removed by the next one, as a half-written archive is.
+    with deleted_if_left(temporary_file(folder, "files-manifest")) as path:
         with path.open("x", encoding="utf-8", newline="\n") as f:
             f.write(text)
         yield path

@@ -15,11 +15,9 @@ published with ``--allow-local-runtime``, so their rebuild is too, unless
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +26,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
-from types import FrameType
 from typing import IO, cast
 
 from venvstacks.archive.formats import ArchiveFormat
@@ -36,9 +33,10 @@ from venvstacks.archive.unpack import open_tar
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.fsutil import sha256_file
 from venvstacks.platforms import cores
-from venvstacks.ship.deploy import PublishedLayer, load_published
 from venvstacks.ship.publish import archive_name
+from venvstacks.ship.published_meta import PublishedLayer, load_published
 from venvstacks.ship.scratch import copy_stack
+from venvstacks.tools import stop_group
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def verify_rebuild(
     allow = _allow_local_runtime(published, allow_local_runtime)
     fmt = ArchiveFormat.from_name(published[0].archive.name)
     try:
-        with _sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="venvstacks-rebuild-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="venvstacks-rebuild-") as scratch:
             copy = Path(scratch) / (stack_file.parent.name or "stack")
             copied_file, copied = copy_stack(stack_file, copy)
             print(f"rebuilding in {scratch} from a copy of: {', '.join(copied)}", file=sys.stderr)
@@ -110,20 +108,6 @@ def _allow_local_runtime(published: Sequence[PublishedLayer], given: bool | None
     return bool(given) or bool(local)
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the scratch folder is removed; restored afterwards."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _publish(
     spec: Path, out: Path, fmt: ArchiveFormat, layers: Sequence[PublishedLayer], allow_local: bool
 ) -> None:
@@ -143,12 +127,8 @@ def _publish(
     with subprocess.Popen(cmd, stdout=sys.stderr, env=env, start_new_session=True) as proc:
         try:
             code = proc.wait()
-        except BaseException:
-            if hasattr(os, "killpg"):  # POSIX: the whole session, uv processes included
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
-            proc.wait()
+        except BaseException:  # Ctrl-C, SIGTERM: the whole session, uv processes included
+            stop_group(proc, grace=0)
             raise
     if code != 0:
         raise VenvStacksError(f"rebuilding {spec.parent.name} failed (exit {code}); see above")

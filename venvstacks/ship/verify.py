@@ -12,17 +12,17 @@ publish output folder or its metadata file) when given, otherwise from the recor
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.layerconfig import read_layer_config
-from venvstacks.layout import FILES_MANIFEST, LAYER_CONFIG
-from venvstacks.ship.deploy import is_plain_name, load_published
+from venvstacks.layout import LAYER_CONFIG
 from venvstacks.ship.deploystate import STATE_FILE, DeployState
-from venvstacks.ship.manifest import differences, read_manifest, scan_layer
+from venvstacks.ship.manifest import check_deployed
+from venvstacks.ship.published_meta import is_plain_name, load_published
 
 SHOWN = 3  # differences printed per layer; the rest are counted
 
@@ -38,12 +38,14 @@ class LayerReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def line(self) -> str:
+    def line(self, shown_at_most: int | None = SHOWN) -> str:
+        """`ok` or `FAIL` with the first `shown_at_most` differences (None: every one)."""
         if self.ok:
             note = f"; {self.note}" if self.note else ""
             return f"ok    {self.name} ({self.checked} entries{note})"
-        shown = "; ".join(self.problems[:SHOWN])
-        more = len(self.problems) - SHOWN
+        limit = len(self.problems) if shown_at_most is None else shown_at_most
+        shown = "; ".join(self.problems[:limit])
+        more = len(self.problems) - limit
         tail = f"; and {more} more" if more > 0 else ""
         count = f"{len(self.problems)} difference{'s' if len(self.problems) != 1 else ''}"
         return f"FAIL  {self.name}: {count}: {shown}{tail}"
@@ -74,19 +76,19 @@ def verify_deployed(deployed_dir: Path, published: Path | None = None) -> list[L
 
 
 def _verify_layer(layer_dir: Path, anchor: str | None, source: str) -> LayerReport:
-    try:
-        config = read_layer_config(layer_dir)
-        manifest, manifest_hash = read_manifest(layer_dir)
-    except VenvStacksError as exc:
-        return LayerReport(layer_dir.name, (str(exc),))
-    problems = []
-    note = ""
-    if anchor is None:
-        note = "against its own manifest: no published hash for it"
-    elif anchor != manifest_hash:
-        problems.append(f"{FILES_MANIFEST.as_posix()}: not the one in {source}")
-    problems += differences(manifest, scan_layer(layer_dir), config)
-    return LayerReport(layer_dir.name, tuple(problems), len(manifest), note)
+    problems, checked = check_deployed(layer_dir, anchor, source)
+    note = "against its own manifest: no published hash for it" if anchor is None else ""
+    return LayerReport(layer_dir.name, tuple(problems), checked, note)
+
+
+def repair_hint(deployed_dir: Path, published: Path | None) -> str:
+    """What to run after a FAIL: deploy again, from where the layers were published."""
+    source = published or DeployState.read(deployed_dir).published
+    where = "PUBLISHED_FOLDER" if source is None else shlex.quote(str(source))
+    return (
+        f"to repair: venvstacks deploy {where} {shlex.quote(str(deployed_dir))} "
+        "(redeploys the layers that differ; docs: `venvstacks docs deployment`)"
+    )
 
 
 def _published_hashes(deployed_dir: Path, published: Path | None) -> tuple[dict[str, str], str]:

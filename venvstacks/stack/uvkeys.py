@@ -75,7 +75,10 @@ ENVIRONMENTS = ("environments", "required-environments")
 _WHEELS_ONLY = (
     "venvstacks installs wheels only (as the existing venvstacks), so build settings have no effect"
 )
-_RUNTIMES = "venvstacks provides the Python runtimes itself; uv never chooses or downloads one"
+_RUNTIMES = (
+    "venvstacks provides the Python runtimes itself; uv never chooses or downloads one "
+    "(`venvstacks docs runtimes`)"
+)
 _PROJECT = "a uv project setting; a layer is not a uv project"
 _NO_PYC = "layers never ship .pyc files: deploy byte-compiles on the target"
 _PUBLISH = "venvstacks publishes archives, not packages"
