@@ -149,16 +149,19 @@ class LayerMetadata:
 
     def check_deployable(self, path: Path, position: str) -> None:
         """What deploy needs: an archive with a sha256, a size that is not negative."""
-        f = Fields(self.to_json(), path, self.layer_name or position, _FIX)
+
+        def bad(field: str, message: str) -> DocumentError:
+            return DocumentError(path, self.layer_name or position, field, message, _FIX)
+
         if self.archive_name is None:
-            raise f.fail("archive_name", "is missing")
+            raise bad("archive_name", "is missing")
         if self.archive_hashes is None:
-            raise f.fail("archive_hashes", "is missing, so the layer has no sha256")
+            raise bad("archive_hashes", "is missing, so the layer has no sha256")
         sha = self.archive_sha256
         if sha is None or not is_sha256_hex(sha):
-            raise f.fail("archive_hashes", f"has no sha256 of 64 lowercase hex digits ({sha!r})")
+            raise bad("archive_hashes", f"has no sha256 of 64 lowercase hex digits ({sha!r})")
         if (self.archive_size or 0) < 0:
-            raise f.fail("archive_size", "must not be negative")
+            raise bad("archive_size", "must not be negative")
 
 
 def _support_modules(f: Fields) -> tuple[SupportModule, ...] | None:
