@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from upstream import Upstream, upstream_env_for_stack, upstream_stack_text
+from upstream_selftest import SELFTEST_LAUNCH, SELFTEST_STACK
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -42,6 +43,8 @@ DODO = ROOT / "dodo.py"
 RUNTIME_CACHE = CACHE_DIR / "runtimes"
 SAMPLE = ROOT / "stacks" / "sample"
 SAMPLE_COPY = CACHE_DIR / "sample-copy"
+#: The tests' three-layer stack (runtime cpython@3.11, framework web: idna, app hello: attrs).
+THREE = CACHE_DIR / "deploy-three"
 
 #: Folders of a stack folder that hold build products, never sources.
 PRODUCT_DIRS = frozenset({"_build", "_export", "_artifacts"})
@@ -278,6 +281,28 @@ def sample_copy() -> Path:
     if changed:
         print(f"  (synced {changed} file(s) of {SAMPLE.relative_to(ROOT)} into {rel(SAMPLE_COPY)})")
     return SAMPLE_COPY
+
+
+def three_layer_stack() -> Path:
+    """``bench/.cache/deploy-three``: the three-layer stack (unchanged files are kept)."""
+    write_if_changed(THREE / "venvstacks.toml", SELFTEST_STACK)
+    write_if_changed(THREE / "launch_modules" / "hello.py", SELFTEST_LAUNCH)
+    return THREE
+
+
+def change_and_back(work: Path, app: str, timed: Callable[[], float], untimed: Callable[[], object]) -> float:
+    """Add ``six`` to *app*, time the build, then restore the stack file and locks (untimed)."""
+    spec = work / "venvstacks.toml"
+    original = spec.read_text()
+    locks = snapshot(work / "requirements")
+    spec.write_text(add_requirement(original, app, "six"))
+    try:
+        seconds = timed()
+    finally:
+        spec.write_text(original)
+        restore(work / "requirements", locks)
+    untimed()
+    return seconds
 
 
 def rel(path: Path) -> str:

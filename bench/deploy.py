@@ -15,7 +15,8 @@ target folders, taking turns (recipe, ours, recipe, ...) so both see the same ma
 * ours: ``venvstacks deploy <artifacts> <target>``;
 
 and prints the medians (wall, and CPU of the command and its children), the ratio
-recipe/ours (goal: at least 1.8x) and, on the last deployed sample, the time of
+recipe/ours (goals: at least 1.5x against the one-process recipe, at least 1x
+against the recipe with our parallel postinstall.py) and, on the last deployed sample, the time of
 ``venvstacks verify <target>``. For each stack it then measures the work any deploy must do
 (CPU of ``tar -xJf`` of every archive, and of byte-compiling every layer in one process) and
 prints the best ratio recipe/ours that work allows on idle cores.
@@ -47,20 +48,12 @@ from benchlib import (
     rel,
     run_ok,
     sample_copy,
-    write_if_changed,
+    three_layer_stack,
 )
-from upstream_selftest import SELFTEST_LAUNCH, SELFTEST_STACK
 
 BASELINE = "22727ac"  # the last commit before parallel deploy
-THREE = CACHE_DIR / "deploy-three"
 TARGETS = CACHE_DIR / "deploy-targets"
 KINDS = ("runtimes", "frameworks", "applications")
-
-
-def three_layer_stack() -> Path:
-    write_if_changed(THREE / "venvstacks.toml", SELFTEST_STACK)
-    write_if_changed(THREE / "launch_modules" / "hello.py", SELFTEST_LAUNCH)
-    return THREE
 
 
 def publish(stack_dir: Path) -> Path:
@@ -162,9 +155,11 @@ def compare(label: str, artifacts: Path, n: int) -> Path:
     print(f"  the same with {BASELINE}'s postinstall.py (one compile process): ", end="")
     print(sides["recipe, old postinstall"].summary())
     print(f"  ours (venvstacks deploy):                          {sides['ours'].summary()}")
-    for name in ("recipe", "recipe, old postinstall"):
+    # Issue 24: at least 1.5x faster than the one-process recipe (tar -xJf + each layer's
+    # postinstall.py compiling in one process), never slower than tar + our own postinstall.
+    for name, want in (("recipe, old postinstall", 1.5), ("recipe", 1.0)):
         speedup = sides[name].median / sides["ours"].median
-        print(f"  {name} / ours: {speedup:.2f}x; {goal('at least 1.8x', speedup >= 1.8)}")
+        print(f"  {name} / ours: {speedup:.2f}x; {goal(f'at least {want}x', speedup >= want)}")
     return target  # holds our last deploy
 
 

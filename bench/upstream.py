@@ -35,10 +35,18 @@ BENCH_DIR = Path(__file__).resolve().parent
 CACHE_DIR = BENCH_DIR / ".cache"
 DEFAULT_VENV = CACHE_DIR / "upstream-venv"
 
-#: What goes into the throwaway venv.  hishel>=1.5 breaks pdm's import of it
-#: (pdm is what upstream uses for its runtime download session).
-UPSTREAM_REQUIREMENTS = ("venvstacks==0.7.0", "hishel==1.4.0")
+#: What goes into each release's throwaway venv.  For 0.7.0, hishel>=1.5 breaks pdm's
+#: import of it (pdm is what upstream uses for its runtime download session); 0.8.0b2's
+#: pdm pins a hishel of its own, and a 1.4.0 pin cannot be installed beside it.
+RELEASES: dict[str, tuple[str, ...]] = {
+    "0.7.0": ("venvstacks==0.7.0", "hishel==1.4.0"),
+    "0.8.0b2": ("venvstacks==0.8.0b2",),
+}
+#: The release the older scripts (noop.py, publish.py, the selftest) run.
 UPSTREAM_VERSION = "0.7.0"
+#: The newest existing release on the package index (what bench/compare.py measures against).
+NEWEST_VERSION = "0.8.0b2"
+UPSTREAM_REQUIREMENTS = RELEASES[UPSTREAM_VERSION]
 
 #: Extra env for everything this module runs.
 BASE_ENV = {"UV_PYTHON_DOWNLOADS": "never", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -96,9 +104,16 @@ def _file_lock(path: Path) -> Iterator[None]:
 class Upstream:
     """The upstream ``venvstacks`` CLI in a throwaway venv."""
 
-    def __init__(self, workdir: Path | None = None, *, base_python: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path | None = None, *, base_python: str | None = None, version: str = UPSTREAM_VERSION
+    ) -> None:
         # workdir: the venv folder (created by ensure_installed if missing or unhealthy)
-        self.venv = Path(workdir) if workdir is not None else DEFAULT_VENV
+        if version not in RELEASES:
+            raise UpstreamError(f"no requirements known for venvstacks {version}: add it to RELEASES")
+        self.version = version
+        self.requirements = RELEASES[version]
+        default = DEFAULT_VENV if version == UPSTREAM_VERSION else CACHE_DIR / f"upstream-venv-{version}"
+        self.venv = Path(workdir) if workdir is not None else default
         self.base_python = base_python or _default_base_python()
         #: combined stdout+stderr of the last run()
         self.last_output = ""
@@ -125,7 +140,7 @@ class Upstream:
             marker = json.loads(self._marker().read_text())
         except (OSError, ValueError):
             return False
-        if marker.get("requirements") != list(UPSTREAM_REQUIREMENTS):
+        if marker.get("requirements") != list(self.requirements):
             return False
         if not (self.exe.exists() and self.python.exists()):
             return False
@@ -138,7 +153,7 @@ class Upstream:
             capture_output=True,
             check=False,
         )
-        return proc.returncode == 0 and proc.stdout.strip() == UPSTREAM_VERSION
+        return proc.returncode == 0 and proc.stdout.strip() == self.version
 
     def ensure_installed(self) -> None:
         """Create (or re-create) the venv unless it is already present and healthy."""
@@ -156,10 +171,10 @@ class Upstream:
                     "install",
                     "-q",
                     "--disable-pip-version-check",
-                    *UPSTREAM_REQUIREMENTS,
+                    *self.requirements,
                 ]
             )
-            self._marker().write_text(json.dumps({"requirements": list(UPSTREAM_REQUIREMENTS)}) + "\n")
+            self._marker().write_text(json.dumps({"requirements": list(self.requirements)}) + "\n")
             if not self.is_healthy():
                 raise UpstreamError(f"upstream venv at {self.venv} is unhealthy after install")
 

@@ -118,3 +118,26 @@ def test_a_conflict_with_a_lower_layers_pin_names_that_layer(
     (failed,) = [line for line in run.out.splitlines() if line.startswith("FAILED")]
     assert failed.startswith("FAILED lock:app-hello: ")
     assert failed.endswith("[framework-web pins vstest-pin==1.0: change the requirement, or that layer's]")
+
+
+def test_a_rebuild_from_locks_takes_cached_wheels_without_asking_the_server(
+    tmp_path: Path, runtime_cache: Path, simple_index: SimpleIndex
+) -> None:
+    """A lock names its wheels by URL; uv would revalidate (on some servers download again)
+    such a cached wheel on every install. Installing from uv's cache first asks no server."""
+    import shutil
+
+    simple_index.add("vstest-cached", "1.0")
+    simple_index.add("vstest-other", "1.0")
+    stack = Stack(tmp_path / "stack", runtime_cache, simple_index.url, uv_cache=tmp_path / "uv")
+    stack.framework_requirements, stack.app_requirements = ["vstest-cached"], ["vstest-other"]
+    stack.write().build()
+    assert any(p.endswith(".whl") for p in simple_index.requests)
+
+    shutil.rmtree(stack.build_dir)
+    simple_index.requests.clear()
+    stack.build()
+    site = stack.build_dir / "framework-web" / "lib" / "python3.11" / "site-packages"
+    assert (site / "vstest_cached.py").read_text().startswith("VERSION = '1.0'")
+    wheels_asked = [p.rsplit("/", 1)[-1] for p in simple_index.requests if p.endswith(".whl")]
+    assert wheels_asked == []

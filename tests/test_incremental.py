@@ -39,6 +39,17 @@ def test_app_requirements_rerun_only_that_app(built: Stack) -> None:
     assert "six" in (built.root / "requirements/app-hello/pylock.app-hello.toml").read_text()
 
 
+def test_emptied_requirements_remove_what_was_installed(built: Stack) -> None:
+    """A layer whose lock lists nothing skips uv when it holds nothing; one that held a
+    package still runs uv, which removes it."""
+    site = built.build_dir / "framework-web" / "lib" / "python3.11" / "site-packages"
+    assert list(site.glob("idna*.dist-info"))
+    built.framework_requirements = []
+    built.write()
+    assert {"install:framework-web"} <= built.build().ran
+    assert list(site.glob("*.dist-info")) == []
+
+
 def test_launch_or_support_module_rewires_without_relock(built: Stack) -> None:
     built.greeting = "changed greeting"
     built.write()

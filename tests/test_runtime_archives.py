@@ -185,6 +185,7 @@ def test_install_runtime(local_runtime: CacheEntry, tmp_path: Path, monkeypatch:
     assert oct(dest.stat().st_mode & 0o777) == oct(local_runtime.python_dir.stat().st_mode & 0o777)
     with pytest.raises(VenvStacksError, match="already exists"):
         install_runtime(local_runtime, dest)
+    _check_shared_with_cache(local_runtime.python_dir, dest)
 
     def killed(src: Path, dst: Path, **kwargs: Any) -> None:
         (Path(dst) / "bin").mkdir(parents=True)
@@ -240,3 +241,24 @@ def test_a_folder_that_cannot_be_made_while_installing_a_runtime_is_one_line(
     line = _act_line(lambda: install_runtime(local_runtime, dest))
     assert line == f"{dest}: No space left on device; {FULL_DISK_HINT}"
     assert list(dest.parent.iterdir()) == []
+
+
+def _check_shared_with_cache(cached: Path, layer: Path) -> None:
+    """The standard library is hard-linked from the cache; nothing else is, so what a build
+    writes into the layer's bin/, lib/libpython* or site-packages never reaches the cache."""
+    shared: set[Path] = set()
+    copied: set[Path] = set()
+    for path in layer.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            rel = path.relative_to(layer)
+            same = os.path.samefile(path, cached / rel)
+            (shared if same else copied).add(rel)
+            assert path.stat().st_mode == (cached / rel).stat().st_mode, rel
+    xy = next(p.name for p in (layer / "lib").iterdir() if p.name.startswith("python3."))
+    assert Path("lib", xy, "os.py") in shared
+    assert all(p.parts[:2] == ("lib", xy) and p.parts[2] != "site-packages" for p in shared)
+    assert copied and all(p.parts[:2] != ("lib", xy) or p.parts[2] == "site-packages" for p in copied)
+    some_copied = layer / sorted(copied)[0]
+    before = (cached / some_copied.relative_to(layer)).read_bytes()
+    some_copied.write_bytes(b"written in the build folder")
+    assert (cached / some_copied.relative_to(layer)).read_bytes() == before

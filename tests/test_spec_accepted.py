@@ -254,3 +254,27 @@ def test_a_declared_index_override_lets_an_upper_layer_take_a_package_elsewhere(
     stack, _ = _load(tmp_path, toml, {"launch.py": ""})
     assert stack.layer("framework-fw").package_indexes == (("idna", "mirror"),)
     assert stack.layer("app-demo").package_indexes == (("idna", "other"),)
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    ["idna", "A", "zope.interface", "backports_zoneinfo", "a-b", "-idna", "idna-", "id na", "idna ",
+     "idna>=3", "idna[all]", "idna; sys_platform == 'win32'", "é", "idna\n", "_x", "x_"],
+)  # fmt: skip
+def test_requirements_are_accepted_as_packaging_accepts_them(tmp_path: Path, requirement: str) -> None:
+    """Bare names skip packaging's parser (a no-op run does not import it); what is accepted
+    stays what packaging accepts."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(requirement)
+        valid = True
+    except InvalidRequirement:
+        valid = False
+    toml = RUNTIME.replace("requirements = []", f"requirements = [{json.dumps(requirement)}]")
+    try:
+        spec, _ = _load(tmp_path, toml)
+        accepted = spec.layers[0].requirements == (requirement,)
+    except SpecError:
+        accepted = False
+    assert accepted == valid

@@ -48,6 +48,7 @@ from venvstacks.layout import (
     allow_local_runtime_default,
 )
 from venvstacks.lock.uvconfig import LockOptions
+from venvstacks.platforms import cores
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.kinds import did_you_mean
@@ -272,7 +273,7 @@ def run_tasks(plan: Plan, cmd: OperationCommand) -> int:
     if not plan.tasks:
         print("nothing to do: no selected layer applies here", file=sys.stderr)
         return 0
-    options = ["-n", str(cmd.jobs)] if cmd.jobs > 1 else []
+    options = ["-n", str(cmd.jobs or cores())]
     if cmd.verbose:
         set_verbose(True)
         options += ["-v", "2"]

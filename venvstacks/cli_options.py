@@ -76,7 +76,7 @@ class LicensesCommand(StackCommand):
 class OperationCommand(StackCommand):
     """`lock`, `build`, `local-export` and `publish`; a command lacking an option gets its default."""
 
-    jobs: int = 1
+    jobs: int | None = None  # tasks at once; None: one per core (platforms.cores)
     show: bool = False
     show_only: bool = False
     # locking (lock, build)
@@ -315,9 +315,9 @@ def _operation_options(cmd: argparse.ArgumentParser, name: str) -> None:
         "-j",
         "--jobs",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="run up to N independent tasks at once, in threads (default: 1; xz uses every core anyway)",
+        help="run up to N independent tasks at once, in threads (default: one per core; 1: one at a time)",
     )
     add("--json", action="store_true", help="print the selected layers as JSON (and stop, unless --show)")
     flag("--show", "print the selected layers before running")

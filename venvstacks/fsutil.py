@@ -10,6 +10,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,26 +148,37 @@ class _CopyStopped(Exception):
         self.error, self.source = error, source
 
 
-def _copy_or_stop(src: str, dst: str) -> object:
-    try:
-        return shutil.copy2(src, dst)
-    except OSError as exc:
-        raise _CopyStopped(exc, src) from exc
-
-
 # str() of an OSError, which is all shutil.Error keeps of one: "[Errno 28] No space left on device: 'x'"
 _OS_ERROR_TEXT = re.compile(r"\[Errno (\d+)\] ([^:]+)")
 
 
-def copy_tree(src: Path, dest: Path, shown_as: Path) -> None:
-    """Copy the folder src into dest (links kept as links, dest may exist), stopping at the
-    first failure with one OSError naming `shown_as`, the folder the user knows.
+def copy_tree(src: Path, dest: Path, shown_as: Path, share: Callable[[Path], bool] | None = None) -> None:
+    """Copy the folder src into dest (links kept as links, modes and times copied, dest may
+    exist), stopping at the first failure with one OSError naming `shown_as`, the folder the
+    user knows.
 
     shutil.copytree alone tries every other file after a failure and then raises one
     shutil.Error listing them all: on a full disk, every file of the tree.
+
+    A file whose path relative to src `share` accepts becomes a hard link to src's (a copy
+    where a link cannot be made: another file system, a link limit). A hard link is the same
+    file, mode included: share only files that nothing writes in place or chmods on either side.
     """
+
+    def copy_or_stop(source: str, target: str) -> object:
+        if share is not None and share(Path(source).relative_to(src)):
+            try:
+                os.link(source, target)
+                return target
+            except OSError:
+                pass
+        try:
+            return shutil.copy2(source, target)
+        except OSError as exc:
+            raise _CopyStopped(exc, source) from exc
+
     try:
-        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, copy_function=_copy_or_stop)
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, copy_function=copy_or_stop)
     except _CopyStopped as stop:
         if stop.error.filename == stop.source:
             raise stop.error from None  # reading failed, not writing: about src, not dest

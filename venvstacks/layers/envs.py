@@ -18,16 +18,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
-from packaging.tags import parse_tag
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_atomic
 from venvstacks.layers import crossvenv
 from venvstacks.layers.state import EnvIdentity, Installed
 from venvstacks.layout import INSTALLED
+from venvstacks.lazy import lazy_modules
 from venvstacks.lock import pylock
 from venvstacks.lock.validity import read_lock
 from venvstacks.platforms import Platform
@@ -35,6 +35,12 @@ from venvstacks.runtimes.cache import install_runtime
 from venvstacks.runtimes.record import CacheEntry, RuntimeRecord
 from venvstacks.stack.targets import Target
 from venvstacks.tools import run, uv_bin
+
+if TYPE_CHECKING:
+    from packaging import tags
+else:
+    # Wheel tags are read after an install only, never in a no-op run.
+    (tags,) = lazy_modules("packaging.tags")
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,8 @@ def install_runtime_layer(
         log(f"unpacking {record.implementation} {record.version} into {env_dir.name}")
         install_runtime(runtime, env_dir)
         identity.write(env_dir)
-    _sync(env_dir, record.version, lock_path, install, python=install.target.facts.runtime_python)
+    if _has_work(env_dir, record.version, lock_path, install):
+        _sync(env_dir, record.version, lock_path, install, python=install.target.facts.runtime_python)
     check_wheel_tags(env_dir, record.version, install.target)
     _finish(env_dir, identity, lock_path)
 
@@ -101,7 +108,8 @@ def install_venv_layer(
             crossvenv.create_venv(runtime_dir, env_dir, runtime.version, install.target.facts)
         identity.write(env_dir)
     _mark_relocatable(env_dir)
-    _sync(env_dir, runtime.version, lock_path, install, python=install.target.facts.layer_python)
+    if _has_work(env_dir, runtime.version, lock_path, install):
+        _sync(env_dir, runtime.version, lock_path, install, python=install.target.facts.layer_python)
     check_wheel_tags(env_dir, runtime.version, install.target)
     _remove_scripts(env_dir, runtime.version, install)
     _finish(env_dir, identity, lock_path)
@@ -156,6 +164,14 @@ def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) ->
     crossvenv.link_python(bindir, base_python, py_version)
 
 
+def _has_work(env_dir: Path, py_version: str, lock_path: Path, install: Install) -> bool:
+    """Whether syncing to the lock could change the layer: it locks a package, or the layer
+    holds one (which a sync removes). An empty lock on an empty layer needs no uv run."""
+    if read_lock(lock_path).get("packages"):
+        return True
+    return any((env_dir / install.target.facts.site_packages(py_version)).glob("*.dist-info"))
+
+
 def _sync(
     env_dir: Path, py_version: str, lock_path: Path, install: Install, *, python: PurePosixPath
 ) -> None:
@@ -179,15 +195,28 @@ def _sync(
             cmd += ["--python", env_dir / python]
             if python == install.target.facts.runtime_python:
                 cmd.append("--break-system-packages")
-        try:
-            # Without --quiet: uv's own progress lines (resolved, downloading torch (846.1MiB),
-            # installed ...) become the step's note; the rest is its message.
-            what = f"installing packages into {layer} (uv pip sync)"
-            run(what, cmd, env=install.target.install_env, progress=install.progress_line)
-        except VenvStacksError as exc:
-            raise VenvStacksError(f"layer {layer!r}: {exc}") from None
+        _run_sync(layer, cmd, install)
     if install.cross_python is not None:
         crossvenv.move_data_files(env_dir, install.target.facts.site_packages(py_version))
+
+
+def _run_sync(layer: str, cmd: list[str | Path], install: Install) -> None:
+    env = install.target.install_env
+    try:
+        # From uv's cache alone first: a lock names its wheels by URL, and uv revalidates
+        # (on some servers downloads again) a wheel cached by URL on every install. The
+        # lock's hashes pin the bytes either way; only what is not cached needs the network.
+        run(f"installing packages into {layer} from uv's cache", [*cmd, "--offline"], env=env)
+        return
+    except VenvStacksError:
+        pass
+    try:
+        # Without --quiet: uv's own progress lines (resolved, downloading torch (846.1MiB),
+        # installed ...) become the step's note; the rest is its message.
+        what = f"installing packages into {layer} (uv pip sync)"
+        run(what, cmd, env=env, progress=install.progress_line)
+    except VenvStacksError as exc:
+        raise VenvStacksError(f"layer {layer!r}: {exc}") from None
 
 
 def check_wheel_tags(env_dir: Path, py_version: str, target: Target) -> None:
@@ -197,7 +226,7 @@ def check_wheel_tags(env_dir: Path, py_version: str, target: Target) -> None:
             tag
             for line in wheel_file.read_text(encoding="utf-8", errors="replace").splitlines()
             if line.startswith("Tag:")
-            for tag in parse_tag(line.partition(":")[2].strip())
+            for tag in tags.parse_tag(line.partition(":")[2].strip())
         ]
         if wheel_tags and not any(target.accepts(tag) for tag in wheel_tags):
             dist = wheel_file.parent.name.removesuffix(".dist-info").replace("-", " ", 1)

@@ -132,11 +132,22 @@ def install_runtime(runtime: CacheEntry, dest: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         # copytree also gives tmp the source folder's mode (mkdtemp makes it 0700).
-        copy_tree(runtime.python_dir, tmp, shown_as=dest)
+        copy_tree(runtime.python_dir, tmp, shown_as=dest, share=_stdlib_file)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _stdlib_file(relative: Path) -> bool:
+    """Files of a runtime's standard library (``lib/pythonX.Y/``, not ``site-packages``):
+    a layer shares them with the cache as hard links, since nothing writes them in place
+    (uv installs into site-packages; our own writes and Python's .pyc writes replace files
+    by rename). Everything else is copied, so nothing written in a build folder can ever
+    reach the cache."""
+    parts = relative.parts
+    in_stdlib = len(parts) >= 3 and parts[0] == "lib" and parts[1].startswith("python")
+    return in_stdlib and parts[2] != "site-packages"
 
 
 def _explicit_archives(options: RuntimeOptions, platform: Platform) -> ArchiveSource:

@@ -17,18 +17,23 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING, Any
 
 from venvstacks.errors import SpecError
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.stack import modfiles
 from venvstacks.stack.graph import LinearizationError, c3_linearize
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
+
+if TYPE_CHECKING:
+    from packaging import requirements as pep508
+    from packaging import utils as putils
+else:
+    # Parsing requirements compiles packaging's grammar (about 20 ms); bare names need none.
+    pep508, putils = lazy_modules("packaging.requirements", "packaging.utils")
 
 DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),
@@ -83,15 +88,21 @@ def strings(t: LayerTable, field: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+# A PEP 508 distribution name (packaging's own pattern for it), with nothing else.
+_BARE_NAME = re.compile(r"[A-Z0-9](?:[A-Z0-9._-]*[A-Z0-9])?\Z", re.IGNORECASE)
+
+
 def requirements(t: LayerTable) -> tuple[str, ...]:
     # Required even when empty, so a forgotten list is not silently an empty layer.
     if "requirements" not in t.fields:
         raise t.fail("requirements", "missing; list the layer's requirements (may be [])")
     values = strings(t, "requirements")
     for value in values:
+        if _BARE_NAME.match(value):
+            continue  # a PEP 508 name alone: valid, and the most common requirement
         try:
-            Requirement(value)
-        except InvalidRequirement as exc:
+            pep508.Requirement(value)
+        except pep508.InvalidRequirement as exc:
             first = str(exc).splitlines()[0]
             raise t.fail(
                 "requirements", f"invalid requirement {value!r} ({first}); use PEP 508 syntax"
@@ -254,7 +265,7 @@ def package_indexes(
     _check_indexes(t, "package_indexes", written.items(), known)
     own: dict[str, str] = {}
     for dist, index in written.items():
-        name = canonicalize_name(dist)  # as pip and uv: Torch and torch are one distribution
+        name = putils.canonicalize_name(dist)  # as pip and uv: Torch and torch are one distribution
         if name in own:
             raise t.fail(
                 "package_indexes", f"{dist!r} and another entry name the same distribution; keep one"

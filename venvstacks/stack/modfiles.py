@@ -21,11 +21,17 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from pathspec import GitIgnoreSpec
+from typing import TYPE_CHECKING
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, sha256_file
+from venvstacks.lazy import lazy_modules
+
+if TYPE_CHECKING:
+    import pathspec
+else:
+    # Only a module folder with ignore files needs it; a no-op run of most stacks never does.
+    (pathspec,) = lazy_modules("pathspec")
 
 # Generous for source code, but stops a module from filling the disk or the archive.
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -205,7 +211,7 @@ class _GitIgnores:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.specs: dict[Path, GitIgnoreSpec | None] = {}
+        self.specs: dict[Path, pathspec.GitIgnoreSpec | None] = {}
 
     def enter(self, folder: Path) -> None:
         for parent in (*reversed(folder.relative_to(self.root).parents), folder.relative_to(self.root)):
@@ -219,7 +225,8 @@ class _GitIgnores:
         if path.is_file() and not path.is_symlink():
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise ModuleError(f"{path}: too big for a .gitignore")
-            spec = GitIgnoreSpec.from_lines(path.read_text(encoding="utf-8", errors="replace").splitlines())
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            spec = pathspec.GitIgnoreSpec.from_lines(lines)
         self.specs[folder] = spec
 
     def ignored(self, path: Path, is_dir: bool) -> bool:

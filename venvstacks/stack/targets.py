@@ -12,13 +12,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from packaging import tags
-from packaging.markers import Marker
-from packaging.tags import Tag
-
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import PLATFORMS, Platform, major_minor
 from venvstacks.stack.model import LayerSpec
+
+if TYPE_CHECKING:
+    from packaging import markers, tags
+else:
+    # Markers and wheel tags are asked about at lock and install time only, never in a no-op.
+    markers, tags = lazy_modules("packaging.markers", "packaging.tags")
 
 # The manylinux names from before PEP 600, by the glibc they stand for.
 _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
@@ -66,9 +70,9 @@ class Target:
         }
 
     def applies(self, marker: str | None) -> bool:
-        return marker is None or Marker(marker).evaluate(self.marker_env())
+        return marker is None or markers.Marker(marker).evaluate(self.marker_env())
 
-    def accepts(self, tag: Tag) -> bool:
+    def accepts(self, tag: tags.Tag) -> bool:
         return tag in _supported_tags(self.platform, self.py_major_minor, self.glibc, self.macos)
 
     @property
@@ -113,7 +117,7 @@ def target_text(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -
 @cache
 def _supported_tags(
     platform: str, py_version: str, glibc: tuple[int, int], macos: tuple[int, int]
-) -> frozenset[Tag]:
+) -> frozenset[tags.Tag]:
     major, minor = (int(p) for p in py_version.split("."))
     platforms = _platform_tags(platform, glibc, macos)
     # The ABI is given, so the tags never depend on the interpreter running venvstacks.

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-from packaging.markers import InvalidMarker, Marker
+from typing import TYPE_CHECKING, Any
 
 from venvstacks.errors import SpecError
+from venvstacks.lazy import lazy_modules
 from venvstacks.stack.fields import did_you_mean
+
+if TYPE_CHECKING:
+    from packaging import markers
+else:
+    # Only a stack that sets uv's `environments` needs the marker parser.
+    (markers,) = lazy_modules("packaging.markers")
 
 # Change the resolution: written to the uv.toml of `uv pip compile` and part of the lock inputs.
 RESOLUTION = frozenset({
@@ -165,7 +170,7 @@ def check_settings(path: Path, settings: Mapping[str, Any], prefix: str, warn: C
 
 def environment_markers(
     path: Path, settings: Mapping[str, Any], key: str, prefix: str = "tool.uv."
-) -> tuple[Marker, ...]:
+) -> tuple[markers.Marker, ...]:
     """`environments` or `required-environments`: a list of PEP 508 markers (uv also takes
     a single string)."""
     value = settings.get(key, [])
@@ -175,8 +180,8 @@ def environment_markers(
             path, None, prefix + key, "must be a list of marker strings, like [\"sys_platform == 'linux'\"]"
         )
     try:
-        return tuple(Marker(v) for v in values)
-    except InvalidMarker as exc:
+        return tuple(markers.Marker(v) for v in values)
+    except markers.InvalidMarker as exc:
         raise SpecError(
             path, None, prefix + key, f"not a valid marker ({str(exc).splitlines()[0]})"
         ) from None

@@ -1,0 +1,154 @@
+"""Where a deploy's time goes, one step and one layer at a time.
+
+Run from the repo root: ``python3 bench/deploy_breakdown.py [--repeats N]`` (it re-executes
+itself with ``.venv/bin/python``), after ``bench/deploy.py`` has published the three-layer
+stack and the sample (or it publishes them, untimed). For every layer archive, in deploy
+order, it prints the medians of:
+
+* ``sha256``: hashing the archive before unpacking (``archive.checked.open_checked``);
+* ``ours``: our safe unpacker (``archive.unpack.unpack_to_staging``) in this process, wall
+  and CPU (it runs in a thread per layer in a deploy, so its CPU is what a core pays);
+* ``tarfile``: Python's ``tarfile`` extracting the same archive (``filter="tar"``);
+* ``GNU tar``: ``tar -xJf`` of it;
+* ``postinstall``: the layer's ``postinstall.py`` run by its base Python in the unpacked
+  layer (sitecustomize, pyvenv.cfg and byte-compiling: a process pool per layer);
+* ``rename``: moving the finished staging folder into place (``fsutil.replace_dir``).
+
+and, per stack, the start-up of a Python with a process pool (what each postinstall pays
+before compiling), and the critical path of a parallel deploy: unpacking the runtime and
+running its postinstall (its stdlib compile) come before any upper layer's postinstall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchlib import CACHE_DIR, Samples, ensure_project_python, load_line, rel, sample_copy, three_layer_stack
+from deploy import base_python, layers_in_order, publish
+
+WORK = CACHE_DIR / "deploy-breakdown"
+POOL_START = (
+    "from concurrent.futures import ProcessPoolExecutor as P\nwith P(2) as p: list(p.map(abs, [1, 2]))"
+)
+
+
+def clock(step: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds (this process and its waited-for children) of one call."""
+    t0, c0 = time.perf_counter(), _cpu()
+    step()
+    return time.perf_counter() - t0, _cpu() - c0
+
+
+def _cpu() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+KEYS = ("sha256", "ours", "tarfile", "GNU tar", "postinstall", "rename")
+
+
+def measure_layer(name: str, archive: Path, n: int) -> dict[str, Samples]:
+    got = {k: Samples() for k in KEYS}
+    for _ in range(n):
+        for key, (wall, cpu) in one_run(name, archive).items():
+            got[key].values.append(wall)
+            got[key].cpu.append(cpu)
+    deployed = WORK / "deployed" / name
+    shutil.rmtree(deployed, ignore_errors=True)
+    deployed.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(WORK / "ours" / name, deployed)
+    return got
+
+
+def one_run(name: str, archive: Path) -> dict[str, tuple[float, float]]:
+    from venvstacks.archive.checked import open_checked
+    from venvstacks.archive.unpack import unpack_to_staging
+    from venvstacks.fsutil import replace_dir
+
+    times = {"sha256": clock(lambda: open_checked(archive).file.close())}
+    untar: list[str | Path] = ["tar", "-C", fresh(WORK / "tar"), "-xJf", archive]
+    times["GNU tar"] = clock(lambda: subprocess.run(untar, check=True))
+    times["tarfile"] = clock(lambda: _tarfile_extract(archive, fresh(WORK / "tarfile")))
+    target = fresh(WORK / "ours")
+    staging: list[Path] = []
+    times["ours"] = clock(lambda: staging.append(unpack_to_staging(archive, target, name)))
+    # An upper layer's postinstall runs its runtime's Python, found beside it: the layers
+    # deployed so far are linked in.
+    for lower in (WORK / "deployed").glob("*"):
+        (target / lower.name).symlink_to(lower)
+    times["postinstall"] = clock(lambda: _postinstall(staging[0]))
+    times["rename"] = clock(lambda: replace_dir(staging[0], target / name))
+    return times
+
+
+def _tarfile_extract(archive: Path, dest: Path) -> None:
+    with tarfile.open(archive, "r:*") as tf:
+        tf.extractall(dest, filter="tar")
+
+
+def _postinstall(layer: Path) -> None:
+    # As deploy runs it (ship.deploy.run_postinstall), on the unpacked staging folder.
+    runner = base_python(layer)
+    subprocess.run([runner, "-X", "utf8", "-I", layer / "postinstall.py"], check=True, capture_output=True)
+
+
+def breakdown(label: str, artifacts: Path, n: int) -> None:
+    shutil.rmtree(WORK, ignore_errors=True)
+    print(f"\nstack {label}: {rel(artifacts)}; wall s (CPU s), medians of {n}")
+    keys = KEYS
+    print(f"  {'layer':<24} {'MB':>6}" + "".join(f" {k:>15}" for k in keys))
+    totals = dict.fromkeys(keys, 0.0)
+    cpu_totals = dict.fromkeys(keys, 0.0)
+    critical = 0.0
+    for name, archive in layers_in_order(artifacts):
+        got = measure_layer(name, archive, n)
+        cells = "".join(f" {got[k].median:>7.2f} ({got[k].cpu_median:>4.1f})" for k in keys)
+        print(f"  {name:<24} {archive.stat().st_size / 1e6:>6.1f}{cells}")
+        for k in keys:
+            totals[k] += got[k].median
+            cpu_totals[k] += got[k].cpu_median
+        if name.startswith("cpython"):
+            critical = max(critical, got["sha256"].median + got["ours"].median + got["postinstall"].median)
+    cells = "".join(f" {totals[k]:>7.2f} ({cpu_totals[k]:>4.1f})" for k in keys)
+    print(f"  {'all layers':<31}{cells}")
+    start = Samples()
+    for _ in range(n):
+        start.values.append(
+            clock(lambda: subprocess.run([sys.executable, "-I", "-c", POOL_START], check=True))[0]
+        )
+    print(f"  a Python starting a 2-process pool (each postinstall pays it): {start.summary()}")
+    print(
+        f"  critical path before any upper layer's postinstall: the slowest runtime's sha256 +"
+        f" unpack + postinstall = {critical:.2f} s"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ensure_project_python()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each step (default 3)")
+    args = ap.parse_args(argv)
+    print(f"bench/deploy_breakdown.py: {load_line()}")
+    breakdown("three-layer", publish(three_layer_stack()), args.repeats)
+    breakdown("sample", publish(sample_copy()), args.repeats)
+    shutil.rmtree(WORK, ignore_errors=True)
+    print(f"\nload at the end: {load_line()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
