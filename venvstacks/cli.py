@@ -18,7 +18,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvstacks import cli_docs
 from venvstacks.cli_options import (
@@ -47,6 +47,7 @@ from venvstacks.layout import (
     OutputOptions,
     allow_local_runtime_default,
 )
+from venvstacks.lazy import lazy_modules
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import cores
 from venvstacks.runtimes.options import RuntimeOptions
@@ -55,6 +56,22 @@ from venvstacks.stack.kinds import did_you_mean
 from venvstacks.stack.modfiles import is_outside
 from venvstacks.stack.spec import load_stack
 from venvstacks.tools import exit_status, set_verbose, stop_on_signals
+
+# What only some commands run, loaded when one of them does (start-up stays small).
+if TYPE_CHECKING:
+    from venvstacks import cli_licenses, starter
+    from venvstacks.engine import actions, outputs
+    from venvstacks.ship import deploy, rebuild, verify
+else:
+    cli_licenses, starter, actions, outputs, deploy, rebuild, verify = lazy_modules(
+        "venvstacks.cli_licenses",
+        "venvstacks.starter",
+        "venvstacks.engine.actions",
+        "venvstacks.engine.outputs",
+        "venvstacks.ship.deploy",
+        "venvstacks.ship.rebuild",
+        "venvstacks.ship.verify",
+    )
 
 Step = Callable[[Any, Any], Any]
 """Takes the previous step's result and the command; an int result is the exit status."""
@@ -287,9 +304,6 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
     """`--dry-run`: the metadata that exporting or publishing would write, and stop."""
     if not cmd.dry_run:
         return plan
-    from venvstacks.engine import outputs
-    from venvstacks.engine.actions import runtime_record
-
     builds = {
         (None if build.is_host else build.platform.name, layer.env_name): (build, layer)
         for build in plan.inv.settings.builds()
@@ -304,7 +318,7 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
         settings, layer = builds[parsed.platform, parsed.layer]
         if not (settings.env_dir(layer) / BUILT).exists():
             raise VenvStacksError(f"{name} is not built yet; run `venvstacks build` first")
-        record = runtime_record(settings, layer)
+        record = actions.runtime_record(settings, layer)
         if op is TaskKind.PUBLISH:
             result.append(
                 outputs.dry_run(settings.stack, layer, settings.env_dir(layer), settings.output, record)
@@ -316,8 +330,6 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
 
 
 def deploy_cmd(cmd: DeployCommand) -> int:
-    from venvstacks.ship import deploy
-
     if cmd.verbose:
         set_verbose(True)  # each postinstall.py's output, as it comes
     log = say if not cmd.quiet else lambda _: None
@@ -338,40 +350,32 @@ def verify_cmd(cmd: VerifyCommand) -> int:
     """One line per layer on stdout; exit status 1 if any layer differs."""
     lines: list[str]
     if cmd.rebuild:
-        from venvstacks.ship.rebuild import verify_rebuild
-
         allow = cmd.allow_local_runtime
         if allow is None and allow_local_runtime_default():
             allow = True
-        rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack), allow)
+        rebuilt = rebuild.verify_rebuild(Path(cmd.folder), stack_path(cmd.stack), allow)
         lines = [r.line() for r in rebuilt if not (cmd.quiet and r.reproduced)]
         ok = all(r.reproduced for r in rebuilt)
     else:
-        from venvstacks.ship.verify import SHOWN, repair_hint, verify_deployed
-
         published = Path(cmd.published) if cmd.published else None
-        reports = verify_deployed(Path(cmd.folder), published)
-        shown = None if cmd.verbose else SHOWN
+        reports = verify.verify_deployed(Path(cmd.folder), published)
+        shown = None if cmd.verbose else verify.SHOWN
         lines = [r.line(shown) for r in reports if not (cmd.quiet and r.ok)]
         ok = all(r.ok for r in reports)
         if not ok:
-            lines.append(repair_hint(Path(cmd.folder).absolute(), published))
+            lines.append(verify.repair_hint(Path(cmd.folder).absolute(), published))
     if lines:
         print("\n".join(lines))
     return 0 if ok else 1
 
 
 def licenses_cmd(cmd: LicensesCommand) -> int:
-    from venvstacks.cli_licenses import licenses
-
     if cmd.from_dir is not None:  # published SBOMs say everything: no stack file needed
-        return licenses(None, cmd)
-    return execute(cmd, (load, select_layers, licenses))
+        return cli_licenses.licenses(None, cmd)
+    return execute(cmd, (load, select_layers, cli_licenses.licenses))
 
 
 def init_cmd(cmd: InitCommand) -> int:
-    from venvstacks import starter
-
     folder = Path(cmd.folder).expanduser().resolve()
     written = starter.init_folder(folder, cmd.python)
     if cmd.quiet:
