@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvstacks.cli_options import OperationCommand, ShowCommand, StackCommand
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind
 from venvstacks.engine.tasks import buildable
+from venvstacks.lazy import lazy_modules
 from venvstacks.runtimes.record import read_record
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
+
+# Locks and the graph drawing, for what shows them only.
+if TYPE_CHECKING:
+    from venvstacks import cli_graph
+    from venvstacks.lock import locking, validity
+else:
+    cli_graph, locking, validity = lazy_modules(
+        "venvstacks.cli_graph", "venvstacks.lock.locking", "venvstacks.lock.validity"
+    )
 
 
 @dataclass(frozen=True)
@@ -42,9 +52,7 @@ class Plan:
 
 def show(inv: Invocation, cmd: StackCommand) -> int:
     if isinstance(cmd, ShowCommand) and cmd.graph is not None:
-        from venvstacks.cli_graph import RENDERERS, layer_graph
-
-        print(RENDERERS[cmd.graph](layer_graph(inv.settings.stack, inv.selected)))
+        print(cli_graph.RENDERERS[cmd.graph](cli_graph.layer_graph(inv.settings.stack, inv.selected)))
         return 0
     print_show(inv)
     return 0
@@ -73,8 +81,6 @@ def _upstream_names(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
-    from venvstacks.lock import locking, validity
-
     stack = inv.settings.stack
     data: dict[str, Any] = {
         "spec_name": str(stack.path),

@@ -36,10 +36,13 @@ from venvstacks.tools import stop_children, uv_bin
 
 if sys.platform != "win32":
     import fcntl
+# Loaded on first use: filelock where flock is missing; doit's runner for a run only (a dodo
+# file's namespace needs none of it).
 if TYPE_CHECKING:
     import filelock
+    from doit import cmd_base, doit_cmd
 else:
-    (filelock,) = lazy_modules("filelock")
+    filelock, cmd_base, doit_cmd = lazy_modules("filelock", "doit.cmd_base", "doit.doit_cmd")
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:
@@ -86,11 +89,8 @@ def _creator(
 
 def run_doit(settings: Settings, argv: Sequence[str]) -> int:
     """Run doit with our tasks; returns doit's exit code."""
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
-
     hold_build_lock(settings.build_dir)
-    main = DoitMain(ModuleTaskLoader(namespace(settings)), config_filenames=())
+    main = doit_cmd.DoitMain(cmd_base.ModuleTaskLoader(namespace(settings)), config_filenames=())
     return int(main.run(list(argv)) or 0)  # some commands (forget) return None
 
 
