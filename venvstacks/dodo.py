@@ -25,13 +25,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from doit import get_var
+
 from venvstacks.console import interrupt_in_one_line, say
 from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path, stop_and_release
+from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind, TaskName
+from venvstacks.errors import VenvStacksError
 from venvstacks.layout import DEFAULT_BUILD_DIR
+from venvstacks.platforms import ALL_PLATFORMS
+from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import did_you_mean
 from venvstacks.stack.model import StackSpec
-from venvstacks.stack.spec import STACK_FILE
+from venvstacks.stack.spec import STACK_FILE, load_stack
 from venvstacks.tools import stop_on_signals
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
@@ -48,13 +54,6 @@ def tasks_for(default_stack: str = DEFAULT_STACK) -> dict[str, Any]:
 
 @cache
 def _namespace(default_stack: str) -> dict[str, Any]:
-    from doit import get_var
-
-    from venvstacks.engine.settings import Settings
-    from venvstacks.errors import VenvStacksError
-    from venvstacks.runtimes.options import RuntimeOptions
-    from venvstacks.stack.spec import load_stack
-
     try:
         stack = load_stack(stack_path(str(Path(get_var("stack", default_stack)).resolve())))
         build_dir = get_var("build_dir")
@@ -94,9 +93,6 @@ def _check_task_names(stack: StackSpec, argv: list[str]) -> None:
 
 
 def _platforms(value: str) -> tuple[str, ...]:
-    from venvstacks.errors import VenvStacksError
-    from venvstacks.platforms import ALL_PLATFORMS
-
     names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
     for name in names:
         if name not in ALL_PLATFORMS:
