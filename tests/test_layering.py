@@ -113,6 +113,21 @@ def test_no_import_cycle_even_through_deferred_or_type_only_imports() -> None:
     graphlib.TopologicalSorter(_sources()).prepare()  # raises CycleError
 
 
+def test_no_import_hides_inside_a_function() -> None:
+    """What a module loads on first use is declared once at its top (`venvstacks.lazy`), so a
+    reader sees every dependency of a module in one place."""
+    inside = [
+        f"{_module(path)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "_injected" not in path.parts
+        for func in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(func)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    assert inside == []
+
+
 def test_the_stack_data_model_imports_only_the_layer_kinds() -> None:
     """Every reader of a stack imports the specs without the parser (`spec`, `fields`, `naming`)."""
     reached = _reached("venvstacks.stack.model", _sources())
