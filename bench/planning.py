@@ -26,6 +26,7 @@ from pathlib import Path
 
 from venvstacks.cli import main
 from venvstacks.engine.settings import Settings
+from venvstacks.engine.taskkind import TaskKind
 from venvstacks.engine.tasks import CREATORS
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.spec import load_stack
@@ -84,7 +85,8 @@ def measure(shape: str, size: int) -> dict[str, float]:
         figures["lock plan"] = timed(lambda: main(["lock", "--show-only", str(path)]))
         stack = load_stack(path)
         settings = Settings(stack, root / "_build", RuntimeOptions(cache_dir=root / "cache"))
-        figures["lock tasks"] = timed(lambda: [list(CREATORS[k](settings)) for k in ("runtime", "lock")])
+        kinds = (TaskKind.RUNTIME, TaskKind.LOCK)
+        figures["lock tasks"] = timed(lambda: [list(CREATORS[k](settings)) for k in kinds])
         return figures
 
 

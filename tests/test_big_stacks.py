@@ -13,7 +13,8 @@ import pytest
 from tests.support.spec_files import RUNTIME
 from venvstacks.cli import main
 from venvstacks.stack.graph import derived_layers, lower_layers
-from venvstacks.stack.spec import StackSpec, load_stack
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.spec import load_stack
 
 
 def _framework(name: str, lists: list[str]) -> str:

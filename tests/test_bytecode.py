@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,19 @@ from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.engine import tasks
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.layout import OutputOptions
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.ship.bytecode import compiler_for
 from venvstacks.ship.deploy import deploy
 from venvstacks.ship.export import POSTINSTALL_SCRIPT
 from venvstacks.ship.manifest import check_deployed
-from venvstacks.ship.publish import BYTECODE_FIELD, PublishOptions
+from venvstacks.ship.publish import PublishOptions
 from venvstacks.stack.spec import load_stack
 
 APP, FW = "app-hello", "framework-fw@2"
 LAYERS = (RUNTIME, FW, APP)
+BYTECODE_FIELD = "bytecode_included"  # the metadata field saying the archive holds pycs
 UNCHECKED_HASH = (1).to_bytes(4, "little")  # PEP 552 flags: hash-based, not checked
 
 
@@ -171,13 +174,13 @@ def test_postinstall_compiles_only_what_has_no_pyc(tmp_path: Path) -> None:
 
 
 def test_a_layer_for_another_python_is_refused_in_one_line(tmp_path: Path) -> None:
-    config = {"py_version": "2.7.18", "python": "bin/python"}
+    config = LayerConfig("bin/python", "2.7.18", "Lib/site-packages", "../cpython-2.7/python.exe")
     with pytest.raises(VenvStacksError) as caught:
         compiler_for(tmp_path, config, "win_amd64", "cpython-2.7")
     message = str(caught.value)
     assert "\n" not in message and "'cpython-2.7'" in message and "CPython 2.7" in message
     # A Python of the layer's X.Y compiles a cross-built layer.
-    mine = {"py_version": "{}.{}.0".format(*sys.version_info[:2]), "python": "Scripts/python.exe"}
+    mine = replace(config, python="Scripts/python.exe", py_version="{}.{}.0".format(*sys.version_info[:2]))
     assert compiler_for(tmp_path, mine, "win_amd64", "cpython") == sys.executable
 
 

@@ -458,7 +458,9 @@ def test_leftovers_of_removed_layers_are_named_and_pruned(
         (root / "requirements" / name / f"pylock.{name}.toml").write_text("")
         meta = root / "_artifacts/__venvstacks__/env_metadata" / f"{name}.json"
         meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"layer_name": name, "archive_name": f"{name}.tar.xz"}))
+        meta.write_text(
+            json.dumps({"layer_name": name, "install_target": name, "archive_name": f"{name}.tar.xz"})
+        )
         (root / "_artifacts" / f"{name}.tar.xz").write_bytes(b"")
     (root / "_build/.runtimes").mkdir()
     (root / "_build/.runtimes/cpython-3.10.json").write_text("{}")

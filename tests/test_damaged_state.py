@@ -168,7 +168,7 @@ def test_a_build_step_that_hits_a_full_disk_is_redone_when_space_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from venvstacks.layers import linking
-    from venvstacks.layout import LINKED
+    from venvstacks.layout import BUILT
 
     root = tmp_path / "stack"
     (root / "pkg").mkdir(parents=True)
@@ -188,8 +188,8 @@ def test_a_build_step_that_hits_a_full_disk_is_redone_when_space_returns(
     monkeypatch.setattr(linking, "copy_module", full)
     with pytest.raises(OSError):
         linking.link_layer(plan)
-    assert not (env / LINKED).exists()  # the step does not look done: doit reruns it
+    assert not (env / BUILT).exists()  # the step does not look done: doit reruns it
     monkeypatch.undo()
     linking.link_layer(plan)
-    assert (env / LINKED).exists()
+    assert (env / BUILT).exists()
     assert (env / plan.site_dir / "pkg" / "__main__.py").read_text() == "print('hi')\n"

@@ -29,8 +29,10 @@ from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.ship.deploy import STATE_FILE, deploy, select_layers
+from venvstacks.ship.deploy import deploy, select_layers
+from venvstacks.ship.deploystate import STATE_FILE
 from venvstacks.ship.export import export_layer
+from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.ship.publish import PublishOptions
 from venvstacks.ship.published_meta import PublishedLayer
 from venvstacks.stack.kinds import LayerKind
@@ -309,7 +311,7 @@ def test_an_archive_without_a_layer_config_names_the_layer_not_its_staging_folde
 
 def export_all(stack: SampleStack, export_dir: Path) -> None:
     for layer in stack.layers():
-        export_layer(layer.layer_dir, export_dir, str(layer.metadata["install_target"]))
+        export_layer(layer.layer_dir, export_dir, layer.metadata.install_target)
 
 
 def test_export_runs_and_shares_files_with_the_build(stack: SampleStack, tmp_path: Path) -> None:
@@ -394,7 +396,7 @@ def test_metadata_naming_paths_outside_is_refused(
 
 
 def _published(kind: LayerKind, target: str, runtime: str, *required: str) -> PublishedLayer:
-    meta = {"install_target": target, "runtime_layer": runtime, "required_layers": list(required)}
+    meta = LayerMetadata(target, runtime_layer=runtime, required_layers=required)
     return PublishedLayer(kind, meta, Path(f"{target}.tar.gz"))
 
 

@@ -29,7 +29,8 @@ from venvstacks.archive.blockstream import xz_writer
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.archive.xzblocks import split_streams
 from venvstacks.errors import VenvStacksError
-from venvstacks.ship.deploy import STATE_FILE, deploy
+from venvstacks.ship.deploy import deploy
+from venvstacks.ship.deploystate import STATE_FILE
 from venvstacks.ship.publish import PublishOptions
 
 ORDER = (RUNTIME, "framework-fw@2", "app-hello")

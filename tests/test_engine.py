@@ -16,12 +16,15 @@ from venvstacks.engine.outputs import ProgressLine, publish_options
 from venvstacks.engine.progress import EVERY, FIRST_AFTER, Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.layers.linking import LinkPlan, Peer
-from venvstacks.layout import DYNLIB_MANIFEST, INSTALLED, LINKED, OutputOptions, lock_files
+from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, lock_files
 from venvstacks.lock import locking, validity
+from venvstacks.lock.lockmeta import InputHashes
 from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.options import RuntimeOptions
-from venvstacks.stack.spec import StackSpec, load_stack
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.spec import load_stack
 
 ELSEWHERE = "win_arm64" if host_platform().name != "win_arm64" else "linux_aarch64"
 MAC = "macosx_arm64" if host_platform().name != "macosx_arm64" else "macosx_x86_64"
@@ -44,7 +47,7 @@ def _settings(stack: StackSpec, **outputs: Any) -> Settings:
 
 
 def _tasks(settings: Settings) -> dict[str, TaskDict]:
-    return {f"{kind}:{t['name']}": t for kind, make in CREATORS.items() for t in make(settings)}
+    return {kind.task(t["name"]): t for kind, make in CREATORS.items() for t in make(settings)}
 
 
 def test_each_layer_gets_its_tasks_with_the_layers_below_as_dependencies(tmp_path: Path) -> None:
@@ -73,7 +76,7 @@ def test_each_layer_gets_its_tasks_with_the_layers_below_as_dependencies(tmp_pat
     assert stack.root / "hello.py" in build["file_dep"]
     # ...and on a lower layer's changed library set, which it also publishes for those above
     assert settings.env_dir(fw) / DYNLIB_MANIFEST in build["file_dep"]
-    assert build["targets"] == [settings.env_dir(hello) / LINKED, settings.env_dir(hello) / DYNLIB_MANIFEST]
+    assert build["targets"] == [settings.env_dir(hello) / BUILT, settings.env_dir(hello) / DYNLIB_MANIFEST]
     # every step is the typed function itself, with the layer's name
     assert tasks["install:app-hello"]["actions"][0][1][:3:2] == [actions.install, "app-hello"]
     assert tasks["publish:app-hello"]["actions"][0][1][0] is actions.publish
@@ -104,8 +107,8 @@ def _write_meta(stack: StackSpec, name: str, requirements_hash: str) -> int:
     files = lock_files(stack, layer)
     files.meta.parent.mkdir(parents=True, exist_ok=True)
     locked = {"packages": [{"name": "idna", "version": requirements_hash}]}
-    inputs = {key: "sha256:x" for key in validity.INPUT_KEYS}
-    return locking._write_meta(stack, layer, files, locked, inputs)
+    inputs = InputHashes("sha256:x", "sha256:x", "sha256:x")
+    return locking._write_meta(stack, layer, files, locked, inputs, None)
 
 
 def test_versioned_layers_get_a_new_version_only_when_their_packages_change(tmp_path: Path) -> None:
@@ -129,7 +132,7 @@ def test_a_lock_is_valid_only_for_the_inputs_it_was_made_from(tmp_path: Path) ->
     files.pylock.parent.mkdir(parents=True, exist_ok=True)
     files.pylock.write_text('lock-version = "1.0"\ncreated-by = "test"\npackages = []\n')
     inputs = validity.input_hashes(stack, runtime, [])
-    locking._write_meta(stack, runtime, files, validity.read_lock(files.pylock), inputs)
+    locking._write_meta(stack, runtime, files, validity.read_lock(files.pylock), inputs, None)
     assert validity.lock_is_valid(stack, runtime) and validity.lock_is_current(stack, runtime)
     files.pylock.write_text(
         'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "x", version = "1"}]\n'
@@ -152,7 +155,7 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
         PLATFORMS["linux_x86_64"],
     )
     site = "lib/python3.11/site-packages"
-    assert plan.layer_config() == {
+    assert plan.layer_config().to_json() == {
         "python": "bin/python",
         "base_python": "../cpython-3.11/bin/python3",
         "pylib_dirs": [f"../{fw_name}/{site}", f"../cpython-3.11/{site}"],
@@ -164,7 +167,10 @@ def test_layer_config_points_at_the_deployed_names_below(tmp_path: Path, version
     custom = plan.sitecustomize()
     assert custom is not None
     assert custom.index("framework-fw/lib") < custom.index("cpython-3.11/lib")  # frameworks first
-    json.dumps(plan.layer_config())  # what is written is plain JSON
+    # what is written is plain JSON, and reads back as written
+    written = tmp_path / "venvstacks_layer.json"
+    written.write_text(plan.layer_config().text())
+    assert LayerConfig.from_json(json.loads(written.read_text()), written) == plan.layer_config()
 
 
 def test_heartbeat_says_how_far_a_long_task_is_every_few_seconds() -> None:

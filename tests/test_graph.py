@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from venvstacks.stack.graph import LinearizationError, c3_linearize, derived_layers, lower_layers, select
-from venvstacks.stack.spec import StackSpec, parse_stack
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.spec import parse_stack
 
 # --- c3_linearize --------------------------------------------------------------------------
 

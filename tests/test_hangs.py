@@ -29,7 +29,7 @@ def test_a_postinstall_that_never_returns_is_stopped(tmp_path: Path, monkeypatch
     )
     # A layer config naming no base Python: deploy runs postinstall.py with its own Python.
     (layer / LAYER_CONFIG).parent.mkdir(parents=True)
-    (layer / LAYER_CONFIG).write_text("{}")
+    (layer / LAYER_CONFIG).write_text('{"python": "bin/python", "py_version": "3.11.9", "site_dir": "lib"}')
     monkeypatch.setenv("VENVSTACKS_POSTINSTALL_TIMEOUT", "1")
     with pytest.raises(VenvStacksError) as info:
         run_postinstall(layer)
@@ -48,7 +48,7 @@ def test_a_postinstall_out_of_time_is_stopped_with_its_workers(
     """As compileall's worker processes: a child of postinstall.py goes with it."""
     layer = tmp_path / "app-x"
     (layer / LAYER_CONFIG).parent.mkdir(parents=True)
-    (layer / LAYER_CONFIG).write_text("{}")
+    (layer / LAYER_CONFIG).write_text('{"python": "bin/python", "py_version": "3.11.9", "site_dir": "lib"}')
     marker = tmp_path / "worker-pid"
     worker = "import time\nwhile True:\n    time.sleep(60)\n"
     (layer / "postinstall.py").write_text(

@@ -63,7 +63,8 @@ def test_any_metadata_values_load_or_fail_in_one_line(
     except VenvStacksError as exc:
         assert "\n" not in str(exc)
         return
-    assert isinstance(layers[0].metadata["archive_size"], int)
+    size = layers[0].metadata.archive_size  # optional: deploy then checks the sha256 only
+    assert size is None or (isinstance(size, int) and not isinstance(size, bool))
 
 
 def test_archive_size_as_a_string_names_the_field(tmp_path: Path) -> None:

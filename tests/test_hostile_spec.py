@@ -18,7 +18,8 @@ from tests.support.spec_files import RUNTIME, app, framework, one_error_line, wr
 from venvstacks.errors import SpecError
 from venvstacks.layout import lock_files
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import COMMON_FIELDS, KIND_FIELDS, StackSpec, load_stack
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.spec import COMMON_FIELDS, KIND_FIELDS, load_stack
 
 _HYPO = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

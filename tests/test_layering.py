@@ -31,12 +31,14 @@ ALLOWED: dict[str, set[str]] = {
 _TOP_LEVEL = {
     "__init__": BASE,
     "errors": BASE,
+    "jsondoc": BASE,
     "platforms": BASE,
     "fsutil": BASE,
     "tools": BASE,
     "console": BASE,
     "lazy": BASE,
     "layout": "layout",
+    "layerconfig": "layout",
     "cli": "cli",
     "cli_options": "cli",
     "cli_show": "cli",
@@ -64,12 +66,16 @@ def _group(module: str) -> str:
 
 
 def _imports(path: Path, top_level_only: bool = False) -> set[str]:
-    """Every venvstacks module `path` imports, wherever the import statement is (or, with
+    """Every venvstacks module `path` imports, wherever the import statement is, modules it
+    declares loaded on first use (`lazy_modules("venvstacks....")`) included (or, with
     `top_level_only`, those imported when the module itself is)."""
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body if top_level_only else ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_modules":
+            names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            found.update(name for name in names if name.startswith("venvstacks"))
+        elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("venvstacks"))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if not node.module.startswith("venvstacks"):
@@ -99,6 +105,65 @@ def test_every_module_belongs_to_a_group() -> None:
 def test_no_module_imports_itself_through_others() -> None:
     """Import time has no cycle: a module's own imports never lead back to it."""
     graphlib.TopologicalSorter(_sources(top_level_only=True)).prepare()  # raises CycleError
+
+
+def test_no_import_cycle_even_through_deferred_or_type_only_imports() -> None:
+    """No module needs an import inside a function or under TYPE_CHECKING to dodge a cycle:
+    counting every import statement, wherever it is, the modules still form no cycle."""
+    graphlib.TopologicalSorter(_sources()).prepare()  # raises CycleError
+
+
+def test_no_import_hides_inside_a_function() -> None:
+    """What a module loads on first use is declared once at its top (`venvstacks.lazy`), so a
+    reader sees every dependency of a module in one place."""
+    inside = [
+        f"{_module(path)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "_injected" not in path.parts
+        for func in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(func)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    assert inside == []
+
+
+def test_the_stack_data_model_imports_only_the_layer_kinds() -> None:
+    """Every reader of a stack imports the specs without the parser (`spec`, `fields`, `naming`)."""
+    reached = _reached("venvstacks.stack.model", _sources())
+    assert {t for t in reached if _group(t) != BASE} <= {"venvstacks.stack", "venvstacks.stack.kinds"}
+
+
+def _defined(path: Path) -> set[str]:
+    """The names a module defines at its top level (imported names are not defined there)."""
+    names: set[str] = set()
+    body = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try):
+            body += [*node.body, *node.orelse]
+            body += [n for h in getattr(node, "handlers", []) for n in h.body]
+    return names
+
+
+def test_every_import_names_the_module_that_defines_it() -> None:
+    """No re-exports: `from venvstacks.a import X` only where `a` itself defines X."""
+    paths = {_module(p): p for p in PACKAGE.rglob("*.py") if "_injected" not in p.parts}
+    defined = {module: _defined(path) for module, path in paths.items()}
+    wrong = [
+        f"{module} imports {node.module}.{alias.name}"
+        for module, path in sorted(paths.items())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in paths
+        for alias in node.names
+        if alias.name not in defined[node.module] and f"{node.module}.{alias.name}" not in paths
+    ]
+    assert wrong == []
 
 
 def test_no_group_imports_one_above_it() -> None:

@@ -64,9 +64,10 @@ def test_a_sigkilled_publish_leaves_a_tmp_that_the_next_publish_removes(tmp_path
 PUBLISHER = """
 import sys
 from pathlib import Path
+from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.ship.publish import LayerToPublish, PublishOptions, publish_layer
-fields = dict(layer_name="app-x", install_target="app-x", requirements_hash="sha256:0", lock_version=1,
-              locked_at="2025-01-01T00:00:00+00:00", runtime_layer="cpython-3.11",
+fields = LayerMetadata(layer_name="app-x", install_target="app-x", requirements_hash="sha256:0",
+              lock_version=1, locked_at="2025-01-01T00:00:00+00:00", runtime_layer="cpython-3.11",
               python_implementation="cpython@3.11", bound_to_implementation=False)
 publish_layer(LayerToPublish(Path(sys.argv[1]), fields), PublishOptions(Path(sys.argv[2])))
 """
@@ -76,7 +77,9 @@ def test_a_sigkilled_publish_leaves_a_manifest_that_the_next_publish_removes(tmp
     layer = tmp_path / "app-x"
     (layer / LAYER_CONFIG).parent.mkdir(parents=True)
     (layer / LAYER_CONFIG).write_text(
-        json.dumps({"site_dir": "lib/python3.11/site-packages", "python": "bin/python"})
+        json.dumps(
+            {"site_dir": "lib/python3.11/site-packages", "python": "bin/python", "py_version": "3.11.9"}
+        )
     )
     (layer / "big").write_bytes(os.urandom(64 * 1024 * 1024))  # xz takes seconds over this
     out = tmp_path / "published"

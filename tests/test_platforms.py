@@ -135,7 +135,7 @@ def _plan(tmp_path: Path, platform: platforms.Platform, layer: str = "app-hello"
 
 
 def test_windows_layer_config(tmp_path: Path) -> None:
-    assert _plan(tmp_path, WIN).layer_config() == {
+    assert _plan(tmp_path, WIN).layer_config().to_json() == {
         "python": "Scripts/python.exe",
         "base_python": "../cpython-3.11/python.exe",
         "pylib_dirs": ["../framework-fw/Lib/site-packages", "../cpython-3.11/Lib/site-packages"],

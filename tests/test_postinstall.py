@@ -39,7 +39,7 @@ def unpack_layers(stack: SampleStack, deploy_dir: Path) -> Path:
     """Layers as an archive would unpack them, postinstall not run yet."""
     deploy_dir.mkdir()
     for layer in stack.layers():
-        target = str(layer.metadata["install_target"])
+        target = layer.metadata.install_target
         materialise(layer_entries(layer.layer_dir, target), target, deploy_dir / target)
     return deploy_dir
 

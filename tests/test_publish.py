@@ -71,7 +71,7 @@ def options(out: Path, **kwargs: Any) -> PublishOptions:
 
 
 def with_metadata(layer: LayerToPublish, **changes: Any) -> LayerToPublish:
-    return replace(layer, metadata={**layer.metadata, **changes})
+    return replace(layer, metadata=replace(layer.metadata, **changes))
 
 
 def test_archives_and_metadata(stack: SampleStack, tmp_path: Path) -> None:
@@ -95,12 +95,13 @@ def test_archives_and_metadata(stack: SampleStack, tmp_path: Path) -> None:
     kinds = [kind for kind, _ in kinds_and_names(stack.layers())]
     for result, layer, kind in zip(results, stack.layers(), kinds, strict=True):
         meta = json.loads((meta_dir / "env_metadata" / f"{layer.layer_name}.json").read_text())
-        assert meta == result.metadata
-        assert {k: meta[k] for k in layer.metadata} == dict(layer.metadata)
-        assert set(meta) == set(layer.metadata) | ARCHIVE_FIELDS
+        assert meta == result.metadata.to_json()
+        given = layer.metadata.to_json()
+        assert {k: meta[k] for k in given} == given
+        assert set(meta) == set(given) | ARCHIVE_FIELDS
         assert set(meta) >= COMMON_FIELDS
         archive = out / meta["archive_name"]
-        assert meta["archive_name"] == f"{layer.metadata['install_target']}.tar.gz"
+        assert meta["archive_name"] == f"{layer.metadata.install_target}.tar.gz"
         assert meta["archive_build"] == 1
         assert meta["archive_format"] == "tar.gz"
         assert meta["target_platform"] == "linux_x86_64"
@@ -124,7 +125,7 @@ def test_archive_carries_a_manifest_of_its_members(stack: SampleStack, tmp_path:
         pth = tf.extractfile(f"{top}/{SITE}/fw_extra.pth")
         assert pth is not None
         pth_hash = sha256_bytes(pth.read())
-    assert result.metadata["files_manifest_sha256"] == sha256_bytes(text.encode())
+    assert result.metadata.files_manifest_sha256 == sha256_bytes(text.encode())
     entries = json.loads(text)["entries"]
     assert set(entries) == set(members) - {"", FILES_MANIFEST.as_posix()}
     assert entries[f"{SITE}/fw_extra.pth"] == {
@@ -199,7 +200,7 @@ def test_archive_build_numbers(stack: SampleStack, tmp_path: Path) -> None:
 
     def build_of(layer: LayerToPublish, **kwargs: Any) -> tuple[str, int]:
         result = publish_layer(layer, options(out, **kwargs))
-        return result.status, int(result.metadata["archive_build"])
+        return result.status, result.metadata.archive_build or 0
 
     assert build_of(app) == ("built", 1)
     assert build_of(app) == ("unchanged", 1)
@@ -220,13 +221,13 @@ def test_archive_build_numbers(stack: SampleStack, tmp_path: Path) -> None:
 def test_tagged_output_names(stack: SampleStack, tmp_path: Path) -> None:
     out = tmp_path / "out"
     results = publish_all(stack.layers(), options(out, tag_outputs=True))
-    names = [r.metadata["archive_name"] for r in results]
+    names = [r.metadata.archive_name for r in results]
     assert names == [
         f"{RUNTIME}-linux_x86_64-1.tar.gz",
         "framework-fw@2-linux_x86_64-1.tar.gz",
         "app-hello-linux_x86_64-1.tar.gz",
     ]
-    assert all((out / n).is_file() for n in names)
+    assert all((out / str(n)).is_file() for n in names)
     meta_dir = out / "__venvstacks__"
     assert (meta_dir / "venvstacks-linux_x86_64.json").is_file()
     assert sorted(os.listdir(meta_dir / "env_metadata")) == [
@@ -235,7 +236,7 @@ def test_tagged_output_names(stack: SampleStack, tmp_path: Path) -> None:
         "framework-fw-linux_x86_64.json",
     ]
     forced = publish_layer(stack.layers()[2], options(out, tag_outputs=True, force=True))
-    assert forced.metadata["archive_name"] == "app-hello-linux_x86_64-2.tar.gz"
+    assert forced.metadata.archive_name == "app-hello-linux_x86_64-2.tar.gz"
 
 
 def test_dry_run_writes_nothing(stack: SampleStack, tmp_path: Path) -> None:
@@ -243,15 +244,15 @@ def test_dry_run_writes_nothing(stack: SampleStack, tmp_path: Path) -> None:
     planned = publish_all(stack.layers(), options(out, dry_run=True))
     assert not out.exists()
     assert [r.status for r in planned] == ["would-build"] * 3
-    assert "archive_hashes" not in planned[0].metadata
-    assert planned[2].metadata["archive_name"] == "app-hello.tar.gz"
+    assert planned[0].metadata.archive_hashes is None
+    assert planned[2].metadata.archive_name == "app-hello.tar.gz"
     real = publish_all(stack.layers(), options(out))
     before = tree(out)
     again = publish_all(stack.layers(), options(out, dry_run=True))
     assert [r.status for r in again] == ["would-skip"] * 3
     assert [r.metadata for r in again] == [r.metadata for r in real]
     forced = publish_all(stack.layers(), options(out, dry_run=True, force=True))
-    assert [r.metadata["archive_build"] for r in forced] == [2, 2, 2]
+    assert [r.metadata.archive_build for r in forced] == [2, 2, 2]
     assert tree(out) == before
 
 
@@ -284,7 +285,7 @@ def test_progress_is_reported_per_layer(stack: SampleStack, tmp_path: Path) -> N
 
 def test_missing_fields_and_bad_times_are_one_line_errors(stack: SampleStack, tmp_path: Path) -> None:
     app = stack.layers()[2]
-    incomplete = replace(app, metadata={k: v for k, v in app.metadata.items() if k != "locked_at"})
+    incomplete = replace(app, metadata=replace(app.metadata, locked_at=None))
     with pytest.raises(VenvStacksError, match=r"layer 'app-hello': missing \['locked_at'\]"):
         publish_layer(incomplete, options(tmp_path / "out"))
     with pytest.raises(VenvStacksError, match="not an ISO 8601 time"):

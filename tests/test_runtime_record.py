@@ -95,7 +95,7 @@ def test_show_marks_a_runtime_whose_record_does_not_say_portable(tmp_path: Path)
 
 def test_a_step_without_a_record_says_which_task_writes_it(tmp_path: Path) -> None:
     settings = _settings(tmp_path, {"not": "a record"})
-    failure = act(actions.link, settings, "cpython-3.11")
+    failure = act(actions.build, settings, "cpython-3.11")
     assert isinstance(failure, TaskFailed)
     assert "no runtime record for cpython-3.11; `venvstacks build` (or `doit runtime:cpython-3.11`)" in str(
         failure.message

@@ -43,11 +43,11 @@ def test_the_sbom_leaves_the_archive_alone_and_comes_back_when_lost(
 
     before = publish_layer(layer, options(plain))
     after = publish_layer(replace(layer, sbom=fake_sbom), options(with_sbom))
-    name = str(after.metadata["archive_name"])
+    name = str(after.metadata.archive_name)
     assert (with_sbom / name).read_bytes() == (plain / name).read_bytes()
     text = (with_sbom / f"{name}.cdx.json").read_text()
-    assert text == fake_sbom(after.metadata["archive_hashes"]["sha256"])
-    assert after.metadata == {**before.metadata, "sbom_sha256": sha256_bytes(text.encode())}
+    assert text == fake_sbom(str(after.metadata.archive_sha256))
+    assert after.metadata == replace(before.metadata, sbom_sha256=sha256_bytes(text.encode()))
     assert not (plain / f"{name}.cdx.json").exists()
 
     (with_sbom / f"{name}.cdx.json").unlink()

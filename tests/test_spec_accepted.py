@@ -19,7 +19,9 @@ from venvstacks.layout import lock_files
 from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.stack.fields import DEFAULT_LINUX_TARGET
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import StackSpec, load_stack
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.modfiles import module_name
+from venvstacks.stack.spec import load_stack
 
 
 def _load(tmp_path: Path, toml: str, files: dict[str, str] | None = None) -> tuple[StackSpec, list[str]]:
@@ -38,7 +40,7 @@ def test_minimal_stack(tmp_path: Path) -> None:
     assert fw.runtime == "cpython-3.11" and fw.python_implementation == "cpython@3.11"
     assert demo.runtime == "cpython-3.11" and demo.frameworks == ("framework-fw",)
     assert demo.launch_module == (tmp_path / "launch.py").resolve()
-    assert demo.launch_module_name == "launch"
+    assert module_name(demo.launch_module) == "launch"
     assert rt.platforms == ALL_PLATFORMS
     assert rt.linux_target == DEFAULT_LINUX_TARGET and rt.macosx_target is None
     assert not rt.versioned
@@ -207,7 +209,8 @@ def test_package_folder_launch_module(tmp_path: Path) -> None:
         RUNTIME + app("demo", extra='launch_module = "tool"'),
         {"tool/__main__.py": "print('hi')\n"},
     )
-    assert stack.layer("app-demo").launch_module_name == "tool"
+    launch = stack.layer("app-demo").launch_module
+    assert launch is not None and module_name(launch) == "tool"
 
 
 def test_names_are_unique_per_kind_only(tmp_path: Path) -> None:

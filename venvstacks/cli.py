@@ -18,7 +18,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvstacks import cli_docs
 from venvstacks.cli_options import (
@@ -37,15 +37,17 @@ from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.closure import layer_operations, task_closure
 from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path, stop_and_release
 from venvstacks.engine.settings import Settings
+from venvstacks.engine.taskkind import Force, TaskKind, TaskName, subtask_name
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.fsutil import check_folder_path, dump_json
 from venvstacks.layout import (
+    BUILT,
     DEFAULT_EXPORT_DIR,
     DEFAULT_PUBLISH_DIR,
-    LINKED,
     OutputOptions,
     allow_local_runtime_default,
 )
+from venvstacks.lazy import lazy_modules
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import cores
 from venvstacks.runtimes.options import RuntimeOptions
@@ -54,6 +56,22 @@ from venvstacks.stack.kinds import did_you_mean
 from venvstacks.stack.modfiles import is_outside
 from venvstacks.stack.spec import load_stack
 from venvstacks.tools import exit_status, set_verbose, stop_on_signals
+
+# What only some commands run, loaded when one of them does (start-up stays small).
+if TYPE_CHECKING:
+    from venvstacks import cli_licenses, starter
+    from venvstacks.engine import actions, outputs
+    from venvstacks.ship import deploy, rebuild, verify
+else:
+    cli_licenses, starter, actions, outputs, deploy, rebuild, verify = lazy_modules(
+        "venvstacks.cli_licenses",
+        "venvstacks.starter",
+        "venvstacks.engine.actions",
+        "venvstacks.engine.outputs",
+        "venvstacks.ship.deploy",
+        "venvstacks.ship.rebuild",
+        "venvstacks.ship.verify",
+    )
 
 Step = Callable[[Any, Any], Any]
 """Takes the previous step's result and the command; an int result is the exit status."""
@@ -179,11 +197,12 @@ def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
     """Which operation each layer gets (upstream's selection rules), and the doit tasks."""
     stack = inv.settings.stack
     if cmd.command == "build":
-        main_ops = ["build" if cmd.build else "lock"] + (["publish"] if cmd.publish else [])
+        main_ops = [TaskKind.BUILD if cmd.build else TaskKind.LOCK]
+        main_ops += [TaskKind.PUBLISH] if cmd.publish else []
     else:
-        main_ops = [{"lock": "lock", "local-export": "export", "publish": "publish"}[cmd.command]]
-    outputs_op = [op for op in main_ops if op in ("export", "publish")]
-    ops: dict[str, list[str]] = {layer.env_name: list(main_ops) for layer in inv.selected}
+        main_ops = [_COMMAND_KIND[cmd.command]]
+    outputs_op = [op for op in main_ops if op.is_output]
+    ops: dict[str, list[TaskKind]] = {layer.env_name: list(main_ops) for layer in inv.selected}
     # --include-dependencies / --no-include-dependencies overrides the *-dependencies flags.
     deps = cmd.include_dependencies
     publish_deps = cmd.publish_dependencies if deps is None else deps
@@ -192,13 +211,13 @@ def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
             for lower in lower_layers(stack, layer):
                 ops.setdefault(lower.env_name, []).extend(outputs_op)
         for upper in derived_layers(stack, layer):
-            wanted = ["lock"] if cmd.command == "lock" else []  # upstream relocks derived layers
-            wanted += ["build"] if cmd.build_derived else []
+            wanted = [TaskKind.LOCK] if cmd.command == "lock" else []  # upstream relocks derived layers
+            wanted += [TaskKind.BUILD] if cmd.build_derived else []
             wanted += outputs_op if cmd.publish_derived else []
             if wanted:
                 ops.setdefault(upper.env_name, []).extend(wanted)
     ordered = {
-        layer.env_name: sorted(set(ops[layer.env_name]), key=_OP_ORDER.index)
+        layer.env_name: sorted(set(ops[layer.env_name]), key=lambda kind: kind.order)
         for layer in stack.layers
         if layer.env_name in ops
     }
@@ -208,25 +227,26 @@ def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
     return Plan(inv, listing, tasks, ordered)
 
 
-_OP_ORDER = ["lock", "build", "export", "publish"]
+_COMMAND_KIND = {"lock": TaskKind.LOCK, "local-export": TaskKind.EXPORT, "publish": TaskKind.PUBLISH}
 
 
-def _task_names(settings: Settings, ops: dict[str, list[str]]) -> list[str]:
+def _task_names(settings: Settings, ops: dict[str, list[TaskKind]]) -> list[str]:
     tasks: list[str] = []
     for name, layer_ops in ops.items():
         layer = settings.stack.layer(name)
         if not layer.enabled:
             print(f"skipping {name}: disabled (platforms = [])", file=sys.stderr)
             continue
-        if "lock" in layer_ops:
-            tasks.append(f"lock:{name}")
+        lock = TaskKind.LOCK.task(name)
+        if TaskKind.LOCK in layer_ops:
+            tasks.append(lock)
         for build in settings.builds():
             if build.platform.name not in layer.platforms:
                 # Locks cover every platform; builds only the platforms asked for.
                 print(f"locking only {name}: not built for {build.platform.name}", file=sys.stderr)
-                tasks += [] if f"lock:{name}" in tasks else [f"lock:{name}"]
+                tasks += [] if lock in tasks else [lock]
                 continue
-            tasks += [f"{op}:{build.task_name(name)}" for op in layer_ops if op != "lock"]
+            tasks += [build.task(op, name) for op in layer_ops if op is not TaskKind.LOCK]
     return tasks
 
 
@@ -249,18 +269,21 @@ def prepare(plan: Plan, cmd: OperationCommand) -> Plan:
                 shutil.rmtree(build.env_dir(settings.stack.layer(name)), ignore_errors=True)
     forced: list[str] = []
     if cmd.force:
-        forced += [t for t in plan.tasks if t.startswith(("export:", "publish:"))]
+        forced += [t for t in plan.tasks if _forced_by(t) is Force.OUTPUTS]
     lock = settings.lock
     if lock.upgrade or lock.upgrade_packages or lock.reset:
-        # Asking for newer versions must reach uv even when no input changed.
-        forced += [f"lock:{name}" for name in plan.requested if f"lock:{name}" in _all_lock_tasks(settings)]
+        # Asking for newer versions must reach uv even when no input changed: every requested
+        # layer's lock, also of a layer only built (a build locks first).
+        layers = [settings.stack.layer(name) for name in plan.requested]
+        forced += [TaskKind.LOCK.task(layer.env_name) for layer in layers if layer.enabled]
     if forced:
         check_ok(run_doit(settings, ["forget", *forced]))
     return plan
 
 
-def _all_lock_tasks(settings: Settings) -> set[str]:
-    return {f"lock:{layer.env_name}" for layer in settings.stack.layers if layer.enabled}
+def _forced_by(task: str) -> Force | None:
+    name = TaskName.parse(task)
+    return None if name is None else name.kind.forced_by
 
 
 def run_tasks(plan: Plan, cmd: OperationCommand) -> int:
@@ -281,36 +304,32 @@ def dry_run(plan: Plan, cmd: OperationCommand) -> Plan | int:
     """`--dry-run`: the metadata that exporting or publishing would write, and stop."""
     if not cmd.dry_run:
         return plan
-    from venvstacks.engine import outputs
-    from venvstacks.engine.actions import runtime_record
-
     builds = {
-        build.task_name(layer.env_name): (build, layer)
+        (None if build.is_host else build.platform.name, layer.env_name): (build, layer)
         for build in plan.inv.settings.builds()
         for layer in build.stack.layers
     }
     result = []
     for task in plan.tasks:
-        op, _, name = task.partition(":")
-        if op not in ("export", "publish"):
+        parsed = TaskName.parse(task)
+        if parsed is None or not parsed.kind.is_output:
             continue
-        settings, layer = builds[name]
-        if not (settings.env_dir(layer) / LINKED).exists():
+        op, name = parsed.kind, subtask_name(parsed.layer, parsed.platform)
+        settings, layer = builds[parsed.platform, parsed.layer]
+        if not (settings.env_dir(layer) / BUILT).exists():
             raise VenvStacksError(f"{name} is not built yet; run `venvstacks build` first")
-        record = runtime_record(settings, layer)
-        if op == "publish":
+        record = actions.runtime_record(settings, layer)
+        if op is TaskKind.PUBLISH:
             result.append(
                 outputs.dry_run(settings.stack, layer, settings.env_dir(layer), settings.output, record)
             )
         else:
             result.append(outputs.layer_metadata(settings.stack, layer, record))
-    print(dump_json(result), end="")
+    print(dump_json([meta.to_json() for meta in result]), end="")
     return 0
 
 
 def deploy_cmd(cmd: DeployCommand) -> int:
-    from venvstacks.ship import deploy
-
     if cmd.verbose:
         set_verbose(True)  # each postinstall.py's output, as it comes
     log = say if not cmd.quiet else lambda _: None
@@ -331,40 +350,32 @@ def verify_cmd(cmd: VerifyCommand) -> int:
     """One line per layer on stdout; exit status 1 if any layer differs."""
     lines: list[str]
     if cmd.rebuild:
-        from venvstacks.ship.rebuild import verify_rebuild
-
         allow = cmd.allow_local_runtime
         if allow is None and allow_local_runtime_default():
             allow = True
-        rebuilt = verify_rebuild(Path(cmd.folder), stack_path(cmd.stack), allow)
+        rebuilt = rebuild.verify_rebuild(Path(cmd.folder), stack_path(cmd.stack), allow)
         lines = [r.line() for r in rebuilt if not (cmd.quiet and r.reproduced)]
         ok = all(r.reproduced for r in rebuilt)
     else:
-        from venvstacks.ship.verify import SHOWN, repair_hint, verify_deployed
-
         published = Path(cmd.published) if cmd.published else None
-        reports = verify_deployed(Path(cmd.folder), published)
-        shown = None if cmd.verbose else SHOWN
+        reports = verify.verify_deployed(Path(cmd.folder), published)
+        shown = None if cmd.verbose else verify.SHOWN
         lines = [r.line(shown) for r in reports if not (cmd.quiet and r.ok)]
         ok = all(r.ok for r in reports)
         if not ok:
-            lines.append(repair_hint(Path(cmd.folder).absolute(), published))
+            lines.append(verify.repair_hint(Path(cmd.folder).absolute(), published))
     if lines:
         print("\n".join(lines))
     return 0 if ok else 1
 
 
 def licenses_cmd(cmd: LicensesCommand) -> int:
-    from venvstacks.cli_licenses import licenses
-
     if cmd.from_dir is not None:  # published SBOMs say everything: no stack file needed
-        return licenses(None, cmd)
-    return execute(cmd, (load, select_layers, licenses))
+        return cli_licenses.licenses(None, cmd)
+    return execute(cmd, (load, select_layers, cli_licenses.licenses))
 
 
 def init_cmd(cmd: InitCommand) -> int:
-    from venvstacks import starter
-
     folder = Path(cmd.folder).expanduser().resolve()
     written = starter.init_folder(folder, cmd.python)
     if cmd.quiet:

@@ -11,10 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from venvstacks.lazy import lazy_modules
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.model import LayerSpec, StackSpec
+
+# The deployed names, read from the lock metadata when a graph is drawn.
+if TYPE_CHECKING:
+    from venvstacks.lock import locking
+else:
+    (locking,) = lazy_modules("venvstacks.lock.locking")
 
 
 @dataclass(frozen=True)
@@ -24,8 +32,6 @@ class Graph:
 
 
 def layer_graph(stack: StackSpec, selected: Sequence[LayerSpec]) -> Graph:
-    from venvstacks.lock.locking import deployed_name
-
     shown = {layer.env_name for layer in selected}
     for layer in selected:
         shown.update(low.env_name for low in lower_layers(stack, layer))
@@ -33,7 +39,7 @@ def layer_graph(stack: StackSpec, selected: Sequence[LayerSpec]) -> Graph:
     nodes: dict[LayerKind, list[tuple[str, str]]] = {kind: [] for kind in LayerKind}
     edges = []
     for layer in layers:
-        nodes[layer.kind].append((layer.env_name, deployed_name(stack, layer)))
+        nodes[layer.kind].append((layer.env_name, locking.deployed_name(stack, layer)))
         used = lower_layers(stack, layer) if layer.kind is not LayerKind.RUNTIME else []
         edges += [(layer.env_name, low.env_name, place) for place, low in enumerate(used, 1)]
     return Graph(nodes, edges)

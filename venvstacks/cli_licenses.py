@@ -19,13 +19,18 @@ from typing import Any
 from venvstacks.cli_options import LicensesCommand
 from venvstacks.cli_show import Invocation
 from venvstacks.console import say
+from venvstacks.engine.actions import runtime_record
+from venvstacks.engine.contents import layer_contents
 from venvstacks.engine.settings import Settings
+from venvstacks.engine.tasks import buildable
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import read_bounded_text, sha256_bytes
-from venvstacks.layout import LINKED, METADATA_DIR, sbom_name
+from venvstacks.layout import BUILT, METADATA_DIR, sbom_name
 from venvstacks.ship import licensing
 from venvstacks.ship.distinfo import Licence
+from venvstacks.ship.published_meta import load_published
 from venvstacks.ship.sbom import RUNTIME_LICENCE, LayerContents, read_sbom
+from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 
 
@@ -92,10 +97,6 @@ def with_published(app: AppList, published: Mapping[str, LayerContents]) -> AppL
 
 def built_contents(settings: Settings, names: Sequence[str]) -> dict[str, LayerContents]:
     """The contents of the named layers (build names) and every layer below them."""
-    from venvstacks.engine.actions import runtime_record
-    from venvstacks.engine.contents import layer_contents
-    from venvstacks.stack.graph import lower_layers
-
     stack = settings.stack
     wanted = {n: stack.layer(n) for n in names}
     for layer in list(wanted.values()):
@@ -103,7 +104,7 @@ def built_contents(settings: Settings, names: Sequence[str]) -> dict[str, LayerC
     result = {}
     for layer in wanted.values():
         env_dir = settings.env_dir(layer)
-        if not (env_dir / LINKED).exists():
+        if not (env_dir / BUILT).exists():
             raise VenvStacksError(f"{layer.env_name} is not built yet; run `venvstacks build` first")
         contents = layer_contents(stack, layer, env_dir, runtime_record(settings, layer))
         result[contents.layer.install_target] = contents
@@ -112,8 +113,6 @@ def built_contents(settings: Settings, names: Sequence[str]) -> dict[str, LayerC
 
 def published_contents(folder: Path) -> dict[str, LayerContents]:
     """Every SBOM a publish folder holds, checked against the sha256 its metadata records."""
-    from venvstacks.ship.published_meta import load_published
-
     result = {}
     for layer in load_published(folder):
         path = layer.archive.parent / sbom_name(layer.archive.name)
@@ -121,7 +120,7 @@ def published_contents(folder: Path) -> dict[str, LayerContents]:
             text = read_bounded_text(path)
         except FileNotFoundError:
             raise VenvStacksError(f"{path}: missing; publish {layer.install_target} again") from None
-        expected = layer.metadata.get("sbom_sha256")
+        expected = layer.metadata.sbom_sha256
         if expected is not None and sha256_bytes(text.encode()) != expected:
             raise VenvStacksError(f"{path}: its sha256 is not the sbom_sha256 its metadata records")
         result[layer.install_target] = read_sbom(text, str(path))
@@ -147,8 +146,6 @@ def _from_published(folder: Path, include: Sequence[str]) -> list[AppList]:
 
 
 def _from_build(inv: Invocation, include: Sequence[str]) -> list[AppList]:
-    from venvstacks.engine.tasks import buildable
-
     host = {layer.env_name for layer in buildable(inv.settings)}
     chosen = []
     for layer in inv.selected:

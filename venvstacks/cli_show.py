@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvstacks.cli_options import OperationCommand, ShowCommand, StackCommand
 from venvstacks.engine.settings import Settings
+from venvstacks.engine.taskkind import TaskKind
 from venvstacks.engine.tasks import buildable
+from venvstacks.lazy import lazy_modules
 from venvstacks.runtimes.record import read_record
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import LayerSpec
+from venvstacks.stack.model import LayerSpec
+
+# Locks and the graph drawing, for what shows them only.
+if TYPE_CHECKING:
+    from venvstacks import cli_graph
+    from venvstacks.lock import locking, validity
+else:
+    cli_graph, locking, validity = lazy_modules(
+        "venvstacks.cli_graph", "venvstacks.lock.locking", "venvstacks.lock.validity"
+    )
 
 
 @dataclass(frozen=True)
@@ -26,9 +37,9 @@ class Invocation:
 @dataclass(frozen=True)
 class Plan:
     inv: Invocation
-    operations: dict[str, list[str]]  # layer build name -> what the run does to it, in stack order
+    operations: dict[str, list[TaskKind]]  # layer build name -> what the run does to it, in stack order
     tasks: tuple[str, ...]  # the tasks asked of doit (which runs what they need first)
-    requested: dict[str, list[str]]  # layer build name -> the operations the command asked for
+    requested: dict[str, list[TaskKind]]  # layer build name -> the operations the command asked for
 
     @property
     def command(self) -> OperationCommand:
@@ -41,9 +52,7 @@ class Plan:
 
 def show(inv: Invocation, cmd: StackCommand) -> int:
     if isinstance(cmd, ShowCommand) and cmd.graph is not None:
-        from venvstacks.cli_graph import RENDERERS, layer_graph
-
-        print(RENDERERS[cmd.graph](layer_graph(inv.settings.stack, inv.selected)))
+        print(cli_graph.RENDERERS[cmd.graph](cli_graph.layer_graph(inv.settings.stack, inv.selected)))
         return 0
     print_show(inv)
     return 0
@@ -72,8 +81,6 @@ def _upstream_names(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
-    from venvstacks.lock import locking, validity
-
     stack = inv.settings.stack
     data: dict[str, Any] = {
         "spec_name": str(stack.path),
@@ -84,13 +91,15 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
     for layer in layers:
         if plan is not None:
             operations = plan.operations[layer.env_name]
+        elif layer.env_name in host:
+            operations = [TaskKind.LOCK, TaskKind.BUILD]
         else:
-            operations = ["lock", "build"] if layer.env_name in host else (["lock"] if layer.enabled else [])
+            operations = [TaskKind.LOCK] if layer.enabled else []
         entry: dict[str, Any] = {
             "name": layer.env_name,
             "install_target": locking.deployed_name(stack, layer),
             "has_valid_lock": validity.lock_is_current(stack, layer),
-            "selected_operations": operations,
+            "selected_operations": [kind.prefix for kind in operations],
         }
         if _on_local_runtime(inv.settings, layer):
             entry["local_runtime"] = True

@@ -25,17 +25,24 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from doit import get_var
+
 from venvstacks.console import interrupt_in_one_line, say
 from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path, stop_and_release
-from venvstacks.engine.tasks import CREATORS
+from venvstacks.engine.settings import Settings
+from venvstacks.engine.taskkind import TaskKind, TaskName
+from venvstacks.errors import VenvStacksError
 from venvstacks.layout import DEFAULT_BUILD_DIR
+from venvstacks.platforms import ALL_PLATFORMS
+from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import did_you_mean
-from venvstacks.stack.spec import STACK_FILE, StackSpec
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.spec import STACK_FILE, load_stack
 from venvstacks.tools import stop_on_signals
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
 # creator per task kind. The names are fixed; their values come from the stack (__getattr__).
-__all__ = ["DOIT_CONFIG", *(f"task_{kind}" for kind in CREATORS)]  # noqa: F822
+__all__ = ["DOIT_CONFIG", *(f"task_{kind.prefix}" for kind in TaskKind)]  # noqa: F822
 
 DEFAULT_STACK = STACK_FILE
 
@@ -47,13 +54,6 @@ def tasks_for(default_stack: str = DEFAULT_STACK) -> dict[str, Any]:
 
 @cache
 def _namespace(default_stack: str) -> dict[str, Any]:
-    from doit import get_var
-
-    from venvstacks.engine.settings import Settings
-    from venvstacks.errors import VenvStacksError
-    from venvstacks.runtimes.options import RuntimeOptions
-    from venvstacks.stack.spec import load_stack
-
     try:
         stack = load_stack(stack_path(str(Path(get_var("stack", default_stack)).resolve())))
         build_dir = get_var("build_dir")
@@ -83,20 +83,16 @@ def _check_task_names(stack: StackSpec, argv: list[str]) -> None:
     """
     names = [layer.env_name for layer in stack.layers]
     for word in argv:
-        kind, colon, task = word.partition(":")
-        platform, slash, name = task.rpartition("/")  # a cross-build's task: STEP:PLATFORM/NAME
-        if not colon or kind not in CREATORS or any(fnmatch.fnmatchcase(n, name) for n in names):
+        task = TaskName.parse(word)  # a cross-build's task: STEP:PLATFORM/NAME
+        if task is None or any(fnmatch.fnmatchcase(n, task.layer) for n in names):
             continue
-        hint = did_you_mean(name, names, before=f"{kind}:{platform}{slash}")
+        hint = did_you_mean(task.layer, names, before=str(TaskName(task.kind, "", task.platform)))
         if hint:
-            say(f"error: no task {word}: {name!r} is no layer's build name{hint}")
+            say(f"error: no task {word}: {task.layer!r} is no layer's build name{hint}")
             raise SystemExit(3)  # doit's status for an error before any task runs
 
 
 def _platforms(value: str) -> tuple[str, ...]:
-    from venvstacks.errors import VenvStacksError
-    from venvstacks.platforms import ALL_PLATFORMS
-
     names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
     for name in names:
         if name not in ALL_PLATFORMS:

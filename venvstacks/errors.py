@@ -19,15 +19,20 @@ class SpecError(VenvStacksError):
     exit_code = 2
 
     def __init__(self, path: Path, layer: str | None, field: str | None, message: str) -> None:
-        where = [path.name]
-        if layer:
-            where.append(f"layer {layer!r}")
-        if field:
-            where.append(f"field {field!r}")
-        super().__init__(f"{': '.join(where)}: {message}")
+        super().__init__(f"{located(path.name, layer, field)}: {message}")
         self.path = path
         self.layer = layer
         self.field = field
+
+
+def located(file: str, layer: str | None, field: str | None) -> str:
+    """Where a bad value is, as every message about a file says it: `file: layer 'x': field 'y'`."""
+    where = [file]
+    if layer:
+        where.append(f"layer {layer!r}")
+    if field:
+        where.append(f"field {field!r}")
+    return ": ".join(where)
 
 
 class CommandError(VenvStacksError):

@@ -10,13 +10,10 @@ import functools
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from venvstacks.platforms import Platform, host_platform, platform_tag
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.targets import default_macos
-
-if TYPE_CHECKING:
-    from venvstacks.stack.spec import LayerSpec, StackSpec
 
 # Inside each layer folder: bookkeeping that never ships and the deployable layer config.
 # (Its interpreter, site-packages and shared-library folder differ by platform: see
@@ -24,7 +21,7 @@ if TYPE_CHECKING:
 STATE_DIR = Path("share/venv/metadata/build-state")
 INSTALLED = STATE_DIR / "installed.json"  # target of install:<layer>
 ENV_IDENTITY = STATE_DIR / "env.json"
-LINKED = STATE_DIR / "built.json"  # target of build:<layer>
+BUILT = STATE_DIR / "built.json"  # target of build:<layer>
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
 DYNLIB_MANIFEST = STATE_DIR / "dynlib.json"  # its shared-library links; upper layers' build: depends on it
 DEPLOYED_WRAPPER = STATE_DIR / "python.deployed"  # bin/python as exported and published

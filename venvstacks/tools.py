@@ -12,9 +12,16 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvstacks.errors import CommandError, VenvStacksError
+from venvstacks.lazy import lazy_modules
+
+# uv's own locator, first asked when uv is run.
+if TYPE_CHECKING:
+    import uv
+else:
+    (uv,) = lazy_modules("uv")
 
 UV_HTTP_TIMEOUT = "30"
 POSTINSTALL_TIMEOUT = 600.0  # seconds; VENVSTACKS_POSTINSTALL_TIMEOUT overrides it
@@ -106,9 +113,7 @@ def uv_bin() -> str:
     Cached, and first called on the main thread: uv's lookup goes through sysconfig, whose
     first-time initialisation is not thread-safe (parallel tasks saw EXE as None).
     """
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
+    return str(uv.find_uv_bin())
 
 
 def postinstall_timeout() -> float:

@@ -125,12 +125,16 @@ class SampleStack:
     build_dir: Path
 
     def layers(self) -> list[LayerToPublish]:
+        from venvstacks.ship.layermeta import LayerMetadata
         from venvstacks.ship.publish import LayerToPublish
 
+        def typed(data: dict[str, Any]) -> LayerMetadata:
+            return LayerMetadata.from_json(data, Path("<test metadata>"))
+
         return [
-            LayerToPublish(self.build_dir / RUNTIME, runtime_metadata()),
-            LayerToPublish(self.build_dir / "framework-fw", framework_metadata()),
-            LayerToPublish(self.build_dir / "app-hello", app_metadata()),
+            LayerToPublish(self.build_dir / RUNTIME, typed(runtime_metadata())),
+            LayerToPublish(self.build_dir / "framework-fw", typed(framework_metadata())),
+            LayerToPublish(self.build_dir / "app-hello", typed(app_metadata())),
         ]
 
 

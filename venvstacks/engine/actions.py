@@ -2,8 +2,8 @@
 
 Each step is a `Step`: it takes the frozen `Settings` and a layer's build name. `tasks.py`
 puts the functions themselves in its task dicts, so this module is imported whenever the
-graph is made, including on a no-op run: each step imports the code it drives (uv, the
-compressors, the runtime downloader) only when it runs.
+graph is made, including on a no-op run: the code each step drives (uv, the compressors,
+the runtime downloader) is declared below, once, and loaded when a step first uses it.
 """
 
 from __future__ import annotations
@@ -16,19 +16,32 @@ from typing import TYPE_CHECKING
 from venvstacks.console import say
 from venvstacks.engine import progress
 from venvstacks.engine.settings import Settings
-from venvstacks.errors import VenvStacksError
+from venvstacks.errors import SpecError, VenvStacksError
 from venvstacks.fsutil import write_if_changed
 from venvstacks.layout import lock_files
+from venvstacks.lazy import lazy_modules
 from venvstacks.lock import uvconfig
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.record import RuntimeRecord, read_record, record_text, unpacked_in
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import LayerSpec
+from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.targets import layer_target
 
 if TYPE_CHECKING:
-    from venvstacks.layers.linking import LinkPlan
+    from venvstacks.engine import outputs
+    from venvstacks.layers import dynlib, envs, linking
+    from venvstacks.lock import locking
+    from venvstacks.runtimes import cache
     from venvstacks.runtimes.record import CacheEntry
+else:
+    outputs, dynlib, envs, linking, locking, cache = lazy_modules(
+        "venvstacks.engine.outputs",
+        "venvstacks.layers.dynlib",
+        "venvstacks.layers.envs",
+        "venvstacks.layers.linking",
+        "venvstacks.lock.locking",
+        "venvstacks.runtimes.cache",
+    )
 
 
 def log(message: str) -> None:
@@ -38,10 +51,8 @@ def log(message: str) -> None:
 
 def fetch_runtime(settings: Settings, name: str) -> None:
     """`runtime:`, the one step that resolves a runtime: it writes the record all others read."""
-    from venvstacks.runtimes.cache import ensure_runtime
-
     layer = settings.stack.layer(name)
-    entry = ensure_runtime(layer.python_implementation, settings.runtimes, log, settings.platform)
+    entry = cache.ensure_runtime(layer.python_implementation, settings.runtimes, log, settings.platform)
     write_if_changed(settings.runtime_state(layer), record_text(entry.record))
 
 
@@ -78,8 +89,6 @@ def unpacked_runtime(settings: Settings, layer: LayerSpec) -> CacheEntry:
 
 
 def lock(settings: Settings, name: str) -> None:
-    from venvstacks.lock import locking
-
     layer = settings.stack.layer(name)
     runtime = unpacked_runtime(settings, layer)
     python = runtime.python_dir / host_platform().runtime_python
@@ -87,8 +96,6 @@ def lock(settings: Settings, name: str) -> None:
 
 
 def install(settings: Settings, name: str) -> None:
-    from venvstacks.layers import envs
-
     layer = settings.stack.layer(name)
     record = runtime_record(settings, layer)
     pylock = lock_files(settings.stack, layer).pylock
@@ -114,29 +121,22 @@ def _cross_python(settings: Settings, layer: LayerSpec) -> Path | None:
     return unpacked_runtime(settings.host(), layer).python_dir / host_platform().runtime_python
 
 
-def link(settings: Settings, name: str) -> None:
-    from venvstacks.errors import SpecError
-    from venvstacks.layers import linking
-    from venvstacks.layers.dynlib import AmbiguousLibrary
-
+def build(settings: Settings, name: str) -> None:
+    """`build:`, wiring an installed layer to the layers below it (layers/linking.py)."""
     layer = settings.stack.layer(name)
     try:
         linking.link_layer(link_plan(settings, layer))
-    except AmbiguousLibrary as exc:
+    except dynlib.AmbiguousLibrary as exc:
         raise SpecError(settings.stack.path, layer.env_name, "dynlib_exclude", str(exc)) from None
 
 
 def export(settings: Settings, name: str) -> None:
-    from venvstacks.engine import outputs
-
     layer = settings.stack.layer(name)
     record = runtime_record(settings, layer)
     outputs.export_one(settings.stack, layer, settings.env_dir(layer), settings.output, record)
 
 
 def publish(settings: Settings, name: str) -> None:
-    from venvstacks.engine import outputs
-
     layer = settings.stack.layer(name)
     record = runtime_record(settings, layer)
     if not record.portable:
@@ -189,10 +189,7 @@ def warn_once(key: str) -> bool:
     return first
 
 
-def link_plan(settings: Settings, layer: LayerSpec) -> LinkPlan:
-    from venvstacks.layers import linking
-    from venvstacks.lock import locking
-
+def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
     version = runtime_record(settings, layer).version
 
     def peer(lower: LayerSpec) -> linking.Peer:

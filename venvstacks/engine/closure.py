@@ -11,24 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from venvstacks.engine.settings import Settings
+from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.engine.tasks import CREATORS, TaskDict
-
-# The operation each kind of task is part of, by the existing venvstacks' names
-# (`runtime:` fetches what the runtime layer's lock and build need: part of neither listing).
-OPERATION_OF_TASK = {
-    "lock": "lock",
-    "install": "build",
-    "build": "build",
-    "export": "export",
-    "publish": "publish",
-}
-OPERATIONS = ("lock", "build", "export", "publish")
 
 
 def task_closure(settings: Settings, requested: Iterable[str]) -> set[str]:
     """The requested tasks and every task doit runs (or finds up to date) before them."""
     tasks: dict[str, TaskDict] = {
-        f"{kind}:{task['name']}": task for kind, creator in CREATORS.items() for task in creator(settings)
+        kind.task(task["name"]): task for kind, creator in CREATORS.items() for task in creator(settings)
     }
     producer = {str(target): name for name, task in tasks.items() for target in task.get("targets", [])}
     seen: set[str] = set()
@@ -44,16 +34,15 @@ def task_closure(settings: Settings, requested: Iterable[str]) -> set[str]:
     return seen
 
 
-def layer_operations(settings: Settings, tasks: Iterable[str]) -> dict[str, list[str]]:
+def layer_operations(settings: Settings, tasks: Iterable[str]) -> dict[str, list[TaskKind]]:
     """Layer build name -> its operations in `tasks`, in stack order and operation order."""
-    ops: dict[str, set[str]] = {}
+    ops: dict[str, set[TaskKind]] = {}
     for task in tasks:
-        kind, _, name = task.partition(":")
-        name = name.rpartition("/")[2]  # another platform's task: `build:win_amd64/app-x`
-        if kind in OPERATION_OF_TASK:
-            ops.setdefault(name, set()).add(OPERATION_OF_TASK[kind])
+        name = TaskName.parse(task)
+        if name is not None and name.kind.operation is not None:
+            ops.setdefault(name.layer, set()).add(name.kind.operation)
     return {
-        layer.env_name: [op for op in OPERATIONS if op in ops[layer.env_name]]
+        layer.env_name: sorted(ops[layer.env_name], key=lambda kind: kind.order)
         for layer in settings.stack.layers
         if layer.env_name in ops
     }

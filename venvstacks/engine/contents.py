@@ -6,27 +6,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from venvstacks.fsutil import read_json_object
+from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import lock_files
 from venvstacks.lock import locking
+from venvstacks.lock.lockmeta import LockMetadata
 from venvstacks.lock.validity import read_lock
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import sbom
 from venvstacks.ship.distinfo import installed_distributions
-from venvstacks.ship.layerconfig import read_layer_config
 from venvstacks.ship.publish import SbomWriter
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.model import LayerSpec, StackSpec
 
 
 def layer_ref(stack: StackSpec, layer: LayerSpec) -> sbom.LayerRef:
-    meta = read_json_object(lock_files(stack, layer).meta)
+    meta = LockMetadata.read(lock_files(stack, layer).meta) or LockMetadata()
     return sbom.LayerRef(
         install_target=locking.deployed_name(stack, layer),
         kind=layer.kind,
-        lock_version=int(meta.get("lock_version", 1)),
-        requirements_hash=str(meta.get("requirements_hash")),
+        lock_version=1 if meta.lock_version is None else meta.lock_version,
+        requirements_hash=str(meta.requirements_hash),
     )
 
 
@@ -37,13 +37,14 @@ def layer_contents(
     runtime: RuntimeRecord,
     archive_sha256: str | None = None,
 ) -> sbom.LayerContents:
-    site_dir = str(read_layer_config(env_dir).get("site_dir"))
+    site_dir = read_layer_config(env_dir).site_dir
     files = lock_files(stack, layer)
+    meta = LockMetadata.read(files.meta) or LockMetadata()
     installed = installed_distributions(env_dir, site_dir)
     return sbom.LayerContents(
         layer=layer_ref(stack, layer),
         layer_name=layer.env_name,
-        locked_at=str(read_json_object(files.meta).get("locked_at")),
+        locked_at=str(meta.locked_at),
         packages=sbom.packages(installed, read_lock(files.pylock)),
         runtime=runtime_component(runtime) if layer.kind is LayerKind.RUNTIME else None,
         lowers=tuple(layer_ref(stack, lower) for lower in lower_layers(stack, layer)),

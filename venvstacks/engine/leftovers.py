@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvstacks.engine.settings import Settings
-from venvstacks.fsutil import read_json_object
 from venvstacks.layout import LOCKS_DIR, RUNTIME_STATE_DIR, STATE_DIR, layer_metadata_file
+from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.ship.published_meta import is_plain_name
 
 
@@ -55,13 +55,13 @@ def _lock_folders(locks_dir: Path, current: set[str]) -> Iterator[Leftover]:
 def _published(publish_dir: Path, current: set[str]) -> Iterator[Leftover]:
     meta_dir = layer_metadata_file(publish_dir, "x").parent
     for meta_file in sorted(meta_dir.glob("*.json")) if meta_dir.is_dir() else ():
-        meta = read_json_object(meta_file)
-        name = meta.get("layer_name")
-        if not isinstance(name, str) or name in current:
+        meta = LayerMetadata.read(meta_file)
+        name = None if meta is None else meta.layer_name
+        if meta is None or name is None or name in current:
             continue
-        archive = meta.get("archive_name")
+        archive = meta.archive_name
         # A plain file name only: the metadata names a file in this folder, nothing else.
-        if isinstance(archive, str) and is_plain_name(archive) and (publish_dir / archive).is_file():
+        if archive is not None and is_plain_name(archive) and (publish_dir / archive).is_file():
             yield Leftover(publish_dir / archive, name)
         yield Leftover(meta_file, name)
 

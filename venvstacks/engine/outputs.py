@@ -8,56 +8,60 @@ describes exactly what the output folder holds.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.engine import contents, progress
-from venvstacks.fsutil import dump_json, read_json_object, sha256_bytes, write_if_changed
+from venvstacks.fsutil import sha256_bytes, write_if_changed
 from venvstacks.layout import OutputOptions, export_sbom_file, lock_files
 from venvstacks.lock import locking
+from venvstacks.lock.lockmeta import LockMetadata
 from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import export, publish, sbom
+from venvstacks.ship.layermeta import LayerMetadata, SupportModule
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_hash, module_name
-from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_target, macos_of
 
 
-def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime: RuntimeRecord) -> dict[str, Any]:
+def layer_metadata(stack: StackSpec, layer: LayerSpec, runtime: RuntimeRecord) -> LayerMetadata:
     """The fields shared by exported and published layers (for the runtime's platform)."""
     platform = PLATFORMS[runtime.platform]
-    meta = read_json_object(lock_files(stack, layer).meta)
+    meta = LockMetadata.read(lock_files(stack, layer).meta) or LockMetadata()
     lowers = lower_layers(stack, layer)
     runtime_layer = lowers[-1] if lowers else layer
-    data: dict[str, Any] = {
-        "layer_name": layer.env_name,
-        "install_target": locking.deployed_name(stack, layer),
-        "requirements_hash": meta.get("requirements_hash"),
-        "lock_version": meta.get("lock_version", 1),
-        "locked_at": meta.get("locked_at"),
-        "runtime_layer": locking.deployed_name(stack, runtime_layer),
-        "python_implementation": f"{runtime.implementation}@{runtime.version}",
+    launch = layer.launch_module
+    # The glibc or macOS version the installed wheels were chosen for.
+    target = layer_target(layer, platform.name, runtime.version).metadata()
+    return LayerMetadata(
+        layer_name=layer.env_name,
+        install_target=locking.deployed_name(stack, layer),
+        requirements_hash=meta.requirements_hash,
+        lock_version=1 if meta.lock_version is None else meta.lock_version,
+        locked_at=meta.locked_at,
+        runtime_layer=locking.deployed_name(stack, runtime_layer),
+        python_implementation=f"{runtime.implementation}@{runtime.version}",
         # POSIX venvs link to the runtime's python, so only runtimes are bound to it; Windows
         # venvs hold a copy of its launcher.
-        "bound_to_implementation": layer.kind is LayerKind.RUNTIME or platform.bound_to_runtime,
+        bound_to_implementation=layer.kind is LayerKind.RUNTIME or platform.bound_to_runtime,
         # Our additions: where the runtime came from, and whether it runs elsewhere.
-        "runtime_source": runtime.source,
-        "runtime_portable": runtime.portable,
-        # The glibc or macOS version the installed wheels were chosen for.
-        **layer_target(layer, platform.name, runtime.version).metadata(),
-    }
-    if layer.kind is not LayerKind.RUNTIME:
-        data["required_layers"] = [locking.deployed_name(stack, lower) for lower in lowers[:-1]]
-    if layer.launch_module is not None:
-        data["app_launch_module"] = module_name(layer.launch_module)
-        data["app_launch_module_hash"] = module_hash(layer.launch_module, stack.root)
-        data["app_support_modules"] = [
-            {"name": module_name(m), "hash": module_hash(m, stack.root)} for m in layer.support_modules
-        ]
-    return data
+        runtime_source=runtime.source,
+        runtime_portable=runtime.portable,
+        linux_target=target.get("linux_target"),
+        macosx_target=target.get("macosx_target"),
+        required_layers=None
+        if layer.kind is LayerKind.RUNTIME
+        else tuple(locking.deployed_name(stack, lower) for lower in lowers[:-1]),
+        app_launch_module=None if launch is None else module_name(launch),
+        app_launch_module_hash=None if launch is None else module_hash(launch, stack.root),
+        app_support_modules=None
+        if launch is None
+        else tuple(SupportModule(module_name(m), module_hash(m, stack.root)) for m in layer.support_modules),
+    )
 
 
 def export_one(
@@ -68,12 +72,12 @@ def export_one(
     target.unlink(missing_ok=True)  # the layer is not exported until this is back
     # Another system's layer is only copied: its postinstall.py runs on that system.
     native = runtime.platform == host_platform().name
-    top = str(metadata["install_target"])
+    top = metadata.install_target
     export.export_layer(env_dir, options.export_dir, top, postinstall=native)
     text = sbom.sbom_text(contents.layer_contents(stack, layer, env_dir, runtime))
     write_if_changed(export_sbom_file(options.export_dir, top), text)
-    metadata["sbom_sha256"] = sha256_bytes(text.encode())
-    write_if_changed(target, dump_json(metadata))
+    metadata = replace(metadata, sbom_sha256=sha256_bytes(text.encode()))
+    write_if_changed(target, metadata.text())
     publish.write_stack_metadata(options.export_dir, _kinds_and_names(stack))
 
 
@@ -93,7 +97,7 @@ def publish_one(
 
 def dry_run(
     stack: StackSpec, layer: LayerSpec, env_dir: Path, options: OutputOptions, runtime: RuntimeRecord
-) -> dict[str, Any]:
+) -> LayerMetadata:
     to_publish = publish.LayerToPublish(env_dir, layer_metadata(stack, layer, runtime))
     return publish.publish_layer(to_publish, publish_options(options, layer, dry_run=True)).metadata
 

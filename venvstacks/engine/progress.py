@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from venvstacks.console import EVERY, FIRST_AFTER, say
+from venvstacks.engine.taskkind import TaskName
 
 __all__ = ["EVERY", "FIRST_AFTER", "Heartbeat", "note"]
 
@@ -33,6 +34,11 @@ def _take_note(layer: str) -> str | None:
 def _drop_note(layer: str) -> None:
     with _lock:
         _notes.pop(layer, None)
+
+
+def _layer_of(task: str) -> str:
+    name = TaskName.parse(task)
+    return task if name is None else name.layer
 
 
 @dataclass
@@ -62,7 +68,7 @@ class Heartbeat:
     def finished(self, task: str) -> None:
         with self._lock:
             self._running.pop(task, None)
-        _drop_note(task.partition(":")[2])
+        _drop_note(_layer_of(task))
 
     def tick(self, now: float) -> list[str]:
         lines = []
@@ -71,7 +77,7 @@ class Heartbeat:
                 if now < run.next_line:
                     continue
                 run.next_line = now + EVERY
-                what = _take_note(task.partition(":")[2]) or "still running"
+                what = _take_note(_layer_of(task)) or "still running"
                 lines.append(f"   {task}: {what} ({now - run.started:.0f}s)")
         return lines
 

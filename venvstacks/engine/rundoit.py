@@ -25,6 +25,7 @@ from venvstacks.engine.actions import new_run
 from venvstacks.engine.progress import Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
+from venvstacks.engine.taskkind import DEFAULT_KINDS, TaskKind
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.layout import BUILD_LOCK
@@ -35,10 +36,13 @@ from venvstacks.tools import stop_children, uv_bin
 
 if sys.platform != "win32":
     import fcntl
+# Loaded on first use: filelock where flock is missing; doit's runner for a run only (a dodo
+# file's namespace needs none of it).
 if TYPE_CHECKING:
     import filelock
+    from doit import cmd_base, doit_cmd
 else:
-    (filelock,) = lazy_modules("filelock")
+    filelock, cmd_base, doit_cmd = lazy_modules("filelock", "doit.cmd_base", "doit.doit_cmd")
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:
@@ -54,7 +58,7 @@ def doit_config(settings: Settings) -> dict[str, Any]:
         "num_process": cores(),
         # A class per stack: doit makes the reporter itself, and the summary needs the settings.
         "reporter": type("StackReporter", (ProgressReporter,), {"settings": settings}),
-        "default_tasks": ["lock", "build"],
+        "default_tasks": [kind.prefix for kind in DEFAULT_KINDS],
         "check_file_uptodate": "md5",
         "subtasks": True,  # `doit list` shows every layer task, not just the groups
     }
@@ -68,38 +72,25 @@ def namespace(settings: Settings) -> dict[str, Any]:
     new_run()
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
-        ns[f"task_{kind}"] = _creator(kind, creator, settings)
+        ns[f"task_{kind.prefix}"] = _creator(kind, creator, settings)
     return ns
 
 
 def _creator(
-    kind: str, creator: Callable[[Settings], Iterator[TaskDict]], settings: Settings
+    kind: TaskKind, creator: Callable[[Settings], Iterator[TaskDict]], settings: Settings
 ) -> Callable[[], Iterator[TaskDict]]:
     def task_creator() -> Iterator[TaskDict]:
-        yield {"name": None, "doc": _GROUP_DOCS[kind]}
+        yield {"name": None, "doc": kind.doc}
         yield from creator(settings)
 
-    task_creator.__doc__ = _GROUP_DOCS[kind]
+    task_creator.__doc__ = kind.doc
     return task_creator
-
-
-_GROUP_DOCS = {
-    "runtime": "fetch every runtime into the runtime cache",
-    "lock": "lock every layer (only layers whose inputs changed run uv)",
-    "install": "create every layer environment and install its packages",
-    "build": "build every layer for this machine, or the platforms named (the default)",
-    "export": "export every built layer to the export folder",
-    "publish": "publish every built layer as an archive",
-}
 
 
 def run_doit(settings: Settings, argv: Sequence[str]) -> int:
     """Run doit with our tasks; returns doit's exit code."""
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
-
     hold_build_lock(settings.build_dir)
-    main = DoitMain(ModuleTaskLoader(namespace(settings)), config_filenames=())
+    main = doit_cmd.DoitMain(cmd_base.ModuleTaskLoader(namespace(settings)), config_filenames=())
     return int(main.run(list(argv)) or 0)  # some commands (forget) return None
 
 

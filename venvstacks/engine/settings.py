@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from venvstacks.engine.taskkind import TaskKind, subtask_name
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import (
     DEFAULT_EXPORT_DIR,
@@ -22,7 +23,7 @@ from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.platforms import PLATFORMS, Platform, host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.model import LayerSpec, StackSpec
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,11 @@ class Settings:
 
     def task_name(self, layer_name: str) -> str:
         """A layer's doit subtask name on this platform (`app-x`, `win_amd64/app-x`)."""
-        return layer_name if self.is_host else f"{self.platform.name}/{layer_name}"
+        return subtask_name(layer_name, None if self.is_host else self.platform.name)
+
+    def task(self, kind: TaskKind, layer_name: str) -> str:
+        """The name of a layer's task of this kind on this platform (`build:win_amd64/app-x`)."""
+        return kind.task(layer_name, None if self.is_host else self.platform.name)
 
     @property
     def platform_dir(self) -> Path:

@@ -7,31 +7,33 @@ import shlex
 from pathlib import Path
 
 from venvstacks.engine.settings import Settings
-from venvstacks.fsutil import read_json_object
+from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.layout import METADATA_DIR
 from venvstacks.runtimes.record import read_record
+from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
-from venvstacks.stack.spec import LayerSpec
 
 
 def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:
     """`ran`: each task the run saw -> whether it ran (False: it was up to date)."""
     lines = []
     for build in settings.builds():
-        layers = {build.task_name(layer.env_name): layer for layer in build.stack.layers}
-        by_op: dict[str, list[tuple[LayerSpec, bool]]] = {}
+        layers = {layer.env_name: layer for layer in build.stack.layers}
+        platform = None if build.is_host else build.platform.name
+        by_kind: dict[TaskKind, list[tuple[LayerSpec, bool]]] = {}
         for task, did_run in ran.items():
-            op, _, name = task.partition(":")
-            if name in layers:
-                by_op.setdefault(op, []).append((layers[name], did_run))
-        if by_op and not build.is_host:
+            name = TaskName.parse(task)
+            if name is not None and name.platform == platform and name.layer in layers:
+                by_kind.setdefault(name.kind, []).append((layers[name.layer], did_run))
+        if by_kind and not build.is_host:
             lines.append(f"for {build.platform.name} (cross-built):")
-        exported = bool(by_op.get("export"))  # then the apps to run are the exported ones
-        lines += _built(build, by_op.get("build", []), with_apps=not exported)
-        lines += _exported(build, by_op.get("export", []))
-        lines += _published(build, by_op.get("publish", []))
-        lines += _local_runtimes(build, [layer for pairs in by_op.values() for layer, _ in pairs])
+        exported = bool(by_kind.get(TaskKind.EXPORT))  # then the apps to run are the exported ones
+        lines += _built(build, by_kind.get(TaskKind.BUILD, []), with_apps=not exported)
+        lines += _exported(build, by_kind.get(TaskKind.EXPORT, []))
+        lines += _published(build, by_kind.get(TaskKind.PUBLISH, []))
+        lines += _local_runtimes(build, [layer for pairs in by_kind.values() for layer, _ in pairs])
     return lines
 
 
@@ -68,9 +70,8 @@ def _exported(settings: Settings, exported: list[tuple[LayerSpec, bool]]) -> lis
     lines = [f"exported to {out.export_dir}:"]
     apps = []
     for layer, did_run in exported:
-        folder = out.export_dir / str(
-            read_json_object(out.export_metadata(layer)).get("install_target", layer.env_name)
-        )
+        meta = LayerMetadata.read(out.export_metadata(layer))
+        folder = out.export_dir / (layer.env_name if meta is None else meta.install_target)
         lines.append(f"  {folder}{'' if did_run else '  (up to date)'}")
         if _is_app(layer) and settings.is_host:
             apps.append(_run_line(settings, layer, folder))
@@ -83,10 +84,9 @@ def _published(settings: Settings, published: list[tuple[LayerSpec, bool]]) -> l
     out = settings.output
     rows = []
     for layer, did_run in published:
-        meta = read_json_object(out.publish_metadata(layer))
-        sha256 = meta.get("archive_hashes", {}).get("sha256", "?")
-        size = _size(int(meta.get("archive_size", 0)))
-        rows.append((str(meta.get("archive_name", layer.env_name)), size, sha256, did_run))
+        meta = LayerMetadata.read(out.publish_metadata(layer)) or LayerMetadata(layer.env_name)
+        size = _size(meta.archive_size or 0)
+        rows.append((meta.archive_name or layer.env_name, size, meta.archive_sha256 or "?", did_run))
     # Columns, so the sizes and hashes line up under each other.
     names = max(len(row[0]) for row in rows)
     sizes = max(len(row[1]) for row in rows)

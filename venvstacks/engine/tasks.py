@@ -1,19 +1,11 @@
 """The doit task graph of a stack: the whole build, readable in one sitting.
 
-Per layer (build names as in the stack file's layers):
-
-  runtime:<rt>      fetch the runtime into the shared runtime cache
-  lock:<layer>      lock with uv against the pins of every lower layer
-  install:<layer>   create the environment and sync it to the lock
-  build:<layer>     wire it to the layers below (sitecustomize, layer config, shared-library
-                    links and the bin/python script, app modules)
-  export:<layer>    copy it to the export folder and run its postinstall.py there
-  publish:<layer>   archive it reproducibly, with its __venvstacks__ metadata
-
-Task functions return plain dicts; every action is a module-level function taking a
-frozen `Settings`, so the graph also works with doit's process runner where it can.
-Each target is a small manifest written last, holding only what follows from the task's
-inputs: an identical rerun leaves its dependants asleep.
+Per layer, one task of each kind (`taskkind.TaskKind`: runtime, lock, install, build,
+export, publish; what each does and when it reruns: docs/doit.md). Task functions return
+plain dicts; every action is a module-level function taking a frozen `Settings`, so the
+graph also works with doit's process runner where it can. Each target is a small manifest
+written last, holding only what follows from the task's inputs: an identical rerun leaves
+its dependants asleep.
 """
 
 from __future__ import annotations
@@ -29,14 +21,15 @@ from doit.tools import config_changed
 from venvstacks import layout
 from venvstacks.engine import actions
 from venvstacks.engine.settings import Settings, Step
+from venvstacks.engine.taskkind import TaskKind
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.layout import lock_files
 from venvstacks.lock import uvconfig
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_inputs
-from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import glibc_of, macos_of, target_text
 
 TaskDict = dict[str, Any]
@@ -114,7 +107,7 @@ def lock_tasks(settings: Settings) -> Iterator[TaskDict]:
                 *(_module_files(stack, layer) if layer.versioned else []),  # they name its next version
                 settings.runtime_state(layer),  # its exact version decides markers
             ],
-            "task_dep": [f"runtime:{settings.runtime_layer(layer).env_name}"],
+            "task_dep": [TaskKind.RUNTIME.task(settings.runtime_layer(layer).env_name)],
             "targets": [files.pylock, files.meta],
             "uptodate": [config_changed(_lock_inputs(settings, layer))],
         }
@@ -129,10 +122,13 @@ def install_tasks(settings: Settings) -> Iterator[TaskDict]:
 def _install_task(settings: Settings, layer: LayerSpec) -> TaskDict:
     runtime = settings.runtime_layer(layer)
     file_dep = [lock_files(settings.stack, layer).pylock, settings.runtime_state(layer)]
-    task_dep = [] if runtime is layer else [f"install:{settings.task_name(runtime.env_name)}"]
+    task_dep = [] if runtime is layer else [settings.task(TaskKind.INSTALL, runtime.env_name)]
     if not settings.is_host:  # uv runs this machine's runtime in place of the target's
         file_dep.append(settings.host().runtime_state(layer))
-        task_dep += [f"runtime:{settings.task_name(runtime.env_name)}", f"runtime:{runtime.env_name}"]
+        task_dep += [
+            settings.task(TaskKind.RUNTIME, runtime.env_name),
+            TaskKind.RUNTIME.task(runtime.env_name),
+        ]
     on = "" if settings.is_host else f" for {settings.platform.name}"
     return {
         "name": settings.task_name(layer.env_name),
@@ -168,7 +164,7 @@ def _build_task(settings: Settings, layer: LayerSpec) -> TaskDict:
         "name": settings.task_name(layer.env_name),
         "doc": f"build {layer.env_name}: wire it to its lower layers"
         + (" and copy its launch modules" if layer.launch_module else ""),
-        "actions": [(act, [actions.link, settings, layer.env_name])],
+        "actions": [(act, [actions.build, settings, layer.env_name])],
         "file_dep": [
             settings.env_dir(layer) / layout.INSTALLED,
             *versioned_metas,
@@ -176,13 +172,13 @@ def _build_task(settings: Settings, layer: LayerSpec) -> TaskDict:
             *(settings.env_dir(lower) / layout.DYNLIB_MANIFEST for lower in lowers),
             *_module_files(stack, layer),
         ],
-        "task_dep": [f"build:{settings.task_name(lower.env_name)}" for lower in lowers],
+        "task_dep": [settings.task(TaskKind.BUILD, lower.env_name) for lower in lowers],
         "targets": [
-            settings.env_dir(layer) / layout.LINKED,
+            settings.env_dir(layer) / layout.BUILT,
             settings.env_dir(layer) / layout.DYNLIB_MANIFEST,
         ],
         "clean": True,
-        "uptodate": [config_changed(_link_inputs(settings, layer))],
+        "uptodate": [config_changed(_build_inputs(settings, layer))],
     }
 
 
@@ -196,7 +192,7 @@ def export_tasks(settings: Settings) -> Iterator[TaskDict]:
             task = _output_task(s, layer, actions.export, doc, out.export_metadata(layer), config)
             # Lower layers go first: an upper layer is exported beside them.
             lowers = lower_layers(s.stack, layer)
-            yield {**task, "task_dep": [f"export:{s.task_name(lower.env_name)}" for lower in lowers]}
+            yield {**task, "task_dep": [s.task(TaskKind.EXPORT, lower.env_name) for lower in lowers]}
 
 
 def publish_tasks(settings: Settings) -> Iterator[TaskDict]:
@@ -232,7 +228,7 @@ def _output_task(
 
 def _built(settings: Settings, layer: LayerSpec) -> list[Path]:
     """A built layer's outputs, plus its lock metadata (which names its deployed version)."""
-    return [settings.env_dir(layer) / layout.LINKED, lock_files(settings.stack, layer).meta]
+    return [settings.env_dir(layer) / layout.BUILT, lock_files(settings.stack, layer).meta]
 
 
 def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
@@ -241,7 +237,7 @@ def _lock_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
     return uvconfig.lock_inputs(settings.stack, layer)
 
 
-def _link_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
+def _build_inputs(settings: Settings, layer: LayerSpec) -> dict[str, Any]:
     return {
         "build_dir": str(settings.build_dir),
         "lower": [lower.env_name for lower in lower_layers(settings.stack, layer)],
@@ -262,11 +258,11 @@ def _module_files(stack: StackSpec, layer: LayerSpec) -> list[Path]:
     return [path for m in layer.modules for path in module_inputs(m, stack.root)]
 
 
-CREATORS: dict[str, Callable[[Settings], Iterator[TaskDict]]] = {
-    "runtime": runtime_tasks,
-    "lock": lock_tasks,
-    "install": install_tasks,
-    "build": build_tasks,
-    "export": export_tasks,
-    "publish": publish_tasks,
+CREATORS: dict[TaskKind, Callable[[Settings], Iterator[TaskDict]]] = {
+    TaskKind.RUNTIME: runtime_tasks,
+    TaskKind.LOCK: lock_tasks,
+    TaskKind.INSTALL: install_tasks,
+    TaskKind.BUILD: build_tasks,
+    TaskKind.EXPORT: export_tasks,
+    TaskKind.PUBLISH: publish_tasks,
 }

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, load_json_text, read_json_object, write_atomic
+from venvstacks.fsutil import write_atomic
 from venvstacks.layers import crossvenv
-from venvstacks.layout import ENV_IDENTITY, INSTALLED
+from venvstacks.layers.state import EnvIdentity, Installed
+from venvstacks.layout import INSTALLED
 from venvstacks.lazy import lazy_modules
 from venvstacks.lock import pylock
 from venvstacks.lock.validity import read_lock
@@ -74,13 +75,13 @@ def install_runtime_layer(
 ) -> None:
     """Unpack the runtime into its layer folder (if needed) and sync its own packages."""
     record = runtime.record
-    identity = {"kind": "runtime", "runtime": record.to_json(), "target": install.target.describe()}
+    identity = EnvIdentity("runtime", record, install.target.describe())
     _start(env_dir)
-    if not _identity_matches(env_dir, identity):
+    if EnvIdentity.read(env_dir) != identity:
         _discard(env_dir)
         log(f"unpacking {record.implementation} {record.version} into {env_dir.name}")
         install_runtime(runtime, env_dir)
-        write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
+        identity.write(env_dir)
     if _has_work(env_dir, record.version, lock_path, install):
         _sync(env_dir, record.version, lock_path, install, python=install.target.facts.runtime_python)
     check_wheel_tags(env_dir, record.version, install.target)
@@ -96,21 +97,16 @@ def install_venv_layer(
     log: Callable[[str], None],
 ) -> None:
     """Create (or reuse) the layer's venv on its runtime, then sync it to its lock."""
-    identity = {
-        "kind": "venv",
-        "runtime": runtime.to_json(),
-        "runtime_dir": runtime_dir.name,
-        "target": install.target.describe(),
-    }
+    identity = EnvIdentity("venv", runtime, install.target.describe(), runtime_dir.name)
     _start(env_dir)
-    if not _identity_matches(env_dir, identity):
+    if EnvIdentity.read(env_dir) != identity:
         _discard(env_dir)
         log(f"creating the virtual environment for {env_dir.name}")
         if install.cross_python is None:
             _create_venv(runtime_dir, env_dir, runtime.version, install.target.facts)
         else:
             crossvenv.create_venv(runtime_dir, env_dir, runtime.version, install.target.facts)
-        write_atomic(env_dir / ENV_IDENTITY, dump_json(identity))
+        identity.write(env_dir)
     _mark_relocatable(env_dir)
     if _has_work(env_dir, runtime.version, lock_path, install):
         _sync(env_dir, runtime.version, lock_path, install, python=install.target.facts.layer_python)
@@ -128,21 +124,11 @@ def _start(env_dir: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _finish(env_dir: Path, identity: Mapping[str, Any], lock_path: Path) -> None:
+def _finish(env_dir: Path, identity: EnvIdentity, lock_path: Path) -> None:
     lock = read_lock(lock_path)
-    manifest = {
-        **identity,
-        "requirements_hash": pylock.requirements_hash(lock),
-        "packages": [
-            f"{name}=={version}" for name, (version, _) in sorted(pylock.package_pins(lock).items())
-        ],
-    }
-    write_atomic(env_dir / INSTALLED, dump_json(manifest))
-
-
-def _identity_matches(env_dir: Path, identity: Mapping[str, Any]) -> bool:
-    # Compared as JSON reads back (tuples are lists there); nothing recorded matches nothing.
-    return bool(read_json_object(env_dir / ENV_IDENTITY) == load_json_text(dump_json(identity)))
+    pins = sorted(pylock.package_pins(lock).items())
+    installed = Installed(identity, pylock.requirements_hash(lock), tuple(f"{n}=={v}" for n, (v, _) in pins))
+    write_atomic(env_dir / INSTALLED, installed.text())
 
 
 def _discard(env_dir: Path) -> None:

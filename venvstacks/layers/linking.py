@@ -13,20 +13,20 @@ new deployed name or library set only reruns this step above it.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from venvstacks.fsutil import dump_json, write_atomic, write_if_changed
+from venvstacks.fsutil import write_atomic, write_if_changed
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.layers import dynlib, pywrapper
-from venvstacks.layout import DEPLOYED_WRAPPER, DYNLIB_MANIFEST, LAYER_CONFIG, LINKED, MODULES_STATE
+from venvstacks.layers.state import Built, dynlib_text, modules_text, previous_modules
+from venvstacks.layout import BUILT, DEPLOYED_WRAPPER, DYNLIB_MANIFEST, LAYER_CONFIG, MODULES_STATE
 from venvstacks.platforms import Platform
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import copy_module, module_hash, module_name
-from venvstacks.stack.spec import LayerSpec
 
 
 @dataclass(frozen=True)
@@ -56,26 +56,22 @@ class LinkPlan:
         """The lower layers in sys.path order: frameworks, then the runtime."""
         return () if self.runtime is None else (*self.frameworks, self.runtime)
 
-    def layer_config(self) -> dict[str, Any]:
-        """Upstream's venvstacks_layer.json fields, relative to the layer folder."""
+    def layer_config(self) -> LayerConfig:
+        """Its venvstacks_layer.json (the existing venvstacks' fields), relative to the layer folder."""
         site, runtime_python = str(self.site_dir), str(self.platform.runtime_python)
-        if self.runtime is None:
-            config: dict[str, Any] = {
-                "python": runtime_python,
-                "base_python": runtime_python,
-                "pylib_dirs": [],
-            }
-        else:
-            config = {
-                "python": str(self.platform.layer_python),
-                "base_python": f"../{self.runtime.deployed_name}/{runtime_python}",
-                "pylib_dirs": [f"../{p.deployed_name}/{site}" for p in self.peers],
-            }
-        dynlib_dirs = [f"../{p.deployed_name}/{self.platform.dynlib_dir}" for p in self.peers]
-        config.update(py_version=self.py_version, site_dir=site, dynlib_dirs=dynlib_dirs)
-        if self.layer.kind is LayerKind.APPLICATION:
-            config["launch_module"] = self.layer.launch_module_name
-        return config
+        launch = self.layer.launch_module
+        return LayerConfig(
+            python=runtime_python if self.runtime is None else str(self.platform.layer_python),
+            py_version=self.py_version,
+            site_dir=site,
+            base_python=runtime_python
+            if self.runtime is None
+            else f"../{self.runtime.deployed_name}/{runtime_python}",
+            pylib_dirs=tuple(f"../{p.deployed_name}/{site}" for p in self.peers),
+            dynlib_dirs=tuple(f"../{p.deployed_name}/{self.platform.dynlib_dir}" for p in self.peers),
+            app=self.layer.kind is LayerKind.APPLICATION,
+            launch_module=module_name(launch) if launch else None,
+        )
 
     def sitecustomize(self) -> str | None:
         if self.runtime is None:
@@ -95,7 +91,7 @@ class LinkPlan:
 def link_layer(plan: LinkPlan) -> None:
     """Raises `dynlib.AmbiguousLibrary` when two libraries want one link name."""
     env_dir = plan.env_dir
-    (env_dir / LINKED).unlink(missing_ok=True)
+    (env_dir / BUILT).unlink(missing_ok=True)
     site_dir = env_dir / plan.site_dir
     platform = plan.platform
     suffixes = platform.extension_suffixes(plan.py_version)
@@ -103,21 +99,17 @@ def link_layer(plan: LinkPlan) -> None:
     links = dynlib.plan_links(env_dir, platform.dynlib_dir, libraries)
     if not platform.is_windows:  # Library/bin is the wheels' own folder, never ours to rewrite
         dynlib.apply_links(env_dir, platform.dynlib_dir, links)
-    write_if_changed(env_dir / DYNLIB_MANIFEST, dump_json(links))
+    write_if_changed(env_dir / DYNLIB_MANIFEST, dynlib_text(links))
     # Windows needs no script: postinstall's sitecustomize.py calls os.add_dll_directory.
     if plan.runtime is not None and platform.wrapper_shell is not None:
         _wrap_python(plan, plan.runtime)
     code = plan.sitecustomize()
     if code is not None:
         write_if_changed(site_dir / "sitecustomize.py", code)
-    write_if_changed(env_dir / LAYER_CONFIG, dump_json(plan.layer_config()))
+    write_if_changed(env_dir / LAYER_CONFIG, plan.layer_config().text())
     _copy_modules(env_dir, site_dir, plan.modules(), plan.stack_root)
-    manifest = {
-        "layer_config": plan.layer_config(),
-        "dynlib": links,
-        "modules": {module_name(m): module_hash(m, plan.stack_root) for m in plan.modules()},
-    }
-    write_atomic(env_dir / LINKED, dump_json(manifest))
+    modules = {module_name(m): module_hash(m, plan.stack_root) for m in plan.modules()}
+    write_atomic(env_dir / BUILT, Built(plan.layer_config(), links, modules).text())
 
 
 def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
@@ -132,17 +124,10 @@ def _wrap_python(plan: LinkPlan, runtime: Peer) -> None:
     deployed.chmod(0o755)  # exported as a hard link, archived with this mode
 
 
-def _previous_modules(env_dir: Path) -> list[str]:
-    try:
-        return list(json.loads((env_dir / MODULES_STATE).read_text()))
-    except (FileNotFoundError, ValueError):
-        return []
-
-
 def _copy_modules(env_dir: Path, site_dir: Path, modules: Sequence[Path], root: Path) -> None:
     """Replace the copies of the app's own modules, removing ones no longer listed."""
     names = [module_name(m) for m in modules]
-    for old in set(_previous_modules(env_dir)) | set(names):
+    for old in set(previous_modules(env_dir)) | set(names):
         for stale in (site_dir / old, site_dir / f"{old}.py"):
             if stale.is_dir() and not stale.is_symlink():
                 shutil.rmtree(stale)
@@ -150,4 +135,4 @@ def _copy_modules(env_dir: Path, site_dir: Path, modules: Sequence[Path], root: 
                 stale.unlink()
     for module in modules:
         copy_module(module, root, site_dir / module.name)
-    write_atomic(env_dir / MODULES_STATE, json.dumps(names))
+    write_atomic(env_dir / MODULES_STATE, modules_text(names))

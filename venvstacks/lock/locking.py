@@ -20,15 +20,16 @@ import tomli_w
 from packaging.utils import canonicalize_name
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
+from venvstacks.fsutil import write_if_changed
 from venvstacks.layout import LockFiles, lock_files
-from venvstacks.lock import pylock, upstream, uvconfig, validity
+from venvstacks.lock import pylock, uvconfig, validity
+from venvstacks.lock.lockmeta import InputHashes, LockMetadata
 from venvstacks.lock.uvconfig import LockOptions
 from venvstacks.lock.validity import read_lock
 from venvstacks.platforms import major_minor
 from venvstacks.stack import naming
 from venvstacks.stack.graph import lower_layers
-from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_targets
 from venvstacks.tools import run, uv_bin
 
@@ -40,7 +41,8 @@ def deployed_name(stack: StackSpec, layer: LayerSpec) -> str:
     """`NAME@N` for versioned layers (N from the lock metadata), else the build name."""
     if not layer.versioned:
         return naming.deployed_name(layer.env_name, None)
-    version = read_json_object(lock_files(stack, layer).meta).get("lock_version", 1)
+    meta = LockMetadata.read(lock_files(stack, layer).meta)
+    version = 1 if meta is None or meta.lock_version is None else meta.lock_version
     return naming.deployed_name(layer.env_name, version)
 
 
@@ -97,8 +99,7 @@ def lock_layer(
     log(f"{files.pylock.name} {'updated' if changed else 'relocked, unchanged'}")
     # Recorded only when a marker of uv's result depends on it (see _fits_runtime).
     full_version = runtime_version if pylock.needs_full_version(raw, runtime_version) else None
-    inputs = {**validity.input_hashes(stack, layer, lower_locks), "python_full_version": full_version}
-    _write_meta(stack, layer, files, locked, inputs)
+    _write_meta(stack, layer, files, locked, validity.input_hashes(stack, layer, lower_locks), full_version)
     write_if_changed(files.summary, _summary(stack, layer, locked))
     return changed
 
@@ -173,31 +174,29 @@ def _write_meta(
     layer: LayerSpec,
     files: LockFiles,
     locked: Mapping[str, Any],
-    inputs: Mapping[str, str | None],
+    inputs: InputHashes,
+    full_version: str | None,
 ) -> int:
-    previous = read_json_object(files.meta)
+    previous = LockMetadata.read(files.meta) or LockMetadata()
     req_hash = pylock.requirements_hash(locked)
     version_inputs = validity.version_inputs_hash(stack, layer)
-    changed = (
-        previous.get("requirements_hash") != req_hash or previous.get("version_inputs_hash") != version_inputs
-    )
-    lock_version = int(previous.get("lock_version", 0))
+    changed = previous.requirements_hash != req_hash or previous.version_inputs_hash != version_inputs
+    lock_version = previous.lock_version or 0
     if layer.versioned:
         lock_version = lock_version + 1 if changed or not lock_version else lock_version
     else:
         lock_version = 1
-    meta = {
-        "layer_name": layer.env_name,
-        "requirements_hash": req_hash,
-        **inputs,
-        "other_inputs": validity.other_inputs(stack, layer),
-        "version_inputs_hash": version_inputs,
-        "lock_version": lock_version,
-        "locked_at": previous.get("locked_at")
-        if not changed and previous.get("locked_at")
-        else _lock_time(stack),
-    }
-    write_if_changed(files.meta, dump_json(meta))
+    meta = LockMetadata(
+        layer_name=layer.env_name,
+        requirements_hash=req_hash,
+        inputs=inputs,
+        other_inputs=validity.other_inputs(stack, layer),
+        version_inputs_hash=version_inputs,
+        lock_version=lock_version,
+        locked_at=previous.locked_at if not changed and previous.locked_at else _lock_time(stack),
+        python_full_version=full_version,
+    )
+    write_if_changed(files.meta, meta.text())
     return lock_version
 
 
@@ -208,17 +207,14 @@ def _bump_version_if_needed(
     version without running uv; returns that version, or None if nothing changed."""
     if validity.version_is_current(stack, layer):
         return None
-    previous = read_json_object(files.meta)
+    previous = LockMetadata.read(files.meta)
+    assert previous is not None  # the lock is valid
     lock = read_lock(files.pylock)
-    if upstream.made_by_existing_tool(previous):  # valid, so our own hashes hold now
+    if previous.by_existing_tool:  # valid, so our own hashes hold now
         full = runtime_version if pylock.needs_full_version(lock, runtime_version) else None
-        inputs = {
-            **validity.input_hashes(stack, layer, validity.lower_locks(stack, layer)),
-            "python_full_version": full,
-        }
-    else:
-        inputs = {key: previous[key] for key in (*validity.INPUT_KEYS, "python_full_version")}
-    return _write_meta(stack, layer, files, lock, inputs)
+        inputs = validity.input_hashes(stack, layer, validity.lower_locks(stack, layer))
+        return _write_meta(stack, layer, files, lock, inputs, full)
+    return _write_meta(stack, layer, files, lock, previous.inputs, previous.python_full_version)
 
 
 def _lock_time(stack: StackSpec) -> str:

@@ -1,5 +1,12 @@
 """Pure transformations of PEP 751 lock data: target-platform filtering, marking packages
-that lower layers provide, wheel coverage checks and content hashes."""
+that lower layers provide, wheel coverage checks and content hashes.
+
+The lock stays the TOML tables uv wrote, not `packaging.pylock`'s typed objects: a layer's
+lock lists the packages its lower layers provide without any wheel, under the existing
+venvstacks' never-true marker `FROM_LOWER_LAYER`, which PEP 751 (and so `Pylock.from_dict`)
+rejects ("exactly one of vcs, directory, archive must be set"); and the committed file must
+stay byte for byte what uv and the existing tool write, which a round trip through typed
+objects does not promise."""
 
 from __future__ import annotations
 

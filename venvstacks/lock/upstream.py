@@ -34,17 +34,11 @@ from packaging.version import Version
 
 from venvstacks.fsutil import sha256_file
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import ModuleFile, module_files
-from venvstacks.stack.spec import LayerSpec, StackSpec
 from venvstacks.stack.targets import DEFAULT_MACOS
 
 _SHARED = "sys_platform == 'from_lower_layer'"
-_OURS = "constraints_hash"  # every lock metadata this venvstacks writes has it; theirs never
-
-
-def made_by_existing_tool(meta: Mapping[str, Any]) -> bool:
-    """Lock metadata written by the existing venvstacks (not by this one)."""
-    return bool(meta) and _OURS not in meta and "lock_input_hash" in meta
 
 
 def concat_hash(items: Iterable[str]) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from venvstacks.stack import uvkeys
 from venvstacks.stack.graph import lower_layers
-from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.targets import Target, glibc_of, macos_of, target_text
 
 

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, read_json_object, write_if_changed
+from venvstacks.fsutil import write_if_changed
 from venvstacks.layout import lock_files
 from venvstacks.lock import pylock, upstream, uvconfig
+from venvstacks.lock.lockmeta import AdoptedInputs, InputHashes, LockMetadata
 from venvstacks.stack.graph import lower_layers
+from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_hash, module_name
-from venvstacks.stack.spec import LayerSpec, StackSpec
 
-INPUT_KEYS = ("lock_input_hash", "other_inputs_hash", "constraints_hash")
 # What each lock input (uvconfig.lock_inputs) is, in a relock's one line.
 _OTHER_INPUTS = {
     "python": "the runtime's python_implementation",
@@ -66,13 +66,13 @@ def lower_locks(stack: StackSpec, layer: LayerSpec) -> list[dict[str, Any]]:
     return [read_lock(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
 
 
-def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[dict[str, Any]]) -> dict[str, str]:
-    """What a lock records of its inputs; equal hashes mean uv would resolve the same."""
-    return {
-        "lock_input_hash": pylock.hash_strings(layer.requirements),
-        "other_inputs_hash": pylock.hash_strings([json.dumps(uvconfig.lock_inputs(stack, layer))]),
-        "constraints_hash": pylock.hash_strings(pylock.constraint_lines(lowers)),
-    }
+def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[dict[str, Any]]) -> InputHashes:
+    """What a lock records of its inputs now; equal hashes mean uv would resolve the same."""
+    return InputHashes(
+        lock_input_hash=pylock.hash_strings(layer.requirements),
+        other_inputs_hash=pylock.hash_strings([json.dumps(uvconfig.lock_inputs(stack, layer))]),
+        constraints_hash=pylock.hash_strings(pylock.constraint_lines(lowers)),
+    )
 
 
 def other_inputs(stack: StackSpec, layer: LayerSpec) -> dict[str, str]:
@@ -95,16 +95,17 @@ def why_invalid(stack: StackSpec, layer: LayerSpec, with_lowers: bool = True) ->
     (its version may still need a bump, see `lock_is_current`). `with_lowers=False` leaves
     out the lower layers' own validity, which a lock of the existing venvstacks depends on."""
     files = lock_files(stack, layer)
-    meta = read_json_object(files.meta)
-    if not meta or not files.pylock.exists():
+    meta = LockMetadata.read(files.meta)
+    if meta is None or not files.pylock.exists():
         return "it has no lock yet"
     try:
         lock = read_lock(files.pylock)
-        if upstream.made_by_existing_tool(meta):
+        if meta.by_existing_tool:
             return _why_theirs_invalid(stack, layer, meta, lock, with_lowers)
-        if meta.get("requirements_hash") != pylock.requirements_hash(lock):
+        if meta.requirements_hash != pylock.requirements_hash(lock):
             return f"{files.pylock.name} was changed since it was locked"
-        return _changed_input(stack, layer, meta, input_hashes(stack, layer, lower_locks(stack, layer)))
+        now = input_hashes(stack, layer, lower_locks(stack, layer))
+        return _changed_input(stack, layer, meta.inputs, meta.other_inputs, now)
     except _DAMAGED:
         return "its lock, or a lower layer's, cannot be read"
 
@@ -121,12 +122,14 @@ def lock_is_current(stack: StackSpec, layer: LayerSpec) -> bool:
 
 
 def version_is_current(stack: StackSpec, layer: LayerSpec) -> bool:
-    meta = read_json_object(lock_files(stack, layer).meta)
-    if upstream.made_by_existing_tool(meta):
+    meta = LockMetadata.read(lock_files(stack, layer).meta)
+    if meta is None:
+        return False
+    if meta.by_existing_tool:
         # As the existing venvstacks: version inputs count for versioned layers only.
         expected = upstream.version_inputs_hash(stack, layer)
-        return not layer.versioned or meta.get("version_inputs_hash") == expected
-    return bool(meta.get("version_inputs_hash") == version_inputs_hash(stack, layer))
+        return not layer.versioned or meta.version_inputs_hash == expected
+    return meta.version_inputs_hash == version_inputs_hash(stack, layer)
 
 
 def fits_runtime(stack: StackSpec, layer: LayerSpec, runtime_version: str) -> bool:
@@ -137,38 +140,40 @@ def fits_runtime(stack: StackSpec, layer: LayerSpec, runtime_version: str) -> bo
     version was recorded (no key) is redone. The existing venvstacks records no exact
     version: its lock fits when its markers name none."""
     files = lock_files(stack, layer)
-    meta = read_json_object(files.meta)
-    if upstream.made_by_existing_tool(meta):
+    meta = LockMetadata.read(files.meta)
+    if meta is None:
+        return False
+    if meta.by_existing_tool:
         return not pylock.needs_full_version(read_lock(files.pylock), runtime_version)
-    return "python_full_version" in meta and meta["python_full_version"] in (None, runtime_version)
+    return meta.full_version_recorded and meta.python_full_version in (None, runtime_version)
 
 
 def adopt(stack: StackSpec, layer: LayerSpec) -> bool:
     """Record our input hashes beside a valid lock the existing venvstacks made (its own
     files untouched); returns whether the record was new."""
     files = lock_files(stack, layer)
-    meta = read_json_object(files.meta)
-    if not upstream.made_by_existing_tool(meta):
+    meta = LockMetadata.read(files.meta)
+    if meta is None or not meta.by_existing_tool:
         return False
-    record = {
-        "requirements_hash": meta.get("requirements_hash"),
-        **input_hashes(stack, layer, lower_locks(stack, layer)),
-        "other_inputs": other_inputs(stack, layer),
-    }
-    return write_if_changed(files.adopted, dump_json(record))
+    now = input_hashes(stack, layer, lower_locks(stack, layer))
+    record = AdoptedInputs(meta.requirements_hash, now, other_inputs(stack, layer))
+    return write_if_changed(files.adopted, record.text())
 
 
 def _changed_input(
-    stack: StackSpec, layer: LayerSpec, recorded: dict[str, Any], now: dict[str, str]
+    stack: StackSpec,
+    layer: LayerSpec,
+    recorded: InputHashes,
+    before: dict[str, str] | None,
+    now: InputHashes,
 ) -> str | None:
-    if recorded.get("lock_input_hash") != now["lock_input_hash"]:
+    if recorded.lock_input_hash != now.lock_input_hash:
         return "its requirements changed"
-    if recorded.get("constraints_hash") != now["constraints_hash"]:
+    if recorded.constraints_hash != now.constraints_hash:
         return "a lower layer's pins changed"
-    if recorded.get("other_inputs_hash") == now["other_inputs_hash"]:
+    if recorded.other_inputs_hash == now.other_inputs_hash:
         return None
-    before = recorded.get("other_inputs")
-    if isinstance(before, dict):
+    if before is not None:
         changed = [_OTHER_INPUTS[k] for k, v in other_inputs(stack, layer).items() if before.get(k) != v]
         if changed:
             return f"{', '.join(changed)} changed"
@@ -176,14 +181,14 @@ def _changed_input(
 
 
 def _why_theirs_invalid(
-    stack: StackSpec, layer: LayerSpec, meta: dict[str, Any], lock: dict[str, Any], with_lowers: bool
+    stack: StackSpec, layer: LayerSpec, meta: LockMetadata, lock: dict[str, Any], with_lowers: bool
 ) -> str | None:
     name = lock_files(stack, layer).pylock.name
-    if meta.get("requirements_hash") != upstream.requirements_hash(lock):
+    if meta.requirements_hash != upstream.requirements_hash(lock):
         return f"{name} was changed since the existing venvstacks locked it"
-    if meta.get("lock_input_hash") != upstream.lock_input_hash(layer):
+    if meta.inputs.lock_input_hash != upstream.lock_input_hash(layer):
         return "its requirements changed"
-    if meta.get("other_inputs_hash") != upstream.other_inputs_hash(stack, layer):
+    if meta.inputs.other_inputs_hash != upstream.other_inputs_hash(stack, layer):
         return "its Python version, linux_target, macosx_target, runtime or frameworks changed"
     # Every layer below (lower_layers is transitive), each checked on its own: linear, not
     # once per path down the graph.
@@ -191,12 +196,14 @@ def _why_theirs_invalid(
         reason = why_invalid(stack, lower, with_lowers=False)
         if reason is not None:
             return f"lower layer {lower.env_name} needs locking ({reason})"
-    adopted = read_json_object(lock_files(stack, layer).adopted)
-    if adopted.get("requirements_hash") == meta.get("requirements_hash"):
-        return _changed_input(stack, layer, adopted, input_hashes(stack, layer, lower_locks(stack, layer)))
+    adopted = AdoptedInputs.read(lock_files(stack, layer).adopted)
+    if adopted is not None and adopted.requirements_hash == meta.requirements_hash:
+        now = input_hashes(stack, layer, lower_locks(stack, layer))
+        return _changed_input(stack, layer, adopted.inputs, adopted.other_inputs, now)
     # Never adopted: its lower layers' pins are those it was locked against only while
     # they are the existing tool's locks too.
     for lower in lower_layers(stack, layer):
-        if not upstream.made_by_existing_tool(read_json_object(lock_files(stack, lower).meta)):
+        lower_meta = LockMetadata.read(lock_files(stack, lower).meta)
+        if lower_meta is None or not lower_meta.by_existing_tool:
             return f"lower layer {lower.env_name} was relocked since"
     return None

@@ -11,11 +11,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import ALL_PLATFORMS
+
+# The downloaders' module (pbs-installer's tables), for an explicit archive's check only.
+if TYPE_CHECKING:
+    from venvstacks.runtimes import sources
+else:
+    (sources,) = lazy_modules("venvstacks.runtimes.sources")
 
 Policy = Literal["auto", "download", "local"]
 POLICIES: tuple[str, ...] = get_args(Policy)
@@ -118,9 +125,7 @@ def parse_request(request: str) -> tuple[str, str]:
 
 
 def _check_location(location: str, what: str) -> None:
-    from venvstacks.runtimes.sources import parse_archive_location
-
-    parse_archive_location(location, what)
+    sources.parse_archive_location(location, what)
 
 
 def _check_mirror(mirror: str) -> None:

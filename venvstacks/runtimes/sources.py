@@ -15,7 +15,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, cast
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 import pbs_installer
@@ -23,9 +23,16 @@ from packaging.version import InvalidVersion, Version
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_sha256_hex, sha256_file
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import Platform
 from venvstacks.runtimes.download import DownloadError
 from venvstacks.runtimes.download import download as download_file
+
+# The safe extractor, when a runtime archive is unpacked.
+if TYPE_CHECKING:
+    from venvstacks.archive import unpack
+else:
+    (unpack,) = lazy_modules("venvstacks.archive.unpack")
 
 # Release bases in pbs-installer's table; a mirror replaces them, keeping `<date>/<file>`.
 PBS_RELEASE_BASES = (
@@ -229,10 +236,8 @@ def unpack_install_only(archive: Path, dest: Path, what: str) -> None:
     `what` names the archive in error messages ("runtime cpython@3.11: archive URL"). The
     checks are those of every archive we unpack (`venvstacks.archive.unpack`).
     """
-    from venvstacks.archive.unpack import unpack_to_staging
-
     try:
-        staging = unpack_to_staging(archive, dest, "python")
+        staging = unpack.unpack_to_staging(archive, dest, "python")
     except VenvStacksError as exc:
         raise VenvStacksError(f"{what}: {exc}") from None
     if not any(staging.iterdir()):

@@ -23,10 +23,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.platforms import major_minor, platform_tag
 
 LIBRARY_FOLDERS = ("lib", "Lib")
@@ -51,10 +51,10 @@ print(json.dumps(written))
 """
 
 
-def compiler_for(layer_dir: Path, config: dict[str, Any], target_platform: str, name: str) -> str:
+def compiler_for(layer_dir: Path, config: LayerConfig, target_platform: str, name: str) -> str:
     """The interpreter that compiles the layer's bytecode, or a one-line refusal."""
-    version = major_minor(str(config.get("py_version", "")))
-    own = layer_dir / str(config.get("python", ""))
+    version = major_minor(config.py_version)
+    own = layer_dir / config.python
     if target_platform == platform_tag() and os.access(own, os.X_OK):
         return str(own)
     running = "{}.{}".format(*sys.version_info[:2])

@@ -35,10 +35,9 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 
@@ -47,22 +46,19 @@ from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.console import Ticker
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
-    dump_json,
     make_folder,
-    read_json_object,
     replace_dir,
-    write_atomic,
 )
+from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG, POSTINSTALL
 from venvstacks.platforms import cores, host_platform, platform_of_tag
-from venvstacks.ship.layerconfig import read_layer_config
+from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import PublishedLayer, is_plain_name, load_published
 from venvstacks.stack.kinds import LayerKind, did_you_mean
 from venvstacks.tools import run_postinstall_script
 
-STATE_FILE = ".venvstacks-deploy.json"
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
 
@@ -92,7 +88,7 @@ def _check_platform(layers: Sequence[PublishedLayer]) -> None:
     wire them for this machine instead (an unknown target_platform is not judged)."""
     host = host_platform()
     for layer in layers:
-        tag = str(layer.metadata.get("target_platform", ""))
+        tag = layer.metadata.target_platform or ""
         built_for = platform_of_tag(tag)
         if built_for is not None and built_for.name != host.name:
             raise VenvStacksError(
@@ -113,13 +109,13 @@ def select_layers(
             layer
             for layer in layers
             if any(
-                fnmatch.fnmatchcase(str(layer.metadata.get("layer_name")), pat)
+                fnmatch.fnmatchcase(str(layer.metadata.layer_name), pat)
                 or fnmatch.fnmatchcase(layer.install_target, pat)
                 for pat in include
             )
         ]
         if not wanted:
-            names = [str(layer.metadata.get("layer_name")) for layer in layers]
+            names = [str(layer.metadata.layer_name) for layer in layers]
             hint = did_you_mean(include[0], names) if len(include) == 1 else ""
             raise VenvStacksError(f"--include {' '.join(include)}: matches no published layer{hint}")
     else:
@@ -186,10 +182,9 @@ def deploy(
     make_folder(target_dir, "deploy target")
     with FileLock(target_dir / f"{STATE_FILE}.lock"), contextlib.ExitStack() as opened:
         _remove_leftovers(target_dir)
-        state = read_json_object(target_dir / STATE_FILE)  # {}: every layer is deployed afresh
-        recorded: dict[str, Any] = state.setdefault("layers", {})
+        state = DeployState.read(target_dir)  # empty: every layer is deployed afresh
         selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))
-        todo = {la.install_target for la in selected if not _is_current(la, target_dir, recorded)}
+        todo = {la.install_target for la in selected if not _is_current(la, target_dir, state)}
         skipped = [la for la in selected if la.install_target not in todo]
         repaired = _damaged(skipped, target_dir, log) if check else set()
         todo |= repaired
@@ -199,19 +194,18 @@ def deploy(
             for la in selected
             if la.install_target in todo
         }
-        if state.get("path") not in (None, str(target_dir)):
-            _relink_moved(target_dir, [t for t in recorded if t not in todo], log)
-        state["path"] = str(target_dir)
-        state["published"] = str(published.absolute())  # what `verify` tells to redeploy from
-        write_atomic(target_dir / STATE_FILE, dump_json(state))
+        if state.path not in (None, str(target_dir)):
+            _relink_moved(target_dir, [t for t in state.layers if t not in todo], log)
+        # published: what `verify` tells to redeploy from
+        state = replace(state, path=str(target_dir), published=str(published.absolute()))
+        state.write(target_dir)
 
         def record(layer: PublishedLayer) -> None:
-            recorded[layer.install_target] = {
-                "layer_name": layer.metadata.get("layer_name"),
-                "sha256": _archive_sha256(layer),
-                "files_manifest_sha256": layer.metadata.get("files_manifest_sha256"),
-            }
-            write_atomic(target_dir / STATE_FILE, dump_json(state))
+            nonlocal state
+            meta = layer.metadata
+            deployed = DeployedLayer(_archive_sha256(layer), meta.layer_name, meta.files_manifest_sha256)
+            state = state.with_layer(layer.install_target, deployed)
+            state.write(target_dir)
 
         steps = LayerSteps(
             unpack=lambda layer, stop: _unpack_layer(
@@ -234,10 +228,8 @@ def _damaged(skipped: Sequence[PublishedLayer], target_dir: Path, log: Callable[
     """The layers among ``skipped`` whose files differ from their published manifests."""
     found = set()
     for layer in skipped:
-        anchor = layer.metadata.get("files_manifest_sha256")
-        problems, _ = check_deployed(
-            target_dir / layer.install_target, anchor if isinstance(anchor, str) else None, "the metadata"
-        )
+        anchor = layer.metadata.files_manifest_sha256
+        problems, _ = check_deployed(target_dir / layer.install_target, anchor, "the metadata")
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             why = f"it differs from what was published: {problems[0]}{more}"
@@ -291,16 +283,15 @@ def run_postinstall(layer_dir: Path, name: str | None = None) -> None:
     ``name``: the layer's install target, when ``layer_dir`` is its staging folder (messages
     name layers as everywhere else, never by a temporary folder)."""
     runner: Path | str = sys.executable
-    base = read_layer_config(layer_dir, name).get("base_python")
-    if isinstance(base, str) and os.path.exists(os.path.join(layer_dir, base)):
+    base = read_layer_config(layer_dir, name).base_python
+    if base is not None and os.path.exists(os.path.join(layer_dir, base)):
         runner = os.path.normpath(os.path.join(layer_dir, base))
     cmd = [runner, "-X", "utf8", "-I", layer_dir / POSTINSTALL]
     run_postinstall_script(f"postinstall of {name or layer_dir.name}", cmd)
 
 
 def _is_runtime(layer_dir: Path) -> bool:
-    config = read_layer_config(layer_dir)
-    return config.get("python") == config.get("base_python")
+    return read_layer_config(layer_dir).is_runtime
 
 
 def _remove_leftovers(target_dir: Path) -> None:
@@ -314,20 +305,20 @@ def _is_deployed(layer_dir: Path) -> bool:
     return (layer_dir / LAYER_CONFIG).is_file()
 
 
-def _is_current(layer: PublishedLayer, target_dir: Path, recorded: Mapping[str, Any]) -> bool:
-    entry = recorded.get(layer.install_target)
+def _is_current(layer: PublishedLayer, target_dir: Path, state: DeployState) -> bool:
+    entry = state.layers.get(layer.install_target)
     return (
-        isinstance(entry, dict)
-        and entry.get("sha256") == _archive_sha256(layer)
+        entry is not None
+        and entry.sha256 == _archive_sha256(layer)
         and _is_deployed(target_dir / layer.install_target)
     )
 
 
 def _archive_sha256(layer: PublishedLayer) -> str:
-    hashes = layer.metadata.get("archive_hashes")
-    if not isinstance(hashes, dict) or not isinstance(hashes.get("sha256"), str):
+    sha256 = layer.metadata.archive_sha256
+    if sha256 is None:
         raise VenvStacksError(f"{layer.install_target}: published metadata has no sha256")
-    return str(hashes["sha256"])
+    return sha256
 
 
 def _verify_archive(layer: PublishedLayer) -> CheckedArchive:
@@ -336,7 +327,7 @@ def _verify_archive(layer: PublishedLayer) -> CheckedArchive:
     if not path.is_file():
         raise VenvStacksError(f"{path}: archive missing for layer {layer.install_target}")
     checked = open_checked(path)
-    expected = layer.metadata.get("archive_size")
+    expected = layer.metadata.archive_size
     with contextlib.ExitStack() as on_error:
         on_error.enter_context(checked)
         if expected is not None and checked.size != expected:
@@ -360,12 +351,12 @@ def _check_complete(selected: Sequence[PublishedLayer], target_dir: Path) -> Non
 
 
 def _is_app(layer: PublishedLayer) -> bool:
-    return layer.kind is LayerKind.APPLICATION and bool(layer.metadata.get("app_launch_module"))
+    return layer.kind is LayerKind.APPLICATION and bool(layer.metadata.app_launch_module)
 
 
 def _app_command(layer: PublishedLayer, target_dir: Path) -> AppCommand:
     layer_dir = target_dir / layer.install_target
-    rel = read_layer_config(layer_dir).get("python", str(host_platform().layer_python))
-    module = str(layer.metadata["app_launch_module"])
+    rel = read_layer_config(layer_dir).python
+    module = str(layer.metadata.app_launch_module)
     argv = (str(layer_dir / str(rel)), "-m", module)
-    return AppCommand(str(layer.metadata.get("layer_name")), argv)
+    return AppCommand(str(layer.metadata.layer_name), argv)

@@ -1,32 +1,12 @@
-"""Which files of a built layer ship, and the local export of a layer.
+"""Which files of a built layer ship (``layer_entries``), and the local export of a layer.
 
-``layer_entries(layer_dir, top)`` is the one definition of a layer's shipped tree, used by
-both the local export (below) and publishing (``publish.py``). It walks the build folder
-``layer_dir`` and returns :class:`~venvstacks.archive.formats.ArchiveEntry` items named
-``top/...`` (``top`` being the layer's deployed name), leaving out what only makes sense on
-the build machine:
-
-* ``__pycache__/`` folders and ``*.pyc`` files (postinstall compiles on the target);
-* ``pyvenv.cfg`` and ``<site_dir>/sitecustomize.py`` (absolute build paths; postinstall
-  writes new ones);
-* top-level dot-files and dot-folders, and ``share/venv/metadata/build-state/``;
-* symlinks leaving the layer, such as a venv's ``bin/python_`` pointing at the runtime
-  (postinstall recreates it). Absolute links that stay inside become relative.
-
-A layered environment's ``bin/python`` script ships as the copy that names the deployed
-layer names (kept in the build state by ``linking.py``) rather than the build folders.
-
-and it adds this package's ``_injected/postinstall.py`` as ``top/postinstall.py``.
-
-``export_layer(layer_dir, export_dir, install_target)`` materialises those entries as
-``<export_dir>/<install_target>/`` (hard links where the filesystem allows, copies
-otherwise; symlinks where it allows them, copies of what they point at otherwise), then
-runs its ``postinstall.py`` with the running interpreter. The work happens in a hidden
-folder beside the destination, which is renamed into place only after postinstall
-succeeded, so an interrupted export never looks done.
-Because exported files may be hard links to build files, edit neither in place.
-Export a layer's runtime (and lower layers) first: postinstall byte-compiles with the
-runtime's Python when the running interpreter is another version.
+``layer_entries`` is the one definition of a layer's shipped tree, so an export and an
+archive always hold the same files: it leaves out what only makes sense on the build machine
+(build paths, byte code, build state, links leaving the layer) and adds ``postinstall.py``.
+``export_layer`` copies those entries (hard links where it can) into a hidden folder beside
+the destination, runs ``postinstall.py`` there and only then renames it into place, so an
+interrupted export never looks done. What is left out and why, hard links, and the order in
+which layers must be exported: docs/export.md.
 """
 
 from __future__ import annotations
@@ -41,8 +21,8 @@ from pathlib import Path
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, make_folder, replace_dir
-from venvstacks.layout import DEPLOYED_WRAPPER, LAYER_CONFIG, POSTINSTALL, STATE_DIR
-from venvstacks.ship.layerconfig import read_layer_config
+from venvstacks.layerconfig import read_layer_config
+from venvstacks.layout import DEPLOYED_WRAPPER, POSTINSTALL, STATE_DIR
 from venvstacks.tools import run_postinstall_script
 
 POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
@@ -51,9 +31,7 @@ POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
 def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
     """The files, folders and symlinks of the built layer that ship, named ``top/...``."""
     config = read_layer_config(layer_dir)
-    site_dir, python = config.get("site_dir"), config.get("python")
-    if not isinstance(site_dir, str) or not isinstance(python, str):
-        raise VenvStacksError(f"{layer_dir / LAYER_CONFIG}: 'site_dir' and 'python' must be strings")
+    site_dir, python = config.site_dir, config.python
     skipped = {"pyvenv.cfg", POSTINSTALL, f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
     root = os.path.abspath(layer_dir)
     entries = [

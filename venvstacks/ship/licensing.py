@@ -17,10 +17,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.lazy import lazy_modules
 from venvstacks.ship.distinfo import Licence
+
+# The SPDX expression parser, loaded when a licence is judged.
+if TYPE_CHECKING:
+    import license_expression as le
+else:
+    (le,) = lazy_modules("license_expression")
 
 # Trove classifiers (after "License :: ") naming exactly one SPDX licence. Classifiers such as
 # "OSI Approved :: BSD License" or "... GNU General Public License (GPL)" name a family,
@@ -88,8 +95,6 @@ def check(licence: Licence, denied: frozenset[str]) -> Verdict:
 
 def _denied_parts(node: Any, deny: frozenset[str]) -> list[str]:
     """The denied identifiers that cannot be avoided; empty if the node can be used."""
-    import license_expression as le
-
     if isinstance(node, le.LicenseWithExceptionSymbol):
         return _denied_parts(node.license_symbol, deny)
     if isinstance(node, le.LicenseSymbol):
@@ -102,20 +107,16 @@ def _denied_parts(node: Any, deny: frozenset[str]) -> list[str]:
 
 @functools.cache
 def _licensing() -> Any:
-    from license_expression import get_spdx_licensing
-
-    return get_spdx_licensing()
+    return le.get_spdx_licensing()
 
 
 def deny_list(values: Iterable[str]) -> frozenset[str]:
     """The SPDX identifiers to deny, as the library spells them (``gpl-3.0`` is ``GPL-3.0-only``)."""
-    from license_expression import LicenseSymbol
-
     keys = set()
     for value in values:
         info = _licensing().validate(value)
         symbol = None if info.errors or info.invalid_symbols else _licensing().parse(value)
-        if not isinstance(symbol, LicenseSymbol):
+        if not isinstance(symbol, le.LicenseSymbol):
             raise VenvStacksError(
                 f"--deny {value!r}: not an SPDX licence identifier (such as GPL-3.0-only; "
                 "see https://spdx.org/licenses/)"

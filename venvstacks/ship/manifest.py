@@ -30,10 +30,11 @@ from typing import Any
 
 from venvstacks.archive.formats import ArchiveEntry, normal_mode
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import sha256_bytes, sha256_file
+from venvstacks.fsutil import load_json_text, sha256_bytes, sha256_file
+from venvstacks.jsondoc import Fields
+from venvstacks.layerconfig import LayerConfig, read_layer_config
 from venvstacks.layout import FILES_MANIFEST
 from venvstacks.platforms import cores, major_minor
-from venvstacks.ship.layerconfig import read_layer_config
 
 FORMAT = 1
 
@@ -55,6 +56,51 @@ class Entry:
 
 
 Manifest = dict[str, Entry]
+_KINDS = ("dir", "file", "symlink")
+_FIX = "the layer is damaged or was edited; deploy it again"
+
+
+@dataclass(frozen=True)
+class FilesManifest:
+    """The document, `venvstacks_files.json`: entries by path below the layer folder."""
+
+    entries: Mapping[str, Entry]
+
+    def text(self) -> str:
+        """As the archive stores it: sorted, one entry per line, no defaults."""
+        rows = {rel: {k: v for k, v in asdict(e).items() if v} for rel, e in sorted(self.entries.items())}
+        lines = ",\n".join(
+            f"  {json.dumps(rel)}: {json.dumps(row, sort_keys=True)}" for rel, row in rows.items()
+        )
+        return f'{{"format": {FORMAT}, "entries": {{\n{lines}\n}}}}\n'
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> FilesManifest:
+        f = Fields.of(data, path, fix=_FIX)
+        if f.integer("format") != FORMAT:
+            raise f.fail("format", f"is {f.data.get('format')!r}, expected {FORMAT}")
+        rows = f.mapping("entries")
+        if rows is None:
+            raise f.fail("entries", "is missing")
+        return cls(
+            {str(rel): _entry(Fields.of(row, path, fix=_FIX, within=rel)) for rel, row in rows.items()}
+        )
+
+
+def _entry(f: Fields) -> Entry:
+    unknown = set(f.data) - {"kind", "mode", "size", "sha256", "target"}
+    if unknown:
+        raise f.fail(None, f"has unknown fields {sorted(unknown)}")
+    kind = f.text("kind")
+    if kind not in _KINDS:
+        raise f.fail("kind", f"must be one of {', '.join(_KINDS)}, not {kind!r}")
+    return Entry(
+        kind,
+        f.integer("mode") or 0,
+        f.integer("size") or 0,
+        f.opt_text("sha256") or "",
+        f.opt_text("target") or "",
+    )
 
 
 # --- publishing side ---------------------------------------------------------------------
@@ -78,10 +124,8 @@ def _archived(entry: ArchiveEntry) -> tuple[str, Path]:
 
 
 def manifest_text(manifest: Mapping[str, Entry]) -> str:
-    """The manifest as the archive stores it: sorted, one entry per line, no defaults."""
-    rows = {rel: {k: v for k, v in asdict(e).items() if v} for rel, e in sorted(manifest.items())}
-    lines = ",\n".join(f"  {json.dumps(rel)}: {json.dumps(row, sort_keys=True)}" for rel, row in rows.items())
-    return f'{{"format": {FORMAT}, "entries": {{\n{lines}\n}}}}\n'
+    """The manifest as the archive stores it (see `FilesManifest.text`)."""
+    return FilesManifest(manifest).text()
 
 
 def manifest_sha256(text: str) -> str:
@@ -96,15 +140,12 @@ def read_manifest(layer_dir: Path) -> tuple[Manifest, str]:
     path = layer_dir / FILES_MANIFEST
     try:
         raw = path.read_bytes()
-        data = json.loads(raw)
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
-        entries = {str(rel): Entry(**row) for rel, row in data["entries"].items()}
+        data = load_json_text(raw.decode("utf-8"))
     except FileNotFoundError:
         raise VenvStacksError(f"{path}: missing (published before file manifests existed?)") from None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (OSError, ValueError) as exc:
         raise VenvStacksError(f"{path}: not a valid file manifest ({exc})") from None
-    return entries, sha256_bytes(raw)
+    return dict(FilesManifest.from_json(data, path).entries), sha256_bytes(raw)
 
 
 def scan_layer(layer_dir: Path) -> Manifest:
@@ -151,20 +192,19 @@ def _hash_file(path: Path) -> Entry:
 # --- comparing ---------------------------------------------------------------------------
 
 
-def written_by_postinstall(rel: str, config: Mapping[str, Any]) -> bool:
+def written_by_postinstall(rel: str, config: LayerConfig) -> bool:
     """Whether postinstall.py may have written ``rel`` (see the module docstring)."""
     parts = rel.split("/")
     if "__pycache__" in parts:
         return parts[-1] == "__pycache__" or rel.endswith(".pyc")
-    site_dir = str(config.get("site_dir", ""))
-    python = str(config.get("python", ""))
-    if config.get("python") == config.get("base_python"):
+    if config.is_runtime:
         return False  # a runtime layer: postinstall only byte-compiles it
+    python = config.python
     bin_dir = posixpath.dirname(python)
-    version = major_minor(str(config.get("py_version", "")))
+    version = major_minor(config.py_version)
     # python_: the interpreter link run by the bin/python script (layers/pywrapper.py)
     links = {python, f"{python}_", f"{bin_dir}/python3", f"{bin_dir}/python{version}"}
-    return rel in {"pyvenv.cfg", f"{site_dir}/sitecustomize.py"} or rel in links
+    return rel in {"pyvenv.cfg", f"{config.site_dir}/sitecustomize.py"} or rel in links
 
 
 def check_deployed(layer_dir: Path, anchor: str | None, source: str) -> tuple[list[str], int]:
@@ -183,9 +223,7 @@ def check_deployed(layer_dir: Path, anchor: str | None, source: str) -> tuple[li
     return problems, len(manifest)
 
 
-def differences(
-    expected: Mapping[str, Entry], actual: Mapping[str, Entry], config: Mapping[str, Any]
-) -> list[str]:
+def differences(expected: Mapping[str, Entry], actual: Mapping[str, Entry], config: LayerConfig) -> list[str]:
     """What differs between a layer's manifest and its folder, one short phrase each, by path."""
     found: list[str] = []
     for rel in sorted(expected.keys() | actual.keys()):

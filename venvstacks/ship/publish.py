@@ -1,58 +1,43 @@
-"""Publishing: one reproducible archive per layer, plus ``__venvstacks__/`` metadata.
+"""Publishing: one reproducible archive per layer, and its ``__venvstacks__`` metadata.
 
-The caller describes each layer with a :class:`LayerToPublish`: its build folder and the
-*common* metadata fields it computed from the lock and the stack (``layer_name``, ``install_target``,
-``requirements_hash``, ``lock_version``, ``locked_at``, ``runtime_layer``,
-``python_implementation``, ``bound_to_implementation``, and for upper layers
-``required_layers``, for apps ``app_launch_module``, ``app_launch_module_hash`` and
-``app_support_modules``; extra fields such as ``runtime_source`` pass through). This module
-adds the archive fields ``archive_build``, ``archive_name``, ``target_platform``,
-``archive_size``, ``archive_hashes`` (``{"sha256": ...}``) and our own ``archive_format`` and
-``files_manifest_sha256`` (the sha256 of the file manifest each archive carries as
-``<layer>/share/venv/metadata/venvstacks_files.json``, see manifest.py). A layer published
-with ``options.bytecode`` (``--bytecode``) also gets ``bytecode_included: true``, and its
-archive carries reproducible pycs of its library (bytecode.py); without it the field is
-absent and the archive is byte-identical to one published before the option existed. A layer given an
-``sbom`` writer also gets ``<archive name>.cdx.json`` beside its archive (sbom.py) and
-``sbom_sha256``, that file's sha256; the archive itself does not change.
-
-Entry points::
-
-    result = publish_layer(layer, options, progress=cb)       # one layer
-    path = write_stack_metadata(output_dir, [(kind, name), ...])  # venvstacks.json, after any layer
-
-``publish_layer`` skips the archive when the metadata computed from the inputs equals the
-previous ``env_metadata`` file and the archive still exists (archive bytes are never
-re-hashed for that check), unless ``options.force``. ``archive_build`` starts at 1 for each
-``lock_version`` and goes up by one on every forced or changed rebuild; a missing archive
-whose inputs are unchanged is rebuilt under its old number (the bytes are the same). With
-``options.dry_run`` nothing is written and the metadata that would be written is returned
-(a layer that would be rebuilt has no ``archive_size``/``archive_hashes`` yet).
-Independent layers may be published from several threads at once (doit's ``-j``; the
-compressors release the GIL); every output byte is the same as in a serial run.
+``publish_layer`` archives the files ``export.layer_entries`` ships, plus the layer's file
+manifest (``manifest.py``), with the lock time as every member's time, so the same inputs
+give the same bytes; it adds the archive fields to the metadata the caller computed and
+writes the layer's metadata file last, so a crash never leaves metadata naming an archive
+that was not finished. It plans first (``plan_layer``, pure): an unchanged layer whose
+archive still exists is not archived again, which is what makes ``--dry-run`` and
+incremental publishing one decision. ``write_stack_metadata`` gathers the layer files into
+``venvstacks.json``. A layer given an ``sbom`` writer also gets ``<archive name>.cdx.json``
+beside its archive (sbom.py) and its sha256 as ``sbom_sha256``; the archive does not change.
+With ``options.bytecode`` (``--bytecode``) the archive also carries reproducible pycs of the
+layer's library (bytecode.py) and the metadata says ``bytecode_included: true``; without it
+the field is absent and the archive is byte-identical to one published before the option.
+Each field, ``archive_build``'s rules and the folder layout are in
+docs/publishing.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
 from venvstacks.archive.writer import deleted_if_left, temporary_file, write_archive
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import dump_json, make_folder, read_json_object, sha256_bytes, write_if_changed
+from venvstacks.fsutil import make_folder, sha256_bytes, write_if_changed
+from venvstacks.jsondoc import read_document
+from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, sbom_name, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
 from venvstacks.ship.bytecode import bytecode_entries, compiler_for
 from venvstacks.ship.export import layer_entries
-from venvstacks.ship.layerconfig import read_layer_config
+from venvstacks.ship.layermeta import LayerMetadata, StackMetadata
 from venvstacks.ship.manifest import archive_manifest, manifest_sha256, manifest_text
 from venvstacks.stack.kinds import LayerKind
 
@@ -67,18 +52,6 @@ REQUIRED_FIELDS = (
     "python_implementation",
     "bound_to_implementation",
 )
-# Fields describing one archive build rather than the layer's inputs.
-ARCHIVE_BUILD_FIELDS = (
-    "archive_build",
-    "archive_name",
-    "archive_size",
-    "archive_hashes",
-    "files_manifest_sha256",
-    "sbom_sha256",
-)
-
-# The one metadata field saying the archive carries bytecode (only present, as true, if so).
-BYTECODE_FIELD = "bytecode_included"
 
 _stack_file_lock = threading.Lock()
 
@@ -118,18 +91,18 @@ SbomWriter = Callable[[str], str]
 @dataclass(frozen=True)
 class LayerToPublish:
     layer_dir: Path
-    metadata: Mapping[str, Any]
+    metadata: LayerMetadata  # the common fields (engine/outputs.layer_metadata)
     sbom: SbomWriter | None = None
 
     @property
     def layer_name(self) -> str:
-        return str(self.metadata["layer_name"])
+        return str(self.metadata.layer_name)
 
 
 @dataclass(frozen=True)
 class PublishResult:
     layer_name: str
-    metadata: dict[str, Any]
+    metadata: LayerMetadata
     archive_path: Path
     status: Status
 
@@ -139,39 +112,39 @@ class PublishResult:
 
 @dataclass(frozen=True)
 class LayerPlan:
-    metadata: dict[str, Any]  # without archive_size/archive_hashes when rebuild is True
+    metadata: LayerMetadata  # without archive_size/archive_hashes when rebuild is True
     rebuild: bool
 
 
 def plan_layer(
     layer: LayerToPublish,
     options: PublishOptions,
-    previous: Mapping[str, Any] | None,
+    previous: LayerMetadata | None,
     archive_exists: Callable[[str], bool],
 ) -> LayerPlan:
     """Decide the layer's archive metadata and whether the archive must be (re)built."""
-    missing = [f for f in REQUIRED_FIELDS if f not in layer.metadata]
+    missing = [f for f in REQUIRED_FIELDS if getattr(layer.metadata, f) is None]
     if missing:
-        raise VenvStacksError(f"layer {layer.metadata.get('layer_name')!r}: missing {missing}")
-    inputs = dict(layer.metadata)
-    inputs["target_platform"] = options.layer_target_platform
-    inputs["archive_format"] = str(options.archive_format)
-    if options.bytecode:  # absent otherwise: default metadata stays as it always was
-        inputs[BYTECODE_FIELD] = True
+        raise VenvStacksError(f"layer {layer.metadata.layer_name!r}: missing {missing}")
+    inputs = replace(
+        layer.metadata.without_archive(),
+        target_platform=options.layer_target_platform,
+        archive_format=str(options.archive_format),
+        # None otherwise: default metadata stays as it always was
+        bytecode_included=True if options.bytecode else None,
+    )
     build = 1
-    if previous is not None and previous.get("lock_version") == inputs["lock_version"]:
-        last = int(previous.get("archive_build", 0))
-        kept = {k: v for k, v in previous.items() if k not in ARCHIVE_BUILD_FIELDS}
-        if kept == inputs and last > 0 and not options.force:
-            if archive_exists(str(previous.get("archive_name"))):
-                return LayerPlan(dict(previous), rebuild=False)
+    if previous is not None and previous.lock_version == inputs.lock_version:
+        last = previous.archive_build or 0
+        if previous.without_archive() == inputs and last > 0 and not options.force:
+            if archive_exists(str(previous.archive_name)):
+                return LayerPlan(previous, rebuild=False)
             build = last  # same inputs give the same bytes: a lost archive keeps its number
         else:
             build = last + 1
     tag = (options.layer_target_platform, build) if options.tag_outputs else None
-    inputs["archive_build"] = build
-    inputs["archive_name"] = archive_name(str(inputs["install_target"]), options.archive_format, tag)
-    return LayerPlan(inputs, rebuild=True)
+    name = archive_name(inputs.install_target, options.archive_format, tag)
+    return LayerPlan(replace(inputs, archive_build=build, archive_name=name), rebuild=True)
 
 
 def archive_name(install_target: str, fmt: ArchiveFormat, tag: tuple[str, int] | None = None) -> str:
@@ -202,10 +175,10 @@ def publish_layer(
 ) -> PublishResult:
     """Archive one layer (unless unchanged) and write its ``env_metadata`` file."""
     meta_path = options.layer_metadata_path(layer.layer_name)
-    previous = read_json_object(meta_path) or None  # unreadable old metadata only means "rebuild"
+    previous = LayerMetadata.read(meta_path)  # None if unreadable: that only means "rebuild"
     plan = plan_layer(layer, options, previous, lambda n: (options.output_dir / n).is_file())
     metadata = plan.metadata
-    archive_path = options.output_dir / str(metadata["archive_name"])
+    archive_path = options.output_dir / str(metadata.archive_name)
     if options.dry_run:
         planned: Status = "would-build" if plan.rebuild else "would-skip"
         return PublishResult(layer.layer_name, metadata, archive_path, planned)
@@ -214,7 +187,7 @@ def publish_layer(
         if progress is not None:
             name = layer.layer_name
             report = lambda done, total: progress(name, done, total)  # noqa: E731
-        top = str(metadata["install_target"])
+        top = metadata.install_target
         with _layer_entries(layer, options, top) as entries:
             manifest = manifest_text(archive_manifest(entries, top))
             with _manifest_file(options.output_dir, manifest) as manifest_file:
@@ -222,23 +195,23 @@ def publish_layer(
                     archive_path,
                     [*entries, ArchiveEntry(f"{top}/{FILES_MANIFEST.as_posix()}", manifest_file)],
                     options.archive_format,
-                    epoch=lock_epoch(str(metadata["locked_at"])),
+                    epoch=lock_epoch(str(metadata.locked_at)),
                     progress=report,
                 )
-        metadata = {
-            **metadata,
-            "archive_size": info.size,
-            "archive_hashes": {"sha256": info.sha256},
-            "files_manifest_sha256": manifest_sha256(manifest),
-        }
+        metadata = replace(
+            metadata,
+            archive_size=info.size,
+            archive_hashes={"sha256": info.sha256},
+            files_manifest_sha256=manifest_sha256(manifest),
+        )
     if layer.sbom is not None:
         # Rewritten even beside an unchanged archive: a lost or stale SBOM comes back.
-        text = layer.sbom(str(metadata["archive_hashes"]["sha256"]))
-        write_if_changed(options.output_dir / sbom_name(str(metadata["archive_name"])), text)
-        metadata = {**metadata, "sbom_sha256": sha256_bytes(text.encode())}
+        text = layer.sbom(str(metadata.archive_sha256))
+        write_if_changed(options.output_dir / sbom_name(str(metadata.archive_name)), text)
+        metadata = replace(metadata, sbom_sha256=sha256_bytes(text.encode()))
     # Written after the archive: a crash in between leaves old metadata, which no longer
     # matches, so the next run rebuilds instead of trusting a half-made archive.
-    write_if_changed(meta_path, dump_json(metadata))
+    write_if_changed(meta_path, metadata.text())
     status: Status = "built" if plan.rebuild else "unchanged"
     return PublishResult(layer.layer_name, metadata, archive_path, status)
 
@@ -250,14 +223,15 @@ def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str
     file; a layer without a metadata file (not exported or published yet) is left out, so
     the file always describes exactly what the folder holds. Export and publish both use it.
     """
-    grouped: dict[str, list[Any]] = {kind.value: [] for kind in LayerKind}
+    grouped: dict[LayerKind, list[LayerMetadata]] = {kind: [] for kind in LayerKind}
     with _stack_file_lock:  # parallel layer tasks share the file
         for kind, name in layers:
             per_layer = layer_metadata_file(output_dir, name, suffix)
-            if per_layer.exists():
-                grouped[kind.value].append(json.loads(per_layer.read_text(encoding="utf-8")))
+            data = read_document(per_layer)
+            if data is not None:
+                grouped[kind].append(LayerMetadata.from_json(data, per_layer))
         path = stack_metadata_file(output_dir, suffix)
-        write_if_changed(path, dump_json({"layers": grouped}))
+        write_if_changed(path, StackMetadata({k: tuple(v) for k, v in grouped.items()}).text())
     return path
 
 

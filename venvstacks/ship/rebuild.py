@@ -33,7 +33,7 @@ from venvstacks.archive.unpack import open_tar
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.fsutil import sha256_file
 from venvstacks.platforms import cores
-from venvstacks.ship.publish import BYTECODE_FIELD, archive_name
+from venvstacks.ship.publish import archive_name
 from venvstacks.ship.published_meta import PublishedLayer, load_published
 from venvstacks.ship.scratch import copy_stack
 from venvstacks.tools import stop_group
@@ -85,17 +85,15 @@ def verify_rebuild(
             print(f"rebuilding in {scratch} from a copy of: {', '.join(copied)}", file=sys.stderr)
             out = Path(scratch) / "_artifacts"
             _publish(copied_file, out, fmt, published, allow)
-            rebuilt = {str(la.metadata.get("layer_name")): la for la in load_published(out)}
-            return [_compare(la, rebuilt.get(str(la.metadata.get("layer_name")))) for la in published]
+            rebuilt = {la.metadata.layer_name: la for la in load_published(out)}
+            return [_compare(la, rebuilt.get(la.metadata.layer_name)) for la in published]
     except OSError as exc:  # the user's disk or folder: one line, not a traceback
         detail = os_error_line(exc) if exc.filename is not None else str(exc)
         raise VenvStacksError(f"verify --rebuild: {detail}") from exc
 
 
 def _allow_local_runtime(published: Sequence[PublishedLayer], given: bool | None) -> bool:
-    local = [
-        str(la.metadata.get("layer_name")) for la in published if la.metadata.get("runtime_portable") is False
-    ]
+    local = [str(la.metadata.layer_name) for la in published if la.metadata.runtime_portable is False]
     if local and given is False:
         raise VenvStacksError(
             f"{local[0]} was published on a local runtime (runtime_portable: false in its metadata); "
@@ -118,10 +116,10 @@ def _publish(
     cmd += ["--format", str(fmt), "--tag-outputs" if tagged else "--no-tag-outputs", "-j", str(cores())]
     cmd += ["--allow-local-runtime" if allow_local else "--no-allow-local-runtime"]
     # As published: the archives of a --bytecode publish hold its pycs.
-    bytecode = any(la.metadata.get(BYTECODE_FIELD) is True for la in layers)
+    bytecode = any(la.metadata.bytecode_included is True for la in layers)
     cmd += ["--bytecode" if bytecode else "--no-bytecode"]
     for layer in layers:
-        cmd += ["--include", str(layer.metadata.get("layer_name"))]
+        cmd += ["--include", str(layer.metadata.layer_name)]
     # The build's own progress goes to stderr, as it would for `venvstacks publish`. Its own
     # session: on Ctrl-C or SIGTERM, it and its uv processes stop before the scratch goes.
     # Its temporary files (and uv's) go inside the scratch folder, removed with it even if
@@ -140,8 +138,8 @@ def _publish(
 
 
 def _compare(published: PublishedLayer, rebuilt: PublishedLayer | None) -> Rebuilt:
-    name = str(published.metadata.get("layer_name"))
-    expected = str((published.metadata.get("archive_hashes") or {}).get("sha256", ""))
+    name = str(published.metadata.layer_name)
+    expected = published.metadata.archive_sha256 or ""
     if rebuilt is None:
         return Rebuilt(name, expected, None, "not rebuilt: not in the stack, or not built on this platform")
     actual = sha256_file(rebuilt.archive)

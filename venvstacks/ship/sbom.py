@@ -36,14 +36,34 @@ from packaging.utils import canonicalize_name
 
 from venvstacks import __version__
 from venvstacks.errors import VenvStacksError
+from venvstacks.lazy import lazy_modules
 from venvstacks.lock.pylock import FROM_LOWER_LAYER, wheel_file_name, wheel_tags
 from venvstacks.ship.distinfo import LICENCE_SOURCES, Installed, Licence
 from venvstacks.ship.licensing import CLASSIFIER_IDS
 from venvstacks.stack.kinds import LayerKind
 
+# The CycloneDX model and writer, loaded when an SBOM is made or read (never on a no-op run).
 if TYPE_CHECKING:
-    from cyclonedx.model.component import Component
-    from cyclonedx.model.license import License
+    import packageurl
+    from cyclonedx import model as cdx
+    from cyclonedx.model import bom as cdx_bom
+    from cyclonedx.model import component as cdx_component
+    from cyclonedx.model import license as cdx_license
+    from cyclonedx.model import tool as cdx_tool
+    from cyclonedx.output import json as cdx_json
+
+    from venvstacks.ship import publish
+else:
+    cdx, cdx_bom, cdx_component, cdx_license, cdx_tool, cdx_json, packageurl, publish = lazy_modules(
+        "cyclonedx.model",
+        "cyclonedx.model.bom",
+        "cyclonedx.model.component",
+        "cyclonedx.model.license",
+        "cyclonedx.model.tool",
+        "cyclonedx.output.json",
+        "packageurl",
+        "venvstacks.ship.publish",
+    )
 
 PROPERTY = "venvstacks:"
 _NAMESPACE = uuid.UUID("5d1e6a2c-6b53-4d1f-9a65-5f0c4a1e7b21")  # venvstacks' own, for uuid5
@@ -154,9 +174,6 @@ def sbom_text(contents: LayerContents) -> str:
 
 
 def _render(contents: LayerContents, serial: uuid.UUID) -> str:
-    from cyclonedx.model.bom import Bom, BomMetaData
-    from cyclonedx.model.tool import ToolRepository
-    from cyclonedx.output.json import JsonV1Dot6
 
     top = _layer_component(contents.layer, contents.layer_name)
     top.hashes.update(_sha256(contents.archive_sha256))
@@ -165,22 +182,21 @@ def _render(contents: LayerContents, serial: uuid.UUID) -> str:
     if contents.runtime is not None:
         parts.append(_runtime_component(contents.runtime))
     lowers = [_layer_component(low) for low in contents.lowers]
-    tools = ToolRepository(components=[_tool()])
-    metadata = BomMetaData(component=top, tools=tools, timestamp=_lock_time(contents.locked_at))
-    bom = Bom(components=[*parts, *lowers], serial_number=serial, metadata=metadata)
+    tools = cdx_tool.ToolRepository(components=[_tool()])
+    metadata = cdx_bom.BomMetaData(component=top, tools=tools, timestamp=_lock_time(contents.locked_at))
+    bom = cdx_bom.Bom(components=[*parts, *lowers], serial_number=serial, metadata=metadata)
     bom.register_dependency(top, [*lowers, *parts])
     for component in (*parts, *lowers):
         bom.register_dependency(component, [])
-    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+    return cdx_json.JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 
-def _layer_component(layer: LayerRef, layer_name: str | None = None) -> Component:
-    from cyclonedx.model.component import Component, ComponentType
+def _layer_component(layer: LayerRef, layer_name: str | None = None) -> cdx_component.Component:
 
     kinds = {
-        LayerKind.RUNTIME: ComponentType.PLATFORM,
-        LayerKind.FRAMEWORK: ComponentType.FRAMEWORK,
-        LayerKind.APPLICATION: ComponentType.APPLICATION,
+        LayerKind.RUNTIME: cdx_component.ComponentType.PLATFORM,
+        LayerKind.FRAMEWORK: cdx_component.ComponentType.FRAMEWORK,
+        LayerKind.APPLICATION: cdx_component.ComponentType.APPLICATION,
     }
     props = [
         _prop("kind", layer.kind.singular),
@@ -189,7 +205,7 @@ def _layer_component(layer: LayerRef, layer_name: str | None = None) -> Componen
     ]
     if layer_name is not None:
         props.append(_prop("layer_name", layer_name))
-    return Component(
+    return cdx_component.Component(
         name=layer.install_target,
         version=str(layer.lock_version),
         type=kinds[layer.kind],
@@ -198,13 +214,10 @@ def _layer_component(layer: LayerRef, layer_name: str | None = None) -> Componen
     )
 
 
-def _package_component(package: Package) -> Component:
-    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
-    from cyclonedx.model.component import Component
-    from packageurl import PackageURL
+def _package_component(package: Package) -> cdx_component.Component:
 
     refs = [
-        ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(where), comment=what)
+        cdx.ExternalReference(type=cdx.ExternalReferenceType.DISTRIBUTION, url=cdx.XsUri(where), comment=what)
         for where, what in ((package.url, "wheel"), (package.index, "index"))
         if where
     ]
@@ -213,11 +226,11 @@ def _package_component(package: Package) -> Component:
         props.append(_prop("wheel", package.wheel))
     if not package.in_lock:
         props.append(_prop("in_lock", "false"))
-    return Component(
+    return cdx_component.Component(
         name=package.name,
         version=package.version,
         bom_ref=package.purl,
-        purl=PackageURL(type="pypi", name=package.name, version=package.version),
+        purl=packageurl.PackageURL(type="pypi", name=package.name, version=package.version),
         hashes=_sha256(package.wheel_sha256),
         licenses=_licences(package.licence),
         external_references=refs,
@@ -225,60 +238,58 @@ def _package_component(package: Package) -> Component:
     )
 
 
-def _runtime_component(runtime: Runtime) -> Component:
-    from cyclonedx.model.component import Component, ComponentType
-    from cyclonedx.model.license import DisjunctiveLicense
+def _runtime_component(runtime: Runtime) -> cdx_component.Component:
 
     props = [_prop("runtime_source", runtime.source), _prop("runtime_build", runtime.described())]
-    return Component(
+    return cdx_component.Component(
         name="cpython",
         version=runtime.version,
-        type=ComponentType.PLATFORM,
+        type=cdx_component.ComponentType.PLATFORM,
         bom_ref=f"runtime:cpython@{runtime.version}",
-        licenses=[DisjunctiveLicense(id=PSF)],
+        licenses=[cdx_license.DisjunctiveLicense(id=PSF)],
         hashes=_sha256(runtime.archive_sha256),
         properties=props,
         description=f"CPython {runtime.version}, {runtime.described()}",
     )
 
 
-def _licences(licence: Licence) -> list[License]:
-    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+def _licences(licence: Licence) -> list[cdx_license.License]:
 
     if licence.source == "expression":
-        return [LicenseExpression(licence.values[0])]
+        return [cdx_license.LicenseExpression(licence.values[0])]
     if licence.source == "classifiers":
         return [
-            DisjunctiveLicense(id=CLASSIFIER_IDS[v]) if v in CLASSIFIER_IDS else DisjunctiveLicense(name=v)
+            cdx_license.DisjunctiveLicense(id=CLASSIFIER_IDS[v])
+            if v in CLASSIFIER_IDS
+            else cdx_license.DisjunctiveLicense(name=v)
             for v in licence.values
         ]
-    return [DisjunctiveLicense(name=v) for v in licence.values or ("unknown",)]
+    return [cdx_license.DisjunctiveLicense(name=v) for v in licence.values or ("unknown",)]
 
 
-def _tool() -> Component:
-    from cyclonedx.model.component import Component, ComponentType
+def _tool() -> cdx_component.Component:
 
-    return Component(
-        name="venvstacks", version=__version__, type=ComponentType.APPLICATION, bom_ref="venvstacks"
+    return cdx_component.Component(
+        name="venvstacks",
+        version=__version__,
+        type=cdx_component.ComponentType.APPLICATION,
+        bom_ref="venvstacks",
     )
 
 
 def _sha256(digest: str | None) -> list[Any]:
-    from cyclonedx.model import HashAlgorithm, HashType
 
-    return [HashType(alg=HashAlgorithm.SHA_256, content=digest)] if digest else []
+    return [cdx.HashType(alg=cdx.HashAlgorithm.SHA_256, content=digest)] if digest else []
 
 
 def _prop(name: str, value: str) -> Any:
-    from cyclonedx.model import Property
 
-    return Property(name=PROPERTY + name, value=value)
+    return cdx.Property(name=PROPERTY + name, value=value)
 
 
 def _lock_time(locked_at: str) -> datetime:
-    from venvstacks.ship.publish import lock_epoch
 
-    return datetime.fromtimestamp(lock_epoch(locked_at), UTC)
+    return datetime.fromtimestamp(publish.lock_epoch(locked_at), UTC)
 
 
 # --- reading one back ------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from pathlib import Path
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import LOCKS_DIR, OUTPUT_MARKERS
 from venvstacks.lock.uvconfig import anchored
+from venvstacks.stack.model import StackSpec
 from venvstacks.stack.modfiles import copy_module, ignore_root
-from venvstacks.stack.spec import UV_SETTINGS_FILE, StackSpec, load_stack
+from venvstacks.stack.spec import UV_SETTINGS_FILE, load_stack
 
 SIDE_FILES = (UV_SETTINGS_FILE, ".gitignore")
 

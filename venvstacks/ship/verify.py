@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import read_json_object
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.ship.deploy import STATE_FILE
+from venvstacks.ship.deploystate import STATE_FILE, DeployState
 from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import is_plain_name, load_published
 
@@ -84,8 +83,8 @@ def _verify_layer(layer_dir: Path, anchor: str | None, source: str) -> LayerRepo
 
 def repair_hint(deployed_dir: Path, published: Path | None) -> str:
     """What to run after a FAIL: deploy again, from where the layers were published."""
-    source = published or read_json_object(deployed_dir / STATE_FILE).get("published")
-    where = shlex.quote(str(source)) if isinstance(source, str | Path) else "PUBLISHED_FOLDER"
+    source = published or DeployState.read(deployed_dir).published
+    where = "PUBLISHED_FOLDER" if source is None else shlex.quote(str(source))
     return (
         f"to repair: venvstacks deploy {where} {shlex.quote(str(deployed_dir))} "
         "(redeploys the layers that differ; docs: `venvstacks docs deployment`)"
@@ -96,11 +95,10 @@ def _published_hashes(deployed_dir: Path, published: Path | None) -> tuple[dict[
     """install target -> published files_manifest_sha256, and where that came from."""
     if published is not None:
         layers = load_published(published)
-        hashes = {la.install_target: la.metadata.get("files_manifest_sha256") for la in layers}
+        hashes = {la.install_target: la.metadata.files_manifest_sha256 for la in layers}
         return _strings(hashes), f"the published metadata of {published}"
-    recorded = read_json_object(deployed_dir / STATE_FILE).get("layers")
-    recorded = recorded if isinstance(recorded, dict) else {}
-    hashes = {t: e.get("files_manifest_sha256") for t, e in recorded.items() if isinstance(e, dict)}
+    recorded = DeployState.read(deployed_dir).layers
+    hashes = {target: layer.files_manifest_sha256 for target, layer in recorded.items()}
     return _strings(hashes), f"the deploy record {STATE_FILE}"
 
 

@@ -3,8 +3,8 @@
 `venvstacks.stack.spec` checks which fields a table may have and their TOML types; the functions
 here check what the values say (a valid requirement, a known platform or index, an existing
 module) and resolve them against the layers defined above. Each raises a `SpecError` naming
-the file, the layer and the field. `LayerKind` is not used here (the caller decides which
-fields each kind has), so this module sits below `venvstacks.stack.spec` with no import cycle.
+the file, the layer and the field. It reads the data model (`venvstacks.stack.model`), never
+the parser in `spec` that calls it, so `stack/` has no import cycle.
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.stack import modfiles
 from venvstacks.stack.graph import LinearizationError, c3_linearize
 from venvstacks.stack.kinds import LayerKind
+from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
 
 if TYPE_CHECKING:
     from packaging import requirements as pep508
     from packaging import utils as putils
-
-    from venvstacks.stack.spec import LayerSpec
 else:
     # Parsing requirements compiles packaging's grammar (about 20 ms); bare names need none.
     pep508, putils = lazy_modules("packaging.requirements", "packaging.utils")

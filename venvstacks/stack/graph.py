@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from venvstacks.stack.spec import LayerSpec, StackSpec
+from venvstacks.stack.model import LayerSpec, StackSpec
 
 
 class LinearizationError(ValueError):
@@ -133,15 +131,6 @@ def lower_layers(stack: StackSpec, layer: LayerSpec) -> list[LayerSpec]:
 def derived_layers(stack: StackSpec, layer: LayerSpec) -> list[LayerSpec]:
     """Every layer that has `layer` below it, in stack file order."""
     return list(stack.uppers.get(layer.env_name, ()))
-
-
-def uppers_index(layers: Sequence[LayerSpec]) -> dict[str, list[LayerSpec]]:
-    """For each layer's build name, the layers that have it below them (one pass)."""
-    index: dict[str, list[LayerSpec]] = {}
-    for layer in layers:
-        for lower in (*layer.lower, *([layer.runtime] if layer.runtime else [])):
-            index.setdefault(lower, []).append(layer)
-    return index
 
 
 def select(stack: StackSpec, patterns: Iterable[str]) -> tuple[list[LayerSpec], list[str]]:

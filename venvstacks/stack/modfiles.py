@@ -2,30 +2,13 @@
 
 Hashing (doit file_dep, lock version inputs, published metadata), copying into the app
 layer and therefore publishing all use `module_files`, so they always agree on what a
-launch or support module is made of.
+launch or support module is made of: everything under it but byte code, `.git*` entries and
+what the committed `.gitignore` files ignore (read here with git's rules, no git needed).
 
-A module's files are everything under it except:
-
-* `__pycache__` folders, `*.pyc` files and `.git*` entries (as the existing venvstacks);
-* what the `.gitignore` files ignore, with git's rules, from the root of the git repository
-  holding the module down to the module and inside it (without a repository: from the stack
-  folder down, or from the module's own folder for a module outside the stack folder). Only
-  `.gitignore` files count, never `.git/info/exclude` or a global excludes file: those are
-  not committed, so the same commit would build differently on two machines. The existing
-  venvstacks asks git through dulwich; we read the files ourselves, no git needed.
-
-A module path written in the stack file may lead anywhere, also outside the stack folder
-(as in the existing venvstacks: the stack file is trusted as much as the code it launches).
-What nobody wrote down is untrusted and may be hostile, so walking a module refuses, in one
-line:
-
-* a module that is or holds the stack folder;
-* a symlink inside a module folder, unless it points inside that module's own folder (then
-  it is kept as a relative link, and the copy points at the copy): nothing outside the
-  module is ever read, hashed, copied or published;
-* FIFOs, sockets and devices (reading one may never end), and links to them;
-* symlink loops and dangling links;
-* files over `MAX_FILE_BYTES`.
+A module path written in the stack file is trusted as far as the code it launches; what is
+found inside a module folder is not, so a walk refuses, in one line, what could read outside
+the module or never end (links leading out, FIFOs, devices, loops, oversized files). The
+rules in full: docs/stack-file.md (modules) and docs/security.md.
 """
 
 from __future__ import annotations

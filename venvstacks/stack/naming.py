@@ -9,14 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from venvstacks.errors import SpecError
 from venvstacks.stack.fields import LayerTable
 from venvstacks.stack.kinds import LayerKind
-
-if TYPE_CHECKING:
-    from venvstacks.stack.spec import LayerSpec
+from venvstacks.stack.model import LayerSpec
 
 # Matched with fullmatch: `$` would also accept a trailing newline.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")

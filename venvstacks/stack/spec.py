@@ -4,17 +4,16 @@ Every field the existing venvstacks accepts is accepted here with the same meani
 validation happens up front, so a bad stack file fails before anything is locked or built,
 with one line naming the file, the layer and the field.
 
-This module holds the specs, the top level of the file and [tool.uv], and which fields each
-kind of layer has; the rules for each field's value live in `venvstacks.stack.fields`.
+This module reads the top level of the file and [tool.uv], and knows which fields each kind
+of layer has; the rules for each field's value live in `venvstacks.stack.fields`, the specs
+it builds in `venvstacks.stack.model`.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,74 +21,7 @@ from venvstacks.errors import SpecError
 from venvstacks.fsutil import UnsafeFileError, read_bounded_text
 from venvstacks.stack import fields, naming, uvkeys
 from venvstacks.stack.kinds import LayerKind
-from venvstacks.stack.modfiles import module_name
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    kind: LayerKind
-    name: str  # as written in the stack file
-    env_name: str  # build name: cpython-3.11, framework-x, app-y
-    requirements: tuple[str, ...]
-    platforms: tuple[str, ...]  # resolved; empty means the layer is disabled
-    versioned: bool
-    linux_target: str
-    macosx_target: str | None
-    dynlib_exclude: tuple[str, ...]
-    package_indexes: tuple[tuple[str, str], ...]  # own + inherited from lower layers
-    priority_indexes: tuple[str, ...]
-    index_overrides: tuple[tuple[str, str], ...]
-    python_implementation: str  # the runtime's request, e.g. cpython@3.11
-    runtime: str | None  # env name of the runtime layer (None for runtimes)
-    frameworks: tuple[str, ...]  # declared framework env names
-    lower: tuple[str, ...]  # framework env names in sys.path (C3) order
-    launch_module: Path | None = None
-    support_modules: tuple[Path, ...] = ()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.platforms)
-
-    @property
-    def modules(self) -> tuple[Path, ...]:
-        """An application's launch module, then its support modules (none for other kinds)."""
-        return () if self.launch_module is None else (self.launch_module, *self.support_modules)
-
-    @property
-    def launch_module_name(self) -> str | None:
-        return module_name(self.launch_module) if self.launch_module else None
-
-    @property
-    def lock_stem(self) -> str:
-        # uv insists on pylock.<name>.toml with no dots in <name>
-        return self.env_name.replace(".", "_")
-
-
-@dataclass(frozen=True)
-class StackSpec:
-    path: Path
-    layers: tuple[LayerSpec, ...]  # runtimes, frameworks, applications: lower layers first
-    uv_config: Mapping[str, Any]
-
-    @functools.cached_property
-    def root(self) -> Path:
-        return self.path.parent
-
-    @functools.cached_property
-    def _by_name(self) -> dict[str, LayerSpec]:
-        # Planning looks layers up by name for every lower layer of every layer: keep it O(1).
-        return {layer.env_name: layer for layer in self.layers}
-
-    def layer(self, env_name: str) -> LayerSpec:
-        return self._by_name[env_name]
-
-    @functools.cached_property
-    def uppers(self) -> dict[str, list[LayerSpec]]:
-        """Build name -> the layers above it (see `graph.derived_layers`)."""
-        from venvstacks.stack.graph import uppers_index
-
-        return uppers_index(self.layers)
-
+from venvstacks.stack.model import LayerSpec, StackSpec
 
 STACK_FILE = "venvstacks.toml"  # what a stack folder's stack file is called
 UV_SETTINGS_FILE = "venvstacks.uv.toml"  # [tool.uv] settings beside it, read only without [tool.uv]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import PLATFORMS, Platform, major_minor
-from venvstacks.stack.spec import LayerSpec
+from venvstacks.stack.model import LayerSpec
 
 if TYPE_CHECKING:
     from packaging import markers, tags
