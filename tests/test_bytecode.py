@@ -4,7 +4,6 @@ as they are (postinstall compiles nothing more), verify covers and moving keeps 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from venvstacks.errors import VenvStacksError
 from venvstacks.layerconfig import LayerConfig
 from venvstacks.layout import OutputOptions
 from venvstacks.runtimes.options import RuntimeOptions
-from venvstacks.ship.bytecode import compiler_for
+from venvstacks.ship.bytecode import POSTINSTALL_BYTECODE, USUAL_POSTINSTALL, compiler_for
 from venvstacks.ship.deploy import deploy
 from venvstacks.ship.export import POSTINSTALL_SCRIPT
 from venvstacks.ship.manifest import check_deployed
@@ -80,6 +79,13 @@ def test_two_fresh_publishes_write_the_same_bytes(
     tag = sys.implementation.cache_tag
     assert f"{APP}/{SITE}/__pycache__/hello_app.{tag}.pyc" in pycs
     assert all(data[4:8] == UNCHECKED_HASH for data in pycs.values())
+    with tarfile.open(published / f"{APP}.tar.gz") as tar:
+        member = tar.extractfile(f"{APP}/postinstall.py")
+        usual = tar.extractfile(f"{APP}/{USUAL_POSTINSTALL}")
+        assert member is not None and usual is not None
+        # postinstall.py runs the usual script, which keeps its bytes (default archives do too)
+        assert member.read() == POSTINSTALL_BYTECODE.read_bytes()
+        assert usual.read() == POSTINSTALL_SCRIPT.read_bytes()
     for layer in LAYERS:  # every library module ships compiled, the runtime's stdlib too
         with tarfile.open(published / f"{layer}.tar.gz") as tar:
             sources = [m.name for m in tar if m.name.endswith(".py") and m.name.startswith(f"{layer}/lib/")]
@@ -91,6 +97,10 @@ def test_without_the_option_nothing_changes(tmp_path: Path, tmp_path_factory: py
     for layer in LAYERS:
         assert _pycs(out / f"{layer}.tar.gz") == {}
         assert BYTECODE_FIELD not in _layer_meta(out, layer)
+        with tarfile.open(out / f"{layer}.tar.gz") as tar:
+            member = tar.extractfile(f"{layer}/postinstall.py")
+            assert member is not None and member.read() == POSTINSTALL_SCRIPT.read_bytes()
+            assert f"{layer}/{USUAL_POSTINSTALL}" not in tar.getnames()
 
 
 def test_the_option_republishes(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -166,8 +176,10 @@ def test_postinstall_compiles_only_what_has_no_pyc(tmp_path: Path) -> None:
     )
     assert shipped is not None
     before = Path(shipped).read_bytes()
-    # As postinstall runs it in the layer's own Python (a child process)
-    cmd = [sys.executable, "-I", "-c", _compile_child(), str(POSTINSTALL_SCRIPT), str(lib)]
+    # As the shipped postinstall.py runs it in the layer's own Python (a child process)
+    child = "import sys; p = sys.argv.pop(1); "
+    child += "exec(compile(open(p).read(), p, 'exec'), {'__name__': 'compile_child'})"
+    cmd = [sys.executable, "-I", "-c", child, str(POSTINSTALL_BYTECODE), str(lib)]
     subprocess.run(cmd, check=True)
     assert Path(shipped).read_bytes() == before  # compile_dir would have rewritten it
     assert (lib / "__pycache__" / f"local.{sys.implementation.cache_tag}.pyc").is_file()
@@ -224,15 +236,6 @@ def test_symlinked_sources_are_left_to_postinstall(tmp_path: Path) -> None:
         f"top/lib/__pycache__/copy.{tag}.pyc",
         f"top/lib/__pycache__/real.{tag}.pyc",
     ]
-
-
-def _compile_child() -> str:
-    """postinstall.py's COMPILE_CHILD (loaded by path: mypy does not check that script)."""
-    spec = importlib.util.spec_from_file_location("postinstall_under_test", POSTINSTALL_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.COMPILE_CHILD)
 
 
 @pytest.mark.slow

@@ -18,9 +18,7 @@ What it does, driven by ``share/venv/metadata/venvstacks_layer.json``:
   venv launcher (no links), and ``sitecustomize.py`` also adds each lower layer's
   ``Library/bin`` with ``os.add_dll_directory``, so extension modules find their DLLs;
 * for every layer: byte-compiles its library folder (``lib/``, on Windows ``Lib/``) with
-  the layer's own Python version, one process per core. A file that already has its
-  ``.pyc`` (an archive published with ``--bytecode`` ships them) is left alone, so such a
-  layer compiles only what publish could not.
+  the layer's own Python version, one process per core.
 
 Which system it is on is decided here, on the target (``os.name``), never at build time.
 
@@ -32,7 +30,6 @@ This file is copied into every layer and must keep to the standard library and t
 """
 
 import compileall
-import importlib.util
 import json
 import os
 import subprocess
@@ -147,7 +144,7 @@ class Layer:
             warning = f"{self.base_python} not found; {lib_dir} left uncompiled"
             print("postinstall.py: warning: " + warning, file=sys.stderr)
             return
-        cmd = [self.base_python, "-X", "utf8", "-I", "-c", COMPILE_CHILD, os.path.abspath(__file__), lib_dir]
+        cmd = [self.base_python, "-X", "utf8", "-I", "-c", COMPILE_CHILD, lib_dir]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             out = proc.stdout.decode("utf-8", "replace").strip().splitlines()
@@ -158,47 +155,23 @@ class Layer:
 def compile_tree(path):
     # Files that do not compile (test data, code for other Python versions) are not ours
     # to judge: Python compiles them, or fails on them, at import time.
-    missing, total = uncompiled(path)
-    if not missing:
-        return  # every pyc is there: shipped in the archive, or a rerun
-    args = dict(maxlevels=sys.getrecursionlimit(), quiet=2)
-    if len(missing) < total:
-        # Shipped pycs are unchecked-hash ones; compile_dir would take them for stale and
-        # rewrite them with timestamps, so only the files without one are compiled.
-        for source in missing:
-            compileall.compile_file(source, quiet=2)
-        return
     # workers=0: one process per core (compileall's own pool). Where processes cannot be
     # pooled (no working semaphores, as in some sandboxes), compile in this process.
     try:
-        compileall.compile_dir(path, workers=0, **args)
+        compileall.compile_dir(path, maxlevels=sys.getrecursionlimit(), quiet=2, workers=0)
     except (ImportError, OSError, NotImplementedError, RuntimeError):
-        compileall.compile_dir(path, **args)
+        compileall.compile_dir(path, maxlevels=sys.getrecursionlimit(), quiet=2)
 
 
-def uncompiled(path):
-    """The .py files below path without their pyc (for the running Python), and how many
-    .py files there are."""
-    missing, total = [], 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-        for name in filenames:
-            if name.endswith(".py"):
-                total += 1
-                source = os.path.join(dirpath, name)
-                if not os.path.exists(importlib.util.cache_from_source(source)):
-                    missing.append(source)
-    return missing, total
-
-
-# compile_tree() for a child process running the layer's own Python (any version >= 3.8):
-# this very file, which keeps to 3.8's syntax and the standard library. (Not runpy: it
-# imports more than a trimmed runtime may hold.)
-COMPILE_CHILD = (
-    "import sys; path = sys.argv.pop(1)\n"
-    "with open(path, encoding='utf-8') as f: code = compile(f.read(), path, 'exec')\n"
-    "exec(code, {'__name__': 'compile_child', '__file__': path})"
-)
+# compile_tree() for a child process running the layer's own Python (any version >= 3.8).
+COMPILE_CHILD = """
+import compileall, sys
+args = dict(maxlevels=sys.getrecursionlimit(), quiet=2)
+try:
+    compileall.compile_dir(sys.argv[1], workers=0, **args)
+except (ImportError, OSError, NotImplementedError, RuntimeError):
+    compileall.compile_dir(sys.argv[1], **args)
+"""
 
 
 def replace_symlink(target, path):
@@ -225,5 +198,3 @@ def write_text(path, text):
 
 if __name__ == "__main__":
     sys.exit(main())
-elif __name__ == "compile_child":  # run by COMPILE_CHILD
-    compile_tree(sys.argv[1])

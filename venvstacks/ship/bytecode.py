@@ -5,9 +5,11 @@ the target. With ``--bytecode`` publish compiles every ``.py`` file of the layer
 folder (``lib/``, Windows ``Lib/``, the folder postinstall compiles) once, with a CPython of
 the layer's own X.Y, into *unchecked-hash* pycs (PEP 552): Python loads them without looking
 at the source's time or size, so they stay valid after the layer is unpacked or moved, and
-they hold no time stamp, so two fresh publishes write the same bytes. postinstall then
-compiles only the files that have no pyc (those that did not compile here, such as test data
-for another Python version).
+they hold no time stamp, so two fresh publishes write the same bytes. The layer's
+``postinstall.py`` is then ``_injected/postinstall_bytecode.py``, which runs the usual script
+(shipped as ``share/venv/metadata/venvstacks_postinstall.py``) but compiles only the files
+that have no pyc (those that did not compile here, such as test data for another Python
+version); the usual script, and so every archive without bytecode, keeps its bytes.
 
 The compiling interpreter is the layer's own ``python`` in its build folder when the layer
 is for this machine's platform, else this Python if its X.Y is the layer's; otherwise the
@@ -27,9 +29,13 @@ from pathlib import Path, PurePosixPath
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.layerconfig import LayerConfig
+from venvstacks.layout import POSTINSTALL
 from venvstacks.platforms import major_minor, platform_tag
 
 LIBRARY_FOLDERS = ("lib", "Lib")
+# Such a layer's postinstall.py (it runs the usual one, shipped here, leaving shipped pycs alone).
+POSTINSTALL_BYTECODE = Path(__file__).parents[1] / "_injected" / "postinstall_bytecode.py"
+USUAL_POSTINSTALL = "share/venv/metadata/venvstacks_postinstall.py"
 
 # Run by the compiling interpreter (-I): reads {"out": DIR, "files": [[SOURCE, REL], ...]}
 # on stdin, writes each REL's pyc below DIR, prints the pycs written (relative, POSIX).
@@ -93,3 +99,14 @@ def bytecode_entries(
     pycs: list[str] = json.loads(proc.stdout)
     folders = sorted({str(PurePosixPath(pyc).parent) for pyc in pycs})
     return [ArchiveEntry(f"{top}/{rel}", scratch / rel) for rel in folders + pycs]
+
+
+def with_bytecode_postinstall(entries: list[ArchiveEntry], top: str) -> list[ArchiveEntry]:
+    """``entries`` with ``postinstall_bytecode.py`` as the layer's ``postinstall.py`` and the
+    usual script beside the layer config, which it runs (the usual script's bytes, and so
+    every archive published without bytecode, stay as they are)."""
+    script = f"{top}/{POSTINSTALL}"
+    usual = [e for e in entries if e.name == script]
+    rest = [e for e in entries if e.name != script]
+    moved = [ArchiveEntry(f"{top}/{USUAL_POSTINSTALL}", e.source) for e in usual]
+    return [*rest, ArchiveEntry(script, POSTINSTALL_BYTECODE), *moved]

@@ -35,7 +35,7 @@ from venvstacks.jsondoc import read_document
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, sbom_name, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
-from venvstacks.ship.bytecode import bytecode_entries, compiler_for
+from venvstacks.ship.bytecode import bytecode_entries, compiler_for, with_bytecode_postinstall
 from venvstacks.ship.export import layer_entries
 from venvstacks.ship.layermeta import LayerMetadata, StackMetadata
 from venvstacks.ship.manifest import archive_manifest, manifest_sha256, manifest_text
@@ -258,4 +258,5 @@ def _layer_entries(layer: LayerToPublish, options: PublishOptions, top: str) -> 
     config = read_layer_config(layer.layer_dir)
     compiler = compiler_for(layer.layer_dir, config, options.target_platform, layer.layer_name)
     with tempfile.TemporaryDirectory(prefix="venvstacks-bytecode-") as scratch:
-        yield sorted(entries + bytecode_entries(entries, top, compiler, Path(scratch)))
+        pycs = bytecode_entries(entries, top, compiler, Path(scratch))
+        yield sorted(with_bytecode_postinstall(entries, top) + pycs)
