@@ -61,6 +61,10 @@ class Rebuilt:
         )
 
 
+# How long the inner run may take to stop its tools and tidy up after SIGTERM, before SIGKILL.
+_STOP_GRACE = 30.0
+
+
 def verify_rebuild(
     artifacts: Path, stack_file: Path, allow_local_runtime: bool | None = None
 ) -> list[Rebuilt]:
@@ -131,7 +135,10 @@ def _publish(
         try:
             code = proc.wait()
         except BaseException:  # Ctrl-C, SIGTERM: the whole session, uv processes included
-            stop_group(proc, grace=0)
+            # SIGTERM first: the inner run stops its own tools (each in a process group of its
+            # own, out of reach of killpg here) and waits for them; a kill at once left them
+            # writing into the scratch folder while it was being removed.
+            stop_group(proc, grace=_STOP_GRACE)
             raise
     if code != 0:
         raise VenvStacksError(f"rebuilding {spec.parent.name} failed (exit {code}); see above")
