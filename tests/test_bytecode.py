@@ -24,11 +24,10 @@ from venvstacks.engine import tasks
 from venvstacks.engine.settings import Settings
 from venvstacks.errors import VenvStacksError
 from venvstacks.layerconfig import LayerConfig
-from venvstacks.layout import OutputOptions
+from venvstacks.layout import POSTINSTALL_BYTECODE, POSTINSTALL_SCRIPT, USUAL_POSTINSTALL, OutputOptions
 from venvstacks.runtimes.options import RuntimeOptions
-from venvstacks.ship.bytecode import POSTINSTALL_BYTECODE, USUAL_POSTINSTALL, compiler_for
+from venvstacks.ship.bytecode import compiler_for
 from venvstacks.ship.deploy import deploy
-from venvstacks.ship.export import POSTINSTALL_SCRIPT
 from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.publish import PublishOptions
 from venvstacks.stack.spec import load_stack

@@ -418,29 +418,38 @@ def test_layers_needing_each_other_are_refused() -> None:
         select_layers([rt, one, two], [], lambda target: False)
 
 
-def test_a_layer_deploying_for_over_two_seconds_says_how_it_gets_on(
+def test_byte_compiling_for_over_two_seconds_says_how_it_gets_on(
     published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
+    from concurrent.futures import Future
 
-    from venvstacks.ship import deploy as deploy_module
+    from venvstacks.ship.compilepool import CompilePools
 
-    real = deploy_module.run_postinstall
+    real = CompilePools.compile
     ticked = threading.Event()
     said: list[str] = []
 
     def log(line: str) -> None:
         said.append(line)
-        if line.startswith(f"   {APP}: postinstall.py"):
+        if line.startswith("   byte-compiling: "):
             ticked.set()
 
-    def slow_postinstall(layer_dir: Path, name: str) -> None:
-        if name == APP:  # runs on until the ticker has spoken (a marker, not a clock)
-            assert ticked.wait(60), said
-        real(layer_dir, name)
+    def slow_compile(pools: CompilePools, python: Path, files: list[str], **kw: bool) -> Future[None]:
+        compiled = real(pools, python, files, **kw)
+        later: Future[None] = Future()
 
-    monkeypatch.setattr(deploy_module, "run_postinstall", slow_postinstall)
+        def finish() -> None:  # done once the ticker has spoken (a marker, not a clock)
+            ticked.wait(60)
+            compiled.result()
+            later.set_result(None)
+
+        threading.Thread(target=finish, daemon=True).start()
+        return later
+
+    monkeypatch.setattr(CompilePools, "compile", slow_compile)
     result = deploy(published, tmp_path / "target", log=log, jobs=1)
     assert APP in result.deployed
-    (line,) = [line for line in said if line.startswith(f"   {APP}: ")]
-    assert re.fullmatch(rf"   {APP}: postinstall\.py \(byte-compiling\) running \((\d+)s\)", line), line
+    assert ticked.is_set(), said
+    (line, *_) = [line for line in said if line.startswith("   byte-compiling: ")]
+    assert re.fullmatch(r"   byte-compiling: (\d+) of (\d+) files compiled \((\d+)s\)", line), line

@@ -16,7 +16,7 @@ from tests.support.procs import ends
 from tests.support.spec_files import RUNTIME, framework
 from venvstacks.errors import VenvStacksError
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.ship.deploy import run_postinstall
+from venvstacks.ship.finish import run_postinstall
 
 
 def test_a_postinstall_that_never_returns_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

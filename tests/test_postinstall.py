@@ -23,8 +23,9 @@ from tests.support.layers import (
     sample_stack,
 )
 from venvstacks.layers.pywrapper import wrapper_script
+from venvstacks.layout import POSTINSTALL_SCRIPT
 from venvstacks.platforms import PLATFORMS
-from venvstacks.ship.export import POSTINSTALL_SCRIPT, layer_entries, materialise
+from venvstacks.ship.export import layer_entries, materialise
 
 FW, APP = "framework-fw@2", "app-hello"
 TAG = f"cpython-{PY.replace('.', '')}"

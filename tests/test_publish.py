@@ -27,8 +27,7 @@ from tests.support.layers import (
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes, sha256_file
-from venvstacks.layout import FILES_MANIFEST
-from venvstacks.ship.export import POSTINSTALL_SCRIPT
+from venvstacks.layout import FILES_MANIFEST, POSTINSTALL_SCRIPT
 from venvstacks.ship.publish import (
     LayerToPublish,
     PublishOptions,

@@ -29,6 +29,11 @@ MODULES_STATE = STATE_DIR / "modules.json"  # an app's module names, to remove o
 
 FILES_MANIFEST = Path("share/venv/metadata/venvstacks_files.json")  # every archived file (manifest.py)
 POSTINSTALL = "postinstall.py"  # at the top of every exported, published and deployed layer
+# The scripts shipped as a layer's postinstall.py: the usual one and, with publish --bytecode,
+# the one that runs the usual one (shipped then as USUAL_POSTINSTALL) leaving shipped pycs alone.
+POSTINSTALL_SCRIPT = Path(__file__).parent / "_injected" / POSTINSTALL
+POSTINSTALL_BYTECODE = Path(__file__).parent / "_injected" / "postinstall_bytecode.py"
+USUAL_POSTINSTALL = "share/venv/metadata/venvstacks_postinstall.py"
 
 # In an export or publish folder: per-layer metadata files and the stack's venvstacks.json.
 METADATA_DIR = "__venvstacks__"

@@ -18,8 +18,8 @@ from types import ModuleType
 from tests.support.runtime_fixtures import RuntimeArchive
 from tests.support.wheels import write_wheel
 from venvstacks.fsutil import sha256_file
+from venvstacks.layout import POSTINSTALL_SCRIPT
 from venvstacks.platforms import Platform
-from venvstacks.ship.export import POSTINSTALL_SCRIPT
 
 # A stand-in's first bytes say what it stands for (PE's "MZ", a 64-bit Mach-O header).
 PE = b"MZ stand-in: a Windows executable\n"

@@ -29,13 +29,10 @@ from pathlib import Path, PurePosixPath
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.layerconfig import LayerConfig
-from venvstacks.layout import POSTINSTALL
+from venvstacks.layout import POSTINSTALL, POSTINSTALL_BYTECODE, USUAL_POSTINSTALL
 from venvstacks.platforms import major_minor, platform_tag
 
 LIBRARY_FOLDERS = ("lib", "Lib")
-# Such a layer's postinstall.py (it runs the usual one, shipped here, leaving shipped pycs alone).
-POSTINSTALL_BYTECODE = Path(__file__).parents[1] / "_injected" / "postinstall_bytecode.py"
-USUAL_POSTINSTALL = "share/venv/metadata/venvstacks_postinstall.py"
 
 # Run by the compiling interpreter (-I): reads {"out": DIR, "files": [[SOURCE, REL], ...]}
 # on stdin, writes each REL's pyc below DIR, prints the pycs written (relative, POSIX).

@@ -32,9 +32,9 @@ import fnmatch
 import os
 import shlex
 import shutil
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import wait
 from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -50,14 +50,15 @@ from venvstacks.fsutil import (
     replace_dir,
 )
 from venvstacks.layerconfig import read_layer_config
-from venvstacks.layout import LAYER_CONFIG, POSTINSTALL
+from venvstacks.layout import LAYER_CONFIG
 from venvstacks.platforms import cores, host_platform, platform_of_tag
+from venvstacks.ship.compilepool import CompilePools
 from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
+from venvstacks.ship.finish import Staged, run_postinstall, stage
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import PublishedLayer, is_plain_name, load_published
 from venvstacks.stack.kinds import LayerKind, did_you_mean
-from venvstacks.tools import run_postinstall_script
 
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
@@ -207,16 +208,8 @@ def deploy(
             state = state.with_layer(layer.install_target, deployed)
             state.write(target_dir)
 
-        steps = LayerSteps(
-            unpack=lambda layer, stop: _unpack_layer(
-                layer, checked[layer.install_target], target_dir, stop, log
-            ),
-            finish=lambda layer, staging: _finish_layer(layer, staging, target_dir, log),
-            discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
-            on_done=record,
-        )
         pending = {la.install_target: la for la in selected if la.install_target in todo}
-        run_layers(pending, {t: la.needs for t, la in pending.items()}, steps, jobs or cores())
+        _deploy_layers(pending, checked, target_dir, jobs or cores(), log, record)
         _check_complete(selected, target_dir)
     apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
     deployed = tuple(la.install_target for la in selected if la.install_target in todo)
@@ -256,16 +249,87 @@ def _unpacked_share(checked: CheckedArchive) -> str:
     return f"{min(done, checked.size) * 100 // max(checked.size, 1)}% of {checked.size / 1e6:.0f} MB unpacked"
 
 
-def _finish_layer(layer: PublishedLayer, staging: Path, target_dir: Path, log: Callable[[str], None]) -> None:
+def _deploy_layers(
+    pending: Mapping[str, PublishedLayer],
+    checked: Mapping[str, CheckedArchive],
+    target_dir: Path,
+    jobs: int,
+    log: Callable[[str], None],
+    record: Callable[[PublishedLayer], None],
+) -> None:
+    """Unpack and finish ``pending`` (in deployment order), each layer's byte-compiling in
+    the shared pools, then rename them into place, each after the layers it needs."""
+    staged: dict[str, Staged] = {}
+    pythons: dict[str, Path] = {}  # install target -> staging folder, for their Pythons
+    failure: Exception | None = None
     try:
-        # Staging is a sibling of the destination, so postinstall can finish the layer
-        # before it becomes visible under its real name.
+        with CompilePools(cores()) as pools:
+
+            def finish(layer: PublishedLayer, staging: Path) -> None:
+                pythons[layer.install_target] = staging
+                try:
+                    staged[layer.install_target] = stage(staging, layer.install_target, pools, pythons)
+                except BaseException:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
+
+            steps = LayerSteps(
+                unpack=lambda layer, stop: _unpack_layer(
+                    layer, checked[layer.install_target], target_dir, stop, log
+                ),
+                finish=finish,
+                discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
+                on_done=lambda layer: None,
+            )
+            try:
+                run_layers(pending, {t: la.needs for t, la in pending.items()}, steps, jobs)
+            except Exception as exc:  # the layers not needing the failed one go on
+                failure = exc
+            with Ticker(lambda: f"byte-compiling: {pools.progress()}", log):
+                wait([s.compiled for s in staged.values() if s.compiled is not None])
+        failure = _place_layers(pending, staged, target_dir, log, record) or failure
+    finally:  # after Ctrl-C: whatever was not renamed into place goes
+        for left in staged.values():
+            shutil.rmtree(left.staging, ignore_errors=True)
+    if failure is not None:
+        raise failure
+
+
+def _place_layers(
+    pending: Mapping[str, PublishedLayer],
+    staged: dict[str, Staged],
+    target_dir: Path,
+    log: Callable[[str], None],
+    record: Callable[[PublishedLayer], None],
+) -> Exception | None:
+    """Rename each staged layer into place (after its own postinstall.py if it runs one),
+    once the layers it needs are; the first error, if any."""
+    failure: Exception | None = None
+    placed: set[str] = set()
+    for target, layer in pending.items():
+        if target not in staged:
+            continue
+        done = staged[target]
+        try:
+            if all(dep not in pending or dep in placed for dep in layer.needs):
+                _finish_layer(layer, done, target_dir, log)
+                placed.add(target)
+                record(layer)
+        except Exception as exc:
+            failure = failure or exc
+        finally:
+            shutil.rmtree(done.staging, ignore_errors=True)  # nothing left if renamed
+            del staged[target]
+    return failure
+
+
+def _finish_layer(layer: PublishedLayer, done: Staged, target_dir: Path, log: Callable[[str], None]) -> None:
+    if done.compiled is None:  # a postinstall.py not ours: as the recipe runs it
         with Ticker(lambda: f"{layer.install_target}: postinstall.py (byte-compiling) running", log):
-            run_postinstall(staging, layer.install_target)
-        replace_dir(staging, target_dir / layer.install_target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            run_postinstall(done.staging, layer.install_target)
+    else:
+        done.compiled.result()
+    replace_dir(done.staging, target_dir / layer.install_target)
 
 
 def _relink_moved(target_dir: Path, targets: Sequence[str], log: Callable[[str], None]) -> None:
@@ -275,19 +339,6 @@ def _relink_moved(target_dir: Path, targets: Sequence[str], log: Callable[[str],
     for layer_dir in present:
         log(f"Relinking {layer_dir.name} (the target folder was moved)")
         run_postinstall(layer_dir)
-
-
-def run_postinstall(layer_dir: Path, name: str | None = None) -> None:
-    """Run a deployed layer's ``postinstall.py`` with its base Python (else this one).
-
-    ``name``: the layer's install target, when ``layer_dir`` is its staging folder (messages
-    name layers as everywhere else, never by a temporary folder)."""
-    runner: Path | str = sys.executable
-    base = read_layer_config(layer_dir, name).base_python
-    if base is not None and os.path.exists(os.path.join(layer_dir, base)):
-        runner = os.path.normpath(os.path.join(layer_dir, base))
-    cmd = [runner, "-X", "utf8", "-I", layer_dir / POSTINSTALL]
-    run_postinstall_script(f"postinstall of {name or layer_dir.name}", cmd)
 
 
 def _is_runtime(layer_dir: Path) -> bool:

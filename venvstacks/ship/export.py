@@ -22,10 +22,8 @@ from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, make_folder, replace_dir
 from venvstacks.layerconfig import read_layer_config
-from venvstacks.layout import DEPLOYED_WRAPPER, POSTINSTALL, STATE_DIR
+from venvstacks.layout import DEPLOYED_WRAPPER, POSTINSTALL, POSTINSTALL_SCRIPT, STATE_DIR
 from venvstacks.tools import run_postinstall_script
-
-POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
 
 
 def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
