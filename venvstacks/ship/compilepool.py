@@ -204,8 +204,9 @@ class _Pool:
         for thread in self._threads:
             thread.join()
         for proc, errors in self._workers:
-            if proc.stdin is not None:
-                proc.stdin.close()  # a worker ends when its requests do
+            with contextlib.suppress(OSError):  # a worker that died leaves a broken pipe
+                if proc.stdin is not None:
+                    proc.stdin.close()  # a worker ends when its requests do
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=STOP_GRACE)
             stop_group(proc, grace=0)
