@@ -57,11 +57,10 @@ def test_the_pool_writes_what_compile_dir_writes(tmp_path: Path) -> None:
 
 def test_missing_only_leaves_shipped_pycs_alone(tmp_path: Path) -> None:
     lib = _tree(tmp_path)
-    shipped = Path(
-        py_compile.compile(
-            str(lib / "pkg" / "m0.py"), invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
-        )
-    )
+    unchecked = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    written = py_compile.compile(str(lib / "pkg" / "m0.py"), invalidation_mode=unchecked)
+    assert written is not None
+    shipped = Path(written)
     before = shipped.read_bytes()
     with CompilePools(2) as pools:
         pools.compile(Path(sys.executable), library_sources(lib), missing_only=True).result()
