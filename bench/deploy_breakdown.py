@@ -15,8 +15,15 @@ order, it prints the medians of:
 * ``rename``: moving the finished staging folder into place (``fsutil.replace_dir``).
 
 and, per stack, the start-up of a Python with a process pool (what each postinstall pays
-before compiling), and the critical path of a parallel deploy: unpacking the runtime and
-running its postinstall (its stdlib compile) come before any upper layer's postinstall.
+before compiling), and the critical path of a deploy that runs each layer's postinstall.py
+once the layers below it are in place: unpacking the runtime and running its postinstall
+(its stdlib compile) come before any upper layer's postinstall.
+
+Then, for ``venvstacks deploy`` as it is (each layer's byte-compiling in one shared pool of
+workers per runtime, the rest of postinstall in-process), the timeline of one real deploy
+(``ship.deploy.deploy`` in this process, medians of the runs): when each layer's unpack
+ends, when its files went to the pool (its in-process postinstall done), when the pools
+ran dry and when the last layer was in place, with the CPU time of the whole deploy.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchlib import CACHE_DIR, Samples, ensure_project_python, load_line, rel, sample_copy, three_layer_stack
 from deploy import base_python, layers_in_order, publish
@@ -135,6 +143,59 @@ def breakdown(label: str, artifacts: Path, n: int) -> None:
         f"  critical path before any upper layer's postinstall: the slowest runtime's sha256 +"
         f" unpack + postinstall = {critical:.2f} s"
     )
+    timeline(artifacts, n)
+
+
+def timeline(artifacts: Path, n: int) -> None:
+    """One real deploy, step by step: seconds from its start (medians of n runs)."""
+    from venvstacks.ship import deploy as deploy_module
+
+    marks: dict[str, Samples] = {}
+    total = Samples()
+    for _ in range(n):
+        got = _one_deploy(deploy_module, artifacts)
+        for what, at in got.items():
+            marks.setdefault(what, Samples()).values.append(at)
+        total.values.append(got["in place"])
+        total.cpu.append(got["cpu"])
+    print("  venvstacks deploy's timeline (s from its start, medians):")
+    for what, samples in marks.items():
+        if what != "cpu":
+            print(f"    {what:<48} {samples.median:6.2f}")
+    print(f"  venvstacks deploy in this process: {total.summary()}")
+
+
+def _one_deploy(deploy_module: Any, artifacts: Path) -> dict[str, float]:
+    got: dict[str, float] = {}
+    t0, c0 = time.perf_counter(), _cpu()
+
+    def mark(what: str) -> None:
+        got[what] = time.perf_counter() - t0
+
+    def wrap(name: str, before: Callable[..., str] | None, after: Callable[..., str]) -> None:
+        real = getattr(deploy_module, name)
+
+        def step(*args: Any, **kw: Any) -> Any:
+            if before is not None:
+                mark(before(*args))
+            result = real(*args, **kw)
+            mark(after(*args))
+            return result
+
+        setattr(deploy_module, name, step)
+
+    saved = {name: getattr(deploy_module, name) for name in ("_unpack_layer", "stage", "wait")}
+    wrap("_unpack_layer", None, lambda layer, *_: f"{layer.install_target}: unpacked")
+    wrap("stage", None, lambda staging, name, *_: f"{name}: postinstall done, files to the pool")
+    wrap("wait", lambda *_: "all unpacked and staged", lambda *_: "every file compiled")
+    try:
+        deploy_module.deploy(artifacts, fresh(WORK / "timeline"), log=lambda _: None)
+    finally:
+        for name, real in saved.items():
+            setattr(deploy_module, name, real)
+    mark("in place")
+    got["cpu"] = _cpu() - c0  # the compile workers are waited for: their CPU is counted
+    return got
 
 
 def main(argv: list[str] | None = None) -> int:
