@@ -1,9 +1,9 @@
 """Deploying several layers at once, each finished as soon as the layers below it are.
 
 A deploy has two steps per layer: *unpack* (anytime: it only writes the layer's own staging
-folder) and *finish* (postinstall, then the rename into place: only once every layer it
-needs is in place, since postinstall runs with the runtime's Python and links to the lower
-layers). ``run_layers`` unpacks up to ``jobs`` layers at a time, in the order given, and
+folder) and *finish* (only once every layer it needs is finished: deploy's finish does the
+layer's postinstall work and hands its files to the compile workers, which need the
+runtime's Python unpacked). ``run_layers`` unpacks up to ``jobs`` layers at a time, in the order given, and
 finishes each one as soon as its own unpack and its lower layers' finish are done; the
 dependency order comes from :class:`graphlib.TopologicalSorter`.
 
@@ -31,7 +31,7 @@ class LayerSteps(Generic[L]):
     """What to do with each layer; ``stop`` is set when the run is abandoned."""
 
     unpack: Callable[[L, threading.Event], Path]  # returns the staging folder
-    finish: Callable[[L, Path], None]  # postinstall and rename; removes staging on failure
+    finish: Callable[[L, Path], None]  # removes staging on failure
     discard: Callable[[Path], None]  # removes an unfinished staging folder
     on_done: Callable[[L], None]  # called in the calling thread, in finishing order
 
