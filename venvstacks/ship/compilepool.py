@@ -117,23 +117,26 @@ _Request = tuple[str, int, _Job]  # a JSON line, its number of files, and its jo
 class _Pool:
     """``workers`` processes of one Python, each fed by a thread of this process."""
 
-    def __init__(self, python: str, workers: int, slots: threading.Semaphore, progress: _Progress) -> None:
+    def __init__(self, python: str, slots: threading.Semaphore, progress: _Progress) -> None:
         self.python = python
         self._progress = progress
         self.requests: queue.Queue[_Request | None] = queue.Queue()
         self.broken: VenvStacksError | None = None
         self._slots = slots
         self._workers: list[tuple[subprocess.Popen[str], IO[bytes]]] = []
+        self._threads: list[threading.Thread] = []
+
+    def start(self, workers: int) -> None:
+        """Start the workers, each known to close() as soon as it runs (an interrupt may
+        come while the others start)."""
         try:
             for _ in range(workers):
                 self._workers.append(self._start_worker())
         except OSError as exc:
-            self.broken = VenvStacksError(f"byte-compiling with {python} failed: {exc}")
-        self._threads = [
-            threading.Thread(target=self._serve, args=worker, name="compile", daemon=True)
-            for worker in self._workers
-        ]
-        for thread in self._threads:
+            self.broken = VenvStacksError(f"byte-compiling with {self.python} failed: {exc}")
+        for worker in self._workers:
+            thread = threading.Thread(target=self._serve, args=worker, name="compile", daemon=True)
+            self._threads.append(thread)
             thread.start()
 
     def _start_worker(self) -> tuple[subprocess.Popen[str], IO[bytes]]:
@@ -147,7 +150,9 @@ class _Pool:
 
     def _popen(self, errors: IO[bytes]) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [self.python, "-X", "utf8", "-I", "-c", _WORKER],
+            # -B: importing its own modules writes no pyc into the layer (it may be stopped
+            # and the layer removed at any time); every pyc comes from compile_file.
+            [self.python, "-X", "utf8", "-I", "-B", "-c", _WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
@@ -253,7 +258,8 @@ class CompilePools:
             if self._closed:
                 raise VenvStacksError("byte-compiling was stopped")
             if python not in self._pools:
-                self._pools[python] = _Pool(python, self._workers, self._slots, self._progress)
+                self._pools[python] = _Pool(python, self._slots, self._progress)
+                self._pools[python].start(self._workers)
             return self._pools[python]
 
     def progress(self) -> str:
