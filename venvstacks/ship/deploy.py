@@ -47,14 +47,13 @@ from venvstacks.console import Ticker
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import (
     make_folder,
-    replace_dir,
 )
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG
 from venvstacks.platforms import cores, host_platform, platform_of_tag
 from venvstacks.ship.compilepool import CompilePools
 from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
-from venvstacks.ship.finish import Staged, run_postinstall, stage
+from venvstacks.ship.finish import Staged, place_layers, run_postinstall, stage
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import PublishedLayer, is_plain_name, load_published
@@ -266,8 +265,8 @@ def _deploy_layers(
         with CompilePools(cores()) as pools:
 
             def finish(layer: PublishedLayer, staging: Path) -> None:
-                pythons[layer.install_target] = staging
                 try:
+                    pythons[layer.install_target] = staging
                     staged[layer.install_target] = stage(staging, layer.install_target, pools, pythons)
                 except BaseException:
                     shutil.rmtree(staging, ignore_errors=True)
@@ -287,49 +286,12 @@ def _deploy_layers(
                 failure = exc
             with Ticker(lambda: f"byte-compiling: {pools.progress()}", log):
                 wait([s.compiled for s in staged.values() if s.compiled is not None])
-        failure = _place_layers(pending, staged, target_dir, log, record) or failure
+        failure = place_layers(pending, staged, target_dir, log, record) or failure
     finally:  # after Ctrl-C: whatever was not renamed into place goes
         for left in staged.values():
             shutil.rmtree(left.staging, ignore_errors=True)
     if failure is not None:
         raise failure
-
-
-def _place_layers(
-    pending: Mapping[str, PublishedLayer],
-    staged: dict[str, Staged],
-    target_dir: Path,
-    log: Callable[[str], None],
-    record: Callable[[PublishedLayer], None],
-) -> Exception | None:
-    """Rename each staged layer into place (after its own postinstall.py if it runs one),
-    once the layers it needs are; the first error, if any."""
-    failure: Exception | None = None
-    placed: set[str] = set()
-    for target, layer in pending.items():
-        if target not in staged:
-            continue
-        done = staged[target]
-        try:
-            if all(dep not in pending or dep in placed for dep in layer.needs):
-                _finish_layer(layer, done, target_dir, log)
-                placed.add(target)
-                record(layer)
-        except Exception as exc:
-            failure = failure or exc
-        finally:
-            shutil.rmtree(done.staging, ignore_errors=True)  # nothing left if renamed
-            del staged[target]
-    return failure
-
-
-def _finish_layer(layer: PublishedLayer, done: Staged, target_dir: Path, log: Callable[[str], None]) -> None:
-    if done.compiled is None:  # a postinstall.py not ours: as the recipe runs it
-        with Ticker(lambda: f"{layer.install_target}: postinstall.py (byte-compiling) running", log):
-            run_postinstall(done.staging, layer.install_target)
-    else:
-        done.compiled.result()
-    replace_dir(done.staging, target_dir / layer.install_target)
 
 
 def _relink_moved(target_dir: Path, targets: Sequence[str], log: Callable[[str], None]) -> None:

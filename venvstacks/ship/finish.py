@@ -22,18 +22,23 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 import threading
 import types
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from venvstacks.console import Ticker
 from venvstacks.errors import CommandError
+from venvstacks.fsutil import replace_dir
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import POSTINSTALL, POSTINSTALL_BYTECODE, POSTINSTALL_SCRIPT, USUAL_POSTINSTALL
 from venvstacks.ship.compilepool import CompilePools, library_sources
+from venvstacks.ship.published_meta import PublishedLayer
 from venvstacks.tools import run_postinstall_script
 
 # Windows: sitecustomize.py depends on which lower layers are in place (see above).
@@ -143,6 +148,43 @@ def _compiling_python(base: Path, target_dir: Path, pythons: dict[str, Path], ve
     if sys.implementation.name == "cpython" and version.startswith(running):
         return Path(sys.executable)
     return None
+
+
+def place_layers(
+    pending: Mapping[str, PublishedLayer],
+    staged: dict[str, Staged],
+    target_dir: Path,
+    log: Callable[[str], None],
+    record: Callable[[PublishedLayer], None],
+) -> Exception | None:
+    """Rename each staged layer into place (after its own postinstall.py if it runs one),
+    once the layers it needs are; the first error, if any."""
+    failure: Exception | None = None
+    placed: set[str] = set()
+    for target, layer in pending.items():
+        if target not in staged:
+            continue
+        done = staged[target]
+        try:
+            if all(dep not in pending or dep in placed for dep in layer.needs):
+                _finish_layer(layer, done, target_dir, log)
+                placed.add(target)
+                record(layer)
+        except Exception as exc:
+            failure = failure or exc
+        finally:
+            shutil.rmtree(done.staging, ignore_errors=True)  # nothing left if renamed
+            del staged[target]
+    return failure
+
+
+def _finish_layer(layer: PublishedLayer, done: Staged, target_dir: Path, log: Callable[[str], None]) -> None:
+    if done.compiled is None:  # a postinstall.py not ours: as the recipe runs it
+        with Ticker(lambda: f"{layer.install_target}: postinstall.py (byte-compiling) running", log):
+            run_postinstall(done.staging, layer.install_target)
+    else:
+        done.compiled.result()
+    replace_dir(done.staging, target_dir / layer.install_target)
 
 
 def run_postinstall(layer_dir: Path, name: str | None = None) -> None:
