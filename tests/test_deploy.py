@@ -453,3 +453,27 @@ def test_byte_compiling_for_over_two_seconds_says_how_it_gets_on(
     assert ticked.is_set(), said
     (line, *_) = [line for line in said if line.startswith("   byte-compiling: ")]
     assert re.fullmatch(r"   byte-compiling: (\d+) of (\d+) files compiled \((\d+)s\)", line), line
+
+
+def test_a_postinstall_not_ours_runs_by_itself_once_the_layers_below_are_in_place(
+    published: Path, tmp_path: Path
+) -> None:
+    # Another tool's script (here: ours with a line added) is run as the recipe runs it, with
+    # the runtime's Python, after the runtime is in place; it compiles the layer itself.
+    target = tmp_path / "target"
+    archive = published / f"{APP}.tar.gz"
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(archive) as tf:
+        tf.extractall(unpacked, filter="tar")
+    script = unpacked / APP / "postinstall.py"
+    seen = tmp_path / "runtime-seen"
+    probe = f"import os, sys\nopen({str(seen)!r}, 'w').write(str(os.path.isdir({str(target / RUNTIME)!r})))\n"
+    script.write_text(probe + script.read_text())
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(unpacked / APP, APP)
+    republish_app_archive(published, archive)
+    result, _ = quiet_deploy(published, target)
+    assert APP in result.deployed
+    assert seen.read_text() == "True"
+    assert run_app(target / APP)["values"] == EXPECTED
+    assert list((target / APP / "lib").rglob("*.pyc"))  # its own compileall ran
