@@ -113,3 +113,17 @@ def test_abandoning_stops_every_worker_and_fails_what_waits(tmp_path: Path) -> N
     assert isinstance(error, VenvStacksError) and "byte-compiling was stopped" in str(error)
     with pytest.raises(VenvStacksError, match="byte-compiling was stopped"):
         pools.compile(Path(sys.executable), ["x.py"])
+
+
+def test_a_few_files_take_one_python_start_and_many_take_one_per_worker(tmp_path: Path) -> None:
+    lib = _tree(tmp_path)
+    starts = tmp_path / "starts"
+    python = tmp_path / "python"  # the real Python, noting each start
+    python.write_text(f'#!/bin/sh\necho $$ >> {starts}\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    files = library_sources(lib)
+    with CompilePools(2) as pools:
+        pools.compile(python, files[:3]).result()
+        assert len(starts.read_text().split()) == 1
+        pools.compile(python, files).result()  # several chunks: a second worker
+    assert len(starts.read_text().split()) == 2

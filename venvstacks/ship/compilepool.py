@@ -125,17 +125,19 @@ class _Pool:
         self._slots = slots
         self._workers: list[tuple[subprocess.Popen[str], IO[bytes]]] = []
         self._threads: list[threading.Thread] = []
+        self.chunks = 0  # submitted so far
 
-    def start(self, workers: int) -> None:
-        """Start the workers, each known to close() as soon as it runs (an interrupt may
-        come while the others start)."""
-        try:
-            for _ in range(workers):
+    def grow(self, workers: int) -> None:
+        """Have ``workers`` workers, each known to close() as soon as it runs (an interrupt
+        may come while the others start)."""
+        while len(self._workers) < workers and self.broken is None:
+            try:
                 self._workers.append(self._start_worker())
-        except OSError as exc:
-            self.broken = VenvStacksError(f"byte-compiling with {self.python} failed: {exc}")
-        for worker in self._workers:
-            thread = threading.Thread(target=self._serve, args=worker, name="compile", daemon=True)
+            except OSError as exc:
+                self.broken = VenvStacksError(f"byte-compiling with {self.python} failed: {exc}")
+                self.fail(self.broken)
+                return
+            thread = threading.Thread(target=self._serve, args=self._workers[-1], name="compile", daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -244,23 +246,21 @@ class CompilePools:
         if not files:
             job.done.set_result(None)
             return job.done
-        pool = self._pool(str(python))
         self._progress.add(files=len(files))
-        for chunk in _chunks(files):
-            line = json.dumps({"files": chunk, "missing_only": missing_only}) + "\n"
-            pool.requests.put((line, len(chunk), job))
-        if pool.broken is not None:
-            job.fail(pool.broken)
-        return job.done
-
-    def _pool(self, python: str) -> _Pool:
         with self._lock:
             if self._closed:
                 raise VenvStacksError("byte-compiling was stopped")
-            if python not in self._pools:
-                self._pools[python] = _Pool(python, self._slots, self._progress)
-                self._pools[python].start(self._workers)
-            return self._pools[python]
+            pool = self._pools.setdefault(str(python), _Pool(str(python), self._slots, self._progress))
+            for chunk in _chunks(files):
+                line = json.dumps({"files": chunk, "missing_only": missing_only}) + "\n"
+                pool.requests.put((line, len(chunk), job))
+                pool.chunks += 1
+            # No more workers than chunks so far: a few files (a --bytecode layer's) take
+            # one Python start, not one per core.
+            pool.grow(min(self._workers, pool.chunks))
+        if pool.broken is not None:
+            job.fail(pool.broken)
+        return job.done
 
     def progress(self) -> str:
         """How far the compiling has got, for a progress line."""

@@ -130,7 +130,18 @@ def stage(staging: Path, name: str, pools: CompilePools, pythons: dict[str, Path
         done.set_result(None)
         return Staged(staging, done)
     files = library_sources(Path(request.lib_dir))
+    if missing_only:
+        files = [f for f in files if not _has_cpython_pyc(f, request.py_version)]
     return Staged(staging, pools.compile(python, files, missing_only=missing_only))
+
+
+def _has_cpython_pyc(source: str, py_version: str) -> bool:
+    """Whether ``source`` has the pyc a CPython of ``py_version`` would load: those need
+    no worker at all. (The worker asks its own Python again: for any other Python this
+    finds nothing, and the worker decides.)"""
+    folder, name = os.path.split(source)
+    tag = "cpython-" + "".join(py_version.split(".")[:2])
+    return os.path.exists(os.path.join(folder, "__pycache__", f"{name[:-3]}.{tag}.pyc"))
 
 
 def _compiling_python(base: Path, target_dir: Path, pythons: dict[str, Path], version: str) -> Path | None:
