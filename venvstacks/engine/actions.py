@@ -30,16 +30,17 @@ from venvstacks.stack.targets import layer_target
 if TYPE_CHECKING:
     from venvstacks.engine import outputs
     from venvstacks.layers import dynlib, envs, linking
-    from venvstacks.lock import locking
+    from venvstacks.lock import locking, validity
     from venvstacks.runtimes import cache
     from venvstacks.runtimes.record import CacheEntry
 else:
-    outputs, dynlib, envs, linking, locking, cache = lazy_modules(
+    outputs, dynlib, envs, linking, locking, validity, cache = lazy_modules(
         "venvstacks.engine.outputs",
         "venvstacks.layers.dynlib",
         "venvstacks.layers.envs",
         "venvstacks.layers.linking",
         "venvstacks.lock.locking",
+        "venvstacks.lock.validity",
         "venvstacks.runtimes.cache",
     )
 
@@ -191,9 +192,10 @@ def warn_once(key: str) -> bool:
 
 def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
     version = runtime_record(settings, layer).version
+    locks = validity.Locks(settings.stack)  # lower layers' lock metadata: their deployed names
 
     def peer(lower: LayerSpec) -> linking.Peer:
-        return linking.Peer(settings.env_dir(lower), locking.deployed_name(settings.stack, lower))
+        return linking.Peer(settings.env_dir(lower), locks.of(lower).deployed_name)
 
     runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
     frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)
