@@ -43,7 +43,7 @@ def layer_metadata(
     runtime_layer = lowers[-1] if lowers else locked
     launch = layer.launch_module
     # The glibc or macOS version the installed wheels were chosen for.
-    target = layer_target(layer, platform.name, runtime.version).metadata()
+    target = layer_target(layer, platform.name, runtime.version)
     return LayerMetadata(
         layer_name=layer.env_name,
         install_target=locked.deployed_name,
@@ -58,8 +58,8 @@ def layer_metadata(
         # Our additions: where the runtime came from, and whether it runs elsewhere.
         runtime_source=runtime.source,
         runtime_portable=runtime.portable,
-        linux_target=target.get("linux_target"),
-        macosx_target=target.get("macosx_target"),
+        linux_target=target.linux_target,
+        macosx_target=target.macosx_target,
         required_layers=None
         if layer.kind is LayerKind.RUNTIME
         else tuple(lower.deployed_name for lower in lowers[:-1]),
