@@ -161,7 +161,7 @@ def timeline(artifacts: Path, n: int) -> None:
     print("  venvstacks deploy's timeline (s from its start, medians):")
     for what, samples in marks.items():
         if what != "cpu":
-            print(f"    {what:<48} {samples.median:6.2f}")
+            print(f"    {what:<56} {samples.median:6.2f}")
     print(f"  venvstacks deploy in this process: {total.summary()}")
 
 
