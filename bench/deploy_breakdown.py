@@ -202,8 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     ensure_project_python()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--repeats", type=int, default=3, help="runs of each step (default 3)")
+    ap.add_argument("--timeline-only", action="store_true", help="only venvstacks deploy's timeline")
     args = ap.parse_args(argv)
     print(f"bench/deploy_breakdown.py: {load_line()}")
+    if args.timeline_only:
+        for label, stack in (("three-layer", three_layer_stack()), ("sample", sample_copy())):
+            artifacts = publish(stack)
+            print(f"\nstack {label}: {rel(artifacts)}")
+            timeline(artifacts, args.repeats)
+        print(f"\nload at the end: {load_line()}")
+        return 0
     breakdown("three-layer", publish(three_layer_stack()), args.repeats)
     breakdown("sample", publish(sample_copy()), args.repeats)
     shutil.rmtree(WORK, ignore_errors=True)
