@@ -1,7 +1,7 @@
 """Where a deploy's time goes, one step and one layer at a time.
 
-Run from the repo root: ``python3 bench/deploy_breakdown.py [--repeats N]`` (it re-executes
-itself with ``.venv/bin/python``), after ``bench/deploy.py`` has published the three-layer
+Run from the repo root: ``python3 bench/deploy_breakdown.py [--repeats N] [--timeline-only]``
+(it re-executes itself with ``.venv/bin/python``), after ``bench/deploy.py`` has published the three-layer
 stack and the sample (or it publishes them, untimed). For every layer archive, in deploy
 order, it prints the medians of:
 
