@@ -141,27 +141,21 @@ def _discard(env_dir: Path) -> None:
 
 
 def _create_venv(runtime_dir: Path, env_dir: Path, py_version: str, platform: Platform) -> None:
-    """`python -m venv` run by the runtime itself (this machine's platform): with links on
-    POSIX, made relative as deployed; with copies on Windows, as the existing tool does."""
+    """A venv of the runtime on this machine. On POSIX it is written by hand, the very files
+    `python -m venv --without-pip --symlinks` leaves (with `bin/python` a relative link, as
+    deployed), which spares starting the runtime's Python per layer; on Windows `python -m
+    venv --copies` is run by the runtime itself, as the existing tool does."""
+    if not platform.is_windows:
+        crossvenv.create_host_venv(runtime_dir, env_dir, py_version, platform)
+        return
     base_python = runtime_dir / platform.runtime_python
     tmp = env_dir.with_name(f".tmp-{env_dir.name}-{uuid.uuid4().hex[:8]}")
     try:
-        how = "--copies" if platform.is_windows else "--symlinks"
-        run(f"creating venv {env_dir.name}", [base_python, "-Im", "venv", "--without-pip", how, tmp])
-        if not platform.is_windows:
-            _relative_python_links(tmp, base_python, py_version)
-        # pyvenv.cfg names no path of the temp folder, so renaming it is safe.
+        run(f"creating venv {env_dir.name}", [base_python, "-Im", "venv", "--without-pip", "--copies", tmp])
+        # pyvenv.cfg's paths are the runtime's (its informational `command` line aside).
         os.replace(tmp, env_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) -> None:
-    """Point bin/python at the runtime with a relative link, as the deployed layout does."""
-    bindir = env_dir / "bin"
-    for name in crossvenv.python_aliases(py_version):
-        (bindir / name).unlink(missing_ok=True)
-    crossvenv.link_python(bindir, base_python, py_version)
 
 
 def _has_work(env_dir: Path, py_version: str, lock_path: Path, install: Install) -> bool:
