@@ -159,9 +159,13 @@ def _create_venv(runtime_dir: Path, env_dir: Path, py_version: str, platform: Pl
 
 
 def _has_work(env_dir: Path, py_version: str, lock_path: Path, install: Install) -> bool:
-    """Whether syncing to the lock could change the layer: it locks a package, or the layer
-    holds one (which a sync removes). An empty lock on an empty layer needs no uv run."""
-    if read_lock(lock_path).get("packages"):
+    """Whether syncing to the lock could change the layer: it locks a package of its own, or
+    the layer holds one (which a sync removes). A lock naming only what lower layers provide
+    (marked so that no platform installs it) on an empty layer needs no uv run: uv would
+    install nothing, and it starts the layer's Python to ask about it first."""
+    if any(
+        entry.get("marker") != pylock.FROM_LOWER_LAYER for entry in read_lock(lock_path).get("packages", [])
+    ):
         return True
     return any((env_dir / install.target.facts.site_packages(py_version)).glob("*.dist-info"))
 
