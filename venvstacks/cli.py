@@ -35,7 +35,14 @@ from venvstacks.cli_prune import mention_leftovers, prune
 from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.closure import layer_operations, task_closure
-from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path, stop_and_release
+from venvstacks.engine.rundoit import (
+    check_ok,
+    hold_build_lock,
+    load_stack_for,
+    run_doit,
+    stack_path,
+    stop_and_release,
+)
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import Force, TaskKind, TaskName, subtask_name
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
@@ -54,7 +61,6 @@ from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.kinds import did_you_mean
 from venvstacks.stack.modfiles import is_outside
-from venvstacks.stack.spec import load_stack
 from venvstacks.tools import exit_status, set_verbose, stop_on_signals
 
 # What only some commands run, loaded when one of them does (start-up stays small).
@@ -126,7 +132,13 @@ def execute(command: StackCommand, steps: Sequence[Step]) -> int:
 
 
 def load(_: None, cmd: StackCommand) -> Settings:
-    stack = load_stack(stack_path(cmd.spec_path))
+    path = stack_path(cmd.spec_path)
+
+    def rel(value: str) -> Path:
+        # As upstream: relative paths are relative to the stack file's folder.
+        return (path.parent / Path(value).expanduser()).resolve()
+
+    stack = load_stack_for(path, rel(cmd.build_dir))
     root = stack.root
     outside = [
         f"{layer.env_name}: {os.path.relpath(module, root)}"
@@ -136,10 +148,6 @@ def load(_: None, cmd: StackCommand) -> Settings:
     ]
     if outside:  # allowed, as the existing venvstacks does; but worth knowing what ships
         say(f"note: module files from outside the stack folder: {'; '.join(outside)}")
-
-    def rel(value: str) -> Path:
-        # As upstream: relative paths are relative to the stack file's folder.
-        return (root / Path(value).expanduser()).resolve()
 
     runtimes = RuntimeOptions.from_env(
         cache_dir=rel(cmd.runtime_cache) if cmd.runtime_cache else None,

@@ -28,10 +28,12 @@ from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.taskkind import DEFAULT_KINDS, TaskKind
 from venvstacks.engine.tasks import CREATORS, TaskDict
 from venvstacks.errors import VenvStacksError, os_error_line
-from venvstacks.layout import BUILD_LOCK
+from venvstacks.layout import BUILD_LOCK, IGNORE_VERDICTS
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
-from venvstacks.stack.spec import STACK_FILE
+from venvstacks.stack import ignoreverdicts
+from venvstacks.stack.model import StackSpec
+from venvstacks.stack.spec import STACK_FILE, load_stack
 from venvstacks.tools import stop_children, uv_bin
 
 if sys.platform != "win32":
@@ -255,6 +257,14 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
 def check_ok(code: int) -> None:
     if code != 0:
         raise VenvStacksError(f"the build stopped (doit exit code {code}); see the messages above")
+
+
+def load_stack_for(path: Path, build_dir: Path) -> StackSpec:
+    """The stack file at `path`, loaded for a run on `build_dir`: what the `.gitignore` files
+    decided about its module folders is kept there, so that a run where they did not change
+    decides nothing again (and does not load pathspec)."""
+    ignoreverdicts.remember_in(build_dir / IGNORE_VERDICTS)
+    return load_stack(path)
 
 
 def stack_path(value: str | None) -> Path:
