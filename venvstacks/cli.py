@@ -37,6 +37,7 @@ from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.closure import layer_operations, task_closure
 from venvstacks.engine.rundoit import (
     check_ok,
+    default_jobs,
     hold_build_lock,
     load_stack_for,
     run_doit,
@@ -56,7 +57,6 @@ from venvstacks.layout import (
 )
 from venvstacks.lazy import lazy_modules
 from venvstacks.lock.uvconfig import LockOptions
-from venvstacks.platforms import cores
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.kinds import did_you_mean
@@ -298,7 +298,7 @@ def run_tasks(plan: Plan, cmd: OperationCommand) -> int:
     if not plan.tasks:
         print("nothing to do: no selected layer applies here", file=sys.stderr)
         return 0
-    options = ["-n", str(cmd.jobs or cores())]
+    options = ["-n", str(cmd.jobs or default_jobs())]
     if cmd.verbose:
         set_verbose(True)
         options += ["-v", "2"]
