@@ -23,7 +23,6 @@ from venvstacks.fsutil import copy_tree, dump_json
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import Platform, host_platform, major_minor
 from venvstacks.runtimes.options import RuntimeOptions, archive_key, parse_request
-from venvstacks.runtimes.pack import LOCAL_MARKER
 from venvstacks.runtimes.record import ENTRY_FILE, ENTRY_PYTHON, CacheEntry, RuntimeRecord
 from venvstacks.runtimes.sources import (
     ArchiveSource,
@@ -43,9 +42,9 @@ from venvstacks.runtimes.sources import (
 if TYPE_CHECKING:
     import filelock
 
-    from venvstacks.runtimes import local
+    from venvstacks.runtimes import local, pack
 else:
-    filelock, local = lazy_modules("filelock", "venvstacks.runtimes.local")
+    filelock, local, pack = lazy_modules("filelock", "venvstacks.runtimes.local", "venvstacks.runtimes.pack")
 
 # Cached runtimes a policy may reuse: a runtime made from a local interpreter never
 # satisfies `download`, a downloaded one never satisfies `local`.
@@ -279,7 +278,7 @@ class RuntimeCache:
                 source=candidate.source,
                 origin=candidate.origin,
                 archive_sha256=actual,
-                portable=candidate.portable and not (tmp / ENTRY_PYTHON / LOCAL_MARKER).exists(),
+                portable=candidate.portable and not (tmp / ENTRY_PYTHON / pack.LOCAL_MARKER).exists(),
                 platform=self.platform,
             )
             final = self.root / record.entry_name
