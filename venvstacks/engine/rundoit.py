@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import shutil
 import sqlite3
@@ -172,6 +173,10 @@ def hold_build_lock(build_dir: Path) -> None:
         # A read-only or full build folder: nothing can be recorded there.
         raise VenvStacksError(f"cannot use the build folder: {os_error_line(exc)}") from None
     if not _held:
+        # Registered first, so it runs last: the objects a run leaves are freed with their
+        # modules when the interpreter ends, without the cyclic collector scanning them all
+        # once more (20-40 ms of a 0.2 s no-op here, more for big stacks).
+        atexit.register(gc.freeze)
         atexit.register(stop_and_release)
     _held[build_dir] = release
 
