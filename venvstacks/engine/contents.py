@@ -10,7 +10,7 @@ from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import lock_files
 from venvstacks.lock import locking
 from venvstacks.lock.lockmeta import LockMetadata
-from venvstacks.lock.validity import read_lock
+from venvstacks.lock.pylockdoc import Pylock
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import sbom
 from venvstacks.ship.distinfo import installed_distributions
@@ -45,7 +45,7 @@ def layer_contents(
         layer=layer_ref(stack, layer),
         layer_name=layer.env_name,
         locked_at=str(meta.locked_at),
-        packages=sbom.packages(installed, read_lock(files.pylock)),
+        packages=sbom.packages(installed, Pylock.read(files.pylock)),
         runtime=runtime_component(runtime) if layer.kind is LayerKind.RUNTIME else None,
         lowers=tuple(layer_ref(stack, lower) for lower in lower_layers(stack, layer)),
         archive_sha256=archive_sha256,

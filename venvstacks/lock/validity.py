@@ -15,17 +15,14 @@ it (`LockFiles.adopted`), so that a later change the existing tool never recorde
 
 from __future__ import annotations
 
-import functools
 import json
-import tomllib
-from pathlib import Path
-from typing import Any
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_if_changed
 from venvstacks.layout import lock_files
 from venvstacks.lock import pylock, upstream, uvconfig
 from venvstacks.lock.lockmeta import AdoptedInputs, InputHashes, LockMetadata
+from venvstacks.lock.pylockdoc import Pylock
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_hash, module_name
@@ -42,31 +39,11 @@ _OTHER_INPUTS = {
 _DAMAGED = (VenvStacksError, ValueError, TypeError, KeyError, AttributeError)
 
 
-def read_lock(path: Path) -> dict[str, Any]:
-    """A pylock's contents ({} if missing); callers must not modify what is returned."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return {}
-    # Planning reads every lower layer's lock for every layer: parse each version once.
-    return _parsed_lock(path, st.st_mtime_ns, st.st_size)
+def lower_locks(stack: StackSpec, layer: LayerSpec) -> list[Pylock]:
+    return [Pylock.read(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
 
 
-@functools.lru_cache(maxsize=1024)
-def _parsed_lock(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise VenvStacksError(f"{path}: not a valid pylock file ({exc}); delete it and lock again") from None
-
-
-def lower_locks(stack: StackSpec, layer: LayerSpec) -> list[dict[str, Any]]:
-    return [read_lock(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
-
-
-def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[dict[str, Any]]) -> InputHashes:
+def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[Pylock]) -> InputHashes:
     """What a lock records of its inputs now; equal hashes mean uv would resolve the same."""
     return InputHashes(
         lock_input_hash=pylock.hash_strings(layer.requirements),
@@ -99,7 +76,7 @@ def why_invalid(stack: StackSpec, layer: LayerSpec, with_lowers: bool = True) ->
     if meta is None or not files.pylock.exists():
         return "it has no lock yet"
     try:
-        lock = read_lock(files.pylock)
+        lock = Pylock.read(files.pylock)
         if meta.by_existing_tool:
             return _why_theirs_invalid(stack, layer, meta, lock, with_lowers)
         if meta.requirements_hash != pylock.requirements_hash(lock):
@@ -144,7 +121,7 @@ def fits_runtime(stack: StackSpec, layer: LayerSpec, runtime_version: str) -> bo
     if meta is None:
         return False
     if meta.by_existing_tool:
-        return not pylock.needs_full_version(read_lock(files.pylock), runtime_version)
+        return not pylock.needs_full_version(Pylock.read(files.pylock), runtime_version)
     return meta.full_version_recorded and meta.python_full_version in (None, runtime_version)
 
 
@@ -181,7 +158,7 @@ def _changed_input(
 
 
 def _why_theirs_invalid(
-    stack: StackSpec, layer: LayerSpec, meta: LockMetadata, lock: dict[str, Any], with_lowers: bool
+    stack: StackSpec, layer: LayerSpec, meta: LockMetadata, lock: Pylock, with_lowers: bool
 ) -> str | None:
     name = lock_files(stack, layer).pylock.name
     if meta.requirements_hash != upstream.requirements_hash(lock):
