@@ -43,8 +43,9 @@ def _locked(stack: StackSpec, name: str) -> Path:
     files = lock_files(stack, layer)
     files.pylock.parent.mkdir(parents=True, exist_ok=True)
     files.pylock.write_text(_LOCK)
-    inputs = validity.input_hashes(stack, layer, validity.lower_locks(stack, layer))
-    locking._write_meta(stack, layer, files, Pylock.read(files.pylock), inputs, "3.11.9")
+    locks = validity.Locks(stack)
+    inputs = validity.input_hashes(stack, layer, locks.lower_locks(layer))
+    locking._write_meta(locks.of(layer), Pylock.read(files.pylock), inputs, "3.11.9")
     return files.meta
 
 

@@ -149,7 +149,7 @@ def _inputs(stack: Stack, options: LockOptions) -> tuple[dict[str, Any], bool]:
     task = next(t for t in tasks.lock_tasks(settings) if t["name"] == "framework-web")
     check = task["uptodate"][0]
     assert isinstance(check, config_changed)
-    return check.config, validity.lock_is_valid(spec, spec.layer("framework-web"))
+    return check.config, validity.lock_is_valid(validity.Locks(spec), spec.layer("framework-web"))
 
 
 @pytest.mark.parametrize(("uv", "env", "relock"), CHANGES)

@@ -19,28 +19,19 @@ from packaging.utils import canonicalize_name
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_if_changed
-from venvstacks.layout import LockFiles, lock_files
+from venvstacks.layout import LockFiles
 from venvstacks.lock import pylock, uvconfig, validity
 from venvstacks.lock.lockmeta import InputHashes, LockMetadata
 from venvstacks.lock.pylockdoc import HEADER, Pylock
 from venvstacks.lock.uvconfig import LockOptions
+from venvstacks.lock.validity import LockedLayer, Locks
 from venvstacks.platforms import major_minor
-from venvstacks.stack import naming
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.targets import layer_targets
 from venvstacks.tools import run, uv_bin
 
 DEFAULT_OPTIONS = LockOptions()
-
-
-def deployed_name(stack: StackSpec, layer: LayerSpec) -> str:
-    """`NAME@N` for versioned layers (N from the lock metadata), else the build name."""
-    if not layer.versioned:
-        return naming.deployed_name(layer.env_name, None)
-    meta = LockMetadata.read(lock_files(stack, layer).meta)
-    version = 1 if meta is None or meta.lock_version is None else meta.lock_version
-    return naming.deployed_name(layer.env_name, version)
 
 
 def lock_layer(
@@ -53,17 +44,19 @@ def lock_layer(
 ) -> bool:
     """Lock one layer for its runtime (`python`, CPython `runtime_version` X.Y.Z); returns
     whether its pylock changed."""
-    files = lock_files(stack, layer)
+    locks = Locks(stack)  # each lock file this step needs, read once (validity.LockedLayer)
+    locked = locks.of(layer)
+    files = locked.files
     py_version = major_minor(runtime_version)
     lowers = lower_layers(stack, layer)
-    lower_locks = validity.lower_locks(stack, layer)
+    lower_locks = locks.lower_locks(layer)
     fresh = options.upgrade or options.upgrade_packages or options.resets(layer)
-    reason = "asked to" if fresh else validity.why_invalid(stack, layer)
-    if reason is None and not validity.fits_runtime(stack, layer, runtime_version):
+    reason = "asked to" if fresh else validity.why_invalid(locks, layer)
+    if reason is None and not validity.fits_runtime(locked, runtime_version):
         reason = f"its markers name the exact Python version, now {runtime_version}"
     if reason is None:
-        adopted = validity.adopt(stack, layer)
-        version = _bump_version_if_needed(stack, layer, files, runtime_version)
+        adopted = validity.adopt(locks, layer)
+        version = _bump_version_if_needed(locks, layer, runtime_version)
         made_by = " (made by the existing venvstacks)" if adopted else ""
         if version is None:
             log(f"{files.pylock.name} is current{made_by}: its inputs did not change")
@@ -86,18 +79,19 @@ def lock_layer(
         if len(covered) < len(targets):
             left_out = ", ".join(t.platform for t in targets if t not in covered)
             log(f"{layer.env_name}: {left_out} outside [tool.uv] environments: wheels not checked there")
-        locked = pylock.postprocess(raw, targets, _shared_names(lower_locks), covered)
+        new_lock = pylock.postprocess(raw, targets, _shared_names(lower_locks), covered)
     except pylock.CoverageError as exc:
         raise VenvStacksError(
             f"{stack.path.name}: layer {layer.env_name!r}: {exc.package} has no wheel for {exc.platform}; "
             f"limit the layer with platforms = {exc.working!r} or pick a version that has one"
         ) from None
-    changed = write_if_changed(files.pylock, locked.file_text(layer.env_name))
+    changed = write_if_changed(files.pylock, new_lock.file_text(layer.env_name))
     log(f"{files.pylock.name} {'updated' if changed else 'relocked, unchanged'}")
     # Recorded only when a marker of uv's result depends on it (see _fits_runtime).
     full_version = runtime_version if pylock.needs_full_version(raw, runtime_version) else None
-    _write_meta(stack, layer, files, locked, validity.input_hashes(stack, layer, lower_locks), full_version)
-    write_if_changed(files.summary, _summary(stack, layer, locked))
+    inputs = validity.input_hashes(stack, layer, lower_locks)
+    _write_meta(locked, new_lock, inputs, full_version)
+    write_if_changed(files.summary, _summary(locks, layer, new_lock))
     return changed
 
 
@@ -166,17 +160,13 @@ def _run_uv(
         return Pylock.from_toml(output.read_text(encoding="utf-8"), output)
 
 
-def _write_meta(
-    stack: StackSpec,
-    layer: LayerSpec,
-    files: LockFiles,
-    locked: Pylock,
-    inputs: InputHashes,
-    full_version: str | None,
-) -> int:
-    previous = LockMetadata.read(files.meta) or LockMetadata()
-    req_hash = pylock.requirements_hash(locked)
-    version_inputs = validity.version_inputs_hash(stack, layer)
+def _write_meta(locked: LockedLayer, new_lock: Pylock, inputs: InputHashes, full_version: str | None) -> int:
+    """Write the metadata of `new_lock`, the layer's lock now (`locked` holds what its
+    files held when the step began); returns its lock version."""
+    stack, layer = locked.stack, locked.layer
+    previous = locked.meta or LockMetadata()
+    req_hash = pylock.requirements_hash(new_lock)
+    version_inputs = locked.version_inputs_hash
     changed = previous.requirements_hash != req_hash or previous.version_inputs_hash != version_inputs
     lock_version = previous.lock_version or 0
     if layer.versioned:
@@ -193,25 +183,24 @@ def _write_meta(
         locked_at=previous.locked_at if not changed and previous.locked_at else _lock_time(stack),
         python_full_version=full_version,
     )
-    write_if_changed(files.meta, meta.text())
+    write_if_changed(locked.files.meta, meta.text())
     return lock_version
 
 
-def _bump_version_if_needed(
-    stack: StackSpec, layer: LayerSpec, files: LockFiles, runtime_version: str
-) -> int | None:
+def _bump_version_if_needed(locks: Locks, layer: LayerSpec, runtime_version: str) -> int | None:
     """A valid lock whose version inputs (an app's modules) changed gets the next lock
     version without running uv; returns that version, or None if nothing changed."""
-    if validity.version_is_current(stack, layer):
+    locked = locks.of(layer)
+    if validity.version_is_current(locked):
         return None
-    previous = LockMetadata.read(files.meta)
+    previous = locked.meta
     assert previous is not None  # the lock is valid
-    lock = Pylock.read(files.pylock)
+    lock = locked.pylock
     if previous.by_existing_tool:  # valid, so our own hashes hold now
         full = runtime_version if pylock.needs_full_version(lock, runtime_version) else None
-        inputs = validity.input_hashes(stack, layer, validity.lower_locks(stack, layer))
-        return _write_meta(stack, layer, files, lock, inputs, full)
-    return _write_meta(stack, layer, files, lock, previous.inputs, previous.python_full_version)
+        inputs = validity.input_hashes(locks.stack, layer, locks.lower_locks(layer))
+        return _write_meta(locked, lock, inputs, full)
+    return _write_meta(locked, lock, previous.inputs, previous.python_full_version)
 
 
 def _lock_time(stack: StackSpec) -> str:
@@ -228,17 +217,17 @@ def _lock_time(stack: StackSpec) -> str:
     return now.isoformat()
 
 
-def _summary(stack: StackSpec, layer: LayerSpec, locked: Pylock) -> str:
+def _summary(locks: Locks, layer: LayerSpec, new_lock: Pylock) -> str:
     own, shared = [], []
-    for pkg in locked.packages:
+    for pkg in new_lock.packages:
         if pkg.is_from_lower_layer:
             shared.append(f"{pkg.name}=={pkg.version}")
         else:
             own.append(f"{pkg.name}=={pkg.version}" + (f" ; {pkg.marker}" if pkg.marker else ""))
     owners: dict[str, str] = {}
-    for lower in lower_layers(stack, layer):
-        for name in Pylock.read(lock_files(stack, lower).pylock).pins:
-            owners.setdefault(name, lower.env_name)
+    for lower in locks.lowers(layer):
+        for name in lower.pylock.pins:
+            owners.setdefault(name, lower.layer.env_name)
     lines = [f"# Packages installed in {layer.env_name}", *own, ""]
     if shared:
         lines += ["# Shared packages inherited from other layers"]
