@@ -82,6 +82,17 @@ def test_a_bad_value_is_one_line_naming_the_file_and_field(
     assert text.endswith("; delete it and lock again") and "\n" not in text
 
 
+def test_the_existing_tools_lower_layer_entries_keep_their_marker_and_are_not_checked(
+    tmp_path: Path,
+) -> None:
+    """The existing venvstacks joins a package's own marker to the never-true clause
+    (examples/pytorch's app locks); such an entry has no source and must still read."""
+    marker = f"(sys_platform == 'darwin') and {FROM_LOWER_LAYER}"
+    path = _lock(tmp_path, f'[[packages]]\nname = "torch"\nversion = "2.8.0"\nmarker = "{marker}"\n')
+    (torch,) = Pylock.read(path).packages
+    assert torch.never_installed and torch.marker == marker
+
+
 def test_packaging_rejects_the_lower_layer_entries_and_accepts_the_rest() -> None:
     """Why `Pylock` is not `packaging.pylock.Pylock` (see docs/concepts.md, "Locking")."""
     (path,) = [p for p in SAMPLE_LOCKS if p.name == "pylock.framework-scipy.toml"]

@@ -149,6 +149,13 @@ class LockedPackage:
         return self.marker == FROM_LOWER_LAYER
 
     @property
+    def never_installed(self) -> bool:
+        """Whether its marker holds the never-true clause: ours alone, or the existing
+        venvstacks' `(<marker>) and sys_platform == 'from_lower_layer'`, which keeps the
+        package's own marker; no installer installs such an entry, and it has no source."""
+        return self.marker is not None and FROM_LOWER_LAYER in self.marker
+
+    @property
     def key(self) -> str:
         """Its canonical name."""
         return canonicalize_name(self.name)
@@ -221,7 +228,7 @@ class Pylock:
         the lower layers' entries are ours (see the module's docstring)."""
         head = _table(self.order, {"requires-python": self.requires_python}, self.extra)
         for number, package in enumerate(self.packages):
-            if package.is_from_lower_layer:
+            if package.never_installed:
                 continue
             try:
                 standard.Pylock.from_dict({**head, "packages": [package.to_dict()]})
