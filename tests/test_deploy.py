@@ -28,6 +28,7 @@ from tests.support.layers import (
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.fsutil import sha256_file
+from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG
 from venvstacks.ship.deploy import deploy, select_layers
 from venvstacks.ship.deploystate import STATE_FILE
@@ -311,7 +312,7 @@ def test_an_archive_without_a_layer_config_names_the_layer_not_its_staging_folde
 
 def export_all(stack: SampleStack, export_dir: Path) -> None:
     for layer in stack.layers():
-        export_layer(layer.layer_dir, export_dir, layer.metadata.install_target)
+        export_layer(layer.layer_dir, export_dir, layer.metadata.install_target, layer.config)
 
 
 def test_export_runs_and_shares_files_with_the_build(stack: SampleStack, tmp_path: Path) -> None:
@@ -340,7 +341,7 @@ def test_failed_export_leaves_nothing(stack: SampleStack, tmp_path: Path) -> Non
     config = json.loads((app / LAYER_CONFIG).read_text())
     (app / LAYER_CONFIG).write_text(json.dumps({**config, "pylib_dirs": ["../../outside"]}))
     with pytest.raises(CommandError, match=r"postinstall of app-hello failed .*leaves the deployment folder"):
-        export_layer(app, tmp_path / "_export", APP)
+        export_layer(app, tmp_path / "_export", APP, read_layer_config(app))
     assert os.listdir(tmp_path / "_export") == []
 
 
@@ -352,7 +353,8 @@ def test_an_output_folder_that_cannot_be_created_is_one_line(
     out = tmp_path / "loop" / "out"
     with pytest.raises(VenvStacksError) as refused:  # not an OSError: doit would show a traceback
         if what == "export":
-            export_layer(stack.layers()[2].layer_dir, out, APP)
+            app = stack.layers()[2]
+            export_layer(app.layer_dir, out, APP, app.config)
         else:
             publish(stack, out)
     assert str(refused.value).startswith(f"{what} folder {out}: cannot create it (")
@@ -361,7 +363,7 @@ def test_an_output_folder_that_cannot_be_created_is_one_line(
 
 def test_export_of_a_folder_that_is_not_a_layer(tmp_path: Path) -> None:
     with pytest.raises(VenvStacksError, match=r"venvstacks_layer\.json: missing"):
-        export_layer(tmp_path, tmp_path / "_export", "nothing")
+        export_layer(tmp_path, tmp_path / "_export", "nothing", read_layer_config(tmp_path))
 
 
 def test_deploy_refuses_metadata_without_hashes(published: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from venvstacks.layers.linking import LinkPlan, Peer
 from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, lock_files
 from venvstacks.lock import locking, validity
 from venvstacks.lock.lockmeta import InputHashes
+from venvstacks.lock.pylockdoc import LockedPackage, Pylock
 from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.model import StackSpec
@@ -106,38 +107,44 @@ def _write_meta(stack: StackSpec, name: str, requirements_hash: str) -> int:
     layer = stack.layer(name)
     files = lock_files(stack, layer)
     files.meta.parent.mkdir(parents=True, exist_ok=True)
-    locked = {"packages": [{"name": "idna", "version": requirements_hash}]}
+    locked = Pylock(packages=(LockedPackage("idna", requirements_hash),))
     inputs = InputHashes("sha256:x", "sha256:x", "sha256:x")
-    return locking._write_meta(stack, layer, files, locked, inputs, None)
+    return locking._write_meta(validity.Locks(stack).of(layer), locked, inputs, None)
 
 
 def test_versioned_layers_get_a_new_version_only_when_their_packages_change(tmp_path: Path) -> None:
     stack = _stack(tmp_path)
-    assert locking.deployed_name(stack, stack.layer("framework-fw")) == "framework-fw@1"  # no lock yet
+    assert _deployed_name(stack, "framework-fw") == "framework-fw@1"  # no lock yet
     assert _write_meta(stack, "framework-fw", "1.0") == 1
     assert _write_meta(stack, "framework-fw", "1.0") == 1
     assert _write_meta(stack, "framework-fw", "2.0") == 2
-    assert locking.deployed_name(stack, stack.layer("framework-fw")) == "framework-fw@2"
+    assert _deployed_name(stack, "framework-fw") == "framework-fw@2"
     # an unversioned layer stays at 1 and keeps its build name
     assert _write_meta(stack, "app-hello", "1.0") == 1
     assert _write_meta(stack, "app-hello", "2.0") == 1
-    assert locking.deployed_name(stack, stack.layer("app-hello")) == "app-hello"
+    assert _deployed_name(stack, "app-hello") == "app-hello"
+
+
+def _deployed_name(stack: StackSpec, name: str) -> str:
+    return validity.Locks(stack).of(stack.layer(name)).deployed_name  # the lock files read afresh
 
 
 def test_a_lock_is_valid_only_for_the_inputs_it_was_made_from(tmp_path: Path) -> None:
     stack = _stack(tmp_path)
     runtime = stack.layer("cpython-3.11")
     files = lock_files(stack, runtime)
-    assert not validity.lock_is_valid(stack, runtime)  # nothing locked yet
+    assert not validity.lock_is_valid(validity.Locks(stack), runtime)  # nothing locked yet
     files.pylock.parent.mkdir(parents=True, exist_ok=True)
     files.pylock.write_text('lock-version = "1.0"\ncreated-by = "test"\npackages = []\n')
     inputs = validity.input_hashes(stack, runtime, [])
-    locking._write_meta(stack, runtime, files, validity.read_lock(files.pylock), inputs, None)
-    assert validity.lock_is_valid(stack, runtime) and validity.lock_is_current(stack, runtime)
+    locking._write_meta(validity.Locks(stack).of(runtime), Pylock.read(files.pylock), inputs, None)
+    locks = validity.Locks(stack)
+    assert validity.lock_is_valid(locks, runtime) and validity.lock_is_current(locks, runtime)
     files.pylock.write_text(
-        'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "x", version = "1"}]\n'
+        'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "x", version = "1", '
+        'wheels = [{url = "https://x.invalid/x-1-py3-none-any.whl", hashes = {sha256 = "00"}}]}]\n'
     )
-    assert not validity.lock_is_valid(stack, runtime)  # edited by hand: not what was recorded
+    assert not validity.lock_is_valid(validity.Locks(stack), runtime)  # edited by hand: not what was recorded
 
 
 @pytest.mark.parametrize("versioned", [False, True])

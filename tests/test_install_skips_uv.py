@@ -18,7 +18,7 @@ import pytest
 from venvstacks.layers import envs
 from venvstacks.layers.state import EnvIdentity
 from venvstacks.layout import INSTALLED
-from venvstacks.lock.pylock import FROM_LOWER_LAYER
+from venvstacks.lock.pylockdoc import FROM_LOWER_LAYER
 from venvstacks.platforms import host_platform
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.stack.targets import Target
@@ -29,7 +29,11 @@ HOST = host_platform()
 RECORD = RuntimeRecord("cpython@3.11", "cpython", "3.11.9", "local", "/usr", "ab" * 32)
 SITE = HOST.site_packages("3.11.9")
 LOWER = f'{{ name = "idna", version = "3.10", marker = "{FROM_LOWER_LAYER}" }}'
-OWN = '{ name = "attrs", version = "25.3.0", wheels = [{ name = "attrs-25.3.0-py3-none-any.whl" }] }'
+WHEEL = "attrs-25.3.0-py3-none-any.whl"
+OWN = (
+    f'{{ name = "attrs", version = "25.3.0", wheels = [{{ name = "{WHEEL}", '
+    f'url = "https://example.invalid/{WHEEL}", hashes = {{ sha256 = "{"0" * 64}" }} }}] }}'
+)
 
 
 def lock(tmp_path: Path, *packages: str) -> Path:

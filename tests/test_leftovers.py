@@ -64,12 +64,14 @@ def test_a_sigkilled_publish_leaves_a_tmp_that_the_next_publish_removes(tmp_path
 PUBLISHER = """
 import sys
 from pathlib import Path
+from venvstacks.layerconfig import read_layer_config
 from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.ship.publish import LayerToPublish, PublishOptions, publish_layer
 fields = LayerMetadata(layer_name="app-x", install_target="app-x", requirements_hash="sha256:0",
               lock_version=1, locked_at="2025-01-01T00:00:00+00:00", runtime_layer="cpython-3.11",
               python_implementation="cpython@3.11", bound_to_implementation=False)
-publish_layer(LayerToPublish(Path(sys.argv[1]), fields), PublishOptions(Path(sys.argv[2])))
+layer = LayerToPublish(Path(sys.argv[1]), fields, read_layer_config(Path(sys.argv[1])))
+publish_layer(layer, PublishOptions(Path(sys.argv[2])))
 """
 
 

@@ -40,7 +40,7 @@ def unpack_layers(stack: SampleStack, deploy_dir: Path) -> Path:
     deploy_dir.mkdir()
     for layer in stack.layers():
         target = layer.metadata.install_target
-        materialise(layer_entries(layer.layer_dir, target), target, deploy_dir / target)
+        materialise(layer_entries(layer.layer_dir, target, layer.config), target, deploy_dir / target)
     return deploy_dir
 
 

@@ -20,9 +20,9 @@ from venvstacks.stack.model import LayerSpec, StackSpec
 
 # The deployed names, read from the lock metadata when a graph is drawn.
 if TYPE_CHECKING:
-    from venvstacks.lock import locking
+    from venvstacks.lock import validity
 else:
-    (locking,) = lazy_modules("venvstacks.lock.locking")
+    (validity,) = lazy_modules("venvstacks.lock.validity")
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ def layer_graph(stack: StackSpec, selected: Sequence[LayerSpec]) -> Graph:
     layers = [layer for layer in stack.layers if layer.env_name in shown]
     nodes: dict[LayerKind, list[tuple[str, str]]] = {kind: [] for kind in LayerKind}
     edges = []
+    locks = validity.Locks(stack)
     for layer in layers:
-        nodes[layer.kind].append((layer.env_name, locking.deployed_name(stack, layer)))
+        nodes[layer.kind].append((layer.env_name, locks.of(layer).deployed_name))
         used = lower_layers(stack, layer) if layer.kind is not LayerKind.RUNTIME else []
         edges += [(layer.env_name, low.env_name, place) for place, low in enumerate(used, 1)]
     return Graph(nodes, edges)

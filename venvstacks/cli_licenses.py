@@ -20,16 +20,18 @@ from venvstacks.cli_options import LicensesCommand
 from venvstacks.cli_show import Invocation
 from venvstacks.console import say
 from venvstacks.engine.actions import runtime_record
-from venvstacks.engine.contents import layer_contents
+from venvstacks.engine.contents import BuiltLayer, layer_contents
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.tasks import buildable
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import read_bounded_text, sha256_bytes
 from venvstacks.layout import BUILT, METADATA_DIR, sbom_name
+from venvstacks.lock.validity import Locks
 from venvstacks.ship import licensing
 from venvstacks.ship.distinfo import Licence
 from venvstacks.ship.published_meta import load_published
-from venvstacks.ship.sbom import RUNTIME_LICENCE, LayerContents, read_sbom
+from venvstacks.ship.sbom import RUNTIME_LICENCE, LayerContents
+from venvstacks.ship.sbomread import read_sbom
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 
@@ -102,11 +104,13 @@ def built_contents(settings: Settings, names: Sequence[str]) -> dict[str, LayerC
     for layer in list(wanted.values()):
         wanted.update({low.env_name: low for low in lower_layers(stack, layer)})
     result = {}
+    locks = Locks(stack)  # each layer's lock files read once, however many layers above ask
     for layer in wanted.values():
         env_dir = settings.env_dir(layer)
         if not (env_dir / BUILT).exists():
             raise VenvStacksError(f"{layer.env_name} is not built yet; run `venvstacks build` first")
-        contents = layer_contents(stack, layer, env_dir, runtime_record(settings, layer))
+        built = BuiltLayer.read(stack, layer, env_dir, runtime_record(settings, layer), locks)
+        contents = layer_contents(built)
         result[contents.layer.install_target] = contents
     return result
 
@@ -123,7 +127,7 @@ def published_contents(folder: Path) -> dict[str, LayerContents]:
         expected = layer.metadata.sbom_sha256
         if expected is not None and sha256_bytes(text.encode()) != expected:
             raise VenvStacksError(f"{path}: its sha256 is not the sbom_sha256 its metadata records")
-        result[layer.install_target] = read_sbom(text, str(path))
+        result[layer.install_target] = read_sbom(text, path)
     return result
 
 

@@ -20,11 +20,9 @@ from venvstacks.stack.model import LayerSpec
 # Locks and the graph drawing, for what shows them only.
 if TYPE_CHECKING:
     from venvstacks import cli_graph
-    from venvstacks.lock import locking, validity
+    from venvstacks.lock import validity
 else:
-    cli_graph, locking, validity = lazy_modules(
-        "venvstacks.cli_graph", "venvstacks.lock.locking", "venvstacks.lock.validity"
-    )
+    cli_graph, validity = lazy_modules("venvstacks.cli_graph", "venvstacks.lock.validity")
 
 
 @dataclass(frozen=True)
@@ -88,6 +86,7 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
     }
     host = {layer.env_name for layer in buildable(inv.settings)}
     layers = inv.selected if plan is None else [stack.layer(name) for name in plan.operations]
+    locks = validity.Locks(stack)  # every layer's lock files read once, however many ask
     for layer in layers:
         if plan is not None:
             operations = plan.operations[layer.env_name]
@@ -97,8 +96,8 @@ def show_data(inv: Invocation, plan: Plan | None = None) -> dict[str, Any]:
             operations = [TaskKind.LOCK] if layer.enabled else []
         entry: dict[str, Any] = {
             "name": layer.env_name,
-            "install_target": locking.deployed_name(stack, layer),
-            "has_valid_lock": validity.lock_is_current(stack, layer),
+            "install_target": locks.of(layer).deployed_name,
+            "has_valid_lock": validity.lock_is_current(locks, layer),
             "selected_operations": [kind.prefix for kind in operations],
         }
         if _on_local_runtime(inv.settings, layer):

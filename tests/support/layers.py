@@ -125,16 +125,21 @@ class SampleStack:
     build_dir: Path
 
     def layers(self) -> list[LayerToPublish]:
+        from venvstacks.layerconfig import read_layer_config
         from venvstacks.ship.layermeta import LayerMetadata
         from venvstacks.ship.publish import LayerToPublish
 
         def typed(data: dict[str, Any]) -> LayerMetadata:
             return LayerMetadata.from_json(data, Path("<test metadata>"))
 
+        def layer(name: str, data: dict[str, Any]) -> LayerToPublish:
+            folder = self.build_dir / name
+            return LayerToPublish(folder, typed(data), read_layer_config(folder))
+
         return [
-            LayerToPublish(self.build_dir / RUNTIME, typed(runtime_metadata())),
-            LayerToPublish(self.build_dir / "framework-fw", typed(framework_metadata())),
-            LayerToPublish(self.build_dir / "app-hello", typed(app_metadata())),
+            layer(RUNTIME, runtime_metadata()),
+            layer("framework-fw", framework_metadata()),
+            layer("app-hello", app_metadata()),
         ]
 
 

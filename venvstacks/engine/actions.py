@@ -30,16 +30,17 @@ from venvstacks.stack.targets import layer_target
 if TYPE_CHECKING:
     from venvstacks.engine import outputs
     from venvstacks.layers import dynlib, envs, linking
-    from venvstacks.lock import locking
+    from venvstacks.lock import locking, validity
     from venvstacks.runtimes import cache
     from venvstacks.runtimes.record import CacheEntry
 else:
-    outputs, dynlib, envs, linking, locking, cache = lazy_modules(
+    outputs, dynlib, envs, linking, locking, validity, cache = lazy_modules(
         "venvstacks.engine.outputs",
         "venvstacks.layers.dynlib",
         "venvstacks.layers.envs",
         "venvstacks.layers.linking",
         "venvstacks.lock.locking",
+        "venvstacks.lock.validity",
         "venvstacks.runtimes.cache",
     )
 
@@ -64,7 +65,9 @@ def runtime_in_cache(settings: Settings, name: str) -> bool:
 
 
 def runtime_record(settings: Settings, layer: LayerSpec) -> RuntimeRecord:
-    """What `runtime:<rt>` recorded about the runtime a layer runs on."""
+    """What `runtime:<rt>` recorded about the runtime a layer runs on. Each step reads it
+    once and hands it on: it crosses a task boundary, so it comes from the file that task
+    wrote (tasks may run in other processes, or in another run)."""
     path = settings.runtime_state(layer)
     record = read_record(path)
     if record is None:
@@ -75,9 +78,8 @@ def runtime_record(settings: Settings, layer: LayerSpec) -> RuntimeRecord:
     return record
 
 
-def unpacked_runtime(settings: Settings, layer: LayerSpec) -> CacheEntry:
+def unpacked_runtime(settings: Settings, layer: LayerSpec, record: RuntimeRecord) -> CacheEntry:
     """Where the runtime cache holds the recorded runtime unpacked (never resolved again)."""
-    record = runtime_record(settings, layer)
     entry = unpacked_in(settings.runtimes.cache_dir, record)
     if entry is None:
         name = settings.runtime_layer(layer).env_name
@@ -90,7 +92,7 @@ def unpacked_runtime(settings: Settings, layer: LayerSpec) -> CacheEntry:
 
 def lock(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
-    runtime = unpacked_runtime(settings, layer)
+    runtime = unpacked_runtime(settings, layer, runtime_record(settings, layer))
     python = runtime.python_dir / host_platform().runtime_python
     locking.lock_layer(settings.stack, layer, python, runtime.record.version, settings.lock, log)
 
@@ -106,7 +108,7 @@ def install(settings: Settings, name: str) -> None:
     )
     if layer.kind is LayerKind.RUNTIME:
         envs.install_runtime_layer(
-            unpacked_runtime(settings, layer), settings.env_dir(layer), pylock, how, log
+            unpacked_runtime(settings, layer, record), settings.env_dir(layer), pylock, how, log
         )
     else:
         runtime_dir = settings.env_dir(settings.runtime_layer(layer))
@@ -118,7 +120,10 @@ def _cross_python(settings: Settings, layer: LayerSpec) -> Path | None:
     place of the target's (told the target's platform and version)."""
     if settings.is_host:
         return None
-    return unpacked_runtime(settings.host(), layer).python_dir / host_platform().runtime_python
+    host = settings.host()
+    return (
+        unpacked_runtime(host, layer, runtime_record(host, layer)).python_dir / host_platform().runtime_python
+    )
 
 
 def build(settings: Settings, name: str) -> None:
@@ -191,9 +196,10 @@ def warn_once(key: str) -> bool:
 
 def link_plan(settings: Settings, layer: LayerSpec) -> linking.LinkPlan:
     version = runtime_record(settings, layer).version
+    locks = validity.Locks(settings.stack)  # lower layers' lock metadata: their deployed names
 
     def peer(lower: LayerSpec) -> linking.Peer:
-        return linking.Peer(settings.env_dir(lower), locking.deployed_name(settings.stack, lower))
+        return linking.Peer(settings.env_dir(lower), locks.of(lower).deployed_name)
 
     runtime = None if layer.runtime is None else peer(settings.runtime_layer(layer))
     frameworks = tuple(peer(settings.stack.layer(n)) for n in layer.lower)

@@ -90,6 +90,8 @@ def _published(settings: Settings, published: list[tuple[LayerSpec, bool]]) -> l
         return []
     out = settings.output
     rows = []
+    # Read from the files the tasks wrote: a task may have run in another process, or in an
+    # earlier run (up to date), so its result is not in memory here.
     for layer, did_run in published:
         meta = layermeta.LayerMetadata.read(out.publish_metadata(layer))
         meta = meta or layermeta.LayerMetadata(layer.env_name)

@@ -29,7 +29,7 @@ from venvstacks.layers.state import EnvIdentity, Installed
 from venvstacks.layout import INSTALLED
 from venvstacks.lazy import lazy_modules
 from venvstacks.lock import pylock
-from venvstacks.lock.validity import read_lock
+from venvstacks.lock.pylockdoc import Pylock
 from venvstacks.platforms import Platform
 from venvstacks.runtimes.cache import install_runtime
 from venvstacks.runtimes.record import CacheEntry, RuntimeRecord
@@ -125,8 +125,8 @@ def _start(env_dir: Path) -> None:
 
 
 def _finish(env_dir: Path, identity: EnvIdentity, lock_path: Path) -> None:
-    lock = read_lock(lock_path)
-    pins = sorted(pylock.package_pins(lock).items())
+    lock = Pylock.read(lock_path)
+    pins = sorted(lock.pins.items())
     installed = Installed(identity, pylock.requirements_hash(lock), tuple(f"{n}=={v}" for n, (v, _) in pins))
     write_atomic(env_dir / INSTALLED, installed.text())
 
@@ -163,9 +163,7 @@ def _has_work(env_dir: Path, py_version: str, lock_path: Path, install: Install)
     the layer holds one (which a sync removes). A lock naming only what lower layers provide
     (marked so that no platform installs it) on an empty layer needs no uv run: uv would
     install nothing, and it starts the layer's Python to ask about it first."""
-    if any(
-        entry.get("marker") != pylock.FROM_LOWER_LAYER for entry in read_lock(lock_path).get("packages", [])
-    ):
+    if any(not package.never_installed for package in Pylock.read(lock_path).packages):
         return True
     return any((env_dir / install.target.facts.site_packages(py_version)).glob("*.dist-info"))
 

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import functools
 import json
-import tomllib
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_if_changed
-from venvstacks.layout import lock_files
+from venvstacks.layout import LockFiles, lock_files
 from venvstacks.lock import pylock, upstream, uvconfig
 from venvstacks.lock.lockmeta import AdoptedInputs, InputHashes, LockMetadata
+from venvstacks.lock.pylockdoc import Pylock
+from venvstacks.stack import naming
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import module_hash, module_name
@@ -42,31 +42,73 @@ _OTHER_INPUTS = {
 _DAMAGED = (VenvStacksError, ValueError, TypeError, KeyError, AttributeError)
 
 
-def read_lock(path: Path) -> dict[str, Any]:
-    """A pylock's contents ({} if missing); callers must not modify what is returned."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return {}
-    # Planning reads every lower layer's lock for every layer: parse each version once.
-    return _parsed_lock(path, st.st_mtime_ns, st.st_size)
+@dataclass(frozen=True)
+class LockedLayer:
+    """One layer's lock files as one step reads them: each parsed when first needed, then
+    kept for the rest of the step and handed to every check. A later task reads them
+    afresh: facts cross a doit task boundary only as the files the earlier task wrote (it
+    may have run in another process, or another run)."""
+
+    stack: StackSpec
+    layer: LayerSpec
+
+    @property
+    def files(self) -> LockFiles:
+        return lock_files(self.stack, self.layer)
+
+    @functools.cached_property
+    def meta(self) -> LockMetadata | None:
+        return LockMetadata.read(self.files.meta)
+
+    @functools.cached_property
+    def pylock(self) -> Pylock:
+        """The parsed pylock (`Pylock()` if missing); a DocumentError if it is damaged."""
+        return Pylock.read(self.files.pylock)
+
+    @functools.cached_property
+    def adopted(self) -> AdoptedInputs | None:
+        return AdoptedInputs.read(self.files.adopted)
+
+    @functools.cached_property
+    def version_inputs_hash(self) -> str:
+        """Of its inputs now (module files hashed once per step; see `version_inputs_hash`)."""
+        return version_inputs_hash(self.stack, self.layer)
+
+    @property
+    def lock_version(self) -> int:
+        """Its lock version, as the archives and deployed names give it (1 if unrecorded)."""
+        meta = self.meta
+        return 1 if meta is None or meta.lock_version is None else meta.lock_version
+
+    @property
+    def deployed_name(self) -> str:
+        """`NAME@N` for versioned layers (N from the lock metadata), else the build name."""
+        return naming.deployed_name(self.layer.env_name, self.lock_version if self.layer.versioned else None)
 
 
-@functools.lru_cache(maxsize=1024)
-def _parsed_lock(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise VenvStacksError(f"{path}: not a valid pylock file ({exc}); delete it and lock again") from None
+@dataclass(frozen=True)
+class Locks:
+    """The lock files of a stack's layers as one step (or one command) reads them: each
+    layer's read once, however many layers above it ask (see `LockedLayer`)."""
+
+    stack: StackSpec
+    _layers: dict[str, LockedLayer] = field(default_factory=dict, repr=False, compare=False)
+
+    def of(self, layer: LayerSpec) -> LockedLayer:
+        found = self._layers.get(layer.env_name)
+        if found is None:
+            found = self._layers[layer.env_name] = LockedLayer(self.stack, layer)
+        return found
+
+    def lowers(self, layer: LayerSpec) -> list[LockedLayer]:
+        """Its lower layers' locks, in `lower_layers` order (the runtime last)."""
+        return [self.of(lower) for lower in lower_layers(self.stack, layer)]
+
+    def lower_locks(self, layer: LayerSpec) -> list[Pylock]:
+        return [lower.pylock for lower in self.lowers(layer)]
 
 
-def lower_locks(stack: StackSpec, layer: LayerSpec) -> list[dict[str, Any]]:
-    return [read_lock(lock_files(stack, lower).pylock) for lower in lower_layers(stack, layer)]
-
-
-def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[dict[str, Any]]) -> InputHashes:
+def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[Pylock]) -> InputHashes:
     """What a lock records of its inputs now; equal hashes mean uv would resolve the same."""
     return InputHashes(
         lock_input_hash=pylock.hash_strings(layer.requirements),
@@ -90,74 +132,72 @@ def version_inputs_hash(stack: StackSpec, layer: LayerSpec) -> str:
     return pylock.hash_strings(items)
 
 
-def why_invalid(stack: StackSpec, layer: LayerSpec, with_lowers: bool = True) -> str | None:
+def why_invalid(locks: Locks, layer: LayerSpec, with_lowers: bool = True) -> str | None:
     """Why the layer needs locking, in a few words naming the input; None if its lock is valid
     (its version may still need a bump, see `lock_is_current`). `with_lowers=False` leaves
     out the lower layers' own validity, which a lock of the existing venvstacks depends on."""
-    files = lock_files(stack, layer)
-    meta = LockMetadata.read(files.meta)
-    if meta is None or not files.pylock.exists():
+    locked = locks.of(layer)
+    meta = locked.meta
+    if meta is None or not locked.files.pylock.exists():
         return "it has no lock yet"
     try:
-        lock = read_lock(files.pylock)
         if meta.by_existing_tool:
-            return _why_theirs_invalid(stack, layer, meta, lock, with_lowers)
-        if meta.requirements_hash != pylock.requirements_hash(lock):
-            return f"{files.pylock.name} was changed since it was locked"
-        now = input_hashes(stack, layer, lower_locks(stack, layer))
-        return _changed_input(stack, layer, meta.inputs, meta.other_inputs, now)
+            return _why_theirs_invalid(locks, layer, meta, with_lowers)
+        if meta.requirements_hash != pylock.requirements_hash(locked.pylock):
+            return f"{locked.files.pylock.name} was changed since it was locked"
+        now = input_hashes(locks.stack, layer, locks.lower_locks(layer))
+        return _changed_input(locks.stack, layer, meta.inputs, meta.other_inputs, now)
     except _DAMAGED:
         return "its lock, or a lower layer's, cannot be read"
 
 
-def lock_is_valid(stack: StackSpec, layer: LayerSpec) -> bool:
+def lock_is_valid(locks: Locks, layer: LayerSpec) -> bool:
     """The lock exists, is intact, and was made from the layer's current inputs (uv would
     resolve the same packages; the version may still need a bump, see lock_is_current)."""
-    return why_invalid(stack, layer) is None
+    return why_invalid(locks, layer) is None
 
 
-def lock_is_current(stack: StackSpec, layer: LayerSpec) -> bool:
+def lock_is_current(locks: Locks, layer: LayerSpec) -> bool:
     """Locking would change nothing: the lock is valid and its version is up to date."""
-    return lock_is_valid(stack, layer) and version_is_current(stack, layer)
+    return lock_is_valid(locks, layer) and version_is_current(locks.of(layer))
 
 
-def version_is_current(stack: StackSpec, layer: LayerSpec) -> bool:
-    meta = LockMetadata.read(lock_files(stack, layer).meta)
+def version_is_current(locked: LockedLayer) -> bool:
+    meta, layer = locked.meta, locked.layer
     if meta is None:
         return False
     if meta.by_existing_tool:
         # As the existing venvstacks: version inputs count for versioned layers only.
-        expected = upstream.version_inputs_hash(stack, layer)
+        expected = upstream.version_inputs_hash(locked.stack, layer)
         return not layer.versioned or meta.version_inputs_hash == expected
-    return meta.version_inputs_hash == version_inputs_hash(stack, layer)
+    return meta.version_inputs_hash == locked.version_inputs_hash
 
 
-def fits_runtime(stack: StackSpec, layer: LayerSpec, runtime_version: str) -> bool:
+def fits_runtime(locked: LockedLayer, runtime_version: str) -> bool:
     """Markers such as python_full_version >= "3.11.4" were decided for the runtime of the
     last lock: another patch release must decide them again. A lock whose markers never
     name the exact version (None) fits every patch release, so committed locks stay valid
     on machines whose runtime is another X.Y.Z; a lock of ours from before the exact
     version was recorded (no key) is redone. The existing venvstacks records no exact
     version: its lock fits when its markers name none."""
-    files = lock_files(stack, layer)
-    meta = LockMetadata.read(files.meta)
+    meta = locked.meta
     if meta is None:
         return False
     if meta.by_existing_tool:
-        return not pylock.needs_full_version(read_lock(files.pylock), runtime_version)
+        return not pylock.needs_full_version(locked.pylock, runtime_version)
     return meta.full_version_recorded and meta.python_full_version in (None, runtime_version)
 
 
-def adopt(stack: StackSpec, layer: LayerSpec) -> bool:
+def adopt(locks: Locks, layer: LayerSpec) -> bool:
     """Record our input hashes beside a valid lock the existing venvstacks made (its own
     files untouched); returns whether the record was new."""
-    files = lock_files(stack, layer)
-    meta = LockMetadata.read(files.meta)
+    locked = locks.of(layer)
+    meta = locked.meta
     if meta is None or not meta.by_existing_tool:
         return False
-    now = input_hashes(stack, layer, lower_locks(stack, layer))
-    record = AdoptedInputs(meta.requirements_hash, now, other_inputs(stack, layer))
-    return write_if_changed(files.adopted, record.text())
+    now = input_hashes(locks.stack, layer, locks.lower_locks(layer))
+    record = AdoptedInputs(meta.requirements_hash, now, other_inputs(locks.stack, layer))
+    return write_if_changed(locked.files.adopted, record.text())
 
 
 def _changed_input(
@@ -180,12 +220,10 @@ def _changed_input(
     return "its settings changed (" + ", ".join(_OTHER_INPUTS.values()) + ")"
 
 
-def _why_theirs_invalid(
-    stack: StackSpec, layer: LayerSpec, meta: LockMetadata, lock: dict[str, Any], with_lowers: bool
-) -> str | None:
-    name = lock_files(stack, layer).pylock.name
-    if meta.requirements_hash != upstream.requirements_hash(lock):
-        return f"{name} was changed since the existing venvstacks locked it"
+def _why_theirs_invalid(locks: Locks, layer: LayerSpec, meta: LockMetadata, with_lowers: bool) -> str | None:
+    stack, locked = locks.stack, locks.of(layer)
+    if meta.requirements_hash != upstream.requirements_hash(locked.pylock):
+        return f"{locked.files.pylock.name} was changed since the existing venvstacks locked it"
     if meta.inputs.lock_input_hash != upstream.lock_input_hash(layer):
         return "its requirements changed"
     if meta.inputs.other_inputs_hash != upstream.other_inputs_hash(stack, layer):
@@ -193,17 +231,16 @@ def _why_theirs_invalid(
     # Every layer below (lower_layers is transitive), each checked on its own: linear, not
     # once per path down the graph.
     for lower in lower_layers(stack, layer) if with_lowers else ():
-        reason = why_invalid(stack, lower, with_lowers=False)
+        reason = why_invalid(locks, lower, with_lowers=False)
         if reason is not None:
             return f"lower layer {lower.env_name} needs locking ({reason})"
-    adopted = AdoptedInputs.read(lock_files(stack, layer).adopted)
+    adopted = locked.adopted
     if adopted is not None and adopted.requirements_hash == meta.requirements_hash:
-        now = input_hashes(stack, layer, lower_locks(stack, layer))
+        now = input_hashes(stack, layer, locks.lower_locks(layer))
         return _changed_input(stack, layer, adopted.inputs, adopted.other_inputs, now)
     # Never adopted: its lower layers' pins are those it was locked against only while
     # they are the existing tool's locks too.
-    for lower in lower_layers(stack, layer):
-        lower_meta = LockMetadata.read(lock_files(stack, lower).meta)
-        if lower_meta is None or not lower_meta.by_existing_tool:
-            return f"lower layer {lower.env_name} was relocked since"
+    for below in locks.lowers(layer):
+        if below.meta is None or not below.meta.by_existing_tool:
+            return f"lower layer {below.layer.env_name} was relocked since"
     return None

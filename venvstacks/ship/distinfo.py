@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib.metadata import Distribution, PathDistribution
+from importlib.metadata import Distribution, PackageMetadata, PathDistribution
 from pathlib import Path
 from typing import Literal
 
@@ -67,21 +67,21 @@ def installed_distributions(layer_dir: Path, site_dir: str) -> list[Installed]:
         dist = PathDistribution(info)
         if not (info / "METADATA").is_file():
             continue  # not a distribution, whatever its folder is called
-        name = next(iter(dist.metadata.get_all("Name") or ()), "")
+        meta = dist.metadata  # each `dist.metadata` reads and parses METADATA again
+        name = next(iter(meta.get_all("Name") or ()), "")
         if not name:
             continue
         found[canonicalize_name(name)] = Installed(
             name=canonicalize_name(name),
-            version=str(dist.version),
-            licence=declared_licence(dist, info),
+            version=str(meta["Version"]),  # what `dist.version` returns
+            licence=declared_licence(meta, info),
             size=_files_size(dist, layer_dir),
             wheel_tags=_wheel_tags(info),
         )
     return [found[name] for name in sorted(found)]
 
 
-def declared_licence(dist: Distribution, info: Path) -> Licence:
-    meta = dist.metadata
+def declared_licence(meta: PackageMetadata, info: Path) -> Licence:
     # get_all, not [...]: a missing field warns, then raises, on newer Pythons.
     expression = " ".join(meta.get_all("License-Expression") or ()).strip()
     if expression:

@@ -21,16 +21,16 @@ from pathlib import Path
 from venvstacks.archive.formats import ArchiveEntry
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, make_folder, replace_dir
-from venvstacks.layerconfig import read_layer_config
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.layout import DEPLOYED_WRAPPER, POSTINSTALL, STATE_DIR
 from venvstacks.tools import run_postinstall_script
 
 POSTINSTALL_SCRIPT = Path(__file__).parents[1] / "_injected" / POSTINSTALL
 
 
-def layer_entries(layer_dir: Path, top: str) -> list[ArchiveEntry]:
-    """The files, folders and symlinks of the built layer that ship, named ``top/...``."""
-    config = read_layer_config(layer_dir)
+def layer_entries(layer_dir: Path, top: str, config: LayerConfig) -> list[ArchiveEntry]:
+    """The files, folders and symlinks of the built layer that ship, named ``top/...``
+    (``config``: the layer's ``venvstacks_layer.json``, as the caller read it)."""
     site_dir, python = config.site_dir, config.python
     skipped = {"pyvenv.cfg", POSTINSTALL, f"{site_dir}/sitecustomize.py", STATE_DIR.as_posix()}
     root = os.path.abspath(layer_dir)
@@ -78,10 +78,12 @@ def _link_inside(link: str, root: str) -> str | None:
     return os.path.relpath(resolved, here) if os.path.isabs(target) else target
 
 
-def export_layer(layer_dir: Path, export_dir: Path, install_target: str, postinstall: bool = True) -> Path:
+def export_layer(
+    layer_dir: Path, export_dir: Path, install_target: str, config: LayerConfig, postinstall: bool = True
+) -> Path:
     """Export the built layer to ``export_dir/install_target`` and run its postinstall
     (unless told not to: a layer cross-built for another system runs it there)."""
-    entries = layer_entries(layer_dir, install_target)
+    entries = layer_entries(layer_dir, install_target, config)
     make_folder(export_dir, "export folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{install_target}.partial-", dir=export_dir))
     try:

@@ -32,7 +32,7 @@ from venvstacks.archive.writer import deleted_if_left, temporary_file, write_arc
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import make_folder, sha256_bytes, write_if_changed
 from venvstacks.jsondoc import read_document
-from venvstacks.layerconfig import read_layer_config
+from venvstacks.layerconfig import LayerConfig
 from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, sbom_name, stack_metadata_file, tag_suffix
 from venvstacks.platforms import platform_tag
 from venvstacks.ship.bytecode import bytecode_entries, compiler_for, with_bytecode_postinstall
@@ -92,6 +92,7 @@ SbomWriter = Callable[[str], str]
 class LayerToPublish:
     layer_dir: Path
     metadata: LayerMetadata  # the common fields (engine/outputs.layer_metadata)
+    config: LayerConfig  # its venvstacks_layer.json, as the caller read it
     sbom: SbomWriter | None = None
 
     @property
@@ -216,16 +217,25 @@ def publish_layer(
     return PublishResult(layer.layer_name, metadata, archive_path, status)
 
 
-def write_stack_metadata(output_dir: Path, layers: Sequence[tuple[LayerKind, str]], suffix: str = "") -> Path:
+def write_stack_metadata(
+    output_dir: Path,
+    layers: Sequence[tuple[LayerKind, str]],
+    suffix: str = "",
+    written: LayerMetadata | None = None,
+) -> Path:
     """Regenerate ``venvstacks.json`` from the layer metadata files in ``output_dir``.
 
     ``layers`` are (kind, layer name) in dependency order, which is also their order in the
     file; a layer without a metadata file (not exported or published yet) is left out, so
-    the file always describes exactly what the folder holds. Export and publish both use it.
+    the file always describes exactly what the folder holds. Export and publish both use it,
+    handing on the metadata they just wrote (``written``), which is not read back.
     """
     grouped: dict[LayerKind, list[LayerMetadata]] = {kind: [] for kind in LayerKind}
     with _stack_file_lock:  # parallel layer tasks share the file
         for kind, name in layers:
+            if written is not None and name == written.layer_name:
+                grouped[kind].append(written)
+                continue
             per_layer = layer_metadata_file(output_dir, name, suffix)
             data = read_document(per_layer)
             if data is not None:
@@ -251,12 +261,11 @@ def _manifest_file(folder: Path, text: str) -> Iterator[Path]:
 def _layer_entries(layer: LayerToPublish, options: PublishOptions, top: str) -> Iterator[list[ArchiveEntry]]:
     """The layer's shipped entries, with its compiled bytecode if `options.bytecode` (the pycs
     live in a scratch folder until the archive is written)."""
-    entries = layer_entries(layer.layer_dir, top)
+    entries = layer_entries(layer.layer_dir, top, layer.config)
     if not options.bytecode:
         yield entries
         return
-    config = read_layer_config(layer.layer_dir)
-    compiler = compiler_for(layer.layer_dir, config, options.target_platform, layer.layer_name)
+    compiler = compiler_for(layer.layer_dir, layer.config, options.target_platform, layer.layer_name)
     with tempfile.TemporaryDirectory(prefix="venvstacks-bytecode-") as scratch:
         pycs = bytecode_entries(entries, top, compiler, Path(scratch))
         yield sorted(with_bytecode_postinstall(entries, top) + pycs)

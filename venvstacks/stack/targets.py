@@ -96,13 +96,15 @@ class Target:
     def describe(self) -> str:
         return target_text(self.platform, self.glibc, self.macos)
 
-    def metadata(self) -> dict[str, str]:
-        """The limit a built layer was installed for, named as the stack file's field."""
-        if PLATFORMS[self.platform].is_linux:
-            return {"linux_target": f"glibc@{self.glibc[0]}.{self.glibc[1]}"}
-        if PLATFORMS[self.platform].is_macos:
-            return {"macosx_target": f"{self.macos[0]}.{self.macos[1]}"}
-        return {}
+    @property
+    def linux_target(self) -> str | None:
+        """The glibc a built Linux layer was installed for, as the stack file's field says it."""
+        return f"glibc@{self.glibc[0]}.{self.glibc[1]}" if PLATFORMS[self.platform].is_linux else None
+
+    @property
+    def macosx_target(self) -> str | None:
+        """The macOS a built macOS layer was installed for, as the stack file's field says it."""
+        return f"{self.macos[0]}.{self.macos[1]}" if PLATFORMS[self.platform].is_macos else None
 
 
 def target_text(platform: str, glibc: tuple[int, int], macos: tuple[int, int]) -> str:
