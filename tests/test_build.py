@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pylock_data import locked
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
 
@@ -52,11 +53,7 @@ def test_lock_files_and_metadata(stack: Stack) -> None:
 
 
 def _pinned(stack: Stack, name: str) -> str:
-    import tomllib
-
-    lock = stack.root / "requirements" / "app-hello" / "pylock.app-hello.toml"
-    packages = tomllib.loads(lock.read_text())["packages"]
-    return str(next(p["version"] for p in packages if p["name"] == name))
+    return locked(stack.root / "requirements" / "app-hello" / "pylock.app-hello.toml", name).version
 
 
 def test_existing_pins_are_kept_unless_upgrade_is_asked(stack: Stack) -> None:

@@ -372,19 +372,19 @@ def test_the_starters_framework_example_works_as_its_comment_says(
     assert layers == [("framework-web", ["cpython-3.12"]), ("app-hello", ["framework-web", "cpython-3.12"])]
 
 
-@pytest.mark.parametrize(("argv", "expected"), [((), "3"), (("-j", "1"), "1"), (("--jobs", "5"), "5")])
-def test_tasks_run_one_per_core_by_default(
+@pytest.mark.parametrize(("argv", "expected"), [((), "5"), (("-j", "1"), "1"), (("--jobs", "7"), "7")])
+def test_tasks_run_one_per_core_plus_two_by_default(
     spec: Path, monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...], expected: str
 ) -> None:
-    """A build needs no flag to run independent tasks side by side; -j 1 still runs them one
-    at a time. Checked on what doit is told (its -n), for the CLI and for plain doit."""
+    """A build needs no flag to run independent tasks side by side (one per core, plus two
+    for tasks waiting on the index or the disk); -j 1 still runs them one at a time. Checked
+    on what doit is told (its -n), for the CLI and for plain doit."""
     import venvstacks.cli
     from venvstacks.engine import rundoit
     from venvstacks.engine.settings import Settings
     from venvstacks.runtimes.options import RuntimeOptions
     from venvstacks.stack.spec import load_stack
 
-    monkeypatch.setattr(venvstacks.cli, "cores", lambda: 3)
     monkeypatch.setattr(rundoit, "cores", lambda: 3)
     told: list[list[str]] = []
 
@@ -397,7 +397,7 @@ def test_tasks_run_one_per_core_by_default(
     doit_args = told[-1]
     assert doit_args[doit_args.index("-n") + 1] == expected
     settings = Settings(load_stack(spec), spec.parent / "_build", RuntimeOptions(cache_dir=spec.parent / "c"))
-    assert rundoit.doit_config(settings)["num_process"] == 3  # plain doit's default
+    assert rundoit.doit_config(settings)["num_process"] == 5  # plain doit's default
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.pylock_data import assert_round_trips, locked
 from tests.support.stacks import Run, Stack
 from tests.support.wheels import SimpleIndex, make_wheel
 
@@ -106,14 +105,16 @@ def test_every_field_locks_and_builds(tmp_path: Path, runtime_cache: Path, simpl
     assert elsewhere["selected_operations"] == ["lock"]  # win_amd64 only: locked, not built here
 
     requirements = stack.root / "requirements"
-    alpha = _package(requirements / "framework-base" / "pylock.framework-base.toml", "vstest-alpha")
-    assert simple_index.url.rsplit("/", 1)[0] in alpha["wheels"][0]["url"]
-    delta = _package(requirements / "framework-base" / "pylock.framework-base.toml", "vstest-delta")
-    assert delta["wheels"][0]["url"].startswith(simple_index.host + "/")
+    alpha = locked(requirements / "framework-base" / "pylock.framework-base.toml", "vstest-alpha")
+    assert simple_index.url.rsplit("/", 1)[0] in str(alpha.all_wheels[0].url)
+    delta = locked(requirements / "framework-base" / "pylock.framework-base.toml", "vstest-delta")
+    assert str(delta.all_wheels[0].url).startswith(simple_index.host + "/")
     assert simple_index.asked("vstest-delta") >= 1
-    gamma = _package(requirements / "app-demo" / "pylock.app-demo.toml", "vstest-gamma")
-    assert gamma["wheels"][0]["path"] == "../../wheels/vstest_gamma-3.0-py3-none-any.whl"
+    gamma = locked(requirements / "app-demo" / "pylock.app-demo.toml", "vstest-gamma")
+    assert gamma.all_wheels[0].path == "../../wheels/vstest_gamma-3.0-py3-none-any.whl"
     assert (requirements / "app-elsewhere" / "pylock.app-elsewhere.toml").exists()
+    for lock_file in requirements.glob("*/pylock.*.toml"):  # wheels by URL and by path
+        assert_round_trips(lock_file)
     assert not (stack.build_dir / "app-elsewhere").exists()
 
     config = json.loads((stack.build_dir / "app-demo/share/venv/metadata/venvstacks_layer.json").read_text())
@@ -134,7 +135,7 @@ def test_no_index_resolves_from_local_wheels_only(stack: Stack) -> None:
     make_wheel(stack.root / "wheels", "attrs", "98.0")
     stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
     lock = stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml"
-    assert _package(lock, "idna")["version"] == "99.0"
+    assert locked(lock, "idna").version == "99.0"
 
 
 @pytest.mark.slow  # locks (and builds) through the CLI, running uv
@@ -169,11 +170,6 @@ def test_sample_stack_layers_and_order() -> None:
     assert client["dependencies"] == ["framework-scipy", "framework-http-client", "cpython-3.11"]
     assert client["selected_operations"] == ["lock"]  # macOS and Windows only
     assert all(e["has_valid_lock"] for kind in names for e in data[kind])  # committed locks
-
-
-def _package(lock: Path, name: str) -> dict[str, Any]:
-    packages = tomllib.loads(lock.read_text())["packages"]
-    return dict(next(p for p in packages if p["name"] == name))
 
 
 def _line(out: str, prefix: str) -> str:

@@ -23,6 +23,7 @@ from tests.support.runtime_fixtures import Mirror, RuntimeArchive
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex, make_wheel
 from venvstacks.platforms import PLATFORMS, host_platform
+from venvstacks.ship.sbomread import read_sbom
 
 HOST = host_platform()
 WIN, MAC = PLATFORMS["win_amd64"], PLATFORMS["macosx_arm64"]
@@ -98,8 +99,9 @@ def test_publish_for_windows_and_macos_from_here(cross_stack: Stack, tmp_path: P
         ["__venvstacks__", *zips, *(f"{name}.cdx.json" for name in zips)]
     )
     # Each archive's SBOM, made here from the Windows layer's own .dist-info.
-    sbom = json.loads((win / "framework-native.zip.cdx.json").read_text())
-    assert [c["purl"] for c in sbom["components"] if "purl" in c] == ["pkg:pypi/vstest-native@1.0"]
+    sbom_file = win / "framework-native.zip.cdx.json"
+    sbom = read_sbom(sbom_file.read_text(), sbom_file)
+    assert [p.purl for p in sbom.packages] == ["pkg:pypi/vstest-native@1.0"]
     fw = _names(win / "framework-native.zip")
     assert {
         "framework-native/Scripts/python.exe",

@@ -17,6 +17,7 @@ from venvstacks.layers.state import EnvIdentity
 from venvstacks.layout import ENV_IDENTITY, LAYER_CONFIG, lock_files
 from venvstacks.lock import locking, validity
 from venvstacks.lock.lockmeta import AdoptedInputs, LockMetadata
+from venvstacks.lock.pylockdoc import Pylock
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
 from venvstacks.ship.layermeta import LayerMetadata
@@ -24,7 +25,11 @@ from venvstacks.ship.manifest import Entry, FilesManifest
 from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import load_stack
 
-_LOCK = 'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "idna", version = "3.7"}]\n'
+_WHEEL = '{url = "https://x.invalid/idna-3.7-py3-none-any.whl", hashes = {sha256 = "00"}}'
+_LOCK = (
+    f'lock-version = "1.0"\ncreated-by = "test"\n'
+    f'packages = [{{name = "idna", version = "3.7", wheels = [{_WHEEL}]}}]\n'
+)
 
 
 def _stack(tmp_path: Path) -> StackSpec:
@@ -40,7 +45,7 @@ def _locked(stack: StackSpec, name: str) -> Path:
     files.pylock.write_text(_LOCK)
     locks = validity.Locks(stack)
     inputs = validity.input_hashes(stack, layer, locks.lower_locks(layer))
-    locking._write_meta(locks.of(layer), validity.read_lock(files.pylock), inputs, "3.11.9")
+    locking._write_meta(locks.of(layer), Pylock.read(files.pylock), inputs, "3.11.9")
     return files.meta
 
 

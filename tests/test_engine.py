@@ -21,6 +21,7 @@ from venvstacks.layers.linking import LinkPlan, Peer
 from venvstacks.layout import BUILT, DYNLIB_MANIFEST, INSTALLED, OutputOptions, lock_files
 from venvstacks.lock import locking, validity
 from venvstacks.lock.lockmeta import InputHashes
+from venvstacks.lock.pylockdoc import LockedPackage, Pylock
 from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.model import StackSpec
@@ -106,7 +107,7 @@ def _write_meta(stack: StackSpec, name: str, requirements_hash: str) -> int:
     layer = stack.layer(name)
     files = lock_files(stack, layer)
     files.meta.parent.mkdir(parents=True, exist_ok=True)
-    locked = {"packages": [{"name": "idna", "version": requirements_hash}]}
+    locked = Pylock(packages=(LockedPackage("idna", requirements_hash),))
     inputs = InputHashes("sha256:x", "sha256:x", "sha256:x")
     return locking._write_meta(validity.Locks(stack).of(layer), locked, inputs, None)
 
@@ -136,11 +137,12 @@ def test_a_lock_is_valid_only_for_the_inputs_it_was_made_from(tmp_path: Path) ->
     files.pylock.parent.mkdir(parents=True, exist_ok=True)
     files.pylock.write_text('lock-version = "1.0"\ncreated-by = "test"\npackages = []\n')
     inputs = validity.input_hashes(stack, runtime, [])
-    locking._write_meta(validity.Locks(stack).of(runtime), validity.read_lock(files.pylock), inputs, None)
+    locking._write_meta(validity.Locks(stack).of(runtime), Pylock.read(files.pylock), inputs, None)
     locks = validity.Locks(stack)
     assert validity.lock_is_valid(locks, runtime) and validity.lock_is_current(locks, runtime)
     files.pylock.write_text(
-        'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "x", version = "1"}]\n'
+        'lock-version = "1.0"\ncreated-by = "test"\npackages = [{name = "x", version = "1", '
+        'wheels = [{url = "https://x.invalid/x-1-py3-none-any.whl", hashes = {sha256 = "00"}}]}]\n'
     )
     assert not validity.lock_is_valid(validity.Locks(stack), runtime)  # edited by hand: not what was recorded
 

@@ -14,13 +14,13 @@ import hashlib
 import json
 import os
 import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from tests.support.stacks import Stack
 from venvstacks.lock import upstream
+from venvstacks.lock.pylockdoc import Pylock
 
 
 def _concat(items: list[str]) -> str:
@@ -32,14 +32,13 @@ def _their_meta(
     lock: Path, requirements: list[str], other_inputs: list[str], env_name: str
 ) -> dict[str, object]:
     items = []
-    for pkg in tomllib.loads(lock.read_text())["packages"]:
-        marker = pkg.get("marker", "")
-        marker = "" if marker == "sys_platform == 'from_lower_layer'" else marker
-        pinned = f"{pkg['name']}=={pkg['version']}" + (f" ; {marker}" if marker else "")
-        items.append(f"{pinned} from {pkg.get('index', 'unspecified index')}")
-        for wheel in pkg.get("wheels", []):
-            name = wheel.get("name") or wheel.get("url", wheel.get("path", "")).rsplit("/", 1)[-1]
-            items += [f"{name}:{alg}:{digest}" for alg, digest in wheel["hashes"].items()]
+    for pkg in Pylock.read(lock).packages:
+        marker = "" if pkg.is_from_lower_layer else (pkg.marker or "")
+        pinned = f"{pkg.name}=={pkg.version}" + (f" ; {marker}" if marker else "")
+        items.append(f"{pinned} from {pkg.index or 'unspecified index'}")
+        for wheel in pkg.all_wheels:
+            name = wheel.name or (wheel.url or wheel.path or "").rsplit("/", 1)[-1]
+            items += [f"{name}:{alg}:{digest}" for alg, digest in (wheel.hashes or {}).items()]
     return {
         "lock_input_hash": _concat(sorted(requirements)),
         "lock_version": 1,

@@ -9,15 +9,15 @@ the lock must take 1.0 from the private index and the public one must never be a
 from __future__ import annotations
 
 import subprocess
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.pylock_data import locked
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex
+from venvstacks.lock.pylockdoc import LockedPackage
 
 STACK = """\
 {uv}
@@ -68,10 +68,8 @@ WAYS: dict[str, tuple[str, str]] = {
 }
 
 
-def _lock_entry(stack: Stack, name: str) -> dict[str, Any]:
-    lock = stack.root / "requirements" / "framework-deps" / "pylock.framework-deps.toml"
-    packages = tomllib.loads(lock.read_text())["packages"]
-    return next(p for p in packages if p["name"] == name)
+def _lock_entry(stack: Stack, name: str) -> LockedPackage:
+    return locked(stack.root / "requirements" / "framework-deps" / "pylock.framework-deps.toml", name)
 
 
 def _indexes(index_server: Callable[[str], SimpleIndex]) -> tuple[SimpleIndex, SimpleIndex]:
@@ -93,12 +91,12 @@ def _write(stack: Stack, uv: str, layer: str, private: SimpleIndex, public: Simp
 
 def _assert_private_wins(stack: Stack, private: SimpleIndex, public: SimpleIndex) -> None:
     entry = _lock_entry(stack, "vstest-private")
-    assert entry["version"] == "1.0"
-    assert entry["wheels"][0]["url"].startswith(private.host + "/")
+    assert entry.version == "1.0"
+    assert str(entry.all_wheels[0].url).startswith(private.host + "/")
     assert private.asked("vstest-private") >= 1
     assert public.asked("vstest-private") == 0, public.requests
     common = _lock_entry(stack, "vstest-common")
-    assert common["wheels"][0]["url"].startswith(public.host + "/")
+    assert str(common.all_wheels[0].url).startswith(public.host + "/")
 
 
 @pytest.mark.parametrize("way", list(WAYS))
@@ -124,7 +122,7 @@ def test_default_index_replaces_pypi(
     stack.spec.write_text(STACK.format(uv="", layer="") + "\n" + tables)
     stack.venvstacks("lock", str(stack.spec))
     for name in ("vstest-private", "vstest-common"):
-        assert _lock_entry(stack, name)["wheels"][0]["url"].startswith(private.host + "/")
+        assert str(_lock_entry(stack, name).all_wheels[0].url).startswith(private.host + "/")
         assert private.asked(name) >= 1
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
-
 import pytest
 
 from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
 from venvstacks.lock.pylock import needs_full_version
+from venvstacks.lock.pylockdoc import LockedPackage, Pylock
 from venvstacks.runtimes.record import CacheEntry
 
 
@@ -29,7 +28,7 @@ def test_python_full_version_markers_use_the_runtimes_patch_release(
     stack.venvstacks("lock", str(stack.spec), "--no-index", "--local-wheels", "wheels")
 
     lock = stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml"
-    names = {p["name"] for p in tomllib.loads(lock.read_text())["packages"]}
+    names = {p.name for p in Pylock.read(lock).packages}
     assert "vstest-patch-new" in names
     assert "vstest-patch-old" not in names
     meta = lock.with_name("pylock.framework-web.meta.json").read_text()
@@ -52,5 +51,5 @@ def test_python_full_version_markers_use_the_runtimes_patch_release(
 def test_only_a_patch_level_clause_ties_a_lock_to_the_runtimes_patch_release(
     marker: str, depends: bool
 ) -> None:
-    lock = {"packages": [{"name": "pkg", "version": "1", "marker": marker}]}
+    lock = Pylock(packages=(LockedPackage("pkg", "1", marker),))
     assert needs_full_version(lock, "3.11.7") is depends

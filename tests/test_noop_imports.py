@@ -17,11 +17,10 @@ PROBE = """
 import sys
 from pathlib import Path
 import venvstacks.cli, venvstacks.dodo
-from venvstacks.engine.rundoit import hold_build_lock, namespace
+from venvstacks.engine.rundoit import hold_build_lock, load_stack_for, namespace
 from venvstacks.engine.settings import Settings
 from venvstacks.runtimes.options import RuntimeOptions
-from venvstacks.stack.spec import load_stack
-stack = load_stack(Path(sys.argv[1]))
+stack = load_stack_for(Path(sys.argv[1]), Path(sys.argv[1]).parent / "_build")
 settings = Settings(stack, stack.root / "_build", RuntimeOptions(cache_dir=stack.root / "cache"))
 hold_build_lock(settings.build_dir)
 tasks = [t for name, creator in namespace(settings).items() if name.startswith("task_") for t in creator()]
@@ -39,3 +38,20 @@ def test_a_no_op_run_leaves_the_slow_imports_alone(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == []
+
+
+def test_a_stack_in_a_git_work_tree_loads_pathspec_only_until_its_verdicts_are_kept(tmp_path: Path) -> None:
+    """Module folders under a `.gitignore` need pathspec once; the next run reads what it
+    decided from the build folder (tests/test_ignore_verdicts.py: what makes it decide again)."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("*.log\n")
+    extra = 'launch_module = "launch"\nsupport_modules = ["data"]'
+    files = {"launch/__init__.py": "", "launch/x.log": "", "data/__init__.py": ""}
+    path = write_stack(tmp_path / "stack", RUNTIME + app("hello", extra=extra), files)
+    runs = [
+        subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, check=False)
+        for _ in range(2)
+    ]
+    assert [proc.returncode for proc in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert "pathspec" in runs[0].stdout.split()
+    assert runs[1].stdout.split() == []

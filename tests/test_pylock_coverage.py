@@ -5,8 +5,6 @@ and the platforms that would work."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from packaging.tags import parse_tag
 
@@ -23,6 +21,7 @@ from tests.support.pylock_data import (
     pure,
 )
 from venvstacks.lock.pylock import CoverageError, postprocess
+from venvstacks.lock.pylockdoc import Pylock
 from venvstacks.stack.targets import Target
 
 
@@ -213,5 +212,5 @@ def test_compressed_tag_sets_count_per_tag() -> None:
     assert not covered(wheel.replace("manylinux_2_5_x86_64.manylinux1_x86_64.", ""), LINUX)
 
 
-def wheel_names(result: dict[str, Any], package: str) -> list[str]:
+def wheel_names(result: Pylock, package: str) -> list[str]:
     return sorted(w["url"].rsplit("/", 1)[-1] for w in by_name(result, package)["wheels"])

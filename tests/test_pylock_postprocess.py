@@ -6,6 +6,7 @@ test_pylock_coverage.py."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,16 +23,14 @@ from tests.support.pylock_data import (
     by_name,
     lock,
     names,
+    packages,
     pure,
+    raw_lock,
+    typed,
     wheel,
 )
-from venvstacks.lock.pylock import (
-    FROM_LOWER_LAYER,
-    constraint_lines,
-    package_pins,
-    postprocess,
-    requirements_hash,
-)
+from venvstacks.lock.pylock import constraint_lines, postprocess, requirements_hash
+from venvstacks.lock.pylockdoc import FROM_LOWER_LAYER, Pylock
 from venvstacks.stack.targets import Target
 
 # --- marker filtering -----------------------------------------------------------------------
@@ -68,7 +67,7 @@ def test_markers_are_kept_where_they_still_select() -> None:
 )
 def test_markers_true_for_every_target_are_dropped(marker: str) -> None:
     result = postprocess(lock(pure("idna", marker=marker)), [LINUX, LINUX_ARM], [])
-    assert result["packages"] == [
+    assert packages(result) == [
         {
             "name": "idna",
             "version": "1.0",
@@ -91,7 +90,7 @@ def test_markers_true_for_every_target_are_dropped(marker: str) -> None:
 )
 def test_each_platform_matches_only_its_own_markers(target: Target, marker: str) -> None:
     raw = lock(pure("only-here", marker=marker))
-    assert [t.platform for t in EVERYWHERE if postprocess(raw, [t], [])["packages"]] == [target.platform]
+    assert [t.platform for t in EVERYWHERE if postprocess(raw, [t], []).packages] == [target.platform]
 
 
 # --- packages from lower layers -----------------------------------------------------------------
@@ -117,7 +116,7 @@ def test_shared_packages_need_no_wheel_coverage() -> None:
     # the lower layer already proved it has wheels; here it is only a name and a pin
     raw = lock(binary("numpy", "2.1.0", "cp311-cp311-win_amd64"))
     result = postprocess(raw, [LINUX, WIN], ["numpy"])
-    assert result["packages"] == [{"name": "numpy", "version": "2.1.0", "marker": FROM_LOWER_LAYER}]
+    assert packages(result) == [{"name": "numpy", "version": "2.1.0", "marker": FROM_LOWER_LAYER}]
 
 
 def test_shared_packages_no_target_needs_are_still_dropped() -> None:
@@ -131,7 +130,7 @@ def test_package_pins_and_constraints_leave_out_lower_layer_entries() -> None:
         [LINUX, WIN],
         ["six"],
     )
-    assert package_pins(upper) == {
+    assert upper.pins == {
         "colorama": ("1.0", "sys_platform == 'win32'"),
         "idna": ("3.10", None),
     }
@@ -154,19 +153,21 @@ def test_sdists_and_source_trees_are_removed() -> None:
         {**pure("zipp"), "archive": {"url": "https://example/zipp.zip", "hashes": {"sha256": "00"}}},
     )
     result = postprocess(raw, [LINUX], [])
-    for pkg in result["packages"]:
+    for pkg in packages(result):
         assert not {"sdist", "vcs", "directory", "archive"} & set(pkg), pkg
         assert pkg["wheels"]
 
 
 def test_lock_level_fields() -> None:
-    raw = lock(pure("zipp"), pure("Attrs"), pure("idna"))
+    raw = raw_lock(pure("zipp"), pure("Attrs"), pure("idna"))
     raw["environments"] = ["sys_platform == 'linux'"]
-    result = postprocess(raw, [Target("linux_x86_64", "3.12")], [])
-    assert result["requires-python"] == "==3.12.*"
-    assert result["lock-version"] == "1.0"
-    assert result["created-by"] == "uv"
-    assert result["environments"] == ["sys_platform == 'linux'"]
+    result = postprocess(typed(raw), [Target("linux_x86_64", "3.12")], [])
+    written = result.to_dict()
+    assert list(written) == ["lock-version", "created-by", "requires-python", "environments", "packages"]
+    assert written["requires-python"] == "==3.12.*"
+    assert written["lock-version"] == "1.0"
+    assert written["created-by"] == "uv"
+    assert written["environments"] == ["sys_platform == 'linux'"]
     assert names(result) == ["Attrs", "idna", "zipp"]  # sorted by canonical name
     assert list(by_name(result, "idna")) == ["name", "version", "index", "wheels"]
     assert raw["packages"][0]["sdist"], "the input is left alone"
@@ -175,7 +176,7 @@ def test_lock_level_fields() -> None:
 def test_entry_field_order_puts_marker_third() -> None:
     pkg = {"wheels": [wheel("x-1-py3-none-any.whl")], "marker": "sys_platform == 'win32'"}
     raw = lock({**pkg, "version": "1", "name": "x", "index": "https://pypi.org/simple"})
-    (entry,) = postprocess(raw, [WIN, LINUX], [])["packages"]
+    (entry,) = packages(postprocess(raw, [WIN, LINUX], []))
     assert list(entry) == ["name", "version", "marker", "index", "wheels"]
 
 
@@ -183,6 +184,7 @@ def test_entry_field_order_puts_marker_third() -> None:
 
 
 def _locked() -> dict[str, Any]:
+    """A post-processed lock, as written."""
     return postprocess(
         lock(
             pure("idna", "3.10"),
@@ -192,12 +194,12 @@ def _locked() -> dict[str, Any]:
         ),
         [LINUX, WIN],
         ["six"],
-    )
+    ).to_dict()
 
 
 def test_requirements_hash_is_stable_under_reordering() -> None:
     locked = _locked()
-    expected = requirements_hash(locked)
+    expected = requirements_hash(typed(locked))
     assert expected.startswith("sha256:") and len(expected) == len("sha256:") + 64
     rng = random.Random(7)
     for _ in range(10):
@@ -208,24 +210,24 @@ def test_requirements_hash_is_stable_under_reordering() -> None:
                 pkg["wheels"] = rng.sample(pkg["wheels"], len(pkg["wheels"]))
                 for w in pkg["wheels"]:
                     w["hashes"] = dict(reversed(list(w["hashes"].items())))
-        assert requirements_hash(shuffled) == expected
+        assert requirements_hash(typed(shuffled)) == expected
 
 
 def test_requirements_hash_ignores_what_is_not_installed() -> None:
     locked = _locked()
-    expected = requirements_hash(locked)
+    expected = requirements_hash(typed(locked))
     noisy = {**locked, "created-by": "someone else", "packages": [dict(p) for p in locked["packages"]]}
     for pkg in noisy["packages"]:
         pkg["index"] = "https://mirror.example/simple"
         for w in pkg.get("wheels", []):
-            w["upload-time"] = "2030-01-01T00:00:00Z"
-    assert requirements_hash(noisy) == expected
+            w["upload-time"] = datetime(2030, 1, 1, tzinfo=UTC)
+    assert requirements_hash(typed(noisy)) == expected
 
 
 @pytest.mark.parametrize("change", ["version", "marker", "wheel-hash", "extra-package", "name-case"])
 def test_requirements_hash_sees_what_is_installed(change: str) -> None:
     locked = _locked()
-    before = requirements_hash(locked)
+    before = requirements_hash(typed(locked))
     pkgs = [dict(p) for p in locked["packages"]]
     idna = next(p for p in pkgs if p["name"] == "idna")
     if change == "version":
@@ -238,9 +240,9 @@ def test_requirements_hash_sees_what_is_installed(change: str) -> None:
         pkgs.append(pure("attrs"))
     else:
         idna["name"] = "IDNA"  # canonical names: not a change
-    after = requirements_hash({**locked, "packages": pkgs})
+    after = requirements_hash(typed({**locked, "packages": pkgs}))
     assert (after == before) is (change == "name-case")
 
 
 def test_requirements_hash_of_empty_lock() -> None:
-    assert requirements_hash({}) == requirements_hash(lock())
+    assert requirements_hash(Pylock()) == requirements_hash(lock())

@@ -7,14 +7,14 @@ import json
 import os
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
-from packaging.utils import canonicalize_name
 
 from tests.support.runtime_checks import local_cpython
 from tests.support.stacks import Stack
+from venvstacks.lock.pylockdoc import Pylock
+from venvstacks.ship.sbomread import read_sbom
 
 SAMPLE = Path(__file__).parents[1] / "stacks" / "sample"
 # app -> (launch module, the line that proves the import came from the framework layer)
@@ -60,24 +60,17 @@ def _check_sboms(root: Path, artifacts: Path) -> None:
     assert len(metas) == 7
     for meta_file in metas:
         meta = json.loads(meta_file.read_text())
-        text = (artifacts / f"{meta['archive_name']}.cdx.json").read_text()
+        sbom_file = artifacts / f"{meta['archive_name']}.cdx.json"
+        text = sbom_file.read_text()
         assert validator.validate_str(text) is None
-        found = {
-            c["name"]: (c["version"], c["hashes"][0]["content"])
-            for c in json.loads(text)["components"]
-            if c["bom-ref"].startswith("pkg:pypi/")
-        }
+        found = {p.name: (p.version, p.wheel_sha256) for p in read_sbom(text, sbom_file).packages}
         (lock_file,) = (root / "requirements" / meta["layer_name"]).glob("pylock.*.toml")
-        lock = {
-            canonicalize_name(p["name"]): p
-            for p in tomllib.loads(lock_file.read_text()).get("packages", [])
-            if p.get("marker") != "sys_platform == 'from_lower_layer'"
-        }
+        lock = {p.key: p for p in Pylock.read(lock_file).own_packages}
         for name, (version, sha256) in found.items():
-            assert lock[name]["version"] == version
-            assert sha256 in {w["hashes"]["sha256"] for w in lock[name]["wheels"]}
+            assert lock[name].version == version
+            assert sha256 in {w.sha256 for w in lock[name].all_wheels}
         # Only packages some platforms leave out (dlltracer is Windows only) may be missing.
-        assert {n for n, p in lock.items() if "marker" not in p} <= set(found), meta["layer_name"]
+        assert {n for n, p in lock.items() if p.marker is None} <= set(found), meta["layer_name"]
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ License-Expression, classifiers, a licence file only, nothing at all.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ import pytest
 from tests.support.stacks import Run, Stack
 from tests.support.wheels import SimpleIndex, serve_index
 from venvstacks.fsutil import sha256_file
-from venvstacks.lock.pylock import FROM_LOWER_LAYER
+from venvstacks.lock.pylockdoc import Pylock
+from venvstacks.ship.sbomread import read_sbom
 
 pytestmark = pytest.mark.slow  # builds and publishes through the CLI
 
@@ -72,9 +72,9 @@ def packages(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in doc["components"] if c["bom-ref"].startswith("pkg:pypi/")}
 
 
-def lock_of(stack: Stack, layer: str) -> dict[str, Any]:
+def lock_of(stack: Stack, layer: str) -> Pylock:
     (path,) = (stack.root / "requirements" / layer).glob("pylock.*.toml")
-    return tomllib.loads(path.read_text())
+    return Pylock.read(path)
 
 
 def test_every_archive_has_an_sbom_whose_packages_are_its_lock(published: Stack) -> None:
@@ -86,22 +86,18 @@ def test_every_archive_has_an_sbom_whose_packages_are_its_lock(published: Stack)
         assert sha256_file(path) == meta["sbom_sha256"]
         doc = sbom_of(out, meta)
         assert doc["specVersion"] == "1.6"
-        assert doc["metadata"]["component"]["name"] == meta["install_target"]
-        assert doc["metadata"]["component"]["hashes"] == [
-            {"alg": "SHA-256", "content": meta["archive_hashes"]["sha256"]}
-        ]
+        contents = read_sbom(path.read_text(), path)
+        assert contents.layer.install_target == meta["install_target"]
+        assert contents.archive_sha256 == meta["archive_hashes"]["sha256"]
         expected = {
-            pkg["name"]: (pkg["version"], pkg["wheels"][0]["hashes"]["sha256"], pkg["wheels"][0]["url"])
-            for pkg in lock_of(published, layer).get("packages", [])
-            if pkg.get("marker") != FROM_LOWER_LAYER
+            pkg.name: (pkg.version, pkg.all_wheels[0].sha256, pkg.all_wheels[0].url)
+            for pkg in lock_of(published, layer).own_packages
         }
-        found = {
-            name: (c["version"], c["hashes"][0]["content"], c["externalReferences"][0]["url"])
-            for name, c in packages(doc).items()
-        }
+        found = {p.name: (p.version, p.wheel_sha256, p.url) for p in contents.packages}
         assert found == expected, layer
         host = str(published.index_url).removesuffix("/simple")
-        assert all(url.startswith(f"{host}/files/") for _, _, url in found.values())
+        assert all(str(url).startswith(f"{host}/files/") for _, _, url in found.values())
+        # The CycloneDX encoding itself, as other tools read it:
         assert all(c["purl"] == f"pkg:pypi/{n}@{c['version']}" for n, c in packages(doc).items())
 
 
@@ -195,9 +191,9 @@ def test_local_export_puts_an_sbom_in_each_layer(published: Stack) -> None:
         top = meta["install_target"]
         path = out / top / "share" / "venv" / "metadata" / f"{top}.cdx.json"
         assert sha256_file(path) == meta["sbom_sha256"]
-        doc = json.loads(path.read_text())
-        assert doc["metadata"]["component"]["name"] == top
-        assert "hashes" not in doc["metadata"]["component"]  # no archive
+        contents = read_sbom(path.read_text(), path)
+        assert contents.layer.install_target == top
+        assert contents.archive_sha256 is None  # no archive
 
 
 def licenses(stack: Stack, *args: str) -> Run:

@@ -5,22 +5,27 @@ verdicts, which of a lock's wheels was installed, the runtime record, reading ba
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.layers import sample_stack
+from tests.support.pylock_data import typed
 from venvstacks import cli
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.engine.contents import runtime_component
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes
+from venvstacks.jsondoc import DocumentError
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import sbom
 from venvstacks.ship.distinfo import Installed, Licence
 from venvstacks.ship.licensing import check, deny_list
 from venvstacks.ship.publish import PublishOptions, publish_layer
+from venvstacks.ship.sbomread import read_sbom
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.spec import load_stack
@@ -88,12 +93,14 @@ def test_the_installed_wheel_is_the_one_whose_tags_match() -> None:
         {"name": "x-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", "hashes": {"sha256": "a" * 64}},
         {"name": "x-1.0-cp311-cp311-macosx_11_0_arm64.whl", "hashes": {"sha256": "b" * 64}},
     ]
-    lock = {
-        "packages": [
-            {"name": "X", "version": "1.0", "wheels": wheels},
-            {"name": "shared", "version": "2.0", "marker": "sys_platform == 'from_lower_layer'"},
-        ]
-    }
+    lock = typed(
+        {
+            "packages": [
+                {"name": "X", "version": "1.0", "wheels": wheels},
+                {"name": "shared", "version": "2.0", "marker": "sys_platform == 'from_lower_layer'"},
+            ]
+        }
+    )
     mac = Installed("x", "1.0", Licence("unknown"), 10, frozenset({"cp311-cp311-macosx_11_0_arm64"}))
     came_with_runtime = Installed("pip", "24.0", Licence("unknown"), 5, frozenset({"py3-none-any"}))
     (x, pip) = sbom.packages([mac, came_with_runtime], lock)
@@ -142,16 +149,43 @@ def contents(archive_sha256: str | None) -> sbom.LayerContents:
 def test_an_sbom_reads_back_as_written_and_its_serial_follows_the_archive() -> None:
     published = contents("e" * 64)
     text = sbom.sbom_text(published)
-    assert sbom.read_sbom(text, "x.cdx.json") == published
+    assert read_sbom(text, Path("x.cdx.json")) == published
     doc = json.loads(text)
     assert doc["metadata"]["timestamp"] == "2025-01-02T03:04:05+00:00"  # the lock time, not now
     other = json.loads(sbom.sbom_text(contents("f" * 64)))
     assert doc["serialNumber"] != other["serialNumber"]
     exported = contents(None)
     assert sbom.sbom_text(exported) == sbom.sbom_text(exported)
-    assert sbom.read_sbom(sbom.sbom_text(exported), "x") == exported
-    with pytest.raises(VenvStacksError, match=r"^x.cdx.json: not an SBOM written by venvstacks"):
-        sbom.read_sbom('{"bomFormat": "CycloneDX"}', "x.cdx.json")
+    assert read_sbom(sbom.sbom_text(exported), Path("x")) == exported
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda doc: doc.pop("metadata"), "field 'metadata': is missing"),
+        (
+            lambda doc: doc["components"][0].update(version=3),
+            "field 'components[0].version': must be a string, not 3 (a number)",
+        ),
+        (
+            lambda doc: doc["metadata"]["component"]["properties"].clear(),
+            "field 'metadata.component.properties': has no venvstacks:kind",
+        ),
+        (
+            lambda doc: doc["metadata"]["component"]["properties"][0].update(value="module"),
+            "field 'metadata.component.properties': venvstacks:kind 'module' is no layer kind",
+        ),
+    ],
+)
+def test_a_damaged_sbom_is_one_line_naming_file_and_field(
+    change: Callable[[Any], object], message: str
+) -> None:
+    doc = json.loads(sbom.sbom_text(contents("e" * 64)))
+    change(doc)
+    with pytest.raises(DocumentError) as info:
+        read_sbom(json.dumps(doc), Path("x.cdx.json"))
+    fix = "not an SBOM written by venvstacks: publish the layer again"
+    assert str(info.value) == f"x.cdx.json: {message}; {fix}"
 
 
 def test_show_graph_mermaid_draws_every_edge_of_the_sample(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,12 +4,12 @@ what the lock's inputs are."""
 from __future__ import annotations
 
 import shutil
-import tomllib
 from typing import Any
 
 import pytest
 from doit.tools import config_changed
 
+from tests.support.pylock_data import locked
 from tests.support.stacks import Stack
 from tests.support.wheels import make_wheel
 from venvstacks.engine import tasks
@@ -30,8 +30,7 @@ def _pin_stack(stack: Stack, uv: str) -> None:
 
 
 def _locked_version(stack: Stack, name: str) -> str:
-    lock = stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml"
-    return str(next(p for p in tomllib.loads(lock.read_text())["packages"] if p["name"] == name)["version"])
+    return locked(stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml", name).version
 
 
 @pytest.mark.parametrize(
@@ -188,8 +187,8 @@ def test_relative_find_links_are_read_from_the_stack_files_folder(stack: Stack) 
     stack.venvstacks("lock", str(stack.spec))  # no --local-wheels: only the setting names them
     assert _locked_version(stack, "vstest-pin") == "2.0"
     lock = stack.root / "requirements" / "framework-web" / "pylock.framework-web.toml"
-    pin = next(p for p in tomllib.loads(lock.read_text())["packages"] if p["name"] == "vstest-pin")
-    assert pin["wheels"][0]["path"] == "../../wheels/vstest_pin-2.0-py3-none-any.whl"
+    pin = locked(lock, "vstest-pin")
+    assert pin.all_wheels[0].path == "../../wheels/vstest_pin-2.0-py3-none-any.whl"
 
 
 @pytest.mark.slow  # a whole build through the CLI

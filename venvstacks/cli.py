@@ -7,13 +7,13 @@ list of steps, run in order by `execute`, each taking the last one's result:
     lock, build, local-export, publish:
                 load -> select_layers -> plan_tasks -> show_plan -> dry_run -> prepare -> run_tasks
 
+`load` (cli_settings.py) turns the stack file and the options into one `Settings`.
 Planning is pure, so `--show-only` and `--json` print exactly what a run would do. A step
 ends the run early by returning the exit status.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -32,29 +32,26 @@ from venvstacks.cli_options import (
     parse_command,
 )
 from venvstacks.cli_prune import mention_leftovers, prune
+from venvstacks.cli_settings import SHOW_LISTS, load
 from venvstacks.cli_show import Invocation, Plan, print_show, show
 from venvstacks.console import INTERRUPTED, say
 from venvstacks.engine.closure import layer_operations, task_closure
-from venvstacks.engine.rundoit import check_ok, hold_build_lock, run_doit, stack_path, stop_and_release
+from venvstacks.engine.rundoit import (
+    check_ok,
+    default_jobs,
+    hold_build_lock,
+    run_doit,
+    stack_path,
+    stop_and_release,
+)
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import Force, TaskKind, TaskName, subtask_name
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
-from venvstacks.fsutil import check_folder_path, dump_json
-from venvstacks.layout import (
-    BUILT,
-    DEFAULT_EXPORT_DIR,
-    DEFAULT_PUBLISH_DIR,
-    OutputOptions,
-    allow_local_runtime_default,
-)
+from venvstacks.fsutil import dump_json
+from venvstacks.layout import BUILT, allow_local_runtime_default
 from venvstacks.lazy import lazy_modules
-from venvstacks.lock.uvconfig import LockOptions
-from venvstacks.platforms import cores
-from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.graph import derived_layers, lower_layers, select
 from venvstacks.stack.kinds import did_you_mean
-from venvstacks.stack.modfiles import is_outside
-from venvstacks.stack.spec import load_stack
 from venvstacks.tools import exit_status, set_verbose, stop_on_signals
 
 # What only some commands run, loaded when one of them does (start-up stays small).
@@ -125,72 +122,15 @@ def execute(command: StackCommand, steps: Sequence[Step]) -> int:
 # --- workflow steps ------------------------------------------------------------------------
 
 
-def load(_: None, cmd: StackCommand) -> Settings:
-    stack = load_stack(stack_path(cmd.spec_path))
-    root = stack.root
-    outside = [
-        f"{layer.env_name}: {os.path.relpath(module, root)}"
-        for layer in stack.layers
-        for module in layer.modules
-        if is_outside(module, root)
-    ]
-    if outside:  # allowed, as the existing venvstacks does; but worth knowing what ships
-        say(f"note: module files from outside the stack folder: {'; '.join(outside)}")
-
-    def rel(value: str) -> Path:
-        # As upstream: relative paths are relative to the stack file's folder.
-        return (root / Path(value).expanduser()).resolve()
-
-    runtimes = RuntimeOptions.from_env(
-        cache_dir=rel(cmd.runtime_cache) if cmd.runtime_cache else None,
-        policy=cmd.runtime_source,
-        mirror=cmd.runtime_mirror,
-        archives=_archives(cmd.runtime_archive) or None,
-    )
-    check_folder_path(rel(cmd.build_dir), "--build-dir")
-    if not isinstance(cmd, OperationCommand):
-        return Settings(stack, rel(cmd.build_dir), runtimes)
-    for folder in cmd.local_wheels:
-        if not rel(folder).is_dir():
-            raise VenvStacksError(f"--local-wheels {folder!r}: {rel(folder)} is not a folder")
-    lock = LockOptions(
-        upgrade=cmd.upgrade,
-        upgrade_packages=cmd.upgrade_package,
-        index=cmd.index,
-        local_wheels=tuple(rel(d) for d in cmd.local_wheels),
-        reset=cmd.reset_lock,
-    )
-    for pattern in cmd.reset_lock:  # a typo would otherwise pass unseen: nothing is reset
-        if not any(LockOptions(reset=(pattern,)).resets(layer) for layer in stack.layers):
-            hint = did_you_mean(pattern, (layer.env_name for layer in stack.layers))
-            say(f"warning: --reset-lock {pattern!r} matches no layer{hint or _SHOW_LISTS}")
-    exporting = cmd.command == "local-export"
-    out = OutputOptions(
-        export_dir=rel(cmd.output_dir or DEFAULT_EXPORT_DIR) if exporting else root / DEFAULT_EXPORT_DIR,
-        publish_dir=root / DEFAULT_PUBLISH_DIR if exporting else rel(cmd.output_dir or DEFAULT_PUBLISH_DIR),
-        archive_format=cmd.format,
-        tag_outputs=cmd.tag_outputs,
-        force=cmd.force,
-        **_given(allow_local_runtime=cmd.allow_local_runtime, bytecode=cmd.bytecode),
-    )
-    if cmd.output_dir:
-        check_folder_path(rel(cmd.output_dir), "--output-dir")
-    platforms = tuple(dict.fromkeys(cmd.platform))  # each once, in the order given
-    return Settings(stack, rel(cmd.build_dir), runtimes, lock, out, platforms)
-
-
 def select_layers(settings: Settings, cmd: StackCommand) -> Invocation:
     chosen, unmatched = select(settings.stack, cmd.include)
     for pattern in unmatched:
         hint = did_you_mean(pattern, (layer.env_name for layer in settings.stack.layers))
-        message = f"--include {pattern!r} matches no layer{hint or _SHOW_LISTS}"
+        message = f"--include {pattern!r} matches no layer{hint or SHOW_LISTS}"
         if not cmd.allow_missing:
             raise VenvStacksError(message)
         print(f"warning: {message}", file=sys.stderr)
     return Invocation(cmd, settings, tuple(chosen))
-
-
-_SHOW_LISTS = "; `venvstacks show` lists them"
 
 
 def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
@@ -290,7 +230,7 @@ def run_tasks(plan: Plan, cmd: OperationCommand) -> int:
     if not plan.tasks:
         print("nothing to do: no selected layer applies here", file=sys.stderr)
         return 0
-    options = ["-n", str(cmd.jobs or cores())]
+    options = ["-n", str(cmd.jobs or default_jobs())]
     if cmd.verbose:
         set_verbose(True)
         options += ["-v", "2"]
@@ -392,23 +332,6 @@ def init_cmd(cmd: InitCommand) -> int:
             "next: `doit` there (or `venvstacks build`), then `(cd _build/app-hello && bin/python -m hello)`"
         )
     return 0
-
-
-def _given(**options: Any) -> dict[str, Any]:
-    """The options given on the command line: the others keep their (environment) defaults."""
-    return {name: value for name, value in options.items() if value is not None}
-
-
-def _archives(values: Sequence[str] | None) -> dict[str, str]:
-    archives = {}
-    for value in values or ():
-        request, sep, location = value.partition("=")
-        if not sep or "#sha256=" not in location:
-            raise VenvStacksError(
-                f"--runtime-archive {value!r}: write it as [PLATFORM:]cpython@X.Y.Z=PATH_OR_URL#sha256=HEX"
-            )
-        archives[request] = location
-    return archives
 
 
 SHOW_STEPS: tuple[Step, ...] = (load, mention_leftovers, select_layers, show)

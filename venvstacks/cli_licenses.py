@@ -30,7 +30,8 @@ from venvstacks.lock.validity import Locks
 from venvstacks.ship import licensing
 from venvstacks.ship.distinfo import Licence
 from venvstacks.ship.published_meta import load_published
-from venvstacks.ship.sbom import RUNTIME_LICENCE, LayerContents, read_sbom
+from venvstacks.ship.sbom import RUNTIME_LICENCE, LayerContents
+from venvstacks.ship.sbomread import read_sbom
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.kinds import LayerKind
 
@@ -126,7 +127,7 @@ def published_contents(folder: Path) -> dict[str, LayerContents]:
         expected = layer.metadata.sbom_sha256
         if expected is not None and sha256_bytes(text.encode()) != expected:
             raise VenvStacksError(f"{path}: its sha256 is not the sbom_sha256 its metadata records")
-        result[layer.install_target] = read_sbom(text, str(path))
+        result[layer.install_target] = read_sbom(text, path)
     return result
 
 

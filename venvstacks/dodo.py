@@ -28,7 +28,7 @@ from typing import Any
 from doit import get_var
 
 from venvstacks.console import interrupt_in_one_line, say
-from venvstacks.engine.rundoit import hold_build_lock, namespace, stack_path, stop_and_release
+from venvstacks.engine.rundoit import hold_build_lock, load_stack_for, namespace, stack_path, stop_and_release
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.errors import VenvStacksError
@@ -37,7 +37,7 @@ from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import did_you_mean
 from venvstacks.stack.model import StackSpec
-from venvstacks.stack.spec import STACK_FILE, load_stack
+from venvstacks.stack.spec import STACK_FILE
 from venvstacks.tools import stop_on_signals
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task
@@ -55,12 +55,13 @@ def tasks_for(default_stack: str = DEFAULT_STACK) -> dict[str, Any]:
 @cache
 def _namespace(default_stack: str) -> dict[str, Any]:
     try:
-        stack = load_stack(stack_path(str(Path(get_var("stack", default_stack)).resolve())))
-        build_dir = get_var("build_dir")
+        path = stack_path(str(Path(get_var("stack", default_stack)).resolve()))
+        build_var = get_var("build_dir")
+        # As the CLI's --build-dir default; a path given on doit's command line is the user's own.
+        build_dir = Path(build_var).resolve() if build_var else path.parent / DEFAULT_BUILD_DIR
         settings = Settings(
-            stack=stack,
-            # As the CLI's --build-dir default; a path given on doit's command line is the user's own.
-            build_dir=Path(build_dir).resolve() if build_dir else stack.root / DEFAULT_BUILD_DIR,
+            stack=load_stack_for(path, build_dir),
+            build_dir=build_dir,
             runtimes=RuntimeOptions.from_env(),
             platforms=_platforms(get_var("platform", "")),
         )

@@ -102,6 +102,25 @@ class Fields:
             raise self.fail(field, "every entry must be a string")
         return tuple(items)
 
+    def table(self, field: str) -> Fields:
+        """An object, read as `Fields` (its fields named `field.name`); it must be there."""
+        if field not in self.data:
+            raise self.fail(field, "is missing")
+        where = field if self.within is None else f"{self.within}.{field}"
+        return Fields.of(self.data[field], self.path, self.layer, self.fix, where)
+
+    def tables(self, field: str) -> tuple[Fields, ...] | None:
+        """A list of objects, each read as `Fields` (their fields named `field[N].name`), or
+        None when absent or null."""
+        value = self.data.get(field)
+        if value is None:
+            return None
+        where = field if self.within is None else f"{self.within}.{field}"
+        items = self._typed(field, value, list)
+        return tuple(
+            Fields.of(item, self.path, self.layer, self.fix, f"{where}[{n}]") for n, item in enumerate(items)
+        )
+
     def mapping(self, field: str) -> dict[str, Any] | None:
         """An object, or None when absent or null."""
         value = self.data.get(field)

@@ -12,11 +12,17 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from venvstacks.engine.settings import Settings
 from venvstacks.layout import LOCKS_DIR, RUNTIME_STATE_DIR, STATE_DIR, layer_metadata_file
-from venvstacks.ship.layermeta import LayerMetadata
-from venvstacks.ship.published_meta import is_plain_name
+from venvstacks.lazy import lazy_modules
+
+if TYPE_CHECKING:
+    from venvstacks.ship import layermeta, published_meta
+else:
+    # Read only where a publish folder holds metadata: most builds never load them.
+    layermeta, published_meta = lazy_modules("venvstacks.ship.layermeta", "venvstacks.ship.published_meta")
 
 
 @dataclass(frozen=True)
@@ -55,13 +61,14 @@ def _lock_folders(locks_dir: Path, current: set[str]) -> Iterator[Leftover]:
 def _published(publish_dir: Path, current: set[str]) -> Iterator[Leftover]:
     meta_dir = layer_metadata_file(publish_dir, "x").parent
     for meta_file in sorted(meta_dir.glob("*.json")) if meta_dir.is_dir() else ():
-        meta = LayerMetadata.read(meta_file)
+        meta = layermeta.LayerMetadata.read(meta_file)
         name = None if meta is None else meta.layer_name
         if meta is None or name is None or name in current:
             continue
         archive = meta.archive_name
         # A plain file name only: the metadata names a file in this folder, nothing else.
-        if archive is not None and is_plain_name(archive) and (publish_dir / archive).is_file():
+        plain = archive is not None and published_meta.is_plain_name(archive)
+        if archive is not None and plain and (publish_dir / archive).is_file():
             yield Leftover(publish_dir / archive, name)
         yield Leftover(meta_file, name)
 

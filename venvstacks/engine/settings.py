@@ -6,6 +6,7 @@ here so that neither of those modules imports the other for it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,22 +41,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         # A module folder holding an output folder would be copied into itself, build after build.
-        outputs = {
-            "build": self.build_dir,
-            "export": self.output.export_dir,
-            "publish": self.output.publish_dir,
-        }
-        for layer in self.stack.layers:
-            for module in layer.modules:
-                if not module.is_dir():
-                    continue
-                real = module.resolve()
-                for what, folder in outputs.items():
-                    if folder.resolve().is_relative_to(real):
-                        raise VenvStacksError(
-                            f"{self.stack.path.name}: layer {layer.env_name!r}: module {module} holds "
-                            f"the {what} folder {folder}; move the {what} folder out of it"
-                        )
+        out = self.output
+        modules = tuple((layer.env_name, m) for layer in self.stack.layers for m in layer.modules)
+        folders = (("build", self.build_dir), ("export", out.export_dir), ("publish", out.publish_dir))
+        _check_outputs_outside_modules(self.stack.path.name, modules, folders)
 
     @property
     def is_host(self) -> bool:
@@ -107,6 +96,24 @@ class Settings:
     @property
     def doit_db(self) -> Path:
         return self.build_dir / DOIT_DB
+
+
+@functools.lru_cache(maxsize=64)
+def _check_outputs_outside_modules(
+    stack_name: str, modules: tuple[tuple[str, Path], ...], folders: tuple[tuple[str, Path], ...]
+) -> None:
+    """Once per stack and folders: a run makes a Settings per platform and per task kind
+    (`replace`), and checking every module each time grew with the square of the layers."""
+    for env_name, module in modules:
+        if not module.is_dir():
+            continue
+        real = module.resolve()
+        for what, folder in folders:
+            if folder.resolve().is_relative_to(real):
+                raise VenvStacksError(
+                    f"{stack_name}: layer {env_name!r}: module {module} holds "
+                    f"the {what} folder {folder}; move the {what} folder out of it"
+                )
 
 
 Step = Callable[[Settings, str], None]

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.layout import METADATA_DIR
+from venvstacks.lazy import lazy_modules
 from venvstacks.runtimes.record import read_record
-from venvstacks.ship.layermeta import LayerMetadata
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
+
+if TYPE_CHECKING:
+    from venvstacks.ship import layermeta
+else:
+    # Only exports and publishes are told from their metadata; a no-op build reads none.
+    (layermeta,) = lazy_modules("venvstacks.ship.layermeta")
 
 
 def summary_lines(settings: Settings, ran: dict[str, bool]) -> list[str]:
@@ -70,7 +77,7 @@ def _exported(settings: Settings, exported: list[tuple[LayerSpec, bool]]) -> lis
     lines = [f"exported to {out.export_dir}:"]
     apps = []
     for layer, did_run in exported:
-        meta = LayerMetadata.read(out.export_metadata(layer))
+        meta = layermeta.LayerMetadata.read(out.export_metadata(layer))
         folder = out.export_dir / (layer.env_name if meta is None else meta.install_target)
         lines.append(f"  {folder}{'' if did_run else '  (up to date)'}")
         if _is_app(layer) and settings.is_host:
@@ -86,7 +93,8 @@ def _published(settings: Settings, published: list[tuple[LayerSpec, bool]]) -> l
     # Read from the files the tasks wrote: a task may have run in another process, or in an
     # earlier run (up to date), so its result is not in memory here.
     for layer, did_run in published:
-        meta = LayerMetadata.read(out.publish_metadata(layer)) or LayerMetadata(layer.env_name)
+        meta = layermeta.LayerMetadata.read(out.publish_metadata(layer))
+        meta = meta or layermeta.LayerMetadata(layer.env_name)
         size = _size(meta.archive_size or 0)
         rows.append((meta.archive_name or layer.env_name, size, meta.archive_sha256 or "?", did_run))
     # Columns, so the sizes and hashes line up under each other.

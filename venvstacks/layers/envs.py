@@ -29,7 +29,7 @@ from venvstacks.layers.state import EnvIdentity, Installed
 from venvstacks.layout import INSTALLED
 from venvstacks.lazy import lazy_modules
 from venvstacks.lock import pylock
-from venvstacks.lock.validity import read_lock
+from venvstacks.lock.pylockdoc import Pylock
 from venvstacks.platforms import Platform
 from venvstacks.runtimes.cache import install_runtime
 from venvstacks.runtimes.record import CacheEntry, RuntimeRecord
@@ -125,8 +125,8 @@ def _start(env_dir: Path) -> None:
 
 
 def _finish(env_dir: Path, identity: EnvIdentity, lock_path: Path) -> None:
-    lock = read_lock(lock_path)
-    pins = sorted(pylock.package_pins(lock).items())
+    lock = Pylock.read(lock_path)
+    pins = sorted(lock.pins.items())
     installed = Installed(identity, pylock.requirements_hash(lock), tuple(f"{n}=={v}" for n, (v, _) in pins))
     write_atomic(env_dir / INSTALLED, installed.text())
 
@@ -141,33 +141,29 @@ def _discard(env_dir: Path) -> None:
 
 
 def _create_venv(runtime_dir: Path, env_dir: Path, py_version: str, platform: Platform) -> None:
-    """`python -m venv` run by the runtime itself (this machine's platform): with links on
-    POSIX, made relative as deployed; with copies on Windows, as the existing tool does."""
+    """A venv of the runtime on this machine. On POSIX it is written by hand, the very files
+    `python -m venv --without-pip --symlinks` leaves (with `bin/python` a relative link, as
+    deployed), which spares starting the runtime's Python per layer; on Windows `python -m
+    venv --copies` is run by the runtime itself, as the existing tool does."""
+    if not platform.is_windows:
+        crossvenv.create_host_venv(runtime_dir, env_dir, py_version, platform)
+        return
     base_python = runtime_dir / platform.runtime_python
     tmp = env_dir.with_name(f".tmp-{env_dir.name}-{uuid.uuid4().hex[:8]}")
     try:
-        how = "--copies" if platform.is_windows else "--symlinks"
-        run(f"creating venv {env_dir.name}", [base_python, "-Im", "venv", "--without-pip", how, tmp])
-        if not platform.is_windows:
-            _relative_python_links(tmp, base_python, py_version)
-        # pyvenv.cfg names no path of the temp folder, so renaming it is safe.
+        run(f"creating venv {env_dir.name}", [base_python, "-Im", "venv", "--without-pip", "--copies", tmp])
+        # pyvenv.cfg's paths are the runtime's (its informational `command` line aside).
         os.replace(tmp, env_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _relative_python_links(env_dir: Path, base_python: Path, py_version: str) -> None:
-    """Point bin/python at the runtime with a relative link, as the deployed layout does."""
-    bindir = env_dir / "bin"
-    for name in crossvenv.python_aliases(py_version):
-        (bindir / name).unlink(missing_ok=True)
-    crossvenv.link_python(bindir, base_python, py_version)
-
-
 def _has_work(env_dir: Path, py_version: str, lock_path: Path, install: Install) -> bool:
-    """Whether syncing to the lock could change the layer: it locks a package, or the layer
-    holds one (which a sync removes). An empty lock on an empty layer needs no uv run."""
-    if read_lock(lock_path).get("packages"):
+    """Whether syncing to the lock could change the layer: it locks a package of its own, or
+    the layer holds one (which a sync removes). A lock naming only what lower layers provide
+    (marked so that no platform installs it) on an empty layer needs no uv run: uv would
+    install nothing, and it starts the layer's Python to ask about it first."""
+    if any(not package.never_installed for package in Pylock.read(lock_path).packages):
         return True
     return any((env_dir / install.target.facts.site_packages(py_version)).glob("*.dist-info"))
 

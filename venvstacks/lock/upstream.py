@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packaging.markers import Marker
@@ -33,12 +32,11 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from venvstacks.fsutil import sha256_file
+from venvstacks.lock.pylockdoc import FROM_LOWER_LAYER, LockedWheel, Pylock
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec, StackSpec
 from venvstacks.stack.modfiles import ModuleFile, module_files
 from venvstacks.stack.targets import DEFAULT_MACOS
-
-_SHARED = "sys_platform == 'from_lower_layer'"
 
 
 def concat_hash(items: Iterable[str]) -> str:
@@ -53,16 +51,15 @@ def lock_input_hash(layer: LayerSpec) -> str:
     return concat_hash(sorted(str(Requirement(r)) for r in layer.requirements))
 
 
-def requirements_hash(lock: Mapping[str, Any]) -> str:
+def requirements_hash(lock: Pylock) -> str:
     items = []
-    for pkg in lock.get("packages", []):
-        spelled = f"{pkg['name']}=={Version(str(pkg['version']))}"
-        marker = _marker_text(pkg.get("marker"))
-        items.append(
-            f"{spelled}{f' ; {marker}' if marker else ''} from {pkg.get('index', 'unspecified index')}"
-        )
-        for wheel in pkg.get("wheels", []):
-            for algorithm, digest in wheel.get("hashes", {}).items():
+    for pkg in lock.packages:
+        spelled = f"{pkg.name}=={Version(pkg.version)}"
+        marker = _marker_text(pkg.marker)
+        index = "unspecified index" if pkg.index is None else pkg.index
+        items.append(f"{spelled}{f' ; {marker}' if marker else ''} from {index}")
+        for wheel in pkg.all_wheels:
+            for algorithm, digest in (wheel.hashes or {}).items():
                 items.append(f"{_wheel_name(wheel)}:{algorithm}:{digest}")
     return concat_hash(sorted(items))
 
@@ -92,19 +89,21 @@ def _marker_text(marker: str | None) -> str:
     if not marker:
         return ""
     text = str(Marker(marker)).replace('"', "'")
-    if text == _SHARED:
+    if text == FROM_LOWER_LAYER:
         return ""
     return (
-        text.removeprefix("(").removesuffix(f" and {_SHARED}").removesuffix(")") if _SHARED in text else text
+        text.removeprefix("(").removesuffix(f" and {FROM_LOWER_LAYER}").removesuffix(")")
+        if FROM_LOWER_LAYER in text
+        else text
     )
 
 
-def _wheel_name(wheel: Mapping[str, Any]) -> str:
-    name = wheel.get("name")
+def _wheel_name(wheel: LockedWheel) -> str:
+    name = wheel.name
     if name is None:
-        where = str(wheel.get("path") or urlsplit(str(wheel.get("url", ""))).path)
+        where = wheel.path or urlsplit(wheel.url or "").path
         name = PurePosixPath(where.replace("\\", "/")).name
-    return unquote(str(name))
+    return unquote(name)
 
 
 def _major_minor(request: str) -> str:

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import functools
 import json
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_if_changed
 from venvstacks.layout import LockFiles, lock_files
 from venvstacks.lock import pylock, upstream, uvconfig
 from venvstacks.lock.lockmeta import AdoptedInputs, InputHashes, LockMetadata
+from venvstacks.lock.pylockdoc import Pylock
 from venvstacks.stack import naming
 from venvstacks.stack.graph import lower_layers
 from venvstacks.stack.model import LayerSpec, StackSpec
@@ -42,26 +40,6 @@ _OTHER_INPUTS = {
     "uv": "the [tool.uv] settings",
 }
 _DAMAGED = (VenvStacksError, ValueError, TypeError, KeyError, AttributeError)
-
-
-def read_lock(path: Path) -> dict[str, Any]:
-    """A pylock's contents ({} if missing); callers must not modify what is returned."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return {}
-    # Planning reads every lower layer's lock for every layer: parse each version once.
-    return _parsed_lock(path, st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=1024)
-def _parsed_lock(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise VenvStacksError(f"{path}: not a valid pylock file ({exc}); delete it and lock again") from None
 
 
 @dataclass(frozen=True)
@@ -83,9 +61,9 @@ class LockedLayer:
         return LockMetadata.read(self.files.meta)
 
     @functools.cached_property
-    def pylock(self) -> dict[str, Any]:
-        """The parsed pylock ({} if missing); raises VenvStacksError if it is damaged."""
-        return read_lock(self.files.pylock)
+    def pylock(self) -> Pylock:
+        """The parsed pylock (`Pylock()` if missing); a DocumentError if it is damaged."""
+        return Pylock.read(self.files.pylock)
 
     @functools.cached_property
     def adopted(self) -> AdoptedInputs | None:
@@ -126,11 +104,11 @@ class Locks:
         """Its lower layers' locks, in `lower_layers` order (the runtime last)."""
         return [self.of(lower) for lower in lower_layers(self.stack, layer)]
 
-    def lower_locks(self, layer: LayerSpec) -> list[dict[str, Any]]:
+    def lower_locks(self, layer: LayerSpec) -> list[Pylock]:
         return [lower.pylock for lower in self.lowers(layer)]
 
 
-def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[dict[str, Any]]) -> InputHashes:
+def input_hashes(stack: StackSpec, layer: LayerSpec, lowers: list[Pylock]) -> InputHashes:
     """What a lock records of its inputs now; equal hashes mean uv would resolve the same."""
     return InputHashes(
         lock_input_hash=pylock.hash_strings(layer.requirements),

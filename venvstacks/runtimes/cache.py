@@ -16,16 +16,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import cast
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, cast
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import copy_tree, dump_json
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import Platform, host_platform, major_minor
-from venvstacks.runtimes.local import LocalSource
 from venvstacks.runtimes.options import RuntimeOptions, archive_key, parse_request
-from venvstacks.runtimes.pack import LOCAL_MARKER
 from venvstacks.runtimes.record import ENTRY_FILE, ENTRY_PYTHON, CacheEntry, RuntimeRecord
 from venvstacks.runtimes.sources import (
     ArchiveSource,
@@ -40,6 +37,14 @@ from venvstacks.runtimes.sources import (
     version_key,
     version_matches,
 )
+
+# Loaded only to fetch a runtime (a build finding it in the cache loads neither).
+if TYPE_CHECKING:
+    import filelock
+
+    from venvstacks.runtimes import local, pack
+else:
+    filelock, local, pack = lazy_modules("filelock", "venvstacks.runtimes.local", "venvstacks.runtimes.pack")
 
 # Cached runtimes a policy may reuse: a runtime made from a local interpreter never
 # satisfies `download`, a downloaded one never satisfies `local`.
@@ -107,12 +112,13 @@ def ensure_runtime(
                     reason = str(exc)
                     failed.append(f"download: {exc}")
 
-        local = LocalSource()
-        found = local.find(impl, version_request)
+        local_source = local.LocalSource()
+        found = local_source.find(impl, version_request)
         if found is None:
+            found_here = _has(local_source, impl, version_request, found_only=True)
             failed.append(
                 f"local: no local {_NAMES.get(impl, impl)} {version_request} found "
-                f"(uv-managed or pyenv; found {_has(local, impl, version_request, found_only=True)})"
+                f"(uv-managed or pyenv; found {found_here})"
             )
             raise _no_source(request, failed)
         what = f"the local CPython {found.version} at {found.origin}"
@@ -121,7 +127,7 @@ def ensure_runtime(
             log(f"{request}: {reason}; falling back to {what} (portable only to machines like this one)")
         else:
             log(f"{request}: packaging {what}")
-        return cache.add(found, local, request)
+        return cache.add(found, local_source, request)
 
 
 def install_runtime(runtime: CacheEntry, dest: Path) -> None:
@@ -204,10 +210,10 @@ class RuntimeCache:
         locks.mkdir(parents=True, exist_ok=True)
         # One lock per X.Y: a cpython@3.11 and a cpython@3.11.7 request may resolve to the
         # same entry, while 3.11 and 3.12 can be fetched side by side.
-        lock = FileLock(locks / f"{impl}-{series}.lock")
+        lock = filelock.FileLock(locks / f"{impl}-{series}.lock")
         try:
             lock.acquire(timeout=0.2)
-        except Timeout:
+        except filelock.Timeout:
             log(f"waiting for another process fetching {impl} {series} into {self.root}")
             lock.acquire()
         try:
@@ -272,7 +278,7 @@ class RuntimeCache:
                 source=candidate.source,
                 origin=candidate.origin,
                 archive_sha256=actual,
-                portable=candidate.portable and not (tmp / ENTRY_PYTHON / LOCAL_MARKER).exists(),
+                portable=candidate.portable and not (tmp / ENTRY_PYTHON / pack.LOCAL_MARKER).exists(),
                 platform=self.platform,
             )
             final = self.root / record.entry_name

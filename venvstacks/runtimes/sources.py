@@ -18,21 +18,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
-import pbs_installer
 from packaging.version import InvalidVersion, Version
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_sha256_hex, sha256_file
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import Platform
-from venvstacks.runtimes.download import DownloadError
-from venvstacks.runtimes.download import download as download_file
 
-# The safe extractor, when a runtime archive is unpacked.
+# The safe extractor, when a runtime archive is unpacked; the downloader (ssl, http) and
+# pbs-installer's table, when a runtime is fetched: a build finding its runtimes in the
+# cache loads none of them.
 if TYPE_CHECKING:
+    import pbs_installer
+
     from venvstacks.archive import unpack
+    from venvstacks.runtimes import download as downloader
 else:
-    (unpack,) = lazy_modules("venvstacks.archive.unpack")
+    unpack, downloader, pbs_installer = lazy_modules(
+        "venvstacks.archive.unpack", "venvstacks.runtimes.download", "pbs_installer"
+    )
 
 # Release bases in pbs-installer's table; a mirror replaces them, keeping `<date>/<file>`.
 PBS_RELEASE_BASES = (
@@ -110,8 +114,8 @@ def is_url(location: str) -> bool:
 def download(url: str, dest: Path) -> str:
     """Stream url into dest (see `venvstacks.runtimes.download`); FetchError for anything the network does."""
     try:
-        return download_file(url, dest)
-    except DownloadError as exc:
+        return downloader.download(url, dest)
+    except downloader.DownloadError as exc:
         raise FetchError(str(exc)) from None
 
 

@@ -3,7 +3,7 @@
 What a layer holds is first gathered as plain data, :class:`LayerContents`: its installed
 distributions joined with its lock (:func:`packages`), the CPython of a runtime layer, and the
 lower layers it runs on. :func:`sbom_text` turns that into the document and
-:func:`read_sbom` reads one back (`venvstacks licenses --from`), so the two directions
+`sbomread.read_sbom` reads one back (`venvstacks licenses --from`), so the two directions
 share one vocabulary, the ``venvstacks:`` properties below.
 
 The document (docs/sbom.md has a reader's view):
@@ -25,20 +25,16 @@ the document's own content).
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from packaging.utils import canonicalize_name
-
 from venvstacks import __version__
-from venvstacks.errors import VenvStacksError
 from venvstacks.lazy import lazy_modules
-from venvstacks.lock.pylock import FROM_LOWER_LAYER, wheel_file_name, wheel_tags
-from venvstacks.ship.distinfo import LICENCE_SOURCES, Installed, Licence
+from venvstacks.lock.pylockdoc import LockedPackage, LockedWheel, Pylock
+from venvstacks.ship.distinfo import Installed, Licence
 from venvstacks.ship.licensing import CLASSIFIER_IDS
 from venvstacks.stack.kinds import LayerKind
 
@@ -67,7 +63,6 @@ else:
 
 PROPERTY = "venvstacks:"
 _NAMESPACE = uuid.UUID("5d1e6a2c-6b53-4d1f-9a65-5f0c4a1e7b21")  # venvstacks' own, for uuid5
-_IDS_TO_CLASSIFIERS = {spdx: classifier for classifier, spdx in CLASSIFIER_IDS.items()}
 PSF = "PSF-2.0"  # CPython's licence
 RUNTIME_LICENCE = Licence("expression", (PSF,))
 
@@ -132,33 +127,28 @@ class LayerContents:
 # --- gathering (pure) -------------------------------------------------------------------
 
 
-def packages(installed: Sequence[Installed], lock: Mapping[str, Any]) -> tuple[Package, ...]:
+def packages(installed: Sequence[Installed], lock: Pylock) -> tuple[Package, ...]:
     """The installed distributions, each with its wheel's hash and source from the lock."""
-    by_name: dict[str, Mapping[str, Any]] = {
-        canonicalize_name(str(p["name"])): p
-        for p in lock.get("packages", [])
-        if p.get("marker") != FROM_LOWER_LAYER
-    }
+    by_name: dict[str, LockedPackage] = {p.key: p for p in lock.own_packages}
     result = []
     for dist in installed:
         entry = by_name.get(dist.name)
-        if entry is None or str(entry.get("version")) != dist.version:
+        if entry is None or entry.version != dist.version:
             result.append(Package(dist.name, dist.version, dist.licence, dist.size, in_lock=False))
             continue
-        wheel = _installed_wheel(entry.get("wheels", []), dist.wheel_tags)
-        name = None if wheel is None else wheel_file_name(wheel)
-        sha = None if wheel is None else wheel.get("hashes", {}).get("sha256")
-        url = None if wheel is None or not wheel.get("url") else str(wheel["url"])
-        index = None if entry.get("index") is None else str(entry["index"])
-        result.append(Package(dist.name, dist.version, dist.licence, dist.size, sha, name, url, index))
+        wheel = _installed_wheel(entry.all_wheels, dist.wheel_tags)
+        name = None if wheel is None else wheel.file_name
+        sha = None if wheel is None else wheel.sha256
+        url = None if wheel is None else wheel.url or None
+        result.append(Package(dist.name, dist.version, dist.licence, dist.size, sha, name, url, entry.index))
     return tuple(result)
 
 
-def _installed_wheel(wheels: Sequence[Mapping[str, Any]], tags: frozenset[str]) -> Mapping[str, Any] | None:
+def _installed_wheel(wheels: Sequence[LockedWheel], tags: frozenset[str]) -> LockedWheel | None:
     if len(wheels) == 1:
         return wheels[0]
     # The one whose tags are the installed WHEEL file's.
-    return next((w for w in wheels if {str(t) for t in wheel_tags(w)} == tags), None)
+    return next((w for w in wheels if {str(t) for t in w.tags} == tags), None)
 
 
 # --- the document ---------------------------------------------------------------------------
@@ -290,90 +280,3 @@ def _prop(name: str, value: str) -> Any:
 def _lock_time(locked_at: str) -> datetime:
 
     return datetime.fromtimestamp(publish.lock_epoch(locked_at), UTC)
-
-
-# --- reading one back ------------------------------------------------------------------------
-
-
-def read_sbom(text: str, where: str) -> LayerContents:
-    """What :func:`sbom_text` wrote (`where` names the file in errors)."""
-    try:
-        doc = json.loads(text)
-        top = doc["metadata"]["component"]
-        layer = _read_layer(top)
-        props = _props(top)
-        lower_names = props.get("layers_below", "").split()
-        by_ref = {c["bom-ref"]: c for c in doc.get("components", [])}
-        lowers = {c["name"]: _read_layer(c) for c in by_ref.values() if c["bom-ref"].startswith("layer:")}
-        found = [_read_package(c) for c in by_ref.values() if c["bom-ref"].startswith("pkg:pypi/")]
-        pkgs = tuple(sorted(found, key=lambda p: p.name))
-        runtimes = [_read_runtime(c) for c in by_ref.values() if c["bom-ref"].startswith("runtime:")]
-        sha = _read_sha256(top)
-        return LayerContents(
-            layer=layer,
-            layer_name=props["layer_name"],
-            locked_at=doc["metadata"]["timestamp"],
-            packages=pkgs,
-            runtime=runtimes[0] if runtimes else None,
-            lowers=tuple(lowers[name] for name in lower_names),
-            archive_sha256=sha,
-        )
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        why = f"{type(exc).__name__}: {exc}"
-        raise VenvStacksError(f"{where}: not an SBOM written by venvstacks ({why})") from None
-
-
-def _props(component: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        p["name"].removeprefix(PROPERTY): p["value"]
-        for p in component.get("properties", [])
-        if p["name"].startswith(PROPERTY)
-    }
-
-
-def _read_layer(component: Mapping[str, Any]) -> LayerRef:
-    props = _props(component)
-    kind = next(k for k in LayerKind if k.singular == props["kind"])
-    return LayerRef(component["name"], kind, int(props["lock_version"]), props["requirements_hash"])
-
-
-def _read_package(component: Mapping[str, Any]) -> Package:
-    props = _props(component)
-    source = props["license_source"]
-    if source not in LICENCE_SOURCES:
-        raise ValueError(f"license_source {source!r}")
-    values: list[str] = []
-    for entry in component.get("licenses", []):
-        if "expression" in entry:
-            values.append(entry["expression"])
-        elif "id" in entry["license"]:
-            spdx = entry["license"]["id"]
-            values.append(_IDS_TO_CLASSIFIERS.get(spdx, spdx) if source == "classifiers" else spdx)
-        else:
-            values.append(entry["license"]["name"])
-    licence = Licence(source, ()) if source == "unknown" else Licence(source, tuple(sorted(values)))
-    sha = _read_sha256(component)
-    refs = {r.get("comment"): r["url"] for r in component.get("externalReferences", [])}
-    return Package(
-        name=component["name"],
-        version=component["version"],
-        licence=licence,
-        size=int(props["size"]),
-        wheel_sha256=sha,
-        wheel=props.get("wheel"),
-        url=refs.get("wheel"),
-        index=refs.get("index"),
-        in_lock=props.get("in_lock") != "false",
-    )
-
-
-def _read_runtime(component: Mapping[str, Any]) -> Runtime:
-    props = _props(component)
-    build = props["runtime_build"].removeprefix("python-build-standalone ")
-    sha = _read_sha256(component) or ""
-    local = props["runtime_source"] == "local"
-    return Runtime(component["version"], props["runtime_source"], None if local else build, sha)
-
-
-def _read_sha256(component: Mapping[str, Any]) -> str | None:
-    return next((h["content"] for h in component.get("hashes", []) if h["alg"] == "SHA-256"), None)

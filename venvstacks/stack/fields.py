@@ -9,7 +9,6 @@ the parser in `spec` that calls it, so `stack/` has no import cycle.
 
 from __future__ import annotations
 
-import difflib
 import keyword
 import os
 import re
@@ -29,11 +28,14 @@ from venvstacks.stack.model import LayerSpec
 from venvstacks.stack.modfiles import module_name
 
 if TYPE_CHECKING:
+    import difflib
+
     from packaging import requirements as pep508
     from packaging import utils as putils
 else:
     # Parsing requirements compiles packaging's grammar (about 20 ms); bare names need none.
-    pep508, putils = lazy_modules("packaging.requirements", "packaging.utils")
+    # difflib only suggests a name for a misspelt key.
+    pep508, putils, difflib = lazy_modules("packaging.requirements", "packaging.utils", "difflib")
 
 DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),

@@ -1,16 +1,24 @@
 """The three kinds of layer, and every name a kind goes by.
 
 Imported by the stack parser and by the publishing and deploying code alike, so it stays
-free of other imports: deploying reads a kind from `venvstacks.json` without loading the
-stack-file parser.
+free of other imports (but `venvstacks.lazy`): deploying reads a kind from `venvstacks.json`
+without loading the stack-file parser.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Iterable
 from enum import Enum
+from typing import TYPE_CHECKING
+
+from venvstacks.lazy import lazy_modules
+
+if TYPE_CHECKING:
+    import difflib
+else:
+    # Only a misspelt name needs it.
+    (difflib,) = lazy_modules("difflib")
 
 
 class LayerKind(Enum):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, sha256_file
 from venvstacks.lazy import lazy_modules
+from venvstacks.stack import ignoreverdicts
 
 if TYPE_CHECKING:
     import pathspec
@@ -207,36 +208,54 @@ class _GitIgnores:
 
     As git: patterns are relative to their file's folder, a deeper file overrides a
     shallower one, and an ignored folder is not entered (its contents stay ignored).
+    A verdict decided before for the same `.gitignore` texts is taken as it was
+    (`ignoreverdicts`); pathspec is loaded only to decide a new one.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.specs: dict[Path, pathspec.GitIgnoreSpec | None] = {}
+        self.texts: dict[Path, str | None] = {}
+        self.specs: dict[Path, pathspec.GitIgnoreSpec] = {}
+        self.verdicts = ignoreverdicts.current()
 
     def enter(self, folder: Path) -> None:
         for parent in (*reversed(folder.relative_to(self.root).parents), folder.relative_to(self.root)):
             self._load(self.root / parent)
 
     def _load(self, folder: Path) -> None:
-        if folder in self.specs:
+        if folder in self.texts:
             return
         path = folder / ".gitignore"
-        spec = None
+        text = None
         if path.is_file() and not path.is_symlink():
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise ModuleError(f"{path}: too big for a .gitignore")
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            spec = pathspec.GitIgnoreSpec.from_lines(lines)
-        self.specs[folder] = spec
+            text = path.read_text(encoding="utf-8", errors="replace")
+        self.texts[folder] = text
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
+        chain = list(_chain(self.root, path.parent))
+        texts = [self.texts.get(folder) for folder in chain]
+        if all(text is None for text in texts):
+            return False
+        digests = [ignoreverdicts.text_digest(text) for text in texts]
+        key = ignoreverdicts.key(path.relative_to(self.root).as_posix(), is_dir, digests)
+        verdict = self.verdicts.get(key)
+        if verdict is None:
+            verdict = self._decide(path, is_dir, chain)
+            self.verdicts.add(key, verdict)
+        return verdict
+
+    def _decide(self, path: Path, is_dir: bool, chain: list[Path]) -> bool:
         verdict = False
-        for folder in _chain(self.root, path.parent):
-            spec = self.specs.get(folder)
-            if spec is None:
+        for folder in chain:
+            text = self.texts.get(folder)
+            if text is None:
                 continue
+            if folder not in self.specs:
+                self.specs[folder] = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
             rel = path.relative_to(folder).as_posix() + ("/" if is_dir else "")
-            include = spec.check_file(rel).include
+            include = self.specs[folder].check_file(rel).include
             if include is not None:
                 verdict = include
         return verdict
