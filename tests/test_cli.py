@@ -379,7 +379,7 @@ def test_tasks_run_one_per_core_plus_two_by_default(
     """A build needs no flag to run independent tasks side by side (one per core, plus two
     for tasks waiting on the index or the disk); -j 1 still runs them one at a time. Checked
     on what doit is told (its -n), for the CLI and for plain doit."""
-    import venvstacks.cli
+    import venvstacks.cli_workflow
     from venvstacks.engine import rundoit
     from venvstacks.engine.settings import Settings
     from venvstacks.runtimes.options import RuntimeOptions
@@ -392,7 +392,7 @@ def test_tasks_run_one_per_core_plus_two_by_default(
         told.append(list(args))
         return 0
 
-    monkeypatch.setattr(venvstacks.cli, "run_doit", run_doit)
+    monkeypatch.setattr(venvstacks.cli_workflow, "run_doit", run_doit)
     assert main(["build", str(spec), *argv]) == 0
     doit_args = told[-1]
     assert doit_args[doit_args.index("-n") + 1] == expected

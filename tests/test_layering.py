@@ -48,6 +48,7 @@ _TOP_LEVEL = {
     "cli_parsers": "cli",
     "cli_graph": "cli",
     "cli_licenses": "cli",
+    "cli_workflow": "cli",
     "dodo": "cli",
     "starter": "cli",
     "__main__": "cli",
