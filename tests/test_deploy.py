@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli_imports import run_in_fresh_interpreter
 from tests.support.layers import (
     RUNTIME,
     SITE,
@@ -96,6 +97,19 @@ def test_deploy_run_move_and_run_again(published: Path, tmp_path: Path) -> None:
     assert after["values"] == EXPECTED
     assert after["fwpkg"] == f"{moved}/{FW}/{SITE}/fwpkg/__init__.py"
     assert not [p for p in after["path"] if str(target) in p]
+
+
+def test_deploy_and_verify_import_no_doit_engine(published: Path, tmp_path: Path) -> None:
+    """On a target machine `venvstacks deploy` and `verify` start without doit, the task
+    graph or the stack commands' workflow (about 0.05-0.08 s of start-up)."""
+    target = tmp_path / "target"
+    status, loaded = run_in_fresh_interpreter(
+        ["deploy", str(published), str(target), "-q"], ["verify", str(target), "-q"]
+    )
+    assert status == [0, 0]
+    assert layer_dirs(target) == sorted([RUNTIME, FW, APP])
+    assert run_app(target / APP)["values"] == EXPECTED
+    assert loaded == []
 
 
 def test_redeploy_after_a_move_relinks_unchanged_layers(published: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.cli_imports import run_in_fresh_interpreter
 from tests.support.spec_files import RUNTIME, app, framework, write_stack
 
 PROBE = """
@@ -55,3 +56,14 @@ def test_a_stack_in_a_git_work_tree_loads_pathspec_only_until_its_verdicts_are_k
     assert [proc.returncode for proc in runs] == [0, 0], runs[0].stderr + runs[1].stderr
     assert "pathspec" in runs[0].stdout.split()
     assert runs[1].stdout.split() == []
+
+
+def test_init_and_docs_import_no_doit_engine(tmp_path: Path) -> None:
+    """They run no task graph, so they start without doit; a stack command (here `prune`
+    of a missing stack, which fails after loading the workflow) is what loads it."""
+    status, loaded = run_in_fresh_interpreter(["init", str(tmp_path / "mine"), "-q"], ["docs", "-q"])
+    assert status[0] == 0 and (tmp_path / "mine" / "venvstacks.toml").is_file()
+    assert loaded == []
+    status, loaded = run_in_fresh_interpreter(["prune", str(tmp_path / "nowhere")])
+    assert status != [0]  # no stack there: an error, after the workflow was loaded
+    assert "doit" in loaded and "venvstacks.cli_workflow" in loaded
