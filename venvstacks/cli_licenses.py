@@ -228,7 +228,8 @@ def _app_text(app: AppList, hits: list[tuple[Row, str]], unchecked: list[tuple[R
     header = ("package", "version", "layer", "licence")
     cells = [header] + [(r.package, r.version, r.layer, r.licence.text()) for r in app.rows]
     widths = [max(len(c[i]) for c in cells) for i in range(3)]
-    lines = [f"{app.layer} ({len(app.rows)} packages in {', '.join(app.layers)})"]
+    count = f"{len(app.rows)} package" + ("" if len(app.rows) == 1 else "s")
+    lines = [f"{app.layer} ({count} in {', '.join(app.layers)})"]
     lines += ["  " + "  ".join(c[i].ljust(widths[i]) for i in range(3)) + "  " + c[3] for c in cells]
     for row in app.rows:
         what = f"{row.package} {row.version} ({row.layer})"

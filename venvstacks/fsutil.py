@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -9,12 +11,12 @@ import re
 import secrets
 import shutil
 import stat
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.tools import on_stop
 
 
 def is_bytecode(name: str) -> bool:
@@ -41,16 +43,75 @@ def write_if_changed(path: Path, text: str) -> bool:
 def write_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside the target and rename it into place last."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+    with deleted_if_left(temporary_file(path.parent, path.name)) as tmp:
+        # 0644: these files (locks, metadata) are meant to be read by all.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
-        # mkstemp makes 0600; these files (locks, metadata) are meant to be read by all.
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # whatever the umask
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+# Files being written (archives, metadata, manifests). A Ctrl-C or SIGTERM reaches the main
+# thread only; when doit runs tasks in its (daemon) threads, the interpreter exits without
+# letting them clean up, so do it for them: when the run stops (before the build folder is
+# released), and at exit.
+_unfinished: set[Path] = set()
+
+
+@atexit.register
+def _remove_unfinished() -> None:
+    for tmp in list(_unfinished):
+        tmp.unlink(missing_ok=True)
+
+
+on_stop(_remove_unfinished)
+
+
+def temporary_file(folder: Path, stem: str) -> Path:
+    """A name for a temporary file in ``folder``: hidden, with the writer's pid in it, so a
+    later run can tell a killed writer's leftover from one still being written."""
+    return folder / f".{stem}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+@contextlib.contextmanager
+def deleted_if_left(tmp: Path) -> Iterator[Path]:
+    """A temporary file, named and registered before it exists (a Ctrl-C landing just after
+    it is made still finds it): deleted on leaving unless renamed away meanwhile, and when
+    the run stops or at exit if the thread writing it never unwinds (see `_unfinished`)."""
+    _unfinished.add(tmp)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+        _unfinished.discard(tmp)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files (half-written archives, manifests, metadata) whose writer is
+    gone (killed mid-publish); returns them."""
+    removed = []
+    for tmp in folder.glob(".*.pid*.tmp"):
+        pid_part = tmp.name.rsplit(".pid", 1)[1].split(".", 1)[0]
+        if not pid_part.isdigit() or _alive(int(pid_part)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OSError:
+        return False
+    return True
 
 
 # Stack files, uv settings and metadata are small; anything bigger is a mistake or an attack.

@@ -13,10 +13,8 @@ written beside ``path`` and renamed into place last.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import secrets
 import stat
 import tarfile
 import time
@@ -31,9 +29,9 @@ import zstandard
 from venvstacks.archive.blockstream import GZIP_BLOCK_SIZE, gzip_writer, xz_writer
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat, normal_mode
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import sha256_file
+from venvstacks.fsutil import deleted_if_left, remove_stale_temporaries, sha256_file, temporary_file
 from venvstacks.platforms import cores
-from venvstacks.tools import check_stopping, on_stop
+from venvstacks.tools import check_stopping
 
 Progress = Callable[[int, int], None]
 """Called with (bytes of file content done, total bytes of file content)."""
@@ -42,66 +40,6 @@ _CHUNK = 1 << 20
 _GZIP_LEVEL = 6
 _ZSTD_LEVEL = 10
 _ZIP_EPOCH_MIN = 315532800  # 1980-01-01: the earliest time a zip member can carry
-
-
-# Archives being written. A Ctrl-C or SIGTERM reaches the main thread only; when doit runs
-# tasks in its (daemon) threads, the interpreter exits without letting them clean up, so do
-# it for them: when the run stops (before the build folder is released), and at exit.
-_unfinished: set[Path] = set()
-
-
-@atexit.register
-def _remove_unfinished() -> None:
-    for tmp in list(_unfinished):
-        tmp.unlink(missing_ok=True)
-
-
-on_stop(_remove_unfinished)
-
-
-def temporary_file(folder: Path, stem: str) -> Path:
-    """A name for a temporary file of a publish in ``folder``: hidden, with the writer's pid
-    in it, so a later run can tell a killed writer's leftover from one still being written."""
-    return folder / f".{stem}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp"
-
-
-@contextlib.contextmanager
-def deleted_if_left(tmp: Path) -> Iterator[Path]:
-    """A temporary file of a publish: deleted on leaving unless renamed away meanwhile, and at
-    interpreter exit if the thread writing it never unwinds (see `_unfinished`)."""
-    _unfinished.add(tmp)
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
-        _unfinished.discard(tmp)
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files (half-written archives, manifests) whose writer is gone
-    (killed mid-publish); returns them."""
-    removed = []
-    for tmp in folder.glob(".*.pid*.tmp"):
-        pid_part = tmp.name.rsplit(".pid", 1)[1].split(".", 1)[0]
-        if not pid_part.isdigit() or _alive(int(pid_part)):
-            continue
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    except OSError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import os
 import shlex
 import shutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
@@ -161,6 +161,22 @@ def _deployment_order(
 # --- effects -----------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _made_for_this_run(target_dir: Path) -> Iterator[None]:
+    """The target folder, made if missing; a deploy refused before it put anything there
+    removes the folder it made (with the lock file in it), so a refusal touches nothing."""
+    existed = target_dir.exists()
+    make_folder(target_dir, "deploy target")
+    try:
+        yield
+    except BaseException:
+        lock = target_dir / f"{STATE_FILE}.lock"
+        if not existed and {p.name for p in target_dir.iterdir()} <= {lock.name}:
+            lock.unlink(missing_ok=True)
+            target_dir.rmdir()
+        raise
+
+
 def deploy(
     published: Path,
     target_dir: Path,
@@ -179,8 +195,11 @@ def deploy(
     target_dir = target_dir.absolute()
     layers = load_published(published)
     _check_platform(layers)
-    make_folder(target_dir, "deploy target")
-    with FileLock(target_dir / f"{STATE_FILE}.lock"), contextlib.ExitStack() as opened:
+    with (
+        _made_for_this_run(target_dir),
+        FileLock(target_dir / f"{STATE_FILE}.lock"),
+        contextlib.ExitStack() as opened,
+    ):
         _remove_leftovers(target_dir)
         state = DeployState.read(target_dir)  # empty: every layer is deployed afresh
         selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))

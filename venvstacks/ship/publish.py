@@ -28,9 +28,16 @@ from pathlib import Path
 from typing import Literal
 
 from venvstacks.archive.formats import ArchiveEntry, ArchiveFormat
-from venvstacks.archive.writer import deleted_if_left, temporary_file, write_archive
+from venvstacks.archive.writer import write_archive
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import make_folder, sha256_bytes, write_if_changed
+from venvstacks.fsutil import (
+    deleted_if_left,
+    make_folder,
+    remove_stale_temporaries,
+    sha256_bytes,
+    temporary_file,
+    write_if_changed,
+)
 from venvstacks.jsondoc import read_document
 from venvstacks.layerconfig import LayerConfig
 from venvstacks.layout import FILES_MANIFEST, layer_metadata_file, sbom_name, stack_metadata_file, tag_suffix
@@ -212,6 +219,7 @@ def publish_layer(
         metadata = replace(metadata, sbom_sha256=sha256_bytes(text.encode()))
     # Written after the archive: a crash in between leaves old metadata, which no longer
     # matches, so the next run rebuilds instead of trusting a half-made archive.
+    remove_stale_temporaries(meta_path.parent)  # a killed run's half-written metadata
     write_if_changed(meta_path, metadata.text())
     status: Status = "built" if plan.rebuild else "unchanged"
     return PublishResult(layer.layer_name, metadata, archive_path, status)
@@ -241,6 +249,7 @@ def write_stack_metadata(
             if data is not None:
                 grouped[kind].append(LayerMetadata.from_json(data, per_layer))
         path = stack_metadata_file(output_dir, suffix)
+        remove_stale_temporaries(path.parent)
         write_if_changed(path, StackMetadata({k: tuple(v) for k, v in grouped.items()}).text())
     return path
 
