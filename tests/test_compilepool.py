@@ -98,14 +98,11 @@ def test_abandoning_stops_every_worker_and_fails_what_waits(tmp_path: Path) -> N
     pools = CompilePools(2)
     job = pools.compile(python, [str(tmp_path / f"m{i}.py") for i in range(3 * CHUNK)])
     pids: list[int] = []
-    with fifo.open() as started:  # both workers have started once both wrote their pid
-        while len(pids) < 2:
-            line = started.readline()
-            if line:
-                pids.append(int(line))
-            else:  # the first writer closed before the second opened: wait for that one
-                started.close()
-                started = fifo.open()
+    while len(pids) < 2:  # both workers have started once both wrote their pid
+        # Each open waits for a writer and reads to the end of what the open writers wrote;
+        # the first may have closed before the second opened, so open again until both did.
+        with fifo.open() as started:
+            pids += [int(line) for line in started if line.strip()]
     assert not job.done()
     pools.close(abandon=True)
     assert all(ends(pid, within=10) for pid in pids)
