@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from venvstacks.layers import crossvenv
-from venvstacks.platforms import host_platform
+from venvstacks.platforms import PLATFORMS, host_platform
 from venvstacks.runtimes.local import LocalSource
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX venvs only")
@@ -69,3 +69,25 @@ def test_the_hand_made_venv_is_what_python_m_venv_leaves(series: str, tmp_path: 
     assert tree(by_hand) == tree(by_venv)
     assert cfg(by_hand) == cfg(by_venv)
     assert not list(tmp_path.glob(".tmp-*"))  # the temporary folder was renamed, nothing left
+
+
+@pytest.mark.parametrize("name", ["macosx_arm64", "macosx_x86_64", "linux_aarch64"])
+def test_macos_venvs_have_no_lib64_and_linux_ones_do(name: str, tmp_path: Path) -> None:
+    """Simulated (no Mac runs here): CPython's venv links lib64 to lib on 64-bit POSIX
+    systems other than macOS; the rest of the layout is the same on both."""
+    platform = PLATFORMS[name]
+    runtime = tmp_path / "runtime"
+    (runtime / platform.runtime_python).parent.mkdir(parents=True)
+    (runtime / platform.runtime_python).write_bytes(b"")
+    env = tmp_path / "env"
+    crossvenv.create_host_venv(runtime, env, "3.12.4", platform)
+    assert (env / "lib64").is_symlink() == platform.is_linux
+    assert (env / "include" / "python3.12").is_dir() and (env / "lib/python3.12/site-packages").is_dir()
+    python = runtime / platform.runtime_python
+    assert os.readlink(env / "bin" / "python") == os.path.relpath(python, env / "bin")
+    assert not (env / ".gitignore").exists()  # 3.13 and later only
+
+
+def test_a_windows_venv_is_left_to_the_runtimes_venv_module(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--copies"):
+        crossvenv.create_host_venv(tmp_path, tmp_path / "env", "3.12.4", PLATFORMS["win_amd64"])
