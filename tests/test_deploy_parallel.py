@@ -29,6 +29,7 @@ from venvstacks.archive.blockstream import xz_writer
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.archive.xzblocks import split_streams
 from venvstacks.errors import VenvStacksError
+from venvstacks.ship import finish
 from venvstacks.ship.deploy import deploy
 from venvstacks.ship.deploystate import STATE_FILE
 from venvstacks.ship.publish import PublishOptions
@@ -132,3 +133,17 @@ def test_a_hostile_archive_of_many_xz_streams_is_refused(published: Path, tmp_pa
     with pytest.raises(VenvStacksError, match="symlink app-hello/escape points outside"):
         deploy(published, tmp_path / "target", log=lambda _: None)
     assert sorted(os.listdir(tmp_path / "target")) == sorted([*ORDER[:2], STATE_FILE, f"{STATE_FILE}.lock"])
+
+
+def test_the_windows_way_each_postinstall_by_itself_deploys_the_same(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows deploys run every layer's postinstall.py in a process of its own (its
+    sitecustomize.py depends on the layers already in place); simulated here on POSIX."""
+    target = tmp_path / "target"
+    deploy(published, target, log=lambda _: None)
+    in_process = snapshot(target)
+    shutil.rmtree(target)
+    monkeypatch.setattr(finish, "IN_PROCESS", False)
+    deploy(published, target, log=lambda _: None)
+    assert snapshot(target) == in_process
