@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from venvstacks.archive.blockstream import shared_pool
+from venvstacks.archive.xzchild import ChildXzReader, decoder_command
 from venvstacks.platforms import cores
 
 MAGIC = b"\xfd7zXZ\x00"
@@ -46,7 +47,8 @@ class _NotOurs(Exception):
 
 def open_xz(source: Path | BinaryIO) -> io.RawIOBase | lzma.LZMAFile:
     """The decompressed content of ``source`` (a path, or an open file that stays open and is
-    read from its start), streams decoded in parallel when they can be."""
+    read from its start), streams decoded in parallel when they can be, else one stream in a
+    child process (xzchild.py) when there is a decoder to run."""
     with contextlib.ExitStack() as owned:
         f = owned.enter_context(source.open("rb")) if isinstance(source, Path) else source
         try:
@@ -55,6 +57,9 @@ def open_xz(source: Path | BinaryIO) -> io.RawIOBase | lzma.LZMAFile:
             streams = []
         if len(streams) >= 2:
             return ParallelXzReader(os.dup(f.fileno()), streams)
+        command = decoder_command()
+        if command is not None:  # one stream: decoded beside us, on another core
+            return ChildXzReader(f.fileno(), command)
     if isinstance(source, Path):
         return lzma.LZMAFile(source, "rb")
     source.seek(0)
