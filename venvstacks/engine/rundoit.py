@@ -90,7 +90,10 @@ def _creator(
     kind: TaskKind, creator: Callable[[Settings], Iterator[TaskDict]], settings: Settings
 ) -> Callable[[], Iterator[TaskDict]]:
     def task_creator() -> Iterator[TaskDict]:
-        yield {"name": None, "doc": kind.doc}
+        # The group task (`doit build`) has nothing of its own to do: up to date, so doit
+        # does not record it as run, and a no-op writes nothing to its state database (a
+        # write is an sqlite transaction and its fsyncs: 2-15 ms of a 0.1 s run).
+        yield {"name": None, "doc": kind.doc, "uptodate": [True]}
         yield from creator(settings)
 
     task_creator.__doc__ = kind.doc
