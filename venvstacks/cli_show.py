@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from venvstacks.cli_options import OperationCommand, ShowCommand, StackCommand
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind
-from venvstacks.engine.tasks import buildable
+from venvstacks.engine.tasks import TaskGraph, buildable
 from venvstacks.lazy import lazy_modules
 from venvstacks.runtimes.record import read_record
 from venvstacks.stack.graph import lower_layers
@@ -38,6 +38,7 @@ class Plan:
     operations: dict[str, list[TaskKind]]  # layer build name -> what the run does to it, in stack order
     tasks: tuple[str, ...]  # the tasks asked of doit (which runs what they need first)
     requested: dict[str, list[TaskKind]]  # layer build name -> the operations the command asked for
+    graph: TaskGraph  # every task, made once: the plan is read from it and doit runs it
 
     @property
     def command(self) -> OperationCommand:

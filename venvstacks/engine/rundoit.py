@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import gc
 import os
 import shutil
@@ -27,7 +28,7 @@ from venvstacks.engine.progress import Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.taskkind import DEFAULT_KINDS, TaskKind
-from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.engine.tasks import CREATORS, TaskDict, TaskGraph
 from venvstacks.errors import VenvStacksError, os_error_line
 from venvstacks.layout import BUILD_LOCK, IGNORE_VERDICTS
 from venvstacks.lazy import lazy_modules
@@ -74,36 +75,40 @@ def default_jobs() -> int:
     return cores() + 2
 
 
-def namespace(settings: Settings) -> dict[str, Any]:
-    """A dodo-module namespace: DOIT_CONFIG plus one `task_<kind>` creator per kind."""
+def namespace(settings: Settings, graph: TaskGraph | None = None) -> dict[str, Any]:
+    """A dodo-module namespace: DOIT_CONFIG plus one `task_<kind>` creator per kind, giving
+    the tasks of `graph` if the caller has made them already (the CLI, for its plan)."""
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     check_state_db(settings.doit_db)
     uv_bin()  # resolve once on the main thread, before tasks run in threads
     new_run()
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
-        ns[f"task_{kind.prefix}"] = _creator(kind, creator, settings)
+        made = None if graph is None else graph[kind]
+        ns[f"task_{kind.prefix}"] = _creator(kind, functools.partial(creator, settings), made)
     return ns
 
 
 def _creator(
-    kind: TaskKind, creator: Callable[[Settings], Iterator[TaskDict]], settings: Settings
+    kind: TaskKind, create: Callable[[], Iterator[TaskDict]], made: list[TaskDict] | None
 ) -> Callable[[], Iterator[TaskDict]]:
     def task_creator() -> Iterator[TaskDict]:
         # The group task (`doit build`) has nothing of its own to do: up to date, so doit
         # does not record it as run, and a no-op writes nothing to its state database (a
         # write is an sqlite transaction and its fsyncs: 2-15 ms of a 0.1 s run).
         yield {"name": None, "doc": kind.doc, "uptodate": [True]}
-        yield from creator(settings)
+        # doit rewrites the dicts it is given (their names): a copy of each made one.
+        yield from (create() if made is None else ({**task} for task in made))
 
     task_creator.__doc__ = kind.doc
     return task_creator
 
 
-def run_doit(settings: Settings, argv: Sequence[str]) -> int:
-    """Run doit with our tasks; returns doit's exit code."""
+def run_doit(settings: Settings, argv: Sequence[str], graph: TaskGraph | None = None) -> int:
+    """Run doit with our tasks (those of `graph`, if made already); returns doit's exit code."""
     hold_build_lock(settings.build_dir)
-    main = doit_cmd.DoitMain(cmd_base.ModuleTaskLoader(namespace(settings)), config_filenames=())
+    loader = cmd_base.ModuleTaskLoader(namespace(settings, graph))
+    main = doit_cmd.DoitMain(loader, config_filenames=())
     return int(main.run(list(argv)) or 0)  # some commands (forget) return None
 
 
