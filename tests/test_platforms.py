@@ -11,6 +11,7 @@ import platform as stdlib_platform
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 
 import pytest
 
@@ -113,8 +114,19 @@ def test_host_platform(
     monkeypatch: pytest.MonkeyPatch, sys_platform: str, machine: str, expected: str
 ) -> None:
     monkeypatch.setattr(sys, "platform", sys_platform)
-    monkeypatch.setattr(stdlib_platform, "machine", lambda: machine)
+    if sys_platform == "win32":  # no os.uname there: platform.machine() tells
+        monkeypatch.delattr(os, "uname", raising=False)
+        monkeypatch.setattr(stdlib_platform, "machine", lambda: machine)
+    else:
+        monkeypatch.setattr(os, "uname", lambda: SimpleNamespace(machine=machine))
     assert host_platform() is PLATFORMS[expected]
+
+
+def test_host_platform_reads_what_platform_machine_says() -> None:
+    """Where os.uname exists, it is what platform.machine() reads (so a no-op run does
+    without importing `platform`)."""
+    if hasattr(os, "uname"):
+        assert os.uname().machine == stdlib_platform.machine()
 
 
 # --- layer configs and the bin/python script --------------------------------------------------

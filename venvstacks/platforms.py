@@ -17,12 +17,20 @@ platform, from the macOS deployment target rather than the build machine.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from venvstacks.lazy import lazy_modules
+
+# Only where os.uname is missing (Windows): importing it compiles a dozen regular
+# expressions, a tenth of the imports of a no-op run of our own.
+if TYPE_CHECKING:
+    import platform
+else:
+    (platform,) = lazy_modules("platform")
 
 Family = Literal["linux", "macos", "windows"]
 
@@ -175,7 +183,7 @@ def platform_of_tag(tag: str) -> Platform | None:
 
 def host_platform() -> Platform:
     """This machine's platform."""
-    machine = platform.machine().lower()
+    machine = (os.uname().machine if hasattr(os, "uname") else platform.machine()).lower()
     arch = _ARCH.get(machine, machine)
     if sys.platform == "darwin":
         return PLATFORMS["macosx_arm64" if arch == "aarch64" else "macosx_x86_64"]
