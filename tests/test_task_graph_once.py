@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -46,3 +47,29 @@ def test_the_plan_and_doit_share_one_task_list(tmp_path: Path, monkeypatch: pyte
     [(loaded, planned)] = given
     assert loaded == planned  # a group task per kind (None), then the graph's own tasks
     assert "app-hello" in loaded
+
+
+def test_the_cli_loader_gives_doit_what_its_own_loader_would(tmp_path: Path) -> None:
+    """StackLoader skips doit's source-line sort of the creators: same tasks, same order,
+    same dependencies as doit's loader of the namespace."""
+    from doit.cmd_base import ModuleTaskLoader
+
+    from venvstacks.runtimes.options import RuntimeOptions
+    from venvstacks.stack.spec import load_stack
+
+    stack = RUNTIME + framework("web") + app("hello", 'frameworks = ["web"]')
+    spec = write_stack(tmp_path, stack, {"launch.py": ""})
+    settings = Settings(load_stack(spec), tmp_path / "_build", RuntimeOptions(cache_dir=tmp_path / "c"))
+    graph = tasks.task_graph(settings)
+
+    def loaded(loader: Any) -> list[tuple[str, list[str], list[str], bool]]:
+        loader.setup({})
+        config = loader.load_doit_config()
+        assert config["dep_file"] == str(settings.doit_db) and config["backend"] == "sqlite3"
+        run = SimpleNamespace(execute_tasks=True)  # what doit's loader reads of its command
+        found = loader.load_tasks(run, [])
+        return [(t.name, t.task_dep, sorted(t.file_dep), t.has_subtask) for t in found]
+
+    ours = loaded(rundoit.StackLoader(rundoit.namespace(settings, graph)))
+    assert ours == loaded(ModuleTaskLoader(rundoit.namespace(settings, graph)))
+    assert [name for name, *_ in ours][:3] == ["runtime", "runtime:cpython-3.11", "lock"]
