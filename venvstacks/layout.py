@@ -49,7 +49,9 @@ RUNTIME_STATE_DIR = ".runtimes"  # in a build folder: what each runtime: task re
 # At the top of a build folder: doit's state DB and the lock serialising invocations on it.
 DOIT_DB = ".venvstacks-doit.sqlite3"
 BUILD_LOCK = ".venvstacks.lock"
-IGNORE_VERDICTS = ".venvstacks-gitignore.json"  # what .gitignore rules decided (stack/ignoreverdicts.py)
+# Decisions remembered between runs (stack/verdicts.py); named when it held only what the
+# .gitignore rules decided, kept so that build folders keep theirs.
+VERDICTS = ".venvstacks-gitignore.json"
 # A folder holding any of these is a build, export or publish output, never a stack input.
 OUTPUT_MARKERS = (DOIT_DB, BUILD_LOCK, METADATA_DIR)
 

@@ -33,10 +33,10 @@ from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.taskkind import DEFAULT_KINDS, TaskKind
 from venvstacks.engine.tasks import CREATORS, TaskDict, TaskGraph
 from venvstacks.errors import VenvStacksError, os_error_line
-from venvstacks.layout import BUILD_LOCK, IGNORE_VERDICTS
+from venvstacks.layout import BUILD_LOCK, VERDICTS
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
-from venvstacks.stack import ignoreverdicts
+from venvstacks.stack import verdicts
 from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import STACK_FILE, load_stack
 from venvstacks.tools import stop_children, uv_bin
@@ -321,9 +321,10 @@ def check_ok(code: int) -> None:
 
 def load_stack_for(path: Path, build_dir: Path) -> StackSpec:
     """The stack file at `path`, loaded for a run on `build_dir`: what the `.gitignore` files
-    decided about its module folders is kept there, so that a run where they did not change
-    decides nothing again (and does not load pathspec)."""
-    ignoreverdicts.remember_in(build_dir / IGNORE_VERDICTS)
+    decided about its module folders, and which requirements are valid, is kept there, so
+    that a run where they did not change decides nothing again (and loads neither pathspec
+    nor packaging's parser)."""
+    verdicts.remember_in(build_dir / VERDICTS)
     return load_stack(path)
 
 
