@@ -150,7 +150,8 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
 
     Options accepted only for upstream's sake (docs/differences.md) are dropped here.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_word(argv))
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the command's own parser, so the error names its --help
         commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
@@ -183,14 +184,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command an argument list names: its first word that is no option (every option
+    before the command name is a flag: -v, -q, -V, -h)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+class _OneCommand:
+    """The subparsers action, for a command line naming `chosen`: every command is added
+    (the top-level help and its errors list them all) but only the chosen one gets its
+    options. Building all eleven is most of the time parsing takes (2 ms of a no-op)."""
+
+    def __init__(self, sub: Any, chosen: str) -> None:
+        self.sub, self.chosen = sub, chosen
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        parser = self.sub.add_parser(name, **kwargs)
+        return parser if name == self.chosen else _Dropped()
+
+
+class _Dropped:
+    """Takes the options of a command that is not run (and their groups), and drops them."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Dropped]:
+        return lambda *args, **kwargs: self
+
+
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `chosen` (a command's name), the options of that
+    command only, which parses that command's line exactly as the whole parser does."""
     parser = _Parser(prog="venvstacks", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"venvstacks {__version__}")
     # Also accepted after the command; separate names, since a subcommand's defaults would
     # overwrite what was given before it.
     for short, long, dest in (("-v", "--verbose", "pre_verbose"), ("-q", "--quiet", "pre_quiet")):
         parser.add_argument(short, long, dest=dest, action="count", default=0, help=f"as COMMAND {short}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    every = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub: Any = every if chosen is None else _OneCommand(every, chosen)
     helps = {
         "show": "show the layers of a stack, their dependencies and lock status",
         "lock": "lock the selected layers (uv runs only where inputs changed)",
@@ -211,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     init_parser(sub)
     prune_parser(sub)
     docs_parser(sub)
-    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
+    parser.commands = dict(every.choices)  # type: ignore[attr-defined]
     return parser
 
 
