@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# First: the collector's start-up settings (startup.py) apply to all that loads after it.
+from venvstacks import startup  # noqa: F401
 from venvstacks.cli_options import (
     DeployCommand,
     DocsCommand,
