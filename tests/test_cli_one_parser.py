@@ -5,6 +5,8 @@ with the whole parser."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -48,3 +50,17 @@ def test_a_misspelt_command_is_refused_as_by_the_whole_parser(capsys: pytest.Cap
             parser.parse_known_args(["biuld", "x"])
         errors.append(capsys.readouterr().err)
     assert errors[0] == errors[1] and "invalid choice: 'biuld'" in errors[0]
+
+
+def test_a_stack_command_line_loads_no_other_commands_class() -> None:
+    """The classes of deploy, verify, init and docs (cli_commands.py) load for those only."""
+    probe = (
+        "import sys; from venvstacks.cli_options import parse_command; c = parse_command(sys.argv[1:]); "
+        "print(type(c).__name__, 'venvstacks.cli_commands' in sys.modules)"
+    )
+    for argv, expected in (
+        (["build", "s"], "OperationCommand False"),
+        (["deploy", "a", "b"], "DeployCommand True"),
+    ):
+        out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True)
+        assert out.stdout.split() == expected.split()

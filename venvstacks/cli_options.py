@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from venvstacks import __version__
 from venvstacks.archive.formats import ArchiveFormat
@@ -27,8 +27,16 @@ from venvstacks.cli_parsers import (
     verify_parser,
 )
 from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import ALL_PLATFORMS
-from venvstacks.stack.spec import STACK_FILE
+
+# The command classes of deploy, verify, init and docs, loaded when one of them runs: a
+# build (or its no-op) makes none of them (each class costs ~0.5 ms to make).
+if TYPE_CHECKING:
+    from venvstacks import cli_commands
+    from venvstacks.cli_commands import DeployCommand, DocsCommand, InitCommand, VerifyCommand
+else:
+    (cli_commands,) = lazy_modules("venvstacks.cli_commands")
 
 DESCRIPTION = """\
 Build layered Python environments (runtime, frameworks, applications) from a
@@ -104,44 +112,11 @@ class OperationCommand(StackCommand):
     bytecode: bool | None = None  # None: VENVSTACKS_BYTECODE decides
 
 
-@dataclass(frozen=True)
-class DeployCommand:
-    published: str
-    target: str
-    include: tuple[str, ...] = ()
-    jobs: int | None = None  # layers unpacked at once; None: one per core
-    check: bool = True  # check the layers it would skip against their manifests
-    verbose: int = 0
-    quiet: int = 0
-
-
-@dataclass(frozen=True)
-class VerifyCommand:
-    folder: str
-    published: str | None = None
-    rebuild: bool = False
-    stack: str = STACK_FILE
-    allow_local_runtime: bool | None = None  # None: as published (or VENVSTACKS_ALLOW_LOCAL_RUNTIME=1)
-    verbose: int = 0
-    quiet: int = 0
-
-
-@dataclass(frozen=True)
-class InitCommand:
-    folder: str = "."
-    python: str | None = None  # X.Y; None: the Python running venvstacks
-    verbose: int = 0
-    quiet: int = 0
-
-
-@dataclass(frozen=True)
-class DocsCommand:
-    topic: str | None = None  # None: list the pages
-    verbose: int = 0
-    quiet: int = 0
-
-
-Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand | DocsCommand
+Command: TypeAlias = (
+    "StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand | DocsCommand"
+)
+#: The commands that read no stack (their command classes: cli_commands.py).
+NO_STACK_COMMANDS = ("deploy", "verify", "init", "docs")
 GRAPH_FORMATS = ("mermaid", "dot")
 
 
@@ -159,15 +134,11 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
     if args.command is None:
         parser.print_help(sys.stderr)
         return None
-    kinds: dict[str, type[Command]] = {
-        "deploy": DeployCommand,
-        "verify": VerifyCommand,
-        "init": InitCommand,
-        "docs": DocsCommand,
-        "show": ShowCommand,
-        "licenses": LicensesCommand,
-        "prune": StackCommand,
-    }
+    kinds: Mapping[str, type[Command]] = (
+        cli_commands.BY_NAME
+        if args.command in NO_STACK_COMMANDS
+        else {"show": ShowCommand, "licenses": LicensesCommand, "prune": StackCommand}
+    )
     kind = kinds.get(args.command, OperationCommand)
     known = {f.name for f in fields(kind)}
     given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
