@@ -114,12 +114,26 @@ def test_host_platform(
     monkeypatch: pytest.MonkeyPatch, sys_platform: str, machine: str, expected: str
 ) -> None:
     monkeypatch.setattr(sys, "platform", sys_platform)
-    if sys_platform == "win32":  # no os.uname there: platform.machine() tells
-        monkeypatch.delattr(os, "uname", raising=False)
-        monkeypatch.setattr(stdlib_platform, "machine", lambda: machine)
-    else:
-        monkeypatch.setattr(os, "uname", lambda: SimpleNamespace(machine=machine))
+    monkeypatch.setattr(platforms, "_machine", lambda: machine.lower())
     assert host_platform() is PLATFORMS[expected]
+
+
+@pytest.mark.parametrize("has_uname", [True, False])
+def test_the_machine_comes_from_os_uname_else_platform_machine(
+    monkeypatch: pytest.MonkeyPatch, has_uname: bool
+) -> None:
+    """os.uname where it exists (what platform.machine() reads there: no `platform` import
+    on a no-op run), platform.machine() elsewhere (Windows, simulated)."""
+    if has_uname:
+        monkeypatch.setattr(os, "uname", lambda: SimpleNamespace(machine="ARM64"))
+    else:
+        monkeypatch.delattr(os, "uname", raising=False)
+        monkeypatch.setattr(stdlib_platform, "machine", lambda: "AMD64")
+    platforms._machine.cache_clear()
+    try:
+        assert platforms._machine() == ("arm64" if has_uname else "amd64")
+    finally:
+        platforms._machine.cache_clear()
 
 
 def test_host_platform_reads_what_platform_machine_says() -> None:

@@ -16,6 +16,7 @@ platform, from the macOS deployment target rather than the build machine.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -183,13 +184,20 @@ def platform_of_tag(tag: str) -> Platform | None:
 
 def host_platform() -> Platform:
     """This machine's platform."""
-    machine = (os.uname().machine if hasattr(os, "uname") else platform.machine()).lower()
+    machine = _machine()
     arch = _ARCH.get(machine, machine)
     if sys.platform == "darwin":
         return PLATFORMS["macosx_arm64" if arch == "aarch64" else "macosx_x86_64"]
     if sys.platform == "win32":
         return PLATFORMS["win_arm64" if arch == "aarch64" else "win_amd64"]
     return PLATFORMS.get(f"linux_{arch}") or Platform(f"linux_{arch}", "linux", arch, arch)
+
+
+@functools.cache
+def _machine() -> str:
+    """This machine's architecture, lower case, as platform.machine() says it (asked once: a
+    build asks for this machine's platform hundreds of times)."""
+    return (os.uname().machine if hasattr(os, "uname") else platform.machine()).lower()
 
 
 def platform_tag() -> str:
