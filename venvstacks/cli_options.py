@@ -71,11 +71,15 @@ class StackCommand:
 
 @dataclass(frozen=True)
 class ShowCommand(StackCommand):
+    """`show`: the layers, or (`--graph`) the layer graph."""
+
     graph: str | None = None  # "mermaid" | "dot": the layer graph instead of the listing
 
 
 @dataclass(frozen=True)
 class LicensesCommand(StackCommand):
+    """`licenses`: what each app ships, under which licences."""
+
     from_dir: str | None = None  # read published SBOMs there instead of the built layers
     deny: tuple[str, ...] = ()  # SPDX identifiers
 

@@ -27,6 +27,8 @@ else:
 
 @dataclass(frozen=True)
 class Invocation:
+    """A stack command as run: its options, the settings loaded from them, the selected layers."""
+
     command: StackCommand
     settings: Settings
     selected: tuple[LayerSpec, ...]
@@ -34,6 +36,8 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Plan:
+    """What a lock, build, export or publish command will do, before doit runs it."""
+
     inv: Invocation
     operations: dict[str, list[TaskKind]]  # layer build name -> what the run does to it, in stack order
     tasks: tuple[str, ...]  # the tasks asked of doit (which runs what they need first)

@@ -83,6 +83,8 @@ def tag_suffix(target_platform: str, tag_outputs: bool) -> str:
 
 @dataclass(frozen=True)
 class LockFiles:
+    """Where a layer's lock lives: its requirements input, its pylock file and the lock metadata."""
+
     requirements_in: Path
     pylock: Path
     meta: Path
@@ -124,6 +126,8 @@ def bytecode_default() -> bool:
 
 @dataclass(frozen=True)
 class OutputOptions:
+    """Where exports and published archives go, and how archives are made and named."""
+
     export_dir: Path
     publish_dir: Path
     archive_format: str | None = None  # --format; None: the platform's default (`format`)

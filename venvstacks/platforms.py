@@ -38,6 +38,8 @@ Family = Literal["linux", "macos", "windows"]
 
 @dataclass(frozen=True)
 class Platform:
+    """One of the six platforms a layer can be built for, and every fact that differs by it."""
+
     name: str  # as a stack file's `platforms` spells it
     family: Family  # also python-build-standalone's (pbs-installer's) platform name
     arch: str  # pbs-installer's architecture name
