@@ -132,6 +132,10 @@ def test_dependency_fields_of_metadata() -> None:
         "scikit-learn", "1.7.1", ("numpy>=1.22", 'pytest; extra == "tests"'), ">=3.10", ("tests",)
     )
     assert from_metadata(text, "1.7.2") is None  # another version than the lock pins
+    # What uv reads leniently from an index but refuses in its settings is left to uv.
+    assert from_metadata(text + "Requires-Dist: scipy >=1.8.*\n", "1.7.1") is not None  # the body
+    assert from_metadata(text.replace("numpy>=1.22", "numpy >=1.22.*"), "1.7.1") is None
+    assert from_metadata(text.replace(">=3.10", ">=3.10.*"), "1.7.1") is None
 
 
 def test_user_entries_keep_their_packages() -> None:

@@ -18,12 +18,15 @@ a cross-built platform) stands for all of them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from packaging.metadata import parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -35,6 +38,9 @@ from venvstacks.lock.pylockdoc import Pylock
 
 if TYPE_CHECKING:
     from venvstacks.lock.validity import LockedLayer
+
+
+_EXTRA = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")  # a valid extra name
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,17 @@ class PackageDeps:
         if self.requires_python is not None:
             entry["requires-python"] = self.requires_python
         return {**entry, "provides-extra": list(self.provides_extra)}
+
+    def is_strict(self) -> bool:
+        """Whether uv takes it: its settings must follow the standards to the letter, where
+        it reads an index's metadata leniently (a package it does not take is left to it)."""
+        try:
+            for requirement in self.requires_dist:
+                Requirement(requirement)
+            SpecifierSet(self.requires_python or "")
+        except (InvalidRequirement, InvalidSpecifier):
+            return False
+        return all(_EXTRA.fullmatch(extra) for extra in self.provides_extra)
 
     @classmethod
     def from_json(cls, f: Fields) -> PackageDeps:
@@ -85,8 +102,8 @@ class InstalledDeps:
             if data is None:
                 return None
             f = Fields.of(data, path)
-            packages = tuple(PackageDeps.from_json(p) for p in f.tables("packages") or ())
-            return cls(f.text("requirements_hash"), packages)
+            packages = (PackageDeps.from_json(p) for p in f.tables("packages") or ())
+            return cls(f.text("requirements_hash"), tuple(p for p in packages if p.is_strict()))
         except (DocumentError, OSError):
             return None
 
@@ -117,17 +134,23 @@ def installed_deps(site: Path, lock: Pylock) -> tuple[PackageDeps, ...]:
 
 def from_metadata(text: str, pinned: str) -> PackageDeps | None:
     """A `METADATA` file's dependency fields, if it is of version `pinned` (else None)."""
-    raw, _ = parse_email(text)
-    name, version = raw.get("name"), raw.get("version")
+    # The stdlib's header parser: packaging.metadata would take several times as long to import.
+    fields = HeaderParser().parsestr(text)
+    name, version = fields.get("Name"), fields.get("Version")
     if name is None or version is None or not _same_version(version, pinned):
         return None
-    return PackageDeps(
+    deps = PackageDeps(
         canonicalize_name(name),
         pinned,
-        tuple(raw.get("requires_dist", ())),
-        raw.get("requires_python"),
-        tuple(raw.get("provides_extra", ())),
+        tuple(_unfolded(r) for r in fields.get_all("Requires-Dist", ())),
+        None if fields.get("Requires-Python") is None else _unfolded(fields["Requires-Python"]),
+        tuple(_unfolded(e) for e in fields.get_all("Provides-Extra", ())),
     )
+    return deps if deps.is_strict() else None
+
+
+def _unfolded(value: str) -> str:
+    return " ".join(value.split())
 
 
 def _same_version(a: str, b: str) -> bool:
