@@ -147,3 +147,14 @@ def test_user_entries_keep_their_packages() -> None:
         {"name": "six", "version": "1.17.0", "requires-dist": [], "provides-extra": []},
     ]
     assert with_dependency_metadata({"resolution": "lowest"}, []) == {"resolution": "lowest"}
+
+
+def test_a_damaged_record_counts_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "dependencies.json"
+    path.write_text("{not json")
+    assert InstalledDeps.read(path) is None
+    path.write_text('{"requirements_hash": 3, "packages": []}')
+    assert InstalledDeps.read(path) is None
+    good = PackageDeps("six", "1.17.0")
+    path.write_text(InstalledDeps("sha256:x", (good, PackageDeps("idna", "3.10", ("six >=1.*",)))).text())
+    assert InstalledDeps.read(path) == InstalledDeps("sha256:x", (good,))  # what uv would refuse is left out
