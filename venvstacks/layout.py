@@ -20,6 +20,7 @@ from venvstacks.stack.targets import default_macos
 # platforms.Platform.)
 STATE_DIR = Path("share/venv/metadata/build-state")
 INSTALLED = STATE_DIR / "installed.json"  # target of install:<layer>
+INSTALLED_DEPS = STATE_DIR / "dependencies.json"  # what its packages depend on (lock/depmeta.py)
 ENV_IDENTITY = STATE_DIR / "env.json"
 BUILT = STATE_DIR / "built.json"  # target of build:<layer>
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
