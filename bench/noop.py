@@ -61,7 +61,7 @@ from benchlib import (
 )
 from cachedir import CACHE_DIR
 from upstream import Upstream, UpstreamError
-from userinstall import EDITABLE, Install, user_install
+from userinstall import EDITABLE, Install, InstallError, user_install
 
 #: the app that gets `six` added (it sits on f0 only, so six is new to it)
 GENERATED_CHANGED_APP = "a00"
@@ -310,7 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench/noop.py: {load_line()}; medians of {args.repeats} runs (change: {args.change_repeats})")
     print(f"code: {code_version()}; {bytecode_line()}")
     print(cache_line())
-    user, rebuilt = user_install(VENV_PYTHON)
+    try:
+        user, rebuilt = user_install(VENV_PYTHON)
+    except InstallError as exc:  # e.g. no package index for the wheel's build backend
+        print(f"error: could not make the pip install of this checkout: {exc}")
+        return 1
     print(
         f"installs: {user.label} = {rel(user.venv)} (a wheel of this checkout,"
         f" {'rebuilt now' if rebuilt else 'sources unchanged since it was built'}); {EDITABLE.label} = .venv"

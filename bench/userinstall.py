@@ -26,6 +26,10 @@ USER_VENV = CACHE_DIR / "user-venv"
 SOURCE_STAMP = "venvstacks-source.sha256"
 
 
+class InstallError(RuntimeError):
+    """The pip install of this checkout could not be made; the message is one line."""
+
+
 @dataclass(frozen=True)
 class Install:
     """One installation of venvstacks that a benchmark times."""
@@ -107,7 +111,7 @@ def _build_wheel(files: list[Path], python: Path) -> Path:
     _quietly([*pip, "--wheel-dir", str(out), str(src)])
     wheels = sorted(out.glob("venvstacks-*.whl"))
     if len(wheels) != 1:
-        raise RuntimeError(f"pip wheel left {len(wheels)} venvstacks wheels in {out}, expected 1")
+        raise InstallError(f"pip wheel left {len(wheels)} venvstacks wheels in {out}, expected 1")
     return wheels[0]
 
 
@@ -116,4 +120,6 @@ def _quietly(cmd: list[str]) -> None:
     only if it fails."""
     proc = subprocess.run(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stdout[-4000:]}")
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        last = lines[-1].strip() if lines else "no output"
+        raise InstallError(f"`{' '.join(cmd)}` exited {proc.returncode}: {last}")
