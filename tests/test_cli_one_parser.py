@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from venvstacks.cli_options import _command_word, build_parser
+from venvstacks.cli_options import build_parser
+from venvstacks.cli_parsers import command_word
 
 LINES = [
     ["build", "stacks/x", "-j", "3", "--include", "app-*", "--publish", "--format", "zip"],
@@ -29,7 +30,7 @@ LINES = [
 
 @pytest.mark.parametrize("argv", LINES, ids=lambda argv: argv[0] if argv[0][0] != "-" else argv[1])
 def test_one_commands_parser_parses_as_the_whole_one(argv: list[str]) -> None:
-    chosen = _command_word(argv)
+    chosen = command_word(argv)
     assert chosen is not None and chosen in build_parser().commands  # type: ignore[attr-defined]
     assert build_parser(chosen).parse_known_args(argv) == build_parser().parse_known_args(argv)
 
@@ -45,7 +46,7 @@ def test_the_help_of_every_command_is_the_whole_parsers() -> None:
 
 def test_a_misspelt_command_is_refused_as_by_the_whole_parser(capsys: pytest.CaptureFixture[str]) -> None:
     errors = []
-    for parser in (build_parser(_command_word(["biuld", "x"])), build_parser()):
+    for parser in (build_parser(command_word(["biuld", "x"])), build_parser()):
         with pytest.raises(SystemExit):
             parser.parse_known_args(["biuld", "x"])
         errors.append(capsys.readouterr().err)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 from venvstacks import __version__
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.cli_parsers import (
+    OneCommand,
+    command_word,
     deploy_parser,
     docs_parser,
     init_parser,
@@ -130,7 +132,7 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
     Options accepted only for upstream's sake (docs/differences.md) are dropped here.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_command_word(argv))
+    parser = build_parser(command_word(argv))
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the command's own parser, so the error names its --help
         commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
@@ -159,32 +161,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def _command_word(argv: Sequence[str]) -> str | None:
-    """The command an argument list names: its first word that is no option (every option
-    before the command name is a flag: -v, -q, -V, -h)."""
-    return next((word for word in argv if not word.startswith("-")), None)
-
-
-class _OneCommand:
-    """The subparsers action, for a command line naming `chosen`: every command is added
-    (the top-level help and its errors list them all) but only the chosen one gets its
-    options. Building all eleven is most of the time parsing takes (2 ms of a no-op)."""
-
-    def __init__(self, sub: Any, chosen: str) -> None:
-        self.sub, self.chosen = sub, chosen
-
-    def add_parser(self, name: str, **kwargs: Any) -> Any:
-        parser = self.sub.add_parser(name, **kwargs)
-        return parser if name == self.chosen else _Dropped()
-
-
-class _Dropped:
-    """Takes the options of a command that is not run (and their groups), and drops them."""
-
-    def __getattr__(self, name: str) -> Callable[..., _Dropped]:
-        return lambda *args, **kwargs: self
-
-
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; with `chosen` (a command's name), the options of that
     command only, which parses that command's line exactly as the whole parser does."""
@@ -195,7 +171,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     for short, long, dest in (("-v", "--verbose", "pre_verbose"), ("-q", "--quiet", "pre_quiet")):
         parser.add_argument(short, long, dest=dest, action="count", default=0, help=f"as COMMAND {short}")
     every = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub: Any = every if chosen is None else _OneCommand(every, chosen)
+    sub: Any = every if chosen is None else OneCommand(every, chosen)
     helps = {
         "show": "show the layers of a stack, their dependencies and lock status",
         "lock": "lock the selected layers (uv runs only where inputs changed)",
