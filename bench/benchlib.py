@@ -1,12 +1,13 @@
 """Shared helpers of the benchmark scripts (``bench/noop.py``, ``bench/publish.py``).
 
-Everything here measures or prepares; nothing asserts on time.  Paths:
+Everything here measures or prepares; nothing asserts on time.  Paths, in the bench cache
+(``$CACHE``: outside the checkout, one per checkout; ``cachedir.py``):
 
-* ``bench/.cache/runtimes``     the runtime cache of every bench run (``VENVSTACKS_RUNTIME_CACHE``),
+* ``$CACHE/runtimes``     the runtime cache of every bench run (``VENVSTACKS_RUNTIME_CACHE``),
   so results do not depend on the user's cache;
-* ``bench/.cache/sample-copy``  a copy of ``stacks/sample`` that the benchmarks build, so the
+* ``$CACHE/sample-copy``  a copy of ``stacks/sample`` that the benchmarks build, so the
   repo's own ``stacks/sample/_build`` is never touched;
-* ``bench/.cache/upstream-*``   work folders of the existing venvstacks 0.7.0 (see ``upstream.py``).
+* ``$CACHE/upstream-*``   work folders of the existing venvstacks (see ``upstream.py``).
 
 Every subprocess gets ``UV_PYTHON_DOWNLOADS=never`` and ``VENVSTACKS_RUNTIME_SOURCE=local``
 (no GitHub here: runtimes are packed from local CPythons), and
@@ -29,12 +30,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cachedir import CACHE_DIR, CACHE_VAR, ROOT
 from upstream import Upstream, upstream_env_for_stack, upstream_stack_text
 from upstream_selftest import SELFTEST_LAUNCH, SELFTEST_STACK
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-CACHE_DIR = BENCH_DIR / ".cache"
 VENV_DIR = ROOT / ".venv"
 VENV_PYTHON = VENV_DIR / "bin" / "python"
 VENVSTACKS = VENV_DIR / "bin" / "venvstacks"
@@ -59,7 +58,7 @@ BENCH_ENV = {
 
 #: Only for our own commands (`run`): an editable install's modules are compiled on every
 #: start when PYTHONDONTWRITEBYTECODE is set (as in some agent or CI shells), which a pip
-#: install (0.7.0's venv included) never does; a pycache under bench/.cache keeps them
+#: install (0.7.0's venv included) never does; a pycache in the bench cache keeps them
 #: compiled without writing into the repo.  Build outputs are unaffected: archives and
 #: exports leave .pyc files out and postinstall runs with `-I`.
 PYCACHE_ENV = {"PYTHONPYCACHEPREFIX": str(CACHE_DIR / "pycache")}
@@ -109,11 +108,21 @@ class Result:
 
 
 def run(
-    cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    cmd: Sequence[str | Path],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    pycache_prefix: bool = True,
 ) -> Result:
-    """Run *cmd*, stdout and stderr merged; the time is ``perf_counter`` around the subprocess."""
-    full_env = {**os.environ, **BENCH_ENV, **PYCACHE_ENV, **(env or {})}
+    """Run *cmd*, stdout and stderr merged; the time is ``perf_counter`` around the subprocess.
+
+    *pycache_prefix*: with the bench's ``PYCACHE_ENV`` (off for an install that holds its own
+    bytecode, as pip's does).
+    """
+    full_env = {**os.environ, **BENCH_ENV, **(PYCACHE_ENV if pycache_prefix else {}), **(env or {})}
     full_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not pycache_prefix:
+        full_env.pop("PYTHONPYCACHEPREFIX", None)
     cpu0, t0 = children_cpu(), time.perf_counter()
     proc = subprocess.run(
         [str(c) for c in cmd],
@@ -138,9 +147,13 @@ def children_cpu() -> float:
 
 
 def run_ok(
-    cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    cmd: Sequence[str | Path],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    pycache_prefix: bool = True,
 ) -> Result:
-    result = run(cmd, cwd=cwd, env=env)
+    result = run(cmd, cwd=cwd, env=env, pycache_prefix=pycache_prefix)
     if result.code != 0:
         raise BenchError(
             f"`{' '.join(map(str, cmd))}` exited {result.code}: {last_error_line(result.output)}"
@@ -223,7 +236,10 @@ def bytecode_line() -> str:
         if os.environ.get("PYTHONDONTWRITEBYTECODE")
         else ""
     )
-    return f"our commands cache bytecode in {rel(CACHE_DIR / 'pycache')}{was}"
+    return (
+        f"the editable install's commands cache bytecode in {rel(CACHE_DIR / 'pycache')}{was};"
+        " a pip install has its own (pip compiles what it installs)"
+    )
 
 
 def load_line() -> str:
@@ -276,15 +292,16 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 
 def sample_copy() -> Path:
-    """``bench/.cache/sample-copy``, synced with ``stacks/sample`` (its build folder kept)."""
-    changed = sync_tree(SAMPLE, SAMPLE_COPY)
+    """``$CACHE/sample-copy``, synced with ``stacks/sample`` (its build folder kept)."""
+    # A dodo.py there is the benchmark's own (noop.py's plain doit run), not the stack's.
+    changed = sync_tree(SAMPLE, SAMPLE_COPY, skip=PRODUCT_DIRS | {"dodo.py"})
     if changed:
         print(f"  (synced {changed} file(s) of {SAMPLE.relative_to(ROOT)} into {rel(SAMPLE_COPY)})")
     return SAMPLE_COPY
 
 
 def three_layer_stack() -> Path:
-    """``bench/.cache/deploy-three``: the three-layer stack (unchanged files are kept)."""
+    """``$CACHE/deploy-three``: the three-layer stack (unchanged files are kept)."""
     write_if_changed(THREE / "venvstacks.toml", SELFTEST_STACK)
     write_if_changed(THREE / "launch_modules" / "hello.py", SELFTEST_LAUNCH)
     return THREE
@@ -306,10 +323,16 @@ def change_and_back(work: Path, app: str, timed: Callable[[], float], untimed: C
 
 
 def rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    """*path* shortened: relative to the checkout, or ``$CACHE/...`` in the bench cache."""
+    for base, name in ((CACHE_DIR, "$CACHE"), (ROOT, "")):
+        if path.is_relative_to(base):
+            inside = path.relative_to(base)
+            return f"{name}/{inside}" if name else str(inside)
+    return str(path)
+
+
+def cache_line() -> str:
+    return f"bench cache ($CACHE, outside the checkout; {CACHE_VAR} moves it): {CACHE_DIR}"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Run from the repo root: ``python3 bench/compare.py [--quick] [--repeats N] [--sk
 
 For the three-layer stack (runtime cpython@3.11, framework ``web`` with idna, app ``hello``
 with attrs) and the sample, each tool builds its own copy of the stack in
-``bench/.cache/compare-<stack>-<tool>``, taking turns (ours, 0.8.0b2, 0.7.0, ours, ...) so
+``$CACHE/compare-<stack>-<tool>``, taking turns (ours, 0.8.0b2, 0.7.0, ours, ...) so
 that every side sees the same load. Scenarios, each timed as the user would wait for it:
 
 * cold build: no locks, no build folder: ours ``venvstacks build <stack>`` (default options;
@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import (
-    CACHE_DIR,
     PRODUCT_DIRS,
     VENVSTACKS,
     BenchError,
@@ -54,6 +53,7 @@ from benchlib import (
     sync_tree,
     three_layer_stack,
 )
+from cachedir import CACHE_DIR
 from upstream import NEWEST_VERSION, Upstream, UpstreamError
 
 SCENARIOS = ("cold", "noop", "changed", "rebuild", "publish")

@@ -3,7 +3,7 @@
 Run from the repo root: ``python3 bench/deploy.py [--quick] [--repeats N]`` (it re-executes
 itself with ``.venv/bin/python``). For two published stacks, the three-layer stack of the
 tests (runtime cpython@3.11, framework ``web`` with idna, app ``hello`` with attrs; in
-``bench/.cache/deploy-three``) and the sample (``bench/.cache/sample-copy``), each published
+``$CACHE/deploy-three``) and the sample (``$CACHE/sample-copy``), each published
 as tar.xz with ``venvstacks publish -j 2`` first if needed (untimed), it times into fresh
 target folders, taking turns (recipe, ours, recipe, ...) so both see the same machine load:
 
@@ -43,8 +43,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchlib import (
-    CACHE_DIR,
-    ROOT,
     VENVSTACKS,
     BenchError,
     Samples,
@@ -58,6 +56,7 @@ from benchlib import (
     sample_copy,
     three_layer_stack,
 )
+from cachedir import CACHE_DIR, ROOT
 
 BASELINE = "22727ac"  # the last commit before parallel deploy
 TARGETS = CACHE_DIR / "deploy-targets"

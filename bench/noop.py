@@ -1,14 +1,20 @@
 """Incremental builds: how long a build takes when nothing (or one app) changed.
 
 Run from the repo root: ``python3 bench/noop.py [--quick] [--skip-upstream] [--repeats N]
-[--layers 10,30,100]`` (it re-executes itself with ``.venv/bin/python``).  It prints:
+[--layers 10,30,100]`` (it re-executes itself with ``.venv/bin/python``).  Every no-op is
+timed with two installs of this checkout, taking turns: **pip install**, what users run (a
+wheel of the checkout pip-installed into ``$CACHE/user-venv``, rebuilt when the sources
+change; ``userinstall.py``), and **editable**, the checkout's ``.venv`` (its import finder
+adds to every start-up).  Each is compared with ``python -c "import doit"`` run by the same
+venv.  ``$CACHE`` is the bench cache outside the checkout (``cachedir.py``).  It prints:
 
-* the baseline, ``.venv/bin/python -c "import doit"`` (the floor for any doit-based no-op);
-* for the three-layer stack (``bench/.cache/deploy-three``), ``stacks/sample`` (built in
-  ``bench/.cache/sample-copy``) and generated stacks of 10, 30 and 100 layers
-  (``bench/.cache/stack<N>``): the no-op time of ``venvstacks build <stack>`` and of plain
-  ``doit -f dodo.py stack=<stack>/venvstacks.toml``, as ratios to the baseline (goal: within
-  1.5x), and the no-op time against the layer count;
+* the baselines, ``<venv>/bin/python -c "import doit"`` (the floor for any doit-based no-op);
+* for the three-layer stack (``$CACHE/deploy-three``), ``stacks/sample`` (built in
+  ``$CACHE/sample-copy``) and generated stacks of 10, 30 and 100 layers
+  (``$CACHE/stack<N>``): the no-op time of ``venvstacks build <stack>`` and of plain
+  ``doit`` in the stack folder (its ``dodo.py`` the one line ``from venvstacks.dodo import *``),
+  as ratios to the baseline (goal: within 1.5x, judged on the pip install), and the no-op
+  time against the layer count;
 * the rebuild time after adding ``six`` to one app's requirements, and which tasks ran;
 * how many files a no-op hashes in full (doit's md5 of a file dependency, any sha256 of a
   file): none; and after touching one app's launch module (new mtime, same bytes): that one;
@@ -28,9 +34,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchlib import (
-    CACHE_DIR,
-    DODO,
-    DOIT,
     VENV_PYTHON,
     VENVSTACKS,
     BenchError,
@@ -39,6 +42,7 @@ from benchlib import (
     build_dir_layers,
     build_ours,
     bytecode_line,
+    cache_line,
     change_and_back,
     code_version,
     ensure_project_python,
@@ -55,11 +59,15 @@ from benchlib import (
     three_layer_stack,
     write_if_changed,
 )
+from cachedir import CACHE_DIR
 from upstream import Upstream, UpstreamError
+from userinstall import EDITABLE, Install, InstallError, user_install
 
 #: the app that gets `six` added (it sits on f0 only, so six is new to it)
 GENERATED_CHANGED_APP = "a00"
 SAMPLE_CHANGED_APP = "sklearn-import"
+#: A stack folder's dodo.py, as `venvstacks init` writes it (docs/doit.md).
+PLAIN_DODO = "from venvstacks.dodo import *  # noqa: F403\n"
 
 
 def generated_shape(layers: int) -> tuple[list[tuple[str, list[str], list[str]]], int]:
@@ -75,7 +83,7 @@ def generated_shape(layers: int) -> tuple[list[tuple[str, list[str], list[str]]]
 
 
 def make_stack(layers: int) -> Path:
-    """Write the generated stack of *layers* layers (bench/.cache/stack<N>); unchanged files are kept."""
+    """Write the generated stack of *layers* layers ($CACHE/stack<N>); unchanged files are kept."""
     folder = CACHE_DIR / f"stack{layers}"
     frameworks, apps = generated_shape(layers)
     lines = [
@@ -166,19 +174,39 @@ def row(label: str, text: str) -> None:
     print(f"  {label:<52} {text}")
 
 
-def measure_noop(cmd: list[str | Path], n: int) -> Samples:
-    """Time *cmd* n times after one untimed warm-up; every run must start no task."""
+def take_turns(
+    installs: list[Install], command: Callable[[Install], list[str | Path]], n: int, cwd: Path | None = None
+) -> list[Samples]:
+    """Time *command* of each install n times, taking turns, after one untimed run of each;
+    a run that starts a task is said to be no no-op."""
 
-    def once() -> float:
-        result = run_ok(cmd)
+    def once(install: Install) -> float:
+        result = run_ok(command(install), cwd=cwd, pycache_prefix=install.pycache_prefix)
         if result.tasks_run:
             print(
                 f"    note: not a no-op, {len(result.tasks_run)} task(s) ran: {', '.join(result.tasks_run)}"
             )
         return result.seconds
 
-    once()
-    return repeat(n, once)
+    samples = [Samples() for _ in installs]
+    for install in installs:
+        once(install)
+    for _ in range(n):
+        for install, into in zip(installs, samples, strict=True):
+            into.values.append(once(install))
+    return samples
+
+
+def noop_row(label: str, installs: list[Install], samples: list[Samples], baselines: list[Samples]) -> None:
+    """One no-op figure per install, as a ratio to that install's own baseline; the goal is
+    judged on the first (the pip install)."""
+    parts: list[str] = []
+    for install, noop, base in zip(installs, samples, baselines, strict=True):
+        text = f"{install.label}: {noop.summary()} = {ratio(noop.median, base.median)}"
+        if not parts:
+            text += f" ({goal('within 1.5x of the baseline', noop.median <= 1.5 * base.median)})"
+        parts.append(text)
+    row(label, "; ".join(parts))
 
 
 def change_cycle(stack_dir: Path, app: str) -> tuple[float, list[str], float]:
@@ -225,8 +253,8 @@ def bench_stack(
     title: str,
     stack_dir: Path,
     changed_app: str,
-    baseline: float,
-    noop_goal: tuple[str, Callable[[float], bool]],
+    installs: list[Install],
+    baselines: list[Samples],
     args: argparse.Namespace,
     get_up: Callable[[], Upstream],
 ) -> Samples:
@@ -238,19 +266,11 @@ def bench_stack(
         f"{result.seconds:.2f} s ({'cold: empty build folder' if cold else 'build folder already there'},"
         f" {tasks_by_kind(result.tasks_run)}, {len(build_dir_layers(stack_dir))} layers built here)",
     )
-    spec = stack_dir / "venvstacks.toml"
-    ours = measure_noop([VENVSTACKS, "build", stack_dir], args.repeats)
-    row(
-        "no-op: venvstacks build <stack>",
-        f"{ours.summary()} = {ratio(ours.median, baseline)} baseline;"
-        f" {goal(noop_goal[0], noop_goal[1](ours.median))}",
-    )
-    via_doit = measure_noop([DOIT, "-f", DODO, f"stack={spec}"], args.repeats)
-    row(
-        "no-op: doit -f dodo.py stack=<stack>/venvstacks.toml",
-        f"{via_doit.summary()} = {ratio(via_doit.median, baseline)} baseline;"
-        f" {goal(noop_goal[0], noop_goal[1](via_doit.median))}",
-    )
+    build = take_turns(installs, lambda i: [i.venvstacks, "build", stack_dir], args.repeats)
+    noop_row("no-op: venvstacks build <stack>", installs, build, baselines)
+    write_if_changed(stack_dir / "dodo.py", PLAIN_DODO)
+    plain = take_turns(installs, lambda i: [i.doit], args.repeats, cwd=stack_dir)
+    noop_row("no-op: doit (in the stack folder)", installs, plain, baselines)
     rebuilds, restores = Samples(), Samples()
     tasks: list[str] = []
     for _ in range(args.change_repeats):
@@ -261,12 +281,13 @@ def bench_stack(
     row("  tasks that ran", f"{len(tasks)}: {', '.join(tasks)}")
     row("change back (stack file, locks restored), build", restores.summary())
     hashing_check(stack_dir, changed_app)
+    ours = build[0]
     if args.skip_upstream:
         return ours
     theirs = upstream_noop(get_up, stack_dir, stack_dir.name, args.upstream_repeats)
     if theirs is not None:
         row(
-            "no-op ours/theirs",
+            "no-op ours (pip install)/theirs",
             f"{ours.median:.3f} s / {theirs.median:.3f} s = {ratio(ours.median, theirs.median)}"
             f" (theirs takes {theirs.median / ours.median:.0f}x as long)",
         )
@@ -288,9 +309,22 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"bench/noop.py: {load_line()}; medians of {args.repeats} runs (change: {args.change_repeats})")
     print(f"code: {code_version()}; {bytecode_line()}")
-    run_ok([VENV_PYTHON, "-c", "import doit"])  # warm-up
-    base = repeat(args.repeats, lambda: run_ok([VENV_PYTHON, "-c", "import doit"]).seconds)
-    print(f"baseline: {rel(VENV_PYTHON)} -c 'import doit'  {base.summary()}")
+    print(cache_line())
+    try:
+        user, rebuilt = user_install(VENV_PYTHON)
+    except InstallError as exc:  # e.g. no package index for the wheel's build backend
+        print(f"error: could not make the pip install of this checkout: {exc}")
+        return 1
+    print(
+        f"installs: {user.label} = {rel(user.venv)} (a wheel of this checkout,"
+        f" {'rebuilt now' if rebuilt else 'sources unchanged since it was built'}); {EDITABLE.label} = .venv"
+    )
+    installs = [user, EDITABLE]
+    base = take_turns(installs, lambda i: [i.python, "-c", "import doit"], args.repeats)
+    row(
+        "baseline: <venv>/bin/python -c 'import doit'",
+        "; ".join(f"{i.label}: {b.summary()}" for i, b in zip(installs, base, strict=True)),
+    )
 
     upstream: list[Upstream] = []
 
@@ -301,10 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             upstream.append(up)
         return upstream[0]
 
-    within = ("within 1.5x of the baseline", lambda t: t <= 1.5 * base.median)
     try:
-        bench_stack("three-layer stack", three_layer_stack(), "hello", base.median, within, args, get_up)
-        bench_stack("stack sample", sample_copy(), SAMPLE_CHANGED_APP, base.median, within, args, get_up)
+        bench_stack("three-layer stack", three_layer_stack(), "hello", installs, base, args, get_up)
+        bench_stack("stack sample", sample_copy(), SAMPLE_CHANGED_APP, installs, base, args, get_up)
         args.skip_upstream, args.change_repeats = True, 1  # generated stacks: our no-op time only
         growth: list[tuple[int, float]] = []
         for layers in args.layers:
@@ -313,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"generated stack of {layers} layers",
                 stack,
                 GENERATED_CHANGED_APP,
-                base.median,
-                within,
+                installs,
+                base,
                 args,
                 get_up,
             )
@@ -322,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"error: {exc}")
         return 1
-    print("\nno-op venvstacks build against layer count (above the baseline, per layer):")
+    print(f"\nno-op venvstacks build against layer count, {user.label} (above its baseline, per layer):")
     for layers, t in growth:
-        print(f"  {layers:>4} layers  {t:.3f} s  ({(t - base.median) * 1000 / layers:.1f} ms per layer)")
+        print(f"  {layers:>4} layers  {t:.3f} s  ({(t - base[0].median) * 1000 / layers:.1f} ms per layer)")
     print(f"\nload at the end: {load_line()}")
     return 0
 

@@ -2,7 +2,7 @@
 
 Run from the repo root: ``python3 bench/publish.py [--quick] [--skip-upstream] [--repeats N]``
 (it re-executes itself with ``.venv/bin/python``).  It builds ``stacks/sample`` in
-``bench/.cache/sample-copy`` if needed, then for each format (tar.xz, tar.gz, tar.zst, zip)
+``$CACHE/sample-copy`` if needed, then for each format (tar.xz, tar.gz, tar.zst, zip)
 times ``venvstacks publish <copy> --format F --output-dir <fresh dir> --force -j 2``
 (cold: a fresh output folder every time) and prints:
 
@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import (
-    CACHE_DIR,
     VENVSTACKS,
     BenchError,
     Samples,
@@ -46,6 +45,7 @@ from benchlib import (
     run_ok,
     sample_copy,
 )
+from cachedir import CACHE_DIR
 from upstream import Upstream, UpstreamError
 
 FORMATS = ("tar.xz", "tar.gz", "tar.zst", "zip")

@@ -4,8 +4,8 @@ Importable (``from bench.upstream import Upstream``, or with ``bench/`` on
 ``sys.path``: ``import upstream``) and runnable as ``python bench/upstream.py --selftest``
 (the self-test lives in ``upstream_selftest.py``).
 
-Upstream is installed into a throwaway venv (``bench/.cache/upstream-venv`` by
-default) made with ``python -m venv`` + pip.  It cannot download CPython here
+Upstream is installed into a throwaway venv (``upstream-venv`` in the bench cache,
+``cachedir.py``, by default) made with ``python -m venv`` + pip.  It cannot download CPython here
 (its runtimes come from GitHub), so every cold run must be preceded by
 :meth:`Upstream.seed_runtime`, which unpacks a python-build-standalone style
 ``install_only`` archive (top-level ``python/`` folder) to the place where
@@ -31,8 +31,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-CACHE_DIR = BENCH_DIR / ".cache"
+from cachedir import CACHE_DIR
+
 DEFAULT_VENV = CACHE_DIR / "upstream-venv"
 
 #: What goes into each release's throwaway venv.  For 0.7.0, hishel>=1.5 breaks pdm's

@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cachedir import CACHE_DIR, ROOT
 from upstream import (
-    BENCH_DIR,
-    CACHE_DIR,
     Upstream,
     UpstreamError,
     run_checked,
@@ -136,7 +135,7 @@ def runtime_from_project(request: str = "cpython@3.11", python: str | None = Non
     Runs in a subprocess of *python*: ``$BENCH_PROJECT_PYTHON``, else the repo's
     ``.venv/bin/python`` (made by ``dev.py``), else this interpreter.
     """
-    repo = BENCH_DIR.parent
+    repo = ROOT
     venv_python = repo / ".venv" / "bin" / "python"
     python = (
         python

@@ -388,7 +388,7 @@ def test_tasks_run_one_per_core_plus_two_by_default(
     monkeypatch.setattr(rundoit, "cores", lambda: 3)
     told: list[list[str]] = []
 
-    def run_doit(settings: Settings, args: list[str]) -> int:
+    def run_doit(settings: Settings, args: list[str], graph: object) -> int:
         told.append(list(args))
         return 0
 

@@ -195,6 +195,26 @@ def test_a_foreign_runtime_never_serves_a_host_build(cross_stack: Stack, tmp_pat
     )
 
 
+def test_relock_above_cross_built_layers_fetches_nothing_of_theirs(
+    cross_stack: Stack, simple_index: SimpleIndex, tmp_path: Path
+) -> None:
+    """The framework built for Windows only: its record of what vstest-native depends on
+    (lock/depmeta.py) spares relocking the app that package's metadata."""
+    make_wheel(simple_index.root, "vstest-extra", "1.0")
+    app = 'requirements = ["vstest-pure", "vstest-native"'  # the framework's package too
+    cross_stack.spec.write_text(cross_stack.spec.read_text().replace('requirements = ["vstest-pure"', app))
+    archive = foreign_runtime_archive(tmp_path / "pbs", WIN)
+    args = ["--platform", "win_amd64", *_archive_args({"win_amd64": archive})]
+    cross_stack.build(*args)
+    assert not (cross_stack.build_dir / "framework-native").exists()
+    cross_stack.spec.write_text(cross_stack.spec.read_text().replace(app, f'{app}, "vstest-extra"'))
+    simple_index.requests.clear()
+    assert "lock:app-hello" in cross_stack.build(*args).ran
+    asked = [path for path in simple_index.requests if path.startswith("/files/")]
+    assert any("vstest_extra-" in path for path in asked)
+    assert not any("vstest_native-" in path for path in asked)
+
+
 @pytest.mark.network  # numpy's real wheels for Windows and macOS, from the package index
 def test_numpy_framework_for_windows_and_macos(tmp_path: Path, runtime_cache: Path) -> None:
     stack = Stack(tmp_path / "stack", runtime_cache, index_url=None)

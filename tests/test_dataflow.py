@@ -4,8 +4,9 @@ The `lock:`, `export:` and `publish:` steps of a small versioned stack run in a 
 their own each (tests/support/reads.py), with every file they open for reading counted: the
 stack's lock files (own and lower layers' pylock and metadata), the runtime record, the
 layer's config, its distributions' metadata, the module files and the output folder's
-metadata must each be read at most once per step. (A step reads afresh what an earlier
-task wrote: tasks may run in other processes, or in another run.)
+metadata must each be read at most once per step, and so must the lower layers' records of
+what their packages depend on, which relocking above built layers reads. (A step reads
+afresh what an earlier task wrote: tasks may run in other processes, or in another run.)
 """
 
 from __future__ import annotations
@@ -74,6 +75,19 @@ def test_lock_parses_each_document_once(stack: Stack) -> None:
     relocked = step_reads(_versioned(stack), "lock", "app-hello")  # uv runs
     assert "attrs" in (stack.root / f"{app}.toml").read_text()
     assert {f"{app}.meta.json", f"{web}.toml", RECORD} <= relocked.keys()
+    assert read_twice(relocked) == {}
+
+
+def test_relock_above_built_layers_parses_their_records_once(stack: Stack) -> None:
+    # What the framework's packages depend on, recorded by its install (lock/depmeta.py); the
+    # runtime's lock pins nothing, so its record is not even looked for.
+    stack.build()
+    stack.app_requirements = ["attrs", "idna", "six"]
+    relocked = step_reads(stack.write(), "lock", "app-hello")
+    assert "six" in (stack.root / f"{LOCKS.format('app-hello')}.toml").read_text()
+    state = "share/venv/metadata/build-state/dependencies.json"
+    assert {f"_build/framework-web/{state}", RECORD} <= relocked.keys()
+    assert f"_build/cpython-3.11/{state}" not in relocked
     assert read_twice(relocked) == {}
 
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks.layout import IGNORE_VERDICTS
+from venvstacks.layout import VERDICTS
 
 PROBE = """
 import json, sys
 from pathlib import Path
-from venvstacks.stack import ignoreverdicts
+from venvstacks.stack import verdicts
 from venvstacks.stack.modfiles import module_files
 root, build = Path(sys.argv[1]), Path(sys.argv[2])
-ignoreverdicts.remember_in(build / ".venvstacks-gitignore.json")
+verdicts.remember_in(build / ".venvstacks-gitignore.json")
 entries = [e.rel for e in module_files(root / "app", root)]
 print(json.dumps({"entries": entries, "pathspec": "pathspec" in sys.modules}))
 """
@@ -56,7 +56,7 @@ EXPECTED = ["__init__.py", "data", "data/table.csv"]
 
 def test_a_run_where_nothing_changed_decides_nothing_again(repo: Path) -> None:
     assert listing(repo) == (EXPECTED, True)
-    assert (repo / "_build" / IGNORE_VERDICTS).is_file()
+    assert (repo / "_build" / VERDICTS).is_file()
     assert listing(repo) == (EXPECTED, False)
 
 
@@ -90,7 +90,7 @@ def test_a_file_added_to_a_module_is_noticed(repo: Path) -> None:
 @pytest.mark.parametrize("damage", ["not json", '{"version": 1, "verdicts": {"x": 1}}', "[]"])
 def test_a_damaged_record_is_decided_again(repo: Path, damage: str) -> None:
     listing(repo)
-    (repo / "_build" / IGNORE_VERDICTS).write_text(damage)
+    (repo / "_build" / VERDICTS).write_text(damage)
     assert listing(repo) == (EXPECTED, True)
     assert listing(repo) == (EXPECTED, False)
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.runtime_checks import local_cpython
 from tests.support.stacks import Stack
+from venvstacks.layout import DOIT_DB
 
 # Each test builds a stack end to end through the CLI, in subprocesses.
 pytestmark = pytest.mark.slow
@@ -166,6 +167,17 @@ def test_doit_info_forget_and_clean(built: Stack) -> None:
     assert not (built.build_dir / "app-hello").exists()
     assert built.build().ran == {"install:app-hello", "build:app-hello"}
     assert "hello from the app layer" in built.run_app()
+
+
+def test_a_plain_doit_no_op_writes_nothing_to_the_state_database(built: Stack) -> None:
+    """Nothing to do is read, not written: no task, and no sqlite transaction either."""
+    db = built.build_dir / DOIT_DB
+    _doit(built, "run")
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
+    out = _doit(built, "run")
+    assert not any(line.startswith(".  ") for line in out.splitlines())
+    assert "-- build:app-hello" in out.splitlines()
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
 
 
 def test_plain_doit_builds_one_app_and_what_it_needs(stack: Stack) -> None:

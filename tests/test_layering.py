@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "venvstacks"
 
 # The groups, lowest first, and what each may import besides itself (README "Layout").
-BASE = "base"  # errors, platforms, fsutil, tools, console, lazy, and the package's own __init__
+BASE = "base"  # errors, platforms, fsutil, tools, console, lazy, startup, and the package's own __init__
 ALLOWED: dict[str, set[str]] = {
     BASE: set(),
     "stack": {BASE},
@@ -37,10 +37,12 @@ _TOP_LEVEL = {
     "tools": BASE,
     "console": BASE,
     "lazy": BASE,
+    "startup": BASE,
     "layout": "layout",
     "layerconfig": "layout",
     "cli": "cli",
     "cli_options": "cli",
+    "cli_commands": "cli",
     "cli_settings": "cli",
     "cli_show": "cli",
     "cli_docs": "cli",

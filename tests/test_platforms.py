@@ -11,6 +11,7 @@ import platform as stdlib_platform
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 
 import pytest
 
@@ -113,8 +114,33 @@ def test_host_platform(
     monkeypatch: pytest.MonkeyPatch, sys_platform: str, machine: str, expected: str
 ) -> None:
     monkeypatch.setattr(sys, "platform", sys_platform)
-    monkeypatch.setattr(stdlib_platform, "machine", lambda: machine)
+    monkeypatch.setattr(platforms, "_machine", lambda: machine.lower())
     assert host_platform() is PLATFORMS[expected]
+
+
+@pytest.mark.parametrize("has_uname", [True, False])
+def test_the_machine_comes_from_os_uname_else_platform_machine(
+    monkeypatch: pytest.MonkeyPatch, has_uname: bool
+) -> None:
+    """os.uname where it exists (what platform.machine() reads there: no `platform` import
+    on a no-op run), platform.machine() elsewhere (Windows, simulated)."""
+    if has_uname:
+        monkeypatch.setattr(os, "uname", lambda: SimpleNamespace(machine="ARM64"))
+    else:
+        monkeypatch.delattr(os, "uname", raising=False)
+        monkeypatch.setattr(stdlib_platform, "machine", lambda: "AMD64")
+    platforms._machine.cache_clear()
+    try:
+        assert platforms._machine() == ("arm64" if has_uname else "amd64")
+    finally:
+        platforms._machine.cache_clear()
+
+
+def test_host_platform_reads_what_platform_machine_says() -> None:
+    """Where os.uname exists, it is what platform.machine() reads (so a no-op run does
+    without importing `platform`)."""
+    if hasattr(os, "uname"):
+        assert os.uname().machine == stdlib_platform.machine()
 
 
 # --- layer configs and the bin/python script --------------------------------------------------

@@ -15,13 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvstacks.cli_options import (
-    DeployCommand,
-    DocsCommand,
-    InitCommand,
-    VerifyCommand,
-    parse_command,
-)
+# First: the collector's start-up settings (startup.py) apply to all that loads after it.
+from venvstacks import startup  # noqa: F401
+from venvstacks.cli_options import StackCommand, parse_command
 from venvstacks.console import INTERRUPTED, say
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.layout import allow_local_runtime_default
@@ -30,11 +26,13 @@ from venvstacks.tools import exit_status, set_verbose, stop_children, stop_on_si
 
 # What only some commands run, loaded when one of them does (start-up stays small).
 if TYPE_CHECKING:
-    from venvstacks import cli_docs, cli_workflow, starter
+    from venvstacks import cli_commands, cli_docs, cli_workflow, starter
+    from venvstacks.cli_commands import DeployCommand, InitCommand, VerifyCommand
     from venvstacks.engine import rundoit
     from venvstacks.ship import deploy, rebuild, verify
 else:
-    cli_docs, cli_workflow, starter, rundoit, deploy, rebuild, verify = lazy_modules(
+    cli_commands, cli_docs, cli_workflow, starter, rundoit, deploy, rebuild, verify = lazy_modules(
+        "venvstacks.cli_commands",
         "venvstacks.cli_docs",
         "venvstacks.cli_workflow",
         "venvstacks.starter",
@@ -51,15 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     stop_on_signals()  # SIGTERM and SIGHUP (CI cancels, `timeout`, `kill`) as Ctrl-C
     try:
-        if isinstance(command, DeployCommand):
+        if isinstance(command, StackCommand):  # first: the others' classes load only for them
+            return cli_workflow.run_stack_command(command)
+        if isinstance(command, cli_commands.DeployCommand):
             return deploy_cmd(command)
-        if isinstance(command, VerifyCommand):
+        if isinstance(command, cli_commands.VerifyCommand):
             return verify_cmd(command)
-        if isinstance(command, InitCommand):
+        if isinstance(command, cli_commands.InitCommand):
             return init_cmd(command)
-        if isinstance(command, DocsCommand):
-            return cli_docs.docs_cmd(command)
-        return cli_workflow.run_stack_command(command)
+        return cli_docs.docs_cmd(command)
     except VenvStacksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

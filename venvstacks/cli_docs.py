@@ -14,7 +14,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from venvstacks.cli_options import DocsCommand
+from venvstacks.cli_commands import DocsCommand
 from venvstacks.console import say
 from venvstacks.errors import VenvStacksError
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from venvstacks import __version__
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.cli_parsers import (
+    OneCommand,
+    command_word,
     deploy_parser,
     docs_parser,
     init_parser,
@@ -27,8 +29,16 @@ from venvstacks.cli_parsers import (
     verify_parser,
 )
 from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import ALL_PLATFORMS
-from venvstacks.stack.spec import STACK_FILE
+
+# The command classes of deploy, verify, init and docs, loaded when one of them runs: a
+# build (or its no-op) makes none of them (each class costs ~0.5 ms to make).
+if TYPE_CHECKING:
+    from venvstacks import cli_commands
+    from venvstacks.cli_commands import DeployCommand, DocsCommand, InitCommand, VerifyCommand
+else:
+    (cli_commands,) = lazy_modules("venvstacks.cli_commands")
 
 DESCRIPTION = """\
 Build layered Python environments (runtime, frameworks, applications) from a
@@ -63,11 +73,15 @@ class StackCommand:
 
 @dataclass(frozen=True)
 class ShowCommand(StackCommand):
+    """`show`: the layers, or (`--graph`) the layer graph."""
+
     graph: str | None = None  # "mermaid" | "dot": the layer graph instead of the listing
 
 
 @dataclass(frozen=True)
 class LicensesCommand(StackCommand):
+    """`licenses`: what each app ships, under which licences."""
+
     from_dir: str | None = None  # read published SBOMs there instead of the built layers
     deny: tuple[str, ...] = ()  # SPDX identifiers
 
@@ -104,44 +118,11 @@ class OperationCommand(StackCommand):
     bytecode: bool | None = None  # None: VENVSTACKS_BYTECODE decides
 
 
-@dataclass(frozen=True)
-class DeployCommand:
-    published: str
-    target: str
-    include: tuple[str, ...] = ()
-    jobs: int | None = None  # layers unpacked at once; None: one per core
-    check: bool = True  # check the layers it would skip against their manifests
-    verbose: int = 0
-    quiet: int = 0
-
-
-@dataclass(frozen=True)
-class VerifyCommand:
-    folder: str
-    published: str | None = None
-    rebuild: bool = False
-    stack: str = STACK_FILE
-    allow_local_runtime: bool | None = None  # None: as published (or VENVSTACKS_ALLOW_LOCAL_RUNTIME=1)
-    verbose: int = 0
-    quiet: int = 0
-
-
-@dataclass(frozen=True)
-class InitCommand:
-    folder: str = "."
-    python: str | None = None  # X.Y; None: the Python running venvstacks
-    verbose: int = 0
-    quiet: int = 0
-
-
-@dataclass(frozen=True)
-class DocsCommand:
-    topic: str | None = None  # None: list the pages
-    verbose: int = 0
-    quiet: int = 0
-
-
-Command = StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand | DocsCommand
+Command: TypeAlias = (
+    "StackCommand | OperationCommand | DeployCommand | VerifyCommand | InitCommand | DocsCommand"
+)
+#: The commands that read no stack (their command classes: cli_commands.py).
+NO_STACK_COMMANDS = ("deploy", "verify", "init", "docs")
 GRAPH_FORMATS = ("mermaid", "dot")
 
 
@@ -150,7 +131,8 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
 
     Options accepted only for upstream's sake (docs/differences.md) are dropped here.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_word(argv))
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the command's own parser, so the error names its --help
         commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
@@ -158,15 +140,11 @@ def parse_command(argv: Sequence[str] | None) -> Command | None:
     if args.command is None:
         parser.print_help(sys.stderr)
         return None
-    kinds: dict[str, type[Command]] = {
-        "deploy": DeployCommand,
-        "verify": VerifyCommand,
-        "init": InitCommand,
-        "docs": DocsCommand,
-        "show": ShowCommand,
-        "licenses": LicensesCommand,
-        "prune": StackCommand,
-    }
+    kinds: Mapping[str, type[Command]] = (
+        cli_commands.BY_NAME
+        if args.command in NO_STACK_COMMANDS
+        else {"show": ShowCommand, "licenses": LicensesCommand, "prune": StackCommand}
+    )
     kind = kinds.get(args.command, OperationCommand)
     known = {f.name for f in fields(kind)}
     given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
@@ -183,14 +161,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `chosen` (a command's name), the options of that
+    command only, which parses that command's line exactly as the whole parser does."""
     parser = _Parser(prog="venvstacks", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"venvstacks {__version__}")
     # Also accepted after the command; separate names, since a subcommand's defaults would
     # overwrite what was given before it.
     for short, long, dest in (("-v", "--verbose", "pre_verbose"), ("-q", "--quiet", "pre_quiet")):
         parser.add_argument(short, long, dest=dest, action="count", default=0, help=f"as COMMAND {short}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    every = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub: Any = every if chosen is None else OneCommand(every, chosen)
     helps = {
         "show": "show the layers of a stack, their dependencies and lock status",
         "lock": "lock the selected layers (uv runs only where inputs changed)",
@@ -211,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     init_parser(sub)
     prune_parser(sub)
     docs_parser(sub)
-    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
+    parser.commands = dict(every.choices)  # type: ignore[attr-defined]
     return parser
 
 

@@ -1,9 +1,11 @@
 """The parsers of the commands that read no stack's options (deploy, verify, init, docs,
-prune), and the -v/-q every command takes; cli_options.py builds the whole command line."""
+prune), the -v/-q every command takes, and the parsing of one command's options only;
+cli_options.py builds the whole command line."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from venvstacks.layout import DEFAULT_BUILD_DIR
@@ -132,3 +134,29 @@ def verify_parser(sub: Any) -> None:
         "(default: as the published metadata's runtime_portable says)",
     )
     loudness(ver, "list every difference of a layer, not only the first three", "print only what differs")
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command an argument list names: its first word that is no option (every option
+    before the command name is a flag: -v, -q, -V, -h)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+class OneCommand:
+    """The subparsers action, for a command line naming `chosen`: every command is added
+    (the top-level help and its errors list them all) but only the chosen one gets its
+    options. Building all eleven is most of the time parsing takes (2 ms of a no-op)."""
+
+    def __init__(self, sub: Any, chosen: str) -> None:
+        self.sub, self.chosen = sub, chosen
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        parser = self.sub.add_parser(name, **kwargs)
+        return parser if name == self.chosen else Dropped()
+
+
+class Dropped:
+    """Takes the options of a command that is not run (and their groups), and drops them."""
+
+    def __getattr__(self, name: str) -> Callable[..., Dropped]:
+        return lambda *args, **kwargs: self

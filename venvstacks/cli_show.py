@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from venvstacks.cli_options import OperationCommand, ShowCommand, StackCommand
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind
-from venvstacks.engine.tasks import buildable
+from venvstacks.engine.tasks import TaskGraph, buildable
 from venvstacks.lazy import lazy_modules
 from venvstacks.runtimes.record import read_record
 from venvstacks.stack.graph import lower_layers
@@ -27,6 +27,8 @@ else:
 
 @dataclass(frozen=True)
 class Invocation:
+    """A stack command as run: its options, the settings loaded from them, the selected layers."""
+
     command: StackCommand
     settings: Settings
     selected: tuple[LayerSpec, ...]
@@ -34,10 +36,13 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Plan:
+    """What a lock, build, export or publish command will do, before doit runs it."""
+
     inv: Invocation
     operations: dict[str, list[TaskKind]]  # layer build name -> what the run does to it, in stack order
     tasks: tuple[str, ...]  # the tasks asked of doit (which runs what they need first)
     requested: dict[str, list[TaskKind]]  # layer build name -> the operations the command asked for
+    graph: TaskGraph  # every task, made once: the plan is read from it and doit runs it
 
     @property
     def command(self) -> OperationCommand:

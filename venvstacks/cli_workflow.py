@@ -30,6 +30,7 @@ from venvstacks.engine.closure import layer_operations, task_closure
 from venvstacks.engine.rundoit import check_ok, default_jobs, hold_build_lock, run_doit, stop_and_release
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import Force, TaskKind, TaskName, subtask_name
+from venvstacks.engine.tasks import task_graph
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import dump_json
 from venvstacks.layout import BUILT
@@ -118,8 +119,9 @@ def plan_tasks(inv: Invocation, cmd: OperationCommand) -> Plan:
     }
     tasks = tuple(_task_names(inv.settings, ordered))
     # What the run does: the tasks asked for and all that doit runs before them.
-    listing = layer_operations(inv.settings, task_closure(inv.settings, tasks))
-    return Plan(inv, listing, tasks, ordered)
+    graph = task_graph(inv.settings)
+    listing = layer_operations(inv.settings, task_closure(graph, tasks))
+    return Plan(inv, listing, tasks, ordered, graph)
 
 
 _COMMAND_KIND = {"lock": TaskKind.LOCK, "local-export": TaskKind.EXPORT, "publish": TaskKind.PUBLISH}
@@ -172,7 +174,7 @@ def prepare(plan: Plan, cmd: OperationCommand) -> Plan:
         layers = [settings.stack.layer(name) for name in plan.requested]
         forced += [TaskKind.LOCK.task(layer.env_name) for layer in layers if layer.enabled]
     if forced:
-        check_ok(run_doit(settings, ["forget", *forced]))
+        check_ok(run_doit(settings, ["forget", *forced], plan.graph))
     return plan
 
 
@@ -191,7 +193,7 @@ def run_tasks(plan: Plan, cmd: OperationCommand) -> int:
         options += ["-v", "2"]
     if cmd.quiet:
         options += ["--reporter", "error-only"]
-    check_ok(run_doit(plan.inv.settings, [*options, *plan.tasks]))
+    check_ok(run_doit(plan.inv.settings, [*options, *plan.tasks], plan.graph))
     return 0
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 from doit import get_var
 
+# First: the collector's start-up settings (startup.py) apply to all that loads after it.
+from venvstacks import startup  # noqa: F401
 from venvstacks.console import interrupt_in_one_line, say
 from venvstacks.engine.rundoit import hold_build_lock, load_stack_for, namespace, stack_path, stop_and_release
 from venvstacks.engine.settings import Settings

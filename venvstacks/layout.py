@@ -20,6 +20,7 @@ from venvstacks.stack.targets import default_macos
 # platforms.Platform.)
 STATE_DIR = Path("share/venv/metadata/build-state")
 INSTALLED = STATE_DIR / "installed.json"  # target of install:<layer>
+INSTALLED_DEPS = STATE_DIR / "dependencies.json"  # what its packages depend on (lock/depmeta.py)
 ENV_IDENTITY = STATE_DIR / "env.json"
 BUILT = STATE_DIR / "built.json"  # target of build:<layer>
 LAYER_CONFIG = Path("share/venv/metadata/venvstacks_layer.json")
@@ -49,7 +50,9 @@ RUNTIME_STATE_DIR = ".runtimes"  # in a build folder: what each runtime: task re
 # At the top of a build folder: doit's state DB and the lock serialising invocations on it.
 DOIT_DB = ".venvstacks-doit.sqlite3"
 BUILD_LOCK = ".venvstacks.lock"
-IGNORE_VERDICTS = ".venvstacks-gitignore.json"  # what .gitignore rules decided (stack/ignoreverdicts.py)
+# Decisions remembered between runs (stack/verdicts.py); named when it held only what the
+# .gitignore rules decided, kept so that build folders keep theirs.
+VERDICTS = ".venvstacks-gitignore.json"
 # A folder holding any of these is a build, export or publish output, never a stack input.
 OUTPUT_MARKERS = (DOIT_DB, BUILD_LOCK, METADATA_DIR)
 
@@ -81,6 +84,8 @@ def tag_suffix(target_platform: str, tag_outputs: bool) -> str:
 
 @dataclass(frozen=True)
 class LockFiles:
+    """Where a layer's lock lives: its requirements input, its pylock file and the lock metadata."""
+
     requirements_in: Path
     pylock: Path
     meta: Path
@@ -122,6 +127,8 @@ def bytecode_default() -> bool:
 
 @dataclass(frozen=True)
 class OutputOptions:
+    """Where exports and published archives go, and how archives are made and named."""
+
     export_dir: Path
     publish_dir: Path
     archive_format: str | None = None  # --format; None: the platform's default (`format`)

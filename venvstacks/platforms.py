@@ -16,19 +16,30 @@ platform, from the macOS deployment target rather than the build machine.
 
 from __future__ import annotations
 
+import functools
 import os
-import platform
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from venvstacks.lazy import lazy_modules
+
+# Only where os.uname is missing (Windows): importing it compiles a dozen regular
+# expressions, a tenth of the imports of a no-op run of our own.
+if TYPE_CHECKING:
+    import platform
+else:
+    (platform,) = lazy_modules("platform")
 
 Family = Literal["linux", "macos", "windows"]
 
 
 @dataclass(frozen=True)
 class Platform:
+    """One of the six platforms a layer can be built for, and every fact that differs by it."""
+
     name: str  # as a stack file's `platforms` spells it
     family: Family  # also python-build-standalone's (pbs-installer's) platform name
     arch: str  # pbs-installer's architecture name
@@ -175,13 +186,20 @@ def platform_of_tag(tag: str) -> Platform | None:
 
 def host_platform() -> Platform:
     """This machine's platform."""
-    machine = platform.machine().lower()
+    machine = _machine()
     arch = _ARCH.get(machine, machine)
     if sys.platform == "darwin":
         return PLATFORMS["macosx_arm64" if arch == "aarch64" else "macosx_x86_64"]
     if sys.platform == "win32":
         return PLATFORMS["win_arm64" if arch == "aarch64" else "win_amd64"]
     return PLATFORMS.get(f"linux_{arch}") or Platform(f"linux_{arch}", "linux", arch, arch)
+
+
+@functools.cache
+def _machine() -> str:
+    """This machine's architecture, lower case, as platform.machine() says it (asked once: a
+    build asks for this machine's platform hundreds of times)."""
+    return (os.uname().machine if hasattr(os, "uname") else platform.machine()).lower()
 
 
 def platform_tag() -> str:

@@ -94,7 +94,11 @@ def lock(settings: Settings, name: str) -> None:
     layer = settings.stack.layer(name)
     runtime = unpacked_runtime(settings, layer, runtime_record(settings, layer))
     python = runtime.python_dir / host_platform().runtime_python
-    locking.lock_layer(settings.stack, layer, python, runtime.record.version, settings.lock, log)
+    # Where lower layers may be built (this machine's folder first, then this run's other
+    # platforms): their records of what their packages depend on spare uv asking the index.
+    built = dict.fromkeys([settings.host().platform_dir, *(s.platform_dir for s in settings.builds())])
+    version = runtime.record.version
+    locking.lock_layer(settings.stack, layer, python, version, settings.lock, log, tuple(built))
 
 
 def install(settings: Settings, name: str) -> None:

@@ -2,8 +2,8 @@
 
 doit runs a task's `task_dep` and the tasks producing its `file_dep` first, so asking for
 `publish:app-x` also locks and builds app-x, its lower layers and its runtime.
-`--show-only` and `--json` list what follows from that closure, computed from the same
-task dicts doit is given, so the listing is the run.
+`--show-only` and `--json` list what follows from that closure, computed from the very
+task dicts doit is then given (`tasks.task_graph`, made once), so the listing is the run.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from collections.abc import Iterable
 
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind, TaskName
-from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.engine.tasks import TaskDict, TaskGraph
 
 
-def task_closure(settings: Settings, requested: Iterable[str]) -> set[str]:
+def task_closure(graph: TaskGraph, requested: Iterable[str]) -> set[str]:
     """The requested tasks and every task doit runs (or finds up to date) before them."""
     tasks: dict[str, TaskDict] = {
-        kind.task(task["name"]): task for kind, creator in CREATORS.items() for task in creator(settings)
+        kind.task(task["name"]): task for kind, dicts in graph.items() for task in dicts
     }
     producer = {str(target): name for name, task in tasks.items() for target in task.get("targets", [])}
     seen: set[str] = set()

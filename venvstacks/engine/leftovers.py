@@ -27,6 +27,8 @@ else:
 
 @dataclass(frozen=True)
 class Leftover:
+    """A folder a layer no longer in the stack left behind."""
+
     path: Path
     layer: str  # the build name it belonged to
 

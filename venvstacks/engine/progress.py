@@ -43,6 +43,8 @@ def _layer_of(task: str) -> str:
 
 @dataclass
 class _Running:
+    """A long task: when it started and when its next progress line is due."""
+
     started: float
     next_line: float
 

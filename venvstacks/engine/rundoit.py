@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import gc
 import os
 import shutil
@@ -18,7 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from doit import plugin as doit_plugin
+from doit.cmd_base import TaskLoader2
 from doit.exceptions import TaskFailed
+from doit.loader import generate_tasks
 from doit.reporter import ConsoleReporter
 
 from venvstacks.console import say
@@ -27,12 +31,12 @@ from venvstacks.engine.progress import Heartbeat
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.taskkind import DEFAULT_KINDS, TaskKind
-from venvstacks.engine.tasks import CREATORS, TaskDict
+from venvstacks.engine.tasks import CREATORS, TaskDict, TaskGraph
 from venvstacks.errors import VenvStacksError, os_error_line
-from venvstacks.layout import BUILD_LOCK, IGNORE_VERDICTS
+from venvstacks.layout import BUILD_LOCK, VERDICTS
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
-from venvstacks.stack import ignoreverdicts
+from venvstacks.stack import verdicts
 from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import STACK_FILE, load_stack
 from venvstacks.tools import stop_children, uv_bin
@@ -43,9 +47,9 @@ if sys.platform != "win32":
 # file's namespace needs none of it).
 if TYPE_CHECKING:
     import filelock
-    from doit import cmd_base, doit_cmd
+    from doit import doit_cmd
 else:
-    filelock, cmd_base, doit_cmd = lazy_modules("filelock", "doit.cmd_base", "doit.doit_cmd")
+    filelock, doit_cmd = lazy_modules("filelock", "doit.doit_cmd")
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:
@@ -74,34 +78,78 @@ def default_jobs() -> int:
     return cores() + 2
 
 
-def namespace(settings: Settings) -> dict[str, Any]:
-    """A dodo-module namespace: DOIT_CONFIG plus one `task_<kind>` creator per kind."""
+def namespace(settings: Settings, graph: TaskGraph | None = None) -> dict[str, Any]:
+    """A dodo-module namespace: DOIT_CONFIG plus one `task_<kind>` creator per kind, giving
+    the tasks of `graph` if the caller has made them already (the CLI, for its plan)."""
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     check_state_db(settings.doit_db)
     uv_bin()  # resolve once on the main thread, before tasks run in threads
     new_run()
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
-        ns[f"task_{kind.prefix}"] = _creator(kind, creator, settings)
+        made = None if graph is None else graph[kind]
+        ns[f"task_{kind.prefix}"] = _creator(kind, functools.partial(creator, settings), made)
     return ns
 
 
 def _creator(
-    kind: TaskKind, creator: Callable[[Settings], Iterator[TaskDict]], settings: Settings
+    kind: TaskKind, create: Callable[[], Iterator[TaskDict]], made: list[TaskDict] | None
 ) -> Callable[[], Iterator[TaskDict]]:
     def task_creator() -> Iterator[TaskDict]:
-        yield {"name": None, "doc": kind.doc}
-        yield from creator(settings)
+        # The group task (`doit build`) has nothing of its own to do: up to date, so doit
+        # does not record it as run, and a no-op writes nothing to its state database (a
+        # write is an sqlite transaction and its fsyncs: 2-15 ms of a 0.1 s run).
+        yield {"name": None, "doc": kind.doc, "uptodate": [True]}
+        # doit rewrites the dicts it is given (their names): a copy of each made one.
+        yield from (create() if made is None else ({**task} for task in made))
 
     task_creator.__doc__ = kind.doc
     return task_creator
 
 
-def run_doit(settings: Settings, argv: Sequence[str]) -> int:
-    """Run doit with our tasks; returns doit's exit code."""
+def run_doit(settings: Settings, argv: Sequence[str], graph: TaskGraph | None = None) -> int:
+    """Run doit with our tasks (those of `graph`, if made already); returns doit's exit code."""
     hold_build_lock(settings.build_dir)
-    main = doit_cmd.DoitMain(cmd_base.ModuleTaskLoader(namespace(settings)), config_filenames=())
-    return int(main.run(list(argv)) or 0)  # some commands (forget) return None
+    main = doit_cmd.DoitMain(StackLoader(namespace(settings, graph)), config_filenames=())
+    with _no_plugins():
+        return int(main.run(list(argv)) or 0)  # some commands (forget) return None
+
+
+class StackLoader(TaskLoader2):  # type: ignore[misc]
+    """doit's task loader for the `venvstacks` command: the namespace's tasks, kind by kind.
+
+    What doit's own loader of a namespace does, less finding each creator's line in its
+    source file to sort them by (inspect reads and tokenizes this file for it: 2 ms of a
+    0.1 s no-op); they come in `CREATORS` order, which that sort keeps (one line for all).
+    """
+
+    def __init__(self, ns: dict[str, Any]) -> None:
+        super().__init__()
+        self.ns = ns
+
+    def load_doit_config(self) -> dict[str, Any]:
+        return dict(self.ns["DOIT_CONFIG"])
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
+        return [
+            task
+            for kind in CREATORS
+            for task in generate_tasks(kind.prefix, self.ns[f"task_{kind.prefix}"](), kind.doc)
+        ]
+
+
+@contextlib.contextmanager
+def _no_plugins() -> Iterator[None]:
+    """doit without its plugins for the `venvstacks` command: it runs doit's own `run` and
+    `forget` with our loader, reporter and backend, so scanning every installed package's
+    entry points for more (3 ms of a 0.1 s no-op) finds nothing it would use. Plain doit
+    keeps them."""
+    saved = doit_plugin.entry_points_impl
+    doit_plugin.entry_points_impl = lambda: lambda group: ()
+    try:
+        yield
+    finally:
+        doit_plugin.entry_points_impl = saved
 
 
 # sqlite cannot open a database (and its journal beside it) past ~512 bytes of path.
@@ -273,9 +321,10 @@ def check_ok(code: int) -> None:
 
 def load_stack_for(path: Path, build_dir: Path) -> StackSpec:
     """The stack file at `path`, loaded for a run on `build_dir`: what the `.gitignore` files
-    decided about its module folders is kept there, so that a run where they did not change
-    decides nothing again (and does not load pathspec)."""
-    ignoreverdicts.remember_in(build_dir / IGNORE_VERDICTS)
+    decided about its module folders, and which requirements are valid, is kept there, so
+    that a run where they did not change decides nothing again (and loads neither pathspec
+    nor packaging's parser)."""
+    verdicts.remember_in(build_dir / VERDICTS)
     return load_stack(path)
 
 

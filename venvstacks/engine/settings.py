@@ -29,6 +29,8 @@ from venvstacks.stack.model import LayerSpec, StackSpec
 
 @dataclass(frozen=True)
 class Settings:
+    """A run's stack, build folder, options and the platform it builds for."""
+
     stack: StackSpec
     build_dir: Path
     runtimes: RuntimeOptions

@@ -258,6 +258,14 @@ def _module_files(stack: StackSpec, layer: LayerSpec) -> list[Path]:
     return [path for m in layer.modules for path in module_inputs(m, stack.root)]
 
 
+TaskGraph = dict[TaskKind, list[TaskDict]]
+"""Every task of a stack, by kind: what `plan` lists and doit runs (made once per command)."""
+
+
+def task_graph(settings: Settings) -> TaskGraph:
+    return {kind: list(creator(settings)) for kind, creator in CREATORS.items()}
+
+
 CREATORS: dict[TaskKind, Callable[[Settings], Iterator[TaskDict]]] = {
     TaskKind.RUNTIME: runtime_tasks,
     TaskKind.LOCK: lock_tasks,

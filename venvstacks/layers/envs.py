@@ -28,7 +28,7 @@ from venvstacks.layers import crossvenv
 from venvstacks.layers.state import EnvIdentity, Installed
 from venvstacks.layout import INSTALLED
 from venvstacks.lazy import lazy_modules
-from venvstacks.lock import pylock
+from venvstacks.lock import depmeta, pylock
 from venvstacks.lock.pylockdoc import Pylock
 from venvstacks.platforms import Platform
 from venvstacks.runtimes.cache import install_runtime
@@ -85,7 +85,7 @@ def install_runtime_layer(
     if _has_work(env_dir, record.version, lock_path, install):
         _sync(env_dir, record.version, lock_path, install, python=install.target.facts.runtime_python)
     check_wheel_tags(env_dir, record.version, install.target)
-    _finish(env_dir, identity, lock_path)
+    _finish(env_dir, identity, lock_path, install.target.facts.site_packages(record.version))
 
 
 def install_venv_layer(
@@ -112,7 +112,7 @@ def install_venv_layer(
         _sync(env_dir, runtime.version, lock_path, install, python=install.target.facts.layer_python)
     check_wheel_tags(env_dir, runtime.version, install.target)
     _remove_scripts(env_dir, runtime.version, install)
-    _finish(env_dir, identity, lock_path)
+    _finish(env_dir, identity, lock_path, install.target.facts.site_packages(runtime.version))
 
 
 def _start(env_dir: Path) -> None:
@@ -124,8 +124,10 @@ def _start(env_dir: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _finish(env_dir: Path, identity: EnvIdentity, lock_path: Path) -> None:
+def _finish(env_dir: Path, identity: EnvIdentity, lock_path: Path, site_dir: PurePosixPath) -> None:
     lock = Pylock.read(lock_path)
+    # What its packages depend on, for locking the layers above (lock/depmeta.py).
+    depmeta.record_installed(env_dir, site_dir, lock)
     pins = sorted(lock.pins.items())
     installed = Installed(identity, pylock.requirements_hash(lock), tuple(f"{n}=={v}" for n, (v, _) in pins))
     write_atomic(env_dir / INSTALLED, installed.text())

@@ -3,7 +3,8 @@
 `install:` and `build:` write them last, as their doit targets (docs/doit.md): each holds only
 what follows from the step's inputs, so an identical rerun writes the same bytes and wakes
 nothing above. Only `env.json` and `modules.json` are read back, to decide what a rerun keeps;
-a damaged one counts as nothing recorded, so the step redoes its work.
+a damaged one counts as nothing recorded, so the step redoes its work. `install:` also writes
+`dependencies.json`, which `lock:` of the layers above reads (its class: `lock/depmeta.py`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import write_if_changed
 from venvstacks.layout import LockFiles
-from venvstacks.lock import pylock, uvconfig, validity
+from venvstacks.lock import depmeta, pylock, uvconfig, validity
 from venvstacks.lock.lockmeta import InputHashes, LockMetadata
 from venvstacks.lock.pylockdoc import HEADER, Pylock
 from venvstacks.lock.uvconfig import LockOptions
@@ -41,9 +41,11 @@ def lock_layer(
     runtime_version: str,
     options: LockOptions,
     log: Callable[[str], None],
+    build_dirs: Sequence[Path] = (),
 ) -> bool:
     """Lock one layer for its runtime (`python`, CPython `runtime_version` X.Y.Z); returns
-    whether its pylock changed."""
+    whether its pylock changed. `build_dirs`: folders where its lower layers may be built,
+    whose records of what their packages depend on spare uv fetching it (`depmeta`)."""
     locks = Locks(stack)  # each lock file this step needs, read once (validity.LockedLayer)
     locked = locks.of(layer)
     files = locked.files
@@ -68,8 +70,9 @@ def lock_layer(
         files.requirements_in,
         HEADER.format(layer=layer.env_name) + "".join(f"{r}\n" for r in layer.requirements),
     )
+    known = depmeta.lower_layers_deps(locks.lowers(layer), build_dirs)
     try:
-        raw = _run_uv(stack, layer, files, python, py_version, lower_locks, options)
+        raw = _run_uv(stack, layer, files, python, py_version, lower_locks, options, known)
     except VenvStacksError as exc:
         raise VenvStacksError(f"{exc}{_pins_involved(str(exc), lowers, lower_locks)}") from None
     raw = pylock.relative_wheel_paths(raw, files.pylock.parent)
@@ -120,6 +123,7 @@ def _run_uv(
     py_version: str,
     lower_locks: list[Pylock],
     options: LockOptions,
+    known: list[depmeta.PackageDeps],
 ) -> Pylock:
     with tempfile.TemporaryDirectory(prefix="venvstacks-lock-") as tmp:
         work = Path(tmp)
@@ -131,6 +135,7 @@ def _run_uv(
         constraints.write_text("".join(f"{line}\n" for line in pylock.constraint_lines(lower_locks)))
         config = work / "uv.toml"
         settings = uvconfig.uv_settings(stack, layer, options.index, options.local_wheels)
+        settings = depmeta.with_dependency_metadata(settings, known)  # never a lock input
         config.write_text(tomli_w.dumps(uvconfig.anchored(settings, stack.root)))
         resolver = uvconfig.resolver_project(stack, layer, py_version)
         if "tool" in resolver:

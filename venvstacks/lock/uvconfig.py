@@ -26,6 +26,9 @@ from venvstacks.stack.targets import Target, glibc_of, macos_of, target_text
 
 @dataclass(frozen=True)
 class LockOptions:
+    """What the command line asks of locking: pins that may move, layers locked afresh, and
+    package sources."""
+
     upgrade: bool = False  # let every pin move
     upgrade_packages: tuple[str, ...] = ()  # let these pins move
     index: bool = True  # False: resolve from local wheels only

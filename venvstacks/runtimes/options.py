@@ -52,6 +52,8 @@ def parse_archive_entry(text: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class RuntimeOptions:
+    """Where runtimes come from (source policy, mirror, explicit archives) and where they are cached."""
+
     cache_dir: Path
     policy: Policy = "auto"
     mirror: str | None = None  # replaces the python-build-standalone release download base

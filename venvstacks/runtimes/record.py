@@ -28,6 +28,8 @@ ENTRY_PYTHON = "python"  # in a cache entry: the unpacked install_only tree
 
 @dataclass(frozen=True)
 class RuntimeRecord:
+    """What `runtime:` resolved a runtime request to: the exact CPython, where it came from, its hash."""
+
     request: str  # as written in the stack file, e.g. "cpython@3.11"
     implementation: str
     version: str  # the exact X.Y.Z it resolved to

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from venvstacks.errors import SpecError
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import ALL_PLATFORMS
-from venvstacks.stack import modfiles
+from venvstacks.stack import modfiles, verdicts
 from venvstacks.stack.graph import LinearizationError, c3_linearize
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
@@ -30,12 +30,16 @@ from venvstacks.stack.modfiles import module_name
 if TYPE_CHECKING:
     import difflib
 
+    import packaging
     from packaging import requirements as pep508
     from packaging import utils as putils
 else:
-    # Parsing requirements compiles packaging's grammar (about 20 ms); bare names need none.
+    # Parsing requirements compiles packaging's grammar (about 10-20 ms): bare names need
+    # none, and a requirement found valid before is remembered (`verdicts`).
     # difflib only suggests a name for a misspelt key.
-    pep508, putils, difflib = lazy_modules("packaging.requirements", "packaging.utils", "difflib")
+    packaging, pep508, putils, difflib = lazy_modules(
+        "packaging", "packaging.requirements", "packaging.utils", "difflib"
+    )
 
 DEFAULT_LINUX_TARGET = "glibc@2.28"
 # A layer's build name is its name behind its kind's prefix (`LayerKind.prefix` reads this),
@@ -102,6 +106,10 @@ def requirements(t: LayerTable) -> tuple[str, ...]:
     for value in values:
         if _BARE_NAME.match(value):
             continue  # a PEP 508 name alone: valid, and the most common requirement
+        remembered = verdicts.current()
+        key = requirement_key(value)
+        if remembered.get(key):
+            continue  # found valid before, by this version of packaging
         try:
             pep508.Requirement(value)
         except pep508.InvalidRequirement as exc:
@@ -109,7 +117,15 @@ def requirements(t: LayerTable) -> tuple[str, ...]:
             raise t.fail(
                 "requirements", f"invalid requirement {value!r} ({first}); use PEP 508 syntax"
             ) from None
+        remembered.add(key, True)
     return values
+
+
+def requirement_key(value: str) -> str:
+    """The verdict key of a requirement found valid: the string with the version of
+    packaging that parsed it. Two NULs (and NUL is in no requirement) keep it apart from
+    a `.gitignore` verdict's key, which has one."""
+    return f"pep508\0{packaging.__version__}\0{value}"
 
 
 def python_implementation(t: LayerTable) -> str:

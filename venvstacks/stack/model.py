@@ -18,6 +18,8 @@ from venvstacks.stack.kinds import LayerKind
 
 @dataclass(frozen=True)
 class LayerSpec:
+    """One layer of a stack file (runtime, framework or application), checked and resolved."""
+
     kind: LayerKind
     name: str  # as written in the stack file
     env_name: str  # build name: cpython-3.11, framework-x, app-y
@@ -54,6 +56,8 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class StackSpec:
+    """A stack file, loaded: its layers in build order and its `[tool.uv]` settings."""
+
     path: Path
     layers: tuple[LayerSpec, ...]  # runtimes, frameworks, applications: lower layers first
     uv_config: Mapping[str, Any]

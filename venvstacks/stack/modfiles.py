@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import is_bytecode, sha256_file
 from venvstacks.lazy import lazy_modules
-from venvstacks.stack import ignoreverdicts
+from venvstacks.stack import ignoreverdicts, verdicts
 
 if TYPE_CHECKING:
     import pathspec
@@ -209,14 +209,14 @@ class _GitIgnores:
     As git: patterns are relative to their file's folder, a deeper file overrides a
     shallower one, and an ignored folder is not entered (its contents stay ignored).
     A verdict decided before for the same `.gitignore` texts is taken as it was
-    (`ignoreverdicts`); pathspec is loaded only to decide a new one.
+    (`ignoreverdicts`, `verdicts`); pathspec is loaded only to decide a new one.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.texts: dict[Path, str | None] = {}
         self.specs: dict[Path, pathspec.GitIgnoreSpec] = {}
-        self.verdicts = ignoreverdicts.current()
+        self.verdicts = verdicts.current()
 
     def enter(self, folder: Path) -> None:
         for parent in (*reversed(folder.relative_to(self.root).parents), folder.relative_to(self.root)):
