@@ -50,7 +50,7 @@ def test_the_pool_writes_what_compile_dir_writes(tmp_path: Path) -> None:
     files = library_sources(lib)
     assert "stray.py" not in " ".join(files) and not any("linked_dir" in f for f in files)
     with CompilePools(2) as pools:
-        pools.compile(Path(sys.executable), files).result()
+        pools.compile(Path(sys.executable), files, layer="lib").result()
         assert pools.progress() == f"{len(files)} of {len(files)} files compiled"
     assert snapshot(tmp_path) == expected
 
@@ -63,7 +63,7 @@ def test_missing_only_leaves_shipped_pycs_alone(tmp_path: Path) -> None:
     shipped = Path(written)
     before = shipped.read_bytes()
     with CompilePools(2) as pools:
-        pools.compile(Path(sys.executable), library_sources(lib), missing_only=True).result()
+        pools.compile(Path(sys.executable), library_sources(lib), missing_only=True, layer="lib").result()
     assert shipped.read_bytes() == before
     assert (lib / "pkg" / "__pycache__").joinpath(Path(shipped.name.replace("m0.", "m1."))).is_file()
 
@@ -72,7 +72,7 @@ def test_a_python_that_cannot_start_fails_its_jobs_in_one_line(tmp_path: Path) -
     lib = _tree(tmp_path)
     python = tmp_path / "no-such-python"
     with CompilePools(2) as pools:
-        error = pools.compile(python, library_sources(lib)).exception(timeout=60)
+        error = pools.compile(python, library_sources(lib), layer="lib").exception(timeout=60)
     assert isinstance(error, VenvStacksError)
     assert str(error).startswith(f"byte-compiling with {python} failed: "), str(error)
     assert "\n" not in str(error)
@@ -83,7 +83,7 @@ def test_a_worker_that_dies_fails_the_job_with_its_last_words(tmp_path: Path) ->
     python.write_text("#!/bin/sh\necho 'worker: out of memory' >&2\nexit 3\n")
     python.chmod(0o755)
     with CompilePools(1) as pools:
-        error = pools.compile(python, [str(tmp_path / "x.py")]).exception(timeout=60)
+        error = pools.compile(python, [str(tmp_path / "x.py")], layer="lib").exception(timeout=60)
     assert str(error) == f"byte-compiling with {python} failed: worker: out of memory"
 
 
@@ -96,7 +96,7 @@ def test_abandoning_stops_every_worker_and_fails_what_waits(tmp_path: Path) -> N
     python.write_text(f"#!/bin/sh\necho $$ > {fifo}\nexec sleep 600\n")
     python.chmod(0o755)
     pools = CompilePools(2)
-    job = pools.compile(python, [str(tmp_path / f"m{i}.py") for i in range(3 * CHUNK)])
+    job = pools.compile(python, [str(tmp_path / f"m{i}.py") for i in range(3 * CHUNK)], layer="lib")
     pids: list[int] = []
     while len(pids) < 2:  # both workers have started once both wrote their pid
         # Each open waits for a writer and reads to the end of what the open writers wrote;
@@ -109,7 +109,7 @@ def test_abandoning_stops_every_worker_and_fails_what_waits(tmp_path: Path) -> N
     error = job.exception(timeout=10)
     assert isinstance(error, VenvStacksError) and "byte-compiling was stopped" in str(error)
     with pytest.raises(VenvStacksError, match="byte-compiling was stopped"):
-        pools.compile(Path(sys.executable), ["x.py"])
+        pools.compile(Path(sys.executable), ["x.py"], layer="lib")
 
 
 def test_a_few_files_take_one_python_start_and_many_take_one_per_worker(tmp_path: Path) -> None:
@@ -120,7 +120,41 @@ def test_a_few_files_take_one_python_start_and_many_take_one_per_worker(tmp_path
     python.chmod(0o755)
     files = library_sources(lib)
     with CompilePools(2) as pools:
-        pools.compile(python, files[:3]).result()
+        pools.compile(python, files[:3], layer="lib").result()
         assert len(starts.read_text().split()) == 1
-        pools.compile(python, files).result()  # several chunks: a second worker
+        pools.compile(python, files, layer="lib").result()  # several chunks: a second worker
     assert len(starts.read_text().split()) == 2
+
+
+def _running(token: str) -> list[str]:
+    """Command lines of the live processes that name ``token``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # ended meanwhile
+        if token in text and state != "Z":
+            found.append(text)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="lists processes through /proc")
+def test_a_worker_out_of_time_is_stopped_and_names_the_layer(tmp_path: Path) -> None:
+    # A "Python" that never answers (the hang simulated: a shell loop that outlives any
+    # limit), named by its own path so that a leftover shows in /proc.
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\nwhile :; do sleep 1; done\n")
+    python.chmod(0o755)
+    with CompilePools(1, limit=1) as pools:
+        job = pools.compile(python, [str(tmp_path / f"m{i}.py") for i in range(3)], layer="app-x")
+        error = job.exception(timeout=60)  # the limit's own timer ends the wait
+        assert str(error) == (
+            "postinstall of app-x (byte-compiling) did not finish within 1 s and was stopped; "
+            "VENVSTACKS_POSTINSTALL_TIMEOUT gives it longer"
+        )
+        # Nothing more compiles with that Python: what was queued fails the same way.
+        later = pools.compile(python, [str(tmp_path / "n.py")], layer="app-y")
+        assert later.exception(timeout=60) is error
+    assert _running(str(python)) == []

@@ -202,6 +202,32 @@ def test_a_target_that_cannot_be_created_is_one_line(published: Path, tmp_path: 
     assert str(refused.value).endswith("); choose another path")
 
 
+def test_byte_compiling_out_of_time_stops_the_deploy(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No chunk of files compiles within a millisecond (a worker takes longer to start).
+    monkeypatch.setenv("VENVSTACKS_POSTINSTALL_TIMEOUT", "0.001")
+    target = tmp_path / "target"
+    with pytest.raises(VenvStacksError) as stopped:
+        quiet_deploy(published, target)
+    assert re.fullmatch(
+        r"postinstall of \S+ \(byte-compiling\) did not finish within 0\.001 s and was stopped; "
+        r"VENVSTACKS_POSTINSTALL_TIMEOUT gives it longer",
+        str(stopped.value),
+    ), str(stopped.value)
+    assert layer_dirs(target) == []  # nothing moved into place, no staging folder left
+    assert [p.name for p in target.iterdir() if p.name.startswith(".") and "partial" in p.name] == []
+
+
+def test_a_bad_time_limit_is_refused_before_anything_is_touched(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VENVSTACKS_POSTINSTALL_TIMEOUT", "soon")
+    with pytest.raises(VenvStacksError, match=r"^VENVSTACKS_POSTINSTALL_TIMEOUT='soon' is not a number"):
+        quiet_deploy(published, tmp_path / "target")
+    assert not (tmp_path / "target").exists()
+
+
 def _damage(published: Path, name: str, how: str) -> None:
     archive = published / name
     data = archive.read_bytes()
@@ -451,7 +477,7 @@ def test_byte_compiling_for_over_two_seconds_says_how_it_gets_on(
         if line.startswith("   byte-compiling: "):
             ticked.set()
 
-    def slow_compile(pools: CompilePools, python: Path, files: list[str], **kw: bool) -> Future[None]:
+    def slow_compile(pools: CompilePools, python: Path, files: list[str], **kw: Any) -> Future[None]:
         compiled = real(pools, python, files, **kw)
         later: Future[None] = Future()
 

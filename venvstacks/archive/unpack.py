@@ -26,7 +26,7 @@ import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -121,8 +121,37 @@ def _unpack(
 ) -> None:
     seen: dict[str, _Member] = {}
     links: list[_Member] = []
-    made = {staging}  # folders known to exist (no symlink exists below staging yet)
     reader = _read_zip(raw, top) if fmt is ArchiveFormat.ZIP else _read_tar(raw, fmt, top)
+    with contextlib.closing(reader):  # stopped or refused: its decoder (a process) ends now
+        _write_members(name, reader, staging, top, stop, seen, links)
+    _check_links(links, seen, top)
+    # Links go last: until now no symlink existed below staging, so no write could have
+    # been redirected through one.
+    for m in sorted(links, key=lambda m: m.kind != "hardlink"):
+        target = staging / m.rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if m.kind == "hardlink":
+            os.link(staging / m.link, target, follow_symlinks=False)
+        else:
+            os.symlink(m.link, target)
+    root = os.path.realpath(staging)
+    for m in links:  # now with the real links on disk, chains included
+        if m.kind == "symlink" and not _inside(os.path.realpath(staging / m.rel), root):
+            raise _Refused(f"symlink {top}/{m.rel} points outside {top}/")
+
+
+def _write_members(
+    name: str,
+    reader: _Read,
+    staging: Path,
+    top: str,
+    stop: threading.Event,
+    seen: dict[str, _Member],
+    links: list[_Member],
+) -> None:
+    """Write every directory and file of ``reader``; note each member in ``seen`` and the
+    links, written later, in ``links``."""
+    made = {staging}  # folders known to exist (no symlink exists below staging yet)
     for member, data in reader:
         if stop.is_set():
             raise Stopped(f"unpacking {name} was stopped")
@@ -145,20 +174,6 @@ def _unpack(
                 links.append(member)
         except OSError as exc:  # e.g. a file below another file: never a real layer
             raise _Refused(f"cannot write {top}/{member.rel} ({exc.strerror})") from None
-    _check_links(links, seen, top)
-    # Links go last: until now no symlink existed below staging, so no write could have
-    # been redirected through one.
-    for m in sorted(links, key=lambda m: m.kind != "hardlink"):
-        target = staging / m.rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if m.kind == "hardlink":
-            os.link(staging / m.link, target, follow_symlinks=False)
-        else:
-            os.symlink(m.link, target)
-    root = os.path.realpath(staging)
-    for m in links:  # now with the real links on disk, chains included
-        if m.kind == "symlink" and not _inside(os.path.realpath(staging / m.rel), root):
-            raise _Refused(f"symlink {top}/{m.rel} points outside {top}/")
 
 
 def _check_links(links: list[_Member], seen: dict[str, _Member], top: str) -> None:
@@ -204,7 +219,7 @@ def _member_rel(name: str, top: str) -> str:
     return "/".join(parts[1:])
 
 
-_Read = Iterator[tuple[_Member, IO[bytes] | None]]
+_Read = Generator[tuple[_Member, IO[bytes] | None], None, None]
 MAX_LINK_TARGET = 4096  # bytes: PATH_MAX on Linux, more than macOS allows
 _SPECIAL = "is a device, fifo or other special file"
 

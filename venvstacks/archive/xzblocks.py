@@ -4,11 +4,14 @@ Publishing writes an .xz file as a run of independent xz *streams*, one per 32 M
 (blockstream.py). Each stream ends with an index saying how long it is, so the whole file can
 be cut into its streams from the end, without decompressing anything, and the streams
 decompressed at the same time. ``open_xz(path)`` returns a readable stream of the
-decompressed bytes, in order, from a few streams decompressed ahead on the shared pool.
+decompressed bytes, in order, from a few streams decompressed at once on the shared pool,
+each handed on in pieces as it is decoded: reading (and writing files) starts a piece after
+the first stream does, not once it has ended.
 
 Any other .xz file (one stream, however many blocks; an index that does not parse; a stream
-claiming more than :data:`MAX_STREAM` bytes) is read the plain way, with ``lzma.LZMAFile``:
-the same bytes, on one core. A damaged stream raises :class:`lzma.LZMAError` either way.
+claiming more than :data:`MAX_STREAM` bytes) is decoded in a child process (xzchild.py), or,
+where none can run, the plain way with ``lzma.LZMAFile``: the same bytes, on one core. A
+damaged stream raises :class:`lzma.LZMAError` every way.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import contextlib
 import io
 import lzma
 import os
+import queue
 import struct
+import threading
 import zlib
 from collections import deque
 from concurrent.futures import Future
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from venvstacks.archive.blockstream import shared_pool
+from venvstacks.archive.xzchild import ChildXzReader, decoder_command
 from venvstacks.platforms import cores
 
 MAGIC = b"\xfd7zXZ\x00"
@@ -46,7 +52,8 @@ class _NotOurs(Exception):
 
 def open_xz(source: Path | BinaryIO) -> io.RawIOBase | lzma.LZMAFile:
     """The decompressed content of ``source`` (a path, or an open file that stays open and is
-    read from its start), streams decoded in parallel when they can be."""
+    read from its start), streams decoded in parallel when they can be, else one stream in a
+    child process (xzchild.py) when there is a decoder to run."""
     with contextlib.ExitStack() as owned:
         f = owned.enter_context(source.open("rb")) if isinstance(source, Path) else source
         try:
@@ -55,6 +62,9 @@ def open_xz(source: Path | BinaryIO) -> io.RawIOBase | lzma.LZMAFile:
             streams = []
         if len(streams) >= 2:
             return ParallelXzReader(os.dup(f.fileno()), streams)
+        command = decoder_command()
+        if command is not None:  # one stream: decoded beside us, on another core
+            return ChildXzReader(f.fileno(), command)
     if isinstance(source, Path):
         return lzma.LZMAFile(source, "rb")
     source.seek(0)
@@ -148,17 +158,42 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     raise _NotOurs("xz index number too long")
 
 
-def _decode(fd: int, stream: XzStream) -> bytes:
-    data = os.pread(fd, stream.size, stream.offset)
-    decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
-    out = decoder.decompress(data, max_length=stream.uncompressed + 1)
-    if not decoder.eof or len(out) != stream.uncompressed or decoder.unused_data:
-        raise lzma.LZMAError(f"xz stream at byte {stream.offset} does not decode to its indexed size")
-    return out
+_PIECE = 1 << 20  # decoded bytes handed on at a time: reading starts before a stream ends
+
+_Piece = bytes | BaseException | None  # None: the stream is done
+
+
+@dataclass(frozen=True)
+class _Decoding:
+    """One stream being decoded on the shared pool, its pieces queued as they come."""
+
+    pieces: queue.SimpleQueue[_Piece]
+    stop: threading.Event  # set when the reader closes: the decoding ends at its next piece
+    done: Future[None]
+
+
+def _decode(fd: int, stream: XzStream, pieces: queue.SimpleQueue[_Piece], stop: threading.Event) -> None:
+    try:
+        data = os.pread(fd, stream.size, stream.offset)
+        decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        total = 0
+        while not decoder.eof and not stop.is_set():
+            piece = decoder.decompress(data, max_length=_PIECE)
+            data = b""
+            total += len(piece)
+            if total > stream.uncompressed or (not piece and decoder.needs_input):
+                break  # more than its index says, or its input ended early
+            pieces.put(piece)
+        if not stop.is_set() and (not decoder.eof or total != stream.uncompressed or decoder.unused_data):
+            raise lzma.LZMAError(f"xz stream at byte {stream.offset} does not decode to its indexed size")
+        pieces.put(None)
+    except BaseException as exc:  # handed to the reader, raised there
+        pieces.put(exc)
 
 
 class ParallelXzReader(io.RawIOBase):
-    """Reads the decoded streams in order, with up to ``cores() + 1`` decoded ahead."""
+    """Reads the decoded streams in order, with up to ``cores() + 1`` decoding at once; each
+    stream's bytes are read as they are decoded, in pieces of 1 MiB."""
 
     def __init__(self, fd: int, streams: list[XzStream]) -> None:
         """``fd``: the open .xz file, which the reader closes (pass it a duplicate to keep one)."""
@@ -166,7 +201,7 @@ class ParallelXzReader(io.RawIOBase):
         self._fd = fd
         self._todo = deque(streams)
         self._window = cores() + 1
-        self._ahead: deque[Future[bytes]] = deque()
+        self._ahead: deque[_Decoding] = deque()
         self._current = memoryview(b"")
         self._fill()
 
@@ -176,7 +211,10 @@ class ParallelXzReader(io.RawIOBase):
     def _fill(self) -> None:
         pool = shared_pool()
         while self._todo and len(self._ahead) < self._window:
-            self._ahead.append(pool.submit(_decode, self._fd, self._todo.popleft()))
+            pieces: queue.SimpleQueue[_Piece] = queue.SimpleQueue()
+            stop = threading.Event()
+            done = pool.submit(_decode, self._fd, self._todo.popleft(), pieces, stop)
+            self._ahead.append(_Decoding(pieces, stop, done))
 
     def read(self, size: int | None = -1) -> bytes:
         if self.closed:
@@ -184,8 +222,14 @@ class ParallelXzReader(io.RawIOBase):
         if size is None or size < 0:
             return b"".join(iter(lambda: self.read(1 << 20), b""))
         while not self._current and self._ahead:
-            self._current = memoryview(self._ahead.popleft().result())
-            self._fill()
+            piece = self._ahead[0].pieces.get()
+            if piece is None:  # that stream is done: start the next one
+                self._ahead.popleft()
+                self._fill()
+            elif isinstance(piece, BaseException):
+                raise piece
+            else:
+                self._current = memoryview(piece)
         chunk = bytes(self._current[:size])
         self._current = self._current[size:]
         return chunk
@@ -199,11 +243,12 @@ class ParallelXzReader(io.RawIOBase):
         if self.closed:
             return
         self._todo.clear()
-        for future in self._ahead:
-            future.cancel()
-        for future in self._ahead:
-            if not future.cancelled():
-                future.exception()  # wait: no worker may still read our fd once it is closed
+        for decoding in self._ahead:
+            decoding.stop.set()
+            decoding.done.cancel()
+        for decoding in self._ahead:
+            if not decoding.done.cancelled():
+                decoding.done.exception()  # wait: no worker may still read our fd once it is closed
         self._ahead.clear()
         os.close(self._fd)
         super().close()

@@ -16,6 +16,11 @@ Python, as a ``--bytecode`` layer's ``postinstall.py`` does.
 At most ``slots`` chunks compile at once over all pools (one per core), whatever the number
 of Pythons. :meth:`CompilePools.close` stops every worker: after an error or Ctrl-C,
 whatever is still queued is abandoned and the jobs waiting for it fail.
+
+A layer's compiling gets the time its ``postinstall.py`` would get
+(``VENVSTACKS_POSTINSTALL_TIMEOUT``), counted from when its first files reach a worker (not
+while it waits behind other layers): a worker still busy with it then is stopped, and its
+pool fails, as a ``postinstall.py`` out of time fails its layer.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import queue
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,7 +40,7 @@ from pathlib import Path
 from typing import IO
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.tools import STOP_GRACE, stop_group, tool_env
+from venvstacks.tools import POSTINSTALL_TIMEOUT, STOP_GRACE, stop_group, tool_env
 
 CHUNK = 16  # files per request: small enough to share the last files of a layer out
 
@@ -95,8 +101,18 @@ class _Progress:
 @dataclass
 class _Job:
     chunks_left: int
+    layer: str  # the install target whose files these are, for messages
     done: Future[None] = field(default_factory=Future)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    started: float | None = None  # time.monotonic() when its first chunk reached a worker
+
+    def time_left(self, limit: float) -> float:
+        """Seconds left of ``limit``, whose clock starts at the first call."""
+        now = time.monotonic()
+        with self.lock:
+            if self.started is None:
+                self.started = now
+            return max(0.0, self.started + limit - now)
 
     def chunk_done(self) -> None:
         with self.lock:
@@ -117,8 +133,9 @@ _Request = tuple[str, int, _Job]  # a JSON line, its number of files, and its jo
 class _Pool:
     """``workers`` processes of one Python, each fed by a thread of this process."""
 
-    def __init__(self, python: str, slots: threading.Semaphore, progress: _Progress) -> None:
+    def __init__(self, python: str, slots: threading.Semaphore, progress: _Progress, limit: float) -> None:
         self.python = python
+        self._limit = limit
         self._progress = progress
         self.requests: queue.Queue[_Request | None] = queue.Queue()
         self.broken: VenvStacksError | None = None
@@ -172,12 +189,21 @@ class _Pool:
                 job.fail(self.broken)
                 continue
             with self._slots:
+                out_of_time = threading.Event()
+                timer = threading.Timer(job.time_left(self._limit), _stop_worker, (proc, out_of_time))
+                timer.start()
                 try:
                     proc.stdin.write(line)
                     proc.stdin.flush()
                     answer = proc.stdout.readline()
                 except OSError:
                     answer = ""
+                finally:
+                    timer.cancel()
+                    timer.join()
+            if out_of_time.is_set():
+                self.fail(_out_of_time(job, self._limit), job)
+                continue
             if answer == "done\n":
                 self._progress.add(done=count)
                 job.chunk_done()
@@ -222,11 +248,25 @@ class _Pool:
             errors.close()
 
 
-class CompilePools:
-    """Pools of compile workers, one per Python, sharing ``slots`` running chunks."""
+def _stop_worker(proc: subprocess.Popen[str], out_of_time: threading.Event) -> None:
+    out_of_time.set()  # before the worker ends: the thread reading its answer must know why
+    stop_group(proc, grace=0)
 
-    def __init__(self, workers: int, slots: int | None = None) -> None:
+
+def _out_of_time(job: _Job, limit: float) -> VenvStacksError:
+    return VenvStacksError(
+        f"postinstall of {job.layer} (byte-compiling) did not finish within {limit:g} s and was "
+        "stopped; VENVSTACKS_POSTINSTALL_TIMEOUT gives it longer"
+    )
+
+
+class CompilePools:
+    """Pools of compile workers, one per Python, sharing ``slots`` running chunks; each
+    layer's compiling may take ``limit`` seconds (:func:`tools.postinstall_timeout`)."""
+
+    def __init__(self, workers: int, slots: int | None = None, limit: float = POSTINSTALL_TIMEOUT) -> None:
         self._workers = max(1, workers)
+        self._limit = limit
         self._slots = threading.Semaphore(slots or self._workers)
         self._pools: dict[str, _Pool] = {}
         self._progress = _Progress()
@@ -240,9 +280,12 @@ class CompilePools:
         # After an error or an interrupt, queued work is abandoned: the workers are stopped.
         self.close(abandon=value is not None)
 
-    def compile(self, python: Path, files: Sequence[str], *, missing_only: bool = False) -> Future[None]:
-        """Compile ``files`` with ``python``; the future is done once all of them are."""
-        job = _Job(chunks_left=(len(files) + CHUNK - 1) // CHUNK)
+    def compile(
+        self, python: Path, files: Sequence[str], *, layer: str, missing_only: bool = False
+    ) -> Future[None]:
+        """Compile ``files`` (of ``layer``, for messages) with ``python``; the future is
+        done once all of them are."""
+        job = _Job(chunks_left=(len(files) + CHUNK - 1) // CHUNK, layer=layer)
         if not files:
             job.done.set_result(None)
             return job.done
@@ -250,7 +293,10 @@ class CompilePools:
         with self._lock:
             if self._closed:
                 raise VenvStacksError("byte-compiling was stopped")
-            pool = self._pools.setdefault(str(python), _Pool(str(python), self._slots, self._progress))
+            pool = self._pools.get(str(python))
+            if pool is None:
+                pool = _Pool(str(python), self._slots, self._progress, self._limit)
+                self._pools[str(python)] = pool
             for chunk in _chunks(files):
                 line = json.dumps({"files": chunk, "missing_only": missing_only}) + "\n"
                 pool.requests.put((line, len(chunk), job))

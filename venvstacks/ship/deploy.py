@@ -58,6 +58,7 @@ from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import PublishedLayer, is_plain_name, load_published
 from venvstacks.stack.kinds import LayerKind, did_you_mean
+from venvstacks.tools import postinstall_timeout
 
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
@@ -193,6 +194,7 @@ def deploy(
     after another.
     """
     target_dir = target_dir.absolute()
+    limit = postinstall_timeout()  # a bad setting is refused before anything is touched
     layers = load_published(published)
     _check_platform(layers)
     with (
@@ -227,7 +229,7 @@ def deploy(
             state.write(target_dir)
 
         pending = {la.install_target: la for la in selected if la.install_target in todo}
-        _deploy_layers(pending, checked, target_dir, jobs or cores(), log, record)
+        _deploy_layers(pending, checked, target_dir, jobs or cores(), limit, log, record)
         _check_complete(selected, target_dir)
     apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
     deployed = tuple(la.install_target for la in selected if la.install_target in todo)
@@ -272,16 +274,18 @@ def _deploy_layers(
     checked: Mapping[str, CheckedArchive],
     target_dir: Path,
     jobs: int,
+    limit: float,
     log: Callable[[str], None],
     record: Callable[[PublishedLayer], None],
 ) -> None:
     """Unpack and finish ``pending`` (in deployment order), each layer's byte-compiling in
-    the shared pools, then rename them into place, each after the layers it needs."""
+    the shared pools (``limit`` seconds per layer), then rename them into place, each after
+    the layers it needs."""
     staged: dict[str, Staged] = {}
     pythons: dict[str, Path] = {}  # install target -> staging folder, for their Pythons
     failure: Exception | None = None
     try:
-        with CompilePools(cores()) as pools:
+        with CompilePools(cores(), limit=limit) as pools:
 
             def finish(layer: PublishedLayer, staging: Path) -> None:
                 try:

@@ -132,7 +132,7 @@ def stage(staging: Path, name: str, pools: CompilePools, pythons: dict[str, Path
     files = library_sources(Path(request.lib_dir))
     if missing_only:
         files = [f for f in files if not _has_cpython_pyc(f, request.py_version)]
-    return Staged(staging, pools.compile(python, files, missing_only=missing_only))
+    return Staged(staging, pools.compile(python, files, layer=name, missing_only=missing_only))
 
 
 def _has_cpython_pyc(source: str, py_version: str) -> bool:
