@@ -31,10 +31,14 @@ def _start_build(stack: Stack, command: str = "build", *args: str) -> subprocess
 
 def _start(stack: Stack, module: str, *args: str) -> subprocess.Popen[str]:
     """`python -m module args` in the stack's folder (where plain doit finds dodo.py)."""
+    # A SIGKILL leaves the lock and install steps' temporary folders behind: keep them in
+    # the test's own folder, never in the machine's temp folder.
+    tmp = stack.root.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=stack.root,
-        env=stack.env(),
+        env={**stack.env(), "TMPDIR": str(tmp)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
