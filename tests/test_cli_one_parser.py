@@ -65,3 +65,12 @@ def test_a_stack_command_line_loads_no_other_commands_class() -> None:
     ):
         out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True)
         assert out.stdout.split() == expected.split()
+
+
+def test_the_commands_without_a_stack_are_those_cli_commands_defines() -> None:
+    """cli_options names them without importing cli_commands (a build must not load it):
+    the two lists must stay the same, or a command would be parsed as the wrong kind."""
+    from venvstacks.cli_commands import BY_NAME
+    from venvstacks.cli_options import NO_STACK_COMMANDS
+
+    assert sorted(NO_STACK_COMMANDS) == sorted(BY_NAME)

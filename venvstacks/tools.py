@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from venvstacks.errors import CommandError, VenvStacksError
 from venvstacks.lazy import lazy_modules
@@ -84,9 +84,8 @@ def run(
             except subprocess.TimeoutExpired:
                 stop_group(proc, grace=0)
                 reader.join(timeout=5)
-                raise VenvStacksError(
-                    f"{what} did not finish within {timeout:g} s and was stopped{timeout_hint}"
-                ) from None
+                assert timeout is not None  # only a wait with a timeout expires
+                raise timed_out(what, timeout, timeout_hint) from None
             reader.join()
     except OSError as exc:
         raise CommandError(what, args, -1, str(exc)) from None
@@ -116,6 +115,22 @@ def uv_bin() -> str:
     return str(uv.find_uv_bin())
 
 
+def last_words(errors: IO[bytes]) -> str | None:
+    """The last non-blank line a child wrote to `errors` (its stderr, a file), if any."""
+    errors.seek(0)
+    said = [line for line in errors.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    return said[-1].strip() if said else None
+
+
+#: Said after a postinstall (or its byte-compiling) ran out of time.
+POSTINSTALL_TIMEOUT_HINT = "; VENVSTACKS_POSTINSTALL_TIMEOUT gives it longer"
+
+
+def timed_out(what: str, timeout: float, hint: str = "") -> VenvStacksError:
+    """The error for a step stopped after `timeout` seconds (`hint`: what gives it longer)."""
+    return VenvStacksError(f"{what} did not finish within {timeout:g} s and was stopped{hint}")
+
+
 def postinstall_timeout() -> float:
     """How long a layer's postinstall.py may run (it rewrites a few small files)."""
     text = os.environ.get("VENVSTACKS_POSTINSTALL_TIMEOUT", "").strip()
@@ -133,7 +148,7 @@ def postinstall_timeout() -> float:
 def run_postinstall_script(what: str, cmd: Sequence[str | Path]) -> str:
     """Run a postinstall.py: one that never returns must not hang deploy or export."""
     limit = postinstall_timeout()
-    return run(what, cmd, timeout=limit, timeout_hint="; VENVSTACKS_POSTINSTALL_TIMEOUT gives it longer")
+    return run(what, cmd, timeout=limit, timeout_hint=POSTINSTALL_TIMEOUT_HINT)
 
 
 # --- stopping: SIGTERM and SIGHUP are Ctrl-C ----------------------------------------------

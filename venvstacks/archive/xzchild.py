@@ -28,7 +28,7 @@ import sys
 import tempfile
 from typing import Any
 
-from venvstacks.tools import stop_group
+from venvstacks.tools import last_words, stop_group
 
 if sys.platform == "linux":
     import fcntl
@@ -116,10 +116,9 @@ class ChildXzReader(io.RawIOBase):
         """At the end of its output: the child's verdict on the stream."""
         status = self._proc.wait()
         if status != 0:
-            self._errors.seek(0)
-            said = [ln for ln in self._errors.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+            said = last_words(self._errors)
             # xz says "xz: (stdin): <why>", a Python "<Error>: <why>": the why is enough.
-            why = said[-1].rsplit(": ", 1)[-1].strip() if said else f"exit status {status}"
+            why = said.rsplit(": ", 1)[-1].strip() if said else f"exit status {status}"
             raise lzma.LZMAError(f"xz: {why}")
 
     def close(self) -> None:

@@ -126,10 +126,11 @@ def _start(env_dir: Path) -> None:
 
 def _finish(env_dir: Path, identity: EnvIdentity, lock_path: Path, site_dir: PurePosixPath) -> None:
     lock = Pylock.read(lock_path)
+    requirements_hash = pylock.requirements_hash(lock)
     # What its packages depend on, for locking the layers above (lock/depmeta.py).
-    depmeta.record_installed(env_dir, site_dir, lock)
+    depmeta.record_installed(env_dir, site_dir, lock, requirements_hash)
     pins = sorted(lock.pins.items())
-    installed = Installed(identity, pylock.requirements_hash(lock), tuple(f"{n}=={v}" for n, (v, _) in pins))
+    installed = Installed(identity, requirements_hash, tuple(f"{n}=={v}" for n, (v, _) in pins))
     write_atomic(env_dir / INSTALLED, installed.text())
 
 

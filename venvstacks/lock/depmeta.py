@@ -108,9 +108,10 @@ class InstalledDeps:
             return None
 
 
-def record_installed(layer_dir: Path, site_dir: PurePosixPath, lock: Pylock) -> None:
-    """Write the layer's record of the packages of `lock` installed in `layer_dir/site_dir`."""
-    record = InstalledDeps(pylock.requirements_hash(lock), installed_deps(layer_dir / site_dir, lock))
+def record_installed(layer_dir: Path, site_dir: PurePosixPath, lock: Pylock, requirements_hash: str) -> None:
+    """Write the layer's record of the packages of `lock` (whose `pylock.requirements_hash`
+    is given) installed in `layer_dir/site_dir`."""
+    record = InstalledDeps(requirements_hash, installed_deps(layer_dir / site_dir, lock))
     write_atomic(layer_dir / INSTALLED_DEPS, record.text())
 
 

@@ -40,7 +40,15 @@ from pathlib import Path
 from typing import IO
 
 from venvstacks.errors import VenvStacksError
-from venvstacks.tools import POSTINSTALL_TIMEOUT, STOP_GRACE, stop_group, tool_env
+from venvstacks.tools import (
+    POSTINSTALL_TIMEOUT,
+    POSTINSTALL_TIMEOUT_HINT,
+    STOP_GRACE,
+    last_words,
+    stop_group,
+    timed_out,
+    tool_env,
+)
 
 CHUNK = 16  # files per request: small enough to share the last files of a layer out
 
@@ -208,9 +216,7 @@ class _Pool:
                 self._progress.add(done=count)
                 job.chunk_done()
                 continue
-            errors.seek(0)
-            last = [ln for ln in errors.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-            why = last[-1].strip() if last else f"exit status {proc.poll()}"
+            why = last_words(errors) or f"exit status {proc.poll()}"
             self.fail(VenvStacksError(f"byte-compiling with {self.python} failed: {why}"), job)
 
     def fail(self, error: VenvStacksError, job: _Job | None = None) -> None:
@@ -254,10 +260,7 @@ def _stop_worker(proc: subprocess.Popen[str], out_of_time: threading.Event) -> N
 
 
 def _out_of_time(job: _Job, limit: float) -> VenvStacksError:
-    return VenvStacksError(
-        f"postinstall of {job.layer} (byte-compiling) did not finish within {limit:g} s and was "
-        "stopped; VENVSTACKS_POSTINSTALL_TIMEOUT gives it longer"
-    )
+    return timed_out(f"postinstall of {job.layer} (byte-compiling)", limit, POSTINSTALL_TIMEOUT_HINT)
 
 
 class CompilePools:
