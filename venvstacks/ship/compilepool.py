@@ -6,12 +6,11 @@ long-lived workers per base Python (pycs must come from the layer's own CPython 
 layer's files go to it in small chunks as soon as the layer is unpacked, so both cores stay
 busy to the end and the runtime's standard library no longer holds up the layers above it.
 
-Each worker runs ``python -X utf8 -I`` (as deploy runs ``postinstall.py``) and calls
-``compileall.compile_file(path, quiet=2)`` on every file, which is what
-``compileall.compile_dir`` calls for each file it lists (:func:`library_sources` lists the
-same files): the pycs are the same (invalidation mode and optimisation level are the
-interpreter's defaults in both). ``missing_only`` compiles only files without a pyc for that
-Python, as a ``--bytecode`` layer's ``postinstall.py`` does.
+Each worker runs ``python -X utf8 -I -S -B`` (as deploy runs ``postinstall.py``, without
+``site``) and writes, for every file, the pyc ``compileall.compile_file(path, quiet=2)``
+writes (:mod:`compileworker`), which is what ``compileall.compile_dir`` calls for each file
+it lists (:func:`library_sources` lists the same files). ``missing_only`` compiles only files
+without a pyc for that Python, as a ``--bytecode`` layer's ``postinstall.py`` does.
 
 At most ``slots`` chunks compile at once over all pools (one per core), whatever the number
 of Pythons. :meth:`CompilePools.close` stops every worker: after an error or Ctrl-C,
@@ -26,20 +25,20 @@ pool fails, as a ``postinstall.py`` out of time fails its layer.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.ship.compileworker import READY, WORKER, Watchdog, read_answer, request
 from venvstacks.tools import (
     POSTINSTALL_TIMEOUT,
     POSTINSTALL_TIMEOUT_HINT,
@@ -51,23 +50,6 @@ from venvstacks.tools import (
 )
 
 CHUNK = 16  # files per request: small enough to share the last files of a layer out
-
-# Run by each worker (any Python >= 3.8, standard library only): one JSON line per chunk
-# on stdin, one line back when it is done. Anything compile() prints (warnings) goes to
-# stderr, never into the answers.
-_WORKER = """
-import compileall, importlib.util, json, os, sys
-answers = os.fdopen(os.dup(1), "w")
-os.dup2(2, 1)
-for line in sys.stdin:
-    request = json.loads(line)
-    for path in request["files"]:
-        if request["missing_only"] and os.path.exists(importlib.util.cache_from_source(path)):
-            continue
-        compileall.compile_file(path, quiet=2)
-    answers.write("done\\n")
-    answers.flush()
-"""
 
 
 def library_sources(lib_dir: Path) -> list[str]:
@@ -108,8 +90,11 @@ class _Progress:
 
 @dataclass
 class _Job:
-    chunks_left: int
+    """One layer's files, sent in chunks; done once every chunk is and no more will come."""
+
     layer: str  # the install target whose files these are, for messages
+    chunks_left: int = 0
+    sealed: bool = False  # no more files will be added
     done: Future[None] = field(default_factory=Future)
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float | None = None  # time.monotonic() when its first chunk reached a worker
@@ -122,20 +107,38 @@ class _Job:
                 self.started = now
             return max(0.0, self.started + limit - now)
 
+    def add_chunks(self, count: int) -> None:
+        with self.lock:
+            self.chunks_left += count
+
     def chunk_done(self) -> None:
         with self.lock:
             self.chunks_left -= 1
-            finished = self.chunks_left == 0
+        self._settle()
+
+    def seal(self) -> None:
+        with self.lock:
+            self.sealed = True
+        self._settle()
+
+    def _settle(self) -> None:
+        with self.lock:
+            finished = self.sealed and self.chunks_left == 0
         if finished and not self.done.done():
-            self.done.set_result(None)
+            with contextlib.suppress(Exception):  # failed meanwhile: its error stays
+                self.done.set_result(None)
 
     def fail(self, error: BaseException) -> None:
-        with self.lock:
+        with self.lock, contextlib.suppress(Exception):
             if not self.done.done():
                 self.done.set_exception(error)
 
 
-_Request = tuple[str, int, _Job]  # a JSON line, its number of files, and its job
+@dataclass(frozen=True)
+class _Request:
+    data: bytes  # compileworker.request()
+    files: int
+    job: _Job
 
 
 class _Pool:
@@ -148,9 +151,19 @@ class _Pool:
         self.requests: queue.Queue[_Request | None] = queue.Queue()
         self.broken: VenvStacksError | None = None
         self._slots = slots
-        self._workers: list[tuple[subprocess.Popen[str], IO[bytes]]] = []
+        self._watchdog = Watchdog()
+        self._workers: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
         self._threads: list[threading.Thread] = []
         self.chunks = 0  # submitted so far
+
+    def submit(self, files: Sequence[str], job: _Job, missing_only: bool) -> None:
+        """Queue ``files`` of ``job`` in chunks."""
+        chunks = [list(files[i : i + CHUNK]) for i in range(0, len(files), CHUNK)]
+        job.add_chunks(len(chunks))
+        for chunk in chunks:
+            data = request(chunk, missing_only=missing_only, early=False)
+            self.requests.put(_Request(data, len(chunk), job))
+            self.chunks += 1
 
     def grow(self, workers: int) -> None:
         """Have ``workers`` workers, each known to close() as soon as it runs (an interrupt
@@ -166,7 +179,7 @@ class _Pool:
             self._threads.append(thread)
             thread.start()
 
-    def _start_worker(self) -> tuple[subprocess.Popen[str], IO[bytes]]:
+    def _start_worker(self) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
         # Its stderr, read after a failure; closed with the worker in close().
         errors = tempfile.TemporaryFile()  # noqa: SIM115
         try:
@@ -175,49 +188,45 @@ class _Pool:
             errors.close()
             raise
 
-    def _popen(self, errors: IO[bytes]) -> subprocess.Popen[str]:
+    def _popen(self, errors: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            # -B: importing its own modules writes no pyc into the layer (it may be stopped
-            # and the layer removed at any time); every pyc comes from compile_file.
-            [self.python, "-X", "utf8", "-I", "-B", "-c", _WORKER],
+            # -S: no site (nothing of it is needed). -B: no pyc of its own start-up is written
+            # into the layer (it may be stopped and the layer removed at any time).
+            [self.python, "-X", "utf8", "-I", "-S", "-B", "-c", WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
             env=tool_env(),
-            text=True,
             # Its own group, as every tool: a Ctrl-C reaches deploy, which stops it.
             process_group=0 if os.name == "posix" else None,
         )
 
-    def _serve(self, proc: subprocess.Popen[str], errors: IO[bytes]) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        while (request := self.requests.get()) is not None:
-            line, count, job = request
+    def _serve(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
+        ready = False  # read with the first request, under its time limit
+        while (req := self.requests.get()) is not None:
             if self.broken is not None:
-                job.fail(self.broken)
+                req.job.fail(self.broken)
                 continue
             with self._slots:
-                out_of_time = threading.Event()
-                timer = threading.Timer(job.time_left(self._limit), _stop_worker, (proc, out_of_time))
-                timer.start()
+                out_of_time = self._watchdog.arm(proc, req.job.time_left(self._limit))
                 try:
-                    proc.stdin.write(line)
-                    proc.stdin.flush()
-                    answer = proc.stdout.readline()
-                except OSError:
-                    answer = ""
+                    ready = ready or _started(proc)
+                    answer = _ask(proc, req.data) if ready else None
                 finally:
-                    timer.cancel()
-                    timer.join()
+                    self._watchdog.disarm(proc)
             if out_of_time.is_set():
-                self.fail(_out_of_time(job, self._limit), job)
-                continue
-            if answer == "done\n":
-                self._progress.add(done=count)
-                job.chunk_done()
-                continue
-            why = last_words(errors) or f"exit status {proc.poll()}"
-            self.fail(VenvStacksError(f"byte-compiling with {self.python} failed: {why}"), job)
+                self.fail(_out_of_time(req.job, self._limit), req.job)
+            elif answer is None:
+                self.fail(self._died(proc, errors), req.job)
+            else:
+                self._progress.add(done=req.files)
+                req.job.chunk_done()
+
+    def _died(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> VenvStacksError:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_GRACE)  # its exit status, once its pipes are closed
+        why = last_words(errors) or f"exit status {proc.poll()}"
+        return VenvStacksError(f"byte-compiling with {self.python} failed: {why}")
 
     def fail(self, error: VenvStacksError, job: _Job | None = None) -> None:
         """Fail ``job`` and every queued one: nothing more is done here."""
@@ -226,13 +235,13 @@ class _Pool:
             job.fail(self.broken)
         while True:
             try:
-                request = self.requests.get_nowait()
+                req = self.requests.get_nowait()
             except queue.Empty:
                 return
-            if request is None:
+            if req is None:
                 self.requests.put(None)  # for the thread it was meant for
                 return
-            request[2].fail(self.broken)
+            req.job.fail(self.broken)
 
     def close(self, abandon: bool) -> None:
         if abandon:  # stopped mid-chunk: a pyc is written to a temporary name, then renamed
@@ -242,6 +251,7 @@ class _Pool:
             self.requests.put(None)  # after what is queued
         for thread in self._threads:
             thread.join()
+        self._watchdog.close()
         for proc, errors in self._workers:
             with contextlib.suppress(OSError):  # a worker that died leaves a broken pipe
                 if proc.stdin is not None:
@@ -254,9 +264,24 @@ class _Pool:
             errors.close()
 
 
-def _stop_worker(proc: subprocess.Popen[str], out_of_time: threading.Event) -> None:
-    out_of_time.set()  # before the worker ends: the thread reading its answer must know why
-    stop_group(proc, grace=0)
+def _started(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the worker says it runs (False: it ended first)."""
+    assert proc.stdout is not None
+    try:
+        return proc.stdout.readline() == READY
+    except OSError:
+        return False
+
+
+def _ask(proc: subprocess.Popen[bytes], data: bytes) -> list[str] | None:
+    """Send one request; the answer (None: the worker ended first)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+        return read_answer(proc.stdout)
+    except OSError:
+        return None
 
 
 def _out_of_time(job: _Job, limit: float) -> VenvStacksError:
@@ -288,10 +313,7 @@ class CompilePools:
     ) -> Future[None]:
         """Compile ``files`` (of ``layer``, for messages) with ``python``; the future is
         done once all of them are."""
-        job = _Job(chunks_left=(len(files) + CHUNK - 1) // CHUNK, layer=layer)
-        if not files:
-            job.done.set_result(None)
-            return job.done
+        job = _Job(layer)
         self._progress.add(files=len(files))
         with self._lock:
             if self._closed:
@@ -300,13 +322,12 @@ class CompilePools:
             if pool is None:
                 pool = _Pool(str(python), self._slots, self._progress, self._limit)
                 self._pools[str(python)] = pool
-            for chunk in _chunks(files):
-                line = json.dumps({"files": chunk, "missing_only": missing_only}) + "\n"
-                pool.requests.put((line, len(chunk), job))
-                pool.chunks += 1
+            pool.submit(files, job, missing_only)
+            job.seal()
             # No more workers than chunks so far: a few files (a --bytecode layer's) take
             # one Python start, not one per core.
-            pool.grow(min(self._workers, pool.chunks))
+            if files:
+                pool.grow(min(self._workers, pool.chunks))
         if pool.broken is not None:
             job.fail(pool.broken)
         return job.done
@@ -324,8 +345,3 @@ class CompilePools:
             if abandon:
                 pool.fail(VenvStacksError("byte-compiling was stopped"))
             pool.close(abandon)
-
-
-def _chunks(files: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(files), CHUNK):
-        yield list(files[start : start + CHUNK])
