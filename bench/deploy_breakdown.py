@@ -149,7 +149,7 @@ def breakdown(label: str, artifacts: Path, n: int) -> None:
 
 def timeline(artifacts: Path, n: int) -> None:
     """One real deploy, step by step: seconds from its start (medians of n runs)."""
-    from venvstacks.ship import deploy as deploy_module
+    from venvstacks.ship import deploylayers as deploy_module
 
     marks: dict[str, Samples] = {}
     total = Samples()
@@ -185,15 +185,27 @@ def _one_deploy(deploy_module: Any, artifacts: Path) -> dict[str, float]:
 
         setattr(deploy_module, name, step)
 
+    from venvstacks.ship.compilepool import CompilePools
+
+    real_early = CompilePools.early
+
+    def early(self: CompilePools, python: Path, home: Path, *, layer: str) -> Any:
+        mark(f"{layer}: compiling starts (the runtime still unpacking)")
+        return real_early(self, python, home, layer=layer)
+
+    CompilePools.early = early  # type: ignore[method-assign]
     saved = {name: getattr(deploy_module, name) for name in ("_unpack_layer", "stage", "wait")}
     wrap("_unpack_layer", None, lambda layer, *_: f"{layer.install_target}: unpacked")
     wrap("stage", None, lambda staging, name, *_: f"{name}: postinstall done, files to the pool")
     wrap("wait", lambda *_: "all unpacked and staged", lambda *_: "every file compiled")
     try:
-        deploy_module.deploy(artifacts, fresh(WORK / "timeline"), log=lambda _: None)
+        from venvstacks.ship.deploy import deploy
+
+        deploy(artifacts, fresh(WORK / "timeline"), log=lambda _: None)
     finally:
         for name, real in saved.items():
             setattr(deploy_module, name, real)
+        CompilePools.early = real_early  # type: ignore[method-assign]
     mark("in place")
     got["cpu"] = _cpu() - c0  # the compile workers are waited for: their CPU is counted
     return got

@@ -16,6 +16,7 @@ import pytest
 from venvstacks.ship.compilepool import CHUNK, CompilePools, library_sources
 
 TAG = sys.implementation.cache_tag
+MTIME = 1_600_000_000
 
 
 def _tree(root: Path) -> Path:
@@ -48,11 +49,12 @@ def _tree(root: Path) -> Path:
     (pkg / "readonly.py").chmod(0o444)
     (pkg / "private.py").chmod(0o600)
     (pkg / "script.py").chmod(0o755)
+    for source in pkg.rglob("*.py"):  # one mtime: two trees compile the same
+        os.utime(source, (MTIME, MTIME))
     cache = pkg / "__pycache__"
     cache.mkdir()
-    mtime = int((pkg / "fresh.py").stat().st_mtime)
-    header = importlib_magic() + bytes(4) + mtime.to_bytes(4, "little")
-    (cache / f"fresh.{TAG}.pyc").write_bytes(header + b"not really code: never rewritten")
+    header = importlib_magic() + bytes(4) + MTIME.to_bytes(4, "little")
+    (cache / f"fresh.{TAG}.pyc").write_bytes(header + b"kept: never rewritten")
     (cache / f"stale.{TAG}.pyc").write_bytes(importlib_magic() + bytes(12) + b"old")
     (cache / f"pyc_link.{TAG}.pyc").symlink_to(f"fresh.{TAG}.pyc")
     (cache / f"pyc_dir.{TAG}.pyc").mkdir()
@@ -60,6 +62,7 @@ def _tree(root: Path) -> Path:
     (lib / "linked.py").symlink_to("pkg/sub/deep.py")
     (lib / "nocache").mkdir()  # its __pycache__ is made by the compile
     (lib / "nocache" / "x.py").write_text("X = 1\n")
+    os.utime(lib / "nocache" / "x.py", (MTIME, MTIME))
     return lib
 
 
@@ -107,11 +110,6 @@ def test_workers_write_what_compile_dir_writes(
     by_pool = tmp_path / "pool"
     for root in (by_compileall, by_pool):
         _tree(root)
-        os.utime(root / "lib" / "pkg" / "fresh.py", (1_600_000_000, 1_600_000_000))
-    # The up-to-date check compares the source's mtime: the same one in both trees.
-    for root in (by_compileall, by_pool):
-        header = importlib_magic() + bytes(4) + (1_600_000_000).to_bytes(4, "little")
-        (root / "lib" / "pkg" / "__pycache__" / f"fresh.{TAG}.pyc").write_bytes(header + b"kept")
     code = "import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2, workers=0)"
     subprocess.run([sys.executable, "-X", "utf8", "-I", "-c", code, "lib"], cwd=by_compileall, check=True)
     expected = _files(by_compileall)
@@ -126,5 +124,37 @@ def test_workers_write_what_compile_dir_writes(
     flags = 3 if epoch else 0
     pyc = by_pool / "lib" / "pkg" / "__pycache__" / f"m0.{TAG}.pyc"
     assert int.from_bytes(pyc.read_bytes()[4:8], "little") == flags
-    assert (by_pool / "lib/pkg/__pycache__" / f"fresh.{TAG}.pyc").read_bytes().endswith(b"kept")
+    assert (
+        (by_pool / "lib/pkg/__pycache__" / f"fresh.{TAG}.pyc").read_bytes().endswith(b"kept: never rewritten")
+    )
     assert expected["lib/nocache/__pycache__"][0] == oct(stat.S_IFDIR | 0o775)
+
+
+def _by_compileall(root: Path) -> dict[str, tuple[str, str]]:
+    _tree(root)
+    code = "import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2, workers=0)"
+    subprocess.run([sys.executable, "-X", "utf8", "-I", "-c", code, "lib"], cwd=root, check=True)
+    return _files(root)
+
+
+@pytest.mark.parametrize("starts", [True, False])
+def test_an_early_job_writes_what_compile_dir_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starts: bool
+) -> None:
+    """Early requests send back what needs a codec or unicodedata, asked again at the end;
+    an early worker that cannot start is no error: its files wait for the end."""
+    expected = _by_compileall(tmp_path / "compileall")
+    root = tmp_path / "pool"
+    _tree(root)
+    monkeypatch.chdir(root)
+    early_python = Path(sys.executable)
+    if not starts:
+        early_python = tmp_path / "not-yet"
+        early_python.write_text("#!/bin/sh\necho 'cannot start yet' >&2\nexit 1\n")
+        early_python.chmod(0o755)
+    files = library_sources(Path("lib"))
+    with CompilePools(2) as pools:
+        job = pools.early(early_python, Path(sys.base_prefix), layer="rt")
+        job.add(files[:-3])
+        job.finish(Path(sys.executable), files[-3:], missing_only=False).result(timeout=60)
+    assert _files(root) == expected

@@ -30,14 +30,14 @@ import queue
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.ship.compilejobs import Job, Progress
 from venvstacks.ship.compileworker import READY, WORKER, Watchdog, read_answer, request
 from venvstacks.tools import (
     POSTINSTALL_TIMEOUT,
@@ -76,75 +76,24 @@ def _walk(folder: str, found: list[str]) -> None:
             _walk(entry.path, found)
 
 
-@dataclass
-class _Progress:
-    files: int = 0
-    done: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, files: int = 0, done: int = 0) -> None:
-        with self.lock:
-            self.files += files
-            self.done += done
-
-
-@dataclass
-class _Job:
-    """One layer's files, sent in chunks; done once every chunk is and no more will come."""
-
-    layer: str  # the install target whose files these are, for messages
-    chunks_left: int = 0
-    sealed: bool = False  # no more files will be added
-    done: Future[None] = field(default_factory=Future)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    started: float | None = None  # time.monotonic() when its first chunk reached a worker
-
-    def time_left(self, limit: float) -> float:
-        """Seconds left of ``limit``, whose clock starts at the first call."""
-        now = time.monotonic()
-        with self.lock:
-            if self.started is None:
-                self.started = now
-            return max(0.0, self.started + limit - now)
-
-    def add_chunks(self, count: int) -> None:
-        with self.lock:
-            self.chunks_left += count
-
-    def chunk_done(self) -> None:
-        with self.lock:
-            self.chunks_left -= 1
-        self._settle()
-
-    def seal(self) -> None:
-        with self.lock:
-            self.sealed = True
-        self._settle()
-
-    def _settle(self) -> None:
-        with self.lock:
-            finished = self.sealed and self.chunks_left == 0
-        if finished and not self.done.done():
-            with contextlib.suppress(Exception):  # failed meanwhile: its error stays
-                self.done.set_result(None)
-
-    def fail(self, error: BaseException) -> None:
-        with self.lock, contextlib.suppress(Exception):
-            if not self.done.done():
-                self.done.set_exception(error)
-
-
 @dataclass(frozen=True)
 class _Request:
     data: bytes  # compileworker.request()
     files: int
-    job: _Job
+    job: Job
 
 
 class _Pool:
     """``workers`` processes of one Python, each fed by a thread of this process."""
 
-    def __init__(self, python: str, slots: threading.Semaphore, progress: _Progress, limit: float) -> None:
+    def __init__(
+        self,
+        python: str,
+        slots: threading.Semaphore,
+        progress: Progress,
+        limit: float,
+        early: _EarlyStart | None = None,
+    ) -> None:
         self.python = python
         self._limit = limit
         self._progress = progress
@@ -155,53 +104,85 @@ class _Pool:
         self._workers: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
         self._threads: list[threading.Thread] = []
         self.chunks = 0  # submitted so far
+        self._lock = threading.RLock()
+        self._early = early  # how to start a worker before python is there; None once one failed
+        self._python_ready = early is None  # python can run (a runtime's: unpacked)
+        self._want = 0  # workers asked for
+        self._lost = 0  # early workers that never ran
+        self._closed = False
 
-    def submit(self, files: Sequence[str], job: _Job, missing_only: bool) -> None:
+    def submit(self, files: Sequence[str], job: Job, missing_only: bool) -> None:
         """Queue ``files`` of ``job`` in chunks."""
         chunks = [list(files[i : i + CHUNK]) for i in range(0, len(files), CHUNK)]
         job.add_chunks(len(chunks))
         for chunk in chunks:
-            data = request(chunk, missing_only=missing_only, early=False)
+            data = request(chunk, missing_only=missing_only, early=job.early)
             self.requests.put(_Request(data, len(chunk), job))
             self.chunks += 1
 
     def grow(self, workers: int) -> None:
         """Have ``workers`` workers, each known to close() as soon as it runs (an interrupt
         may come while the others start)."""
-        while len(self._workers) < workers and self.broken is None:
-            try:
-                self._workers.append(self._start_worker())
-            except OSError as exc:
-                self.broken = VenvStacksError(f"byte-compiling with {self.python} failed: {exc}")
-                self.fail(self.broken)
-                return
-            thread = threading.Thread(target=self._serve, args=self._workers[-1], name="compile", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        with self._lock:
+            self._want = max(self._want, workers)
+            if not self._python_ready and self._early is None:
+                return  # the early start failed: wait for python (python_ready)
+            while len(self._workers) - self._lost < self._want and self.broken is None and not self._closed:
+                early = not self._python_ready
+                try:
+                    self._workers.append(self._start_worker(early))
+                except OSError as exc:
+                    self.broken = VenvStacksError(f"byte-compiling with {self.python} failed: {exc}")
+                    self.fail(self.broken)
+                    return
+                args = (*self._workers[-1], early)
+                thread = threading.Thread(target=self._serve, args=args, name="compile", daemon=True)
+                self._threads.append(thread)
+                thread.start()
 
-    def _start_worker(self) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    def python_ready(self, python: str) -> None:
+        """``python`` (the runtime's, unpacked) runs from now on: workers started from now on
+        run it, as for any layer."""
+        with self._lock:
+            self.python = python
+            self._python_ready = True
+            self.grow(self._want)
+
+    def _early_failed(self, req: _Request) -> None:
+        """An early worker ended before it ran (what it needs was not unpacked yet): not an
+        error; its request waits for a worker started once python is ready."""
+        with self._lock:
+            self._early = None
+            self._lost += 1
+            self.requests.put(req)
+            self.grow(self._want)
+
+    def _start_worker(self, early: bool) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
         # Its stderr, read after a failure; closed with the worker in close().
         errors = tempfile.TemporaryFile()  # noqa: SIM115
         try:
-            return self._popen(errors), errors
+            if early and self._early is not None:
+                return self._popen(errors, [self._early.python, *self._early.flags], self._early.env), errors
+            return self._popen(errors, [self.python, "-X", "utf8", "-I", "-S", "-B"], tool_env()), errors
         except BaseException:
             errors.close()
             raise
 
-    def _popen(self, errors: IO[bytes]) -> subprocess.Popen[bytes]:
+    @staticmethod
+    def _popen(errors: IO[bytes], python: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        # -S: no site (nothing of it is needed). -B: no pyc of its own start-up is written
+        # into the layer (it may be stopped and the layer removed at any time).
         return subprocess.Popen(
-            # -S: no site (nothing of it is needed). -B: no pyc of its own start-up is written
-            # into the layer (it may be stopped and the layer removed at any time).
-            [self.python, "-X", "utf8", "-I", "-S", "-B", "-c", WORKER],
+            [*python, "-c", WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
-            env=tool_env(),
+            env=env,
             # Its own group, as every tool: a Ctrl-C reaches deploy, which stops it.
             process_group=0 if os.name == "posix" else None,
         )
 
-    def _serve(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
+    def _serve(self, proc: subprocess.Popen[bytes], errors: IO[bytes], early: bool) -> None:
         ready = False  # read with the first request, under its time limit
         while (req := self.requests.get()) is not None:
             if self.broken is not None:
@@ -216,10 +197,16 @@ class _Pool:
                     self._watchdog.disarm(proc)
             if out_of_time.is_set():
                 self.fail(_out_of_time(req.job, self._limit), req.job)
+            elif early and not ready:
+                self._early_failed(req)
+                return
             elif answer is None:
                 self.fail(self._died(proc, errors), req.job)
             else:
-                self._progress.add(done=req.files)
+                later = req.job.sent_back(answer)
+                if later:
+                    self.submit(later, req.job, missing_only=False)
+                self._progress.add(done=req.files - len(answer))
                 req.job.chunk_done()
 
     def _died(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> VenvStacksError:
@@ -228,7 +215,7 @@ class _Pool:
         why = last_words(errors) or f"exit status {proc.poll()}"
         return VenvStacksError(f"byte-compiling with {self.python} failed: {why}")
 
-    def fail(self, error: VenvStacksError, job: _Job | None = None) -> None:
+    def fail(self, error: VenvStacksError, job: Job | None = None) -> None:
         """Fail ``job`` and every queued one: nothing more is done here."""
         self.broken = self.broken or error
         if job is not None:
@@ -244,6 +231,10 @@ class _Pool:
             req.job.fail(self.broken)
 
     def close(self, abandon: bool) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         if abandon:  # stopped mid-chunk: a pyc is written to a temporary name, then renamed
             for proc, _ in self._workers:
                 stop_group(proc, grace=0)
@@ -262,6 +253,15 @@ class _Pool:
             if proc.stdout is not None:
                 proc.stdout.close()
             errors.close()
+
+
+@dataclass(frozen=True)
+class _EarlyStart:
+    """How a runtime's worker starts while the runtime unpacks (:meth:`CompilePools.early`)."""
+
+    python: str  # the interpreter binary itself (the usual bin/python3 is a symlink, made last)
+    flags: tuple[str, ...]
+    env: dict[str, str]
 
 
 def _started(proc: subprocess.Popen[bytes]) -> bool:
@@ -284,7 +284,7 @@ def _ask(proc: subprocess.Popen[bytes], data: bytes) -> list[str] | None:
         return None
 
 
-def _out_of_time(job: _Job, limit: float) -> VenvStacksError:
+def _out_of_time(job: Job, limit: float) -> VenvStacksError:
     return timed_out(f"postinstall of {job.layer} (byte-compiling)", limit, POSTINSTALL_TIMEOUT_HINT)
 
 
@@ -297,7 +297,8 @@ class CompilePools:
         self._limit = limit
         self._slots = threading.Semaphore(slots or self._workers)
         self._pools: dict[str, _Pool] = {}
-        self._progress = _Progress()
+        self._early: list[_Pool] = []  # started early, not (yet) known by their python
+        self._progress = Progress()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -313,24 +314,45 @@ class CompilePools:
     ) -> Future[None]:
         """Compile ``files`` (of ``layer``, for messages) with ``python``; the future is
         done once all of them are."""
-        job = _Job(layer)
-        self._progress.add(files=len(files))
+        job = Job(layer)
         with self._lock:
-            if self._closed:
-                raise VenvStacksError("byte-compiling was stopped")
             pool = self._pools.get(str(python))
             if pool is None:
                 pool = _Pool(str(python), self._slots, self._progress, self._limit)
                 self._pools[str(python)] = pool
-            pool.submit(files, job, missing_only)
-            job.seal()
-            # No more workers than chunks so far: a few files (a --bytecode layer's) take
-            # one Python start, not one per core.
-            if files:
-                pool.grow(min(self._workers, pool.chunks))
+        # No more workers than chunks so far: a few files (a --bytecode layer's) take one
+        # Python start, not one per core.
+        self._submit(pool, files, job, missing_only)
+        job.seal()
         if pool.broken is not None:
             job.fail(pool.broken)
         return job.done
+
+    def early(self, python: Path, home: Path, *, layer: str) -> EarlyJob:
+        """A job for the files of ``layer``, a runtime still unpacking into ``home``, whose
+        interpreter binary ``python`` (and what its start-up reads) is unpacked: workers
+        start now with ``PYTHONHOME=home`` (its ``sys.prefix`` cannot be found yet: the
+        landmark, ``os.py``, may still be missing) and no other ``PYTHON*`` variable (as
+        ``-I`` would, which ignores PYTHONHOME too). A worker that cannot start yet is no
+        error: its files wait for :meth:`EarlyJob.finish`."""
+        env = {k: v for k, v in tool_env().items() if not k.startswith("PYTHON")}
+        env["PYTHONHOME"] = str(home)
+        start = _EarlyStart(str(python), ("-X", "utf8", "-s", "-S", "-B"), env)
+        pool = _Pool(str(python), self._slots, self._progress, self._limit, early=start)
+        with self._lock:
+            if self._closed:
+                raise VenvStacksError("byte-compiling was stopped")
+            self._early.append(pool)
+        return EarlyJob(self, pool, Job(layer, early=True))
+
+    def _submit(self, pool: _Pool, files: Sequence[str], job: Job, missing_only: bool) -> None:
+        self._progress.add(files=len(files))
+        with self._lock:
+            if self._closed:
+                raise VenvStacksError("byte-compiling was stopped")
+            pool.submit(files, job, missing_only)
+            if files:
+                pool.grow(min(self._workers, pool.chunks))
 
     def progress(self) -> str:
         """How far the compiling has got, for a progress line."""
@@ -340,8 +362,46 @@ class CompilePools:
         """Stop every worker: after their queued work, or (``abandon``) at once."""
         with self._lock:
             self._closed = True
-            pools = list(self._pools.values())
+            pools = list({id(p): p for p in [*self._early, *self._pools.values()]}.values())
         for pool in pools:
             if abandon:
                 pool.fail(VenvStacksError("byte-compiling was stopped"))
             pool.close(abandon)
+
+
+@dataclass(frozen=True)
+class EarlyJob:
+    """A runtime's compiling, started while it unpacks (:meth:`CompilePools.early`)."""
+
+    pools: CompilePools
+    pool: _Pool
+    job: Job
+
+    def add(self, files: Sequence[str]) -> None:
+        """Compile ``files`` too (early requests: see :mod:`compileworker`)."""
+        self.pools._submit(self.pool, files, self.job, missing_only=False)
+
+    def finish(self, python: Path, files: Sequence[str], missing_only: bool) -> Future[None]:
+        """The runtime is unpacked and ``python`` (the path any layer's files name it by)
+        runs: compile ``files`` and what early requests sent back; the future is done once
+        every file of the job is. Later layers naming ``python`` share these workers."""
+        with self.pools._lock:
+            self.pools._pools.setdefault(str(python), self.pool)
+        self.pool.python_ready(str(python))
+        later = self.job.end_early()
+        self.pools._submit(self.pool, later, self.job, missing_only=False)
+        self.pools._submit(self.pool, files, self.job, missing_only)
+        self.job.seal()
+        if self.pool.broken is not None:
+            self.job.fail(self.pool.broken)
+        return self.job.done
+
+    def drain(self) -> None:
+        """Compile nothing more: what is queued is dropped, the chunks under way end."""
+        self.pool.fail(VenvStacksError("byte-compiling was stopped"))
+        self.pool.close(abandon=False)
+
+    def abandon(self) -> None:
+        """Stop its workers now (its layer is being removed)."""
+        self.pool.fail(VenvStacksError("byte-compiling was stopped"))
+        self.pool.close(abandon=True)
