@@ -16,7 +16,7 @@ from tests.test_deploy_parallel import published, published_once, snapshot  # no
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_file
 from venvstacks.ship import earlycompile
-from venvstacks.ship.compilepool import CompilePools
+from venvstacks.ship.compilepool import CompilePools, EarlyJob
 from venvstacks.ship.deploy import deploy
 
 
@@ -26,7 +26,7 @@ def early_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     started: list[str] = []
     real = CompilePools.early
 
-    def early(self: CompilePools, python: Path, home: Path, *, layer: str) -> earlycompile.EarlyJob:
+    def early(self: CompilePools, python: Path, home: Path, *, layer: str) -> EarlyJob:
         started.append(layer)
         return real(self, python, home, layer=layer)
 
