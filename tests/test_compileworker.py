@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from venvstacks.ship.compilepool import CHUNK, CompilePools, library_sources
+from venvstacks.ship.compilepool import CHUNK, CompilePools
+from venvstacks.ship.compileworker import library_sources
 
 TAG = sys.implementation.cache_tag
 MTIME = 1_600_000_000

@@ -9,7 +9,7 @@ busy to the end and the runtime's standard library no longer holds up the layers
 Each worker runs ``python -X utf8 -I -S -B`` (as deploy runs ``postinstall.py``, without
 ``site``) and writes, for every file, the pyc ``compileall.compile_file(path, quiet=2)``
 writes (:mod:`compileworker`), which is what ``compileall.compile_dir`` calls for each file
-it lists (:func:`library_sources` lists the same files). ``missing_only`` compiles only files
+it lists (:func:`compileworker.library_sources` lists the same files). ``missing_only`` compiles only files
 without a pyc for that Python, as a ``--bytecode`` layer's ``postinstall.py`` does.
 
 At most ``slots`` chunks compile at once over all pools (one per core), whatever the number
@@ -50,30 +50,6 @@ from venvstacks.tools import (
 )
 
 CHUNK = 16  # files per request: small enough to share the last files of a layer out
-
-
-def library_sources(lib_dir: Path) -> list[str]:
-    """The ``.py`` files ``compileall.compile_dir(lib_dir)`` compiles, in its order: every
-    name below ``lib_dir`` except ``__pycache__``, into folders but not through folder
-    symlinks."""
-    found: list[str] = []
-    _walk(str(lib_dir), found)
-    return found
-
-
-def _walk(folder: str, found: list[str]) -> None:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return  # compileall skips a folder it cannot list
-    for entry in entries:
-        if entry.name == "__pycache__":
-            continue
-        if not entry.is_dir():
-            if entry.name.endswith(".py"):
-                found.append(entry.path)
-        elif not entry.is_symlink():
-            _walk(entry.path, found)
 
 
 @dataclass(frozen=True)

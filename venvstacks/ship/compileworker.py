@@ -1,4 +1,5 @@
-"""One compile worker: the script it runs, how requests and answers travel, its watchdog.
+"""One compile worker: the files it is given (:func:`library_sources`), the script it runs,
+how requests and answers travel, its watchdog.
 
 The worker (:data:`WORKER`) runs in the layer's own Python, any CPython 3.8 or newer, and
 imports nothing but modules every CPython has loaded before any code runs (built in or
@@ -36,6 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from venvstacks.tools import stop_group
@@ -132,6 +134,30 @@ while True:
     answers.write(b"%d\n" % len(reply) + reply)
     answers.flush()
 """
+
+
+def library_sources(lib_dir: Path) -> list[str]:
+    """The ``.py`` files ``compileall.compile_dir(lib_dir)`` compiles, in its order: every
+    name below ``lib_dir`` except ``__pycache__``, into folders but not through folder
+    symlinks."""
+    found: list[str] = []
+    _walk(str(lib_dir), found)
+    return found
+
+
+def _walk(folder: str, found: list[str]) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return  # compileall skips a folder it cannot list
+    for entry in entries:
+        if entry.name == "__pycache__":
+            continue
+        if not entry.is_dir():
+            if entry.name.endswith(".py"):
+                found.append(entry.path)
+        elif not entry.is_symlink():
+            _walk(entry.path, found)
 
 
 def request(files: Sequence[str], *, missing_only: bool, early: bool) -> bytes:

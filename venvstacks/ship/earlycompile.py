@@ -13,7 +13,7 @@ Nothing depends on the archive's member order (other tools' archives have their 
 the needed files never all appear, nothing starts early; a worker that cannot start yet (a
 shared library it needs comes later, say) is no error, and its files wait for the end.
 After the unpack and the layer's postinstall work (``finish.stage``), the files of
-:func:`compilepool.library_sources` not handed over yet go to the same workers, with the
+:func:`compileworker.library_sources` not handed over yet go to the same workers, with the
 files early workers sent back (:mod:`compileworker`): the pycs written are the same as
 when everything is compiled after the unpack. A runtime's ``postinstall.py`` writes nothing
 below ``lib/`` (only venv layers get a ``sitecustomize.py`` there), so no file compiled
