@@ -42,6 +42,7 @@ _TOP_LEVEL = {
     "layerconfig": "layout",
     "cli": "cli",
     "cli_options": "cli",
+    "cli_stackoptions": "cli",
     "cli_commands": "cli",
     "cli_settings": "cli",
     "cli_show": "cli",

@@ -16,8 +16,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from venvstacks.cli_options import LicensesCommand
 from venvstacks.cli_show import Invocation
+from venvstacks.cli_stackoptions import LicensesCommand
 from venvstacks.console import say
 from venvstacks.engine.actions import runtime_record
 from venvstacks.engine.contents import BuiltLayer, layer_contents

@@ -33,12 +33,12 @@ from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.taskkind import DEFAULT_KINDS, TaskKind
 from venvstacks.engine.tasks import CREATORS, TaskDict, TaskGraph
 from venvstacks.errors import VenvStacksError, os_error_line
-from venvstacks.layout import BUILD_LOCK, VERDICTS
+from venvstacks.layout import BUILD_LOCK, STACK_FILE, VERDICTS
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
 from venvstacks.stack import verdicts
 from venvstacks.stack.model import StackSpec
-from venvstacks.stack.spec import STACK_FILE, load_stack
+from venvstacks.stack.spec import load_stack
 from venvstacks.tools import stop_children, uv_bin
 
 if sys.platform != "win32":

@@ -23,7 +23,6 @@ from venvstacks.stack import fields, naming, uvkeys
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec, StackSpec
 
-STACK_FILE = "venvstacks.toml"  # what a stack folder's stack file is called
 UV_SETTINGS_FILE = "venvstacks.uv.toml"  # [tool.uv] settings beside it, read only without [tool.uv]
 
 COMMON_FIELDS = {
