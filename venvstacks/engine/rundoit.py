@@ -33,6 +33,7 @@ from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.taskkind import DEFAULT_KINDS, TaskKind
 from venvstacks.engine.tasks import CREATORS, TaskDict, TaskGraph
 from venvstacks.errors import VenvStacksError, os_error_line
+from venvstacks.fsutil import lock_exclusively
 from venvstacks.layout import BUILD_LOCK, STACK_FILE, VERDICTS
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
@@ -41,15 +42,11 @@ from venvstacks.stack.model import StackSpec
 from venvstacks.stack.spec import load_stack
 from venvstacks.tools import stop_children, uv_bin
 
-if sys.platform != "win32":
-    import fcntl
-# Loaded on first use: filelock where flock is missing; doit's runner for a run only (a dodo
-# file's namespace needs none of it).
+# Loaded on first use: doit's runner for a run only (a dodo file's namespace needs none of it).
 if TYPE_CHECKING:
-    import filelock
     from doit import doit_cmd
 else:
-    filelock, doit_cmd = lazy_modules("filelock", "doit.doit_cmd")
+    (doit_cmd,) = lazy_modules("doit.doit_cmd")
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:
@@ -215,7 +212,7 @@ def hold_build_lock(build_dir: Path) -> None:
 
     try:
         build_dir.mkdir(parents=True, exist_ok=True)
-        release = _lock_exclusively(build_dir / BUILD_LOCK, waiting)
+        release = lock_exclusively(build_dir / BUILD_LOCK, waiting)
         owner_file.write_text(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
     except OSError as exc:
         # A read-only or full build folder: nothing can be recorded there.
@@ -227,31 +224,6 @@ def hold_build_lock(build_dir: Path) -> None:
         atexit.register(gc.freeze)
         atexit.register(stop_and_release)
     _held[build_dir] = release
-
-
-def _lock_exclusively(path: Path, waiting: Callable[[], None]) -> Callable[[], None]:
-    """Take the lock file's exclusive lock, calling `waiting` first if it is held; returns
-    its release. On POSIX this is the flock that filelock's FileLock takes (so the two
-    exclude each other), without importing filelock, a tenth of a no-op run's time."""
-    if sys.platform == "win32":
-        lock = filelock.FileLock(str(path))
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            waiting()
-            lock.acquire()
-        return lambda: lock.release()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-    except BaseException:
-        os.close(fd)
-        raise
-    return lambda: os.close(fd)  # closing the descriptor releases the lock
 
 
 def stop_and_release() -> None:
