@@ -111,6 +111,17 @@ def test_deploy_and_verify_import_no_doit_engine(published: Path, tmp_path: Path
     assert layer_dirs(target) == sorted([RUNTIME, FW, APP])
     assert run_app(target / APP)["values"] == EXPECTED
     assert loaded == []
+    # Nor, deploying again with every layer current, what only a stack command or an
+    # unpacking reads: the stack parser, the stack commands' options, filelock, the unpacker.
+    not_needed = (
+        *("venvstacks.stack.spec", "venvstacks.stack.fields", "venvstacks.cli_stackoptions", "tomllib"),
+        *("filelock.", "venvstacks.archive.unpack", "venvstacks.archive.xz", "venvstacks.ship.rebuild"),
+    )
+    status, loaded = run_in_fresh_interpreter(
+        ["deploy", str(published), str(target), "-q"], ["verify", str(target), "-q"], watched=not_needed
+    )
+    assert status == [0, 0]
+    assert loaded == []
 
 
 def test_a_deploy_waits_for_the_one_under_way_in_its_target(
