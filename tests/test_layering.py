@@ -40,6 +40,7 @@ _TOP_LEVEL = {
     "startup": BASE,
     "layout": "layout",
     "layerconfig": "layout",
+    "distinfo": "layout",
     "cli": "cli",
     "cli_options": "cli",
     "cli_stackoptions": "cli",
