@@ -39,11 +39,12 @@ from benchlib import (
     load_line,
     rel,
     run_ok,
-    three_layer_stack,
 )
 from cachedir import CACHE_DIR
 from deploy import publish
 from userinstall import EDITABLE, Install, InstallError, user_install
+
+from stacks import three_layer_stack
 
 TARGET = CACHE_DIR / "deploystart-target"
 BASELINE = "import tarfile, lzma, json, hashlib"
