@@ -42,7 +42,7 @@ from benchlib import (
 )
 from cachedir import CACHE_DIR
 from deploy import publish
-from userinstall import EDITABLE, Install, InstallError, user_install
+from userinstall import EDITABLE, Install, user_install
 
 from stacks import three_layer_stack
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             "hashing every file of T (python -c)": lambda i: [i.python, "-c", HASH_ALL, TARGET],
         }
         samples = take_turns(installs, commands, n)
-    except (BenchError, InstallError) as exc:
+    except BenchError as exc:
         print(f"error: {exc}")
         return 1
     print(f"three-layer stack: {rel(artifacts)} deployed in {rel(TARGET)}")
@@ -128,7 +128,7 @@ def _user_install() -> list[Install]:
     """The pip install of this checkout, or none (said why) when it cannot be made."""
     try:
         return [user_install(VENV_PYTHON)[0]]
-    except InstallError as exc:  # e.g. no package index for the wheel's build backend
+    except BenchError as exc:  # e.g. no package index for the wheel's build backend
         print(f"note: no pip install of this checkout, the editable install only: {exc}")
         return []
 

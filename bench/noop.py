@@ -53,7 +53,7 @@ from benchlib import (
 )
 from cachedir import CACHE_DIR
 from upstream import Upstream, UpstreamError
-from userinstall import EDITABLE, Install, InstallError, user_install
+from userinstall import EDITABLE, Install, user_install
 
 from stacks import (
     build_dir_layers,
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     print(cache_line())
     try:
         user, rebuilt = user_install(VENV_PYTHON)
-    except InstallError as exc:  # e.g. no package index for the wheel's build backend
+    except BenchError as exc:  # e.g. no package index for the wheel's build backend
         print(f"error: could not make the pip install of this checkout: {exc}")
         return 1
     print(
