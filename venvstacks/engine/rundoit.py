@@ -85,20 +85,25 @@ def namespace(settings: Settings, graph: TaskGraph | None = None) -> dict[str, A
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
         made = None if graph is None else graph[kind]
-        ns[f"task_{kind.prefix}"] = _creator(kind, functools.partial(creator, settings), made)
+        tasks = functools.partial(creator, settings) if made is None else functools.partial(_copies, made)
+        ns[f"task_{kind.prefix}"] = _creator(kind, tasks)
     return ns
 
 
-def _creator(
-    kind: TaskKind, create: Callable[[], Iterator[TaskDict]], made: list[TaskDict] | None
-) -> Callable[[], Iterator[TaskDict]]:
+def _copies(made: list[TaskDict]) -> Iterator[TaskDict]:
+    """The tasks made already, each as a copy: doit rewrites the dicts it is given (their names)."""
+    return ({**task} for task in made)
+
+
+def _creator(kind: TaskKind, tasks: Callable[[], Iterator[TaskDict]]) -> Callable[[], Iterator[TaskDict]]:
+    """The dodo creator of the tasks of one kind: its group task, then ``tasks()``."""
+
     def task_creator() -> Iterator[TaskDict]:
         # The group task (`doit build`) has nothing of its own to do: up to date, so doit
         # does not record it as run, and a no-op writes nothing to its state database (a
         # write is an sqlite transaction and its fsyncs: 2-15 ms of a 0.1 s run).
         yield {"name": None, "doc": kind.doc, "uptodate": [True]}
-        # doit rewrites the dicts it is given (their names): a copy of each made one.
-        yield from (create() if made is None else ({**task} for task in made))
+        yield from tasks()
 
     task_creator.__doc__ = kind.doc
     return task_creator
