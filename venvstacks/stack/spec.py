@@ -19,7 +19,7 @@ from typing import Any
 
 from venvstacks.errors import SpecError
 from venvstacks.fsutil import UnsafeFileError, read_bounded_text
-from venvstacks.stack import fields, naming, uvkeys
+from venvstacks.stack import fields, modulefields, naming, uvkeys
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec, StackSpec
 
@@ -254,7 +254,7 @@ class _Parser:
             deps = fields.dependencies(t, runtimes, frameworks, self.framework_names)
             # Frameworks and applications run on their runtime's Python.
             implementation = deps.runtime.python_implementation  # type: ignore[union-attr]
-        launch, support = fields.modules(t) if kind is LayerKind.APPLICATION else (None, ())
+        launch, support = modulefields.modules(t) if kind is LayerKind.APPLICATION else (None, ())
         below = deps.below
         return LayerSpec(
             kind=kind,
