@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         installs = [*_user_install(), EDITABLE]
         if args.also:
-            installs.append(Install(f"also: {args.also}", args.also.absolute(), pycache_prefix=False))
+            installs.append(Install("--also", args.also.absolute(), pycache_prefix=False))
         artifacts = publish(three_layer_stack())
         shutil.rmtree(TARGET, ignore_errors=True)
         run_ok([EDITABLE.venvstacks, "deploy", artifacts, TARGET, "-q"])  # untimed: the first deploy
