@@ -36,13 +36,9 @@ from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-from filelock import FileLock
-
 from venvstacks.archive.checked import CheckedArchive, open_checked
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import (
-    make_folder,
-)
+from venvstacks.fsutil import lock_exclusively, make_folder
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG
 from venvstacks.platforms import cores, host_platform, platform_of_tag
@@ -191,11 +187,8 @@ def deploy(
     limit = postinstall_timeout()  # a bad setting is refused before anything is touched
     layers = load_published(published)
     _check_platform(layers)
-    with (
-        _made_for_this_run(target_dir),
-        FileLock(target_dir / f"{STATE_FILE}.lock"),
-        contextlib.ExitStack() as opened,
-    ):
+    with _made_for_this_run(target_dir), contextlib.ExitStack() as opened:
+        opened.callback(lock_exclusively(target_dir / f"{STATE_FILE}.lock"))  # released last
         _remove_leftovers(target_dir)
         state = DeployState.read(target_dir)  # empty: every layer is deployed afresh
         selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))

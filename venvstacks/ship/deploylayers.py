@@ -10,16 +10,23 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from venvstacks.archive.checked import CheckedArchive
-from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.console import Ticker
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
 from venvstacks.ship.compilepool import CompilePools
 from venvstacks.ship.earlycompile import EarlyCompile
 from venvstacks.ship.finish import Staged, place_layers, stage
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.published_meta import PublishedLayer
+
+# Loaded when a layer is unpacked: a redeploy finding every layer current unpacks none.
+if TYPE_CHECKING:
+    from venvstacks.archive import unpack
+else:
+    (unpack,) = lazy_modules("venvstacks.archive.unpack")
 
 
 def _unpack_layer(
@@ -34,7 +41,7 @@ def _unpack_layer(
     written = early.written if early is not None else None
     try:
         with Ticker(lambda: f"{layer.install_target}: {_unpacked_share(checked)}", log):
-            staging = unpack_to_staging(
+            staging = unpack.unpack_to_staging(
                 layer.archive, target_dir, layer.install_target, stop=stop, checked=checked, written=written
             )
     except BaseException:
