@@ -3,18 +3,16 @@ and a failure or refusal late in the unpack leaves no worker and no staging fold
 
 from __future__ import annotations
 
-import json
 import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.layers import RUNTIME
+from tests.support.layers import RUNTIME, republish_app_archive
 from tests.test_compilepool import _running
 from tests.test_deploy_parallel import published, published_once, snapshot  # noqa: F401
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import sha256_file
 from venvstacks.ship import earlycompile
 from venvstacks.ship.compilepool import CompilePools, EarlyJob
 from venvstacks.ship.deploy import deploy
@@ -67,12 +65,7 @@ def test_a_runtime_refused_at_its_end_stops_its_workers_and_leaves_nothing(
         escape.type, escape.linkname = tarfile.SYMTYPE, "../../outside"
         dst.addfile(escape)
     rewritten.replace(archive)
-    meta_file = published / "__venvstacks__" / "venvstacks.json"
-    meta = json.loads(meta_file.read_text())
-    runtime = meta["layers"]["runtimes"][0]
-    runtime["archive_size"] = archive.stat().st_size
-    runtime["archive_hashes"] = {"sha256": sha256_file(archive)}
-    meta_file.write_text(json.dumps(meta))
+    republish_app_archive(published, archive, kind="runtimes")
     target = tmp_path / "target"
     with pytest.raises(VenvStacksError, match=f"symlink {RUNTIME}/escape points outside"):
         deploy(published, target, log=lambda _: None)
