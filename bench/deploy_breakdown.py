@@ -187,15 +187,6 @@ def _one_deploy(deploy_module: Any, artifacts: Path) -> dict[str, float]:
 
         setattr(deploy_module, name, step)
 
-    from venvstacks.ship.compilepool import CompilePools
-
-    real_early = CompilePools.early
-
-    def early(self: CompilePools, python: Path, home: Path, *, layer: str) -> Any:
-        mark(f"{layer}: compiling starts (the runtime still unpacking)")
-        return real_early(self, python, home, layer=layer)
-
-    CompilePools.early = early  # type: ignore[method-assign]
     saved = {name: getattr(deploy_module, name) for name in ("_unpack_layer", "stage", "wait")}
     wrap("_unpack_layer", None, lambda layer, *_: f"{layer.install_target}: unpacked")
     wrap("stage", None, lambda staging, name, *_: f"{name}: postinstall done, files to the pool")
@@ -207,7 +198,6 @@ def _one_deploy(deploy_module: Any, artifacts: Path) -> dict[str, float]:
     finally:
         for name, real in saved.items():
             setattr(deploy_module, name, real)
-        CompilePools.early = real_early  # type: ignore[method-assign]
     mark("in place")
     got["cpu"] = _cpu() - c0  # the compile workers are waited for: their CPU is counted
     return got

@@ -129,33 +129,3 @@ def test_workers_write_what_compile_dir_writes(
         (by_pool / "lib/pkg/__pycache__" / f"fresh.{TAG}.pyc").read_bytes().endswith(b"kept: never rewritten")
     )
     assert expected["lib/nocache/__pycache__"][0] == oct(stat.S_IFDIR | 0o775)
-
-
-def _by_compileall(root: Path) -> dict[str, tuple[str, str]]:
-    _tree(root)
-    code = "import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2, workers=0)"
-    subprocess.run([sys.executable, "-X", "utf8", "-I", "-c", code, "lib"], cwd=root, check=True)
-    return _files(root)
-
-
-@pytest.mark.parametrize("starts", [True, False])
-def test_an_early_job_writes_what_compile_dir_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starts: bool
-) -> None:
-    """Early requests send back what needs a codec or unicodedata, asked again at the end;
-    an early worker that cannot start is no error: its files wait for the end."""
-    expected = _by_compileall(tmp_path / "compileall")
-    root = tmp_path / "pool"
-    _tree(root)
-    monkeypatch.chdir(root)
-    early_python = Path(sys.executable)
-    if not starts:
-        early_python = tmp_path / "not-yet"
-        early_python.write_text("#!/bin/sh\necho 'cannot start yet' >&2\nexit 1\n")
-        early_python.chmod(0o755)
-    files = library_sources(Path("lib"))
-    with CompilePools(2) as pools:
-        job = pools.early(early_python, Path(sys.base_prefix), layer="rt")
-        job.add(files[:-3])
-        job.finish(Path(sys.executable), files[-3:], missing_only=False).result(timeout=60)
-    assert _files(root) == expected

@@ -284,15 +284,14 @@ def tree(root: Path) -> dict[str, str]:
     return found
 
 
-def republish_app_archive(published: Path, archive: Path, kind: str = "applications") -> None:
-    """Record a rewritten app archive's (``kind``: the first layer of that kind's) size and
-    sha256 in venvstacks.json, as a publisher would: the hostile-archive tests need deploy's
-    checks to pass so the unpacker sees it."""
+def republish_app_archive(published: Path, archive: Path) -> None:
+    """Record a rewritten app archive's size and sha256 in venvstacks.json, as a publisher
+    would: the hostile-archive tests need deploy's checks to pass so the unpacker sees it."""
     from venvstacks.fsutil import sha256_file
 
     meta_file = published / "__venvstacks__" / "venvstacks.json"
     meta = json.loads(meta_file.read_text())
-    app = meta["layers"][kind][0]
+    app = meta["layers"]["applications"][0]
     app["archive_size"] = archive.stat().st_size
     app["archive_hashes"] = {"sha256": sha256_file(archive)}
     meta_file.write_text(json.dumps(meta))

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -69,7 +69,6 @@ def unpack_to_staging(
     *,
     stop: threading.Event | None = None,
     checked: CheckedArchive | None = None,
-    written: Callable[[Path, str], None] | None = None,
 ) -> Path:
     """Unpack ``archive`` (all members under ``top/``) into a new folder beside
     ``dest_parent/top`` and return that folder. The caller moves it into place with
@@ -77,18 +76,14 @@ def unpack_to_staging(
     members) with :class:`Stopped` and the folder is removed.
 
     ``checked``: the archive as its sha256 was checked, still open: exactly those bytes are
-    unpacked, and the folder is refused if the file was written to since.
-
-    ``written(staging, rel)`` is called (in this thread) after each regular file is written
-    whole, its mode and mtime set (links come later, and only once every file is)."""
+    unpacked, and the folder is refused if the file was written to since."""
     dest_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{top}.partial-", dir=dest_parent))
     try:
         staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the layer's mode
         with contextlib.ExitStack() as owned:
             raw = checked.file if checked is not None else owned.enter_context(archive.open("rb"))
-            fmt = _format_of(archive.name, raw)
-            _unpack(archive.name, raw, fmt, staging, top, stop or threading.Event(), written)
+            _unpack(archive.name, raw, _format_of(archive.name, raw), staging, top, stop or threading.Event())
         if checked is not None and not checked.unchanged():
             raise _Refused("it changed after its sha256 was checked; run again to check it anew")
     except BaseException as exc:
@@ -122,19 +117,13 @@ def _format_of(name: str, raw: BinaryIO) -> ArchiveFormat:
 
 
 def _unpack(
-    name: str,
-    raw: BinaryIO,
-    fmt: ArchiveFormat,
-    staging: Path,
-    top: str,
-    stop: threading.Event,
-    written: Callable[[Path, str], None] | None,
+    name: str, raw: BinaryIO, fmt: ArchiveFormat, staging: Path, top: str, stop: threading.Event
 ) -> None:
     seen: dict[str, _Member] = {}
     links: list[_Member] = []
     reader = _read_zip(raw, top) if fmt is ArchiveFormat.ZIP else _read_tar(raw, fmt, top)
     with contextlib.closing(reader):  # stopped or refused: its decoder (a process) ends now
-        _write_members(name, reader, staging, top, stop, seen, links, written)
+        _write_members(name, reader, staging, top, stop, seen, links)
     _check_links(links, seen, top)
     # Links go last: until now no symlink existed below staging, so no write could have
     # been redirected through one.
@@ -159,7 +148,6 @@ def _write_members(
     stop: threading.Event,
     seen: dict[str, _Member],
     links: list[_Member],
-    written: Callable[[Path, str], None] | None = None,
 ) -> None:
     """Write every directory and file of ``reader``; note each member in ``seen`` and the
     links, written later, in ``links``."""
@@ -182,8 +170,6 @@ def _write_members(
                     target.parent.mkdir(parents=True, exist_ok=True)
                     made.add(target.parent)
                 _write_file(target, data, member)
-                if written is not None:
-                    written(staging, member.rel)
             else:
                 links.append(member)
         except OSError as exc:  # e.g. a file below another file: never a real layer

@@ -32,8 +32,6 @@ class Job:
     done: Future[None] = field(default_factory=Future)
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float | None = None  # time.monotonic() when its first chunk reached a worker
-    early: bool = False  # its requests are early ones (compileworker): the runtime is unpacking
-    later: list[str] = field(default_factory=list)  # sent back by early requests, for the end
 
     def time_left(self, limit: float) -> float:
         """Seconds left of ``limit``, whose clock starts at the first call."""
@@ -46,22 +44,6 @@ class Job:
     def add_chunks(self, count: int) -> None:
         with self.lock:
             self.chunks_left += count
-
-    def sent_back(self, files: list[str]) -> list[str]:
-        """Files an early request sent back: kept for the end (nothing returned) or, once
-        the end came (:meth:`end_early`), returned to be asked again now."""
-        with self.lock:
-            if self.early:
-                self.later += files
-                return []
-            return files
-
-    def end_early(self) -> list[str]:
-        """The unpack is done: the files sent back so far, to be asked again."""
-        with self.lock:
-            self.early = False
-            later, self.later = self.later, []
-        return later
 
     def chunk_done(self) -> None:
         with self.lock:

@@ -38,7 +38,7 @@ from typing import IO
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.ship.compilejobs import Job, Progress
-from venvstacks.ship.compileworker import READY, WORKER, Watchdog, read_answer, request
+from venvstacks.ship.compileworker import DONE, READY, WORKER, Watchdog, request
 from venvstacks.tools import (
     POSTINSTALL_TIMEOUT,
     POSTINSTALL_TIMEOUT_HINT,
@@ -68,7 +68,6 @@ class _Pool:
         slots: threading.Semaphore,
         progress: Progress,
         limit: float,
-        early: _EarlyStart | None = None,
     ) -> None:
         self.python = python
         self._limit = limit
@@ -81,10 +80,6 @@ class _Pool:
         self._threads: list[threading.Thread] = []
         self.chunks = 0  # submitted so far
         self._lock = threading.RLock()
-        self._early = early  # how to start a worker before python is there; None once one failed
-        self._python_ready = early is None  # python can run (a runtime's: unpacked)
-        self._want = 0  # workers asked for
-        self._lost = 0  # early workers that never ran
         self._closed = False
 
     def submit(self, files: Sequence[str], job: Job, missing_only: bool) -> None:
@@ -92,7 +87,7 @@ class _Pool:
         chunks = [list(files[i : i + CHUNK]) for i in range(0, len(files), CHUNK)]
         job.add_chunks(len(chunks))
         for chunk in chunks:
-            data = request(chunk, missing_only=missing_only, early=job.early)
+            data = request(chunk, missing_only=missing_only)
             self.requests.put(_Request(data, len(chunk), job))
             self.chunks += 1
 
@@ -100,65 +95,42 @@ class _Pool:
         """Have ``workers`` workers, each known to close() as soon as it runs (an interrupt
         may come while the others start)."""
         with self._lock:
-            self._want = max(self._want, workers)
-            if not self._python_ready and self._early is None:
-                return  # the early start failed: wait for python (python_ready)
-            while len(self._workers) - self._lost < self._want and self.broken is None and not self._closed:
-                early = not self._python_ready
+            while len(self._workers) < workers and self.broken is None and not self._closed:
                 try:
-                    self._workers.append(self._start_worker(early))
+                    self._workers.append(self._start_worker())
                 except OSError as exc:
                     self.broken = VenvStacksError(f"byte-compiling with {self.python} failed: {exc}")
                     self.fail(self.broken)
                     return
-                args = (*self._workers[-1], early)
-                thread = threading.Thread(target=self._serve, args=args, name="compile", daemon=True)
+                thread = threading.Thread(
+                    target=self._serve, args=self._workers[-1], name="compile", daemon=True
+                )
                 self._threads.append(thread)
                 thread.start()
 
-    def python_ready(self, python: str) -> None:
-        """``python`` (the runtime's, unpacked) runs from now on: workers started from now on
-        run it, as for any layer."""
-        with self._lock:
-            self.python = python
-            self._python_ready = True
-            self.grow(self._want)
-
-    def _early_failed(self, req: _Request) -> None:
-        """An early worker ended before it ran (what it needs was not unpacked yet): not an
-        error; its request waits for a worker started once python is ready."""
-        with self._lock:
-            self._early = None
-            self._lost += 1
-            self.requests.put(req)
-            self.grow(self._want)
-
-    def _start_worker(self, early: bool) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    def _start_worker(self) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
         # Its stderr, read after a failure; closed with the worker in close().
         errors = tempfile.TemporaryFile()  # noqa: SIM115
         try:
-            if early and self._early is not None:
-                return self._popen(errors, [self._early.python, *self._early.flags], self._early.env), errors
-            return self._popen(errors, [self.python, "-X", "utf8", "-I", "-S", "-B"], tool_env()), errors
+            return self._popen(errors), errors
         except BaseException:
             errors.close()
             raise
 
-    @staticmethod
-    def _popen(errors: IO[bytes], python: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        # -S: no site (nothing of it is needed). -B: no pyc of its own start-up is written
-        # into the layer (it may be stopped and the layer removed at any time).
+    def _popen(self, errors: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [*python, "-c", WORKER],
+            # -S: no site (nothing of it is needed). -B: no pyc of its own start-up is written
+            # into the layer (it may be stopped and the layer removed at any time).
+            [self.python, "-X", "utf8", "-I", "-S", "-B", "-c", WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
-            env=env,
+            env=tool_env(),
             # Its own group, as every tool: a Ctrl-C reaches deploy, which stops it.
             process_group=0 if os.name == "posix" else None,
         )
 
-    def _serve(self, proc: subprocess.Popen[bytes], errors: IO[bytes], early: bool) -> None:
+    def _serve(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
         ready = False  # read with the first request, under its time limit
         while (req := self.requests.get()) is not None:
             if self.broken is not None:
@@ -168,21 +140,15 @@ class _Pool:
                 out_of_time = self._watchdog.arm(proc, req.job.time_left(self._limit))
                 try:
                     ready = ready or _started(proc)
-                    answer = _ask(proc, req.data) if ready else None
+                    answered = ready and _ask(proc, req.data)
                 finally:
                     self._watchdog.disarm(proc)
             if out_of_time.is_set():
                 self.fail(_out_of_time(req.job, self._limit), req.job)
-            elif early and not ready:
-                self._early_failed(req)
-                return
-            elif answer is None:
+            elif not answered:
                 self.fail(self._died(proc, errors), req.job)
             else:
-                later = req.job.sent_back(answer)
-                if later:
-                    self.submit(later, req.job, missing_only=False)
-                self._progress.add(done=req.files - len(answer))
+                self._progress.add(done=req.files)
                 req.job.chunk_done()
 
     def _died(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> VenvStacksError:
@@ -231,15 +197,6 @@ class _Pool:
             errors.close()
 
 
-@dataclass(frozen=True)
-class _EarlyStart:
-    """How a runtime's worker starts while the runtime unpacks (:meth:`CompilePools.early`)."""
-
-    python: str  # the interpreter binary itself (the usual bin/python3 is a symlink, made last)
-    flags: tuple[str, ...]
-    env: dict[str, str]
-
-
 def _started(proc: subprocess.Popen[bytes]) -> bool:
     """Whether the worker says it runs (False: it ended first)."""
     assert proc.stdout is not None
@@ -249,15 +206,15 @@ def _started(proc: subprocess.Popen[bytes]) -> bool:
         return False
 
 
-def _ask(proc: subprocess.Popen[bytes], data: bytes) -> list[str] | None:
-    """Send one request; the answer (None: the worker ended first)."""
+def _ask(proc: subprocess.Popen[bytes], data: bytes) -> bool:
+    """Send one request; whether the worker answered (False: it ended first)."""
     assert proc.stdin is not None and proc.stdout is not None
     try:
         proc.stdin.write(data)
         proc.stdin.flush()
-        return read_answer(proc.stdout)
+        return proc.stdout.readline() == DONE
     except OSError:
-        return None
+        return False
 
 
 def _out_of_time(job: Job, limit: float) -> VenvStacksError:
@@ -273,7 +230,6 @@ class CompilePools:
         self._limit = limit
         self._slots = threading.Semaphore(slots or self._workers)
         self._pools: dict[str, _Pool] = {}
-        self._early: list[_Pool] = []  # started early, not (yet) known by their python
         self._progress = Progress()
         self._lock = threading.Lock()
         self._closed = False
@@ -304,23 +260,6 @@ class CompilePools:
             job.fail(pool.broken)
         return job.done
 
-    def early(self, python: Path, home: Path, *, layer: str) -> EarlyJob:
-        """A job for the files of ``layer``, a runtime still unpacking into ``home``, whose
-        interpreter binary ``python`` (and what its start-up reads) is unpacked: workers
-        start now with ``PYTHONHOME=home`` (its ``sys.prefix`` cannot be found yet: the
-        landmark, ``os.py``, may still be missing) and no other ``PYTHON*`` variable (as
-        ``-I`` would, which ignores PYTHONHOME too). A worker that cannot start yet is no
-        error: its files wait for :meth:`EarlyJob.finish`."""
-        env = {k: v for k, v in tool_env().items() if not k.startswith("PYTHON")}
-        env["PYTHONHOME"] = str(home)
-        start = _EarlyStart(str(python), ("-X", "utf8", "-s", "-S", "-B"), env)
-        pool = _Pool(str(python), self._slots, self._progress, self._limit, early=start)
-        with self._lock:
-            if self._closed:
-                raise VenvStacksError("byte-compiling was stopped")
-            self._early.append(pool)
-        return EarlyJob(self, pool, Job(layer, early=True))
-
     def _submit(self, pool: _Pool, files: Sequence[str], job: Job, missing_only: bool) -> None:
         self._progress.add(files=len(files))
         with self._lock:
@@ -338,46 +277,8 @@ class CompilePools:
         """Stop every worker: after their queued work, or (``abandon``) at once."""
         with self._lock:
             self._closed = True
-            pools = list({id(p): p for p in [*self._early, *self._pools.values()]}.values())
+            pools = list(self._pools.values())
         for pool in pools:
             if abandon:
                 pool.fail(VenvStacksError("byte-compiling was stopped"))
             pool.close(abandon)
-
-
-@dataclass(frozen=True)
-class EarlyJob:
-    """A runtime's compiling, started while it unpacks (:meth:`CompilePools.early`)."""
-
-    pools: CompilePools
-    pool: _Pool
-    job: Job
-
-    def add(self, files: Sequence[str]) -> None:
-        """Compile ``files`` too (early requests: see :mod:`compileworker`)."""
-        self.pools._submit(self.pool, files, self.job, missing_only=False)
-
-    def finish(self, python: Path, files: Sequence[str], missing_only: bool) -> Future[None]:
-        """The runtime is unpacked and ``python`` (the path any layer's files name it by)
-        runs: compile ``files`` and what early requests sent back; the future is done once
-        every file of the job is. Later layers naming ``python`` share these workers."""
-        with self.pools._lock:
-            self.pools._pools.setdefault(str(python), self.pool)
-        self.pool.python_ready(str(python))
-        later = self.job.end_early()
-        self.pools._submit(self.pool, later, self.job, missing_only=False)
-        self.pools._submit(self.pool, files, self.job, missing_only)
-        self.job.seal()
-        if self.pool.broken is not None:
-            self.job.fail(self.pool.broken)
-        return self.job.done
-
-    def drain(self) -> None:
-        """Compile nothing more: what is queued is dropped, the chunks under way end."""
-        self.pool.fail(VenvStacksError("byte-compiling was stopped"))
-        self.pool.close(abandon=False)
-
-    def abandon(self) -> None:
-        """Stop its workers now (its layer is being removed)."""
-        self.pool.fail(VenvStacksError("byte-compiling was stopped"))
-        self.pool.close(abandon=True)

@@ -22,11 +22,6 @@ start-up reads. For each file it writes exactly the pyc
   (``_calc_mode``), written to a temporary name and renamed (``_write_atomic``).
 
 Warnings of ``compile()`` go to stderr: the answers have a pipe of their own.
-
-An *early* request (:mod:`earlycompile`: the runtime still unpacking) sends back, instead of
-compiling them, the files whose compiling may import a module that could still be missing
-or half-written (a coding cookie's codec, ``unicodedata`` for ``\\N{...}``); they are asked
-again once the unpack is done. Nothing else in a compile imports anything.
 """
 
 from __future__ import annotations
@@ -38,7 +33,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from venvstacks.tools import stop_group
 
@@ -59,22 +53,13 @@ def regular(st):
     return st.st_mode & 0o170000 == 0o100000
 
 
-def risky(data):
-    if b"\\N{" in data:
-        return True
-    for line in data.split(b"\n", 2)[:2]:
-        if b"coding" in line and line.lstrip(b"\xef\xbb\xbf \t\f").startswith(b"#"):
-            return True
-    return False
-
-
-def one(path, missing_only, early):
+def one(path, missing_only):
     try:
         st = o.stat(path)
     except (OSError, ValueError):
-        return False
+        return
     if not regular(st):
-        return False
+        return
     cfile = b.cache_from_source(path)
     try:
         cst = o.lstat(cfile)
@@ -82,7 +67,7 @@ def one(path, missing_only, early):
         cst = None
     if cst is not None:
         if missing_only or not regular(cst):
-            return False
+            return
         expect = b.MAGIC_NUMBER + bytes(4) + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
         try:
             with _io.FileIO(cfile, "r") as f:
@@ -90,18 +75,16 @@ def one(path, missing_only, early):
         except OSError:
             head = b""
         if head == expect:
-            return False
+            return
     try:
         with _io.FileIO(path, "r") as f:
             data = f.readall()
     except OSError:
-        return False
-    if early and risky(data):
-        return True
+        return
     try:
         code = compile(data, path, "exec", dont_inherit=True)
     except Exception:
-        return False
+        return
     try:
         try:
             o.mkdir(b._path_split(cfile)[0], 0o777)
@@ -115,7 +98,6 @@ def one(path, missing_only, early):
         b._write_atomic(cfile, pyc, b._calc_mode(path))
     except OSError:
         pass
-    return False
 
 
 requests = sys.stdin.buffer
@@ -129,9 +111,9 @@ while True:
         break
     flags, size = head.split()
     paths = requests.read(int(size)).decode(*FS).split("\0")
-    later = [p for p in paths if one(p, b"m" in flags, b"e" in flags)]
-    reply = "\0".join(later).encode(*FS)
-    answers.write(b"%d\n" % len(reply) + reply)
+    for path in paths:
+        one(path, b"m" in flags)
+    answers.write(b"done\n")
     answers.flush()
 """
 
@@ -160,21 +142,15 @@ def _walk(folder: str, found: list[str]) -> None:
             _walk(entry.path, found)
 
 
-def request(files: Sequence[str], *, missing_only: bool, early: bool) -> bytes:
+#: A worker's answer once every file of a request is done.
+DONE = b"done\n"
+
+
+def request(files: Sequence[str], *, missing_only: bool) -> bytes:
     """A request for ``files``: a line of flags and size, then the NUL-separated paths."""
     body = b"\0".join(os.fsencode(f) for f in files)
-    flags = b"c" + (b"m" if missing_only else b"") + (b"e" if early else b"")
+    flags = b"c" + (b"m" if missing_only else b"")
     return flags + b" %d\n" % len(body) + body
-
-
-def read_answer(stdout: IO[bytes]) -> list[str] | None:
-    """The files an answer sends back (to ask again later), or None: no answer (the worker
-    ended)."""
-    head = stdout.readline()
-    if not head.rstrip(b"\n").isdigit():
-        return None
-    body = stdout.read(int(head))
-    return [os.fsdecode(p) for p in body.split(b"\0")] if body else []
 
 
 @dataclass

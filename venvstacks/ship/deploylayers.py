@@ -1,5 +1,5 @@
 """Unpacking and finishing the layers a deploy needs, their byte-compiling shared
-(:mod:`compilepool`; a runtime's started while it unpacks, :mod:`earlycompile`), then
+(:mod:`compilepool`), then
 renaming them into place (:mod:`finish`)."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from venvstacks.console import Ticker
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
 from venvstacks.ship.compilepool import CompilePools
-from venvstacks.ship.earlycompile import EarlyCompile
 from venvstacks.ship.finish import Staged, place_layers, stage
 from venvstacks.ship.layerpool import LayerSteps, run_layers
 from venvstacks.ship.published_meta import PublishedLayer
@@ -35,22 +34,11 @@ def _unpack_layer(
     target_dir: Path,
     stop: threading.Event,
     log: Callable[[str], None],
-    early: EarlyCompile | None = None,
 ) -> Path:
     log(f"Deploying {layer.install_target} from {layer.archive.name}")
-    written = early.written if early is not None else None
-    try:
-        with Ticker(lambda: f"{layer.install_target}: {_unpacked_share(checked)}", log):
-            staging = unpack.unpack_to_staging(
-                layer.archive, target_dir, layer.install_target, stop=stop, checked=checked, written=written
-            )
-    except BaseException:
-        if early is not None:  # its workers may write into the staging folder it removed
-            early.abandon()
-        raise
-    if early is not None:
-        early.unpacked()
-    return staging
+    with Ticker(lambda: f"{layer.install_target}: {_unpacked_share(checked)}", log):
+        target = layer.install_target
+        return unpack.unpack_to_staging(layer.archive, target_dir, target, stop=stop, checked=checked)
 
 
 def _unpacked_share(checked: CheckedArchive) -> str:
@@ -72,38 +60,25 @@ def deploy_layers(
     the shared pools (``limit`` seconds per layer), then rename them into place, each after
     the layers it needs."""
     staged: dict[str, Staged] = {}
-    early: dict[str, EarlyCompile] = {}  # by install target: runtimes compiling as they unpack
     pythons: dict[str, Path] = {}  # install target -> staging folder, for their Pythons
     failure: Exception | None = None
     try:
         with CompilePools(cores(), limit=limit) as pools:
 
-            def unpack(layer: PublishedLayer, stop: threading.Event) -> Path:
-                feed = EarlyCompile.of(layer, pools)
-                if feed is not None:
-                    early[layer.install_target] = feed
-                return _unpack_layer(layer, checked[layer.install_target], target_dir, stop, log, feed)
-
             def finish(layer: PublishedLayer, staging: Path) -> None:
-                feed = early.pop(layer.install_target, None)
                 try:
                     pythons[layer.install_target] = staging
-                    staged[layer.install_target] = stage(staging, layer.install_target, pools, pythons, feed)
+                    staged[layer.install_target] = stage(staging, layer.install_target, pools, pythons)
                 except BaseException:
-                    if feed is not None:
-                        feed.abandon()
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
 
-            def discard(staging: Path) -> None:
-                for feed in [f for f in early.values() if f.staging == staging]:
-                    feed.abandon()
-                shutil.rmtree(staging, ignore_errors=True)
-
             steps = LayerSteps(
-                unpack=unpack,
+                unpack=lambda layer, stop: _unpack_layer(
+                    layer, checked[layer.install_target], target_dir, stop, log
+                ),
                 finish=finish,
-                discard=discard,
+                discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
                 on_done=lambda layer: None,
             )
             try:

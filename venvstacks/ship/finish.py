@@ -39,7 +39,6 @@ from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import POSTINSTALL, POSTINSTALL_BYTECODE, POSTINSTALL_SCRIPT, USUAL_POSTINSTALL
 from venvstacks.ship.compilepool import CompilePools
 from venvstacks.ship.compileworker import library_sources
-from venvstacks.ship.earlycompile import EarlyCompile
 from venvstacks.ship.published_meta import PublishedLayer
 from venvstacks.tools import run_postinstall_script
 
@@ -110,18 +109,13 @@ def _known_script(layer_dir: Path) -> bool | None:
     return None
 
 
-def stage(
-    staging: Path, name: str, pools: CompilePools, pythons: dict[str, Path], early: EarlyCompile | None = None
-) -> Staged:
+def stage(staging: Path, name: str, pools: CompilePools, pythons: dict[str, Path]) -> Staged:
     """Do what ``staging``'s postinstall.py does but the byte-compiling, which goes to
     ``pools``. ``pythons`` maps the install targets unpacked in this run to their staging
-    folders (where a runtime's Python is until it is renamed). ``early``: the files already
-    being compiled (a runtime's, started while it unpacked)."""
+    folders (where a runtime's Python is until it is renamed)."""
     read_layer_config(staging, name)  # its errors name the layer, as run_postinstall's do
     missing_only = _known_script(staging) if IN_PROCESS else None
     if missing_only is None:
-        if early is not None:
-            early.undo()  # its own postinstall.py compiles, as it sees fit
         return Staged(staging, None)
     try:
         _script().main(str(staging))
@@ -133,16 +127,13 @@ def stage(
         request = _requests.pop(str(staging))
     python = _compiling_python(Path(request.base_python), staging.parent, pythons, request.py_version)
     if python is None or not os.path.isdir(request.lib_dir):
-        if early is not None:
-            early.undo()
         done: Future[None] = Future()
         done.set_result(None)
         return Staged(staging, done)
     files = library_sources(Path(request.lib_dir))
     if missing_only:
         files = [f for f in files if not _has_cpython_pyc(f, request.py_version)]
-    compiled = early.finish(python, files, missing_only) if early is not None else None
-    return Staged(staging, compiled or pools.compile(python, files, layer=name, missing_only=missing_only))
+    return Staged(staging, pools.compile(python, files, layer=name, missing_only=missing_only))
 
 
 def _has_cpython_pyc(source: str, py_version: str) -> bool:
