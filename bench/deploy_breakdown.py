@@ -151,7 +151,7 @@ def breakdown(label: str, artifacts: Path, n: int) -> None:
 
 def timeline(artifacts: Path, n: int) -> None:
     """One real deploy, step by step: seconds from its start (medians of n runs)."""
-    from venvstacks.ship import deploy as deploy_module
+    from venvstacks.ship import deploylayers as deploy_module
 
     marks: dict[str, Samples] = {}
     total = Samples()
@@ -192,7 +192,9 @@ def _one_deploy(deploy_module: Any, artifacts: Path) -> dict[str, float]:
     wrap("stage", None, lambda staging, name, *_: f"{name}: postinstall done, files to the pool")
     wrap("wait", lambda *_: "all unpacked and staged", lambda *_: "every file compiled")
     try:
-        deploy_module.deploy(artifacts, fresh(WORK / "timeline"), log=lambda _: None)
+        from venvstacks.ship.deploy import deploy
+
+        deploy(artifacts, fresh(WORK / "timeline"), log=lambda _: None)
     finally:
         for name, real in saved.items():
             setattr(deploy_module, name, real)

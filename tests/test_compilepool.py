@@ -13,7 +13,8 @@ import pytest
 from tests.support.procs import ends
 from tests.test_deploy_parallel import snapshot
 from venvstacks.errors import VenvStacksError
-from venvstacks.ship.compilepool import CHUNK, CompilePools, library_sources
+from venvstacks.ship.compilepool import CHUNK, CompilePools
+from venvstacks.ship.compileworker import library_sources
 
 
 def _tree(root: Path) -> Path:

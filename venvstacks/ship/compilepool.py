@@ -6,12 +6,11 @@ long-lived workers per base Python (pycs must come from the layer's own CPython 
 layer's files go to it in small chunks as soon as the layer is unpacked, so both cores stay
 busy to the end and the runtime's standard library no longer holds up the layers above it.
 
-Each worker runs ``python -X utf8 -I`` (as deploy runs ``postinstall.py``) and calls
-``compileall.compile_file(path, quiet=2)`` on every file, which is what
-``compileall.compile_dir`` calls for each file it lists (:func:`library_sources` lists the
-same files): the pycs are the same (invalidation mode and optimisation level are the
-interpreter's defaults in both). ``missing_only`` compiles only files without a pyc for that
-Python, as a ``--bytecode`` layer's ``postinstall.py`` does.
+Each worker runs ``python -X utf8 -I -S -B`` (as deploy runs ``postinstall.py``, without
+``site``) and writes, for every file, the pyc ``compileall.compile_file(path, quiet=2)``
+writes (:mod:`compileworker`), which is what ``compileall.compile_dir`` calls for each file
+it lists (:func:`compileworker.library_sources` lists the same files). ``missing_only`` compiles only files
+without a pyc for that Python, as a ``--bytecode`` layer's ``postinstall.py`` does.
 
 At most ``slots`` chunks compile at once over all pools (one per core), whatever the number
 of Pythons. :meth:`CompilePools.close` stops every worker: after an error or Ctrl-C,
@@ -26,20 +25,20 @@ pool fails, as a ``postinstall.py`` out of time fails its layer.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.ship.compilejobs import Job, Progress
+from venvstacks.ship.compileworker import DONE, READY, WORKER, Watchdog, request
 from venvstacks.tools import (
     POSTINSTALL_TIMEOUT,
     POSTINSTALL_TIMEOUT_HINT,
@@ -52,121 +51,64 @@ from venvstacks.tools import (
 
 CHUNK = 16  # files per request: small enough to share the last files of a layer out
 
-# Run by each worker (any Python >= 3.8, standard library only): one JSON line per chunk
-# on stdin, one line back when it is done. Anything compile() prints (warnings) goes to
-# stderr, never into the answers.
-_WORKER = """
-import compileall, importlib.util, json, os, sys
-answers = os.fdopen(os.dup(1), "w")
-os.dup2(2, 1)
-for line in sys.stdin:
-    request = json.loads(line)
-    for path in request["files"]:
-        if request["missing_only"] and os.path.exists(importlib.util.cache_from_source(path)):
-            continue
-        compileall.compile_file(path, quiet=2)
-    answers.write("done\\n")
-    answers.flush()
-"""
 
-
-def library_sources(lib_dir: Path) -> list[str]:
-    """The ``.py`` files ``compileall.compile_dir(lib_dir)`` compiles, in its order: every
-    name below ``lib_dir`` except ``__pycache__``, into folders but not through folder
-    symlinks."""
-    found: list[str] = []
-    _walk(str(lib_dir), found)
-    return found
-
-
-def _walk(folder: str, found: list[str]) -> None:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return  # compileall skips a folder it cannot list
-    for entry in entries:
-        if entry.name == "__pycache__":
-            continue
-        if not entry.is_dir():
-            if entry.name.endswith(".py"):
-                found.append(entry.path)
-        elif not entry.is_symlink():
-            _walk(entry.path, found)
-
-
-@dataclass
-class _Progress:
-    files: int = 0
-    done: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, files: int = 0, done: int = 0) -> None:
-        with self.lock:
-            self.files += files
-            self.done += done
-
-
-@dataclass
-class _Job:
-    chunks_left: int
-    layer: str  # the install target whose files these are, for messages
-    done: Future[None] = field(default_factory=Future)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    started: float | None = None  # time.monotonic() when its first chunk reached a worker
-
-    def time_left(self, limit: float) -> float:
-        """Seconds left of ``limit``, whose clock starts at the first call."""
-        now = time.monotonic()
-        with self.lock:
-            if self.started is None:
-                self.started = now
-            return max(0.0, self.started + limit - now)
-
-    def chunk_done(self) -> None:
-        with self.lock:
-            self.chunks_left -= 1
-            finished = self.chunks_left == 0
-        if finished and not self.done.done():
-            self.done.set_result(None)
-
-    def fail(self, error: BaseException) -> None:
-        with self.lock:
-            if not self.done.done():
-                self.done.set_exception(error)
-
-
-_Request = tuple[str, int, _Job]  # a JSON line, its number of files, and its job
+@dataclass(frozen=True)
+class _Request:
+    data: bytes  # compileworker.request()
+    files: int
+    job: Job
 
 
 class _Pool:
     """``workers`` processes of one Python, each fed by a thread of this process."""
 
-    def __init__(self, python: str, slots: threading.Semaphore, progress: _Progress, limit: float) -> None:
+    def __init__(
+        self,
+        python: str,
+        slots: threading.Semaphore,
+        progress: Progress,
+        limit: float,
+    ) -> None:
         self.python = python
         self._limit = limit
         self._progress = progress
         self.requests: queue.Queue[_Request | None] = queue.Queue()
         self.broken: VenvStacksError | None = None
         self._slots = slots
-        self._workers: list[tuple[subprocess.Popen[str], IO[bytes]]] = []
+        self._watchdog = Watchdog()
+        self._workers: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
         self._threads: list[threading.Thread] = []
         self.chunks = 0  # submitted so far
+        self._lock = threading.RLock()
+        self._closed = False
+
+    def submit(self, files: Sequence[str], job: Job, missing_only: bool) -> None:
+        """Queue ``files`` of ``job`` in chunks."""
+        chunks = [list(files[i : i + CHUNK]) for i in range(0, len(files), CHUNK)]
+        job.add_chunks(len(chunks))
+        for chunk in chunks:
+            data = request(chunk, missing_only=missing_only)
+            self.requests.put(_Request(data, len(chunk), job))
+            self.chunks += 1
 
     def grow(self, workers: int) -> None:
         """Have ``workers`` workers, each known to close() as soon as it runs (an interrupt
         may come while the others start)."""
-        while len(self._workers) < workers and self.broken is None:
-            try:
-                self._workers.append(self._start_worker())
-            except OSError as exc:
-                self.broken = VenvStacksError(f"byte-compiling with {self.python} failed: {exc}")
-                self.fail(self.broken)
-                return
-            thread = threading.Thread(target=self._serve, args=self._workers[-1], name="compile", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        with self._lock:
+            while len(self._workers) < workers and self.broken is None and not self._closed:
+                try:
+                    self._workers.append(self._start_worker())
+                except OSError as exc:
+                    self.broken = VenvStacksError(f"byte-compiling with {self.python} failed: {exc}")
+                    self.fail(self.broken)
+                    return
+                thread = threading.Thread(
+                    target=self._serve, args=self._workers[-1], name="compile", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
 
-    def _start_worker(self) -> tuple[subprocess.Popen[str], IO[bytes]]:
+    def _start_worker(self) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
         # Its stderr, read after a failure; closed with the worker in close().
         errors = tempfile.TemporaryFile()  # noqa: SIM115
         try:
@@ -175,66 +117,66 @@ class _Pool:
             errors.close()
             raise
 
-    def _popen(self, errors: IO[bytes]) -> subprocess.Popen[str]:
+    def _popen(self, errors: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            # -B: importing its own modules writes no pyc into the layer (it may be stopped
-            # and the layer removed at any time); every pyc comes from compile_file.
-            [self.python, "-X", "utf8", "-I", "-B", "-c", _WORKER],
+            # -S: no site (nothing of it is needed). -B: no pyc of its own start-up is written
+            # into the layer (it may be stopped and the layer removed at any time).
+            [self.python, "-X", "utf8", "-I", "-S", "-B", "-c", WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
             env=tool_env(),
-            text=True,
             # Its own group, as every tool: a Ctrl-C reaches deploy, which stops it.
             process_group=0 if os.name == "posix" else None,
         )
 
-    def _serve(self, proc: subprocess.Popen[str], errors: IO[bytes]) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        while (request := self.requests.get()) is not None:
-            line, count, job = request
+    def _serve(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
+        ready = False  # read with the first request, under its time limit
+        while (req := self.requests.get()) is not None:
             if self.broken is not None:
-                job.fail(self.broken)
+                req.job.fail(self.broken)
                 continue
             with self._slots:
-                out_of_time = threading.Event()
-                timer = threading.Timer(job.time_left(self._limit), _stop_worker, (proc, out_of_time))
-                timer.start()
+                out_of_time = self._watchdog.arm(proc, req.job.time_left(self._limit))
                 try:
-                    proc.stdin.write(line)
-                    proc.stdin.flush()
-                    answer = proc.stdout.readline()
-                except OSError:
-                    answer = ""
+                    ready = ready or _started(proc)
+                    answered = ready and _ask(proc, req.data)
                 finally:
-                    timer.cancel()
-                    timer.join()
+                    self._watchdog.disarm(proc)
             if out_of_time.is_set():
-                self.fail(_out_of_time(job, self._limit), job)
-                continue
-            if answer == "done\n":
-                self._progress.add(done=count)
-                job.chunk_done()
-                continue
-            why = last_words(errors) or f"exit status {proc.poll()}"
-            self.fail(VenvStacksError(f"byte-compiling with {self.python} failed: {why}"), job)
+                self.fail(_out_of_time(req.job, self._limit), req.job)
+            elif not answered:
+                self.fail(self._died(proc, errors), req.job)
+            else:
+                self._progress.add(done=req.files)
+                req.job.chunk_done()
 
-    def fail(self, error: VenvStacksError, job: _Job | None = None) -> None:
+    def _died(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> VenvStacksError:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_GRACE)  # its exit status, once its pipes are closed
+        why = last_words(errors) or f"exit status {proc.poll()}"
+        return VenvStacksError(f"byte-compiling with {self.python} failed: {why}")
+
+    def fail(self, error: VenvStacksError, job: Job | None = None) -> None:
         """Fail ``job`` and every queued one: nothing more is done here."""
         self.broken = self.broken or error
         if job is not None:
             job.fail(self.broken)
         while True:
             try:
-                request = self.requests.get_nowait()
+                req = self.requests.get_nowait()
             except queue.Empty:
                 return
-            if request is None:
+            if req is None:
                 self.requests.put(None)  # for the thread it was meant for
                 return
-            request[2].fail(self.broken)
+            req.job.fail(self.broken)
 
     def close(self, abandon: bool) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         if abandon:  # stopped mid-chunk: a pyc is written to a temporary name, then renamed
             for proc, _ in self._workers:
                 stop_group(proc, grace=0)
@@ -242,6 +184,7 @@ class _Pool:
             self.requests.put(None)  # after what is queued
         for thread in self._threads:
             thread.join()
+        self._watchdog.close()
         for proc, errors in self._workers:
             with contextlib.suppress(OSError):  # a worker that died leaves a broken pipe
                 if proc.stdin is not None:
@@ -254,12 +197,27 @@ class _Pool:
             errors.close()
 
 
-def _stop_worker(proc: subprocess.Popen[str], out_of_time: threading.Event) -> None:
-    out_of_time.set()  # before the worker ends: the thread reading its answer must know why
-    stop_group(proc, grace=0)
+def _started(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the worker says it runs (False: it ended first)."""
+    assert proc.stdout is not None
+    try:
+        return proc.stdout.readline() == READY
+    except OSError:
+        return False
 
 
-def _out_of_time(job: _Job, limit: float) -> VenvStacksError:
+def _ask(proc: subprocess.Popen[bytes], data: bytes) -> bool:
+    """Send one request; whether the worker answered (False: it ended first)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+        return proc.stdout.readline() == DONE
+    except OSError:
+        return False
+
+
+def _out_of_time(job: Job, limit: float) -> VenvStacksError:
     return timed_out(f"postinstall of {job.layer} (byte-compiling)", limit, POSTINSTALL_TIMEOUT_HINT)
 
 
@@ -272,7 +230,7 @@ class CompilePools:
         self._limit = limit
         self._slots = threading.Semaphore(slots or self._workers)
         self._pools: dict[str, _Pool] = {}
-        self._progress = _Progress()
+        self._progress = Progress()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -288,28 +246,28 @@ class CompilePools:
     ) -> Future[None]:
         """Compile ``files`` (of ``layer``, for messages) with ``python``; the future is
         done once all of them are."""
-        job = _Job(chunks_left=(len(files) + CHUNK - 1) // CHUNK, layer=layer)
-        if not files:
-            job.done.set_result(None)
-            return job.done
-        self._progress.add(files=len(files))
+        job = Job(layer)
         with self._lock:
-            if self._closed:
-                raise VenvStacksError("byte-compiling was stopped")
             pool = self._pools.get(str(python))
             if pool is None:
                 pool = _Pool(str(python), self._slots, self._progress, self._limit)
                 self._pools[str(python)] = pool
-            for chunk in _chunks(files):
-                line = json.dumps({"files": chunk, "missing_only": missing_only}) + "\n"
-                pool.requests.put((line, len(chunk), job))
-                pool.chunks += 1
-            # No more workers than chunks so far: a few files (a --bytecode layer's) take
-            # one Python start, not one per core.
-            pool.grow(min(self._workers, pool.chunks))
+        # No more workers than chunks so far: a few files (a --bytecode layer's) take one
+        # Python start, not one per core.
+        self._submit(pool, files, job, missing_only)
+        job.seal()
         if pool.broken is not None:
             job.fail(pool.broken)
         return job.done
+
+    def _submit(self, pool: _Pool, files: Sequence[str], job: Job, missing_only: bool) -> None:
+        self._progress.add(files=len(files))
+        with self._lock:
+            if self._closed:
+                raise VenvStacksError("byte-compiling was stopped")
+            pool.submit(files, job, missing_only)
+            if files:
+                pool.grow(min(self._workers, pool.chunks))
 
     def progress(self) -> str:
         """How far the compiling has got, for a progress line."""
@@ -324,8 +282,3 @@ class CompilePools:
             if abandon:
                 pool.fail(VenvStacksError("byte-compiling was stopped"))
             pool.close(abandon)
-
-
-def _chunks(files: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(files), CHUNK):
-        yield list(files[start : start + CHUNK])

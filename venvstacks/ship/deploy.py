@@ -29,39 +29,26 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import os
 import shlex
 import shutil
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import wait
 from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from venvstacks.archive.checked import CheckedArchive, open_checked
-from venvstacks.console import Ticker
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import lock_exclusively, make_folder
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG
-from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores, host_platform, platform_of_tag
-from venvstacks.ship.compilepool import CompilePools
+from venvstacks.ship.deploylayers import deploy_layers
 from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
-from venvstacks.ship.finish import Staged, place_layers, run_postinstall, stage
-from venvstacks.ship.layerpool import LayerSteps, run_layers
+from venvstacks.ship.finish import run_postinstall
 from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import PublishedLayer, is_plain_name, load_published
 from venvstacks.stack.kinds import LayerKind, did_you_mean
 from venvstacks.tools import postinstall_timeout
-
-# Loaded when a layer is unpacked: a redeploy finding every layer current unpacks none.
-if TYPE_CHECKING:
-    from venvstacks.archive import unpack
-else:
-    (unpack,) = lazy_modules("venvstacks.archive.unpack")
 
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
@@ -229,7 +216,7 @@ def deploy(
             state.write(target_dir)
 
         pending = {la.install_target: la for la in selected if la.install_target in todo}
-        _deploy_layers(pending, checked, target_dir, jobs or cores(), limit, log, record)
+        deploy_layers(pending, checked, target_dir, jobs or cores(), limit, log, record)
         _check_complete(selected, target_dir)
     apps = tuple(_app_command(layer, target_dir) for layer in selected if _is_app(layer))
     deployed = tuple(la.install_target for la in selected if la.install_target in todo)
@@ -249,73 +236,6 @@ def _damaged(skipped: Sequence[PublishedLayer], target_dir: Path, log: Callable[
             log(f"Redeploying {layer.install_target}: {why}")
             found.add(layer.install_target)
     return found
-
-
-def _unpack_layer(
-    layer: PublishedLayer,
-    checked: CheckedArchive,
-    target_dir: Path,
-    stop: threading.Event,
-    log: Callable[[str], None],
-) -> Path:
-    log(f"Deploying {layer.install_target} from {layer.archive.name}")
-    with Ticker(lambda: f"{layer.install_target}: {_unpacked_share(checked)}", log):
-        target = layer.install_target
-        return unpack.unpack_to_staging(layer.archive, target_dir, target, stop=stop, checked=checked)
-
-
-def _unpacked_share(checked: CheckedArchive) -> str:
-    # How far the unpacker has read the archive (the file position, without its buffer's lock).
-    done = os.lseek(checked.file.fileno(), 0, os.SEEK_CUR)
-    return f"{min(done, checked.size) * 100 // max(checked.size, 1)}% of {checked.size / 1e6:.0f} MB unpacked"
-
-
-def _deploy_layers(
-    pending: Mapping[str, PublishedLayer],
-    checked: Mapping[str, CheckedArchive],
-    target_dir: Path,
-    jobs: int,
-    limit: float,
-    log: Callable[[str], None],
-    record: Callable[[PublishedLayer], None],
-) -> None:
-    """Unpack and finish ``pending`` (in deployment order), each layer's byte-compiling in
-    the shared pools (``limit`` seconds per layer), then rename them into place, each after
-    the layers it needs."""
-    staged: dict[str, Staged] = {}
-    pythons: dict[str, Path] = {}  # install target -> staging folder, for their Pythons
-    failure: Exception | None = None
-    try:
-        with CompilePools(cores(), limit=limit) as pools:
-
-            def finish(layer: PublishedLayer, staging: Path) -> None:
-                try:
-                    pythons[layer.install_target] = staging
-                    staged[layer.install_target] = stage(staging, layer.install_target, pools, pythons)
-                except BaseException:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    raise
-
-            steps = LayerSteps(
-                unpack=lambda layer, stop: _unpack_layer(
-                    layer, checked[layer.install_target], target_dir, stop, log
-                ),
-                finish=finish,
-                discard=lambda staging: shutil.rmtree(staging, ignore_errors=True),
-                on_done=lambda layer: None,
-            )
-            try:
-                run_layers(pending, {t: la.needs for t, la in pending.items()}, steps, jobs)
-            except Exception as exc:  # the layers not needing the failed one go on
-                failure = exc
-            with Ticker(lambda: f"byte-compiling: {pools.progress()}", log):
-                wait([s.compiled for s in staged.values() if s.compiled is not None])
-        failure = place_layers(pending, staged, target_dir, log, record) or failure
-    finally:  # after Ctrl-C: whatever was not renamed into place goes
-        for left in staged.values():
-            shutil.rmtree(left.staging, ignore_errors=True)
-    if failure is not None:
-        raise failure
 
 
 def _relink_moved(target_dir: Path, targets: Sequence[str], log: Callable[[str], None]) -> None:

@@ -37,7 +37,8 @@ from venvstacks.errors import CommandError
 from venvstacks.fsutil import replace_dir
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import POSTINSTALL, POSTINSTALL_BYTECODE, POSTINSTALL_SCRIPT, USUAL_POSTINSTALL
-from venvstacks.ship.compilepool import CompilePools, library_sources
+from venvstacks.ship.compilepool import CompilePools
+from venvstacks.ship.compileworker import library_sources
 from venvstacks.ship.published_meta import PublishedLayer
 from venvstacks.tools import run_postinstall_script
 
