@@ -4,6 +4,7 @@ in every case compileall.compile_file treats specially."""
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import stat
 import subprocess
@@ -129,3 +130,24 @@ def test_workers_write_what_compile_dir_writes(
         (by_pool / "lib/pkg/__pycache__" / f"fresh.{TAG}.pyc").read_bytes().endswith(b"kept: never rewritten")
     )
     assert expected["lib/nocache/__pycache__"][0] == oct(stat.S_IFDIR | 0o775)
+
+
+def test_files_compiled_in_staging_are_named_where_they_will_be(tmp_path: Path) -> None:
+    staging, final, other = tmp_path / ".layer.partial-x", tmp_path / "layer", tmp_path / "other"
+    sources = [staging / "lib" / "mod.py", other / "lib" / "mod.py", tmp_path / ".layer.partial-xy.py"]
+    for source in sources:
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("def f():\n    return 1\n")
+    with CompilePools(1) as pools:
+        job = pools.compile(
+            Path(sys.executable), [str(s) for s in sources], layer="layer", shown_as=(staging, final)
+        )
+        job.result(timeout=60)
+    named = []
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.{TAG}.pyc"
+        code = marshal.loads(pyc.read_bytes()[16:])
+        named.append(code.co_filename)
+        assert all(c.co_filename == code.co_filename for c in code.co_consts if hasattr(c, "co_filename"))
+    # Only files below the staging folder itself are renamed (a sibling sharing its prefix is not).
+    assert named == [str(final / "lib" / "mod.py"), str(sources[1]), str(sources[2])]

@@ -75,13 +75,15 @@ def snapshot(root: Path) -> dict[str, tuple[str, object]]:
     return found
 
 
-def _compiled(data: bytes) -> tuple[bytes, object]:
+def _compiled(data: bytes) -> tuple[bytes, object, str]:
     # CPython's marshal marks objects by their refcounts in the compiling process, so the
     # bytes of a .pyc depend on which worker of the pool compiled it; the code object it
-    # holds does not, and code objects compare by value (not by co_filename, which names
-    # the staging folder postinstall ran in). The header's source mtime is left out too:
-    # sitecustomize.py is written at deploy time.
-    return data[:8] + data[12:16], marshal.loads(data[16:])
+    # holds does not, and code objects compare by value. They do not compare co_filename:
+    # it is compared by itself (a layer compiled in its staging folder must name its files
+    # where they are deployed, as a compile in place does). The header's source mtime is
+    # left out too: sitecustomize.py is written at deploy time.
+    code = marshal.loads(data[16:])
+    return data[:8] + data[12:16], code, code.co_filename
 
 
 def recipe(published: Path, target: Path) -> None:

@@ -82,12 +82,14 @@ class _Pool:
         self._lock = threading.RLock()
         self._closed = False
 
-    def submit(self, files: Sequence[str], job: Job, missing_only: bool) -> None:
-        """Queue ``files`` of ``job`` in chunks."""
+    def submit(
+        self, files: Sequence[str], job: Job, missing_only: bool, shown_as: tuple[str, str] | None
+    ) -> None:
+        """Queue ``files`` of ``job`` in chunks (``request``'s ``shown_as``)."""
         chunks = [list(files[i : i + CHUNK]) for i in range(0, len(files), CHUNK)]
         job.add_chunks(len(chunks))
         for chunk in chunks:
-            data = request(chunk, missing_only=missing_only)
+            data = request(chunk, missing_only=missing_only, shown_as=shown_as)
             self.requests.put(_Request(data, len(chunk), job))
             self.chunks += 1
 
@@ -242,10 +244,18 @@ class CompilePools:
         self.close(abandon=value is not None)
 
     def compile(
-        self, python: Path, files: Sequence[str], *, layer: str, missing_only: bool = False
+        self,
+        python: Path,
+        files: Sequence[str],
+        *,
+        layer: str,
+        missing_only: bool = False,
+        shown_as: tuple[Path, Path] | None = None,
     ) -> Future[None]:
         """Compile ``files`` (of ``layer``, for messages) with ``python``; the future is
-        done once all of them are."""
+        done once all of them are. ``shown_as``: (``staging``, ``final``): files below the
+        folder ``staging`` are compiled under their names below ``final``, where they will
+        be imported from."""
         job = Job(layer)
         with self._lock:
             pool = self._pools.get(str(python))
@@ -254,18 +264,26 @@ class CompilePools:
                 self._pools[str(python)] = pool
         # No more workers than chunks so far: a few files (a --bytecode layer's) take one
         # Python start, not one per core.
-        self._submit(pool, files, job, missing_only)
+        names = (os.path.join(shown_as[0], ""), os.path.join(shown_as[1], "")) if shown_as else None
+        self._submit(pool, files, job, missing_only, names)
         job.seal()
         if pool.broken is not None:
             job.fail(pool.broken)
         return job.done
 
-    def _submit(self, pool: _Pool, files: Sequence[str], job: Job, missing_only: bool) -> None:
+    def _submit(
+        self,
+        pool: _Pool,
+        files: Sequence[str],
+        job: Job,
+        missing_only: bool,
+        shown_as: tuple[str, str] | None,
+    ) -> None:
         self._progress.add(files=len(files))
         with self._lock:
             if self._closed:
                 raise VenvStacksError("byte-compiling was stopped")
-            pool.submit(files, job, missing_only)
+            pool.submit(files, job, missing_only, shown_as)
             if files:
                 pool.grow(min(self._workers, pool.chunks))
 

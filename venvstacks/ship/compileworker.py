@@ -14,7 +14,9 @@ start-up reads. For each file it writes exactly the pyc
 * a pyc that exists is left alone when it is a symlink or not a regular file (py_compile
   refuses those), or when its first 12 bytes are the magic number, flags 0 and the source's
   mtime (compile_file's up-to-date check); ``missing_only``: any pyc there is left alone;
-* the source is compiled as ``compile(source, path, "exec", dont_inherit=True)``; one that
+* the source is compiled as ``compile(source, path, "exec", dont_inherit=True)``, ``path``
+  being the name the file will have once its layer is in place (``request``'s
+  ``shown_as``: what ``compile_file(path)`` run there would name it); one that
   fails to compile (syntax, null bytes, encoding...) leaves no pyc and no error;
 * ``__pycache__`` is made with mode 0o777 (less the umask), as ``os.makedirs`` does;
 * the pyc is checked-hash when ``SOURCE_DATE_EPOCH`` is set and not empty, else
@@ -53,7 +55,7 @@ def regular(st):
     return st.st_mode & 0o170000 == 0o100000
 
 
-def one(path, missing_only):
+def one(path, missing_only, shown):
     try:
         st = o.stat(path)
     except (OSError, ValueError):
@@ -82,7 +84,7 @@ def one(path, missing_only):
     except OSError:
         return
     try:
-        code = compile(data, path, "exec", dont_inherit=True)
+        code = compile(data, shown, "exec", dont_inherit=True)
     except Exception:
         return
     try:
@@ -111,8 +113,13 @@ while True:
         break
     flags, size = head.split()
     paths = requests.read(int(size)).decode(*FS).split("\0")
+    here = there = ""
+    if b"d" in flags:  # compiled where it is, named as where it will be
+        here, there = paths[:2]
+        paths = paths[2:]
     for path in paths:
-        one(path, b"m" in flags)
+        shown = there + path[len(here) :] if here and path.startswith(here) else path
+        one(path, b"m" in flags, shown)
     answers.write(b"done\n")
     answers.flush()
 """
@@ -146,10 +153,16 @@ def _walk(folder: str, found: list[str]) -> None:
 DONE = b"done\n"
 
 
-def request(files: Sequence[str], *, missing_only: bool) -> bytes:
-    """A request for ``files``: a line of flags and size, then the NUL-separated paths."""
-    body = b"\0".join(os.fsencode(f) for f in files)
-    flags = b"c" + (b"m" if missing_only else b"")
+def request(files: Sequence[str], *, missing_only: bool, shown_as: tuple[str, str] | None = None) -> bytes:
+    """A request for ``files``: a line of flags and size, then the NUL-separated paths.
+
+    ``shown_as``: (``here``, ``there``), both ending in a separator: each file below
+    ``here`` is compiled under its name below ``there`` (its code objects' ``co_filename``,
+    as ``py_compile``'s ``dfile``): a layer compiled in its staging folder gets the pycs it
+    would get compiled in place."""
+    names = [*shown_as, *files] if shown_as else files
+    body = b"\0".join(os.fsencode(f) for f in names)
+    flags = b"c" + (b"m" if missing_only else b"") + (b"d" if shown_as else b"")
     return flags + b" %d\n" % len(body) + body
 
 

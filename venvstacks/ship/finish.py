@@ -133,7 +133,10 @@ def stage(staging: Path, name: str, pools: CompilePools, pythons: dict[str, Path
     files = library_sources(Path(request.lib_dir))
     if missing_only:
         files = [f for f in files if not _has_cpython_pyc(f, request.py_version)]
-    return Staged(staging, pools.compile(python, files, layer=name, missing_only=missing_only))
+    # Named as where they will be: the pycs compileall would write in place (the recipe's).
+    final = staging.parent / name
+    compiled = pools.compile(python, files, layer=name, missing_only=missing_only, shown_as=(staging, final))
+    return Staged(staging, compiled)
 
 
 def _has_cpython_pyc(source: str, py_version: str) -> bool:
