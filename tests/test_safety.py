@@ -8,6 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.layers import republish_app_archive
 from tests.support.procs import left_running
 from tests.support.stacks import Run, Stack
 from tests.support.wheels import SimpleIndex
@@ -309,12 +311,31 @@ def test_sigterm_during_a_publish_leaves_no_temporary_file(stack: Stack, tmp_pat
 def test_sighup_during_a_deploy_leaves_no_partial_folder(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "published"
     stack.venvstacks("publish", str(stack.spec), "--output-dir", str(out), "--format", "tar.gz")
+    # The app's postinstall.py (another tool's, so run by itself in its staging folder) says
+    # it runs, then waits: the signal lands mid-deploy however fast or loaded the machine.
+    running = tmp_path / "postinstall-running"
+    _hold_app_postinstall(out, f"open({str(running)!r}, 'w').close()\nimport time\ntime.sleep(600)\n")
     target = tmp_path / "deployed"
     proc = _start(stack, "venvstacks", "deploy", str(out), str(target), "--jobs", "1")
-    assert _wait_for(lambda: any(target.glob(".*partial*")), proc)
+    assert _wait_for(running.exists, proc)
+    assert any(target.glob(".*partial*"))
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGHUP, err
     assert err.splitlines()[-1] == INTERRUPTED
     assert left_running(proc.pid) == []
     assert [p.name for p in target.iterdir() if ".partial-" in p.name or ".tmp" in p.name] == []
+
+
+def _hold_app_postinstall(published: Path, script: str) -> None:
+    """Put ``script`` in place of the published app's postinstall.py (and its archive's new
+    size and sha256 in the metadata, as a publisher would)."""
+    (archive,) = published.glob("app-*.tar.gz")
+    top = archive.name.removesuffix(".tar.gz")
+    unpacked = published.parent / "unpacked"
+    with tarfile.open(archive) as tf:
+        tf.extractall(unpacked, filter="tar")
+    (unpacked / top / "postinstall.py").write_text(script)
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(unpacked / top, top)
+    republish_app_archive(published, archive)
