@@ -213,10 +213,10 @@ def _parse(buf: bytes) -> Header:
     kind = buf[156:157]
     if kind == b"\0" and name.endswith("/"):  # V7: a folder is a file whose name ends in /
         kind = DIR
-    if kind == DIR:
-        name = name.rstrip("/")
     if buf[345] and kind not in _GNU_TYPES:  # ustar: the name's first part
         name = _nts(buf[345:500]) + "/" + name
+    if kind == DIR:  # tarfile strips them before and after joining: the same
+        name = name.rstrip("/")
     return Header(name, kind, mode, size, _seconds(mtime), _nts(buf[157:257]) if buf[157] else "")
 
 
