@@ -164,7 +164,9 @@ def _write_members(
 ) -> None:
     """Write every directory and file of ``reader``; note each member in ``seen`` and the
     links, written later, in ``links``."""
-    made = {staging}  # folders known to exist (no symlink exists below staging yet)
+    # Paths as strings: a Path per member cost more than the rest of the loop.
+    root = os.fspath(staging)
+    made = {root}  # folders known to exist (no symlink exists below staging yet)
     for member, data in reader:
         if stop.is_set():
             raise Stopped(f"unpacking {name} was stopped")
@@ -173,15 +175,16 @@ def _write_members(
         seen[member.rel] = member
         if member.rel == "" and member.kind != "dir":
             raise _Refused(f"the top member {top} is a {member.kind}, not a folder")
-        target = staging / member.rel if member.rel else staging
+        target = f"{root}/{member.rel}" if member.rel else root
         try:
             if member.kind == "dir":
-                target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                os.makedirs(target, mode=0o755, exist_ok=True)
                 made.add(target)
             elif member.kind == "file":
-                if target.parent not in made:  # one mkdir per folder, not one per file
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
+                parent = target.rpartition("/")[0]
+                if parent not in made:  # one mkdir per folder, not one per file
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
                 _write_file(target, data, member)
             else:
                 links.append(member)
@@ -200,9 +203,11 @@ def _empty(folder: Path) -> None:
 def _check_links(links: list[_Member], seen: dict[str, _Member], top: str) -> None:
     symlinks = {m.rel for m in links if m.kind == "symlink"}
     for rel in seen:
-        parts = rel.split("/")
-        if any("/".join(parts[:i]) in symlinks for i in range(1, len(parts))):
-            raise _Refused(f"member {top}/{rel} lies below a symlink")
+        slash = rel.find("/")
+        while slash != -1:  # each folder above it
+            if rel[:slash] in symlinks:
+                raise _Refused(f"member {top}/{rel} lies below a symlink")
+            slash = rel.find("/", slash + 1)
     for m in links:
         if m.kind == "hardlink":
             if m.link not in seen or seen[m.link].kind != "file":
@@ -218,7 +223,7 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _write_file(target: Path, data: _Data | None, member: _Member) -> None:
+def _write_file(target: str, data: _Data | None, member: _Member) -> None:
     # O_EXCL: the name is new (duplicates were refused), so an existing entry means trouble.
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
