@@ -46,7 +46,7 @@ SAMPLE_COPY = CACHE_DIR / "sample-copy"
 THREE = CACHE_DIR / "deploy-three"
 
 #: Folders of a stack folder that hold build products, never sources.
-PRODUCT_DIRS = frozenset({"_build", "_export", "_artifacts"})
+PRODUCT_DIRS = frozenset({"_build", "_export", "_artifacts", "_artifacts-bytecode"})
 
 BENCH_ENV = {
     "UV_PYTHON_DOWNLOADS": "never",
