@@ -9,6 +9,11 @@ names, ``..``, links leaving ``top/``, devices and fifos are refused with one
 :class:`VenvStacksError` line, and nothing is written outside the staging folder: symlinks
 are created last, so no write can pass through one, and are then checked again with
 ``realpath``.
+
+Tar members are read by our own parser (tarstream.py), each file's bytes written with
+``os.write`` straight from the decoded pieces; an archive with a header kind it leaves to
+Python's ``tarfile`` (sparse files, global pax headers) is unpacked again with ``tarfile``.
+Every regular file, whatever the format, is written and finished in :func:`_write_file`.
 """
 
 from __future__ import annotations
