@@ -1,13 +1,9 @@
-"""Shared helpers of the benchmark scripts (``bench/noop.py``, ``bench/publish.py``).
+"""Shared helpers of the benchmark scripts: running and timing commands, and what a run prints
+about itself (the commit, the load). The stack folders they build: ``stacks.py``.
 
-Everything here measures or prepares; nothing asserts on time.  Paths, in the bench cache
-(``$CACHE``: outside the checkout, one per checkout; ``cachedir.py``):
-
-* ``$CACHE/runtimes``     the runtime cache of every bench run (``VENVSTACKS_RUNTIME_CACHE``),
-  so results do not depend on the user's cache;
-* ``$CACHE/sample-copy``  a copy of ``stacks/sample`` that the benchmarks build, so the
-  repo's own ``stacks/sample/_build`` is never touched;
-* ``$CACHE/upstream-*``   work folders of the existing venvstacks (see ``upstream.py``).
+Everything here measures; nothing asserts on time.  ``$CACHE/runtimes`` (in the bench cache,
+outside the checkout, one per checkout; ``cachedir.py``) is the runtime cache of every bench
+run (``VENVSTACKS_RUNTIME_CACHE``), so results do not depend on the user's cache.
 
 Every subprocess gets ``UV_PYTHON_DOWNLOADS=never`` and ``VENVSTACKS_RUNTIME_SOURCE=local``
 (no GitHub here: runtimes are packed from local CPythons), and
@@ -17,22 +13,17 @@ Every subprocess gets ``UV_PYTHON_DOWNLOADS=never`` and ``VENVSTACKS_RUNTIME_SOU
 from __future__ import annotations
 
 import io
-import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
 import time
-import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cachedir import CACHE_DIR, CACHE_VAR, ROOT
-from upstream import Upstream, upstream_env_for_stack, upstream_stack_text
-from upstream_selftest import SELFTEST_LAUNCH, SELFTEST_STACK
 
 VENV_DIR = ROOT / ".venv"
 VENV_PYTHON = VENV_DIR / "bin" / "python"
@@ -40,13 +31,6 @@ VENVSTACKS = VENV_DIR / "bin" / "venvstacks"
 DOIT = VENV_DIR / "bin" / "doit"
 DODO = ROOT / "dodo.py"
 RUNTIME_CACHE = CACHE_DIR / "runtimes"
-SAMPLE = ROOT / "stacks" / "sample"
-SAMPLE_COPY = CACHE_DIR / "sample-copy"
-#: The tests' three-layer stack (runtime cpython@3.11, framework web: idna, app hello: attrs).
-THREE = CACHE_DIR / "deploy-three"
-
-#: Folders of a stack folder that hold build products, never sources.
-PRODUCT_DIRS = frozenset({"_build", "_export", "_artifacts", "_artifacts-bytecode"})
 
 BENCH_ENV = {
     "UV_PYTHON_DOWNLOADS": "never",
@@ -62,10 +46,6 @@ BENCH_ENV = {
 #: compiled without writing into the repo.  Build outputs are unaffected: archives and
 #: exports leave .pyc files out and postinstall runs with `-I`.
 PYCACHE_ENV = {"PYTHONPYCACHEPREFIX": str(CACHE_DIR / "pycache")}
-
-#: Environment for upstream 0.7.0 runs: its pip installs ignore this machine's pip config
-#: (extra local indexes, find-links, constraints), as bench/README.md explains.
-UPSTREAM_PIP_ENV = {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
 
 
 class BenchError(RuntimeError):
@@ -247,81 +227,6 @@ def load_line() -> str:
     return f"{os.cpu_count()} CPUs, load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-# --- stack folders --------------------------------------------------------------------------
-
-
-def sync_tree(src: Path, dst: Path, skip: Iterable[str] = PRODUCT_DIRS) -> int:
-    """Make *dst* hold *src*'s files (except top-level *skip* folders); returns files changed.
-
-    Files whose bytes are already the same are left alone, so a synced copy of an unchanged
-    stack stays a no-op for the build.
-    """
-    skip = set(skip)
-    changed = 0
-    wanted: set[Path] = set()
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if rel.parts[0] in skip or "__pycache__" in rel.parts or not path.is_file():
-            continue
-        wanted.add(rel)
-        target = dst / rel
-        if target.is_file() and target.read_bytes() == path.read_bytes():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-        changed += 1
-    if dst.is_dir():
-        for path in sorted(dst.rglob("*"), reverse=True):
-            rel = path.relative_to(dst)
-            if rel.parts[0] in skip or "__pycache__" in rel.parts:
-                continue
-            if path.is_file() and rel not in wanted:
-                path.unlink()
-                changed += 1
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-    return changed
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    if path.is_file() and path.read_text() == text:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return True
-
-
-def sample_copy() -> Path:
-    """``$CACHE/sample-copy``, synced with ``stacks/sample`` (its build folder kept)."""
-    # A dodo.py there is the benchmark's own (noop.py's plain doit run), not the stack's.
-    changed = sync_tree(SAMPLE, SAMPLE_COPY, skip=PRODUCT_DIRS | {"dodo.py"})
-    if changed:
-        print(f"  (synced {changed} file(s) of {SAMPLE.relative_to(ROOT)} into {rel(SAMPLE_COPY)})")
-    return SAMPLE_COPY
-
-
-def three_layer_stack() -> Path:
-    """``$CACHE/deploy-three``: the three-layer stack (unchanged files are kept)."""
-    write_if_changed(THREE / "venvstacks.toml", SELFTEST_STACK)
-    write_if_changed(THREE / "launch_modules" / "hello.py", SELFTEST_LAUNCH)
-    return THREE
-
-
-def change_and_back(work: Path, app: str, timed: Callable[[], float], untimed: Callable[[], object]) -> float:
-    """Add ``six`` to *app*, time the build, then restore the stack file and locks (untimed)."""
-    spec = work / "venvstacks.toml"
-    original = spec.read_text()
-    locks = snapshot(work / "requirements")
-    spec.write_text(add_requirement(original, app, "six"))
-    try:
-        seconds = timed()
-    finally:
-        spec.write_text(original)
-        restore(work / "requirements", locks)
-    untimed()
-    return seconds
-
-
 def rel(path: Path) -> str:
     """*path* shortened: relative to the checkout, or ``$CACHE/...`` in the bench cache."""
     for base, name in ((CACHE_DIR, "$CACHE"), (ROOT, "")):
@@ -333,120 +238,6 @@ def rel(path: Path) -> str:
 
 def cache_line() -> str:
     return f"bench cache ($CACHE, outside the checkout; {CACHE_VAR} moves it): {CACHE_DIR}"
-
-
-@dataclass(frozen=True)
-class StackInfo:
-    layers: int
-    runtimes: list[str]  # python_implementation of each runtime
-    apps: list[str]
-
-
-def stack_info(stack_dir: Path) -> StackInfo:
-    data = tomllib.loads((stack_dir / "venvstacks.toml").read_text())
-    runtimes = [
-        str(r.get("python_implementation") or r.get("fully_versioned_name")) for r in data["runtimes"]
-    ]
-    apps = [str(a["name"]) for a in data.get("applications", [])]
-    layers = len(runtimes) + len(data.get("frameworks", [])) + len(apps)
-    return StackInfo(layers, runtimes, apps)
-
-
-def build_dir_layers(stack_dir: Path) -> list[str]:
-    build = stack_dir / "_build"
-    return (
-        sorted(p.name for p in build.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if build.is_dir()
-        else []
-    )
-
-
-def build_ours(stack_dir: Path, jobs: int = 2) -> tuple[Result, bool]:
-    """``venvstacks build <stack> -j N``; (result, whether the build folder was empty before)."""
-    cold = not build_dir_layers(stack_dir)
-    return run_ok([VENVSTACKS, "build", stack_dir, "-j", str(jobs)]), cold
-
-
-def built_runtime_versions(stack_dir: Path) -> dict[str, str]:
-    """``{request: X.Y.Z}`` from the runtime manifests of our build (``_build/.runtimes/*.json``)."""
-    versions: dict[str, str] = {}
-    for manifest in sorted((stack_dir / "_build" / ".runtimes").glob("*.json")):
-        data = json.loads(manifest.read_text())
-        versions[str(data["request"])] = str(data["version"])
-    return versions
-
-
-def add_requirement(stack_text: str, app: str, requirement: str) -> str:
-    """*stack_text* with *requirement* added to application *app*'s ``requirements``."""
-    blocks = stack_text.split("\n[[")
-    for i, block in enumerate(blocks):
-        if block.startswith("applications]]") and (f'name = "{app}"\n' in block):
-            if "requirements = [" not in block:
-                break
-            blocks[i] = block.replace("requirements = [", f'requirements = ["{requirement}", ', 1)
-            new = "\n[[".join(blocks)
-            tomllib.loads(new)  # still valid TOML
-            return new
-    raise BenchError(f"cannot find the requirements of application {app!r} in the stack file")
-
-
-def snapshot(folder: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else {}
-
-
-def restore(folder: Path, saved: Mapping[Path, bytes]) -> None:
-    for path in list(folder.rglob("*")) if folder.is_dir() else []:
-        if path.is_file() and path not in saved:
-            path.unlink()
-    for path, data in saved.items():
-        if not path.is_file() or path.read_bytes() != data:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-
-
-# --- upstream 0.7.0 -----------------------------------------------------------------------
-
-
-def runtime_archive(version: str) -> Path:
-    """The archive of ``cpython@<version>`` in the bench runtime cache (made if missing)."""
-    from venvstacks.runtimes.cache import ensure_runtime
-    from venvstacks.runtimes.options import RuntimeOptions
-
-    options = RuntimeOptions.from_env(policy="local", cache_dir=RUNTIME_CACHE)
-    return Path(ensure_runtime(f"cpython@{version}", options, log=lambda _m: None).archive)
-
-
-@dataclass
-class UpstreamStack:
-    """A stack prepared for upstream 0.7.0 in its own work folder (rewritten, runtimes seeded)."""
-
-    work: Path
-    env: dict[str, str]
-    runtimes: dict[str, Path]  # cpython@X.Y.Z -> archive
-
-    def seed(self, up: Upstream) -> None:
-        """Unpack the runtimes where 0.7.0 looks for them (before every cold run)."""
-        for impl, archive in self.runtimes.items():
-            up.seed_runtime(self.work / "_build", impl, archive)
-
-
-def prepare_upstream(stack_dir: Path, work: Path) -> UpstreamStack:
-    """Copy our stack's sources to *work* (a fresh folder) and rewrite it for 0.7.0.
-
-    The exact runtime versions are the ones our build resolved (``_build/.runtimes``), so
-    *stack_dir* must have been built by us first.  Our lock files are left out (0.7.0 writes
-    its own requirements.txt files).
-    """
-    versions = built_runtime_versions(stack_dir)
-    if not versions:
-        raise BenchError(f"{stack_dir} has no runtime manifests: build it with our venvstacks first")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    sync_tree(stack_dir, work, skip=PRODUCT_DIRS | {"requirements"})
-    text = (stack_dir / "venvstacks.toml").read_text()
-    (work / "venvstacks.toml").write_text(upstream_stack_text(text, versions))
-    runtimes = {f"cpython@{v}": runtime_archive(v) for v in versions.values()}
-    return UpstreamStack(work, {**upstream_env_for_stack(text), **UPSTREAM_PIP_ENV}, runtimes)
 
 
 def one_line(exc: BaseException) -> str:

@@ -35,26 +35,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import (
-    PRODUCT_DIRS,
     VENVSTACKS,
     BenchError,
     Result,
     Samples,
-    change_and_back,
     code_version,
     ensure_project_python,
     goal,
     load_line,
     one_line,
-    prepare_upstream,
     rel,
     run_ok,
-    sample_copy,
-    sync_tree,
-    three_layer_stack,
 )
 from cachedir import CACHE_DIR
 from upstream import NEWEST_VERSION, Upstream, UpstreamError
+
+from stacks import PRODUCT_DIRS, change_and_back, prepare_upstream, sample_copy, sync_tree, three_layer_stack
 
 SCENARIOS = ("cold", "noop", "changed", "rebuild", "publish")
 TITLES = {

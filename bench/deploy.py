@@ -53,10 +53,10 @@ from benchlib import (
     load_line,
     rel,
     run_ok,
-    sample_copy,
-    three_layer_stack,
 )
 from cachedir import CACHE_DIR, ROOT
+
+from stacks import sample_copy, three_layer_stack
 
 BASELINE = "22727ac"  # the last commit before parallel deploy
 TARGETS = CACHE_DIR / "deploy-targets"

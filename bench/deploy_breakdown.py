@@ -39,9 +39,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchlib import Samples, ensure_project_python, load_line, rel, sample_copy, three_layer_stack
+from benchlib import Samples, ensure_project_python, load_line, rel
 from cachedir import CACHE_DIR
 from deploy import base_python, layers_in_order, publish
+
+from stacks import sample_copy, three_layer_stack
 
 WORK = CACHE_DIR / "deploy-breakdown"
 POOL_START = (

@@ -39,29 +39,32 @@ from benchlib import (
     BenchError,
     Result,
     Samples,
-    build_dir_layers,
-    build_ours,
     bytecode_line,
     cache_line,
-    change_and_back,
     code_version,
     ensure_project_python,
     goal,
     load_line,
     one_line,
-    prepare_upstream,
     ratio,
     rel,
     repeat,
     run_ok,
+)
+from cachedir import CACHE_DIR
+from upstream import Upstream, UpstreamError
+from userinstall import EDITABLE, Install, user_install
+
+from stacks import (
+    build_dir_layers,
+    build_ours,
+    change_and_back,
+    prepare_upstream,
     sample_copy,
     stack_info,
     three_layer_stack,
     write_if_changed,
 )
-from cachedir import CACHE_DIR
-from upstream import Upstream, UpstreamError
-from userinstall import EDITABLE, Install, InstallError, user_install
 
 #: the app that gets `six` added (it sits on f0 only, so six is new to it)
 GENERATED_CHANGED_APP = "a00"
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     print(cache_line())
     try:
         user, rebuilt = user_install(VENV_PYTHON)
-    except InstallError as exc:  # e.g. no package index for the wheel's build backend
+    except BenchError as exc:  # e.g. no package index for the wheel's build backend
         print(f"error: could not make the pip install of this checkout: {exc}")
         return 1
     print(

@@ -30,7 +30,6 @@ from benchlib import (
     VENVSTACKS,
     BenchError,
     Samples,
-    build_ours,
     bytecode_line,
     children_cpu,
     code_version,
@@ -39,14 +38,14 @@ from benchlib import (
     last_error_line,
     load_line,
     one_line,
-    prepare_upstream,
     rel,
     run,
     run_ok,
-    sample_copy,
 )
 from cachedir import CACHE_DIR
 from upstream import Upstream, UpstreamError
+
+from stacks import build_ours, prepare_upstream, sample_copy
 
 FORMATS = ("tar.xz", "tar.gz", "tar.zst", "zip")
 OUT_DIR = CACHE_DIR / "publish"

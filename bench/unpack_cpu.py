@@ -27,8 +27,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchlib import ensure_project_python, load_line, rel, sample_copy
+from benchlib import ensure_project_python, load_line, rel
 from cachedir import CACHE_DIR, ROOT
+
+from stacks import sample_copy
 
 WORK = CACHE_DIR / "unpack-cpu"
 # Runs in a fresh process with the checkout first on sys.path: argv = checkout, archive, target.

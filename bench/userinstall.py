@@ -18,16 +18,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchlib import VENV_DIR, BenchError, run_ok
 from cachedir import CACHE_DIR, ROOT
 
 #: What a wheel is built from: the package, its docs (installed with it) and the project file.
 WHEEL_SOURCES = ("venvstacks", "docs", "pyproject.toml", "README.md")
 USER_VENV = CACHE_DIR / "user-venv"
 SOURCE_STAMP = "venvstacks-source.sha256"
-
-
-class InstallError(RuntimeError):
-    """The pip install of this checkout could not be made; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ class Install:
         return self.venv / "bin" / "doit"
 
 
-EDITABLE = Install("editable", ROOT / ".venv", pycache_prefix=True)
+EDITABLE = Install("editable", VENV_DIR, pycache_prefix=True)
 PIP_INSTALLED = Install("pip install", USER_VENV, pycache_prefix=False)
 
 
@@ -77,7 +74,8 @@ def source_key(files: list[Path]) -> str:
 
 
 def user_install(base_python: Path) -> tuple[Install, bool]:
-    """(the pip-installed venvstacks, whether it was (re)built now) for this checkout's sources.
+    """(the pip-installed venvstacks, whether it was (re)built now) for this checkout's sources;
+    BenchError (one line) if it cannot be made.
 
     *base_python* makes the venv (the project's own Python, so both installs run on one
     interpreter).
@@ -89,11 +87,12 @@ def user_install(base_python: Path) -> tuple[Install, bool]:
         return PIP_INSTALLED, False
     wheel = _build_wheel(files, base_python)
     if not PIP_INSTALLED.python.exists():
-        _quietly([str(base_python), "-m", "venv", str(USER_VENV)])
+        run_ok([str(base_python), "-m", "venv", str(USER_VENV)], pycache_prefix=False)
+    # run_ok shows pip's output (its warnings about this machine's index settings) only if it fails.
     pip = [str(PIP_INSTALLED.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _quietly([*pip, str(wheel)])  # its dependencies, the first time
+    run_ok([*pip, str(wheel)], pycache_prefix=False)  # its dependencies, the first time
     # The version number does not change with the sources: put this wheel's files in place.
-    _quietly([*pip, "--force-reinstall", "--no-deps", str(wheel)])
+    run_ok([*pip, "--force-reinstall", "--no-deps", str(wheel)], pycache_prefix=False)
     stamp.write_text(key + "\n")
     return PIP_INSTALLED, True
 
@@ -108,18 +107,8 @@ def _build_wheel(files: list[Path], python: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
     pip = [str(python), "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps"]
-    _quietly([*pip, "--wheel-dir", str(out), str(src)])
+    run_ok([*pip, "--wheel-dir", str(out), str(src)], pycache_prefix=False)
     wheels = sorted(out.glob("venvstacks-*.whl"))
     if len(wheels) != 1:
-        raise InstallError(f"pip wheel left {len(wheels)} venvstacks wheels in {out}, expected 1")
+        raise BenchError(f"pip wheel left {len(wheels)} venvstacks wheels in {out}, expected 1")
     return wheels[0]
-
-
-def _quietly(cmd: list[str]) -> None:
-    """Run *cmd*; its output (pip's warnings about this machine's index settings) is shown
-    only if it fails."""
-    proc = subprocess.run(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-    if proc.returncode != 0:
-        lines = [line for line in proc.stdout.splitlines() if line.strip()]
-        last = lines[-1].strip() if lines else "no output"
-        raise InstallError(f"`{' '.join(cmd)}` exited {proc.returncode}: {last}")

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from tests.support.layers import (
 )
 from venvstacks.archive.formats import ArchiveFormat
 from venvstacks.errors import CommandError, VenvStacksError
-from venvstacks.fsutil import sha256_file
+from venvstacks.fsutil import lock_exclusively, sha256_file
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG
 from venvstacks.ship.deploy import deploy, select_layers
@@ -110,6 +111,40 @@ def test_deploy_and_verify_import_no_doit_engine(published: Path, tmp_path: Path
     assert layer_dirs(target) == sorted([RUNTIME, FW, APP])
     assert run_app(target / APP)["values"] == EXPECTED
     assert loaded == []
+    # Nor, deploying again with every layer current, what only a stack command or an
+    # unpacking reads: the stack parser, the stack commands' options, filelock, the unpacker.
+    not_needed = (
+        *("venvstacks.stack.spec", "venvstacks.stack.fields", "venvstacks.cli_stackoptions", "tomllib"),
+        *("filelock.", "venvstacks.archive.unpack", "venvstacks.archive.xz", "venvstacks.ship.rebuild"),
+    )
+    status, loaded = run_in_fresh_interpreter(
+        ["deploy", str(published), str(target), "-q"], ["verify", str(target), "-q"], watched=not_needed
+    )
+    assert status == [0, 0]
+    assert loaded == []
+
+
+def test_a_deploy_waits_for_the_one_under_way_in_its_target(
+    published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from venvstacks.ship import deploy as deploy_module
+
+    target = tmp_path / "target"
+    quiet_deploy(published, target)
+    state = (target / STATE_FILE).read_bytes()
+    release = lock_exclusively(target / f"{STATE_FILE}.lock")  # another deploy, under way
+    waiting = threading.Event()
+    monkeypatch.setattr(deploy_module, "lock_exclusively", lambda path: lock_exclusively(path, waiting.set))
+    done: list[Any] = []
+    second = threading.Thread(target=lambda: done.append(quiet_deploy(published, target)[0]))
+    second.start()
+    try:
+        assert waiting.wait(60)  # it found the lock held: the marker it calls before it waits
+        assert not done and (target / STATE_FILE).read_bytes() == state  # it touched nothing
+    finally:
+        release()
+        second.join(120)
+    assert done and done[0].unchanged and not done[0].deployed
 
 
 def test_redeploy_after_a_move_relinks_unchanged_layers(published: Path, tmp_path: Path) -> None:

@@ -16,13 +16,13 @@ from tests.support.layers import sample_stack
 from tests.support.pylock_data import typed
 from venvstacks import cli
 from venvstacks.archive.formats import ArchiveFormat
+from venvstacks.distinfo import Installed, Licence
 from venvstacks.engine.contents import runtime_component
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import sha256_bytes
 from venvstacks.jsondoc import DocumentError
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import sbom
-from venvstacks.ship.distinfo import Installed, Licence
 from venvstacks.ship.licensing import check, deny_list
 from venvstacks.ship.publish import PublishOptions, publish_layer
 from venvstacks.ship.sbomread import read_sbom

@@ -67,6 +67,13 @@ def _tamper(layer: Path) -> str:
     return f"{SITE}/fwpkg/__init__.py: content differs"
 
 
+def _tamper_keeping_size(layer: Path) -> str:
+    # Same size: only the sha256 tells (a file of another size differs whatever it holds).
+    path = layer / SITE / "fwpkg" / "__init__.py"
+    path.write_bytes(bytes(b ^ 1 for b in path.read_bytes()))
+    return f"{SITE}/fwpkg/__init__.py: content differs"
+
+
 def _delete(layer: Path) -> str:
     (layer / SITE / "fwpkg" / "__init__.py").unlink()
     return f"{SITE}/fwpkg/__init__.py: missing"
@@ -87,7 +94,7 @@ def _fifo(layer: Path) -> str:
     return f"{SITE}/pipe: not published (a device, fifo or socket)"
 
 
-@pytest.mark.parametrize("change", [_tamper, _delete, _add, _make_executable, _fifo])
+@pytest.mark.parametrize("change", [_tamper, _tamper_keeping_size, _delete, _add, _make_executable, _fifo])
 def test_changed_files_are_reported(
     deployed: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], str]
 ) -> None:
@@ -96,6 +103,22 @@ def test_changed_files_are_reported(
     assert code == 1
     assert out[2] == f"FAIL  {FW}: 1 difference: {expected}"
     assert out[0].startswith(f"ok    {APP}") and out[1].startswith(f"ok    {RUNTIME}")
+
+
+def test_a_byte_changed_in_a_big_file_is_reported(deployed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The runtime's biggest file (hashed on the thread pool: manifest._POOLED_BYTES)."""
+    runtime = deployed / RUNTIME
+    files = [p for p in runtime.rglob("*") if p.is_file() and not p.is_symlink() and p.suffix != ".pyc"]
+    big = max(files, key=lambda p: p.stat().st_size)
+    assert big.stat().st_size >= 256 * 1024
+    with big.open("r+b") as f:
+        f.seek(big.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 1]))
+    code, out = lines(deployed, capsys)
+    assert code == 1
+    assert out[1] == f"FAIL  {RUNTIME}: 1 difference: {big.relative_to(runtime).as_posix()}: content differs"
 
 
 def test_a_retargeted_link_is_reported(deployed: Path) -> None:
@@ -158,7 +181,7 @@ def test_a_missing_layer_is_reported(deployed: Path, capsys: pytest.CaptureFixtu
     assert out[0] == f"FAIL  {APP}: 1 difference: layer folder missing (listed in {record})"
 
 
-@pytest.mark.parametrize("change", [_tamper, _delete, _add, _make_executable, _fifo])
+@pytest.mark.parametrize("change", [_tamper, _tamper_keeping_size, _delete, _add, _make_executable, _fifo])
 def test_deploy_again_repairs_what_verify_reports(
     published: Path, deployed: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], str]
 ) -> None:

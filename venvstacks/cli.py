@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 # First: the collector's start-up settings (startup.py) apply to all that loads after it.
 from venvstacks import startup  # noqa: F401
-from venvstacks.cli_options import StackCommand, parse_command
+from venvstacks.cli_options import parse_command
+from venvstacks.cli_parsers import StackCommand
 from venvstacks.console import INTERRUPTED, say
 from venvstacks.errors import USER_ERRNOS, VenvStacksError, os_error_line
 from venvstacks.layout import allow_local_runtime_default

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from venvstacks.stack.spec import STACK_FILE
+from venvstacks.layout import STACK_FILE
 
 
 @dataclass(frozen=True)

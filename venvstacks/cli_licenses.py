@@ -16,9 +16,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from venvstacks.cli_options import LicensesCommand
 from venvstacks.cli_show import Invocation
+from venvstacks.cli_stackoptions import LicensesCommand
 from venvstacks.console import say
+from venvstacks.distinfo import Licence
 from venvstacks.engine.actions import runtime_record
 from venvstacks.engine.contents import BuiltLayer, layer_contents
 from venvstacks.engine.settings import Settings
@@ -28,7 +29,6 @@ from venvstacks.fsutil import read_bounded_text, sha256_bytes
 from venvstacks.layout import BUILT, METADATA_DIR, sbom_name
 from venvstacks.lock.validity import Locks
 from venvstacks.ship import licensing
-from venvstacks.ship.distinfo import Licence
 from venvstacks.ship.published_meta import load_published
 from venvstacks.ship.sbom import RUNTIME_LICENCE, LayerContents
 from venvstacks.ship.sbomread import read_sbom

@@ -1,16 +1,44 @@
 """The parsers of the commands that read no stack's options (deploy, verify, init, docs,
-prune), the -v/-q every command takes, and the parsing of one command's options only;
-cli_options.py builds the whole command line."""
+prune), the -v/-q every command takes, what every command reading a stack takes (its
+options and `StackCommand`), and the parsing of one command's options only;
+cli_options.py builds the whole command line.
+
+Deploying on a target machine parses its line with this module: it loads no stack parser
+(`stack.fields` checks init's --python, loaded when that is given).
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from venvstacks.layout import DEFAULT_BUILD_DIR
-from venvstacks.stack.fields import REQUEST_RE
-from venvstacks.stack.spec import STACK_FILE
+from venvstacks.layout import DEFAULT_BUILD_DIR, STACK_FILE
+from venvstacks.lazy import lazy_modules
+
+if TYPE_CHECKING:
+    from venvstacks.stack import fields
+else:
+    (fields,) = lazy_modules("venvstacks.stack.fields")
+
+
+@dataclass(frozen=True)
+class StackCommand:
+    """`prune`, and what every command reading a stack file has."""
+
+    command: str
+    spec_path: str | None = None
+    build_dir: str = DEFAULT_BUILD_DIR
+    include: tuple[str, ...] = ()
+    allow_missing: bool = False
+    verbose: int = 0
+    quiet: int = 0
+    runtime_source: str | None = None
+    runtime_mirror: str | None = None
+    runtime_archive: tuple[str, ...] = ()
+    runtime_cache: str | None = None
+    json: bool = False
 
 
 def stack_and_build_folder(cmd: argparse.ArgumentParser) -> None:
@@ -70,7 +98,7 @@ def init_parser(sub: Any) -> None:
 def _python_version(value: str) -> str:
     # Checked here: the stack file would take it as "cpython@<value>", and a starter that the
     # next command rejects is no start.
-    if not REQUEST_RE.fullmatch(f"cpython@{value}"):
+    if not fields.REQUEST_RE.fullmatch(f"cpython@{value}"):
         raise argparse.ArgumentTypeError(f"{value!r} is not a CPython version like 3.12 or 3.12.1")
     return value
 

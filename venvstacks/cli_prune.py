@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from venvstacks.cli_options import StackCommand
+from venvstacks.cli_parsers import StackCommand
 from venvstacks.console import say
 from venvstacks.engine import leftovers
 from venvstacks.engine.rundoit import hold_build_lock

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from venvstacks.cli_options import OperationCommand, StackCommand
+from venvstacks.cli_parsers import StackCommand
+from venvstacks.cli_stackoptions import OperationCommand
 from venvstacks.console import say
 from venvstacks.engine.rundoit import load_stack_for, stack_path
 from venvstacks.engine.settings import Settings

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from venvstacks.cli_options import OperationCommand, ShowCommand, StackCommand
+from venvstacks.cli_parsers import StackCommand
+from venvstacks.cli_stackoptions import OperationCommand, ShowCommand
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind
 from venvstacks.engine.tasks import TaskGraph, buildable

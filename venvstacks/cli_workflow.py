@@ -22,10 +22,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from venvstacks.cli_options import LicensesCommand, OperationCommand, StackCommand
+from venvstacks.cli_parsers import StackCommand
 from venvstacks.cli_prune import mention_leftovers, prune
 from venvstacks.cli_settings import SHOW_LISTS, load
 from venvstacks.cli_show import Invocation, Plan, print_show, show
+from venvstacks.cli_stackoptions import LicensesCommand, OperationCommand
 from venvstacks.engine.closure import layer_operations, task_closure
 from venvstacks.engine.rundoit import check_ok, default_jobs, hold_build_lock, run_doit, stop_and_release
 from venvstacks.engine.settings import Settings

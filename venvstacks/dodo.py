@@ -34,12 +34,11 @@ from venvstacks.engine.rundoit import hold_build_lock, load_stack_for, namespace
 from venvstacks.engine.settings import Settings
 from venvstacks.engine.taskkind import TaskKind, TaskName
 from venvstacks.errors import VenvStacksError
-from venvstacks.layout import DEFAULT_BUILD_DIR
+from venvstacks.layout import DEFAULT_BUILD_DIR, STACK_FILE
 from venvstacks.platforms import ALL_PLATFORMS
 from venvstacks.runtimes.options import RuntimeOptions
 from venvstacks.stack.kinds import did_you_mean
 from venvstacks.stack.model import StackSpec
-from venvstacks.stack.spec import STACK_FILE
 from venvstacks.tools import stop_on_signals
 
 # What `from venvstacks.dodo import *` gives a dodo file: doit's configuration and one task

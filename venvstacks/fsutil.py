@@ -11,12 +11,22 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvstacks.errors import VenvStacksError
+from venvstacks.lazy import lazy_modules
 from venvstacks.tools import on_stop
+
+if sys.platform != "win32":
+    import fcntl
+# Loaded on first use: filelock where flock is missing.
+if TYPE_CHECKING:
+    import filelock
+else:
+    (filelock,) = lazy_modules("filelock")
 
 
 def is_bytecode(name: str) -> bool:
@@ -177,8 +187,8 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as f:
+def sha256_file(path: str | Path) -> str:
+    with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
@@ -274,3 +284,29 @@ def make_folder(path: Path, what: str) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise VenvStacksError(f"{what} {path}: cannot create it ({reason}); choose another path") from None
+
+
+def lock_exclusively(path: Path, waiting: Callable[[], None] = lambda: None) -> Callable[[], None]:
+    """Take the lock file's exclusive lock (waiting for it), calling `waiting` first if it is
+    held; returns its release. On POSIX this is the flock that filelock's FileLock takes (so
+    the two exclude each other), without importing filelock: a tenth of a no-op run's time,
+    and of a no-op deploy's."""
+    if sys.platform == "win32":
+        lock = filelock.FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            waiting()
+            lock.acquire()
+        return lambda: lock.release()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return lambda: os.close(fd)  # closing the descriptor releases the lock

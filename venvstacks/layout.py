@@ -40,6 +40,7 @@ USUAL_POSTINSTALL = "share/venv/metadata/venvstacks_postinstall.py"
 METADATA_DIR = "__venvstacks__"
 STACK_METADATA = "venvstacks"  # venvstacks.json, or venvstacks-<platform>.json with --tag-outputs
 
+STACK_FILE = "venvstacks.toml"  # what a stack folder's stack file is called
 # Beside the stack file: its lock folder and, by default, the build and output folders.
 LOCKS_DIR = "requirements"
 DEFAULT_BUILD_DIR = "_build"

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from venvstacks.errors import VenvStacksError
 from venvstacks.fsutil import check_folder_path
-from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR
-from venvstacks.stack.spec import STACK_FILE
+from venvstacks.layout import DEFAULT_BUILD_DIR, DEFAULT_EXPORT_DIR, DEFAULT_PUBLISH_DIR, STACK_FILE
 
 STACK = """\
 # A starter stack: one runtime and one application. `venvstacks docs stack-file` lists every field.

@@ -13,17 +13,26 @@ PROBE = """
 import json, sys
 from venvstacks.cli import main
 status = [main(argv) for argv in json.loads(sys.argv[1])]
-engine = ("doit.", "venvstacks.engine", "venvstacks.cli_workflow")
-loaded = sorted(m for m in sys.modules if m == "doit" or m.startswith(engine))
+watched = tuple(json.loads(sys.argv[2]))
+loaded = sorted(m for m in sys.modules if m.startswith(watched) or f"{m}." in watched)
 print(json.dumps([status, loaded]))
 """
 
 
-def run_in_fresh_interpreter(*argvs: Sequence[str]) -> tuple[list[int], list[str]]:
+#: Modules of doit, the engine and the stack commands' workflow (a prefix ending in "." is
+#: also the package of that name).
+ENGINE = ("doit.", "venvstacks.engine", "venvstacks.cli_workflow")
+
+
+def run_in_fresh_interpreter(
+    *argvs: Sequence[str], watched: Sequence[str] = ENGINE
+) -> tuple[list[int], list[str]]:
     """`venvstacks.cli.main(argv)` for each argv, in that order, in one new process: the
-    exit status of each, and every module of doit and of the engine loaded by the end."""
+    exit status of each, and every module named by a prefix in ``watched`` (doit's and the
+    engine's) loaded by the end."""
     given = json.dumps([list(argv) for argv in argvs])
-    proc = subprocess.run([sys.executable, "-c", PROBE, given], capture_output=True, text=True, check=False)
+    cmd = [sys.executable, "-c", PROBE, given, json.dumps(list(watched))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     status, loaded = json.loads(proc.stdout.splitlines()[-1])
     return status, loaded

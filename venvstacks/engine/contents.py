@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvstacks.distinfo import installed_distributions
 from venvstacks.layerconfig import LayerConfig, read_layer_config
 from venvstacks.lock.validity import LockedLayer, Locks
 from venvstacks.runtimes.record import RuntimeRecord
 from venvstacks.ship import sbom
-from venvstacks.ship.distinfo import installed_distributions
 from venvstacks.ship.publish import SbomWriter
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec, StackSpec

@@ -33,23 +33,20 @@ from venvstacks.engine.summary import summary_lines
 from venvstacks.engine.taskkind import DEFAULT_KINDS, TaskKind
 from venvstacks.engine.tasks import CREATORS, TaskDict, TaskGraph
 from venvstacks.errors import VenvStacksError, os_error_line
-from venvstacks.layout import BUILD_LOCK, VERDICTS
+from venvstacks.fsutil import lock_exclusively
+from venvstacks.layout import BUILD_LOCK, STACK_FILE, VERDICTS
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores
 from venvstacks.stack import verdicts
 from venvstacks.stack.model import StackSpec
-from venvstacks.stack.spec import STACK_FILE, load_stack
+from venvstacks.stack.spec import load_stack
 from venvstacks.tools import stop_children, uv_bin
 
-if sys.platform != "win32":
-    import fcntl
-# Loaded on first use: filelock where flock is missing; doit's runner for a run only (a dodo
-# file's namespace needs none of it).
+# Loaded on first use: doit's runner for a run only (a dodo file's namespace needs none of it).
 if TYPE_CHECKING:
-    import filelock
     from doit import doit_cmd
 else:
-    filelock, doit_cmd = lazy_modules("filelock", "doit.doit_cmd")
+    (doit_cmd,) = lazy_modules("doit.doit_cmd")
 
 
 def doit_config(settings: Settings) -> dict[str, Any]:
@@ -88,20 +85,25 @@ def namespace(settings: Settings, graph: TaskGraph | None = None) -> dict[str, A
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(settings)}
     for kind, creator in CREATORS.items():
         made = None if graph is None else graph[kind]
-        ns[f"task_{kind.prefix}"] = _creator(kind, functools.partial(creator, settings), made)
+        tasks = functools.partial(creator, settings) if made is None else functools.partial(_copies, made)
+        ns[f"task_{kind.prefix}"] = _creator(kind, tasks)
     return ns
 
 
-def _creator(
-    kind: TaskKind, create: Callable[[], Iterator[TaskDict]], made: list[TaskDict] | None
-) -> Callable[[], Iterator[TaskDict]]:
+def _copies(made: list[TaskDict]) -> Iterator[TaskDict]:
+    """The tasks made already, each as a copy: doit rewrites the dicts it is given (their names)."""
+    return ({**task} for task in made)
+
+
+def _creator(kind: TaskKind, tasks: Callable[[], Iterator[TaskDict]]) -> Callable[[], Iterator[TaskDict]]:
+    """The dodo creator of the tasks of one kind: its group task, then ``tasks()``."""
+
     def task_creator() -> Iterator[TaskDict]:
         # The group task (`doit build`) has nothing of its own to do: up to date, so doit
         # does not record it as run, and a no-op writes nothing to its state database (a
         # write is an sqlite transaction and its fsyncs: 2-15 ms of a 0.1 s run).
         yield {"name": None, "doc": kind.doc, "uptodate": [True]}
-        # doit rewrites the dicts it is given (their names): a copy of each made one.
-        yield from (create() if made is None else ({**task} for task in made))
+        yield from tasks()
 
     task_creator.__doc__ = kind.doc
     return task_creator
@@ -215,7 +217,7 @@ def hold_build_lock(build_dir: Path) -> None:
 
     try:
         build_dir.mkdir(parents=True, exist_ok=True)
-        release = _lock_exclusively(build_dir / BUILD_LOCK, waiting)
+        release = lock_exclusively(build_dir / BUILD_LOCK, waiting)
         owner_file.write_text(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
     except OSError as exc:
         # A read-only or full build folder: nothing can be recorded there.
@@ -227,31 +229,6 @@ def hold_build_lock(build_dir: Path) -> None:
         atexit.register(gc.freeze)
         atexit.register(stop_and_release)
     _held[build_dir] = release
-
-
-def _lock_exclusively(path: Path, waiting: Callable[[], None]) -> Callable[[], None]:
-    """Take the lock file's exclusive lock, calling `waiting` first if it is held; returns
-    its release. On POSIX this is the flock that filelock's FileLock takes (so the two
-    exclude each other), without importing filelock, a tenth of a no-op run's time."""
-    if sys.platform == "win32":
-        lock = filelock.FileLock(str(path))
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            waiting()
-            lock.acquire()
-        return lambda: lock.release()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-    except BaseException:
-        os.close(fd)
-        raise
-    return lambda: os.close(fd)  # closing the descriptor releases the lock
 
 
 def stop_and_release() -> None:

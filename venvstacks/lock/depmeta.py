@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from venvstacks.fsutil import dump_json, read_bounded_text, write_atomic
+from venvstacks.distinfo import dist_infos
+from venvstacks.fsutil import dump_json, write_atomic
 from venvstacks.jsondoc import DocumentError, Fields, read_document
 from venvstacks.layout import INSTALLED_DEPS
 from venvstacks.lock import pylock
@@ -120,14 +122,9 @@ def installed_deps(site: Path, lock: Pylock) -> tuple[PackageDeps, ...]:
     (a pin its markers leave out here is not installed, and not recorded)."""
     pins = lock.pins
     found = []
-    for info in sorted(site.glob("*.dist-info")):
-        name = canonicalize_name(info.name.partition("-")[0])
-        if name not in pins:
-            continue
-        try:
-            deps = from_metadata(read_bounded_text(info / "METADATA"), pins[name][0])
-        except (OSError, ValueError):
-            continue
+    for info in dist_infos(site):
+        name = canonicalize_name(info.path.name.partition("-")[0])
+        deps = _deps(info.metadata, pins[name][0]) if name in pins else None
         if deps is not None:
             found.append(deps)
     return tuple(sorted(found, key=lambda d: d.name))
@@ -135,8 +132,10 @@ def installed_deps(site: Path, lock: Pylock) -> tuple[PackageDeps, ...]:
 
 def from_metadata(text: str, pinned: str) -> PackageDeps | None:
     """A `METADATA` file's dependency fields, if it is of version `pinned` (else None)."""
-    # The stdlib's header parser: packaging.metadata would take several times as long to import.
-    fields = HeaderParser().parsestr(text)
+    return _deps(HeaderParser().parsestr(text), pinned)
+
+
+def _deps(fields: Message, pinned: str) -> PackageDeps | None:
     name, version = fields.get("Name"), fields.get("Version")
     if name is None or version is None or not _same_version(version, pinned):
         return None

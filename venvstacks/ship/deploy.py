@@ -38,18 +38,15 @@ from concurrent.futures import wait
 from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-
-from filelock import FileLock
+from typing import TYPE_CHECKING
 
 from venvstacks.archive.checked import CheckedArchive, open_checked
-from venvstacks.archive.unpack import unpack_to_staging
 from venvstacks.console import Ticker
 from venvstacks.errors import VenvStacksError
-from venvstacks.fsutil import (
-    make_folder,
-)
+from venvstacks.fsutil import lock_exclusively, make_folder
 from venvstacks.layerconfig import read_layer_config
 from venvstacks.layout import LAYER_CONFIG
+from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import cores, host_platform, platform_of_tag
 from venvstacks.ship.compilepool import CompilePools
 from venvstacks.ship.deploystate import STATE_FILE, DeployedLayer, DeployState
@@ -59,6 +56,12 @@ from venvstacks.ship.manifest import check_deployed
 from venvstacks.ship.published_meta import PublishedLayer, is_plain_name, load_published
 from venvstacks.stack.kinds import LayerKind, did_you_mean
 from venvstacks.tools import postinstall_timeout
+
+# Loaded when a layer is unpacked: a redeploy finding every layer current unpacks none.
+if TYPE_CHECKING:
+    from venvstacks.archive import unpack
+else:
+    (unpack,) = lazy_modules("venvstacks.archive.unpack")
 
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(LayerKind)}
 
@@ -197,11 +200,8 @@ def deploy(
     limit = postinstall_timeout()  # a bad setting is refused before anything is touched
     layers = load_published(published)
     _check_platform(layers)
-    with (
-        _made_for_this_run(target_dir),
-        FileLock(target_dir / f"{STATE_FILE}.lock"),
-        contextlib.ExitStack() as opened,
-    ):
+    with _made_for_this_run(target_dir), contextlib.ExitStack() as opened:
+        opened.callback(lock_exclusively(target_dir / f"{STATE_FILE}.lock"))  # released last
         _remove_leftovers(target_dir)
         state = DeployState.read(target_dir)  # empty: every layer is deployed afresh
         selected = select_layers(layers, include, lambda t: _is_deployed(target_dir / t))
@@ -260,7 +260,8 @@ def _unpack_layer(
 ) -> Path:
     log(f"Deploying {layer.install_target} from {layer.archive.name}")
     with Ticker(lambda: f"{layer.install_target}: {_unpacked_share(checked)}", log):
-        return unpack_to_staging(layer.archive, target_dir, layer.install_target, stop=stop, checked=checked)
+        target = layer.install_target
+        return unpack.unpack_to_staging(layer.archive, target_dir, target, stop=stop, checked=checked)
 
 
 def _unpacked_share(checked: CheckedArchive) -> str:

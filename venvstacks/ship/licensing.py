@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from venvstacks.distinfo import Licence
 from venvstacks.errors import VenvStacksError
 from venvstacks.lazy import lazy_modules
-from venvstacks.ship.distinfo import Licence
 
 # The SPDX expression parser, loaded when a licence is judged.
 if TYPE_CHECKING:

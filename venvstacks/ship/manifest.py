@@ -22,7 +22,7 @@ import json
 import os
 import posixpath
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -148,31 +148,48 @@ def read_manifest(layer_dir: Path) -> tuple[Manifest, str]:
     return dict(FilesManifest.from_json(data, path).entries), sha256_bytes(raw)
 
 
-def scan_layer(layer_dir: Path) -> Manifest:
-    """The manifest of what is on disk now (files hashed on every core)."""
-    found: dict[str, tuple[str, Path]] = {}
-    root = str(layer_dir)
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                found[prefix + name] = ("symlink:" + os.readlink(path), Path(path))
-            elif stat.S_ISDIR(st.st_mode):
-                found[prefix + name] = ("dir", Path(path))
-            else:
-                found[prefix + name] = ("file" if stat.S_ISREG(st.st_mode) else "special", Path(path))
-        # os.walk does not descend into symlinked folders: their contents are not the layer's
+def scan_layer(layer_dir: Path, expected: Mapping[str, Entry]) -> Manifest:
+    """What is on disk now, as far as comparing it with the manifest ``expected`` needs: a
+    file's sha256 only where ``expected`` lists a file of its size (any other file differs
+    whatever it holds, and postinstall's .pyc files are in no manifest)."""
+    found: Manifest = {}
+    hashed: dict[str, tuple[str, Entry]] = {}  # the files whose sha256 matters: their paths
+    folders = [(str(layer_dir), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        with os.scandir(folder) as entries:
+            for item in entries:
+                rel = prefix + item.name
+                if item.is_symlink():
+                    found[rel] = Entry("symlink", target=os.readlink(item.path))
+                elif item.is_dir(follow_symlinks=False):
+                    # scandir does not descend into symlinked folders: their contents are not the layer's
+                    found[rel] = Entry("dir")
+                    folders.append((item.path, rel + "/"))
+                elif item.is_file(follow_symlinks=False):
+                    st = item.stat(follow_symlinks=False)
+                    found[rel] = entry = Entry("file", normal_mode(st.st_mode), st.st_size)
+                    want = expected.get(rel)
+                    if want is not None and want.kind == "file" and want.size == st.st_size:
+                        hashed[rel] = (item.path, entry)
+                else:
+                    found[rel] = Entry("special")
+    files = list(hashed.values())
+    hashes = _sha256_all([path for path, _ in files], [entry.size for _, entry in files])
+    for rel, (_, entry), sha256 in zip(hashed, files, hashes, strict=True):
+        found[rel] = Entry("file", entry.mode, entry.size, sha256)
     found.pop(FILES_MANIFEST.as_posix(), None)
-    return _describe_all(found)
+    return found
 
 
 def _describe_all(items: Mapping[str, tuple[str, Path]]) -> Manifest:
     files = [rel for rel, (kind, _) in items.items() if kind == "file"]
-    with ThreadPoolExecutor(max_workers=cores()) as pool:  # hashlib releases the GIL
-        hashed = dict(zip(files, pool.map(lambda rel: _hash_file(items[rel][1]), files), strict=True))
+    stats = [items[rel][1].stat() for rel in files]
+    hashes = _sha256_all([items[rel][1] for rel in files], [st.st_size for st in stats])
+    hashed = {
+        rel: Entry("file", normal_mode(st.st_mode), st.st_size, sha256)
+        for rel, st, sha256 in zip(files, stats, hashes, strict=True)
+    }
     result: Manifest = {}
     for rel, (kind, _) in items.items():
         if kind == "file":
@@ -184,9 +201,23 @@ def _describe_all(items: Mapping[str, tuple[str, Path]]) -> Manifest:
     return result
 
 
-def _hash_file(path: Path) -> Entry:
-    st = path.stat()
-    return Entry("file", normal_mode(st.st_mode), st.st_size, sha256_file(path))
+# A file this big is hashed on the pool (hashlib releases the GIL while it hashes it); a
+# smaller one, most of a layer's files, in the calling thread, where handing it to a thread
+# would cost more than hashing it (a no-op redeploy's check took twice as long that way).
+_POOLED_BYTES = 256 * 1024
+
+
+def _sha256_all(paths: Sequence[str | Path], sizes: Sequence[int]) -> list[str]:
+    """The sha256 of each file, big ones on every core."""
+    big = [i for i, size in enumerate(sizes) if size >= _POOLED_BYTES]
+    if not big:
+        return [sha256_file(p) for p in paths]
+    found: dict[int, str] = {}
+    with ThreadPoolExecutor(max_workers=cores()) as pool:
+        pooled = pool.map(lambda i: sha256_file(paths[i]), big)
+        found.update((i, sha256_file(p)) for i, p in enumerate(paths) if sizes[i] < _POOLED_BYTES)
+        found.update(zip(big, pooled, strict=True))
+    return [found[i] for i in range(len(paths))]
 
 
 # --- comparing ---------------------------------------------------------------------------
@@ -219,7 +250,7 @@ def check_deployed(layer_dir: Path, anchor: str | None, source: str) -> tuple[li
     problems = []
     if anchor is not None and anchor != manifest_hash:
         problems.append(f"{FILES_MANIFEST.as_posix()}: not the one in {source}")
-    problems += differences(manifest, scan_layer(layer_dir), config)
+    problems += differences(manifest, scan_layer(layer_dir, manifest), config)
     return problems, len(manifest)
 
 

@@ -32,9 +32,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from venvstacks import __version__
+from venvstacks.distinfo import Installed, Licence
 from venvstacks.lazy import lazy_modules
 from venvstacks.lock.pylockdoc import LockedPackage, LockedWheel, Pylock
-from venvstacks.ship.distinfo import Installed, Licence
 from venvstacks.ship.licensing import CLASSIFIER_IDS
 from venvstacks.stack.kinds import LayerKind
 

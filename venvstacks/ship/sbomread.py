@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvstacks.distinfo import LICENCE_SOURCES, Licence, LicenceSource
 from venvstacks.jsondoc import DocumentError, Fields
-from venvstacks.ship.distinfo import LICENCE_SOURCES, Licence, LicenceSource
 from venvstacks.ship.licensing import CLASSIFIER_IDS
 from venvstacks.ship.sbom import PROPERTY, LayerContents, LayerRef, Package, Runtime
 from venvstacks.stack.kinds import LayerKind

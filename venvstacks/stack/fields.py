@@ -1,18 +1,16 @@
 """The rules for the value of each field in a layer table of a `venvstacks.toml`.
 
 `venvstacks.stack.spec` checks which fields a table may have and their TOML types; the functions
-here check what the values say (a valid requirement, a known platform or index, an existing
-module) and resolve them against the layers defined above. Each raises a `SpecError` naming
+here check what the values say (a valid requirement, a known platform or index) and resolve
+them against the layers defined above; an application's modules, which must exist on disk,
+have theirs in `venvstacks.stack.modulefields`. Each raises a `SpecError` naming
 the file, the layer and the field. It reads the data model (`venvstacks.stack.model`), never
 the parser in `spec` that calls it, so `stack/` has no import cycle.
 """
 
 from __future__ import annotations
 
-import keyword
-import os
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 from venvstacks.errors import SpecError
 from venvstacks.lazy import lazy_modules
 from venvstacks.platforms import ALL_PLATFORMS
-from venvstacks.stack import modfiles, verdicts
+from venvstacks.stack import verdicts
 from venvstacks.stack.graph import LinearizationError, c3_linearize
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec
-from venvstacks.stack.modfiles import module_name
 
 if TYPE_CHECKING:
     import difflib
@@ -338,69 +335,3 @@ def _check_indexes(
         if not isinstance(index, str) or index not in known:
             named = "" if key is None else f"{key!r} names "
             raise t.fail(field, f"{named}unknown index {index!r}; {hint}")
-
-
-def modules(t: LayerTable) -> tuple[Path, tuple[Path, ...]]:
-    """An application's launch module and support modules, which must not share a module name."""
-    if "launch_module" not in t.fields:
-        raise t.fail(
-            "launch_module", "missing; applications need a launch module (a .py file or package folder)"
-        )
-    written = [("launch_module", str(t.fields["launch_module"]))]
-    written += [("support_modules", s) for s in strings(t, "support_modules")]
-    # Names first, as the existing venvstacks: a clash is the error, whatever exists.
-    seen: dict[str, str] = {}
-    for field, value in written:
-        name = module_name(_written_path(t, value))
-        if name in seen:
-            raise t.fail(
-                field,
-                f"module name {name!r} is used twice (also by {seen[name]}); module names must be unique",
-            )
-        seen[name] = field
-    paths = [_module_path(t, field, value) for field, value in written]
-    return paths[0], tuple(paths[1:])
-
-
-def _written_path(t: LayerTable, value: str) -> Path:
-    # Not resolved: the name is the one written (a symlinked module keeps its link's name);
-    # modfiles checks where it really leads.
-    return Path(os.path.abspath(t.path.parent / value))
-
-
-def _module_path(t: LayerTable, field: str, value: str) -> Path:
-    path = _written_path(t, value)
-    if not path.exists():
-        raise t.fail(field, f"{value!r} does not exist (paths are relative to the stack file's folder)")
-    if path.is_file() and path.suffix != ".py":
-        raise t.fail(field, f"{value!r} is neither a .py file nor a package folder")
-    if path.is_dir() and not (path / "__init__.py").exists() and not (path / "__main__.py").exists():
-        raise t.fail(field, f"{value!r} is a folder without __init__.py or __main__.py")
-    try:
-        modfiles.module_files(path, t.path.parent)
-    except modfiles.ModuleError as exc:
-        raise t.fail(field, f"{value!r}: {exc}") from None
-    _check_importable(t, field, value, module_name(path))
-    return path
-
-
-# Names the generated wiring or Python's own start-up imports from site-packages.
-_RESERVED_MODULES = frozenset({"sitecustomize", "usercustomize", "site"})
-
-
-def _check_importable(t: LayerTable, field: str, value: str, name: str) -> None:
-    """The module must be importable with `python -m NAME` and not shadow, or be shadowed."""
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise t.fail(
-            field,
-            f"{value!r} gives module name {name!r}, which `python -m` cannot import; "
-            "rename it to a valid Python identifier (letters, digits, _)",
-        )
-    if name in _RESERVED_MODULES:
-        raise t.fail(field, f"{value!r} would replace Python's or venvstacks' own {name!r} module; rename it")
-    if name in sys.stdlib_module_names:
-        raise t.fail(
-            field,
-            f"{value!r} has the name of the standard library module {name!r}, "
-            "which Python imports instead; rename it",
-        )

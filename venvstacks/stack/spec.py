@@ -19,11 +19,10 @@ from typing import Any
 
 from venvstacks.errors import SpecError
 from venvstacks.fsutil import UnsafeFileError, read_bounded_text
-from venvstacks.stack import fields, naming, uvkeys
+from venvstacks.stack import fields, modulefields, naming, uvkeys
 from venvstacks.stack.kinds import LayerKind
 from venvstacks.stack.model import LayerSpec, StackSpec
 
-STACK_FILE = "venvstacks.toml"  # what a stack folder's stack file is called
 UV_SETTINGS_FILE = "venvstacks.uv.toml"  # [tool.uv] settings beside it, read only without [tool.uv]
 
 COMMON_FIELDS = {
@@ -255,7 +254,7 @@ class _Parser:
             deps = fields.dependencies(t, runtimes, frameworks, self.framework_names)
             # Frameworks and applications run on their runtime's Python.
             implementation = deps.runtime.python_implementation  # type: ignore[union-attr]
-        launch, support = fields.modules(t) if kind is LayerKind.APPLICATION else (None, ())
+        launch, support = modulefields.modules(t) if kind is LayerKind.APPLICATION else (None, ())
         below = deps.below
         return LayerSpec(
             kind=kind,

@@ -1,5 +1,9 @@
 """What a built layer holds: its installed distributions, read from their ``.dist-info``.
 
+:func:`dist_infos` reads each ``.dist-info`` folder's ``METADATA`` once, for both of its
+readers: the SBOM (:func:`installed_distributions`, here) and the record of what the
+packages depend on that locking the layers above reads (``lock/depmeta.py``).
+
 For each distribution in the layer's site-packages: its name and version, the licence it
 declares and where that came from, the wheel tags it was installed from (to find the wheel
 in the lock) and the total size of its files as they ship (bytecode left out, as publishing
@@ -18,13 +22,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib.metadata import Distribution, PackageMetadata, PathDistribution
+from email.message import Message
+from email.parser import HeaderParser
+from importlib.metadata import Distribution, PathDistribution
 from pathlib import Path
 from typing import Literal
 
 from packaging.utils import canonicalize_name
 
-from venvstacks.fsutil import is_bytecode
+from venvstacks.fsutil import is_bytecode, read_bounded_text
 
 LicenceSource = Literal["expression", "classifiers", "files", "unknown"]
 LICENCE_SOURCES: tuple[LicenceSource, ...] = ("expression", "classifiers", "files", "unknown")
@@ -59,29 +65,46 @@ class Installed:
     wheel_tags: frozenset[str]  # from its WHEEL file: which of the lock's wheels it came from
 
 
+@dataclass(frozen=True)
+class DistInfo:
+    """One ``.dist-info`` folder and its ``METADATA`` headers, read once."""
+
+    path: Path
+    metadata: Message  # the headers (the stdlib's parser: packaging.metadata imports far slower)
+
+
+def dist_infos(site: Path) -> list[DistInfo]:
+    """Every ``*.dist-info`` folder in ``site`` with a readable ``METADATA`` (a folder
+    without one is no distribution, whatever it is called), by folder name."""
+    found = []
+    for info in sorted(site.glob("*.dist-info")):
+        try:
+            text = read_bounded_text(info / "METADATA")
+        except (OSError, ValueError):
+            continue
+        found.append(DistInfo(info, HeaderParser().parsestr(text)))
+    return found
+
+
 def installed_distributions(layer_dir: Path, site_dir: str) -> list[Installed]:
     """Every distribution installed in ``layer_dir/site_dir``, by name."""
-    site = layer_dir / site_dir
     found: dict[str, Installed] = {}
-    for info in sorted(site.glob("*.dist-info")):
-        dist = PathDistribution(info)
-        if not (info / "METADATA").is_file():
-            continue  # not a distribution, whatever its folder is called
-        meta = dist.metadata  # each `dist.metadata` reads and parses METADATA again
+    for info in dist_infos(layer_dir / site_dir):
+        meta = info.metadata
         name = next(iter(meta.get_all("Name") or ()), "")
         if not name:
             continue
         found[canonicalize_name(name)] = Installed(
             name=canonicalize_name(name),
-            version=str(meta["Version"]),  # what `dist.version` returns
-            licence=declared_licence(meta, info),
-            size=_files_size(dist, layer_dir),
-            wheel_tags=_wheel_tags(info),
+            version=str(meta["Version"]),
+            licence=declared_licence(meta, info.path),
+            size=_files_size(PathDistribution(info.path), layer_dir),  # from its RECORD
+            wheel_tags=_wheel_tags(info.path),
         )
     return [found[name] for name in sorted(found)]
 
 
-def declared_licence(meta: PackageMetadata, info: Path) -> Licence:
+def declared_licence(meta: Message, info: Path) -> Licence:
     # get_all, not [...]: a missing field warns, then raises, on newer Pythons.
     expression = " ".join(meta.get_all("License-Expression") or ()).strip()
     if expression:
