@@ -28,7 +28,7 @@ SAMPLE_COPY = CACHE_DIR / "sample-copy"
 THREE = CACHE_DIR / "deploy-three"
 
 #: Folders of a stack folder that hold build products, never sources.
-PRODUCT_DIRS = frozenset({"_build", "_export", "_artifacts"})
+PRODUCT_DIRS = frozenset({"_build", "_export", "_artifacts", "_artifacts-bytecode"})
 
 #: Environment for upstream 0.7.0 runs: its pip installs ignore this machine's pip config
 #: (extra local indexes, find-links, constraints), as bench/README.md explains.

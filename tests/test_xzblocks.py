@@ -15,7 +15,7 @@ from tests.support.procs import ends
 from venvstacks.archive import xzblocks
 from venvstacks.archive.blockstream import xz_writer
 from venvstacks.archive.xzblocks import ParallelXzReader, open_xz, split_streams
-from venvstacks.archive.xzchild import ChildXzReader, python_command, xz_command
+from venvstacks.archive.xzchild import ChildXzReader, decoder_command, python_command, xz_command
 
 BLOCK = 64 * 1024
 
@@ -64,6 +64,22 @@ def test_our_archives_are_cut_into_streams_and_read_in_parallel(tmp_path: Path) 
     assert streams[0].offset == 0 and sum(s.size for s in streams) == path.stat().st_size
     assert read_all(path) == ("ParallelXzReader", content)
     assert read_all(path, step=BLOCK + 1)[1] == content
+
+
+def read_pieces(path: Path) -> tuple[str, bytes]:
+    """As the unpacker reads: each decoded piece handed on whole (read_piece)."""
+    with open_xz(path) as stream:
+        assert isinstance(stream, (ParallelXzReader, ChildXzReader))
+        return type(stream).__name__, b"".join(bytes(p) for p in iter(stream.read_piece, b""))
+
+
+def test_pieces_are_the_decoded_bytes_in_order(tmp_path: Path) -> None:
+    content = data()
+    assert read_pieces(ours(tmp_path / "many.xz", content)) == ("ParallelXzReader", content)
+    one = tmp_path / "one.xz"
+    one.write_bytes(lzma.compress(content))
+    if decoder_command() is not None:
+        assert read_pieces(one) == ("ChildXzReader", content)
 
 
 def test_stream_padding_between_streams_is_skipped(tmp_path: Path) -> None:

@@ -9,12 +9,18 @@ names, ``..``, links leaving ``top/``, devices and fifos are refused with one
 :class:`VenvStacksError` line, and nothing is written outside the staging folder: symlinks
 are created last, so no write can pass through one, and are then checked again with
 ``realpath``.
+
+Tar members are read by our own parser (tarstream.py), each file's bytes written with
+``os.write`` straight from the decoded pieces; an archive with a header kind it leaves to
+Python's ``tarfile`` (sparse files, global pax headers) is unpacked again with ``tarfile``.
+Every regular file, whatever the format, is written and finished in :func:`_write_file`.
 """
 
 from __future__ import annotations
 
 import calendar
 import contextlib
+import functools
 import gzip
 import lzma
 import os
@@ -26,15 +32,17 @@ import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import zstandard
 
+from venvstacks.archive import tarstream
 from venvstacks.archive.checked import CheckedArchive
 from venvstacks.archive.formats import ArchiveFormat
+from venvstacks.archive.tarstream import TarDamaged, TarStream, Unusual, write_all
 from venvstacks.archive.xzblocks import open_xz
 from venvstacks.errors import VenvStacksError
 
@@ -50,7 +58,10 @@ class _Refused(Exception):
 
 
 # gzip's own error for bytes that are not gzip is an OSError, not a zlib.error.
-_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, lzma.LZMAError, zlib.error, EOFError)
+_DAMAGED = (
+    *(TarDamaged, tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile),
+    *(lzma.LZMAError, zlib.error, EOFError),
+)
 
 
 @dataclass(frozen=True)
@@ -122,8 +133,15 @@ def _unpack(
     seen: dict[str, _Member] = {}
     links: list[_Member] = []
     reader = _read_zip(raw, top) if fmt is ArchiveFormat.ZIP else _read_tar(raw, fmt, top)
-    with contextlib.closing(reader):  # stopped or refused: its decoder (a process) ends now
-        _write_members(name, reader, staging, top, stop, seen, links)
+    try:
+        with contextlib.closing(reader):  # stopped or refused: its decoder (a process) ends now
+            _write_members(name, reader, staging, top, stop, seen, links)
+    except Unusual:  # a header kind only tarfile reads: start again with it
+        _empty(staging)
+        seen.clear()
+        links.clear()
+        with contextlib.closing(_read_tarfile(raw, fmt, top)) as reader:
+            _write_members(name, reader, staging, top, stop, seen, links)
     _check_links(links, seen, top)
     # Links go last: until now no symlink existed below staging, so no write could have
     # been redirected through one.
@@ -151,7 +169,9 @@ def _write_members(
 ) -> None:
     """Write every directory and file of ``reader``; note each member in ``seen`` and the
     links, written later, in ``links``."""
-    made = {staging}  # folders known to exist (no symlink exists below staging yet)
+    # Paths as strings: a Path per member cost more than the rest of the loop.
+    root = os.fspath(staging)
+    made = {root}  # folders known to exist (no symlink exists below staging yet)
     for member, data in reader:
         if stop.is_set():
             raise Stopped(f"unpacking {name} was stopped")
@@ -160,15 +180,16 @@ def _write_members(
         seen[member.rel] = member
         if member.rel == "" and member.kind != "dir":
             raise _Refused(f"the top member {top} is a {member.kind}, not a folder")
-        target = staging / member.rel if member.rel else staging
+        target = f"{root}/{member.rel}" if member.rel else root
         try:
             if member.kind == "dir":
-                target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                os.makedirs(target, mode=0o755, exist_ok=True)
                 made.add(target)
             elif member.kind == "file":
-                if target.parent not in made:  # one mkdir per folder, not one per file
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
+                parent = target.rpartition("/")[0]
+                if parent not in made:  # one mkdir per folder, not one per file
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
                 _write_file(target, data, member)
             else:
                 links.append(member)
@@ -176,12 +197,22 @@ def _write_members(
             raise _Refused(f"cannot write {top}/{member.rel} ({exc.strerror})") from None
 
 
+def _empty(folder: Path) -> None:
+    for entry in os.scandir(folder):  # no symlink exists below it yet: links come last
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
 def _check_links(links: list[_Member], seen: dict[str, _Member], top: str) -> None:
     symlinks = {m.rel for m in links if m.kind == "symlink"}
     for rel in seen:
-        parts = rel.split("/")
-        if any("/".join(parts[:i]) in symlinks for i in range(1, len(parts))):
-            raise _Refused(f"member {top}/{rel} lies below a symlink")
+        slash = rel.find("/")
+        while slash != -1:  # each folder above it
+            if rel[:slash] in symlinks:
+                raise _Refused(f"member {top}/{rel} lies below a symlink")
+            slash = rel.find("/", slash + 1)
     for m in links:
         if m.kind == "hardlink":
             if m.link not in seen or seen[m.link].kind != "file":
@@ -197,15 +228,16 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _write_file(target: Path, data: IO[bytes] | None, member: _Member) -> None:
+def _write_file(target: str, data: _Data | None, member: _Member) -> None:
     # O_EXCL: the name is new (duplicates were refused), so an existing entry means trouble.
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as out:
+    try:
         if data is not None:
-            shutil.copyfileobj(data, out, _CHUNK)
-        out.flush()  # before the times are set: a later write would change them
+            data(fd)  # unbuffered: nothing is written after the times are set
         os.fchmod(fd, member.mode)
         os.utime(fd, (member.mtime, member.mtime))
+    finally:
+        os.close(fd)
 
 
 def _member_rel(name: str, top: str) -> str:
@@ -219,36 +251,64 @@ def _member_rel(name: str, top: str) -> str:
     return "/".join(parts[1:])
 
 
-_Read = Generator[tuple[_Member, IO[bytes] | None], None, None]
+_Data = Callable[[int], None]
+"""Writes a file member's bytes to the open file descriptor it is given."""
+_Read = Generator[tuple[_Member, _Data | None], None, None]
 MAX_LINK_TARGET = 4096  # bytes: PATH_MAX on Linux, more than macOS allows
 _SPECIAL = "is a device, fifo or other special file"
+
+
+@contextlib.contextmanager
+def _decoded(archive: Path | BinaryIO, fmt: ArchiveFormat) -> Iterator[Any]:
+    """The archive (a path, or an open file read from its start) decompressed: a stream of
+    its tar bytes, read once."""
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(archive.open("rb")) if isinstance(archive, Path) else archive
+        raw.seek(0)
+        if fmt is ArchiveFormat.TAR_GZ:
+            yield stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        elif fmt is ArchiveFormat.TAR_XZ:
+            yield stack.enter_context(open_xz(raw))  # our blocks decode in parallel
+        else:
+            yield stack.enter_context(zstandard.ZstdDecompressor().stream_reader(raw, closefd=False))
 
 
 @contextlib.contextmanager
 def open_tar(archive: Path | BinaryIO, fmt: ArchiveFormat) -> Iterator[tarfile.TarFile]:
     """The archive (a path, or an open file read from its start) as a tar stream (members
     in order, read once), whatever its compression."""
-    with contextlib.ExitStack() as stack:
-        raw = stack.enter_context(archive.open("rb")) if isinstance(archive, Path) else archive
-        raw.seek(0)
-        stream: Any
-        if fmt is ArchiveFormat.TAR_GZ:
-            stream = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
-        elif fmt is ArchiveFormat.TAR_XZ:
-            stream = stack.enter_context(open_xz(raw))  # our blocks decode in parallel
-        else:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
-            stream = stack.enter_context(reader)
-        yield stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+    with _decoded(archive, fmt) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
+        yield tf
 
 
 def _read_tar(raw: BinaryIO, fmt: ArchiveFormat, top: str) -> _Read:
+    """The members as our own parser reads them (tarstream.py), each file's bytes written
+    straight from the decoded pieces; :class:`Unusual` for what only tarfile reads."""
+    with _decoded(raw, fmt) as stream:
+        tar = TarStream(tarstream.pieces_of(stream))
+        for h in tar.members():
+            rel = _member_rel(h.name, top)
+            if h.type in tarstream.REGULAR:
+                yield _Member(rel, "file", h.mode & 0o755 | 0o600, h.mtime), tar.write_to
+            elif h.type == tarstream.DIR:
+                yield _Member(rel, "dir"), None
+            elif h.type == tarstream.SYMLINK:
+                yield _Member(rel, "symlink", link=h.linkname), None
+            elif h.type == tarstream.HARDLINK:
+                yield _Member(rel, "hardlink", link=_member_rel(h.linkname, top)), None
+            else:
+                raise _Refused(f"member {h.name!r} {_SPECIAL}")
+
+
+def _read_tarfile(raw: BinaryIO, fmt: ArchiveFormat, top: str) -> _Read:
+    """The members as Python's tarfile reads them: for the header kinds tarstream.py leaves
+    to it (sparse files, global pax headers)."""
     with open_tar(raw, fmt) as tf:
         for ti in tf:
             rel = _member_rel(ti.name, top)
             if ti.isreg():
                 member = _Member(rel, "file", ti.mode & 0o755 | 0o600, int(ti.mtime))
-                yield member, tf.extractfile(ti)
+                yield member, functools.partial(_copy_to, tf.extractfile(ti))
             elif ti.isdir():
                 yield _Member(rel, "dir"), None
             elif ti.issym():
@@ -272,9 +332,15 @@ def _read_zip(raw: BinaryIO, top: str) -> _Read:
                 mtime = calendar.timegm((*info.date_time, 0, 0, -1))
                 file_mode = (mode & 0o755 | 0o600) if mode else 0o644
                 with zf.open(info) as data:
-                    yield _Member(rel, "file", file_mode, mtime), data
+                    yield _Member(rel, "file", file_mode, mtime), functools.partial(_copy_to, data)
             else:
                 raise _Refused(f"member {info.filename!r} {_SPECIAL}")
+
+
+def _copy_to(data: IO[bytes] | None, fd: int) -> None:
+    if data is not None:  # tarfile gives None for a file it cannot read
+        while chunk := data.read(_CHUNK):
+            write_all(fd, chunk)
 
 
 def _zip_link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:

@@ -217,10 +217,22 @@ class ParallelXzReader(io.RawIOBase):
             self._ahead.append(_Decoding(pieces, stop, done))
 
     def read(self, size: int | None = -1) -> bytes:
-        if self.closed:
-            raise ValueError("read from a closed xz reader")
         if size is None or size < 0:
             return b"".join(iter(lambda: self.read(1 << 20), b""))
+        self._wait_for_bytes()
+        chunk = bytes(self._current[:size])
+        self._current = self._current[size:]
+        return chunk
+
+    def read_piece(self) -> memoryview:
+        """The decoded bytes of the current piece not read yet, uncopied (empty at the end)."""
+        self._wait_for_bytes()
+        piece, self._current = self._current, memoryview(b"")
+        return piece
+
+    def _wait_for_bytes(self) -> None:
+        if self.closed:
+            raise ValueError("read from a closed xz reader")
         while not self._current and self._ahead:
             piece = self._ahead[0].pieces.get()
             if piece is None:  # that stream is done: start the next one
@@ -230,9 +242,6 @@ class ParallelXzReader(io.RawIOBase):
                 raise piece
             else:
                 self._current = memoryview(piece)
-        chunk = bytes(self._current[:size])
-        self._current = self._current[size:]
-        return chunk
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))

@@ -112,6 +112,16 @@ class ChildXzReader(io.RawIOBase):
             self._check_exit()
         return count
 
+    def read_piece(self) -> bytes:
+        """What the child has written since the last read, up to a pipe's worth, in one
+        read (empty at the end of its output)."""
+        if self.closed:
+            raise ValueError("read from a closed xz reader")
+        piece = self._out.read(_PIPE_SIZE) or b""
+        if not piece:
+            self._check_exit()
+        return piece
+
     def _check_exit(self) -> None:
         """At the end of its output: the child's verdict on the stream."""
         status = self._proc.wait()
