@@ -7,6 +7,7 @@ import hashlib
 import io
 import marshal
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -54,8 +55,11 @@ def published(published_once: Path, tmp_path: Path) -> Path:
     return shutil.copytree(published_once, tmp_path / "published")
 
 
-def snapshot(root: Path) -> dict[str, tuple[str, object]]:
-    """Every path below root: (mode, content hash or link target), deploy bookkeeping left out."""
+def snapshot(root: Path, staging_named: bool = False) -> dict[str, tuple[str, object]]:
+    """Every path below root: (mode, content hash or link target), deploy bookkeeping left out.
+
+    ``staging_named``: a pyc's ``co_filename`` naming a layer's staging folder counts as
+    naming the layer's folder (a postinstall.py run by itself compiles where it runs)."""
     found: dict[str, tuple[str, object]] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
@@ -68,14 +72,14 @@ def snapshot(root: Path) -> dict[str, tuple[str, object]]:
         elif stat.S_ISDIR(st.st_mode):
             what = "dir"
         elif path.suffix == ".pyc":
-            what = _compiled(path.read_bytes())
+            what = _compiled(path.read_bytes(), staging_named)
         else:
             what = hashlib.sha256(path.read_bytes()).hexdigest()
         found[rel] = (oct(stat.S_IMODE(st.st_mode)), what)
     return found
 
 
-def _compiled(data: bytes) -> tuple[bytes, object, str]:
+def _compiled(data: bytes, staging_named: bool) -> tuple[bytes, object, str]:
     # CPython's marshal marks objects by their refcounts in the compiling process, so the
     # bytes of a .pyc depend on which worker of the pool compiled it; the code object it
     # holds does not, and code objects compare by value. They do not compare co_filename:
@@ -83,7 +87,10 @@ def _compiled(data: bytes) -> tuple[bytes, object, str]:
     # where they are deployed, as a compile in place does). The header's source mtime is
     # left out too: sitecustomize.py is written at deploy time.
     code = marshal.loads(data[16:])
-    return data[:8] + data[12:16], code, code.co_filename
+    name = code.co_filename
+    if staging_named:
+        name = re.sub(r"/\.([^/]+)\.partial-[^/]+/", r"/\1/", name)
+    return data[:8] + data[12:16], code, name
 
 
 def recipe(published: Path, target: Path) -> None:
@@ -141,11 +148,12 @@ def test_the_windows_way_each_postinstall_by_itself_deploys_the_same(
     published: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Windows deploys run every layer's postinstall.py in a process of its own (its
-    sitecustomize.py depends on the layers already in place); simulated here on POSIX."""
+    sitecustomize.py depends on the layers already in place); simulated here on POSIX.
+    Its compileall runs in the layer's staging folder, and its pycs name that folder."""
     target = tmp_path / "target"
     deploy(published, target, log=lambda _: None)
-    in_process = snapshot(target)
+    in_process = snapshot(target, staging_named=True)
     shutil.rmtree(target)
     monkeypatch.setattr(finish, "IN_PROCESS", False)
     deploy(published, target, log=lambda _: None)
-    assert snapshot(target) == in_process
+    assert snapshot(target, staging_named=True) == in_process
