@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -269,6 +270,29 @@ def test_a_huge_extension_header_is_refused_unread() -> None:
     tar = TarStream(pieces(info.tobuf(tarfile.USTAR_FORMAT), 512))
     with pytest.raises(TarDamaged, match="extension header"):
         next(tar.members())
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE])
+def test_an_extension_header_of_negative_size_is_refused(kind: bytes) -> None:
+    """A base-256 size can be negative: read as such, it moved the reader back onto the
+    same header, for ever (a thread, so that a regression fails instead of hanging)."""
+    info = tarfile.TarInfo("././@LongLink")
+    info.type, info.size = kind, -512
+    tar = TarStream(pieces(info.tobuf(tarfile.GNU_FORMAT) + bytes(1024), 512))
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            next(tar.members())
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert outcome, "the reader never came back"
+    assert isinstance(outcome[0], TarDamaged) and "extension header of -512 bytes" in str(outcome[0])
 
 
 def test_an_empty_tar_and_an_all_zero_one() -> None:

@@ -155,7 +155,8 @@ class TarStream:
                 raise Unusual
             if header.type not in _EXTENSIONS:
                 return self._member(header, overrides, gnu_name)
-            if header.size > MAX_EXTENSION:
+            # A negative size (base-256 numbers can be) would move the reader back: refused.
+            if not 0 <= header.size <= MAX_EXTENSION:
                 raise TarDamaged(f"an extension header of {header.size} bytes")
             data = self._take(_blocks(header.size))
             if header.type in _PAX:
