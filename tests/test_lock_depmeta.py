@@ -9,6 +9,7 @@ depends on `six`, so a lock that lost that dependency would show.
 from __future__ import annotations
 
 import shutil
+from email.parser import HeaderParser
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ import pytest
 from tests.support.stacks import Stack
 from tests.support.wheels import SimpleIndex, make_wheel
 from venvstacks.layout import INSTALLED_DEPS
-from venvstacks.lock.depmeta import InstalledDeps, PackageDeps, from_metadata, with_dependency_metadata
+from venvstacks.lock import depmeta
+from venvstacks.lock.depmeta import InstalledDeps, PackageDeps, with_dependency_metadata
 
 APP_LOCK = "requirements/app-hello/pylock.app-hello.toml"
 
@@ -121,6 +123,10 @@ def test_the_users_own_entry_wins(dep_stack: Stack, simple_index: SimpleIndex) -
     assert "lock:app-hello" in dep_stack.build().ran
     assert fetched(simple_index) == set()  # attrs's metadata from the build, idna's from the user
     assert 'name = "six"' not in (dep_stack.root / APP_LOCK).read_text()
+
+
+def from_metadata(text: str, pinned: str) -> PackageDeps | None:
+    return depmeta.from_metadata(HeaderParser().parsestr(text), pinned)
 
 
 def test_dependency_fields_of_metadata() -> None:

@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -124,18 +123,15 @@ def installed_deps(site: Path, lock: Pylock) -> tuple[PackageDeps, ...]:
     found = []
     for info in dist_infos(site):
         name = canonicalize_name(info.path.name.partition("-")[0])
-        deps = _deps(info.metadata, pins[name][0]) if name in pins else None
+        deps = from_metadata(info.metadata, pins[name][0]) if name in pins else None
         if deps is not None:
             found.append(deps)
     return tuple(sorted(found, key=lambda d: d.name))
 
 
-def from_metadata(text: str, pinned: str) -> PackageDeps | None:
-    """A `METADATA` file's dependency fields, if it is of version `pinned` (else None)."""
-    return _deps(HeaderParser().parsestr(text), pinned)
-
-
-def _deps(fields: Message, pinned: str) -> PackageDeps | None:
+def from_metadata(fields: Message, pinned: str) -> PackageDeps | None:
+    """The dependency fields of a `METADATA` file's headers, if it is of version `pinned`
+    (else None)."""
     name, version = fields.get("Name"), fields.get("Version")
     if name is None or version is None or not _same_version(version, pinned):
         return None

@@ -257,35 +257,24 @@ class CompilePools:
         folder ``staging`` are compiled under their names below ``final``, where they will
         be imported from."""
         job = Job(layer)
-        with self._lock:
-            pool = self._pools.get(str(python))
-            if pool is None:
-                pool = _Pool(str(python), self._slots, self._progress, self._limit)
-                self._pools[str(python)] = pool
-        # No more workers than chunks so far: a few files (a --bytecode layer's) take one
-        # Python start, not one per core.
         names = (os.path.join(shown_as[0], ""), os.path.join(shown_as[1], "")) if shown_as else None
-        self._submit(pool, files, job, missing_only, names)
-        job.seal()
-        if pool.broken is not None:
-            job.fail(pool.broken)
-        return job.done
-
-    def _submit(
-        self,
-        pool: _Pool,
-        files: Sequence[str],
-        job: Job,
-        missing_only: bool,
-        shown_as: tuple[str, str] | None,
-    ) -> None:
         self._progress.add(files=len(files))
         with self._lock:
             if self._closed:
                 raise VenvStacksError("byte-compiling was stopped")
-            pool.submit(files, job, missing_only, shown_as)
+            pool = self._pools.get(str(python))
+            if pool is None:
+                pool = _Pool(str(python), self._slots, self._progress, self._limit)
+                self._pools[str(python)] = pool
+            pool.submit(files, job, missing_only, names)
             if files:
+                # No more workers than chunks so far: a few files (a --bytecode layer's)
+                # take one Python start, not one per core.
                 pool.grow(min(self._workers, pool.chunks))
+        job.seal()
+        if pool.broken is not None:
+            job.fail(pool.broken)
+        return job.done
 
     def progress(self) -> str:
         """How far the compiling has got, for a progress line."""
